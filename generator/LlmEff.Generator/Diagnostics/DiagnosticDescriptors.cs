@@ -1,0 +1,71 @@
+using Microsoft.CodeAnalysis;
+
+namespace LlmEff.Generator.Diagnostics;
+
+/// <summary>
+/// Every diagnostic LlmEff reports, in one place. IDs are stable: never renumber or reuse one; record each
+/// new ID in AnalyzerReleases.Unshipped.md. The README's "Diagnostics" table mirrors this catalog.
+/// </summary>
+internal static class DiagnosticDescriptors
+{
+    private const string Usage = "LlmEff.Usage";
+    private const string Configuration = "LlmEff.Configuration";
+    private const string HelpBase = "https://github.com/llmeff/LlmEff.Compiler/blob/main/README.md#";
+
+    private static DiagnosticDescriptor Create(string id, string title, string message, string category, DiagnosticSeverity severity, string description) =>
+        new(id, title, message, category, severity, isEnabledByDefault: true, description: description, helpLinkUri: HelpBase + id.ToLowerInvariant());
+
+    public static readonly DiagnosticDescriptor ModelClassNotPartial = Create(
+        "LLM001", "Model class must be partial",
+        "'{0}' carries [Model] but is not partial, so the generator cannot add the module to it",
+        Usage, DiagnosticSeverity.Error,
+        "The generator writes the TorchSharp module into the other half of the class: declare it 'partial class'.");
+
+    public static readonly DiagnosticDescriptor UnsupportedDeclaration = Create(
+        "LLM002", "Model class shape not supported",
+        "'{0}' cannot carry [Model]: {1}",
+        Usage, DiagnosticSeverity.Error,
+        "A model class must be a non-generic, non-static, non-abstract class without a base class of its own (the generated half derives it from TorchSharp's Module), and every enclosing type must be partial.");
+
+    public static readonly DiagnosticDescriptor MissingSize = Create(
+        "LLM003", "Required size missing",
+        "[{0}] needs {1}: set it to a positive number",
+        Configuration, DiagnosticSeverity.Error,
+        "Vocab, Dim, Layers and Context have no sensible default and must be declared.");
+
+    public static readonly DiagnosticDescriptor NonPositiveSize = Create(
+        "LLM004", "Size must be positive",
+        "{0} is {1}; it must be a positive number",
+        Configuration, DiagnosticSeverity.Error,
+        "Every count and width of a model is a positive integer.");
+
+    public static readonly DiagnosticDescriptor HeadsNotDivisibleByKvHeads = Create(
+        "LLM005", "Heads not divisible by KvHeads",
+        "Heads = {0} is not a multiple of KvHeads = {1}: each key/value head must serve the same number of query heads",
+        Configuration, DiagnosticSeverity.Error,
+        "Grouped-query attention shares each key/value head among Heads / KvHeads query heads, so KvHeads must divide Heads.");
+
+    public static readonly DiagnosticDescriptor DimNotDivisibleByHeads = Create(
+        "LLM006", "Dim not divisible by Heads",
+        "Dim = {0} is not a multiple of Heads = {1}, so the default HeadDim = Dim / Heads is not whole; set HeadDim or change Heads",
+        Configuration, DiagnosticSeverity.Error,
+        "Without an explicit HeadDim each head is Dim / Heads wide.");
+
+    public static readonly DiagnosticDescriptor ValueOutOfRange = Create(
+        "LLM007", "Value out of range",
+        "{0} = {1} is out of range: {2}",
+        Configuration, DiagnosticSeverity.Error,
+        "A setting lies outside the values the architecture allows.");
+
+    public static readonly DiagnosticDescriptor SizeOverflow = Create(
+        "LLM008", "Model size overflows",
+        "The sizes of '{0}' overflow 64-bit arithmetic ({1}); reduce the declared dimensions",
+        Configuration, DiagnosticSeverity.Error,
+        "Size facts are computed with checked 64-bit integers; a declaration whose parameter count or FLOPs do not fit is refused rather than reported wrongly.");
+
+    public static readonly DiagnosticDescriptor OrphanAttribute = Create(
+        "LLM009", "Attribute has no effect without [Model]",
+        "[{0}] on '{1}' has no effect: the class has no [Model] attribute",
+        Usage, DiagnosticSeverity.Warning,
+        "Attention, Mlp and the other architecture attributes describe parts of a model declared with [Model].");
+}

@@ -1,0 +1,15 @@
+namespace LlmEff.Generator.Model;
+
+// Mirrors of the runtime's public enums (runtime/LlmEff.Runtime/Attributes/Enums.cs). The generator cannot
+// reference the runtime (netstandard2.0 vs net10.0 + TorchSharp), so it reads attribute arguments as
+// these values; EnumMirrorTests keeps names and numbers identical.
+
+internal enum NormKind { RmsNorm = 0, LayerNorm = 1 }
+
+internal enum PositionKind { Rope = 0, Learned = 1, None = 2 }
+
+internal enum ActivationKind { SwiGlu = 0, Gelu = 1 }
+
+internal enum ProjectionKind { Full = 0 }
+
+internal enum NamingKind { Llama = 0, Gpt2 = 1 }

@@ -1,0 +1,55 @@
+namespace LlmEff.Generator.Model;
+
+// The pipeline's models: plain values only (no ISymbol, SyntaxNode or Compilation), so the incremental
+// driver can compare them between runs and skip emission when nothing that matters changed.
+
+/// <summary>Where the generated half of the class goes.</summary>
+/// <param name="Namespace">Containing namespace, empty for the global namespace.</param>
+/// <param name="Name">Class name.</param>
+/// <param name="ContainingTypes">Declarations of enclosing types, outermost first, e.g. "partial class Outer".</param>
+internal sealed record TypeTarget(string Namespace, string Name, EquatableArray<string> ContainingTypes)
+{
+    public string FullName => (Namespace.Length == 0 ? "" : Namespace + ".") +
+        string.Concat(System.Linq.Enumerable.Select(ContainingTypes, c => c.Substring(c.LastIndexOf(' ') + 1) + ".")) + Name;
+}
+
+/// <summary>Self-attention of every block, with defaults resolved.</summary>
+internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim)
+{
+    public long QueryWidth => (long)Heads * HeadDim;
+    public long KvWidth => (long)KvHeads * HeadDim;
+}
+
+/// <summary>Feed-forward network of every block, with defaults resolved.</summary>
+internal sealed record MlpSpec(int Hidden, ActivationKind Activation);
+
+/// <summary>A whole declared model, with every default resolved.</summary>
+internal sealed record ModelSpec(
+    int Vocab,
+    int Dim,
+    int Layers,
+    int Context,
+    bool TiedEmbeddings,
+    NormKind Norm,
+    PositionKind Positions,
+    bool Bias,
+    double RopeTheta,
+    double NormEps,
+    NamingKind Naming,
+    AttentionSpec Attention,
+    MlpSpec Mlp);
+
+/// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
+internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes Sizes);
+
+/// <summary>Exact size facts, computed once by <see cref="Sizing.ModelSizing"/>.</summary>
+internal sealed record ModelSizes(
+    long Parameters,
+    long EmbeddingParameters,
+    long AttentionParametersPerLayer,
+    long MlpParametersPerLayer,
+    long NormParametersPerLayer,
+    long FinalNormParameters,
+    long OutputHeadParameters,
+    long KvCacheElementsPerToken,
+    long FlopsPerToken);

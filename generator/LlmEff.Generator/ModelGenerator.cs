@@ -1,0 +1,49 @@
+using System.Threading;
+using LlmEff.Generator.Emitting;
+using LlmEff.Generator.Model;
+using LlmEff.Generator.Parsing;
+using LlmEff.Generator.Validation;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace LlmEff.Generator;
+
+/// <summary>
+/// Finds classes marked [Model], turns their attributes into an equatable <see cref="ModelToEmit"/>, and emits
+/// the module. Invalid declarations emit nothing: <see cref="Analyzers.ModelDeclarationAnalyzer"/> reports why,
+/// at the offending argument.
+/// </summary>
+[Generator(LanguageNames.CSharp)]
+public sealed class ModelGenerator : IIncrementalGenerator
+{
+    public void Initialize(IncrementalGeneratorInitializationContext context)
+    {
+        var declarations = context.SyntaxProvider
+            .ForAttributeWithMetadataName(
+                AttributeNames.Model,
+                predicate: static (node, _) => node is ClassDeclarationSyntax,
+                transform: static (syntax, token) => Parse(syntax, token))
+            .WithTrackingName(TrackingNames.Declarations);
+
+        var models = declarations
+            .Where(static model => model is not null)
+            .Select(static (model, _) => model!)
+            .WithTrackingName(TrackingNames.Models);
+
+        context.RegisterSourceOutput(models, static (output, model) =>
+            output.AddSource(ModelEmitter.HintName(model.Target), ModelEmitter.Emit(model)));
+    }
+
+    private static ModelToEmit? Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken token)
+    {
+        if (syntax.TargetSymbol is not INamedTypeSymbol type) return null;
+        // A partial class with several declarations is visited once per declaration; emit from the first only.
+        if (type.DeclaringSyntaxReferences.Length > 1 && type.DeclaringSyntaxReferences[0].GetSyntax(token) != syntax.TargetNode) return null;
+        if (TypeShape.Check(type).Problem != TypeShape.Problem.None) return null;
+        token.ThrowIfCancellationRequested();
+        var result = ModelValidator.Validate(ModelReader.Read(type), type.Name);
+        return result.Spec is { } spec && result.Sizes is { } sizes
+            ? new ModelToEmit(ModelReader.Target(type), spec, sizes)
+            : null;
+    }
+}

@@ -1,0 +1,16 @@
+namespace LlmEff.Generator.Parsing;
+
+/// <summary>Metadata names of the attributes the generator reads (declared in runtime/LlmEff.Runtime/Attributes).</summary>
+internal static class AttributeNames
+{
+    public const string Model = "LlmEff.ModelAttribute";
+    public const string Attention = "LlmEff.AttentionAttribute";
+    public const string Mlp = "LlmEff.MlpAttribute";
+
+    /// <summary>"LlmEff.ModelAttribute" → "Model", the name users write.</summary>
+    public static string ShortName(string metadataName)
+    {
+        var name = metadataName.Substring(metadataName.LastIndexOf('.') + 1);
+        return name.EndsWith("Attribute") ? name.Substring(0, name.Length - "Attribute".Length) : name;
+    }
+}

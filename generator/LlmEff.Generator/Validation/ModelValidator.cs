@@ -1,0 +1,184 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using LlmEff.Generator.Diagnostics;
+using LlmEff.Generator.Model;
+using LlmEff.Generator.Parsing;
+using LlmEff.Generator.Sizing;
+
+namespace LlmEff.Generator.Validation;
+
+/// <summary>
+/// Applies defaults to a declaration and checks it. The generator emits only what validates; the analyzer
+/// reports the same issues at the arguments that cause them, so both always agree.
+/// </summary>
+internal static class ModelValidator
+{
+    public sealed class Result
+    {
+        public Result(ModelSpec? spec, ModelSizes? sizes, IReadOnlyList<ConfigurationIssue> issues)
+        {
+            Spec = spec;
+            Sizes = sizes;
+            Issues = issues;
+        }
+
+        /// <summary>The resolved model, or null when an error makes it meaningless.</summary>
+        public ModelSpec? Spec { get; }
+
+        /// <summary>Size facts of <see cref="Spec"/>, or null when they overflow.</summary>
+        public ModelSizes? Sizes { get; }
+
+        public IReadOnlyList<ConfigurationIssue> Issues { get; }
+    }
+
+    public static Result Validate(DeclaredModel declared, string className)
+    {
+        var issues = new List<ConfigurationIssue>();
+        var model = new Reader(declared.Model, issues);
+        var vocab = model.RequiredSize("Vocab");
+        var dim = model.RequiredSize("Dim");
+        var layers = model.RequiredSize("Layers");
+        var context = model.RequiredSize("Context");
+        var tied = model.Bool("TiedEmbeddings", true);
+        var norm = model.Enum("Norm", NormKind.RmsNorm);
+        var positions = model.Enum("Positions", PositionKind.Rope);
+        var bias = model.Bool("Bias", false);
+        var ropeTheta = model.Double("RopeTheta", 10000, v => v > 1, "must be greater than 1");
+        var normEps = model.Double("NormEps", 1e-5, v => v > 0 && v < 1, "must lie in (0, 1)");
+        var naming = model.Enum("Naming", NamingKind.Llama);
+
+        var attention = ResolveAttention(new Reader(declared.Attention, issues), declared.Attention.Present, dim, positions, issues);
+        var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim);
+
+        if (issues.Count > 0 || attention is null || mlp is null)
+            return new Result(null, null, issues);
+
+        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp);
+        try
+        {
+            return new Result(spec, ModelSizing.Compute(spec), issues);
+        }
+        catch (OverflowException)
+        {
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.SizeOverflow, declared.Model.Name, null, className,
+                $"Vocab = {vocab}, Dim = {dim}, Layers = {layers}, Context = {context}"));
+            return new Result(null, null, issues);
+        }
+    }
+
+    private static AttentionSpec? ResolveAttention(Reader reader, bool present, int dim, PositionKind positions, List<ConfigurationIssue> issues)
+    {
+        var projections = reader.ConstructorEnum(ProjectionKind.Full, "Projections");
+        int heads;
+        if (present)
+        {
+            heads = reader.RequiredSize("Heads");
+        }
+        else
+        {
+            // Without [Attention], 64-wide heads; a width that is no multiple of 64 must say what it wants.
+            heads = dim > 0 && dim % 64 == 0 ? dim / 64 : 0;
+            if (dim > 0 && heads == 0)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Dim", "Dim", dim,
+                    "without [Attention] heads are 64 wide, so Dim must be a multiple of 64; declare [Attention(Heads = ...)]"));
+        }
+        var kvHeads = reader.OptionalSize("KvHeads", heads);
+        var headDim = reader.OptionalSize("HeadDim", 0);
+        if (heads <= 0 || kvHeads <= 0 || headDim < 0 || dim <= 0) return null;
+
+        if (kvHeads > heads)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "KvHeads", "KvHeads", kvHeads,
+                $"a model cannot have more key/value heads than query heads ({heads})"));
+        else if (heads % kvHeads != 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.HeadsNotDivisibleByKvHeads, "Attention", "KvHeads", heads, kvHeads));
+
+        if (headDim == 0)
+        {
+            if (dim % heads != 0)
+            {
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.DimNotDivisibleByHeads, "Attention", "Heads", dim, heads));
+                return null;
+            }
+            headDim = dim / heads;
+        }
+        if (positions == PositionKind.Rope && headDim % 2 != 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", reader.Has("HeadDim") ? "HeadDim" : "Heads",
+                "HeadDim", headDim, "rotary positions rotate channel pairs, so the head width must be even"));
+        return new AttentionSpec(projections, heads, kvHeads, headDim);
+    }
+
+    private static MlpSpec? ResolveMlp(Reader reader, int dim)
+    {
+        var activation = reader.Enum("Activation", ActivationKind.SwiGlu);
+        if (dim <= 0) return null;
+        var fallback = activation == ActivationKind.Gelu
+            ? 4L * dim
+            : (8L * dim / 3 + 63) / 64 * 64; // Llama's rule of thumb: same parameters as a 4·Dim GELU MLP.
+        var hidden = reader.OptionalSize("Hidden", fallback > int.MaxValue ? 0 : (int)fallback);
+        return hidden > 0 ? new MlpSpec(hidden, activation) : null;
+    }
+
+    /// <summary>Typed access to one attribute's arguments that records what is wrong with them.</summary>
+    private sealed class Reader
+    {
+
+        private readonly DeclaredAttribute attribute;
+        private readonly List<ConfigurationIssue> issues;
+
+        public Reader(DeclaredAttribute attribute, List<ConfigurationIssue> issues)
+        {
+            this.attribute = attribute;
+            this.issues = issues;
+        }
+
+        public bool Has(string name) => attribute.Named.ContainsKey(name);
+
+        public int RequiredSize(string name)
+        {
+            if (System.Linq.Enumerable.Contains(attribute.Erroneous, name)) return 0;
+            if (!attribute.Named.TryGetValue(name, out var value))
+            {
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.MissingSize, attribute.Name, null, attribute.Name, name));
+                return 0;
+            }
+            return Positive(name, value);
+        }
+
+        public int OptionalSize(string name, int fallback) =>
+            attribute.Named.TryGetValue(name, out var value) ? Positive(name, value) : fallback;
+
+        private int Positive(string name, object? value)
+        {
+            var number = value is int i ? i : 0;
+            if (number <= 0) issues.Add(new ConfigurationIssue(DiagnosticDescriptors.NonPositiveSize, attribute.Name, name, name, number));
+            return number;
+        }
+
+        public bool Bool(string name, bool fallback) =>
+            attribute.Named.TryGetValue(name, out var value) && value is bool b ? b : fallback;
+
+        public double Double(string name, double fallback, Func<double, bool> valid, string rule)
+        {
+            if (!attribute.Named.TryGetValue(name, out var value)) return fallback;
+            var number = value is double d ? d : System.Convert.ToDouble(value, CultureInfo.InvariantCulture);
+            if (!valid(number) || double.IsNaN(number) || double.IsInfinity(number))
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, attribute.Name, name, name, number.ToString("R", CultureInfo.InvariantCulture), rule));
+            return number;
+        }
+
+        public T Enum<T>(string name, T fallback) where T : struct, Enum =>
+            attribute.Named.TryGetValue(name, out var value) ? Defined(name, value, fallback) : fallback;
+
+        public T ConstructorEnum<T>(T fallback, string displayName) where T : struct, Enum =>
+            attribute.FirstConstructorArgument is { } value ? Defined(displayName, value, fallback, constructor: true) : fallback;
+
+        private T Defined<T>(string name, object? value, T fallback, bool constructor = false) where T : struct, Enum
+        {
+            if (value is int number && System.Enum.IsDefined(typeof(T), number)) return (T)(object)number;
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, attribute.Name, constructor ? ConfigurationIssue.ConstructorArgument : name, name,
+                value ?? "null", $"not a defined {typeof(T).Name.Replace("Kind", "")} value"));
+            return fallback;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+namespace LlmEff;
+
+// The generator mirrors these values (generator/LlmEff.Generator/Model/Enums.cs); a test keeps them in step.
+
+/// <summary>Normalization layer used before each sub-block and at the end of the stack.</summary>
+public enum Norm
+{
+    /// <summary>Root-mean-square norm with a learned scale (Llama, LFM2, DeepSeek).</summary>
+    RmsNorm = 0,
+    /// <summary>Layer norm with learned scale and bias (GPT-2).</summary>
+    LayerNorm = 1,
+}
+
+/// <summary>How token positions enter the model.</summary>
+public enum Positions
+{
+    /// <summary>Rotary position embedding applied to queries and keys.</summary>
+    Rope = 0,
+    /// <summary>A learned absolute position embedding added to the token embedding (GPT-2).</summary>
+    Learned = 1,
+    /// <summary>No positional signal besides the causal mask.</summary>
+    None = 2,
+}
+
+/// <summary>Feed-forward activation.</summary>
+public enum Activation
+{
+    /// <summary>SiLU-gated linear unit: <c>down(silu(gate(x)) ⊙ up(x))</c>, three matrices.</summary>
+    SwiGlu = 0,
+    /// <summary>GELU (tanh approximation, as GPT-2): <c>down(gelu(up(x)))</c>, two matrices.</summary>
+    Gelu = 1,
+}
+
+/// <summary>Which of the three attention projections exist (see REFERENCES §1).</summary>
+public enum Projections
+{
+    /// <summary>Q, K and V are distinct projections.</summary>
+    Full = 0,
+}
+
+/// <summary>Whose parameter names the module uses, so checkpoints map one to one.</summary>
+public enum ParameterNaming
+{
+    /// <summary>Hugging Face Llama names: <c>model.layers.0.self_attn.q_proj.weight</c>.</summary>
+    Llama = 0,
+    /// <summary>Hugging Face GPT-2 names: <c>transformer.h.0.attn.c_attn.weight</c>, with fused QKV and
+    /// GPT-2's <c>Conv1D</c> weight layout (input × output).</summary>
+    Gpt2 = 1,
+}

@@ -1,0 +1,77 @@
+using System;
+
+namespace LlmEff;
+
+/// <summary>
+/// Declares a decoder-only language model. Put it on a <c>partial class</c>; the LlmEff generator emits
+/// the TorchSharp module and its size facts into the other half of the class.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class ModelAttribute : Attribute
+{
+    /// <summary>Vocabulary size (rows of the token embedding). Required.</summary>
+    public int Vocab { get; set; }
+
+    /// <summary>Model width <c>d</c>. Required.</summary>
+    public int Dim { get; set; }
+
+    /// <summary>Number of transformer blocks. Required.</summary>
+    public int Layers { get; set; }
+
+    /// <summary>Maximum sequence length: sizes the learned position table and the rotary cache, and the
+    /// context at which <c>FlopsPerToken</c> is counted. Required.</summary>
+    public int Context { get; set; }
+
+    /// <summary>Output head shares the token-embedding matrix. Default <c>true</c>.</summary>
+    public bool TiedEmbeddings { get; set; }
+
+    /// <summary>Normalization kind. Default <see cref="LlmEff.Norm.RmsNorm"/>.</summary>
+    public Norm Norm { get; set; }
+
+    /// <summary>Positional scheme. Default <see cref="LlmEff.Positions.Rope"/>.</summary>
+    public Positions Positions { get; set; }
+
+    /// <summary>Linear layers carry biases. Default <c>false</c>.</summary>
+    public bool Bias { get; set; }
+
+    /// <summary>Rotary base frequency θ. Default 10000.</summary>
+    public double RopeTheta { get; set; }
+
+    /// <summary>Epsilon of every norm. Default 1e-5.</summary>
+    public double NormEps { get; set; }
+
+    /// <summary>Parameter naming scheme. Default <see cref="ParameterNaming.Llama"/>.</summary>
+    public ParameterNaming Naming { get; set; }
+}
+
+/// <summary>Self-attention of every block. Optional: without it, full multi-head attention with
+/// <c>Heads = Dim / 64</c>.</summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class AttentionAttribute : Attribute
+{
+    /// <summary>Declares attention with the given projection variant.</summary>
+    public AttentionAttribute(Projections projections = Projections.Full) => Projections = projections;
+
+    /// <summary>Which projections exist.</summary>
+    public Projections Projections { get; }
+
+    /// <summary>Query heads. Required when the attribute is present.</summary>
+    public int Heads { get; set; }
+
+    /// <summary>Key/value heads (GQA when fewer than <see cref="Heads"/>, MQA when 1). Default: <see cref="Heads"/>.</summary>
+    public int KvHeads { get; set; }
+
+    /// <summary>Width of one head. Default: <c>Dim / Heads</c>.</summary>
+    public int HeadDim { get; set; }
+}
+
+/// <summary>Feed-forward network of every block. Optional: without it, SwiGLU with the default width.</summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class MlpAttribute : Attribute
+{
+    /// <summary>Hidden width. Default: <c>4·Dim</c> for GELU; for SwiGLU <c>8·Dim/3</c> rounded up to a multiple of 64.</summary>
+    public int Hidden { get; set; }
+
+    /// <summary>Activation. Default <see cref="LlmEff.Activation.SwiGlu"/>.</summary>
+    public Activation Activation { get; set; }
+}

@@ -1,0 +1,56 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Reflection;
+using static TorchSharp.torch;
+
+namespace LlmEff;
+
+/// <summary>A declared model found in an assembly: its facts and a way to build it.</summary>
+public sealed class DeclaredModelType
+{
+    private readonly MethodInfo create;
+
+    internal DeclaredModelType(Type type, ModelFacts facts, MethodInfo create)
+    {
+        Type = type;
+        Facts = facts;
+        this.create = create;
+    }
+
+    /// <summary>The generated class.</summary>
+    public Type Type { get; }
+
+    /// <summary>Its size facts.</summary>
+    public ModelFacts Facts { get; }
+
+    /// <summary>Builds the module (see <see cref="IDeclaredModel{TSelf}.Create"/>).</summary>
+    public nn.Module<Tensor, Tensor> Create(Device? device = null, ScalarType? dtype = null) =>
+        (nn.Module<Tensor, Tensor>)create.Invoke(null, new object?[] { device, dtype })!;
+}
+
+/// <summary>Lists the models declared with [Model] in an assembly.</summary>
+public static class ModelCatalog
+{
+    /// <summary>Every class in <paramref name="assembly"/> that the generator turned into a model, by name.</summary>
+    public static IReadOnlyList<DeclaredModelType> In(Assembly assembly) =>
+        assembly.GetTypes()
+            .Where(t => t.IsClass && !t.IsAbstract && t.GetInterfaces().Any(IsDeclaredModel))
+            .Select(t => new DeclaredModelType(
+                t,
+                (ModelFacts)t.GetProperty("Facts", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!,
+                t.GetMethod("Create", BindingFlags.Public | BindingFlags.Static)!))
+            .OrderBy(m => m.Facts.Name, StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>The model called <paramref name="name"/> (case-insensitive); the error lists the known names.</summary>
+    public static DeclaredModelType Find(Assembly assembly, string name)
+    {
+        var models = In(assembly);
+        return models.FirstOrDefault(m => string.Equals(m.Facts.Name, name, StringComparison.OrdinalIgnoreCase))
+            ?? throw new ArgumentException($"No model named '{name}' in {assembly.GetName().Name}. Declared models: {string.Join(", ", models.Select(m => m.Facts.Name))}.", nameof(name));
+    }
+
+    private static bool IsDeclaredModel(Type i) => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IDeclaredModel<>);
+
+}

@@ -1,0 +1,31 @@
+using static TorchSharp.torch;
+
+namespace LlmEff.Layers;
+
+/// <summary>The one place generated attention calls into scaled-dot-product attention.</summary>
+public static class Attention
+{
+    /// <summary>
+    /// Causal attention for queries [batch, heads, time, headDim] over keys and values
+    /// [batch, kvHeads, time, headDim]. With fewer KV heads than query heads (GQA/MQA) each KV head serves
+    /// <c>heads / kvHeads</c> consecutive query heads, as in Hugging Face's <c>repeat_kv</c>: TorchSharp's SDPA
+    /// has no grouped mode, so K and V are repeated here.
+    /// </summary>
+    public static Tensor Causal(Tensor query, Tensor key, Tensor value)
+    {
+        var groups = query.shape[1] / key.shape[1];
+        if (groups == 1) return nn.functional.scaled_dot_product_attention(query, key, value, is_casual: true);
+        using var scope = NewDisposeScope();
+        var k = key.repeat_interleave(groups, dim: 1);
+        var v = value.repeat_interleave(groups, dim: 1);
+        return nn.functional.scaled_dot_product_attention(query, k, v, is_casual: true).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>[batch, time, heads·headDim] → [batch, heads, time, headDim].</summary>
+    public static Tensor SplitHeads(Tensor x, long heads) =>
+        x.view(x.shape[0], x.shape[1], heads, x.shape[2] / heads).transpose(1, 2);
+
+    /// <summary>[batch, heads, time, headDim] → [batch, time, heads·headDim].</summary>
+    public static Tensor MergeHeads(Tensor x) =>
+        x.transpose(1, 2).reshape(x.shape[0], x.shape[2], x.shape[1] * x.shape[3]);
+}

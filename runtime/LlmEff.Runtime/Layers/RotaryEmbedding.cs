@@ -1,0 +1,47 @@
+using System;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmEff.Layers;
+
+/// <summary>
+/// Rotary position embedding with the half-split layout of Hugging Face Llama (<c>rotate_half</c>), so that
+/// checkpoints exchanged under Llama names rotate the same channel pairs. The cos/sin tables are
+/// non-persistent buffers: they are neither parameters nor part of a checkpoint.
+/// </summary>
+public sealed class RotaryEmbedding : nn.Module
+{
+    private readonly Tensor cos;
+    private readonly Tensor sin;
+
+    /// <summary>Precomputes angles for <paramref name="context"/> positions of heads <paramref name="headDim"/> wide with base <paramref name="theta"/>.</summary>
+    public RotaryEmbedding(int headDim, int context, double theta, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(RotaryEmbedding))
+    {
+        if (headDim % 2 != 0) throw new ArgumentException($"Rotary embedding needs an even head width; got {headDim}.", nameof(headDim));
+        using (var scope = NewDisposeScope())
+        {
+            // Tables are computed in fp64 on the CPU, then cast: positions up to 10^6 keep their phase.
+            var inverseFrequency = torch.pow(theta, -torch.arange(0, headDim, 2, dtype: ScalarType.Float64) / headDim);
+            var angles = torch.outer(torch.arange(context, dtype: ScalarType.Float64), inverseFrequency);
+            var doubled = torch.cat(new[] { angles, angles }, dim: -1);
+            var tableType = dtype ?? ScalarType.Float32;
+            cos = doubled.cos().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope();
+            sin = doubled.sin().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope();
+        }
+        register_buffer("cos", cos, persistent: false);
+        register_buffer("sin", sin, persistent: false);
+    }
+
+    /// <summary>Cosine and sine tables [time, headDim] for positions <paramref name="offset"/> … offset + time − 1.</summary>
+    public (Tensor Cos, Tensor Sin) Angles(long time, long offset = 0) => (cos.narrow(0, offset, time), sin.narrow(0, offset, time));
+
+    /// <summary>Rotates <paramref name="x"/> [batch, heads, time, headDim] by the angles of <see cref="Angles"/>.</summary>
+    public static Tensor Rotate(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        var half = x.shape[^1] / 2;
+        var rotated = torch.cat(new[] { -x.narrow(-1, half, half), x.narrow(-1, 0, half) }, dim: -1);
+        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+    }
+}
