@@ -1,0 +1,102 @@
+using System.Linq;
+using LlmEff.Generator.Tests.Infrastructure;
+using Microsoft.CodeAnalysis;
+
+namespace LlmEff.Generator.Tests;
+
+/// <summary>What the generator writes for the sample models: reviewed snapshots, and code that compiles cleanly.</summary>
+public sealed class GeneratedSourceTests
+{
+    public static TheoryData<string> Samples => new(CompilationHarness.SampleSources().Keys);
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void Sample_generates_the_reviewed_source(string sample)
+    {
+        var (_, run) = CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources()[sample]));
+
+        var generated = Assert.Single(run.Results.Single().GeneratedSources);
+        Assert.Null(run.Results.Single().Exception);
+        Snapshot.Match(generated.HintName.Replace(".g.cs", ".g"), generated.SourceText.ToString());
+    }
+
+    [Fact]
+    public void All_samples_compile_against_TorchSharp_without_warnings()
+    {
+        var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources().Values.ToArray()));
+
+        Assert.Empty(run.Diagnostics);
+        Assert.Equal(CompilationHarness.SampleSources().Count, run.GeneratedTrees.Length);
+        Assert.Empty(CompilationHarness.Problems(output));
+    }
+
+    [Theory]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, TiedEmbeddings = false)] [Attention(Heads = 4, KvHeads = 2)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true)] [Mlp(Activation = Activation.Gelu)] [Attention(Heads = 2)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 1, Context = 32, Positions = Positions.None)] [Attention(Heads = 8, KvHeads = 1, HeadDim = 16)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 128, Layers = 1, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Mlp(Hidden = 96)]")]
+    public void Every_layout_option_compiles_without_warnings(string attributes)
+    {
+        var source = $$"""
+            using LlmEff;
+            namespace Variants;
+            {{attributes}}
+            public partial class Variant;
+            """;
+        var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
+
+        Assert.Single(run.GeneratedTrees);
+        Assert.Empty(CompilationHarness.Problems(output));
+    }
+
+    [Fact]
+    public void Models_nested_in_partial_types_and_in_the_global_namespace_compile()
+    {
+        const string source = """
+            using LlmEff;
+            public static partial class Outer
+            {
+                public partial struct Middle
+                {
+                    [Model(Vocab = 64, Dim = 64, Layers = 1, Context = 16)]
+                    internal partial class Inner { }
+                }
+            }
+            [Model(Vocab = 64, Dim = 64, Layers = 1, Context = 16)]
+            partial class TopLevel;
+            """;
+        var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
+
+        Assert.Equal(2, run.GeneratedTrees.Length);
+        Assert.Empty(CompilationHarness.Problems(output));
+        Assert.Contains(run.Results.Single().GeneratedSources, s => s.HintName == "Outer.Middle.Inner.g.cs");
+    }
+
+    [Fact]
+    public void Invalid_declarations_generate_nothing_and_leave_the_reporting_to_the_analyzer()
+    {
+        const string source = """
+            using LlmEff;
+            [Model(Vocab = 64, Dim = 0, Layers = 1, Context = 16)]
+            public partial class Broken;
+            [Model(Vocab = 64, Dim = 64, Layers = 1, Context = 16)]
+            public class NotPartial;
+            """;
+        var (_, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
+
+        Assert.Empty(run.GeneratedTrees);
+        Assert.Empty(run.Diagnostics);
+        Assert.Null(run.Results.Single().Exception);
+    }
+
+    [Fact]
+    public void Output_is_deterministic_across_runs()
+    {
+        var source = CompilationHarness.SampleSources()["TinyDecoder"];
+        var first = CompilationHarness.Generate(CompilationHarness.Compile(source)).Run.GeneratedTrees.Single().ToString();
+        var second = CompilationHarness.Generate(CompilationHarness.Compile(source)).Run.GeneratedTrees.Single().ToString();
+
+        Assert.Equal(first, second);
+        Assert.DoesNotContain("\r", first);
+    }
+}

@@ -1,0 +1,60 @@
+using System;
+using LlmEff.Generator.Model;
+using LlmEff.Generator.Sizing;
+
+namespace LlmEff.Generator.Tests;
+
+/// <summary>Size arithmetic against published figures (shared/REFERENCES.md §5) and hand-computed small cases.</summary>
+public sealed class SizingTests
+{
+    private static ModelSpec Gpt2Small => new(50257, 768, 12, 1024, TiedEmbeddings: true, NormKind.LayerNorm, PositionKind.Learned, Bias: true,
+        10000, 1e-5, NamingKind.Gpt2, new AttentionSpec(ProjectionKind.Full, 12, 12, 64), new MlpSpec(3072, ActivationKind.Gelu));
+
+    private static ModelSpec Llama3_8B => new(128256, 4096, 32, 8192, TiedEmbeddings: false, NormKind.RmsNorm, PositionKind.Rope, Bias: false,
+        500000, 1e-5, NamingKind.Llama, new AttentionSpec(ProjectionKind.Full, 32, 8, 128), new MlpSpec(14336, ActivationKind.SwiGlu));
+
+    [Fact]
+    public void Gpt2_small_has_its_published_parameter_count() =>
+        Assert.Equal(124_439_808, ModelSizing.Compute(Gpt2Small).Parameters);
+
+    [Fact]
+    public void Llama3_8B_has_its_published_parameter_count_and_KV_cache()
+    {
+        var sizes = ModelSizing.Compute(Llama3_8B);
+
+        Assert.Equal(8_030_261_248, sizes.Parameters);
+        Assert.Equal(131_072, sizes.KvCacheElementsPerToken * 2); // bf16 bytes: 2 · 32 layers · 8 KV heads · 128 · 2 B
+    }
+
+    [Fact]
+    public void Flops_count_every_weight_matmul_and_attention_at_full_context()
+    {
+        // One layer, d = 8, 2 heads of 4, SwiGLU 16, vocab 10, context 5, tied.
+        var spec = new ModelSpec(10, 8, 1, 5, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec(ProjectionKind.Full, 2, 2, 4), new MlpSpec(16, ActivationKind.SwiGlu));
+        var weights = 4 * 8 * 8 + 3 * 8 * 16 + 10 * 8; // projections, MLP, output head
+        var attention = 4 * 2 * 4 * 5;                  // scores and mixing: 4 · heads · headDim · context
+
+        Assert.Equal(2 * weights + attention, ModelSizing.Compute(spec).FlopsPerToken);
+    }
+
+    [Fact]
+    public void A_trillion_parameter_declaration_is_counted_exactly()
+    {
+        var spec = Llama3_8B with { Dim = 65536, Layers = 128, Attention = new AttentionSpec(ProjectionKind.Full, 512, 64, 128), Mlp = new MlpSpec(262144, ActivationKind.SwiGlu) };
+
+        var parameters = ModelSizing.Compute(spec).Parameters;
+
+        var perLayer = 65536L * 65536 * 2 + 2L * 65536 * 8192 + 3L * 65536 * 262144 + 2 * 65536;
+        Assert.Equal(2L * 128256 * 65536 + 128 * perLayer + 65536, parameters);
+        Assert.True(parameters > 1_000_000_000_000);
+    }
+
+    [Fact]
+    public void Sizes_that_do_not_fit_64_bits_throw_instead_of_wrapping()
+    {
+        var spec = Llama3_8B with { Vocab = int.MaxValue, Dim = int.MaxValue, Layers = int.MaxValue, Mlp = new MlpSpec(int.MaxValue, ActivationKind.SwiGlu) };
+
+        Assert.Throws<OverflowException>(() => ModelSizing.Compute(spec));
+    }
+}
