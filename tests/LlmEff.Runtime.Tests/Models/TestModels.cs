@@ -1,0 +1,27 @@
+using LlmEff;
+
+namespace LlmEff.Runtime.Tests.Models;
+
+// Small declarations that cover every layout option; the generator compiles them like a user's models.
+
+/// <summary>GPT-2 names (fused c_attn), grouped-query attention, untied head.</summary>
+[Model(Vocab = 97, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, TiedEmbeddings = false)]
+[Attention(Heads = 4, KvHeads = 2)]
+public partial class Gpt2NamesGqa;
+
+/// <summary>Llama names with LayerNorm, learned positions, biases and GELU.</summary>
+[Model(Vocab = 97, Dim = 64, Layers = 2, Context = 32, Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true)]
+[Attention(Heads = 2)]
+[Mlp(Activation = Activation.Gelu)]
+public partial class LayerNormLearned;
+
+/// <summary>Multi-query attention, explicit head width, no positional signal.</summary>
+[Model(Vocab = 97, Dim = 64, Layers = 1, Context = 32, Positions = Positions.None)]
+[Attention(Heads = 8, KvHeads = 1, HeadDim = 16)]
+public partial class MultiQueryNoPositions;
+
+/// <summary>GPT-2 names with a fused SwiGLU (c_fc holds gate and up) and biases.</summary>
+[Model(Vocab = 97, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)]
+[Attention(Heads = 4)]
+[Mlp(Hidden = 96)]
+public partial class Gpt2NamesSwiGlu;
