@@ -15,9 +15,10 @@ public sealed class GeneratedSourceTests
     {
         var (_, run) = CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources()[sample]));
 
-        var generated = Assert.Single(run.Results.Single().GeneratedSources);
         Assert.Null(run.Results.Single().Exception);
-        Snapshot.Match(generated.HintName.Replace(".g.cs", ".g"), generated.SourceText.ToString());
+        Assert.NotEmpty(run.Results.Single().GeneratedSources);
+        foreach (var generated in run.Results.Single().GeneratedSources)
+            Snapshot.Match(generated.HintName.Replace(".g.cs", ".g"), generated.SourceText.ToString());
     }
 
     [Fact]
@@ -26,7 +27,7 @@ public sealed class GeneratedSourceTests
         var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources().Values.ToArray()));
 
         Assert.Empty(run.Diagnostics);
-        Assert.Equal(CompilationHarness.SampleSources().Count, run.GeneratedTrees.Length);
+        Assert.True(run.GeneratedTrees.Length >= CompilationHarness.SampleSources().Count);
         Assert.Empty(CompilationHarness.Problems(output));
     }
 

@@ -57,4 +57,23 @@ public sealed class SizingTests
 
         Assert.Throws<OverflowException>(() => ModelSizing.Compute(spec));
     }
+
+    [Theory]
+    [InlineData(0 /* Full */, 64 * (64 + 32 + 32), 2)]
+    [InlineData(1 /* NoKey */, 64 * (64 + 32), 1)]
+    [InlineData(2 /* NoQuery */, 64 * (32 + 32), 2)]
+    [InlineData(3 /* Shared */, 64 * 32, 1)]
+    public void Each_projection_variant_counts_only_the_projections_it_keeps(int projections, long inputProjectionWeights, int cachedStreams)
+    {
+        // d = 64, 4 query heads and 2 KV heads of 16, SwiGLU 128, one layer, vocab 10, tied.
+        var spec = new ModelSpec(10, 64, 1, 8, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec((ProjectionKind)projections, 4, 2, 16), new MlpSpec(128, ActivationKind.SwiGlu));
+
+        var sizes = ModelSizing.Compute(spec);
+
+        Assert.Equal(inputProjectionWeights + 64 * 64, sizes.AttentionParametersPerLayer);
+        Assert.Equal(10 * 64 + inputProjectionWeights + 64 * 64 + 3 * 64 * 128 + 2 * 64 + 64, sizes.Parameters);
+        Assert.Equal(cachedStreams * 2 * 16, sizes.KvCacheElementsPerToken);
+        Assert.Equal(2 * (inputProjectionWeights + 64 * 64 + 3 * 64 * 128 + 10 * 64) + 4 * 4 * 16 * 8, sizes.FlopsPerToken);
+    }
 }

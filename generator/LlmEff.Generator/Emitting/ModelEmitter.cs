@@ -102,7 +102,7 @@ internal static class ModelEmitter
                    $"final norm {N(sizes.FinalNormParameters)}, output head {(spec.TiedEmbeddings ? "tied" : N(sizes.OutputHeadParameters))}).</summary>")
              .Line($"public const long ParameterCount = {L(sizes.Parameters)};")
              .Line()
-             .Line($"/// <summary>Key/value cache elements per token, all layers: {spec.Layers} layers × 2 (K and V) × {a.KvHeads} KV heads × {a.HeadDim} " +
+             .Line($"/// <summary>Key/value cache elements per token, all layers: {spec.Layers} layers × {(a.CachedStreams == 2 ? "2 (K and V)" : "1 (keys are the values)")} × {a.KvHeads} KV heads × {a.HeadDim} " +
                    $"= {N(sizes.KvCacheElementsPerToken)} ({N(sizes.KvCacheElementsPerToken * 2)} bytes in bf16).</summary>")
              .Line($"public const long KvCacheElementsPerToken = {L(sizes.KvCacheElementsPerToken)};")
              .Line()
@@ -226,23 +226,30 @@ internal static class ModelEmitter
         private void WriteAttention()
         {
             var a = spec.Attention;
-            var q = a.QueryWidth;
-            var kv = a.KvWidth;
-            w.Line($"/// <summary>Causal self-attention, {a.Projections} projections: {a.Heads} query heads and {a.KvHeads} key/value heads of width {a.HeadDim}.</summary>");
+            // Distinct input projections of the variant, in Q, K, V order, with the heads each produces.
+            var parts = new List<(string Name, long Width, string Heads)>();
+            if (a.HasQueryProjection) parts.Add(("q", a.QueryWidth, "Heads"));
+            if (a.HasKeyProjection) parts.Add(("k", a.KvWidth, "KvHeads"));
+            parts.Add((a.Projections == ProjectionKind.Shared ? "qkv" : "v", a.KvWidth, "KvHeads"));
+            var repeatedQueries = !a.HasQueryProjection && a.KvHeads != a.Heads;
+
+            w.Line($"/// <summary>Causal self-attention, {a.Projections} projections ({ProjectionSummary(a.Projections)}): " +
+                   $"{a.Heads} query heads and {a.KvHeads} key/value heads of width {a.HeadDim}.</summary>");
             using (w.Block($"public sealed class SelfAttention : {LayerModule}"))
             {
-                w.Line($"private const int Heads = {a.Heads}, KvHeads = {a.KvHeads};");
-                var projections = names.FusedProjections
-                    ? new List<(string Field, long Out)> { ("c_attn", q + 2 * kv) }
-                    : new List<(string Field, long Out)> { ("q_proj", q), ("k_proj", kv), ("v_proj", kv) };
-                foreach (var (field, _) in projections) w.Line($"private readonly {LinearType} {field};");
+                w.Line(repeatedQueries
+                    ? $"private const int Heads = {a.Heads}, KvHeads = {a.KvHeads}, QueriesPerKvHead = {a.Heads / a.KvHeads};"
+                    : $"private const int Heads = {a.Heads}, KvHeads = {a.KvHeads};");
+                var fields = names.FusedProjections
+                    ? new List<(string Field, long Width)> { ("c_attn", a.ProjectedWidth) }
+                    : parts.Select(p => (p.Name + "_proj", p.Width)).ToList();
+                foreach (var (field, _) in fields) w.Line($"private readonly {LinearType} {field};");
                 w.Line($"private readonly {LinearType} {names.OutputProjection};");
                 w.Line();
                 using (w.Block("internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))"))
                 {
-                    foreach (var (field, width) in projections)
-                        WriteLinear(field, spec.Dim, width, residual: false);
-                    WriteLinear(names.OutputProjection, q, spec.Dim, residual: true);
+                    foreach (var (field, width) in fields) WriteLinear(field, spec.Dim, width, residual: false);
+                    WriteLinear(names.OutputProjection, a.QueryWidth, spec.Dim, residual: true);
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -254,27 +261,64 @@ internal static class ModelEmitter
                     w.Line("using var scope = NewDisposeScope();");
                     if (names.FusedProjections)
                     {
-                        w.Line($"var qkv = c_attn.forward(x).split(new long[] {{ {q}, {kv}, {kv} }}, dim: -1);");
-                        w.Line("var q = Attention.SplitHeads(qkv[0], Heads);");
-                        w.Line("var k = Attention.SplitHeads(qkv[1], KvHeads);");
-                        w.Line("var v = Attention.SplitHeads(qkv[2], KvHeads);");
+                        w.Line($"var projected = c_attn.forward(x).split(new long[] {{ {string.Join(", ", parts.Select(p => p.Width))} }}, dim: -1);");
+                        for (var i = 0; i < parts.Count; i++)
+                            w.Line($"var {Local(parts[i].Name)} = Attention.SplitHeads(projected[{i}], {parts[i].Heads});");
                     }
                     else
                     {
-                        w.Line("var q = Attention.SplitHeads(q_proj.forward(x), Heads);");
-                        w.Line("var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);");
-                        w.Line("var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);");
+                        foreach (var part in parts)
+                            w.Line($"var {Local(part.Name)} = Attention.SplitHeads({part.Name}_proj.forward(x), {part.Heads});");
                     }
+                    WriteQueryKeyAliases(a.Projections);
+                    w.Line("var mixed = Attention.Causal(q, k, v);");
+                    if (repeatedQueries)
+                    {
+                        w.Line("// Every query head of a group equals its key head, so their outputs are equal: attend once per");
+                        w.Line("// key/value head, then give each query head its group's result.");
+                        w.Line("mixed = mixed.repeat_interleave(QueriesPerKvHead, dim: 1);");
+                    }
+                    w.Line($"return {names.OutputProjection}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
+                }
+            }
+        }
+
+        private static string Local(string part) => part == "qkv" ? "v" : part;
+
+        /// <summary>Binds q and k for variants that reuse a projection, rotating each distinct tensor once.</summary>
+        private void WriteQueryKeyAliases(ProjectionKind projections)
+        {
+            switch (projections)
+            {
+                case ProjectionKind.Full:
                     if (rope)
                     {
                         w.Line("q = RotaryEmbedding.Rotate(q, cos, sin);");
                         w.Line("k = RotaryEmbedding.Rotate(k, cos, sin);");
                     }
-                    w.Line("var mixed = Attention.Causal(q, k, v);");
-                    w.Line($"return {names.OutputProjection}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
-                }
+                    break;
+                case ProjectionKind.NoKey:
+                    w.Line(rope ? "var k = RotaryEmbedding.Rotate(v, cos, sin); // keys are the values, rotated for scoring" : "var k = v; // keys are the values");
+                    if (rope) w.Line("q = RotaryEmbedding.Rotate(q, cos, sin);");
+                    break;
+                case ProjectionKind.NoQuery:
+                    if (rope) w.Line("k = RotaryEmbedding.Rotate(k, cos, sin);");
+                    w.Line("var q = k; // queries are the keys: symmetric scores");
+                    break;
+                case ProjectionKind.Shared:
+                    w.Line(rope ? "var k = RotaryEmbedding.Rotate(v, cos, sin);" : "var k = v;");
+                    w.Line("var q = k; // one projection is query, key and value");
+                    break;
             }
         }
+
+        private static string ProjectionSummary(ProjectionKind projections) => projections switch
+        {
+            ProjectionKind.NoKey => "keys are the values",
+            ProjectionKind.NoQuery => "queries are the keys",
+            ProjectionKind.Shared => "one projection for Q, K and V",
+            _ => "distinct Q, K and V",
+        };
 
         private void WriteMlp()
         {

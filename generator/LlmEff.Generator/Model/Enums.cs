@@ -10,6 +10,6 @@ internal enum PositionKind { Rope = 0, Learned = 1, None = 2 }
 
 internal enum ActivationKind { SwiGlu = 0, Gelu = 1 }
 
-internal enum ProjectionKind { Full = 0 }
+internal enum ProjectionKind { Full = 0, NoKey = 1, NoQuery = 2, Shared = 3 }
 
 internal enum NamingKind { Llama = 0, Gpt2 = 1 }

@@ -16,8 +16,23 @@ internal sealed record TypeTarget(string Namespace, string Name, EquatableArray<
 /// <summary>Self-attention of every block, with defaults resolved.</summary>
 internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim)
 {
+    /// <summary>Width of all query heads together: the input width of the output projection.</summary>
     public long QueryWidth => (long)Heads * HeadDim;
+
+    /// <summary>Width of all key (or value) heads together.</summary>
     public long KvWidth => (long)KvHeads * HeadDim;
+
+    /// <summary>W_Q exists (Full, NoKey). Otherwise queries are the keys, KvHeads heads wide.</summary>
+    public bool HasQueryProjection => Projections is ProjectionKind.Full or ProjectionKind.NoKey;
+
+    /// <summary>W_K exists separately from W_V (Full, NoQuery).</summary>
+    public bool HasKeyProjection => Projections is ProjectionKind.Full or ProjectionKind.NoQuery;
+
+    /// <summary>Streams cached per token and KV head: 2 (K and V) or 1 when keys are the values.</summary>
+    public int CachedStreams => HasKeyProjection ? 2 : 1;
+
+    /// <summary>Output width of every input projection together (what a fused projection computes).</summary>
+    public long ProjectedWidth => (HasQueryProjection ? QueryWidth : 0) + (HasKeyProjection ? KvWidth : 0) + KvWidth;
 }
 
 /// <summary>Feed-forward network of every block, with defaults resolved.</summary>

@@ -26,7 +26,7 @@ internal static class ModelSizing
                 + (spec.Positions == PositionKind.Learned ? (long)spec.Context * dim : 0);
 
             var attentionWeights = AttentionWeights(spec);
-            var attentionBiases = spec.Bias ? attention.QueryWidth + 2 * attention.KvWidth + dim : 0;
+            var attentionBiases = spec.Bias ? attention.ProjectedWidth + dim : 0;
 
             var mlpMatrices = spec.Mlp.Activation == ActivationKind.SwiGlu ? 3L : 2L;
             var mlpWeights = mlpMatrices * dim * spec.Mlp.Hidden;
@@ -38,7 +38,7 @@ internal static class ModelSizing
             var perLayer = attentionWeights + attentionBiases + mlpWeights + mlpBiases + 2 * normParameters;
             var parameters = embeddings + spec.Layers * perLayer + normParameters + outputHead;
 
-            var kvCache = spec.Layers * 2 * attention.KvWidth;
+            var kvCache = spec.Layers * attention.CachedStreams * attention.KvWidth;
 
             var matmulWeightsPerToken = spec.Layers * (attentionWeights + mlpWeights) + (long)spec.Vocab * dim;
             var attentionMixing = spec.Layers * 4L * attention.Heads * attention.HeadDim * spec.Context;
@@ -57,14 +57,13 @@ internal static class ModelSizing
         }
     }
 
-    /// <summary>Weight elements of one layer's Q, K, V and output projections.</summary>
+    /// <summary>Weight elements of one layer's input projections (only those the variant has) and output projection.</summary>
     private static long AttentionWeights(ModelSpec spec)
     {
         checked
         {
             var a = spec.Attention;
-            long dim = spec.Dim;
-            return dim * a.QueryWidth + 2 * dim * a.KvWidth + a.QueryWidth * dim;
+            return spec.Dim * a.ProjectedWidth + a.QueryWidth * spec.Dim;
         }
     }
 }

@@ -31,11 +31,17 @@ public enum Activation
     Gelu = 1,
 }
 
-/// <summary>Which of the three attention projections exist (see REFERENCES §1).</summary>
+/// <summary>Which of the three attention projections exist ("Do Transformers Need Three Projections?").</summary>
 public enum Projections
 {
-    /// <summary>Q, K and V are distinct projections.</summary>
+    /// <summary>Q, K and V are distinct projections; the cache holds K and V.</summary>
     Full = 0,
+    /// <summary>Keys are the values (K := V = X·W_V): no W_K, and the cache holds one stream.</summary>
+    NoKey = 1,
+    /// <summary>Queries are the keys (Q := K = X·W_K): no W_Q; scores are symmetric; the cache holds K and V.</summary>
+    NoQuery = 2,
+    /// <summary>One projection serves as Q, K and V (Q = K = V = X·W): no W_K, no W_Q; the cache holds one stream.</summary>
+    Shared = 3,
 }
 
 /// <summary>Whose parameter names the module uses, so checkpoints map one to one.</summary>

@@ -109,7 +109,7 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
         }
     }
 
-    /// <summary>Causal self-attention, Full projections: 12 query heads and 12 key/value heads of width 64.</summary>
+    /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 12 query heads and 12 key/value heads of width 64.</summary>
     public sealed class SelfAttention : nn.Module<Tensor, Tensor>
     {
         private const int Heads = 12, KvHeads = 12;
@@ -131,10 +131,10 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var qkv = c_attn.forward(x).split(new long[] { 768, 768, 768 }, dim: -1);
-            var q = Attention.SplitHeads(qkv[0], Heads);
-            var k = Attention.SplitHeads(qkv[1], KvHeads);
-            var v = Attention.SplitHeads(qkv[2], KvHeads);
+            var projected = c_attn.forward(x).split(new long[] { 768, 768, 768 }, dim: -1);
+            var q = Attention.SplitHeads(projected[0], Heads);
+            var k = Attention.SplitHeads(projected[1], KvHeads);
+            var v = Attention.SplitHeads(projected[2], KvHeads);
             var mixed = Attention.Causal(q, k, v);
             return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }

@@ -111,7 +111,7 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
         }
     }
 
-    /// <summary>Causal self-attention, Full projections: 32 query heads and 8 key/value heads of width 128.</summary>
+    /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 32 query heads and 8 key/value heads of width 128.</summary>
     public sealed class SelfAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
     {
         private const int Heads = 32, KvHeads = 8;

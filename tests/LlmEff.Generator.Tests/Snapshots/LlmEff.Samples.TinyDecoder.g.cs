@@ -108,7 +108,7 @@ partial class TinyDecoder : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDecode
         }
     }
 
-    /// <summary>Causal self-attention, Full projections: 4 query heads and 4 key/value heads of width 64.</summary>
+    /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 4 query heads and 4 key/value heads of width 64.</summary>
     public sealed class SelfAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
     {
         private const int Heads = 4, KvHeads = 4;

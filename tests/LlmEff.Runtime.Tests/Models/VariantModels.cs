@@ -1,0 +1,23 @@
+using LlmEff;
+
+namespace LlmEff.Runtime.Tests.Models;
+
+// Every projection variant × {MHA, GQA, MQA}, small enough to build, run and train in a test.
+
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Full, Heads = 4)] public partial class FullMha;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Full, Heads = 4, KvHeads = 2)] public partial class FullGqa;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Full, Heads = 4, KvHeads = 1)] public partial class FullMqa;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoKey, Heads = 4)] public partial class NoKeyMha;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoKey, Heads = 4, KvHeads = 2)] public partial class NoKeyGqa;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoKey, Heads = 4, KvHeads = 1)] public partial class NoKeyMqa;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoQuery, Heads = 4)] public partial class NoQueryMha;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoQuery, Heads = 4, KvHeads = 2)] public partial class NoQueryGqa;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoQuery, Heads = 4, KvHeads = 1)] public partial class NoQueryMqa;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Shared, Heads = 4)] public partial class SharedMha;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Shared, Heads = 4, KvHeads = 2)] public partial class SharedGqa;
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Shared, Heads = 4, KvHeads = 1)] public partial class SharedMqa;
+
+/// <summary>GPT-2 names (fused c_attn) with a variant, no rotary positions.</summary>
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, Positions = Positions.Learned, Norm = Norm.LayerNorm, Bias = true)]
+[Attention(Projections.NoKey, Heads = 4, KvHeads = 2)]
+public partial class Gpt2NamesNoKey;
