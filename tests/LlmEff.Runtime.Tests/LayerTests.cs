@@ -1,5 +1,7 @@
 using System;
+using System.Linq;
 using LlmEff.Layers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LlmEff.Runtime.Tests;
@@ -71,6 +73,20 @@ public sealed class LayerTests
         using var y = layer.forward(tensor(new double[] { 1, 1, 1 }));
 
         Assert.Equal(new double[] { 19, 32 }, y.data<double>().ToArray());
+    }
+
+    [Fact]
+    public void Rotary_tables_follow_the_module_to_another_dtype()
+    {
+        using var rope = new RotaryEmbedding(8, 4, 10000);
+        rope.to(ScalarType.Float64);
+        Assert.Equal(ScalarType.Float64, rope.Angles(2).Cos.dtype);
+
+        using var model = new LlmEff.Samples.TinyDecoder();
+        model.to(ScalarType.Float64);
+        using var logits = model.forward(zeros(new long[] { 1, 4 }, ScalarType.Int64));
+        Assert.Equal(ScalarType.Float64, logits.dtype);
+        Assert.DoesNotContain(model.state_dict().Keys, k => k.Contains("rotary"));
     }
 
     private sealed class ToleranceComparer(double tolerance) : System.Collections.Generic.IEqualityComparer<double>

@@ -6,13 +6,17 @@ namespace LlmEff.Layers;
 
 /// <summary>
 /// Rotary position embedding with the half-split layout of Hugging Face Llama (<c>rotate_half</c>), so that
-/// checkpoints exchanged under Llama names rotate the same channel pairs. The cos/sin tables are
-/// non-persistent buffers: they are neither parameters nor part of a checkpoint.
+/// checkpoints exchanged under Llama names rotate the same channel pairs. The cos/sin tables are derived
+/// state: neither parameters nor part of a checkpoint.
 /// </summary>
+/// <remarks>
+/// TorchSharp 0.107 never enumerates non-persistent buffers (so <c>to()</c> would leave them behind), hence
+/// the tables are plain fields that this module moves and disposes itself.
+/// </remarks>
 public sealed class RotaryEmbedding : nn.Module
 {
-    private readonly Tensor cos;
-    private readonly Tensor sin;
+    private Tensor cos;
+    private Tensor sin;
 
     /// <summary>Precomputes angles for <paramref name="context"/> positions of heads <paramref name="headDim"/> wide with base <paramref name="theta"/>.</summary>
     public RotaryEmbedding(int headDim, int context, double theta, Device? device = null, ScalarType? dtype = null)
@@ -29,8 +33,32 @@ public sealed class RotaryEmbedding : nn.Module
             cos = doubled.cos().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope();
             sin = doubled.sin().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope();
         }
-        register_buffer("cos", cos, persistent: false);
-        register_buffer("sin", sin, persistent: false);
+    }
+
+    /// <summary>Moves the tables with the module (see remarks).</summary>
+    protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+    {
+        base._toEpilog(dtype, device, non_blocking);
+        cos = Moved(cos);
+        sin = Moved(sin);
+
+        Tensor Moved(Tensor table)
+        {
+            var moved = table.to(dtype ?? table.dtype, device ?? table.device).DetachFromDisposeScope();
+            if (!ReferenceEquals(moved, table)) table.Dispose();
+            return moved;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            cos.Dispose();
+            sin.Dispose();
+        }
+        base.Dispose(disposing);
     }
 
     /// <summary>Cosine and sine tables [time, headDim] for positions <paramref name="offset"/> … offset + time − 1.</summary>
