@@ -23,9 +23,7 @@ public sealed class UseNoKeyCodeFix : CodeFixProvider
     public override async Task RegisterCodeFixesAsync(CodeFixContext context)
     {
         var root = await context.Document.GetSyntaxRootAsync(context.CancellationToken).ConfigureAwait(false);
-        if (root?.FindNode(context.Span) is not { } node) return;
-        var attribute = node as AttributeSyntax ?? node.FirstAncestorOrSelf<AttributeSyntax>();
-        if (attribute is null) return;
+        if (root is null || AttributeEdits.EnclosingAttribute(root, context.Span) is not { } attribute) return;
         var diagnostic = context.Diagnostics.First();
         context.RegisterCodeFix(
             CodeAction.Create("Use NoKey attention (keys are the values)",
@@ -38,7 +36,7 @@ public sealed class UseNoKeyCodeFix : CodeFixProvider
     {
         token.ThrowIfCancellationRequested();
         var noKey = SyntaxFactory.AttributeArgument(SyntaxFactory.ParseExpression("Projections.NoKey"));
-        if (IsAttention(attribute))
+        if (AttributeEdits.Is(attribute, "Attention"))
         {
             var arguments = attribute.ArgumentList ?? SyntaxFactory.AttributeArgumentList();
             var positional = arguments.Arguments.FirstOrDefault(a => a.NameEquals is null && a.NameColon is null);
@@ -50,18 +48,6 @@ public sealed class UseNoKeyCodeFix : CodeFixProvider
 
         // The diagnostic sits on [Model] when the class has no [Attention]: declare one with the same heads.
         var heads = diagnostic.Properties.TryGetValue(ParameterWasteAnalyzer.HeadsProperty, out var value) ? value : "1";
-        var list = attribute.FirstAncestorOrSelf<AttributeListSyntax>()!;
-        var added = SyntaxFactory.AttributeList(SyntaxFactory.SingletonSeparatedList(
-                SyntaxFactory.Attribute(SyntaxFactory.IdentifierName("Attention"), SyntaxFactory.ParseAttributeArgumentList($"(Projections.NoKey, Heads = {heads})"))))
-            .WithTrailingTrivia(list.GetTrailingTrivia())
-            .WithLeadingTrivia(list.GetLeadingTrivia().Where(t => t.IsKind(SyntaxKind.WhitespaceTrivia)));
-        return root.InsertNodesAfter(list, new[] { added });
-    }
-
-    private static bool IsAttention(AttributeSyntax attribute)
-    {
-        var name = attribute.Name.ToString();
-        name = name.Substring(name.LastIndexOf('.') + 1);
-        return name is "Attention" or "AttentionAttribute";
+        return AttributeEdits.InsertAttributeAfter(root, attribute, $"Attention(Projections.NoKey, Heads = {heads})");
     }
 }

@@ -82,16 +82,20 @@ public sealed class ParameterWasteTests
         """, expected: new DiagnosticResult("LLM010", DiagnosticSeverity.Info).WithLocation(0)
             .WithArguments("M", "32,768", "7.1%", "1,024", "512"));
 
-    private static Task FixAsync(string source, string fixedSource, DiagnosticResult? expected = null)
+    private static Task FixAsync(string source, string fixedSource, DiagnosticResult? expected = null) =>
+        FixAsync<UseNoKeyCodeFix>(source, fixedSource, expected ?? NoKeySaves(0));
+
+    internal static Task FixAsync<TFix>(string source, string fixedSource, params DiagnosticResult[] expected)
+        where TFix : Microsoft.CodeAnalysis.CodeFixes.CodeFixProvider, new()
     {
-        var test = new CSharpCodeFixTest<ParameterWasteAnalyzer, UseNoKeyCodeFix, DefaultVerifier>
+        var test = new CSharpCodeFixTest<ParameterWasteAnalyzer, TFix, DefaultVerifier>
         {
             TestCode = source,
             FixedCode = fixedSource,
         };
         AnalyzerVerifier<ParameterWasteAnalyzer>.Configure(test.TestState);
         AnalyzerVerifier<ParameterWasteAnalyzer>.Configure(test.FixedState);
-        test.ExpectedDiagnostics.Add(expected ?? NoKeySaves(0));
+        test.ExpectedDiagnostics.AddRange(expected);
         return test.RunAsync();
     }
 }

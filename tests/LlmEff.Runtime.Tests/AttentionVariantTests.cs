@@ -2,7 +2,9 @@ using System;
 using System.Linq;
 using LlmEff.Data;
 using LlmEff.Runtime.Tests.Models;
+using LlmEff.Layers;
 using LlmEff.Training;
+using static TorchSharp.torch;
 
 namespace LlmEff.Runtime.Tests;
 
@@ -36,7 +38,8 @@ public sealed class AttentionVariantTests
         Assert.Equal(2L * cachedStreams * kvHeads * 16, declared.Facts.KvCacheElementsPerToken); // 2 layers, head width 16
     }
 
-    public static TheoryData<string> VariantNames => new(Variants.Select(row => (string)row[0]));
+    public static TheoryData<string> VariantNames =>
+        new(Variants.Select(row => (string)row[0]).Concat(new[] { nameof(NoQueryPlusMha), nameof(SharedPlusGqa) }));
 
     [Theory]
     [MemberData(nameof(VariantNames))]
@@ -50,5 +53,36 @@ public sealed class AttentionVariantTests
 
         Assert.True(result.FinalTrainLoss < result.Losses[0] - 1.0, $"{name}: loss {result.Losses[0]:F3} → {result.FinalTrainLoss:F3}");
         Assert.True(double.IsFinite(result.HeldOutLoss));
+    }
+
+    [Fact]
+    public void The_positional_term_breaks_the_symmetry_of_query_equals_key_scores()
+    {
+        manual_seed(5);
+        using var mixer = new PositionalScoreMixer(dtype: ScalarType.Float64);
+        using var k = randn(1, 2, 6, 8, dtype: ScalarType.Float64);
+
+        using var raw = k.matmul(k.transpose(-2, -1));
+        using var mixed = mixer.Scores(k, k);
+
+        Assert.True((raw - raw.transpose(-2, -1)).abs().max().item<double>() < 1e-12);
+        Assert.True((mixed - mixed.transpose(-2, -1)).abs().mean().item<double>() > 1e-3);
+    }
+
+    [Fact]
+    public void Mixed_attention_equals_the_softmax_of_the_masked_mixed_scores()
+    {
+        manual_seed(6);
+        using var mixer = new PositionalScoreMixer(dtype: ScalarType.Float64);
+        using (no_grad()) mixer.Weight.copy_(randn(1, PositionalScoreMixer.Channels, 1, 1, dtype: ScalarType.Float64));
+        using var q = randn(1, 2, 5, 8, dtype: ScalarType.Float64);
+        using var k = randn(1, 2, 5, 8, dtype: ScalarType.Float64);
+        using var v = randn(1, 2, 5, 8, dtype: ScalarType.Float64);
+
+        using var actual = mixer.Attend(q, k, v);
+
+        using var mask = ones(5, 5, dtype: ScalarType.Bool).triu(1);
+        using var expected = mixer.Scores(q, k).masked_fill(mask, double.NegativeInfinity).softmax(-1).matmul(v);
+        Assert.True((actual - expected).abs().max().item<double>() < 1e-10);
     }
 }

@@ -25,7 +25,8 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.DimNotDivisibleByHeads,
         DiagnosticDescriptors.ValueOutOfRange,
         DiagnosticDescriptors.SizeOverflow,
-        DiagnosticDescriptors.OrphanAttribute);
+        DiagnosticDescriptors.OrphanAttribute,
+        DiagnosticDescriptors.IgnoredSetting);
 
     public override void Initialize(AnalysisContext context)
     {

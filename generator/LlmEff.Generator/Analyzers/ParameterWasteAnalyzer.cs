@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Linq;
@@ -7,22 +8,33 @@ using LlmEff.Generator.Parsing;
 using LlmEff.Generator.Sizing;
 using LlmEff.Generator.Validation;
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 
 namespace LlmEff.Generator.Analyzers;
 
 /// <summary>
-/// Suggestions that trade a little quality for a lot of size, with this model's own numbers. Runs only on
-/// declarations that validate: an invalid model has nothing to save yet.
+/// Parameters and cache a valid declaration spends for nothing, or could trade away, with this model's own
+/// numbers: NoKey savings (LLM010), collapsing projection pairs (LLM011), a large untied head (LLM012) and a
+/// KV cache over budget (LLM014). Invalid declarations are left to <see cref="ModelDeclarationAnalyzer"/>.
 /// </summary>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
 {
-    /// <summary>Diagnostic property telling the code fix how many heads to declare when [Attention] is absent.</summary>
+    /// <summary>Diagnostic property: heads to declare when the code fix must add [Attention].</summary>
     public const string HeadsProperty = "Heads";
 
-    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } =
-        ImmutableArray.Create(DiagnosticDescriptors.KeysCouldBeValues);
+    /// <summary>Diagnostic property: the KvHeads value that fits the budget (LLM014), when one does.</summary>
+    public const string KvHeadsProperty = "KvHeads";
+
+    /// <summary>Share of the model above which an untied head is reported.</summary>
+    public const double UntiedHeadShare = 0.10;
+
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(
+        DiagnosticDescriptors.KeysCouldBeValues,
+        DiagnosticDescriptors.CollapsingProjections,
+        DiagnosticDescriptors.UntiedOutputHead,
+        DiagnosticDescriptors.KvCacheOverBudget);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -34,23 +46,115 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     private static void Analyze(SymbolAnalysisContext context)
     {
         var type = (INamedTypeSymbol)context.Symbol;
-        var model = ModelReader.Find(type, AttributeNames.Model);
-        if (model is null) return;
+        if (ModelReader.Find(type, AttributeNames.Model) is null) return;
         var result = ModelValidator.Validate(ModelReader.Read(type), type.Name);
         if (result.Spec is not { } spec || result.Sizes is not { } sizes) return;
-        if (spec.Attention.Projections != ProjectionKind.Full) return;
+        var site = new Site(type, context);
 
+        SuggestNoKey(site, spec, sizes);
+        ReportCollapsingPairs(site, spec, sizes);
+        ReportUntiedHead(site, spec, sizes);
+        ReportKvBudget(site, spec, sizes);
+    }
+
+    private static void SuggestNoKey(Site site, ModelSpec spec, ModelSizes sizes)
+    {
+        if (spec.Attention.Projections != ProjectionKind.Full) return;
         var noKey = ModelSizing.Compute(spec with { Attention = spec.Attention with { Projections = ProjectionKind.NoKey } });
         var saved = sizes.Parameters - noKey.Parameters;
-        var attention = ModelReader.Find(type, AttributeNames.Attention);
-        var location = (attention ?? model).ApplicationSyntaxReference?.GetSyntax(context.CancellationToken).GetLocation()
-                       ?? type.Locations.FirstOrDefault();
-        var properties = ImmutableDictionary<string, string?>.Empty.Add(HeadsProperty, spec.Attention.Heads.ToString(CultureInfo.InvariantCulture));
-        context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.KeysCouldBeValues, location, properties,
-            type.Name,
-            saved.ToString("N0", CultureInfo.InvariantCulture),
-            (100.0 * saved / sizes.Parameters).ToString("F1", CultureInfo.InvariantCulture) + "%",
-            (sizes.KvCacheElementsPerToken * 2).ToString("N0", CultureInfo.InvariantCulture),
-            (noKey.KvCacheElementsPerToken * 2).ToString("N0", CultureInfo.InvariantCulture)));
+        site.Report(DiagnosticDescriptors.KeysCouldBeValues, site.AttentionOrModel(),
+            ImmutableDictionary<string, string?>.Empty.Add(HeadsProperty, Text(spec.Attention.Heads)),
+            site.Type.Name, N(saved), Share(saved, sizes.Parameters), N(sizes.KvCacheElementsPerToken * 2), N(noKey.KvCacheElementsPerToken * 2));
+    }
+
+    private static void ReportCollapsingPairs(Site site, ModelSpec spec, ModelSizes sizes)
+    {
+        var a = spec.Attention;
+        if (a.Heads != 1 || a.HeadDim < spec.Dim) return;
+        // A pair collapses only when both factors serve nothing else: W_K is shared with the values under
+        // NoKey, and under Shared the one projection also feeds the value path.
+        var pairs = new List<string>();
+        if (a.Projections == ProjectionKind.Full) pairs.Add("W_Q·W_Kᵀ is a single matrix (W_K could be the identity)");
+        if (a.Projections is ProjectionKind.Full or ProjectionKind.NoQuery) pairs.Add("W_V·W_O is a single matrix (W_O could be the identity)");
+        if (pairs.Count == 0) return;
+        var redundant = checked(pairs.Count * (long)spec.Dim * a.HeadDim * spec.Layers);
+        site.Report(DiagnosticDescriptors.CollapsingProjections, site.Argument("Attention", "HeadDim") ?? site.Argument("Attention", "Heads") ?? site.AttentionOrModel(),
+            null, Text(a.HeadDim), Text(spec.Dim), string.Join(" and ", pairs), N(redundant), Share(redundant, sizes.Parameters));
+    }
+
+    private static void ReportUntiedHead(Site site, ModelSpec spec, ModelSizes sizes)
+    {
+        if (spec.TiedEmbeddings || sizes.OutputHeadParameters < UntiedHeadShare * sizes.Parameters) return;
+        site.Report(DiagnosticDescriptors.UntiedOutputHead, site.Argument("Model", "TiedEmbeddings") ?? site.Attribute("Model"),
+            null, site.Type.Name, N(sizes.OutputHeadParameters), Share(sizes.OutputHeadParameters, sizes.Parameters));
+    }
+
+    private static void ReportKvBudget(Site site, ModelSpec spec, ModelSizes sizes)
+    {
+        if (spec.KvBudgetBytes <= 0) return;
+        var bytes = CacheBytes(spec, sizes);
+        if (bytes <= spec.KvBudgetBytes) return;
+
+        var (advice, kvHeads) = FittingAlternative(spec);
+        var properties = kvHeads is { } k
+            ? ImmutableDictionary<string, string?>.Empty.Add(KvHeadsProperty, Text(k)).Add(HeadsProperty, Text(spec.Attention.Heads))
+            : null;
+        site.Report(DiagnosticDescriptors.KvCacheOverBudget, site.Argument("Model", "KvBudgetBytes") ?? site.Attribute("Model"),
+            properties, site.Type.Name, N(spec.Context), N(bytes), N(spec.KvBudgetBytes), advice);
+    }
+
+    /// <summary>The mildest change that fits: the most KV heads in the same variant, else in NoKey.</summary>
+    private static (string Advice, int? KvHeads) FittingAlternative(ModelSpec spec)
+    {
+        var a = spec.Attention;
+        foreach (var projections in new[] { a.Projections, ProjectionKind.NoKey }.Distinct())
+        {
+            for (var kv = a.KvHeads - (projections == a.Projections ? 1 : 0); kv >= 1; kv--)
+            {
+                if (a.Heads % kv != 0) continue;
+                var candidate = spec with { Attention = a with { Projections = projections, KvHeads = kv } };
+                var fits = CacheBytes(candidate, ModelSizing.Compute(candidate));
+                if (fits > spec.KvBudgetBytes) continue;
+                return projections == a.Projections
+                    ? ($"KvHeads = {kv} would fit ({N(fits)} bytes)", kv)
+                    : ($"Projections.NoKey with KvHeads = {kv} would fit ({N(fits)} bytes)", null);
+            }
+        }
+        var smallest = spec with { Attention = a with { Projections = ProjectionKind.NoKey, KvHeads = 1 } };
+        return ($"no KvHeads or variant fits: even NoKey with one KV head needs {N(CacheBytes(smallest, ModelSizing.Compute(smallest)))} bytes; shorten Context or use fewer layers", null);
+    }
+
+    private static long CacheBytes(ModelSpec spec, ModelSizes sizes) => checked(sizes.KvCacheElementsPerToken * 2 * spec.Context);
+
+    private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+    private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
+    private static string Share(long part, long whole) => (100.0 * part / whole).ToString("F1", CultureInfo.InvariantCulture) + "%";
+
+    /// <summary>Finds attribute and argument locations on one model class and reports there.</summary>
+    private readonly struct Site
+    {
+        private readonly SymbolAnalysisContext context;
+
+        public Site(INamedTypeSymbol type, SymbolAnalysisContext context)
+        {
+            Type = type;
+            this.context = context;
+        }
+
+        public INamedTypeSymbol Type { get; }
+
+        public Location? Attribute(string name) =>
+            Syntax(name)?.GetLocation() ?? Type.Locations.FirstOrDefault();
+
+        public Location? AttentionOrModel() => Syntax("Attention")?.GetLocation() ?? Attribute("Model");
+
+        public Location? Argument(string attribute, string argument) =>
+            Syntax(attribute)?.ArgumentList?.Arguments.FirstOrDefault(a => a.NameEquals?.Name.Identifier.ValueText == argument)?.GetLocation();
+
+        public void Report(DiagnosticDescriptor descriptor, Location? location, ImmutableDictionary<string, string?>? properties, params object[] arguments) =>
+            context.ReportDiagnostic(Diagnostic.Create(descriptor, location, properties, arguments));
+
+        private AttributeSyntax? Syntax(string name) =>
+            ModelReader.Find(Type, "LlmEff." + name + "Attribute")?.ApplicationSyntaxReference?.GetSyntax(context.CancellationToken) as AttributeSyntax;
     }
 }

@@ -10,6 +10,7 @@ internal static class DiagnosticDescriptors
 {
     private const string Usage = "LlmEff.Usage";
     private const string Configuration = "LlmEff.Configuration";
+    private const string Efficiency = "LlmEff.Efficiency";
     private const string HelpBase = "https://github.com/llmeff/LlmEff.Compiler/blob/main/README.md#";
 
     private static DiagnosticDescriptor Create(string id, string title, string message, string category, DiagnosticSeverity severity, string description) =>
@@ -69,10 +70,33 @@ internal static class DiagnosticDescriptors
         Usage, DiagnosticSeverity.Warning,
         "Attention, Mlp and the other architecture attributes describe parts of a model declared with [Model].");
 
-    public static readonly DiagnosticDescriptor KeysCouldBeValues = new(
+    public static readonly DiagnosticDescriptor KeysCouldBeValues = Create(
         "LLM010", "NoKey attention would save parameters and halve the KV cache",
         "'{0}': NoKey attention (keys are the values) would save {1} parameters ({2} of the model) and halve the KV cache ({3} → {4} bytes per token in bf16)",
-        "LlmEff.Efficiency", DiagnosticSeverity.Info, isEnabledByDefault: true,
-        description: "The QKV study measured K = V at about +3% perplexity for half the KV cache. The numbers are this model's own; the code fix switches the attention to Projections.NoKey.",
-        helpLinkUri: HelpBase + "llm010");
+        Efficiency, DiagnosticSeverity.Info,
+        "The QKV study measured K = V at about +3% perplexity for half the KV cache. The numbers are this model's own; the code fix switches the attention to Projections.NoKey.");
+
+    public static readonly DiagnosticDescriptor CollapsingProjections = Create(
+        "LLM011", "Projection pair collapses to one matrix",
+        "With one head as wide as the model (HeadDim = {0}, Dim = {1}), {2}: {3} parameters ({4} of the model) are redundant",
+        Efficiency, DiagnosticSeverity.Warning,
+        "Per head, W_Q·W_Kᵀ is one bilinear form and W_V·W_O one linear map. When the head is as wide as the model the product is an unconstrained Dim×Dim matrix, so one factor of each pair can be fixed to the identity without changing what the model can express.");
+
+    public static readonly DiagnosticDescriptor UntiedOutputHead = Create(
+        "LLM012", "Untied output head is a large share of the model",
+        "The untied output head of '{0}' holds {1} parameters ({2} of the model); TiedEmbeddings = true would reuse the embedding matrix instead",
+        Efficiency, DiagnosticSeverity.Warning,
+        "Small models usually tie the output head to the token embedding (GPT-2, Gemma, LFM2): the head then costs no parameters. Reported when the head is at least 10% of the model.");
+
+    public static readonly DiagnosticDescriptor IgnoredSetting = Create(
+        "LLM013", "Setting has no effect",
+        "{0} has no effect here: {1}",
+        Configuration, DiagnosticSeverity.Warning,
+        "A declared setting that the chosen configuration ignores is usually a mistake in the declaration.");
+
+    public static readonly DiagnosticDescriptor KvCacheOverBudget = Create(
+        "LLM014", "KV cache over budget",
+        "The KV cache of '{0}' at its full context of {1} tokens is {2} bytes in bf16, over the budget of {3} bytes; {4}",
+        Efficiency, DiagnosticSeverity.Warning,
+        "The cache of one sequence at full context is Context · KvCacheElementsPerToken · 2 bytes. Fewer KV heads (GQA, MQA) or keys that are the values (NoKey) shrink it.");
 }

@@ -245,11 +245,13 @@ internal static class ModelEmitter
                     : parts.Select(p => (p.Name + "_proj", p.Width)).ToList();
                 foreach (var (field, _) in fields) w.Line($"private readonly {LinearType} {field};");
                 w.Line($"private readonly {LinearType} {names.OutputProjection};");
+                if (a.BreakSymmetry) w.Line("private readonly PositionalScoreMixer score_mixer;");
                 w.Line();
                 using (w.Block("internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))"))
                 {
                     foreach (var (field, width) in fields) WriteLinear(field, spec.Dim, width, residual: false);
                     WriteLinear(names.OutputProjection, a.QueryWidth, spec.Dim, residual: true);
+                    if (a.BreakSymmetry) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -271,7 +273,9 @@ internal static class ModelEmitter
                             w.Line($"var {Local(part.Name)} = Attention.SplitHeads({part.Name}_proj.forward(x), {part.Heads});");
                     }
                     WriteQueryKeyAliases(a.Projections);
-                    w.Line("var mixed = Attention.Causal(q, k, v);");
+                    w.Line(a.BreakSymmetry
+                        ? "var mixed = score_mixer.Attend(q, k, v); // symmetric scores plus the learned positional term"
+                        : "var mixed = Attention.Causal(q, k, v);");
                     if (repeatedQueries)
                     {
                         w.Line("// Every query head of a group equals its key head, so their outputs are equal: attend once per");

@@ -14,8 +14,14 @@ internal sealed record TypeTarget(string Namespace, string Name, EquatableArray<
 }
 
 /// <summary>Self-attention of every block, with defaults resolved.</summary>
-internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim)
+internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim, bool BreakSymmetry = false)
 {
+    /// <summary>Parameters of the runtime's PositionalScoreMixer: a 1×1 convolution from 10 channels to 1, with bias.</summary>
+    public const int ScoreMixerParameters = 10 + 1;
+
+    /// <summary>Scores are symmetric (queries are the keys), so the positional term can apply.</summary>
+    public bool HasSymmetricScores => Projections is ProjectionKind.NoQuery or ProjectionKind.Shared;
+
     /// <summary>Width of all query heads together: the input width of the output projection.</summary>
     public long QueryWidth => (long)Heads * HeadDim;
 
@@ -52,7 +58,8 @@ internal sealed record ModelSpec(
     double NormEps,
     NamingKind Naming,
     AttentionSpec Attention,
-    MlpSpec Mlp);
+    MlpSpec Mlp,
+    long KvBudgetBytes = 0);
 
 /// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
 internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes Sizes);

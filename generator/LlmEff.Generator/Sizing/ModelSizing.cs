@@ -26,7 +26,9 @@ internal static class ModelSizing
                 + (spec.Positions == PositionKind.Learned ? (long)spec.Context * dim : 0);
 
             var attentionWeights = AttentionWeights(spec);
-            var attentionBiases = spec.Bias ? attention.ProjectedWidth + dim : 0;
+            // Parameters of attention outside its matrices: biases and the symmetry-breaking score mixer.
+            var attentionExtras = (spec.Bias ? attention.ProjectedWidth + dim : 0)
+                + (attention.BreakSymmetry ? AttentionSpec.ScoreMixerParameters : 0);
 
             var mlpMatrices = spec.Mlp.Activation == ActivationKind.SwiGlu ? 3L : 2L;
             var mlpWeights = mlpMatrices * dim * spec.Mlp.Hidden;
@@ -35,7 +37,7 @@ internal static class ModelSizing
             var normParameters = spec.Norm == NormKind.LayerNorm ? 2 * dim : dim;
             var outputHead = spec.TiedEmbeddings ? 0 : (long)spec.Vocab * dim;
 
-            var perLayer = attentionWeights + attentionBiases + mlpWeights + mlpBiases + 2 * normParameters;
+            var perLayer = attentionWeights + attentionExtras + mlpWeights + mlpBiases + 2 * normParameters;
             var parameters = embeddings + spec.Layers * perLayer + normParameters + outputHead;
 
             var kvCache = spec.Layers * attention.CachedStreams * attention.KvWidth;
@@ -47,7 +49,7 @@ internal static class ModelSizing
             return new ModelSizes(
                 Parameters: parameters,
                 EmbeddingParameters: embeddings,
-                AttentionParametersPerLayer: attentionWeights + attentionBiases,
+                AttentionParametersPerLayer: attentionWeights + attentionExtras,
                 MlpParametersPerLayer: mlpWeights + mlpBiases,
                 NormParametersPerLayer: 2 * normParameters,
                 FinalNormParameters: normParameters,

@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
+using Microsoft.CodeAnalysis;
 using LlmEff.Generator.Diagnostics;
 using LlmEff.Generator.Model;
 using LlmEff.Generator.Parsing;
@@ -47,14 +49,18 @@ internal static class ModelValidator
         var ropeTheta = model.Double("RopeTheta", 10000, v => v > 1, "must be greater than 1");
         var normEps = model.Double("NormEps", 1e-5, v => v > 0 && v < 1, "must lie in (0, 1)");
         var naming = model.Enum("Naming", NamingKind.Llama);
+        var kvBudget = model.OptionalLong("KvBudgetBytes");
+        if (positions != PositionKind.Rope && model.Has("RopeTheta"))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Model", "RopeTheta", "RopeTheta",
+                $"the model uses Positions.{positions}, not rotary positions"));
 
         var attention = ResolveAttention(new Reader(declared.Attention, issues), declared.Attention.Present, dim, positions, issues);
         var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim);
 
-        if (issues.Count > 0 || attention is null || mlp is null)
+        if (issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) || attention is null || mlp is null)
             return new Result(null, null, issues);
 
-        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp);
+        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, kvBudget);
         try
         {
             return new Result(spec, ModelSizing.Compute(spec), issues);
@@ -105,7 +111,14 @@ internal static class ModelValidator
         if (positions == PositionKind.Rope && headDim % 2 != 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", reader.Has("HeadDim") ? "HeadDim" : "Heads",
                 "HeadDim", headDim, "rotary positions rotate channel pairs, so the head width must be even"));
-        return new AttentionSpec(projections, heads, kvHeads, headDim);
+        var attention = new AttentionSpec(projections, heads, kvHeads, headDim);
+        if (reader.Bool("BreakSymmetry", false))
+        {
+            if (attention.HasSymmetricScores) return attention with { BreakSymmetry = true };
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "BreakSymmetry", "BreakSymmetry",
+                $"{projections} attention has distinct queries and keys, so its scores are not symmetric"));
+        }
+        return attention;
     }
 
     private static MlpSpec? ResolveMlp(Reader reader, int dim)
@@ -151,6 +164,14 @@ internal static class ModelValidator
         private int Positive(string name, object? value)
         {
             var number = value is int i ? i : 0;
+            if (number <= 0) issues.Add(new ConfigurationIssue(DiagnosticDescriptors.NonPositiveSize, attribute.Name, name, name, number));
+            return number;
+        }
+
+        public long OptionalLong(string name)
+        {
+            if (!attribute.Named.TryGetValue(name, out var value)) return 0;
+            var number = value is long l ? l : value is int i ? i : 0;
             if (number <= 0) issues.Add(new ConfigurationIssue(DiagnosticDescriptors.NonPositiveSize, attribute.Name, name, name, number));
             return number;
         }

@@ -42,6 +42,10 @@ public sealed class ModelAttribute : Attribute
 
     /// <summary>Parameter naming scheme. Default <see cref="ParameterNaming.Llama"/>.</summary>
     public ParameterNaming Naming { get; set; }
+
+    /// <summary>Budget for the KV cache of one sequence at full <see cref="Context"/>, in bytes at bf16 (2 bytes per
+    /// element). Over it, warning LLM014 names the cache size and the KvHeads or variant that would fit. Default: none.</summary>
+    public long KvBudgetBytes { get; set; }
 }
 
 /// <summary>Self-attention of every block. Optional: without it, full multi-head attention with
@@ -63,6 +67,11 @@ public sealed class AttentionAttribute : Attribute
 
     /// <summary>Width of one head. Default: <c>Dim / Heads</c>.</summary>
     public int HeadDim { get; set; }
+
+    /// <summary>For <see cref="LlmEff.Projections.NoQuery"/> and <see cref="LlmEff.Projections.Shared"/>, whose scores
+    /// are symmetric: add the study's 2-D sinusoidal positional term, mixed by a learned 1×1 convolution, to the
+    /// score map (11 parameters per layer). Default <c>false</c>; other variants ignore it (warning LLM013).</summary>
+    public bool BreakSymmetry { get; set; }
 }
 
 /// <summary>Feed-forward network of every block. Optional: without it, SwiGLU with the default width.</summary>

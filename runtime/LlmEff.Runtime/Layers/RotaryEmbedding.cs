@@ -10,13 +10,14 @@ namespace LlmEff.Layers;
 /// state: neither parameters nor part of a checkpoint.
 /// </summary>
 /// <remarks>
-/// TorchSharp 0.107 never enumerates non-persistent buffers (so <c>to()</c> would leave them behind), hence
-/// the tables are plain fields that this module moves and disposes itself.
+/// TorchSharp 0.107 never enumerates non-persistent buffers (so <c>to()</c> would leave them behind) and
+/// registers every Tensor field as a persistent one, hence the tables sit in an array that this module moves
+/// and disposes itself.
 /// </remarks>
 public sealed class RotaryEmbedding : nn.Module
 {
-    private Tensor cos;
-    private Tensor sin;
+    // [cos, sin], each [context, headDim]. An array, not Tensor fields: see remarks.
+    private readonly Tensor[] tables;
 
     /// <summary>Precomputes angles for <paramref name="context"/> positions of heads <paramref name="headDim"/> wide with base <paramref name="theta"/>.</summary>
     public RotaryEmbedding(int headDim, int context, double theta, Device? device = null, ScalarType? dtype = null)
@@ -30,8 +31,11 @@ public sealed class RotaryEmbedding : nn.Module
             var angles = torch.outer(torch.arange(context, dtype: ScalarType.Float64), inverseFrequency);
             var doubled = torch.cat(new[] { angles, angles }, dim: -1);
             var tableType = dtype ?? ScalarType.Float32;
-            cos = doubled.cos().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope();
-            sin = doubled.sin().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope();
+            tables = new[]
+            {
+                doubled.cos().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope(),
+                doubled.sin().to(tableType).to(device ?? CPU).MoveToOuterDisposeScope(),
+            };
         }
     }
 
@@ -39,8 +43,7 @@ public sealed class RotaryEmbedding : nn.Module
     protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
     {
         base._toEpilog(dtype, device, non_blocking);
-        cos = Moved(cos);
-        sin = Moved(sin);
+        for (var i = 0; i < tables.Length; i++) tables[i] = Moved(tables[i]);
 
         Tensor Moved(Tensor table)
         {
@@ -55,14 +58,13 @@ public sealed class RotaryEmbedding : nn.Module
     {
         if (disposing)
         {
-            cos.Dispose();
-            sin.Dispose();
+            foreach (var table in tables) table.Dispose();
         }
         base.Dispose(disposing);
     }
 
     /// <summary>Cosine and sine tables [time, headDim] for positions <paramref name="offset"/> … offset + time − 1.</summary>
-    public (Tensor Cos, Tensor Sin) Angles(long time, long offset = 0) => (cos.narrow(0, offset, time), sin.narrow(0, offset, time));
+    public (Tensor Cos, Tensor Sin) Angles(long time, long offset = 0) => (tables[0].narrow(0, offset, time), tables[1].narrow(0, offset, time));
 
     /// <summary>Rotates <paramref name="x"/> [batch, heads, time, headDim] by the angles of <see cref="Angles"/>.</summary>
     public static Tensor Rotate(Tensor x, Tensor cos, Tensor sin)

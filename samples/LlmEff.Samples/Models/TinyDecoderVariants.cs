@@ -29,3 +29,13 @@ public partial class TinyGqa;
 [Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
 [Attention(Heads = 4, KvHeads = 1)]
 public partial class TinyMqa;
+
+/// <summary>TinyNoQuery plus the study's symmetry-breaking positional term on the score map.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
+[Attention(Projections.NoQuery, Heads = 4, BreakSymmetry = true)]
+public partial class TinyNoQueryPlus;
+
+/// <summary>TinyShared plus the study's symmetry-breaking positional term on the score map.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
+[Attention(Projections.Shared, Heads = 4, BreakSymmetry = true)]
+public partial class TinySharedPlus;

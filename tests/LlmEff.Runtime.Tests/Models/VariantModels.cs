@@ -21,3 +21,9 @@ namespace LlmEff.Runtime.Tests.Models;
 [Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, Positions = Positions.Learned, Norm = Norm.LayerNorm, Bias = true)]
 [Attention(Projections.NoKey, Heads = 4, KvHeads = 2)]
 public partial class Gpt2NamesNoKey;
+
+/// <summary>NoQuery with the study's symmetry-breaking positional term ("NoQuery+").</summary>
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoQuery, Heads = 4, BreakSymmetry = true)] public partial class NoQueryPlusMha;
+
+/// <summary>Shared with the positional term, under GQA (queries repeated per group).</summary>
+[Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Shared, Heads = 4, KvHeads = 2, BreakSymmetry = true)] public partial class SharedPlusGqa;
