@@ -4,7 +4,6 @@ using LlmEff.Generator.Diagnostics;
 using LlmEff.Generator.Parsing;
 using LlmEff.Generator.Validation;
 using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 
 namespace LlmEff.Generator.Analyzers;
@@ -54,7 +53,8 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
 
         var result = ModelValidator.Validate(ModelReader.Read(type), type.Name);
         foreach (var issue in result.Issues)
-            context.ReportDiagnostic(Diagnostic.Create(issue.Descriptor, Locate(type, issue, context), issue.MessageArguments));
+            context.ReportDiagnostic(Diagnostic.Create(issue.Descriptor,
+                AttributeLocations.Of(type, issue.Attribute, issue.Argument, context.CancellationToken), issue.MessageArguments));
     }
 
     private static void ReportOrphans(SymbolAnalysisContext context, INamedTypeSymbol type)
@@ -66,20 +66,5 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
                 context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.OrphanAttribute,
                     reference.GetSyntax(context.CancellationToken).GetLocation(), AttributeNames.ShortName(name), type.Name));
         }
-    }
-
-    /// <summary>The argument named by the issue, else its attribute, else the class name.</summary>
-    private static Location? Locate(INamedTypeSymbol type, ConfigurationIssue issue, SymbolAnalysisContext context)
-    {
-        var fallback = type.Locations.FirstOrDefault();
-        if (issue.Attribute is null) return fallback;
-        var data = ModelReader.Find(type, "LlmEff." + issue.Attribute + "Attribute");
-        if (data?.ApplicationSyntaxReference?.GetSyntax(context.CancellationToken) is not AttributeSyntax syntax) return fallback;
-        var arguments = syntax.ArgumentList?.Arguments;
-        if (issue.Argument is null || arguments is null) return syntax.GetLocation();
-        var argument = issue.Argument == ConfigurationIssue.ConstructorArgument
-            ? arguments.Value.FirstOrDefault(a => a.NameEquals is null && a.NameColon is null)
-            : arguments.Value.FirstOrDefault(a => a.NameEquals?.Name.Identifier.ValueText == issue.Argument);
-        return (argument ?? (SyntaxNode)syntax).GetLocation();
     }
 }

@@ -8,7 +8,6 @@ using LlmEff.Generator.Parsing;
 using LlmEff.Generator.Sizing;
 using LlmEff.Generator.Validation;
 using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 
 namespace LlmEff.Generator.Analyzers;
@@ -143,18 +142,15 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
 
         public INamedTypeSymbol Type { get; }
 
-        public Location? Attribute(string name) =>
-            Syntax(name)?.GetLocation() ?? Type.Locations.FirstOrDefault();
+        public Location? Attribute(string name) => AttributeLocations.Of(Type, name, null, context.CancellationToken);
 
-        public Location? AttentionOrModel() => Syntax("Attention")?.GetLocation() ?? Attribute("Model");
+        public Location? AttentionOrModel() =>
+            AttributeLocations.Syntax(Type, "Attention", context.CancellationToken)?.GetLocation() ?? Attribute("Model");
 
         public Location? Argument(string attribute, string argument) =>
-            Syntax(attribute)?.ArgumentList?.Arguments.FirstOrDefault(a => a.NameEquals?.Name.Identifier.ValueText == argument)?.GetLocation();
+            AttributeLocations.IfWritten(Type, attribute, argument, context.CancellationToken);
 
         public void Report(DiagnosticDescriptor descriptor, Location? location, ImmutableDictionary<string, string?>? properties, params object[] arguments) =>
             context.ReportDiagnostic(Diagnostic.Create(descriptor, location, properties, arguments));
-
-        private AttributeSyntax? Syntax(string name) =>
-            ModelReader.Find(Type, "LlmEff." + name + "Attribute")?.ApplicationSyntaxReference?.GetSyntax(context.CancellationToken) as AttributeSyntax;
     }
 }
