@@ -102,4 +102,22 @@ public sealed class ModelDeclarationAnalyzerTests
         [{|#0:Attention(Heads = 4)|}]
         public partial class Forgotten;
         """, new Microsoft.CodeAnalysis.Testing.DiagnosticResult("LLM009", DiagnosticSeverity.Warning).WithLocation(0).WithArguments("Attention", "Forgotten"));
+
+    [Fact]
+    public Task LLM007_KV_sharing_needs_a_query_projection_and_groups_within_the_depth() => Verify.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+        [Attention(Projections.NoQuery, Heads = 4, {|#0:ShareKvEvery = 2|})]
+        public partial class M;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+        [Attention(Heads = 4, {|#1:ShareKvEvery = 5|})]
+        public partial class TooLong;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+        [Attention(Heads = 4, {|#2:ShareKvEvery = 0|})]
+        public partial class Zero;
+        """,
+        Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("ShareKvEvery", 2,
+            "NoQuery attention takes its queries from the keys, so a layer that reuses another's keys would reuse its queries too; use Full or NoKey"),
+        Verify.Diagnostic("LLM007").WithLocation(1).WithArguments("ShareKvEvery", 5, "groups cannot be longer than the model's 4 layers"),
+        Verify.Diagnostic("LLM004").WithLocation(2).WithArguments("ShareKvEvery", 0));
 }

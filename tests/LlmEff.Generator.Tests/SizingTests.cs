@@ -71,9 +71,24 @@ public sealed class SizingTests
 
         var sizes = ModelSizing.Compute(spec);
 
-        Assert.Equal(inputProjectionWeights + 64 * 64, sizes.AttentionParametersPerLayer);
+        Assert.Equal(inputProjectionWeights + 64 * 64, sizes.AttentionParameters);
         Assert.Equal(10 * 64 + inputProjectionWeights + 64 * 64 + 3 * 64 * 128 + 2 * 64 + 64, sizes.Parameters);
         Assert.Equal(cachedStreams * 2 * 16, sizes.KvCacheElementsPerToken);
         Assert.Equal(2 * (inputProjectionWeights + 64 * 64 + 3 * 64 * 128 + 10 * 64) + 4 * 4 * 16 * 8, sizes.FlopsPerToken);
+    }
+
+    [Fact]
+    public void Layers_sharing_keys_and_values_count_only_their_query_and_output_projections()
+    {
+        // 3 layers sharing KV in groups of 2: layers 0 and 2 own K/V. d 64, 4 heads and 2 KV heads of 16, biases.
+        var spec = new ModelSpec(10, 64, 3, 8, true, NormKind.RmsNorm, PositionKind.Rope, true, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec(ProjectionKind.Full, 4, 2, 16, ShareKvEvery: 2), new MlpSpec(128, ActivationKind.SwiGlu));
+
+        var sizes = ModelSizing.Compute(spec);
+
+        var queryAndOutput = 64 * 64 + 64 + 64 * 64 + 64;      // q_proj and o_proj with biases, every layer
+        var keysAndValues = 2 * (64 * 32 + 32);                // k_proj and v_proj with biases, owning layers
+        Assert.Equal(3 * queryAndOutput + 2 * keysAndValues, sizes.AttentionParameters);
+        Assert.Equal(2 * 2 * 32, sizes.KvCacheElementsPerToken);
     }
 }

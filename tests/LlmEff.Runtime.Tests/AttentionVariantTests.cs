@@ -39,7 +39,7 @@ public sealed class AttentionVariantTests
     }
 
     public static TheoryData<string> VariantNames =>
-        new(Variants.Select(row => (string)row[0]).Concat(new[] { nameof(NoQueryPlusMha), nameof(SharedPlusGqa) }));
+        new(Variants.Select(row => (string)row[0]).Concat(new[] { nameof(NoQueryPlusMha), nameof(SharedPlusGqa), nameof(FullShareKv), nameof(Gpt2NamesNoKeyShareKv) }));
 
     [Theory]
     [MemberData(nameof(VariantNames))]
@@ -84,5 +84,41 @@ public sealed class AttentionVariantTests
         using var mask = ones(5, 5, dtype: ScalarType.Bool).triu(1);
         using var expected = mixer.Scores(q, k).masked_fill(mask, double.NegativeInfinity).softmax(-1).matmul(v);
         Assert.True((actual - expected).abs().max().item<double>() < 1e-10);
+    }
+
+    [Fact]
+    public void Layers_that_share_keys_and_values_have_no_projections_for_them()
+    {
+        using var model = new FullShareKv();
+        var names = model.named_parameters().Select(p => p.name).ToHashSet();
+
+        Assert.Contains("model.layers.0.self_attn.k_proj.weight", names);
+        Assert.DoesNotContain("model.layers.1.self_attn.k_proj.weight", names);
+        Assert.DoesNotContain("model.layers.1.self_attn.v_proj.weight", names);
+        Assert.Contains("model.layers.1.self_attn.q_proj.weight", names);
+        Assert.Contains("model.layers.2.self_attn.v_proj.weight", names);
+        Assert.Equal(2L * 2 * 2 * 16, FullShareKv.KvCacheElementsPerToken); // 2 owning layers · K and V · 2 KV heads · 16
+
+        using var gpt2 = new Gpt2NamesNoKeyShareKv();
+        var shapes = gpt2.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
+        Assert.Equal(new long[] { 64, 64 + 64 }, shapes["transformer.h.0.attn.c_attn.weight"]); // Q and V
+        Assert.Equal(new long[] { 64, 64 }, shapes["transformer.h.1.attn.c_attn.weight"]);      // Q only
+    }
+
+    [Fact]
+    public void A_reusing_layer_attends_with_its_group_leaders_keys_and_values()
+    {
+        // Zeroing layer 0's value projection must change layer 1's output too (it reuses those values).
+        manual_seed(4);
+        using var model = new FullShareKv();
+        model.eval();
+        using var tokens = tensor(new long[] { 1, 2, 3, 4, 5, 6 }).unsqueeze(0);
+        using var _ = no_grad();
+        using var before = model.forward(tokens);
+        var v0 = model.named_parameters().Single(p => p.name == "model.layers.0.self_attn.v_proj.weight").parameter;
+        v0.zero_();
+        using var after = model.forward(tokens);
+
+        Assert.True((before - after).abs().max().item<float>() > 1e-4);
     }
 }

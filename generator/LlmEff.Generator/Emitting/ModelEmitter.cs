@@ -60,10 +60,22 @@ internal static class ModelEmitter
             rope = spec.Positions == PositionKind.Rope;
         }
 
-        /// <summary>Extra forward arguments of layers that rotate queries and keys.</summary>
-        private string RopeParameters => rope ? ", Tensor cos, Tensor sin" : "";
-        private string RopeArguments => rope ? ", cos, sin" : "";
-        private string LayerModule => rope ? "nn.Module<Tensor, Tensor, Tensor, Tensor>" : "nn.Module<Tensor, Tensor>";
+        private bool Sharing => spec.Attention.ShareKvEvery > 1;
+
+        /// <summary>Inputs layers take besides the hidden states: rotary angles, and the keys and values a group shares.</summary>
+        private IEnumerable<(string Type, string Name)> LayerInputs
+        {
+            get
+            {
+                if (rope) { yield return ("Tensor", "cos"); yield return ("Tensor", "sin"); }
+                if (Sharing) yield return ("KeyValueShare", "shared");
+            }
+        }
+
+        private string LayerParameters => string.Concat(LayerInputs.Select(i => $", {i.Type} {i.Name}"));
+        private string LayerArguments => string.Concat(LayerInputs.Select(i => $", {i.Name}"));
+        private string LayerModule => $"nn.Module<{string.Join(", ", new[] { "Tensor" }.Concat(LayerInputs.Select(i => i.Type)).Append("Tensor"))}>";
+        private string OwnsParameter => Sharing ? "bool ownsKeysAndValues, " : "";
         private string NormType => spec.Norm == NormKind.LayerNorm ? "LayerNorm" : "RmsNorm";
         private string LinearType => names.FusedProjections ? "TransposedLinear" : "Linear";
 
@@ -97,12 +109,12 @@ internal static class ModelEmitter
         private void WriteFacts()
         {
             var a = spec.Attention;
-            w.Line($"/// <summary>Trainable parameters: {N(sizes.Parameters)} (embeddings {N(sizes.EmbeddingParameters)}, " +
-                   $"{spec.Layers} × {N(sizes.AttentionParametersPerLayer + sizes.MlpParametersPerLayer + sizes.NormParametersPerLayer)} per layer, " +
-                   $"final norm {N(sizes.FinalNormParameters)}, output head {(spec.TiedEmbeddings ? "tied" : N(sizes.OutputHeadParameters))}).</summary>")
+            w.Line($"/// <summary>Trainable parameters: {N(sizes.Parameters)} (embeddings {N(sizes.EmbeddingParameters)}, attention {N(sizes.AttentionParameters)}, " +
+                   $"MLP {N(spec.Layers * sizes.MlpParametersPerLayer)}, norms {N(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, " +
+                   $"output head {(spec.TiedEmbeddings ? "tied" : N(sizes.OutputHeadParameters))}).</summary>")
              .Line($"public const long ParameterCount = {L(sizes.Parameters)};")
              .Line()
-             .Line($"/// <summary>Key/value cache elements per token, all layers: {spec.Layers} layers × {(a.CachedStreams == 2 ? "2 (K and V)" : "1 (keys are the values)")} × {a.KvHeads} KV heads × {a.HeadDim} " +
+             .Line($"/// <summary>Key/value cache elements per token, all layers: {a.KvOwningLayers(spec.Layers)} {(a.ShareKvEvery > 1 ? $"KV-owning layers (one per {a.ShareKvEvery})" : "layers")} × {(a.CachedStreams == 2 ? "2 (K and V)" : "1 (keys are the values)")} × {a.KvHeads} KV heads × {a.HeadDim} " +
                    $"= {N(sizes.KvCacheElementsPerToken)} ({N(sizes.KvCacheElementsPerToken * 2)} bytes in bf16).</summary>")
              .Line($"public const long KvCacheElementsPerToken = {L(sizes.KvCacheElementsPerToken)};")
              .Line()
@@ -171,7 +183,9 @@ internal static class ModelEmitter
                         w.Line($"Init.Normal({names.PositionEmbedding}.weight, std: 0.01);");
                     }
                     w.Line($"{names.Layers} = new ModuleList<DecoderLayer>();");
-                    w.Line($"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer(device, dtype));");
+                    w.Line(Sharing
+                        ? $"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer(ownsKeysAndValues: i % {spec.Attention.ShareKvEvery} == 0, device, dtype));"
+                        : $"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer(device, dtype));");
                     w.Line($"{names.FinalNorm} = {NewNorm()};");
                     if (rope) w.Line($"{names.Rotary} = new RotaryEmbedding({spec.Attention.HeadDim}, Context, {D(spec.RopeTheta)}, device, dtype);");
                     w.Line("RegisterComponents();");
@@ -188,7 +202,8 @@ internal static class ModelEmitter
                     if (positions)
                         w.Line($"x = x + {names.PositionEmbedding}.forward(torch.arange(time, device: tokens.device));");
                     if (rope) w.Line($"var (cos, sin) = {names.Rotary}.Angles(time);");
-                    w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{RopeArguments});");
+                    if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {spec.Attention.ShareKvEvery} fills it");
+                    w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{LayerArguments});");
                     w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
                 }
             }
@@ -204,20 +219,20 @@ internal static class ModelEmitter
                 w.Line($"private readonly {NormType} {names.MlpNorm};");
                 w.Line($"private readonly FeedForward {names.Mlp};");
                 w.Line();
-                using (w.Block("internal DecoderLayer(Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
+                using (w.Block($"internal DecoderLayer({OwnsParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
                 {
                     w.Line($"{names.AttentionNorm} = {NewNorm()};");
-                    w.Line($"{names.Attention} = new SelfAttention(device, dtype);");
+                    w.Line(Sharing ? $"{names.Attention} = new SelfAttention(ownsKeysAndValues, device, dtype);" : $"{names.Attention} = new SelfAttention(device, dtype);");
                     w.Line($"{names.MlpNorm} = {NewNorm()};");
                     w.Line($"{names.Mlp} = new FeedForward(device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
                 w.Line("/// <summary>The block applied to hidden states [batch, time, dim].</summary>");
-                using (w.Block($"public override Tensor forward(Tensor x{RopeParameters})"))
+                using (w.Block($"public override Tensor forward(Tensor x{LayerParameters})"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
-                    w.Line($"var h = x + {names.Attention}.forward({names.AttentionNorm}.forward(x){RopeArguments});");
+                    w.Line($"var h = x + {names.Attention}.forward({names.AttentionNorm}.forward(x){LayerArguments});");
                     w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
                 }
             }
@@ -240,17 +255,28 @@ internal static class ModelEmitter
                 w.Line(repeatedQueries
                     ? $"private const int Heads = {a.Heads}, KvHeads = {a.KvHeads}, QueriesPerKvHead = {a.Heads / a.KvHeads};"
                     : $"private const int Heads = {a.Heads}, KvHeads = {a.KvHeads};");
+                // With KV sharing, layers that reuse a group's keys and values have no K/V projections.
                 var fields = names.FusedProjections
-                    ? new List<(string Field, long Width)> { ("c_attn", a.ProjectedWidth) }
-                    : parts.Select(p => (p.Name + "_proj", p.Width)).ToList();
-                foreach (var (field, _) in fields) w.Line($"private readonly {LinearType} {field};");
+                    ? new List<(string Field, string Width, bool KeyValue)> { ("c_attn", Sharing ? $"ownsKeysAndValues ? {a.ProjectedWidth} : {a.QueryWidth}" : L(a.ProjectedWidth), false) }
+                    : parts.Select(p => (Field: p.Name + "_proj", Width: L(p.Width), KeyValue: p.Name != "q")).ToList();
+                foreach (var (field, _, keyValue) in fields)
+                    w.Line($"private readonly {LinearType}{(Sharing && keyValue ? "?" : "")} {field};");
                 w.Line($"private readonly {LinearType} {names.OutputProjection};");
                 if (a.BreakSymmetry) w.Line("private readonly PositionalScoreMixer score_mixer;");
+                if (Sharing) w.Line("private readonly bool ownsKeysAndValues;");
                 w.Line();
-                using (w.Block("internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))"))
+                using (w.Block($"internal SelfAttention({OwnsParameter}Device? device, ScalarType? dtype) : base(nameof(SelfAttention))"))
                 {
-                    foreach (var (field, width) in fields) WriteLinear(field, spec.Dim, width, residual: false);
-                    WriteLinear(names.OutputProjection, a.QueryWidth, spec.Dim, residual: true);
+                    if (Sharing) w.Line("this.ownsKeysAndValues = ownsKeysAndValues;");
+                    foreach (var (field, width, _) in fields.Where(f => !(Sharing && f.KeyValue)))
+                        WriteLinear(field, L(spec.Dim), width, residual: false);
+                    if (Sharing && fields.Any(f => f.KeyValue))
+                    {
+                        using (w.Block("if (ownsKeysAndValues)"))
+                            foreach (var (field, width, _) in fields.Where(f => f.KeyValue))
+                                WriteLinear(field, L(spec.Dim), width, residual: false);
+                    }
+                    WriteLinear(names.OutputProjection, L(a.QueryWidth), L(spec.Dim), residual: true);
                     if (a.BreakSymmetry) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
                     w.Line("RegisterComponents();");
                 }
@@ -258,10 +284,11 @@ internal static class ModelEmitter
                 w.Line(rope
                     ? "/// <summary>Attention output [batch, time, dim] for normalised inputs and the rotary angles of their positions.</summary>"
                     : "/// <summary>Attention output [batch, time, dim] for normalised inputs.</summary>");
-                using (w.Block($"public override Tensor forward(Tensor x{RopeParameters})"))
+                using (w.Block($"public override Tensor forward(Tensor x{LayerParameters})"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
-                    if (names.FusedProjections)
+                    if (Sharing) WriteSharedKeyValues(parts);
+                    else if (names.FusedProjections)
                     {
                         w.Line($"var projected = c_attn.forward(x).split(new long[] {{ {string.Join(", ", parts.Select(p => p.Width))} }}, dim: -1);");
                         for (var i = 0; i < parts.Count; i++)
@@ -272,7 +299,7 @@ internal static class ModelEmitter
                         foreach (var part in parts)
                             w.Line($"var {Local(part.Name)} = Attention.SplitHeads({part.Name}_proj.forward(x), {part.Heads});");
                     }
-                    WriteQueryKeyAliases(a.Projections);
+                    if (!Sharing) WriteQueryKeyAliases(a.Projections);
                     w.Line(a.BreakSymmetry
                         ? "var mixed = score_mixer.Attend(q, k, v); // symmetric scores plus the learned positional term"
                         : "var mixed = Attention.Causal(q, k, v);");
@@ -288,6 +315,38 @@ internal static class ModelEmitter
         }
 
         private static string Local(string part) => part == "qkv" ? "v" : part;
+
+        /// <summary>Queries from this layer; keys and values from this layer if it owns them, else from its group's first layer.</summary>
+        private void WriteSharedKeyValues(List<(string Name, long Width, string Heads)> parts)
+        {
+            var a = spec.Attention;
+            if (names.FusedProjections)
+            {
+                w.Line("var projected = c_attn.forward(x);");
+                w.Line($"var q = Attention.SplitHeads(projected.narrow(-1, 0, {a.QueryWidth}), Heads);");
+            }
+            else
+                w.Line("var q = Attention.SplitHeads(q_proj.forward(x), Heads);");
+            if (rope) w.Line("q = RotaryEmbedding.Rotate(q, cos, sin);");
+            w.Line("Tensor k, v;");
+            using (w.Block("if (ownsKeysAndValues)"))
+            {
+                long offset = a.QueryWidth;
+                foreach (var part in parts.Where(p => p.Name != "q"))
+                {
+                    var projected = names.FusedProjections ? $"projected.narrow(-1, {offset}, {part.Width})" : $"{part.Name}_proj!.forward(x)";
+                    w.Line($"{part.Name} = Attention.SplitHeads({projected}, KvHeads);");
+                    offset += part.Width;
+                }
+                if (a.Projections == ProjectionKind.NoKey)
+                    w.Line(rope ? "k = RotaryEmbedding.Rotate(v, cos, sin); // keys are the values, rotated for scoring" : "k = v; // keys are the values");
+                else if (rope)
+                    w.Line("k = RotaryEmbedding.Rotate(k, cos, sin);");
+                w.Line("shared.Set(k, v);");
+            }
+            w.Line("else");
+            w.Line("    (k, v) = shared.Get(); // the keys and values of this group's first layer");
+        }
 
         /// <summary>Binds q and k for variants that reuse a projection, rotating each distinct tensor once.</summary>
         private void WriteQueryKeyAliases(ProjectionKind projections)
@@ -371,7 +430,9 @@ internal static class ModelEmitter
             }
         }
 
-        private void WriteLinear(string field, long inputs, long outputs, bool residual)
+        private void WriteLinear(string field, long inputs, long outputs, bool residual) => WriteLinear(field, L(inputs), L(outputs), residual);
+
+        private void WriteLinear(string field, string inputs, string outputs, bool residual)
         {
             var bias = spec.Bias ? "true" : "false";
             w.Line(names.FusedProjections

@@ -14,8 +14,14 @@ internal sealed record TypeTarget(string Namespace, string Name, EquatableArray<
 }
 
 /// <summary>Self-attention of every block, with defaults resolved.</summary>
-internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim, bool BreakSymmetry = false)
+internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim, bool BreakSymmetry = false, int ShareKvEvery = 1)
 {
+    /// <summary>Layers that project keys and values themselves: the first of each group of <see cref="ShareKvEvery"/>.</summary>
+    public int KvOwningLayers(int layers) => (layers + ShareKvEvery - 1) / ShareKvEvery;
+
+    /// <summary>Whether 0-based layer <paramref name="index"/> projects its own keys and values.</summary>
+    public bool OwnsKeysAndValues(int index) => index % ShareKvEvery == 0;
+
     /// <summary>Parameters of the runtime's PositionalScoreMixer: a 1×1 convolution from 10 channels to 1, with bias.</summary>
     public const int ScoreMixerParameters = 10 + 1;
 
@@ -38,7 +44,10 @@ internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int 
     public int CachedStreams => HasKeyProjection ? 2 : 1;
 
     /// <summary>Output width of every input projection together (what a fused projection computes).</summary>
-    public long ProjectedWidth => (HasQueryProjection ? QueryWidth : 0) + (HasKeyProjection ? KvWidth : 0) + KvWidth;
+    public long ProjectedWidth => (HasQueryProjection ? QueryWidth : 0) + KeyValueWidth;
+
+    /// <summary>Output width of the key and value projections, which layers sharing KV do not have.</summary>
+    public long KeyValueWidth => (HasKeyProjection ? KvWidth : 0) + KvWidth;
 }
 
 /// <summary>Feed-forward network of every block, with defaults resolved.</summary>
@@ -68,7 +77,7 @@ internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes
 internal sealed record ModelSizes(
     long Parameters,
     long EmbeddingParameters,
-    long AttentionParametersPerLayer,
+    long AttentionParameters,
     long MlpParametersPerLayer,
     long NormParametersPerLayer,
     long FinalNormParameters,

@@ -25,10 +25,13 @@ internal static class ModelSizing
             var embeddings = (long)spec.Vocab * dim
                 + (spec.Positions == PositionKind.Learned ? (long)spec.Context * dim : 0);
 
-            var attentionWeights = AttentionWeights(spec);
+            // Layers that share keys and values (ShareKvEvery > 1) lack K/V projections and their biases.
+            var owners = (long)attention.KvOwningLayers(spec.Layers);
+            var queryOnlyWidth = attention.ProjectedWidth - attention.KeyValueWidth;
+            var attentionWeights = spec.Layers * (queryOnlyWidth + attention.QueryWidth) * dim + owners * attention.KeyValueWidth * dim;
             // Parameters of attention outside its matrices: biases and the symmetry-breaking score mixer.
-            var attentionExtras = (spec.Bias ? attention.ProjectedWidth + dim : 0)
-                + (attention.BreakSymmetry ? AttentionSpec.ScoreMixerParameters : 0);
+            var attentionExtras = spec.Layers * ((spec.Bias ? queryOnlyWidth + dim : 0) + (attention.BreakSymmetry ? AttentionSpec.ScoreMixerParameters : 0))
+                + (spec.Bias ? owners * attention.KeyValueWidth : 0);
 
             var mlpMatrices = spec.Mlp.Activation == ActivationKind.SwiGlu ? 3L : 2L;
             var mlpWeights = mlpMatrices * dim * spec.Mlp.Hidden;
@@ -37,35 +40,25 @@ internal static class ModelSizing
             var normParameters = spec.Norm == NormKind.LayerNorm ? 2 * dim : dim;
             var outputHead = spec.TiedEmbeddings ? 0 : (long)spec.Vocab * dim;
 
-            var perLayer = attentionWeights + attentionExtras + mlpWeights + mlpBiases + 2 * normParameters;
-            var parameters = embeddings + spec.Layers * perLayer + normParameters + outputHead;
+            var perLayer = mlpWeights + mlpBiases + 2 * normParameters;
+            var parameters = embeddings + attentionWeights + attentionExtras + spec.Layers * perLayer + normParameters + outputHead;
 
-            var kvCache = spec.Layers * attention.CachedStreams * attention.KvWidth;
+            var kvCache = owners * attention.CachedStreams * attention.KvWidth;
 
-            var matmulWeightsPerToken = spec.Layers * (attentionWeights + mlpWeights) + (long)spec.Vocab * dim;
+            var matmulWeightsPerToken = attentionWeights + spec.Layers * mlpWeights + (long)spec.Vocab * dim;
             var attentionMixing = spec.Layers * 4L * attention.Heads * attention.HeadDim * spec.Context;
             var flops = 2 * matmulWeightsPerToken + attentionMixing;
 
             return new ModelSizes(
                 Parameters: parameters,
                 EmbeddingParameters: embeddings,
-                AttentionParametersPerLayer: attentionWeights + attentionExtras,
+                AttentionParameters: attentionWeights + attentionExtras,
                 MlpParametersPerLayer: mlpWeights + mlpBiases,
                 NormParametersPerLayer: 2 * normParameters,
                 FinalNormParameters: normParameters,
                 OutputHeadParameters: outputHead,
                 KvCacheElementsPerToken: kvCache,
                 FlopsPerToken: flops);
-        }
-    }
-
-    /// <summary>Weight elements of one layer's input projections (only those the variant has) and output projection.</summary>
-    private static long AttentionWeights(ModelSpec spec)
-    {
-        checked
-        {
-            var a = spec.Attention;
-            return spec.Dim * a.ProjectedWidth + a.QueryWidth * spec.Dim;
         }
     }
 }

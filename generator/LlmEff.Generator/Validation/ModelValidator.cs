@@ -55,6 +55,9 @@ internal static class ModelValidator
                 $"the model uses Positions.{positions}, not rotary positions"));
 
         var attention = ResolveAttention(new Reader(declared.Attention, issues), declared.Attention.Present, dim, positions, issues);
+        if (attention is not null && attention.ShareKvEvery > layers && layers > 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "ShareKvEvery", "ShareKvEvery", attention.ShareKvEvery,
+                $"groups cannot be longer than the model's {layers} layers"));
         var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim);
 
         if (issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) || attention is null || mlp is null)
@@ -111,7 +114,11 @@ internal static class ModelValidator
         if (positions == PositionKind.Rope && headDim % 2 != 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", reader.Has("HeadDim") ? "HeadDim" : "Heads",
                 "HeadDim", headDim, "rotary positions rotate channel pairs, so the head width must be even"));
-        var attention = new AttentionSpec(projections, heads, kvHeads, headDim);
+        var shareKvEvery = reader.OptionalSize("ShareKvEvery", 1);
+        if (shareKvEvery > 1 && !new AttentionSpec(projections, heads, kvHeads, headDim).HasQueryProjection)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "ShareKvEvery", "ShareKvEvery", shareKvEvery,
+                $"{projections} attention takes its queries from the keys, so a layer that reuses another's keys would reuse its queries too; use Full or NoKey"));
+        var attention = new AttentionSpec(projections, heads, kvHeads, headDim, ShareKvEvery: Math.Max(1, shareKvEvery));
         if (reader.Bool("BreakSymmetry", false))
         {
             if (attention.HasSymmetricScores) return attention with { BreakSymmetry = true };

@@ -72,6 +72,12 @@ public sealed class AttentionAttribute : Attribute
     /// are symmetric: add the study's 2-D sinusoidal positional term, mixed by a learned 1×1 convolution, to the
     /// score map (11 parameters per layer). Default <c>false</c>; other variants ignore it (warning LLM013).</summary>
     public bool BreakSymmetry { get; set; }
+
+    /// <summary>Cross-layer KV sharing: in each group of this many consecutive layers only the first projects keys
+    /// and values; the others reuse them (fewer parameters, a KV cache that many times smaller). Needs a query
+    /// projection of each layer's own (<see cref="LlmEff.Projections.Full"/> or <see cref="LlmEff.Projections.NoKey"/>).
+    /// Default 1: every layer has its own.</summary>
+    public int ShareKvEvery { get; set; }
 }
 
 /// <summary>Feed-forward network of every block. Optional: without it, SwiGLU with the default width.</summary>

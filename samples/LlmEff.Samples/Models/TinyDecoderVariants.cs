@@ -39,3 +39,8 @@ public partial class TinyNoQueryPlus;
 [Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
 [Attention(Projections.Shared, Heads = 4, BreakSymmetry = true)]
 public partial class TinySharedPlus;
+
+/// <summary>TinyDecoder with cross-layer KV sharing: layers 1 and 3 reuse the keys and values of layers 0 and 2.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
+[Attention(Heads = 4, ShareKvEvery = 2)]
+public partial class TinyShareKv;

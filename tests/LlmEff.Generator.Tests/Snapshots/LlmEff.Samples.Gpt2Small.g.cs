@@ -14,7 +14,7 @@ namespace LlmEff.Samples;
 /// <summary>Decoder-only transformer: 12 layers, width 768, 12-head attention, GELU MLP of width 3072, vocabulary 50257, context 1024.</summary>
 partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
 {
-    /// <summary>Trainable parameters: 124,439,808 (embeddings 39,383,808, 12 × 7,087,872 per layer, final norm 1,536, output head tied).</summary>
+    /// <summary>Trainable parameters: 124,439,808 (embeddings 39,383,808, attention 28,348,416, MLP 56,669,184, norms 38,400, output head tied).</summary>
     public const long ParameterCount = 124439808;
 
     /// <summary>Key/value cache elements per token, all layers: 12 layers × 2 (K and V) × 12 KV heads × 64 = 18,432 (36,864 bytes in bf16).</summary>

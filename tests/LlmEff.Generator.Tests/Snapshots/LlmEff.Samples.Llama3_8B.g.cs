@@ -14,7 +14,7 @@ namespace LlmEff.Samples;
 /// <summary>Decoder-only transformer: 32 layers, width 4096, 32-head attention with 8 KV heads, SwiGLU MLP of width 14336, vocabulary 128256, context 8192.</summary>
 partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
 {
-    /// <summary>Trainable parameters: 8,030,261,248 (embeddings 525,336,576, 32 × 218,112,000 per layer, final norm 4,096, output head 525,336,576).</summary>
+    /// <summary>Trainable parameters: 8,030,261,248 (embeddings 525,336,576, attention 1,342,177,280, MLP 5,637,144,576, norms 266,240, output head 525,336,576).</summary>
     public const long ParameterCount = 8030261248;
 
     /// <summary>Key/value cache elements per token, all layers: 32 layers × 2 (K and V) × 8 KV heads × 128 = 65,536 (131,072 bytes in bf16).</summary>

@@ -14,7 +14,7 @@ namespace LlmEff.Samples;
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head attention, SwiGLU MLP of width 704, vocabulary 256, context 256.</summary>
 partial class TinyDecoder : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDecoder>
 {
-    /// <summary>Trainable parameters: 3,279,104 (embeddings 65,536, 4 × 803,328 per layer, final norm 256, output head tied).</summary>
+    /// <summary>Trainable parameters: 3,279,104 (embeddings 65,536, attention 1,048,576, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 3279104;
 
     /// <summary>Key/value cache elements per token, all layers: 4 layers × 2 (K and V) × 4 KV heads × 64 = 2,048 (4,096 bytes in bf16).</summary>

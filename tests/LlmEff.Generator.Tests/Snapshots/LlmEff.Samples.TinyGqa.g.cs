@@ -14,7 +14,7 @@ namespace LlmEff.Samples;
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head attention with 2 KV heads, SwiGLU MLP of width 704, vocabulary 256, context 256.</summary>
 partial class TinyGqa : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyGqa>
 {
-    /// <summary>Trainable parameters: 3,016,960 (embeddings 65,536, 4 × 737,792 per layer, final norm 256, output head tied).</summary>
+    /// <summary>Trainable parameters: 3,016,960 (embeddings 65,536, attention 786,432, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 3016960;
 
     /// <summary>Key/value cache elements per token, all layers: 4 layers × 2 (K and V) × 2 KV heads × 64 = 1,024 (2,048 bytes in bf16).</summary>

@@ -14,7 +14,7 @@ namespace LlmEff.Samples;
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head multi-query attention, SwiGLU MLP of width 704, vocabulary 256, context 256.</summary>
 partial class TinyMqa : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMqa>
 {
-    /// <summary>Trainable parameters: 2,885,888 (embeddings 65,536, 4 × 705,024 per layer, final norm 256, output head tied).</summary>
+    /// <summary>Trainable parameters: 2,885,888 (embeddings 65,536, attention 655,360, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 2885888;
 
     /// <summary>Key/value cache elements per token, all layers: 4 layers × 2 (K and V) × 1 KV heads × 64 = 512 (1,024 bytes in bf16).</summary>

@@ -14,7 +14,7 @@ namespace LlmEff.Samples;
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head attention, SwiGLU MLP of width 704, vocabulary 256, context 256.</summary>
 partial class TinyShared : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyShared>
 {
-    /// <summary>Trainable parameters: 2,754,816 (embeddings 65,536, 4 × 672,256 per layer, final norm 256, output head tied).</summary>
+    /// <summary>Trainable parameters: 2,754,816 (embeddings 65,536, attention 524,288, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 2754816;
 
     /// <summary>Key/value cache elements per token, all layers: 4 layers × 1 (keys are the values) × 4 KV heads × 64 = 1,024 (2,048 bytes in bf16).</summary>

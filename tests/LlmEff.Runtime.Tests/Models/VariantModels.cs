@@ -27,3 +27,11 @@ public partial class Gpt2NamesNoKey;
 
 /// <summary>Shared with the positional term, under GQA (queries repeated per group).</summary>
 [Model(Vocab = 256, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.Shared, Heads = 4, KvHeads = 2, BreakSymmetry = true)] public partial class SharedPlusGqa;
+
+/// <summary>Cross-layer KV sharing over an odd layer count: layers 0 and 2 own keys and values, layer 1 reuses layer 0's.</summary>
+[Model(Vocab = 256, Dim = 64, Layers = 3, Context = 32)] [Attention(Heads = 4, KvHeads = 2, ShareKvEvery = 2)] public partial class FullShareKv;
+
+/// <summary>KV sharing with GPT-2 names (the fused c_attn is narrower in reusing layers), NoKey, biases, learned positions.</summary>
+[Model(Vocab = 256, Dim = 64, Layers = 4, Context = 32, Naming = ParameterNaming.Gpt2, Positions = Positions.Learned, Norm = Norm.LayerNorm, Bias = true)]
+[Attention(Projections.NoKey, Heads = 4, ShareKvEvery = 2)]
+public partial class Gpt2NamesNoKeyShareKv;
