@@ -20,6 +20,18 @@ public sealed class ModelStructureTests
         Assert.Equal(declared.Facts.ParameterCount, Zoo.CountElements(model));
     }
 
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void The_breakdown_adds_up_and_matches_the_live_attention_tensors(string name)
+    {
+        var declared = Zoo.ByName(name);
+        using var model = declared.Create();
+        var attention = model.named_parameters().Where(p => p.name.Contains(".self_attn.") || p.name.Contains(".attn.")).Sum(p => p.parameter.numel());
+
+        Assert.Equal(declared.Facts.ParameterCount, declared.Facts.Breakdown.Total);
+        Assert.Equal(attention, declared.Facts.Breakdown.Attention);
+    }
+
     [Fact]
     public void Gpt2_small_built_on_meta_matches_its_published_count_and_names()
     {

@@ -11,10 +11,24 @@ namespace LlmEff;
 /// <param name="ParameterCount">Trainable parameters.</param>
 /// <param name="KvCacheElementsPerToken">Cached key/value elements per token over all layers.</param>
 /// <param name="FlopsPerToken">Forward FLOPs of one token at full context.</param>
-public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int Context, long ParameterCount, long KvCacheElementsPerToken, long FlopsPerToken)
+/// <param name="Breakdown">Where the parameters are.</param>
+public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int Context, long ParameterCount, long KvCacheElementsPerToken, long FlopsPerToken,
+    ParameterBreakdown Breakdown)
 {
     /// <summary>KV cache bytes per token at <paramref name="bytesPerElement"/> bytes per element (2 for bf16).</summary>
     public long KvCacheBytesPerToken(int bytesPerElement = 2) => KvCacheElementsPerToken * bytesPerElement;
+}
+
+/// <summary>Parameters by component; the parts add up to <see cref="ModelFacts.ParameterCount"/>.</summary>
+/// <param name="Embeddings">Token (and learned position) embeddings.</param>
+/// <param name="Attention">Attention projections, their biases and any score mixers, all layers.</param>
+/// <param name="Mlp">Feed-forward networks, all layers.</param>
+/// <param name="Norms">Every norm, the final one included.</param>
+/// <param name="OutputHead">Untied output head; 0 when tied.</param>
+public sealed record ParameterBreakdown(long Embeddings, long Attention, long Mlp, long Norms, long OutputHead)
+{
+    /// <summary>Sum of the parts.</summary>
+    public long Total => Embeddings + Attention + Mlp + Norms + OutputHead;
 }
 
 /// <summary>Implemented by every generated model, so tools can list, size and build models generically.</summary>

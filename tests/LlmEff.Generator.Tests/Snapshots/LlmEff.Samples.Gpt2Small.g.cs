@@ -25,7 +25,8 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Gpt2Small", Vocab: 50257, Dim: 768, Layers: 12, Context: 1024,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken);
+        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        Breakdown: new(Embeddings: 39383808, Attention: 28348416, Mlp: 56669184, Norms: 38400, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
     public static Gpt2Small Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);

@@ -25,7 +25,8 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Llama3_8B", Vocab: 128256, Dim: 4096, Layers: 32, Context: 8192,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken);
+        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        Breakdown: new(Embeddings: 525336576, Attention: 1342177280, Mlp: 5637144576, Norms: 266240, OutputHead: 525336576));
 
     /// <summary>Builds the module; see the constructor.</summary>
     public static Llama3_8B Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);

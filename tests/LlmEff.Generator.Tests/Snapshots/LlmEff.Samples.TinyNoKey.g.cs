@@ -25,7 +25,8 @@ partial class TinyNoKey : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNoKey>
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinyNoKey", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken);
+        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        Breakdown: new(Embeddings: 65536, Attention: 786432, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
     public static TinyNoKey Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
