@@ -1,0 +1,88 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace LlmEff.Cli.Reporting;
+
+/// <summary>The results of a comparison as a table for the terminal, with the same columns as the Markdown report.</summary>
+public static class ResultsTable
+{
+    /// <summary>
+    /// A Spectre.Console table with one row per run: numbers right-aligned, the lowest held-out loss in bold when
+    /// there is more than one run.
+    /// </summary>
+    public static Table Build(IReadOnlyList<RunResult> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        var table = new Table { Border = TableBorder.Rounded };
+        for (var j = 0; j < ReportFormat.Columns.Count; j++)
+        {
+            var column = ReportFormat.Columns[j];
+            // Text rather than markup: headers and cells are data and may contain '[' (e.g. "[Q,K,V]").
+            table.AddColumn(new TableColumn(new Text(column.Compact))
+            {
+                Alignment = column.Numeric ? Justify.Right : Justify.Left,
+                // A number or a model name broken across lines is unreadable; only the description may wrap.
+                NoWrap = j != ReportFormat.DescriptionColumn,
+            });
+        }
+
+        var best = ReportFormat.BestHeldOutIndex(runs);
+        var bold = new Style(decoration: Decoration.Bold);
+        for (var i = 0; i < runs.Count; i++)
+        {
+            var run = runs[i];
+            var cells = ReportFormat.Columns.Select((column, j) =>
+                (IRenderable)new Text(column.Format(run), i == best && j == ReportFormat.HeldOutColumn ? bold : Style.Plain));
+            table.AddRow(cells);
+        }
+        return table;
+    }
+
+    /// <summary>
+    /// The same table as aligned plain text, for redirected output and for pasting into documentation; the lowest
+    /// held-out loss is marked with <c>*</c> and explained in a footnote.
+    /// </summary>
+    /// <remarks>
+    /// Columns are separated by two spaces and lines end with <c>\n</c> without trailing spaces, so the text is stable
+    /// across systems. Two-line headings keep the table narrow enough for a terminal.
+    /// </remarks>
+    public static string ToPlainText(IReadOnlyList<RunResult> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        var columns = ReportFormat.Columns;
+        var best = ReportFormat.BestHeldOutIndex(runs);
+
+        var headers = columns.Select(c => c.Compact.Split('\n')).ToArray();
+        var headerLines = headers.Max(h => h.Length);
+        var rows = runs.Select((run, i) => columns.Select((c, j) =>
+        {
+            var text = c.Format(run);
+            // A leading mark keeps the digits of the column aligned on the right.
+            return i == best && j == ReportFormat.HeldOutColumn ? "*" + text : text;
+        }).ToArray()).ToArray();
+        var widths = columns.Select((_, j) => Math.Max(headers[j].Max(h => h.Length), rows.Select(r => r[j].Length).DefaultIfEmpty(0).Max())).ToArray();
+
+        var text = new StringBuilder();
+        void Row(IReadOnlyList<string> cells)
+        {
+            var line = string.Join("  ", cells.Select((cell, j) => columns[j].Numeric ? cell.PadLeft(widths[j]) : cell.PadRight(widths[j])));
+            text.Append(line.TrimEnd()).Append('\n');
+        }
+
+        for (var line = 0; line < headerLines; line++)
+        {
+            // Headings sit on the bottom lines, next to the rule, when a column's heading is shorter than others.
+            Row(headers.Select(h => line - (headerLines - h.Length) is var k && k >= 0 ? h[k] : "").ToArray());
+        }
+        Row(widths.Select(w => new string('-', w)).ToArray());
+        foreach (var row in rows)
+            Row(row);
+        if (best >= 0)
+            text.Append("* lowest held-out loss\n");
+        return text.ToString();
+    }
+}
