@@ -57,6 +57,42 @@ public sealed class TrainingTests
         Assert.All(reports, r => Assert.True(r.GradientNorm > 0 && r.TokensPerSecond > 0));
     }
 
+    [Fact]
+    public void Batches_depend_on_the_step_not_on_what_ran_before()
+    {
+        var options = new TrainingOptions { Steps = 4, BatchSize = 2, SequenceLength = 16, WarmupSteps = 1, EvalBatches = 1, EvalEvery = 2 };
+        var seen = new RecordingData(Data);
+        Seeding.Seed(options.Seed);
+        using var model = new TinyDecoder();
+        using var run = new TrainingRun(model, seen, options);
+
+        var result = run.Complete();
+
+        var again = new RecordingData(Data);
+        using var other = new TrainingRun(new TinyDecoder(), again, options);
+        other.Restore(run.Progress with { Losses = run.Losses.Take(2).ToList(), HeldOut = new[] { new HeldOutPoint(2, result.HeldOutCurve[0].Loss) } });
+        other.Complete();
+        Assert.Equal(seen.Batches.Skip(2), again.Batches);
+        Assert.Equal(new[] { 2, 4 }, result.HeldOutCurve.Select(p => p.Step));
+    }
+
+    /// <summary>Remembers the first token of every training batch it hands out.</summary>
+    private sealed class RecordingData(ITrainingData inner) : ITrainingData
+    {
+        public System.Collections.Generic.List<long> Batches { get; } = new();
+        public int Vocab => inner.Vocab;
+
+        public (TorchSharp.torch.Tensor Inputs, TorchSharp.torch.Tensor Targets) SampleTrain(Random random, int batch, int length)
+        {
+            var sample = inner.SampleTrain(random, batch, length);
+            Batches.Add(sample.Inputs[0, 0].item<long>() * 1_000_000 + sample.Inputs[batch - 1, length - 1].item<long>());
+            return sample;
+        }
+
+        public (TorchSharp.torch.Tensor Inputs, TorchSharp.torch.Tensor Targets) SampleHeldOut(Random random, int batch, int length) =>
+            inner.SampleHeldOut(random, batch, length);
+    }
+
     [Theory]
     [InlineData(0, 1, "Steps")]
     [InlineData(10, 11, "WarmupSteps")]

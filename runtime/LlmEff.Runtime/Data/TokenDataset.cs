@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LlmEff.Data;
 
 /// <summary>A token stream split into training and held-out parts, from which random windows are drawn.</summary>
-public sealed class TokenDataset
+public sealed class TokenDataset : ITrainingData
 {
     private readonly long[] train;
     private readonly long[] heldOut;
@@ -34,6 +34,12 @@ public sealed class TokenDataset
     /// <summary>The default data: the embedded synthetic corpus, byte-tokenized.</summary>
     public static TokenDataset EmbeddedDefault(int characters = 400_000, int seed = 1) =>
         new(new ByteTokenizer().Encode(SyntheticCorpus.Generate(characters, seed)), ByteTokenizer.VocabSize);
+
+    /// <inheritdoc/>
+    public (Tensor Inputs, Tensor Targets) SampleTrain(Random random, int batch, int length) => Sample(random, batch, length);
+
+    /// <inheritdoc/>
+    public (Tensor Inputs, Tensor Targets) SampleHeldOut(Random random, int batch, int length) => Sample(random, batch, length, fromHeldOut: true);
 
     /// <summary>A batch of inputs and next-token targets, each [batch, length], from random offsets.</summary>
     public (Tensor Inputs, Tensor Targets) Sample(Random random, int batch, int length, bool fromHeldOut = false)

@@ -29,6 +29,8 @@ public sealed record TrainingOptions
     public int Seed { get; init; } = 1234;
     /// <summary>Held-out batches averaged for the evaluation loss.</summary>
     public int EvalBatches { get; init; } = 8;
+    /// <summary>Evaluate on held-out data every this many steps (0: only at the end).</summary>
+    public int EvalEvery { get; init; }
 
     /// <summary>Throws with the name and value of the first setting out of range.</summary>
     public void Validate()
@@ -45,6 +47,7 @@ public sealed record TrainingOptions
         if (WarmupSteps < 0 || WarmupSteps > Steps) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, $"WarmupSteps must lie in 0..Steps ({Steps}).");
         if (FinalLearningRateFraction < 0 || FinalLearningRateFraction > 1) throw new ArgumentOutOfRangeException(nameof(FinalLearningRateFraction), FinalLearningRateFraction, "FinalLearningRateFraction must lie in [0, 1].");
         if (WeightDecay < 0) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must not be negative.");
+        if (EvalEvery < 0) throw new ArgumentOutOfRangeException(nameof(EvalEvery), EvalEvery, "EvalEvery must not be negative.");
         if (GradientClip < 0) throw new ArgumentOutOfRangeException(nameof(GradientClip), GradientClip, "GradientClip must not be negative.");
         if (Beta1 < 0 || Beta1 >= 1) throw new ArgumentOutOfRangeException(nameof(Beta1), Beta1, "Beta1 must lie in [0, 1).");
         if (Beta2 < 0 || Beta2 >= 1) throw new ArgumentOutOfRangeException(nameof(Beta2), Beta2, "Beta2 must lie in [0, 1).");

@@ -1,0 +1,180 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using LlmEff.Data;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LlmEff.Training;
+
+/// <summary>A training run that is stopped for good: the loss or the gradient stopped being a number.</summary>
+public sealed class TrainingDivergedException(int step, string what) : Exception($"Training diverged at step {step}: {what}. Lower the learning rate or check the data.")
+{
+    /// <summary>1-based step at which it happened.</summary>
+    public int Step { get; } = step;
+}
+
+/// <summary>
+/// Next-token training of any module mapping tokens [batch, time] to logits [batch, time, vocab], one step at a
+/// time: AdamW with decoupled weight decay on matrices only, warm-up + cosine learning rate, global gradient
+/// clipping. Batches depend only on the seed and the step number, so a run resumed from a checkpoint sees the
+/// same data as one that never stopped.
+/// </summary>
+public sealed class TrainingRun : IDisposable
+{
+    private readonly nn.Module<Tensor, Tensor> model;
+    private readonly ITrainingData data;
+    private readonly Device device;
+    private readonly AdamW optimizer;
+    private readonly List<double> losses = new();
+    private readonly List<(int Step, double Loss)> heldOut = new();
+    private readonly Stopwatch clock = new();
+    private long tokensThisSession;
+
+    /// <summary>Prepares a run; nothing is trained until <see cref="Step"/> or <see cref="Complete"/>.</summary>
+    public TrainingRun(nn.Module<Tensor, Tensor> model, ITrainingData data, TrainingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        options.Validate();
+        this.model = model;
+        this.data = data;
+        Options = options;
+        device = model.parameters().First().device;
+        optimizer = CreateOptimizer(model, options);
+    }
+
+    /// <summary>The run's settings.</summary>
+    public TrainingOptions Options { get; }
+
+    /// <summary>The optimizer, whose state a checkpoint carries.</summary>
+    public AdamW Optimizer => optimizer;
+
+    /// <summary>Steps completed, including those of the run this one resumed.</summary>
+    public int StepsDone => losses.Count;
+
+    /// <summary>Training loss of every completed step.</summary>
+    public IReadOnlyList<double> Losses => losses;
+
+    /// <summary>Held-out loss at every evaluation point so far.</summary>
+    public IReadOnlyList<(int Step, double Loss)> HeldOutCurve => heldOut;
+
+    /// <summary>Whether every step has run.</summary>
+    public bool IsComplete => StepsDone >= Options.Steps;
+
+    /// <summary>Runs one optimizer step and reports it.</summary>
+    public StepReport Step()
+    {
+        if (IsComplete) throw new InvalidOperationException($"All {Options.Steps} steps have run.");
+        clock.Start();
+        var step = StepsDone;
+        var learningRate = LearningRateSchedule.WarmupCosine(step, Options.Steps, Options.WarmupSteps, Options.LearningRate, Options.FinalLearningRateFraction);
+        foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+
+        double loss, gradientNorm;
+        model.train();
+        using (NewDisposeScope())
+        {
+            var (inputs, targets) = data.SampleTrain(BatchRandom(step), Options.BatchSize, Options.SequenceLength);
+            var lossTensor = Trainer.NextTokenLoss(model.forward(inputs.to(device)), targets.to(device));
+            loss = lossTensor.item<float>();
+            if (!double.IsFinite(loss)) throw new TrainingDivergedException(step + 1, $"the loss is {loss}");
+            optimizer.zero_grad();
+            lossTensor.backward();
+            gradientNorm = Options.GradientClip > 0 ? nn.utils.clip_grad_norm_(model.parameters(), Options.GradientClip) : double.NaN;
+            if (Options.GradientClip > 0 && !double.IsFinite(gradientNorm))
+                throw new TrainingDivergedException(step + 1, $"the gradient norm is {gradientNorm}");
+            optimizer.step();
+        }
+        losses.Add(loss);
+        tokensThisSession += (long)Options.BatchSize * Options.SequenceLength;
+        if (Options.EvalEvery > 0 && StepsDone % Options.EvalEvery == 0 && !IsComplete)
+            heldOut.Add((StepsDone, Trainer.Evaluate(model, data, Options)));
+        clock.Stop();
+        return new StepReport(StepsDone, Options.Steps, loss, learningRate, gradientNorm, tokensThisSession / Math.Max(1e-9, clock.Elapsed.TotalSeconds), clock.Elapsed);
+    }
+
+    /// <summary>Runs the remaining steps, then the final held-out evaluation.</summary>
+    public TrainingResult Complete(Action<StepReport>? onStep = null)
+    {
+        while (!IsComplete)
+        {
+            var report = Step();
+            onStep?.Invoke(report);
+        }
+        clock.Start();
+        var final = Trainer.Evaluate(model, data, Options);
+        if (heldOut.Count == 0 || heldOut[^1].Step != StepsDone) heldOut.Add((StepsDone, final));
+        clock.Stop();
+        return new TrainingResult(losses.ToList(), heldOut.ToList(), final, clock.Elapsed, (long)StepsDone * Options.BatchSize * Options.SequenceLength);
+    }
+
+    /// <summary>Progress that a checkpoint must carry to continue this run exactly.</summary>
+    public TrainingProgress Progress => new(Options, losses.ToList(), heldOut.Select(p => new HeldOutPoint(p.Step, p.Loss)).ToList());
+
+    /// <summary>Restores progress saved by <see cref="Progress"/>; weights and optimizer state are the checkpoint's business.</summary>
+    public void Restore(TrainingProgress progress)
+    {
+        ArgumentNullException.ThrowIfNull(progress);
+        if (progress.Options != Options)
+            throw new InvalidOperationException($"The checkpoint was trained with other settings ({Describe(progress.Options)}) than this run ({Describe(Options)}); resume with the same ones.");
+        if (progress.Losses.Count > Options.Steps)
+            throw new InvalidOperationException($"The checkpoint has done {progress.Losses.Count} steps, more than the {Options.Steps} of this run.");
+        losses.Clear();
+        losses.AddRange(progress.Losses);
+        heldOut.Clear();
+        heldOut.AddRange(progress.HeldOut.Select(p => (p.Step, p.Loss)));
+    }
+
+    /// <summary>Releases the optimizer's state.</summary>
+    public void Dispose() => optimizer.Dispose();
+
+    // A generator per step: the batch of step s is the same whether or not the run was interrupted before s.
+    private Random BatchRandom(int step) => new(HashCode.Combine(Options.Seed, step, 0x5A3D1E));
+
+    private static string Describe(TrainingOptions o) =>
+        $"steps {o.Steps}, batch {o.BatchSize}×{o.SequenceLength}, lr {o.LearningRate}, seed {o.Seed}";
+
+    private static AdamW CreateOptimizer(nn.Module<Tensor, Tensor> model, TrainingOptions options)
+    {
+        // Decay matrices only: shrinking norm scales and biases toward zero hurts and buys no regularisation.
+        var parameters = model.parameters().ToList();
+        var groups = new List<AdamW.ParamGroup>
+        {
+            new(parameters.Where(p => p.dim() >= 2), new AdamW.Options { weight_decay = options.WeightDecay }),
+        };
+        var plain = parameters.Where(p => p.dim() < 2).ToList();
+        if (plain.Count > 0) groups.Add(new AdamW.ParamGroup(plain, new AdamW.Options { weight_decay = 0.0 }));
+        return optim.AdamW(groups, options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay);
+    }
+}
+
+/// <summary>One held-out evaluation: after <paramref name="Step"/> steps, the mean loss.</summary>
+public sealed record HeldOutPoint(int Step, double Loss);
+
+/// <summary>Everything besides weights and optimizer state that a run needs to continue exactly.</summary>
+/// <param name="Options">The run's settings (a resumed run must use the same).</param>
+/// <param name="Losses">Training loss of every completed step.</param>
+/// <param name="HeldOut">Held-out evaluations so far.</param>
+public sealed record TrainingProgress(TrainingOptions Options, IReadOnlyList<double> Losses, IReadOnlyList<HeldOutPoint> HeldOut)
+{
+    /// <summary>JSON form stored inside checkpoints.</summary>
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Reads <see cref="ToJson"/>'s output; a malformed text gives an <see cref="System.IO.InvalidDataException"/>.</summary>
+    public static TrainingProgress FromJson(string json)
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<TrainingProgress>(json, JsonOptions)
+                   ?? throw new System.IO.InvalidDataException("The checkpoint's training progress is empty.");
+        }
+        catch (System.Text.Json.JsonException error)
+        {
+            throw new System.IO.InvalidDataException($"The checkpoint's training progress is not readable: {error.Message}", error);
+        }
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
+}
