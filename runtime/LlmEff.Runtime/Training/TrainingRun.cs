@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
+using LlmEff.Checkpoints;
 using LlmEff.Data;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -125,6 +126,34 @@ public sealed class TrainingRun : IDisposable
         losses.AddRange(progress.Losses);
         heldOut.Clear();
         heldOut.AddRange(progress.HeldOut.Select(p => (p.Step, p.Loss)));
+    }
+
+    /// <summary>Writes weights, optimizer state and progress to one checkpoint file (atomically).</summary>
+    public void SaveCheckpoint(string path, ModelFacts facts) =>
+        Checkpoint.Save(path, model, facts, optimizer, Progress.ToJson());
+
+    /// <summary>
+    /// Continues the run saved in <paramref name="path"/>: loads weights into <paramref name="model"/> and the
+    /// optimizer state, and restores progress. The continued run repeats exactly what the uninterrupted one
+    /// would have done (same batches, same optimizer state), provided <paramref name="options"/> are the same.
+    /// </summary>
+    public static TrainingRun Resume(string path, nn.Module<Tensor, Tensor> model, ModelFacts facts, ITrainingData data, TrainingOptions options)
+    {
+        var run = new TrainingRun(model, data, options);
+        try
+        {
+            var loaded = Checkpoint.Load(path, model, facts, run.optimizer);
+            var progress = loaded.TrainerState is { } json
+                ? TrainingProgress.FromJson(json)
+                : throw new System.IO.InvalidDataException($"{path} holds weights only, no training progress: it cannot be resumed (load it for generation instead).");
+            run.Restore(progress);
+            return run;
+        }
+        catch
+        {
+            run.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Releases the optimizer's state.</summary>
