@@ -1,4 +1,3 @@
-using System;
 using System.CommandLine;
 using LlmEff.Cli.Commands;
 
@@ -7,13 +6,16 @@ namespace LlmEff.Cli;
 /// <summary>Entry point of the <c>llmeff</c> command-line program.</summary>
 public static class Program
 {
-    /// <summary>Parses <paramref name="args"/> and runs the chosen command; returns its exit code.</summary>
+    /// <summary>Parses <paramref name="args"/> and runs the chosen command; returns its exit code
+    /// (0 done, 1 usage error, 2 refused input).</summary>
     public static int Main(string[] args)
     {
-        var root = new RootCommand("LlmEff: train and inspect language-model architectures declared as annotated C# classes.")
+        var root = new RootCommand("LlmEff: train, compare and inspect language-model architectures declared as annotated C# classes.")
         {
+            AblateCommand.Create(),
             TrainCommand.Create(),
-            ModelsCommand.Create(),
+            GenerateCommand.Create(),
+            InspectCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -54,8 +54,8 @@ public sealed class ResumeTests : IDisposable
         using var fresh = new FullMha();
 
         var error = Assert.Throws<InvalidOperationException>(() => TrainingRun.Resume(path, fresh, FullMha.Facts, Data, Options with { LearningRate = 1e-4 }));
-        Assert.Contains("lr 0.003", error.Message);
-        Assert.Contains("lr 0.0001", error.Message);
+        Assert.Contains("LearningRate: 0.003 in the checkpoint, 0.0001 now", error.Message);
+        Assert.DoesNotContain("Steps", error.Message);
     }
 
     public void Dispose() => Directory.Delete(folder, recursive: true);

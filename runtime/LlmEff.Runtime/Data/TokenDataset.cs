@@ -33,7 +33,7 @@ public sealed class TokenDataset : ITrainingData
 
     /// <summary>The default data: the embedded synthetic corpus, byte-tokenized.</summary>
     public static TokenDataset EmbeddedDefault(int characters = 400_000, int seed = 1) =>
-        new(new ByteTokenizer().Encode(SyntheticCorpus.Generate(characters, seed)), ByteTokenizer.VocabSize);
+        new(new ByteTokenizer().Encode(SyntheticCorpus.Generate(characters, seed)), ByteTokenizer.Vocab);
 
     /// <inheritdoc/>
     public (Tensor Inputs, Tensor Targets) SampleTrain(Random random, int batch, int length) => Sample(random, batch, length);

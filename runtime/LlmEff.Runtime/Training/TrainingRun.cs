@@ -119,7 +119,8 @@ public sealed class TrainingRun : IDisposable
     {
         ArgumentNullException.ThrowIfNull(progress);
         if (progress.Options != Options)
-            throw new InvalidOperationException($"The checkpoint was trained with other settings ({Describe(progress.Options)}) than this run ({Describe(Options)}); resume with the same ones.");
+            throw new InvalidOperationException($"The checkpoint was trained with other settings than this run ({Differences(progress.Options, Options)}); " +
+                "resume with the same ones, since the learning-rate schedule and the batches depend on them.");
         if (progress.Losses.Count > Options.Steps)
             throw new InvalidOperationException($"The checkpoint has done {progress.Losses.Count} steps, more than the {Options.Steps} of this run.");
         losses.Clear();
@@ -162,8 +163,11 @@ public sealed class TrainingRun : IDisposable
     // A generator per step: the batch of step s is the same whether or not the run was interrupted before s.
     private Random BatchRandom(int step) => new(HashCode.Combine(Options.Seed, step, 0x5A3D1E));
 
-    private static string Describe(TrainingOptions o) =>
-        $"steps {o.Steps}, batch {o.BatchSize}×{o.SequenceLength}, lr {o.LearningRate}, seed {o.Seed}";
+    /// <summary>"Steps: 8 in the checkpoint, 12 now; …" for every setting that differs.</summary>
+    private static string Differences(TrainingOptions saved, TrainingOptions now) =>
+        string.Join("; ", typeof(TrainingOptions).GetProperties()
+            .Where(p => !Equals(p.GetValue(saved), p.GetValue(now)))
+            .Select(p => FormattableString.Invariant($"{p.Name}: {p.GetValue(saved)} in the checkpoint, {p.GetValue(now)} now")));
 
     private static AdamW CreateOptimizer(nn.Module<Tensor, Tensor> model, TrainingOptions options)
     {

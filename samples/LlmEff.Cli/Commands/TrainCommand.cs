@@ -1,75 +1,118 @@
 using System;
+using System.Collections.Generic;
 using System.CommandLine;
 using System.Globalization;
+using System.IO;
+using System.Linq;
 using LlmEff.Data;
-using LlmEff.Samples;
 using LlmEff.Training;
-using static TorchSharp.torch;
 
 namespace LlmEff.Cli.Commands;
 
-/// <summary><c>llmeff train</c>: trains one declared model on the embedded corpus and prints the loss.</summary>
+/// <summary><c>llmeff train</c>: one declared model on the embedded corpus or the user's text files, with checkpoints and resume.</summary>
 internal static class TrainCommand
 {
     public static Command Create()
     {
-        var modelOption = new Option<string>("--model") { Description = "Declared model to train (see 'llmeff models').", DefaultValueFactory = _ => nameof(TinyDecoder) };
-        var stepsOption = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 200 };
-        var batchOption = new Option<int>("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => 8 };
-        var lengthOption = new Option<int>("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 128 };
-        var rateOption = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 3e-3 };
-        var seedOption = new Option<int>("--seed") { Description = "Seed of weights and batches.", DefaultValueFactory = _ => 1234 };
-        var threadsOption = new Option<int>("--threads") { Description = "CPU threads for torch (0: torch's default).", DefaultValueFactory = _ => 0 };
-        var logEveryOption = new Option<int>("--log-every") { Description = "Print every N steps.", DefaultValueFactory = _ => 10 };
+        var model = CommandLine.ModelName();
+        var assembly = CommandLine.Assembly();
+        var data = new Option<string[]>("--data") { Description = "Text files or folders (every *.txt and *.md inside) to train on; default: the embedded corpus.", AllowMultipleArgumentsPerToken = true };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "byte (vocabulary 256) or gpt2 (BPE, 50,257; the model's Vocab must be at least that).", DefaultValueFactory = _ => "byte" };
+        var steps = CommandLine.Steps(200);
+        var batch = CommandLine.Batch();
+        var length = CommandLine.SequenceLength();
+        var rate = CommandLine.LearningRate();
+        var seed = CommandLine.Seed();
+        var threads = CommandLine.Threads();
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (.safetensors) here at the end, and every --checkpoint-every steps." };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run saved in this checkpoint (same settings required)." };
 
-        var command = new Command("train", "Train a declared model on the embedded corpus (no download) and print the loss as it falls.")
+        var command = new Command("train", "Train one declared model and print the loss as it falls; optionally checkpoint and resume.")
         {
-            modelOption, stepsOption, batchOption, lengthOption, rateOption, seedOption, threadsOption, logEveryOption,
+            model, assembly, data, tokenizer, steps, batch, length, rate, seed, threads, checkpoint, checkpointEvery, resume,
         };
-        command.SetAction(result =>
+        command.SetAction(result => CommandLine.Guard(() =>
         {
-            var options = new TrainingOptions
-            {
-                Steps = result.GetValue(stepsOption),
-                BatchSize = result.GetValue(batchOption),
-                SequenceLength = result.GetValue(lengthOption),
-                LearningRate = result.GetValue(rateOption),
-                Seed = result.GetValue(seedOption),
-                WarmupSteps = Math.Min(20, Math.Max(0, result.GetValue(stepsOption) / 10)),
-            };
-            var logEvery = Math.Max(1, result.GetValue(logEveryOption));
-            var threads = result.GetValue(threadsOption);
-            try
-            {
-                options.Validate();
-                var declared = ModelCatalog.Find(typeof(TinyDecoder).Assembly, result.GetValue(modelOption)!);
-                if (options.SequenceLength > declared.Facts.Context)
-                    throw new ArgumentException($"--seq {options.SequenceLength} exceeds the context of {declared.Facts.Name} ({declared.Facts.Context}).");
-                if (declared.Facts.Vocab < ByteTokenizer.VocabSize)
-                    throw new ArgumentException($"{declared.Facts.Name} has a vocabulary of {declared.Facts.Vocab}; the byte-level corpus needs {ByteTokenizer.VocabSize}.");
-                if (threads > 0) set_num_threads(threads);
-
-                Seeding.Seed(options.Seed);
-                using var model = declared.Create();
-                var data = TokenDataset.EmbeddedDefault();
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"Training {declared.Facts.Name} ({declared.Facts.ParameterCount:N0} parameters) for {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens on the embedded corpus ({data.TrainTokens:N0} training / {data.HeldOutTokens:N0} held-out bytes)."));
-                var trained = Trainer.Train(model, data, options, report =>
-                {
-                    if (report.Step == 1 || report.Step % logEvery == 0 || report.Step == report.TotalSteps)
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"step {report.Step,5}/{report.TotalSteps}  loss {report.Loss,7:F4}  lr {report.LearningRate:0.00e+0}  |g| {report.GradientNorm,6:F3}  {report.TokensPerSecond,8:N0} tok/s"));
-                });
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"Loss fell from {trained.Losses[0]:F4} to {trained.FinalTrainLoss:F4} (mean of the last tenth); held-out loss {trained.HeldOutLoss:F4} (perplexity {Math.Exp(trained.HeldOutLoss):F2}) in {trained.Elapsed.TotalSeconds:F1} s."));
-                return 0;
-            }
-            catch (ArgumentException error)
-            {
-                Console.Error.WriteLine($"error: {error.Message}");
-                return 2;
-            }
-        });
+            var options = CommandLine.Training(result, steps, batch, length, rate, seed, evalEvery: Math.Max(1, result.GetValue(steps) / 10));
+            CommandLine.UseThreads(result.GetValue(threads));
+            var declared = CommandLine.Model(result, model, assembly);
+            var text = Load(result.GetValue(data), Tokenizers.ByName(result.GetValue(tokenizer)!), options.SequenceLength);
+            Check(declared.Facts, text, options);
+            return Run(declared, text, options, result.GetValue(checkpoint), result.GetValue(checkpointEvery), result.GetValue(resume));
+        }));
         return command;
+    }
+
+    /// <summary>The embedded corpus, or the user's files tokenized; refuses data too short for one window per split.</summary>
+    internal static TokenDataset Load(string[]? paths, ITokenizer tokenizer, int length)
+    {
+        TokenDataset dataset;
+        if (paths is null || paths.Length == 0)
+        {
+            if (tokenizer is not ByteTokenizer) throw new ArgumentException("The embedded corpus is byte-level: use --tokenizer byte, or give --data.");
+            dataset = TokenDataset.EmbeddedDefault();
+        }
+        else
+        {
+            var files = paths.SelectMany(Expand).ToList();
+            if (files.Count == 0) throw new ArgumentException($"--data: no .txt or .md files in {string.Join(", ", paths)}.");
+            var tokens = files.SelectMany(f => tokenizer.Encode(File.ReadAllText(f))).ToArray();
+            dataset = new TokenDataset(tokens, tokenizer.VocabSize);
+        }
+        if (dataset.HeldOutTokens < length + 1)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"The data has {dataset.TrainTokens + dataset.HeldOutTokens:N0} tokens; its held-out tenth ({dataset.HeldOutTokens:N0}) must hold one window of --seq {length} + 1. Give more text or a shorter --seq."));
+        return dataset;
+    }
+
+    private static IEnumerable<string> Expand(string path)
+    {
+        if (File.Exists(path)) return new[] { path };
+        if (Directory.Exists(path))
+            return Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
+                .Where(f => f.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".md", StringComparison.OrdinalIgnoreCase))
+                .OrderBy(f => f, StringComparer.Ordinal);
+        throw new FileNotFoundException($"--data: no file or folder at {Path.GetFullPath(path)}.", path);
+    }
+
+    private static void Check(ModelFacts facts, TokenDataset data, TrainingOptions options)
+    {
+        if (options.SequenceLength > facts.Context)
+            throw new ArgumentException($"--seq {options.SequenceLength} exceeds the context of {facts.Name} ({facts.Context}).");
+        if (facts.Vocab < data.Vocab)
+            throw new ArgumentException($"{facts.Name} has a vocabulary of {facts.Vocab}; the tokenizer produces ids up to {data.Vocab - 1}.");
+    }
+
+    private static int Run(DeclaredModelType declared, TokenDataset data, TrainingOptions options, string? checkpoint, int checkpointEvery, string? resume)
+    {
+        if (checkpointEvery < 0) throw new ArgumentOutOfRangeException("--checkpoint-every", checkpointEvery, "--checkpoint-every must not be negative.");
+        Seeding.Seed(options.Seed);
+        using var model = declared.Create();
+        using var run = resume is null ? new TrainingRun(model, data, options) : TrainingRun.Resume(resume, model, declared.Facts, data, options);
+        var resuming = resume is null ? "." : $", resuming after step {run.StepsDone} of {resume}.";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Training {declared.Facts.Name} ({declared.Facts.ParameterCount:N0} parameters) for {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens on {data.TrainTokens:N0} training / {data.HeldOutTokens:N0} held-out tokens{resuming}"));
+        var firstLoss = run.Losses.Count > 0 ? run.Losses[0] : double.NaN;
+        var result = RunView.Track(declared.Facts.Name, options.Steps, run.StepsDone, onStep =>
+        {
+            while (!run.IsComplete)
+            {
+                var report = run.Step();
+                onStep(report);
+                if (checkpoint is not null && checkpointEvery > 0 && report.Step % checkpointEvery == 0 && !run.IsComplete)
+                    run.SaveCheckpoint(checkpoint, declared.Facts);
+            }
+            return run.Complete();
+        });
+        if (checkpoint is not null)
+        {
+            run.SaveCheckpoint(checkpoint, declared.Facts);
+            Console.WriteLine($"Checkpoint: {Path.GetFullPath(checkpoint)}");
+        }
+        if (double.IsNaN(firstLoss)) firstLoss = result.Losses[0];
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Loss fell from {firstLoss:F4} to {result.FinalTrainLoss:F4} (mean of the last tenth); held-out loss {result.HeldOutLoss:F4} (perplexity {Math.Exp(result.HeldOutLoss):F2})."));
+        return 0;
     }
 }

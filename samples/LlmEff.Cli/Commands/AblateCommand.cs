@@ -1,0 +1,148 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using LlmEff.Cli.Reporting;
+using LlmEff.Data;
+using LlmEff.Training;
+using Spectre.Console;
+
+namespace LlmEff.Cli.Commands;
+
+/// <summary>
+/// <c>llmeff ablate</c>, the main job: trains declared variants of one small model with the same seed, data and
+/// budget on the embedded default data (text plus associative recall), then prints and writes the comparison.
+/// </summary>
+internal static class AblateCommand
+{
+    /// <summary>The default comparison: TinyDecoder's attention variants of the QKV study, GQA and MQA.</summary>
+    public static readonly string[] DefaultModels = { "TinyDecoder", "TinyNoKey", "TinyNoQuery", "TinyShared", "TinyGqa", "TinyMqa" };
+
+    private static readonly Dictionary<string, string> Descriptions = new()
+    {
+        ["TinyDecoder"] = "Full attention (baseline)",
+        ["TinyNoKey"] = "NoKey: K := V",
+        ["TinyNoQuery"] = "NoQuery: Q := K",
+        ["TinyNoQueryPlus"] = "NoQuery + positional term",
+        ["TinyShared"] = "Shared: Q = K = V",
+        ["TinySharedPlus"] = "Shared + positional term",
+        ["TinyGqa"] = "GQA: 2 KV heads",
+        ["TinyMqa"] = "MQA: 1 KV head",
+        ["TinyShareKv"] = "KV shared by layer pairs",
+    };
+
+    public static Command Create()
+    {
+        var models = new Option<string>("--models") { Description = "Comma-separated models to compare, or 'all' for every Tiny* variant.", DefaultValueFactory = _ => string.Join(",", DefaultModels) };
+        var steps = CommandLine.Steps(300);
+        var batch = CommandLine.Batch();
+        var length = CommandLine.SequenceLength();
+        var rate = CommandLine.LearningRate();
+        var seed = CommandLine.Seed();
+        var threads = CommandLine.Threads();
+        var assembly = CommandLine.Assembly();
+        var output = new Option<string>("--out") { Description = "Folder for report.md, results.json and the plots.", DefaultValueFactory = _ => "ablation" };
+        var recallShare = new Option<double>("--recall-share") { Description = "Share of each training batch given to associative-recall sequences.", DefaultValueFactory = _ => 0.5 };
+
+        var command = new Command("ablate", "Train declared variants of one small model side by side on the embedded data and compare them (the main job).")
+        {
+            models, steps, batch, length, rate, seed, threads, output, recallShare, assembly,
+        };
+        command.SetAction(result => CommandLine.Guard(() =>
+        {
+            var options = CommandLine.Training(result, steps, batch, length, rate, seed, evalEvery: Math.Max(1, result.GetValue(steps) / 10));
+            CommandLine.UseThreads(result.GetValue(threads));
+            var chosen = Resolve(CommandLine.LoadModels(result.GetValue(assembly)), result.GetValue(models)!);
+            var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), RecallFor(options.SequenceLength), result.GetValue(recallShare));
+            return Run(chosen, data, options, result.GetValue(output)!);
+        }));
+        return command;
+    }
+
+    /// <summary>The recall task for a sequence length: as many pairs as fit in about half the sequence.</summary>
+    internal static AssociativeRecall RecallFor(int length) => new(length, Math.Clamp((length / 2 - 1) / 4, 1, 16));
+
+    private static List<DeclaredModelType> Resolve(System.Reflection.Assembly assembly, string names)
+    {
+        var all = ModelCatalog.In(assembly);
+        if (names.Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
+            return all.Where(m => Descriptions.ContainsKey(m.Facts.Name)).OrderBy(m => m.Facts.Name == "TinyDecoder" ? 0 : 1).ToList();
+        var chosen = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(name => ModelCatalog.Find(assembly, name)).ToList();
+        if (chosen.Count == 0) throw new ArgumentException("--models names no model.");
+        return chosen;
+    }
+
+    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, string output)
+    {
+        foreach (var model in models)
+        {
+            if (options.SequenceLength > model.Facts.Context)
+                throw new ArgumentException($"--seq {options.SequenceLength} exceeds the context of {model.Facts.Name} ({model.Facts.Context}).");
+            if (model.Facts.Vocab < data.Vocab)
+                throw new ArgumentException($"{model.Facts.Name} has a vocabulary of {model.Facts.Vocab}; the embedded byte-level data needs {data.Vocab}.");
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, seed {options.Seed}, " +
+            $"{data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)."));
+        var runs = new List<RunResult>();
+        foreach (var model in models) runs.Add(TrainOne(model, data, options));
+
+        var report = new ComparisonReport(
+            $"Attention ablation: {string.Join(", ", models.Select(m => m.Facts.Name))}",
+            Settings(options, data),
+            runs,
+            DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+        Console.WriteLine();
+        if (RunView.Live && Console.WindowWidth >= 120) AnsiConsole.Write(ResultsTable.Build(runs));
+        else Console.Write(ResultsTable.ToPlainText(runs));
+        var written = ReportWriter.Write(output, report);
+        Console.WriteLine();
+        Console.WriteLine($"Wrote {string.Join(", ", written.Select(Path.GetFileName))} to {Path.GetFullPath(output)}");
+        return 0;
+    }
+
+    private static RunResult TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options)
+    {
+        var clock = Stopwatch.StartNew();
+        Seeding.Seed(options.Seed);
+        using var model = declared.Create();
+        using var run = new TrainingRun(model, data, options);
+        var result = RunView.Track(declared.Facts.Name, options.Steps, 0, onStep => run.Complete(onStep));
+        var recall = data.Recall.Accuracy(model, sequences: 256, seed: options.Seed + 1);
+        clock.Stop();
+        var tokensPerSecond = result.TokensSeen / Math.Max(1e-9, result.Elapsed.TotalSeconds);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{declared.Facts.Name}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {tokensPerSecond:N0} tok/s, {clock.Elapsed.TotalSeconds:F1}s"));
+        return new RunResult(
+            declared.Facts.Name,
+            Descriptions.GetValueOrDefault(declared.Facts.Name, declared.Facts.Name),
+            declared.Facts.ParameterCount,
+            declared.Facts.Breakdown.Attention,
+            declared.Facts.KvCacheBytesPerToken(),
+            result.Losses,
+            result.HeldOutCurve,
+            result.FinalTrainLoss,
+            result.HeldOutLoss,
+            recall,
+            tokensPerSecond,
+            clock.Elapsed.TotalSeconds);
+    }
+
+    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data) => new()
+    {
+        new("steps", options.Steps.ToString(CultureInfo.InvariantCulture)),
+        new("batch", $"{options.BatchSize} sequences × {options.SequenceLength} tokens"),
+        new("learning rate", string.Create(CultureInfo.InvariantCulture, $"{options.LearningRate} peak, {options.WarmupSteps} warm-up steps, cosine to {options.FinalLearningRateFraction:P0}")),
+        new("optimizer", string.Create(CultureInfo.InvariantCulture, $"AdamW β=({options.Beta1}, {options.Beta2}), weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")),
+        new("seed", options.Seed.ToString(CultureInfo.InvariantCulture)),
+        new("data", string.Create(CultureInfo.InvariantCulture,
+            $"embedded synthetic corpus ({data.Text.TrainTokens:N0} training / {data.Text.HeldOutTokens:N0} held-out bytes) with {data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)")),
+        new("held-out", $"{options.EvalBatches} batches of held-out text, every {options.EvalEvery} steps; recall accuracy on 256 fresh sequences"),
+        new("machine", $"{Environment.ProcessorCount} CPU threads, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"),
+    };
+}

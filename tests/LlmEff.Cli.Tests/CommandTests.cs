@@ -1,0 +1,111 @@
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+
+namespace LlmEff.Cli.Tests;
+
+/// <summary>Every subcommand end to end on the tiny sample models, and the exit codes of bad input.</summary>
+public sealed class CommandTests : System.IDisposable
+{
+    private readonly TempFolder temp = new();
+
+    [Fact]
+    public void Ablate_trains_each_model_and_writes_table_report_json_and_plots()
+    {
+        var (code, output, error) = CliHarness.Run("ablate", "--steps", "3", "--batch", "2", "--seq", "64", "--models", "TinyDecoder,TinyNoKey", "--out", temp.Path);
+
+        Assert.True(code == 0, error);
+        Assert.Contains("TinyNoKey", output);
+        Assert.Contains("lowest held-out loss", output);
+        using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
+        var runs = json.RootElement.GetProperty("runs");
+        Assert.Equal(new[] { "TinyDecoder", "TinyNoKey" }, runs.EnumerateArray().Select(r => r.GetProperty("model").GetString()));
+        Assert.Equal(3, runs[0].GetProperty("trainLosses").GetArrayLength());
+        Assert.Equal(4096, runs[0].GetProperty("kvBytesPerToken").GetInt64());
+        Assert.Equal(2048, runs[1].GetProperty("kvBytesPerToken").GetInt64());
+        Assert.Contains("| TinyNoKey", File.ReadAllText(temp.File("report.md")));
+        foreach (var png in new[] { "loss_curves.png", "loss_vs_kv.png" })
+            Assert.Equal((1000, 600), PngSize(temp.File(png)));
+    }
+
+    [Fact]
+    public void Train_writes_a_checkpoint_that_resume_and_generate_read()
+    {
+        var checkpoint = temp.File("tiny.safetensors");
+        var settings = new[] { "--steps", "4", "--batch", "2", "--seq", "32" };
+
+        var trained = CliHarness.Run(new[] { "train", "--checkpoint", checkpoint, "--checkpoint-every", "2" }.Concat(settings).ToArray());
+        var resumed = CliHarness.Run(new[] { "train", "--resume", checkpoint }.Concat(settings).ToArray());
+        var first = CliHarness.Run("generate", "--checkpoint", checkpoint, "--prompt", "The ", "--tokens", "12", "--temperature", "0");
+        var second = CliHarness.Run("generate", "--checkpoint", checkpoint, "--prompt", "The ", "--tokens", "12", "--temperature", "0");
+
+        Assert.True(trained.ExitCode == 0, trained.Error);
+        Assert.Contains("Loss fell from", trained.Output);
+        Assert.True(resumed.ExitCode == 0, resumed.Error);
+        Assert.Contains("resuming after step 4", resumed.Output);
+        Assert.True(first.ExitCode == 0, first.Error);
+        Assert.StartsWith("The ", first.Output);
+        Assert.True(first.Output.TrimEnd('\n').Length > "The ".Length);
+        Assert.Equal(first.Output, second.Output); // greedy decoding is deterministic
+    }
+
+    [Fact]
+    public void Train_reads_the_users_text_files()
+    {
+        var folder = Directory.CreateDirectory(temp.File("corpus")).FullName;
+        File.WriteAllText(Path.Combine(folder, "a.txt"), string.Concat(Enumerable.Repeat("the quick brown fox jumps over the lazy dog. ", 200)));
+
+        var (code, output, error) = CliHarness.Run("train", "--data", folder, "--steps", "3", "--batch", "2", "--seq", "32");
+
+        Assert.True(code == 0, error);
+        Assert.Contains("8,100 training / 900 held-out tokens", output);
+    }
+
+    [Fact]
+    public void Inspect_prints_the_breakdown_cache_and_training_memory()
+    {
+        var (code, output, error) = CliHarness.Run("inspect", "--models", "Llama3_8B", "--contexts", "8192", "--dtypes", "bf16");
+
+        Assert.True(code == 0, error);
+        Assert.Contains("8,030,261,248", output);
+        Assert.Contains("KV cache at 8,192 tokens: bf16 1.00 GiB", output);
+        Assert.Contains("training memory, fp32: 119.66 GiB", output);
+    }
+
+    [Theory]
+    [InlineData(2, "No model named 'Nope'", "train", "--model", "Nope")]
+    [InlineData(2, "--seq 512 exceeds the context of TinyDecoder (256)", "train", "--seq", "512")]
+    [InlineData(2, "--dtypes: unknown type 'fp9'", "inspect", "--dtypes", "fp9")]
+    [InlineData(2, "--checkpoint: no file at", "generate", "--checkpoint", "missing.safetensors")]
+    [InlineData(2, "--data: no file or folder at", "train", "--data", "no-such-folder")]
+    [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
+    public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
+    {
+        var (code, output, error) = CliHarness.Run(args);
+
+        Assert.Equal(exitCode, code);
+        Assert.Contains(message, error + output);
+    }
+
+    [Fact]
+    public void A_truncated_checkpoint_is_refused()
+    {
+        var checkpoint = temp.File("cut.safetensors");
+        Assert.Equal(0, CliHarness.Run("train", "--steps", "1", "--batch", "1", "--seq", "16", "--checkpoint", checkpoint).ExitCode);
+        var bytes = File.ReadAllBytes(checkpoint);
+        File.WriteAllBytes(checkpoint, bytes[..(bytes.Length / 2)]);
+
+        var (code, _, error) = CliHarness.Run("generate", "--checkpoint", checkpoint);
+
+        Assert.Equal(2, code);
+        Assert.Contains("cut.safetensors", error);
+    }
+
+    private static (int Width, int Height) PngSize(string path)
+    {
+        var header = File.ReadAllBytes(path)[16..24];
+        return ((header[0] << 24) | (header[1] << 16) | (header[2] << 8) | header[3], (header[4] << 24) | (header[5] << 16) | (header[6] << 8) | header[7]);
+    }
+
+    public void Dispose() => temp.Dispose();
+}
