@@ -48,7 +48,10 @@ public sealed class RecallTests
         Assert.Equal(0, inputs[0].eq(AssociativeRecall.QueryMark).sum().item<long>()); // text has no '?' queries here…
         Assert.True(inputs[3].eq(AssociativeRecall.QueryMark).sum().item<long>() > 0); // …recall rows do
         Assert.Equal((long)'=', inputs[3, 1].item<long>());
-        Assert.Equal((long)'=', targets[3, 0].item<long>());
+        Assert.Equal(AssociativeRecall.Ignored, targets[3, 0].item<long>()); // recall rows train on answers only
+        var answers = inputs[3].eq(AssociativeRecall.QueryMark);
+        Assert.True(targets[3].masked_select(answers).ge('0').all().item<bool>());
+        Assert.True(targets[3].masked_select(answers.logical_not()).eq(AssociativeRecall.Ignored).all().item<bool>());
     }
 
     [Fact]

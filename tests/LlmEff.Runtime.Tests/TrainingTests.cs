@@ -76,6 +76,15 @@ public sealed class TrainingTests
         Assert.Equal(new[] { 2, 4 }, result.HeldOutCurve.Select(p => p.Step));
     }
 
+    [Theory]
+    [InlineData(1234, 0, -758335627)]
+    [InlineData(1234, 1, -742730775)]
+    [InlineData(7, 299, -2079835037)]
+    public void Step_seeds_are_the_same_in_every_process(int seed, int step, int expected) =>
+        // Pinned values (computed independently with SplitMix64): a per-process hash here would make a run
+        // resumed in a new process see other batches than the one that wrote the checkpoint.
+        Assert.Equal(expected, TrainingRun.StepSeed(seed, step));
+
     /// <summary>Remembers the first token of every training batch it hands out.</summary>
     private sealed class RecordingData(ITrainingData inner) : ITrainingData
     {

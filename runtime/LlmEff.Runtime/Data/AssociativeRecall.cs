@@ -50,8 +50,15 @@ public sealed class AssociativeRecall
         return bytes.Take(Length + 1).Select(b => (long)b).ToArray();
     }
 
-    /// <summary>A batch of inputs and next-byte targets, each [batch, <see cref="Length"/>].</summary>
-    public (Tensor Inputs, Tensor Targets) Sample(Random random, int batch)
+    /// <summary>Target id that the loss skips (cross-entropy's default ignore index).</summary>
+    public const long Ignored = -100;
+
+    /// <summary>
+    /// A batch of inputs and next-byte targets, each [batch, <see cref="Length"/>]. With
+    /// <paramref name="answersOnly"/>, every target but the answers is <see cref="Ignored"/>: the listed keys and
+    /// values are random, so their loss is noise that slows learning the lookup (as in MQAR training).
+    /// </summary>
+    public (Tensor Inputs, Tensor Targets) Sample(Random random, int batch, bool answersOnly = false)
     {
         var inputs = new long[batch * Length];
         var targets = new long[batch * Length];
@@ -61,6 +68,9 @@ public sealed class AssociativeRecall
             Array.Copy(sequence, 0, inputs, b * Length, Length);
             Array.Copy(sequence, 1, targets, b * Length, Length);
         }
+        if (answersOnly)
+            for (var i = 0; i < inputs.Length; i++)
+                if (inputs[i] != QueryMark) targets[i] = Ignored;
         return (tensor(inputs, new long[] { batch, Length }), tensor(targets, new long[] { batch, Length }));
     }
 
@@ -96,8 +106,8 @@ public sealed class AssociativeRecall
 
 /// <summary>
 /// The embedded default data of the main job: the synthetic text corpus, with a share of every training batch
-/// replaced by associative-recall sequences, so one run yields both a language-modelling loss (held-out text)
-/// and a lookup accuracy (<see cref="AssociativeRecall.Accuracy"/>).
+/// replaced by associative-recall sequences (trained on their answers only), so one run yields both a
+/// language-modelling loss (held-out text) and a lookup accuracy (<see cref="AssociativeRecall.Accuracy"/>).
 /// </summary>
 public sealed class TextWithRecall : ITrainingData
 {
@@ -129,10 +139,10 @@ public sealed class TextWithRecall : ITrainingData
         if (length != Recall.Length) throw new ArgumentException($"Sequence length {length} differs from the recall task's {Recall.Length}.", nameof(length));
         var recallRows = (int)Math.Round(batch * RecallShare);
         if (recallRows == 0) return Text.SampleTrain(random, batch, length);
-        if (recallRows == batch) return Recall.Sample(random, batch);
+        if (recallRows == batch) return Recall.Sample(random, batch, answersOnly: true);
         using var scope = NewDisposeScope();
         var (textInputs, textTargets) = Text.SampleTrain(random, batch - recallRows, length);
-        var (recallInputs, recallTargets) = Recall.Sample(random, recallRows);
+        var (recallInputs, recallTargets) = Recall.Sample(random, recallRows, answersOnly: true);
         return (cat(new[] { textInputs, recallInputs }).MoveToOuterDisposeScope(), cat(new[] { textTargets, recallTargets }).MoveToOuterDisposeScope());
     }
 

@@ -160,8 +160,18 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Releases the optimizer's state.</summary>
     public void Dispose() => optimizer.Dispose();
 
-    // A generator per step: the batch of step s is the same whether or not the run was interrupted before s.
-    private Random BatchRandom(int step) => new(HashCode.Combine(Options.Seed, step, 0x5A3D1E));
+    // A generator per step: the batch of step s is the same whether or not the run was interrupted before s,
+    // and in every process (HashCode.Combine would not do: it is seeded randomly per process).
+    private Random BatchRandom(int step) => new(StepSeed(Options.Seed, step));
+
+    /// <summary>A well-mixed seed for <paramref name="step"/> of a run seeded with <paramref name="seed"/> (SplitMix64 finaliser).</summary>
+    internal static int StepSeed(int seed, int step)
+    {
+        var z = unchecked(((ulong)(uint)seed << 32 | (uint)step) + 0x9E3779B97F4A7C15UL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return (int)(z ^ (z >> 31));
+    }
 
     /// <summary>"Steps: 8 in the checkpoint, 12 now; …" for every setting that differs.</summary>
     private static string Differences(TrainingOptions saved, TrainingOptions now) =>

@@ -46,24 +46,22 @@ internal static class AblateCommand
         var assembly = CommandLine.Assembly();
         var output = new Option<string>("--out") { Description = "Folder for report.md, results.json and the plots.", DefaultValueFactory = _ => "ablation" };
         var recallShare = new Option<double>("--recall-share") { Description = "Share of each training batch given to associative-recall sequences.", DefaultValueFactory = _ => 0.5 };
+        var recallPairs = new Option<int>("--recall-pairs") { Description = "Key-value pairs per recall sequence (1-26).", DefaultValueFactory = _ => 4 };
 
         var command = new Command("ablate", "Train declared variants of one small model side by side on the embedded data and compare them (the main job).")
         {
-            models, steps, batch, length, rate, seed, threads, output, recallShare, assembly,
+            models, steps, batch, length, rate, seed, threads, output, recallShare, recallPairs, assembly,
         };
         command.SetAction(result => CommandLine.Guard(() =>
         {
             var options = CommandLine.Training(result, steps, batch, length, rate, seed, evalEvery: Math.Max(1, result.GetValue(steps) / 10));
             CommandLine.UseThreads(result.GetValue(threads));
             var chosen = Resolve(CommandLine.LoadModels(result.GetValue(assembly)), result.GetValue(models)!);
-            var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), RecallFor(options.SequenceLength), result.GetValue(recallShare));
+            var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), new AssociativeRecall(options.SequenceLength, result.GetValue(recallPairs)), result.GetValue(recallShare));
             return Run(chosen, data, options, result.GetValue(output)!);
         }));
         return command;
     }
-
-    /// <summary>The recall task for a sequence length: as many pairs as fit in about half the sequence.</summary>
-    internal static AssociativeRecall RecallFor(int length) => new(length, Math.Clamp((length / 2 - 1) / 4, 1, 16));
 
     private static List<DeclaredModelType> Resolve(System.Reflection.Assembly assembly, string names)
     {
