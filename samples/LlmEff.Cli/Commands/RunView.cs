@@ -38,7 +38,8 @@ internal static class RunView
                 result = train(report =>
                 {
                     task.Value = report.Step;
-                    task.Description = Markup.Escape($"{label}  loss {report.Loss:F3}  {report.TokensPerSecond:N0} tok/s");
+                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                        $"{label}  step {report.Step}/{report.TotalSteps}  loss {report.Loss:F3}  {report.TokensPerSecond:N0} tok/s"));
                 });
             });
         return result;
