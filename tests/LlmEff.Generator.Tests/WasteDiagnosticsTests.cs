@@ -84,6 +84,15 @@ public sealed class WasteDiagnosticsTests
         Warning("LLM013", 0).WithArguments("RopeTheta", "the model uses Positions.None, not rotary positions"),
         Warning("LLM013", 1).WithArguments("BreakSymmetry", "Full attention has distinct queries and keys, so its scores are not symmetric"));
 
+    [Fact]
+    public Task LLM013_a_KV_budget_on_an_encoder_has_no_effect() => VerifyDeclaration.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 10, Dim = 64, Layers = 1, Context = 16, Causal = false, {|#0:KvBudgetBytes = 1000|})]
+        [Attention(Projections.NoKey, Heads = 4)]
+        public partial class M;
+        """,
+        Warning("LLM013", 0).WithArguments("KvBudgetBytes", "an encoder (Causal = false) reads whole sequences at once and keeps no KV cache"));
+
     [Theory]
     [InlineData("Projections.NoQuery")]
     [InlineData("Projections.Shared")]

@@ -121,4 +121,25 @@ public sealed class AttentionVariantTests
 
         Assert.True((before - after).abs().max().item<float>() > 1e-4);
     }
+
+    [Theory]
+    [InlineData(nameof(EncoderNoQuery), true)]
+    [InlineData(nameof(EncoderSharedPlus), false)]
+    [InlineData(nameof(EncoderFull), false)]
+    [InlineData(nameof(NoQueryMha), true)]
+    public void Score_maps_are_symmetric_exactly_when_queries_are_keys_without_the_positional_term(string name, bool symmetric)
+    {
+        manual_seed(12);
+        using var model = Zoo.ByName(name).Create(dtype: ScalarType.Float64);
+        using var tokens = randint(0, 10, new long[] { 2, 12 });
+
+        using var _ = no_grad();
+        foreach (var layer in new[] { 0, 1 })
+        {
+            using var scores = ((IAttentionScores)model).AttentionScores(tokens, layer);
+            var asymmetry = (scores - scores.transpose(-2, -1)).abs().mean().item<double>();
+            if (symmetric) Assert.True(asymmetry < 1e-12, $"{name} layer {layer}: mean |S - Sᵀ| = {asymmetry}");
+            else Assert.True(asymmetry > 1e-4, $"{name} layer {layer}: mean |S - Sᵀ| = {asymmetry}");
+        }
+    }
 }

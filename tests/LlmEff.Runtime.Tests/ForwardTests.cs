@@ -7,11 +7,29 @@ namespace LlmEff.Runtime.Tests;
 /// <summary>Shape, causality and input checks of every generated forward.</summary>
 public sealed class ForwardTests
 {
-    public static TheoryDataFor Models => Zoo.Names();
+    public static TheoryDataFor Decoders => Zoo.NamesWhere(f => f.Causal);
+    public static TheoryDataFor Encoders => Zoo.NamesWhere(f => !f.Causal);
 
     [Theory]
-    [MemberData(nameof(Models))]
+    [MemberData(nameof(Decoders))]
     public void Changing_token_t_never_changes_logits_before_t(string name)
+    {
+        var (prefixChange, suffixChange) = ChangeAfterEditing(name);
+        Assert.True(prefixChange < 1e-12, $"positions before the edit moved by {prefixChange}");
+        Assert.True(suffixChange > 1e-6, $"positions from the edit on did not react ({suffixChange})");
+    }
+
+    [Theory]
+    [MemberData(nameof(Encoders))]
+    public void An_encoder_sees_the_whole_sequence(string name)
+    {
+        var (prefixChange, suffixChange) = ChangeAfterEditing(name);
+        Assert.True(prefixChange > 1e-6, $"positions before the edit did not react ({prefixChange})");
+        Assert.True(suffixChange > 1e-6, $"positions from the edit on did not react ({suffixChange})");
+    }
+
+    /// <summary>Largest logit change before and from position 9 when token 9 of each sequence changes.</summary>
+    private static (double Before, double After) ChangeAfterEditing(string name)
     {
         var declared = Zoo.ByName(name);
         manual_seed(7);
@@ -31,10 +49,8 @@ public sealed class ForwardTests
         using var after = model.forward(edited);
 
         Assert.Equal(new long[] { 2, time, declared.Facts.Vocab }, before.shape);
-        var prefixChange = (before.narrow(1, 0, changed) - after.narrow(1, 0, changed)).abs().max().item<double>();
-        var suffixChange = (before.narrow(1, changed, time - changed) - after.narrow(1, changed, time - changed)).abs().max().item<double>();
-        Assert.True(prefixChange < 1e-12, $"positions before {changed} moved by {prefixChange}");
-        Assert.True(suffixChange > 1e-6, $"position {changed} onwards did not react ({suffixChange})");
+        return ((before.narrow(1, 0, changed) - after.narrow(1, 0, changed)).abs().max().item<double>(),
+                (before.narrow(1, changed, time - changed) - after.narrow(1, changed, time - changed)).abs().max().item<double>());
     }
 
     [Fact]

@@ -58,7 +58,8 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
 
     private static void SuggestNoKey(Site site, ModelSpec spec, ModelSizes sizes)
     {
-        if (spec.Attention.Projections != ProjectionKind.Full) return;
+        // Encoders keep no KV cache, and the saving is what the suggestion is about.
+        if (spec.Attention.Projections != ProjectionKind.Full || !spec.Causal) return;
         var noKey = ModelSizing.Compute(spec with { Attention = spec.Attention with { Projections = ProjectionKind.NoKey } });
         var saved = sizes.Parameters - noKey.Parameters;
         site.Report(DiagnosticDescriptors.KeysCouldBeValues, site.AttentionOrModel(),

@@ -82,7 +82,7 @@ internal static class ModelEmitter
         public void Write()
         {
             w.Line($"/// <summary>{Describe()}</summary>");
-            using (w.Block($"partial class {name} : nn.Module<Tensor, Tensor>, IDeclaredModel<{name}>"))
+            using (w.Block($"partial class {name} : nn.Module<Tensor, Tensor>, IDeclaredModel<{name}>, IAttentionScores"))
             {
                 WriteFacts();
                 w.Line();
@@ -102,7 +102,7 @@ internal static class ModelEmitter
         {
             var a = spec.Attention;
             var attention = a.KvHeads == a.Heads ? $"{a.Heads}-head attention" : a.KvHeads == 1 ? $"{a.Heads}-head multi-query attention" : $"{a.Heads}-head attention with {a.KvHeads} KV heads";
-            return $"Decoder-only transformer: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
+            return $"{(spec.Causal ? "Decoder-only" : "Encoder (bidirectional)")} transformer: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
                    $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}, vocabulary {spec.Vocab}, context {spec.Context}.";
         }
 
@@ -126,7 +126,7 @@ internal static class ModelEmitter
              .Line($"public static ModelFacts Facts {{ get; }} = new(\"{name}\", Vocab: {spec.Vocab}, Dim: {spec.Dim}, Layers: {spec.Layers}, Context: {spec.Context},")
              .Line("    ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,")
              .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(spec.Layers * sizes.MlpParametersPerLayer)}, " +
-                   $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}));")
+                   $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}){(spec.Causal ? "" : ", Causal: false")});")
              .Line()
              .Line("/// <summary>Builds the module; see the constructor.</summary>")
              .Line($"public static {name} Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);");
@@ -160,6 +160,10 @@ internal static class ModelEmitter
                     : "lm_head.forward(hidden)";
                 w.Line($"return {logits}.MoveToOuterDisposeScope();");
             }
+            w.Line();
+            w.Line("/// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name=\"layer\"/> for");
+            w.Line("/// <paramref name=\"tokens\"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>");
+            w.Line($"public Tensor AttentionScores(Tensor tokens, int layer) => {names.Stack}.AttentionScores(tokens, layer);");
         }
 
         private void WriteStack()
@@ -196,19 +200,41 @@ internal static class ModelEmitter
                 w.Line($"/// <summary>Final hidden states [batch, time, {spec.Dim}] for tokens [batch, time].</summary>");
                 using (w.Block("public override Tensor forward(Tensor tokens)"))
                 {
-                    w.Line("var time = tokens.shape[1];");
-                    w.Line("if (time > Context)");
-                    w.Line($"    throw new System.ArgumentException($\"{{time}} tokens exceed the declared context of {{Context}}.\", nameof(tokens));");
                     w.Line("using var scope = NewDisposeScope();");
-                    w.Line($"var x = {names.TokenEmbedding}.forward(tokens);");
-                    if (positions)
-                        w.Line($"x = x + {names.PositionEmbedding}.forward(torch.arange(time, device: tokens.device));");
-                    if (rope) w.Line($"var (cos, sin) = {names.Rotary}.Angles(time);");
-                    if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {spec.Attention.ShareKvEvery} fills it");
+                    WriteLayerInputs();
                     w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{LayerArguments});");
                     w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
                 }
+                w.Line();
+                w.Line("/// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name=\"layer\"/>, unmasked, for inspection.</summary>");
+                using (w.Block("internal Tensor AttentionScores(Tensor tokens, int layer)"))
+                {
+                    w.Line($"if (layer < 0 || layer >= {spec.Layers})");
+                    w.Line($"    throw new System.ArgumentOutOfRangeException(nameof(layer), layer, \"The model has layers 0 to {spec.Layers - 1}.\");");
+                    w.Line("using var scope = NewDisposeScope();");
+                    WriteLayerInputs();
+                    w.Line($"for (var i = 0; i < layer; i++) x = {names.Layers}[i].forward(x{LayerArguments});");
+                    w.Line($"return {names.Layers}[layer].AttentionScores(x{LayerArguments}).MoveToOuterDisposeScope();");
+                }
+                w.Line();
+                using (w.Block("private Tensor Embed(Tensor tokens)"))
+                {
+                    w.Line("var time = tokens.shape[1];");
+                    w.Line("if (time > Context)");
+                    w.Line($"    throw new System.ArgumentException($\"{{time}} tokens exceed the declared context of {{Context}}.\", nameof(tokens));");
+                    w.Line(positions
+                        ? $"return {names.TokenEmbedding}.forward(tokens) + {names.PositionEmbedding}.forward(torch.arange(time, device: tokens.device));"
+                        : $"return {names.TokenEmbedding}.forward(tokens);");
+                }
             }
+        }
+
+        /// <summary>The hidden states entering layer 0, and what every layer takes besides them.</summary>
+        private void WriteLayerInputs()
+        {
+            w.Line("var x = Embed(tokens);");
+            if (rope) w.Line($"var (cos, sin) = {names.Rotary}.Angles(tokens.shape[1]);");
+            if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {spec.Attention.ShareKvEvery} fills it");
         }
 
         private void WriteLayer()
@@ -237,6 +263,9 @@ internal static class ModelEmitter
                     w.Line($"var h = x + {names.Attention}.forward({names.AttentionNorm}.forward(x){LayerArguments});");
                     w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
                 }
+                w.Line();
+                w.Line("/// <summary>This layer's pre-softmax attention scores for hidden states <paramref name=\"x\"/> (inspection).</summary>");
+                w.Line($"internal Tensor AttentionScores(Tensor x{LayerParameters}) => {names.Attention}.Scores({names.AttentionNorm}.forward(x){LayerArguments});");
             }
         }
 
@@ -250,7 +279,7 @@ internal static class ModelEmitter
             parts.Add((a.Projections == ProjectionKind.Shared ? "qkv" : "v", a.KvWidth, "KvHeads"));
             var repeatedQueries = !a.HasQueryProjection && a.KvHeads != a.Heads;
 
-            w.Line($"/// <summary>Causal self-attention, {a.Projections} projections ({ProjectionSummary(a.Projections)}): " +
+            w.Line($"/// <summary>{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Projections} projections ({ProjectionSummary(a.Projections)}): " +
                    $"{a.Heads} query heads and {a.KvHeads} key/value heads of width {a.HeadDim}.</summary>");
             using (w.Block($"public sealed class SelfAttention : {LayerModule}"))
             {
@@ -289,6 +318,31 @@ internal static class ModelEmitter
                 using (w.Block($"public override Tensor forward(Tensor x{LayerParameters})"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
+                    w.Line($"var (q, k, v) = Project(x{LayerArguments});");
+                    var attend = spec.Causal ? "Attention.Causal(q, k, v)" : "Attention.Bidirectional(q, k, v)";
+                    w.Line(a.BreakSymmetry
+                        ? $"var mixed = score_mixer.Attend(q, k, v{(spec.Causal ? "" : ", causal: false")}); // symmetric scores plus the learned positional term"
+                        : $"var mixed = {attend};");
+                    if (repeatedQueries)
+                    {
+                        w.Line("// Every query head of a group equals its key head, so their outputs are equal: attend once per");
+                        w.Line("// key/value head, then give each query head its group's result.");
+                        w.Line("mixed = mixed.repeat_interleave(QueriesPerKvHead, dim: 1);");
+                    }
+                    w.Line($"return {names.OutputProjection}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
+                }
+                w.Line();
+                w.Line("/// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>");
+                using (w.Block($"internal Tensor Scores(Tensor x{LayerParameters})"))
+                {
+                    w.Line("using var scope = NewDisposeScope();");
+                    w.Line($"var (q, k, _) = Project(x{LayerArguments});");
+                    w.Line($"return {(a.BreakSymmetry ? "score_mixer.Scores(q, k)" : "Attention.Scores(q, k)")}.MoveToOuterDisposeScope();");
+                }
+                w.Line();
+                w.Line("/// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>");
+                using (w.Block($"private (Tensor Q, Tensor K, Tensor V) Project(Tensor x{LayerParameters})"))
+                {
                     if (Sharing) WriteSharedKeyValues(parts);
                     else if (names.FusedProjections)
                     {
@@ -302,16 +356,7 @@ internal static class ModelEmitter
                             w.Line($"var {Local(part.Name)} = Attention.SplitHeads({part.Name}_proj.forward(x), {part.Heads});");
                     }
                     if (!Sharing) WriteQueryKeyAliases(a.Projections);
-                    w.Line(a.BreakSymmetry
-                        ? "var mixed = score_mixer.Attend(q, k, v); // symmetric scores plus the learned positional term"
-                        : "var mixed = Attention.Causal(q, k, v);");
-                    if (repeatedQueries)
-                    {
-                        w.Line("// Every query head of a group equals its key head, so their outputs are equal: attend once per");
-                        w.Line("// key/value head, then give each query head its group's result.");
-                        w.Line("mixed = mixed.repeat_interleave(QueriesPerKvHead, dim: 1);");
-                    }
-                    w.Line($"return {names.OutputProjection}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
+                    w.Line("return (q, k, v);");
                 }
             }
         }

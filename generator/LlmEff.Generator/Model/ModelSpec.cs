@@ -68,7 +68,8 @@ internal sealed record ModelSpec(
     NamingKind Naming,
     AttentionSpec Attention,
     MlpSpec Mlp,
-    long KvBudgetBytes = 0);
+    long KvBudgetBytes = 0,
+    bool Causal = true);
 
 /// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
 internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes Sizes);

@@ -50,6 +50,10 @@ internal static class ModelValidator
         var normEps = model.Double("NormEps", 1e-5, v => v > 0 && v < 1, "must lie in (0, 1)");
         var naming = model.Enum("Naming", NamingKind.Llama);
         var kvBudget = model.OptionalLong("KvBudgetBytes");
+        var causal = model.Bool("Causal", true);
+        if (!causal && kvBudget > 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Model", "KvBudgetBytes", "KvBudgetBytes",
+                "an encoder (Causal = false) reads whole sequences at once and keeps no KV cache"));
         if (positions != PositionKind.Rope && model.Has("RopeTheta"))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Model", "RopeTheta", "RopeTheta",
                 $"the model uses Positions.{positions}, not rotary positions"));
@@ -63,7 +67,7 @@ internal static class ModelValidator
         if (issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) || attention is null || mlp is null)
             return new Result(null, null, issues);
 
-        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, kvBudget);
+        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal);
         try
         {
             return new Result(spec, ModelSizing.Compute(spec), issues);

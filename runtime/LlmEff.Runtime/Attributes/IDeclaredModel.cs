@@ -12,8 +12,9 @@ namespace LlmEff;
 /// <param name="KvCacheElementsPerToken">Cached key/value elements per token over all layers.</param>
 /// <param name="FlopsPerToken">Forward FLOPs of one token at full context.</param>
 /// <param name="Breakdown">Where the parameters are.</param>
+/// <param name="Causal">Decoder (each position sees only the past) or encoder (every position sees the whole sequence).</param>
 public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int Context, long ParameterCount, long KvCacheElementsPerToken, long FlopsPerToken,
-    ParameterBreakdown Breakdown)
+    ParameterBreakdown Breakdown, bool Causal = true)
 {
     /// <summary>KV cache bytes per token at <paramref name="bytesPerElement"/> bytes per element (2 for bf16).</summary>
     public long KvCacheBytesPerToken(int bytesPerElement = 2) => KvCacheElementsPerToken * bytesPerElement;
@@ -40,4 +41,11 @@ public interface IDeclaredModel<TSelf> where TSelf : nn.Module<Tensor, Tensor>, 
 
     /// <summary>Builds the module on <paramref name="device"/> (CPU when null) in <paramref name="dtype"/> (fp32 when null).</summary>
     static abstract TSelf Create(Device? device = null, ScalarType? dtype = null);
+}
+
+/// <summary>Generated models expose their attention score maps for inspection (symmetry checks, attention plots).</summary>
+public interface IAttentionScores
+{
+    /// <summary>Pre-softmax scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked.</summary>
+    Tensor AttentionScores(Tensor tokens, int layer);
 }

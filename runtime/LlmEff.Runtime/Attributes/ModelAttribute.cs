@@ -3,7 +3,7 @@ using System;
 namespace LlmEff;
 
 /// <summary>
-/// Declares a decoder-only language model. Put it on a <c>partial class</c>; the LlmEff generator emits
+/// Declares a transformer language model (decoder-only by default; an encoder with <c>Causal = false</c>). Put it on a <c>partial class</c>; the LlmEff generator emits
 /// the TorchSharp module and its size facts into the other half of the class.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
@@ -39,6 +39,10 @@ public sealed class ModelAttribute : Attribute
 
     /// <summary>Epsilon of every norm. Default 1e-5.</summary>
     public double NormEps { get; set; }
+
+    /// <summary>Causal (decoder, the default) or bidirectional attention (<c>false</c>: an encoder whose every
+    /// position sees the whole sequence; the output is still one distribution per token).</summary>
+    public bool Causal { get; set; }
 
     /// <summary>Parameter naming scheme. Default <see cref="ParameterNaming.Llama"/>.</summary>
     public ParameterNaming Naming { get; set; }

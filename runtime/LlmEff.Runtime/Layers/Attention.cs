@@ -21,6 +21,25 @@ public static class Attention
         return nn.functional.scaled_dot_product_attention(query, k, v, is_casual: true).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Bidirectional attention (encoders): every position attends to every position. Heads as in <see cref="Causal"/>.</summary>
+    public static Tensor Bidirectional(Tensor query, Tensor key, Tensor value)
+    {
+        var groups = query.shape[1] / key.shape[1];
+        if (groups == 1) return nn.functional.scaled_dot_product_attention(query, key, value);
+        using var scope = NewDisposeScope();
+        return nn.functional.scaled_dot_product_attention(query, key.repeat_interleave(groups, dim: 1), value.repeat_interleave(groups, dim: 1))
+            .MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Pre-softmax scores q·kᵀ/√headDim [batch, heads, time, time], without mask (for inspection).</summary>
+    public static Tensor Scores(Tensor query, Tensor key)
+    {
+        using var scope = NewDisposeScope();
+        var groups = query.shape[1] / key.shape[1];
+        var keys = groups == 1 ? key : key.repeat_interleave(groups, dim: 1);
+        return (query.matmul(keys.transpose(-2, -1)) / System.Math.Sqrt(query.shape[^1])).MoveToOuterDisposeScope();
+    }
+
     /// <summary>[batch, time, heads·headDim] → [batch, heads, time, headDim].</summary>
     public static Tensor SplitHeads(Tensor x, long heads) =>
         x.view(x.shape[0], x.shape[1], heads, x.shape[2] / heads).transpose(1, 2);

@@ -42,13 +42,13 @@ public sealed class PositionalScoreMixer : nn.Module
     public Parameter Weight => weight;
 
     /// <summary>
-    /// Causal attention with the mixed score map: softmax((q·kᵀ/√d)·Σw + row(i) + column(j) + b + causal mask)·v.
+    /// Attention with the mixed score map: softmax((q·kᵀ/√d)·Σw + row(i) + column(j) + b [+ causal mask])·v.
     /// <paramref name="query"/>, <paramref name="key"/> and <paramref name="value"/> have the same number of heads.
     /// </summary>
-    public Tensor Attend(Tensor query, Tensor key, Tensor value)
+    public Tensor Attend(Tensor query, Tensor key, Tensor value, bool causal = true)
     {
         using var scope = NewDisposeScope();
-        var (scale, bias) = ScoreAffine(query.shape[2], key.shape[2], query.device, query.dtype);
+        var (scale, bias) = ScoreAffine(query.shape[2], key.shape[2], query.device, query.dtype, causal);
         var output = nn.functional.scaled_dot_product_attention(query * scale, key, value, attn_mask: bias);
         return output.MoveToOuterDisposeScope();
     }

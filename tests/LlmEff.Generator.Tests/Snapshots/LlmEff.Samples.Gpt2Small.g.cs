@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 12 layers, width 768, 12-head attention, GELU MLP of width 3072, vocabulary 50257, context 1024.</summary>
-partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
+partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, IAttentionScores
 {
     /// <summary>Trainable parameters: 124,439,808 (embeddings 39,383,808, attention 28,348,416, MLP 56,669,184, norms 38,400, output head tied).</summary>
     public const long ParameterCount = 124439808;
@@ -49,6 +49,10 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
         return nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
+    /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
+    public Tensor AttentionScores(Tensor tokens, int layer) => transformer.AttentionScores(tokens, layer);
+
     /// <summary>Token embedding, learned positions, 12 decoder layers and the final norm.</summary>
     public sealed class DecoderStack : nn.Module<Tensor, Tensor>
     {
@@ -73,14 +77,29 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
         /// <summary>Final hidden states [batch, time, 768] for tokens [batch, time].</summary>
         public override Tensor forward(Tensor tokens)
         {
+            using var scope = NewDisposeScope();
+            var x = Embed(tokens);
+            foreach (var layer in h) x = layer.forward(x);
+            return ln_f.forward(x).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
+        internal Tensor AttentionScores(Tensor tokens, int layer)
+        {
+            if (layer < 0 || layer >= 12)
+                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 11.");
+            using var scope = NewDisposeScope();
+            var x = Embed(tokens);
+            for (var i = 0; i < layer; i++) x = h[i].forward(x);
+            return h[layer].AttentionScores(x).MoveToOuterDisposeScope();
+        }
+
+        private Tensor Embed(Tensor tokens)
+        {
             var time = tokens.shape[1];
             if (time > Context)
                 throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
-            using var scope = NewDisposeScope();
-            var x = wte.forward(tokens);
-            x = x + wpe.forward(torch.arange(time, device: tokens.device));
-            foreach (var layer in h) x = layer.forward(x);
-            return ln_f.forward(x).MoveToOuterDisposeScope();
+            return wte.forward(tokens) + wpe.forward(torch.arange(time, device: tokens.device));
         }
     }
 
@@ -108,6 +127,9 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
             var h = x + attn.forward(ln_1.forward(x));
             return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
         }
+
+        /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
+        internal Tensor AttentionScores(Tensor x) => attn.Scores(ln_1.forward(x));
     }
 
     /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 12 query heads and 12 key/value heads of width 64.</summary>
@@ -132,12 +154,27 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
+            var (q, k, v) = Project(x);
+            var mixed = Attention.Causal(q, k, v);
+            return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
+        internal Tensor Scores(Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, _) = Project(x);
+            return Attention.Scores(q, k).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
+        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x)
+        {
             var projected = c_attn.forward(x).split(new long[] { 768, 768, 768 }, dim: -1);
             var q = Attention.SplitHeads(projected[0], Heads);
             var k = Attention.SplitHeads(projected[1], KvHeads);
             var v = Attention.SplitHeads(projected[2], KvHeads);
-            var mixed = Attention.Causal(q, k, v);
-            return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            return (q, k, v);
         }
     }
 

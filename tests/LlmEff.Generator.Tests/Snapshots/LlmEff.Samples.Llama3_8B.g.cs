@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 32 layers, width 4096, 32-head attention with 8 KV heads, SwiGLU MLP of width 14336, vocabulary 128256, context 8192.</summary>
-partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
+partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, IAttentionScores
 {
     /// <summary>Trainable parameters: 8,030,261,248 (embeddings 525,336,576, attention 1,342,177,280, MLP 5,637,144,576, norms 266,240, output head 525,336,576).</summary>
     public const long ParameterCount = 8030261248;
@@ -52,6 +52,10 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
+    /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
+    public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
+
     /// <summary>Token embedding, 32 decoder layers and the final norm.</summary>
     public sealed class DecoderStack : nn.Module<Tensor, Tensor>
     {
@@ -75,14 +79,31 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
         /// <summary>Final hidden states [batch, time, 4096] for tokens [batch, time].</summary>
         public override Tensor forward(Tensor tokens)
         {
+            using var scope = NewDisposeScope();
+            var x = Embed(tokens);
+            var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
+            foreach (var layer in layers) x = layer.forward(x, cos, sin);
+            return norm.forward(x).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
+        internal Tensor AttentionScores(Tensor tokens, int layer)
+        {
+            if (layer < 0 || layer >= 32)
+                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 31.");
+            using var scope = NewDisposeScope();
+            var x = Embed(tokens);
+            var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
+            for (var i = 0; i < layer; i++) x = layers[i].forward(x, cos, sin);
+            return layers[layer].AttentionScores(x, cos, sin).MoveToOuterDisposeScope();
+        }
+
+        private Tensor Embed(Tensor tokens)
+        {
             var time = tokens.shape[1];
             if (time > Context)
                 throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
-            using var scope = NewDisposeScope();
-            var x = embed_tokens.forward(tokens);
-            var (cos, sin) = rotary_emb.Angles(time);
-            foreach (var layer in layers) x = layer.forward(x, cos, sin);
-            return norm.forward(x).MoveToOuterDisposeScope();
+            return embed_tokens.forward(tokens);
         }
     }
 
@@ -110,6 +131,9 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
             var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
+
+        /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
+        internal Tensor AttentionScores(Tensor x, Tensor cos, Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
     }
 
     /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 32 query heads and 8 key/value heads of width 128.</summary>
@@ -138,13 +162,28 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>
         public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
         {
             using var scope = NewDisposeScope();
+            var (q, k, v) = Project(x, cos, sin);
+            var mixed = Attention.Causal(q, k, v);
+            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
+        internal Tensor Scores(Tensor x, Tensor cos, Tensor sin)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, _) = Project(x, cos, sin);
+            return Attention.Scores(q, k).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
+        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x, Tensor cos, Tensor sin)
+        {
             var q = Attention.SplitHeads(q_proj.forward(x), Heads);
             var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);
             var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);
             q = RotaryEmbedding.Rotate(q, cos, sin);
             k = RotaryEmbedding.Rotate(k, cos, sin);
-            var mixed = Attention.Causal(q, k, v);
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            return (q, k, v);
         }
     }
 

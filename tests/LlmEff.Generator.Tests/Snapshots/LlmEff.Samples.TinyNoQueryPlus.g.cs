@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head attention, SwiGLU MLP of width 704, vocabulary 256, context 256.</summary>
-partial class TinyNoQueryPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNoQueryPlus>
+partial class TinyNoQueryPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNoQueryPlus>, IAttentionScores
 {
     /// <summary>Trainable parameters: 3,017,004 (embeddings 65,536, attention 786,476, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 3017004;
@@ -49,6 +49,10 @@ partial class TinyNoQueryPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNo
         return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
+    /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
+    public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
+
     /// <summary>Token embedding, 4 decoder layers and the final norm.</summary>
     public sealed class DecoderStack : nn.Module<Tensor, Tensor>
     {
@@ -72,14 +76,31 @@ partial class TinyNoQueryPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNo
         /// <summary>Final hidden states [batch, time, 256] for tokens [batch, time].</summary>
         public override Tensor forward(Tensor tokens)
         {
+            using var scope = NewDisposeScope();
+            var x = Embed(tokens);
+            var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
+            foreach (var layer in layers) x = layer.forward(x, cos, sin);
+            return norm.forward(x).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
+        internal Tensor AttentionScores(Tensor tokens, int layer)
+        {
+            if (layer < 0 || layer >= 4)
+                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 3.");
+            using var scope = NewDisposeScope();
+            var x = Embed(tokens);
+            var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
+            for (var i = 0; i < layer; i++) x = layers[i].forward(x, cos, sin);
+            return layers[layer].AttentionScores(x, cos, sin).MoveToOuterDisposeScope();
+        }
+
+        private Tensor Embed(Tensor tokens)
+        {
             var time = tokens.shape[1];
             if (time > Context)
                 throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
-            using var scope = NewDisposeScope();
-            var x = embed_tokens.forward(tokens);
-            var (cos, sin) = rotary_emb.Angles(time);
-            foreach (var layer in layers) x = layer.forward(x, cos, sin);
-            return norm.forward(x).MoveToOuterDisposeScope();
+            return embed_tokens.forward(tokens);
         }
     }
 
@@ -107,6 +128,9 @@ partial class TinyNoQueryPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNo
             var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
+
+        /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
+        internal Tensor AttentionScores(Tensor x, Tensor cos, Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
     }
 
     /// <summary>Causal self-attention, NoQuery projections (queries are the keys): 4 query heads and 4 key/value heads of width 64.</summary>
@@ -134,12 +158,27 @@ partial class TinyNoQueryPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNo
         public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
         {
             using var scope = NewDisposeScope();
+            var (q, k, v) = Project(x, cos, sin);
+            var mixed = score_mixer.Attend(q, k, v); // symmetric scores plus the learned positional term
+            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
+        internal Tensor Scores(Tensor x, Tensor cos, Tensor sin)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, _) = Project(x, cos, sin);
+            return score_mixer.Scores(q, k).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
+        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x, Tensor cos, Tensor sin)
+        {
             var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);
             var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);
             k = RotaryEmbedding.Rotate(k, cos, sin);
             var q = k; // queries are the keys: symmetric scores
-            var mixed = score_mixer.Attend(q, k, v); // symmetric scores plus the learned positional term
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            return (q, k, v);
         }
     }
 

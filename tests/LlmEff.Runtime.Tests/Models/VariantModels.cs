@@ -35,3 +35,13 @@ public partial class Gpt2NamesNoKey;
 [Model(Vocab = 256, Dim = 64, Layers = 4, Context = 32, Naming = ParameterNaming.Gpt2, Positions = Positions.Learned, Norm = Norm.LayerNorm, Bias = true)]
 [Attention(Projections.NoKey, Heads = 4, ShareKvEvery = 2)]
 public partial class Gpt2NamesNoKeyShareKv;
+
+/// <summary>Encoders (Causal = false) as the QKV study's synthetic tasks use them: learned positions, 10 symbols.</summary>
+[Model(Vocab = 10, Dim = 32, Layers = 2, Context = 16, Causal = false, Positions = Positions.Learned, TiedEmbeddings = false)]
+[Attention(Heads = 2)] public partial class EncoderFull;
+
+[Model(Vocab = 10, Dim = 32, Layers = 2, Context = 16, Causal = false, Positions = Positions.Learned, TiedEmbeddings = false)]
+[Attention(Projections.NoQuery, Heads = 2)] public partial class EncoderNoQuery;
+
+[Model(Vocab = 10, Dim = 32, Layers = 2, Context = 16, Causal = false, Positions = Positions.Learned, TiedEmbeddings = false)]
+[Attention(Projections.Shared, Heads = 2, BreakSymmetry = true)] public partial class EncoderSharedPlus;
