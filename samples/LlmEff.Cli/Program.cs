@@ -16,6 +16,7 @@ public static class Program
             TrainCommand.Create(),
             GenerateCommand.Create(),
             InspectCommand.Create(),
+            StudyCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -72,7 +72,28 @@ public sealed class CommandTests : System.IDisposable
         Assert.Contains("training memory, fp32: 119.66 GiB", output);
     }
 
+    [Fact]
+    public void Study_trains_every_variant_and_reports_accuracy_and_the_symmetry_check()
+    {
+        var (code, output, error) = CliHarness.Run("study", "--seeds", "1", "--tasks", "SUB", "--train", "64", "--test", "32", "--batch", "32", "--out", temp.Path);
+
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
+        var runs = json.RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(new[] { "Full", "NoQuery", "NoQuery+", "NoKey", "Shared", "Shared+" }, runs.Select(r => r.GetProperty("variant").GetString()));
+        double Asymmetry(string variant) => runs.Single(r => r.GetProperty("variant").GetString() == variant).GetProperty("asymmetry").GetDouble();
+        Assert.Equal(0, Asymmetry("NoQuery"), 6);
+        Assert.Equal(0, Asymmetry("Shared"), 6);
+        Assert.True(Asymmetry("NoQuery+") > 1e-4 && Asymmetry("Shared+") > 1e-4 && Asymmetry("Full") > 1e-4);
+        Assert.All(runs, r => Assert.InRange(r.GetProperty("accuracy").GetDouble(), 0, 1));
+        Assert.Contains("| NoQuery+ |", File.ReadAllText(temp.File("report.md")));
+        Assert.Equal((1000, 600), PngSize(temp.File("accuracy.png")));
+        Assert.Contains("mean |S−Sᵀ|", output);
+    }
+
     [Theory]
+    [InlineData(2, "--sweep: 'huge' is neither 'reduced' nor 'full'", "study", "--sweep", "huge")]
+    [InlineData(2, "--tasks: unknown 'SPIN'", "study", "--tasks", "SPIN")]
     [InlineData(2, "No model named 'Nope'", "train", "--model", "Nope")]
     [InlineData(2, "--seq 512 exceeds the context of TinyDecoder (256)", "train", "--seq", "512")]
     [InlineData(2, "--dtypes: unknown type 'fp9'", "inspect", "--dtypes", "fp9")]

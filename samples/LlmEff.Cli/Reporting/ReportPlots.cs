@@ -399,7 +399,8 @@ internal static class ReportPlots
         return typeface is not null && string.Equals(typeface.FamilyName, family, StringComparison.OrdinalIgnoreCase);
     }
 
-    private static Plot NewPlot()
+    /// <summary>A plot with the report's fonts, sizes and grid, shared by every figure the program draws.</summary>
+    internal static Plot NewPlot()
     {
         var plot = new Plot();
         if (FontName is not null)
@@ -411,6 +412,7 @@ internal static class ReportPlots
         plot.Axes.Left.TickLabelStyle.FontSize = TickLabelSize;
         plot.Axes.Bottom.TickLabelStyle.FontSize = TickLabelSize;
         plot.Grid.MajorLineColor = Colors.Black.WithAlpha(0.1);
+        if (FontName is not null) plot.Legend.FontName = FontName;
         return plot;
     }
 
