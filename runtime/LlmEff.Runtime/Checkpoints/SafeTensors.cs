@@ -8,6 +8,7 @@ using System.Linq;
 using System.Security.Cryptography;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using LlmEff.IO;
 using TorchSharp;
 using static System.FormattableString;
 using static TorchSharp.torch;
@@ -97,38 +98,24 @@ public static class SafeTensors
         headerMetadata[ChecksumKey] = new string('0', 64);
         var placeholderHeader = EncodeHeader(layout, headerMetadata);
 
-        var fullPath = Path.GetFullPath(path);
-        var temporaryPath = Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, stream =>
         {
-            using (var stream = new FileStream(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
-            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            stream.Position = LengthPrefixBytes + placeholderHeader.Length;
+            foreach (var planned in layout)
             {
-                stream.Position = LengthPrefixBytes + placeholderHeader.Length;
-                foreach (var planned in layout)
-                {
-                    WriteData(planned, stream, hash);
-                    afterTensorWritten?.Invoke(planned.Name);
-                }
-                headerMetadata[ChecksumKey] = Convert.ToHexStringLower(hash.GetHashAndReset());
-                var header = EncodeHeader(layout, headerMetadata);
-                Debug.Assert(header.Length == placeholderHeader.Length, "the digest placeholder has the digest's length");
-                stream.Position = 0;
-                Span<byte> prefix = stackalloc byte[LengthPrefixBytes];
-                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
-                stream.Write(prefix);
-                stream.Write(header);
-                // Without this the rename can reach the disk before the data do, and a power cut leaves a
-                // complete-looking but empty file in place of the old one.
-                stream.Flush(flushToDisk: true);
+                WriteData(planned, stream, hash);
+                afterTensorWritten?.Invoke(planned.Name);
             }
-            File.Move(temporaryPath, fullPath, overwrite: true);
-        }
-        catch
-        {
-            TryDelete(temporaryPath);
-            throw;
-        }
+            headerMetadata[ChecksumKey] = Convert.ToHexStringLower(hash.GetHashAndReset());
+            var header = EncodeHeader(layout, headerMetadata);
+            Debug.Assert(header.Length == placeholderHeader.Length, "the digest placeholder has the digest's length");
+            stream.Position = 0;
+            Span<byte> prefix = stackalloc byte[LengthPrefixBytes];
+            BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
+            stream.Write(prefix);
+            stream.Write(header);
+        });
     }
 
     /// <summary>
@@ -448,19 +435,4 @@ public static class SafeTensors
     }
 
     private static InvalidDataException Invalid(string path, string problem, Exception? inner = null) => new($"{path} {problem}.", inner);
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException)
-        {
-            // The original failure matters more than a leftover temporary file.
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
 }
