@@ -92,7 +92,7 @@ public sealed class CommandTests : System.IDisposable
     }
 
     [Theory]
-    [InlineData(2, "--sweep: 'huge' is neither 'reduced' nor 'full'", "study", "--sweep", "huge")]
+    [InlineData(2, "--sweep: 'huge' is neither 'reduced', 'full' nor a cell", "study", "--sweep", "huge")]
     [InlineData(2, "--tasks: unknown 'SPIN'", "study", "--tasks", "SPIN")]
     [InlineData(2, "No model named 'Nope'", "train", "--model", "Nope")]
     [InlineData(2, "--seq 512 exceeds the context of TinyDecoder (256)", "train", "--seq", "512")]

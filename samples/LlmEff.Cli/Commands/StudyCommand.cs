@@ -33,7 +33,7 @@ internal static class StudyCommand
 
     public static Command Create()
     {
-        var sweep = new Option<string>("--sweep") { Description = "reduced (embedding 64, 2 layers, 2 heads, length 16) or full (32/64/256 × 2/4 × 2/4 × 16/64/128).", DefaultValueFactory = _ => "reduced" };
+        var sweep = new Option<string>("--sweep") { Description = "reduced (embedding 64, 2 layers, 2 heads, length 16), full (32/64/256 × 2/4 × 2/4 × 16/64/128), or one cell as E64L2H2N64.", DefaultValueFactory = _ => "reduced" };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per configuration (data and weights regenerated per seed).", DefaultValueFactory = _ => 3 };
         var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks, or 'all'.", DefaultValueFactory = _ => "all" };
         var variants = new Option<string>("--variants") { Description = "Comma-separated variants (Full, NoQuery, NoQuery+, NoKey, Shared, Shared+), or 'all'.", DefaultValueFactory = _ => "all" };
@@ -54,7 +54,9 @@ internal static class StudyCommand
             {
                 "reduced" => ReducedSweep,
                 "full" => FullSweep,
-                var other => throw new ArgumentException($"--sweep: '{other}' is neither 'reduced' nor 'full'."),
+                var other => FullSweep.Where(c => $"e{c.E}l{c.L}h{c.H}n{c.N}" == other).ToArray() is { Length: 1 } one
+                    ? one
+                    : throw new ArgumentException($"--sweep: '{other}' is neither 'reduced', 'full' nor a cell of the full sweep such as E64L2H2N64."),
             };
             var chosenTasks = Pick(result.GetValue(tasks)!, Enum.GetValues<SequenceTask>().Select(t => (t.ToString().ToUpperInvariant(), t)).ToArray(), "--tasks");
             var chosenVariants = Pick(result.GetValue(variants)!, Variants.Select(v => (v.Label, v)).ToArray(), "--variants");
