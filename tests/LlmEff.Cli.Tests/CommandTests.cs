@@ -50,6 +50,32 @@ public sealed class CommandTests : System.IDisposable
     }
 
     [Fact]
+    public void A_thousand_training_steps_grow_resident_memory_by_less_than_five_percent()
+    {
+        // In a process of its own: the test host's other tests would move its memory too.
+        var cli = typeof(Program).Assembly.Location;
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet", $"\"{cli}\" train --steps 1300 --batch 2 --seq 32 --log-memory")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+
+        Assert.True(process.ExitCode == 0, output + process.StandardError.ReadToEnd());
+        var samples = output.Split('\n')
+            .Select(line => System.Text.RegularExpressions.Regex.Match(line, @"step\s+(\d+)/1300 .* resident (\d+) MB"))
+            .Where(m => m.Success)
+            .Select(m => (Step: int.Parse(m.Groups[1].Value), Megabytes: double.Parse(m.Groups[2].Value)))
+            .ToList();
+        var afterWarmUp = samples.First(s => s.Step >= 300); // allocator pools, optimizer state, JIT settle first
+        var end = samples.Last();
+        Assert.True(end.Step - afterWarmUp.Step >= 900, string.Join(", ", samples));
+        var growth = (end.Megabytes - afterWarmUp.Megabytes) / afterWarmUp.Megabytes;
+        Assert.True(growth < 0.05, $"resident memory grew {growth:P1} from step {afterWarmUp.Step} to {end.Step}: {string.Join(", ", samples)}");
+    }
+
+    [Fact]
     public void Train_reads_the_users_text_files()
     {
         var folder = Directory.CreateDirectory(temp.File("corpus")).FullName;

@@ -120,4 +120,15 @@ public sealed class ModelDeclarationAnalyzerTests
             "NoQuery attention takes its queries from the keys, so a layer that reuses another's keys would reuse its queries too; use Full or NoKey"),
         Verify.Diagnostic("LLM007").WithLocation(1).WithArguments("ShareKvEvery", 5, "groups cannot be longer than the model's 4 layers"),
         Verify.Diagnostic("LLM004").WithLocation(2).WithArguments("ShareKvEvery", 0));
+
+    [Fact]
+    public Task Regression_a_default_MLP_width_beyond_int_is_reported_not_silently_skipped() => Verify.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 64, {|#0:Dim = 1000000000|}, Layers = 64, Context = 32)]
+        [Attention(Heads = 4, KvHeads = 4)]
+        [Mlp()]
+        public partial class M;
+        """,
+        Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("Dim", 1000000000,
+            "the default MLP width for it (2,666,666,688) exceeds the largest size, 2,147,483,647; declare [Mlp(Hidden = ...)]"));
 }

@@ -62,7 +62,7 @@ internal static class ModelValidator
         if (attention is not null && attention.ShareKvEvery > layers && layers > 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "ShareKvEvery", "ShareKvEvery", attention.ShareKvEvery,
                 $"groups cannot be longer than the model's {layers} layers"));
-        var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim);
+        var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim, issues);
 
         if (issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) || attention is null || mlp is null)
             return new Result(null, null, issues);
@@ -132,14 +132,21 @@ internal static class ModelValidator
         return attention;
     }
 
-    private static MlpSpec? ResolveMlp(Reader reader, int dim)
+    private static MlpSpec? ResolveMlp(Reader reader, int dim, List<ConfigurationIssue> issues)
     {
         var activation = reader.Enum("Activation", ActivationKind.SwiGlu);
         if (dim <= 0) return null;
         var fallback = activation == ActivationKind.Gelu
             ? 4L * dim
             : (8L * dim / 3 + 63) / 64 * 64; // Llama's rule of thumb: same parameters as a 4·Dim GELU MLP.
-        var hidden = reader.OptionalSize("Hidden", fallback > int.MaxValue ? 0 : (int)fallback);
+        if (!reader.Has("Hidden") && fallback > int.MaxValue)
+        {
+            // Found by the fuzz tests: the default width overflowed silently and nothing was generated.
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Dim", "Dim", dim,
+                $"the default MLP width for it ({fallback.ToString("N0", CultureInfo.InvariantCulture)}) exceeds the largest size, {int.MaxValue.ToString("N0", CultureInfo.InvariantCulture)}; declare [Mlp(Hidden = ...)]"));
+            return null;
+        }
+        var hidden = reader.OptionalSize("Hidden", (int)fallback);
         return hidden > 0 ? new MlpSpec(hidden, activation) : null;
     }
 

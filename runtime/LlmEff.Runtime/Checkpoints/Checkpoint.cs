@@ -54,6 +54,7 @@ public static class Checkpoint
         ArgumentNullException.ThrowIfNull(facts);
         RequireFactsOf(model, facts);
         var tensors = model.state_dict().Select(p => (p.Key, p.Value)).ToList();
+        RequireFinite(path, tensors);
         var metadata = new Dictionary<string, string>
         {
             [FormatKey] = Format,
@@ -197,4 +198,16 @@ public static class Checkpoint
         items.Count <= NamesShown ? string.Join(", ", items) : $"{string.Join(", ", items.Take(NamesShown))} and {items.Count - NamesShown} more";
 
     private static InvalidDataException Invalid(string path, string problem, Exception? inner = null) => new($"{path} {problem}.", inner);
+
+    /// <summary>A checkpoint of a diverged model would be worse than none: resuming from it can only fail.</summary>
+    private static void RequireFinite(string path, IEnumerable<(string Name, Tensor Tensor)> tensors)
+    {
+        foreach (var (name, tensor) in tensors)
+        {
+            if (!tensor.is_floating_point()) continue;
+            using var finite = tensor.isfinite().all();
+            if (!finite.item<bool>())
+                throw new InvalidDataException($"Refusing to write {path}: {name} holds NaN or infinite values (the model has diverged).");
+        }
+    }
 }

@@ -39,6 +39,7 @@ public sealed class TrainingRun : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         options.Validate();
+        NativeAllocator.ReturnFreedMemory();
         this.model = model;
         this.data = data;
         Options = options;

@@ -11,6 +11,9 @@ namespace LlmEff.Cli.Commands;
 /// </summary>
 internal static class RunView
 {
+    /// <summary>Append the process's resident memory to progress lines (train --log-memory).</summary>
+    public static bool LogMemory { get; set; }
+
     /// <summary>Whether output goes to a terminal that can redraw bars.</summary>
     public static bool Live => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
@@ -50,7 +53,17 @@ internal static class RunView
     {
         var done = report.Step - alreadyDone;
         var left = done > 0 ? report.Elapsed / done * (report.TotalSteps - report.Step) : TimeSpan.Zero;
+        var memory = LogMemory ? string.Create(CultureInfo.InvariantCulture, $"  resident {ResidentBytes() / 1e6:F0} MB") : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{label}  step {report.Step,5}/{report.TotalSteps}  loss {report.Loss,7:F4}  lr {report.LearningRate:0.00e+0}  |g| {report.GradientNorm,6:F3}  {report.TokensPerSecond,8:N0} tok/s  {report.Elapsed.TotalSeconds,6:F1}s  ETA {left.TotalSeconds:F0}s");
+            $"{label}  step {report.Step,5}/{report.TotalSteps}  loss {report.Loss,7:F4}  lr {report.LearningRate:0.00e+0}  |g| {report.GradientNorm,6:F3}  {report.TokensPerSecond,8:N0} tok/s  {report.Elapsed.TotalSeconds,6:F1}s  ETA {left.TotalSeconds:F0}s{memory}");
+    }
+
+    /// <summary>Resident set size after a full collection, so managed garbage does not count.</summary>
+    private static long ResidentBytes()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        return process.WorkingSet64;
     }
 }

@@ -27,10 +27,11 @@ internal static class TrainCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (.safetensors) here at the end, and every --checkpoint-every steps." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
         var resume = new Option<string?>("--resume") { Description = "Continue the run saved in this checkpoint (same settings required)." };
+        var logMemory = new Option<bool>("--log-memory") { Description = "Print the process's resident memory with each progress line (to watch a long run)." };
 
         var command = new Command("train", "Train one declared model and print the loss as it falls; optionally checkpoint and resume.")
         {
-            model, assembly, data, tokenizer, steps, batch, length, rate, seed, threads, checkpoint, checkpointEvery, resume,
+            model, assembly, data, tokenizer, steps, batch, length, rate, seed, threads, checkpoint, checkpointEvery, resume, logMemory,
         };
         command.SetAction(result => CommandLine.Guard(() =>
         {
@@ -39,6 +40,7 @@ internal static class TrainCommand
             var declared = CommandLine.Model(result, model, assembly);
             var text = Load(result.GetValue(data), Tokenizers.ByName(result.GetValue(tokenizer)!), options.SequenceLength);
             Check(declared.Facts, text, options);
+            RunView.LogMemory = result.GetValue(logMemory);
             return Run(declared, text, options, result.GetValue(checkpoint), result.GetValue(checkpointEvery), result.GetValue(resume));
         }));
         return command;
