@@ -117,6 +117,18 @@ public sealed class CommandTests : System.IDisposable
         Assert.Contains("mean |S−Sᵀ|", output);
     }
 
+    [Fact]
+    public void Inspect_summary_lists_models_by_prefix_one_line_each()
+    {
+        var (code, output, error) = CliHarness.Run("inspect", "--summary", "--models", "Tiny*,Gpt2Small");
+
+        Assert.True(code == 0, error);
+        var lines = output.Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(1 + 10 + 1, lines.Length); // header, 9 Tiny* models and Gpt2Small, footnote
+        Assert.Contains(lines, l => l.StartsWith("Gpt2Small") && l.Contains("124,439,808") && l.Contains("36,864"));
+        Assert.Contains(lines, l => l.StartsWith("TinyNoKey ") && l.Contains("2,048"));
+    }
+
     [Theory]
     [InlineData(2, "--sweep: 'huge' is neither 'reduced', 'full' nor a cell", "study", "--sweep", "huge")]
     [InlineData(2, "--tasks: unknown 'SPIN'", "study", "--tasks", "SPIN")]

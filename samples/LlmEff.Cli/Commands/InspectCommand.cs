@@ -30,13 +30,14 @@ internal static class InspectCommand
 
     public static Command Create()
     {
-        var models = new Option<string>("--models") { Description = "Comma-separated models, or 'all'.", DefaultValueFactory = _ => "all" };
+        var models = new Option<string>("--models") { Description = "Comma-separated models or prefixes ending in '*' (e.g. Tiny*), or 'all'.", DefaultValueFactory = _ => "all" };
+        var summary = new Option<bool>("--summary") { Description = "One line per model: parameters, KV cache per token (bf16), forward FLOPs per token, context." };
         var contexts = new Option<string>("--contexts") { Description = "Context lengths for the KV-cache column, comma-separated; 'max' is each model's own.", DefaultValueFactory = _ => "2048,max" };
         var dtypes = new Option<string>("--dtypes") { Description = $"KV-cache element types: {string.Join(", ", ElementBytes.Keys)}.", DefaultValueFactory = _ => "bf16,fp8" };
         var assembly = CommandLine.Assembly();
         var command = new Command("inspect", "Show every declared model's parameters by component, active parameters, KV cache, FLOPs per token and training memory.")
         {
-            models, contexts, dtypes, assembly,
+            models, contexts, dtypes, assembly, summary,
         };
         command.SetAction(result => CommandLine.Guard(() =>
         {
@@ -44,18 +45,42 @@ internal static class InspectCommand
             var names = result.GetValue(models)!;
             var chosen = names.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)
                 ? all
-                : names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                    .Select(n => all.FirstOrDefault(m => m.Facts.Name.Equals(n, StringComparison.OrdinalIgnoreCase))
-                                 ?? throw new ArgumentException($"No model named '{n}'. Declared models: {string.Join(", ", all.Select(m => m.Facts.Name))}."))
-                    .ToList();
+                : names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).SelectMany(n => Matching(all, n)).Distinct().ToList();
             var types = result.GetValue(dtypes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(t => ElementBytes.ContainsKey(t) ? t : throw new ArgumentException($"--dtypes: unknown type '{t}'; choose from {string.Join(", ", ElementBytes.Keys)}."))
                 .ToList();
             var contextList = result.GetValue(contexts)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-            foreach (var model in chosen) Console.Write(Describe(model.Facts, contextList, types));
+            if (result.GetValue(summary)) Console.Write(Summary(chosen.Select(m => m.Facts).ToList()));
+            else foreach (var model in chosen) Console.Write(Describe(model.Facts, contextList, types));
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Models named <paramref name="name"/>, or starting with it when it ends in '*'; none is an error naming the known ones.</summary>
+    private static IEnumerable<DeclaredModelType> Matching(IReadOnlyList<DeclaredModelType> all, string name)
+    {
+        var found = name.EndsWith('*')
+            ? all.Where(m => m.Facts.Name.StartsWith(name[..^1], StringComparison.OrdinalIgnoreCase)).ToList()
+            : all.Where(m => m.Facts.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).ToList();
+        return found.Count > 0
+            ? found
+            : throw new ArgumentException($"No model named '{name}'. Declared models: {string.Join(", ", all.Select(m => m.Facts.Name).Take(20))}{(all.Count > 20 ? ", …" : "")}.");
+    }
+
+    /// <summary>One aligned line per model.</summary>
+    internal static string Summary(IReadOnlyList<ModelFacts> models)
+    {
+        var width = Math.Max(5, models.Max(m => m.Name.Length));
+        var text = new StringBuilder();
+        text.Append(string.Create(CultureInfo.InvariantCulture, $"{"model".PadRight(width)}  {"parameters",15}  {"KV B/token",10}  {"MFLOP/token",11}  {"context",7}\n"));
+        foreach (var f in models)
+        {
+            var cache = f.Causal ? f.KvCacheBytesPerToken().ToString("N0", CultureInfo.InvariantCulture) : "—";
+            text.Append(string.Create(CultureInfo.InvariantCulture, $"{f.Name.PadRight(width)}  {f.ParameterCount,15:N0}  {cache,10}  {f.FlopsPerToken / 1e6,11:N1}  {f.Context,7}\n"));
+        }
+        text.Append("KV cache in bf16 (2 bytes per element; encoders keep none); FLOPs of one forward token at full context.\n");
+        return text.ToString();
     }
 
     /// <summary>The text block for one model.</summary>
