@@ -44,11 +44,16 @@ public static class ModelCatalog
             .ToList();
 
     /// <summary>The model called <paramref name="name"/> (case-insensitive); the error lists the known names.</summary>
-    public static DeclaredModelType Find(Assembly assembly, string name)
+    public static DeclaredModelType Find(Assembly assembly, string name) => Find(In(assembly), name, assembly.GetName().Name);
+
+    /// <summary>The model called <paramref name="name"/> among <paramref name="models"/> listed once by <see cref="In"/>
+    /// (looking up many names re-reflects nothing); the error names <paramref name="source"/> and the known names.</summary>
+    public static DeclaredModelType Find(IReadOnlyList<DeclaredModelType> models, string name, string? source = null)
     {
-        var models = In(assembly);
+        ArgumentNullException.ThrowIfNull(models);
         return models.FirstOrDefault(m => string.Equals(m.Facts.Name, name, StringComparison.OrdinalIgnoreCase))
-            ?? throw new ArgumentException($"No model named '{name}' in {assembly.GetName().Name}. Declared models: {string.Join(", ", models.Select(m => m.Facts.Name))}.", nameof(name));
+            ?? throw new ArgumentException($"No model named '{name}'{(source is null ? "" : " in " + source)}. Declared models: " +
+                $"{string.Join(", ", models.Select(m => m.Facts.Name).Take(20))}{(models.Count > 20 ? $", … ({models.Count} in all)" : "")}.", nameof(name));
     }
 
     private static bool IsDeclaredModel(Type i) => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IDeclaredModel<>);

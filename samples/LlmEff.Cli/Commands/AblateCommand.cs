@@ -69,7 +69,7 @@ internal static class AblateCommand
         if (names.Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
             return all.Where(m => Descriptions.ContainsKey(m.Facts.Name)).OrderBy(m => m.Facts.Name == "TinyDecoder" ? 0 : 1).ToList();
         var chosen = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(name => ModelCatalog.Find(assembly, name)).ToList();
+            .Select(name => ModelCatalog.Find(all, name, assembly.GetName().Name)).ToList();
         if (chosen.Count == 0) throw new ArgumentException("--models names no model.");
         return chosen;
     }

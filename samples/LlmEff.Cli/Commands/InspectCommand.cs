@@ -57,15 +57,12 @@ internal static class InspectCommand
         return command;
     }
 
-    /// <summary>Models named <paramref name="name"/>, or starting with it when it ends in '*'; none is an error naming the known ones.</summary>
+    /// <summary>The model named <paramref name="name"/>, or every model starting with it when it ends in '*'.</summary>
     private static IEnumerable<DeclaredModelType> Matching(IReadOnlyList<DeclaredModelType> all, string name)
     {
-        var found = name.EndsWith('*')
-            ? all.Where(m => m.Facts.Name.StartsWith(name[..^1], StringComparison.OrdinalIgnoreCase)).ToList()
-            : all.Where(m => m.Facts.Name.Equals(name, StringComparison.OrdinalIgnoreCase)).ToList();
-        return found.Count > 0
-            ? found
-            : throw new ArgumentException($"No model named '{name}'. Declared models: {string.Join(", ", all.Select(m => m.Facts.Name).Take(20))}{(all.Count > 20 ? ", …" : "")}.");
+        if (!name.EndsWith('*')) return new[] { ModelCatalog.Find(all, name) };
+        var found = all.Where(m => m.Facts.Name.StartsWith(name[..^1], StringComparison.OrdinalIgnoreCase)).ToList();
+        return found.Count > 0 ? found : throw new ArgumentException($"No model name starts with '{name[..^1]}'.");
     }
 
     /// <summary>One aligned line per model.</summary>

@@ -96,7 +96,7 @@ internal static class StudyCommand
 
     private static int Run((int E, int L, int H, int N)[] cells, SequenceTask[] tasks, (string Stem, string Label)[] variants, int seeds, Settings settings, string output)
     {
-        var assembly = CommandLine.LoadModels(null);
+        var catalog = ModelCatalog.In(CommandLine.LoadModels(null)); // listed once: a full sweep looks up 3,240 models
         var total = cells.Length * tasks.Length * variants.Length * seeds;
         var skipped = cells.Any(c => c.N % 2 != 0) ? " (SWAP needs even lengths)" : "";
         Console.WriteLine($"Training {total} encoders: {cells.Length} configuration(s) × {tasks.Length} tasks × {variants.Length} variants × {seeds} seeds{skipped}.");
@@ -110,7 +110,7 @@ internal static class StudyCommand
             foreach (var (stem, label) in variants)
             {
                 var cell = $"E{e}L{l}H{h}N{n}";
-                var declared = ModelCatalog.Find(assembly, $"Qkv{stem}_{cell}");
+                var declared = ModelCatalog.Find(catalog, $"Qkv{stem}_{cell}");
                 var started = clock.Elapsed;
                 var options = Recipe(settings, n, seed);
                 Seeding.Seed(seed);
