@@ -88,6 +88,16 @@ public sealed class CommandTests : System.IDisposable
     }
 
     [Fact]
+    public void Training_a_mixture_of_experts_reports_active_parameters_and_expert_load()
+    {
+        var (code, output, error) = CliHarness.Run("train", "--model", "TinyMoeDeepSeek", "--steps", "3", "--batch", "2", "--seq", "32");
+
+        Assert.True(code == 0, error);
+        Assert.Contains("8,562,944 parameters, 2,885,888 active per token", output);
+        Assert.Equal(3, output.Split('\n').Count(l => l.TrimStart().StartsWith("router ") && l.Contains("imbalance") && l.Contains("AuxLossFree")));
+    }
+
+    [Fact]
     public void Inspect_prints_the_breakdown_cache_and_training_memory()
     {
         var (code, output, error) = CliHarness.Run("inspect", "--models", "Llama3_8B", "--contexts", "8192", "--dtypes", "bf16");
@@ -124,9 +134,10 @@ public sealed class CommandTests : System.IDisposable
 
         Assert.True(code == 0, error);
         var lines = output.Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(1 + 10 + 1, lines.Length); // header, 9 Tiny* models and Gpt2Small, footnote
+        Assert.Equal(1 + 12 + 1, lines.Length); // header, 11 Tiny* models and Gpt2Small, footnote
         Assert.Contains(lines, l => l.StartsWith("Gpt2Small") && l.Contains("124,439,808") && l.Contains("36,864"));
         Assert.Contains(lines, l => l.StartsWith("TinyNoKey ") && l.Contains("2,048"));
+        Assert.Contains(lines, l => l.StartsWith("TinyMoe ") && l.Contains("9,775,360") && l.Contains("3,287,296")); // total and active
     }
 
     [Theory]

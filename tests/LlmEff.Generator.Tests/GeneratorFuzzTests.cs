@@ -67,19 +67,29 @@ public sealed class GeneratorFuzzTests
     private static readonly Gen<string> MlpAttribute =
         Arguments(("Hidden", Size, 5), ("Activation", Enum("Activation", "SwiGlu", "Gelu"), 5)).Select(a => $"[Mlp({a})]");
 
+    private static readonly Gen<string> Count = Gen.Frequency((8, Gen.OneOf<string>("0", "1", "2", "3")), (1, Size));
+
+    private static readonly Gen<string> MoEAttribute =
+        Arguments(("Experts", Gen.Frequency((6, Gen.OneOf<string>("4", "8")), (1, Size)), 9), ("Active", Gen.Frequency((6, Gen.OneOf<string>("1", "2")), (1, Size)), 9),
+            ("Shared", Count, 3), ("ExpertHidden", Size, 4), ("FirstLayer", Count, 4),
+            ("Router", Enum("RouterScoring", "Softmax", "Sigmoid"), 3), ("Balance", Enum("ExpertBalance", "AuxLoss", "AuxLossFree", "None"), 3),
+            ("NormalizeWeights", Gen.OneOf<string>("true", "false"), 2), ("RoutedScale", Real, 2), ("AuxLossWeight", Real, 2), ("BiasUpdateRate", Real, 2))
+        .Select(a => $"[MoE({a})]");
+
     private static readonly Gen<string> Declaration = Gen.Select(
         Gen.Frequency((16, (IGen<string>)ModelAttribute), (1, Gen.Const("")), (1, ModelAttribute.Select(m => m + m))),
         Gen.Frequency((3, (IGen<string>)AttentionAttribute), (1, Gen.Const(""))),
         Gen.Frequency((2, (IGen<string>)MlpAttribute), (1, Gen.Const(""))),
+        Gen.Frequency((1, (IGen<string>)MoEAttribute), (2, Gen.Const(""))),
         Gen.Frequency((6, Gen.OneOf<string>("public partial class M;", "public partial class M { }", "internal partial class M;")), (2, Gen.OneOf<string>(
             "public class M;", "public partial class M<T>;",
             "public static partial class M;", "public abstract partial class M;", "public partial class M : System.Exception;",
             "public partial record M;", "public partial struct M;",
             "public partial class Outer { ATTRS public partial class M; }", "public class Outer { ATTRS public partial class M; }",
             "public partial class Outer<T> { ATTRS public partial class M; }"))))
-        .Select((model, attention, mlp, shape) =>
+        .Select((model, attention, mlp, moe, shape) =>
         {
-            var attributes = model + attention + mlp;
+            var attributes = model + attention + mlp + moe;
             var declaration = shape.Contains("ATTRS") ? shape.Replace("ATTRS", attributes) : attributes + " " + shape;
             return "using LlmEff;\nnamespace Fuzz;\n" + declaration + "\n";
         });

@@ -26,6 +26,36 @@ public sealed class SizingTests
         Assert.Equal(131_072, sizes.KvCacheElementsPerToken * 2); // bf16 bytes: 2 · 32 layers · 8 KV heads · 128 · 2 B
     }
 
+    private static MoeSpec Experts(int experts, int active, int shared = 0, int hidden = 14336, int firstLayer = 0) =>
+        new(experts, active, shared, hidden, firstLayer, RouterKind.Softmax, BalanceKind.AuxLoss, true, 1.0, 0.01, 0.001);
+
+    [Fact]
+    public void Mixtral_8x7B_has_its_published_total_and_active_counts()
+    {
+        var mixtral = new ModelSpec(32000, 4096, 32, 32768, TiedEmbeddings: false, NormKind.RmsNorm, PositionKind.Rope, Bias: false,
+            1e6, 1e-5, NamingKind.Llama, new AttentionSpec(ProjectionKind.Full, 32, 8, 128), new MlpSpec(14336, ActivationKind.SwiGlu), Moe: Experts(8, 2));
+        var sizes = ModelSizing.Compute(mixtral);
+
+        Assert.Equal(46_702_792_704, sizes.Parameters);
+        Assert.Equal(46_702_792_704 - 32L * 6 * 3 * 4096 * 14336, sizes.ActiveParameters); // six unchosen experts per layer
+        Assert.Equal(32L * 8 * 3 * 4096 * 14336, sizes.RoutedExpertParameters);
+    }
+
+    [Fact]
+    public void Expert_layers_count_router_chosen_and_shared_experts_in_flops_and_dense_layers_their_mlp()
+    {
+        // d 8, 2 layers (layer 0 dense SwiGLU 16), then 4 experts of 6, 2 active, 1 shared; 2 heads of 4; vocab 10; context 5.
+        var spec = new ModelSpec(10, 8, 2, 5, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec(ProjectionKind.Full, 2, 2, 4), new MlpSpec(16, ActivationKind.SwiGlu), Moe: Experts(4, 2, shared: 1, hidden: 6, firstLayer: 1));
+        var sizes = ModelSizing.Compute(spec);
+        const int expert = 3 * 8 * 6, router = 4 * 8, dense = 3 * 8 * 16, attention = 4 * 8 * 8;
+
+        Assert.Equal(dense + router + 4 * expert + expert, sizes.MlpParameters);
+        Assert.Equal(10 * 8 + 2 * attention + sizes.MlpParameters + 2 * 2 * 8 + 8, sizes.Parameters);
+        Assert.Equal(sizes.Parameters - 2 * expert, sizes.ActiveParameters);
+        Assert.Equal(2 * (2 * attention + dense + router + 2 * expert + expert + 10 * 8) + 2 * 4 * 2 * 4 * 5, sizes.FlopsPerToken);
+    }
+
     [Fact]
     public void Flops_count_every_weight_matmul_and_attention_at_full_context()
     {

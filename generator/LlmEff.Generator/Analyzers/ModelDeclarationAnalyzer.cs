@@ -59,7 +59,7 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
 
     private static void ReportOrphans(SymbolAnalysisContext context, INamedTypeSymbol type)
     {
-        foreach (var name in new[] { AttributeNames.Attention, AttributeNames.Mlp })
+        foreach (var name in AttributeNames.Parts)
         {
             var orphan = ModelReader.Find(type, name);
             if (orphan?.ApplicationSyntaxReference is { } reference)

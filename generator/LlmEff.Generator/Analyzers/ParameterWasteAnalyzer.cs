@@ -14,8 +14,8 @@ namespace LlmEff.Generator.Analyzers;
 
 /// <summary>
 /// Parameters and cache a valid declaration spends for nothing, or could trade away, with this model's own
-/// numbers: NoKey savings (LLM010), collapsing projection pairs (LLM011), a large untied head (LLM012) and a
-/// KV cache over budget (LLM014). Invalid declarations are left to <see cref="ModelDeclarationAnalyzer"/>.
+/// numbers: NoKey savings (LLM010), collapsing projection pairs (LLM011), a large untied head (LLM012), a
+/// KV cache over budget (LLM014), and what a mixture of experts stores against what it runs (LLM015). Invalid declarations are left to <see cref="ModelDeclarationAnalyzer"/>.
 /// </summary>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
@@ -33,7 +33,8 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.KeysCouldBeValues,
         DiagnosticDescriptors.CollapsingProjections,
         DiagnosticDescriptors.UntiedOutputHead,
-        DiagnosticDescriptors.KvCacheOverBudget);
+        DiagnosticDescriptors.KvCacheOverBudget,
+        DiagnosticDescriptors.ExpertParameters);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -54,6 +55,16 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         ReportCollapsingPairs(site, spec, sizes);
         ReportUntiedHead(site, spec, sizes);
         ReportKvBudget(site, spec, sizes);
+        ReportExpertParameters(site, spec, sizes);
+    }
+
+    private static void ReportExpertParameters(Site site, ModelSpec spec, ModelSizes sizes)
+    {
+        if (spec.Moe is not { } moe) return;
+        var routedExperts = sizes.RoutedExpertParameters;
+        site.Report(DiagnosticDescriptors.ExpertParameters, site.Attribute("MoE"), null,
+            site.Type.Name, N(sizes.Parameters), N(sizes.ActiveParameters), Share(sizes.ActiveParameters, sizes.Parameters),
+            N(routedExperts), Share(routedExperts, sizes.Parameters), Text(moe.Active), Text(moe.Experts));
     }
 
     private static void SuggestNoKey(Site site, ModelSpec spec, ModelSizes sizes)

@@ -99,4 +99,10 @@ internal static class DiagnosticDescriptors
         "The KV cache of '{0}' at its full context of {1} tokens is {2} bytes in bf16, over the budget of {3} bytes; {4}",
         Efficiency, DiagnosticSeverity.Warning,
         "The cache of one sequence at full context is Context · KvCacheElementsPerToken · 2 bytes. Fewer KV heads (GQA, MQA) or keys that are the values (NoKey) shrink it.");
+
+    public static readonly DiagnosticDescriptor ExpertParameters = Create(
+        "LLM015", "Total and active parameters of a mixture of experts",
+        "'{0}' holds {1} parameters, of which one token uses {2} ({3}); the routed experts hold {4} ({5} of the model) and {6} of {7} run per token",
+        Efficiency, DiagnosticSeverity.Info,
+        "A mixture of experts stores every expert but runs only the chosen ones: memory follows the total, compute per token follows the active count (embeddings, attention, router, shared and chosen experts).");
 }

@@ -76,6 +76,17 @@ internal static class ModelEmitter
         private string LayerArguments => string.Concat(LayerInputs.Select(i => $", {i.Name}"));
         private string LayerModule => $"nn.Module<{string.Join(", ", new[] { "Tensor" }.Concat(LayerInputs.Select(i => i.Type)).Append("Tensor"))}>";
         private string OwnsParameter => Sharing ? "bool ownsKeysAndValues, " : "";
+
+        /// <summary>Some layers keep the dense feed-forward and later ones route to experts.</summary>
+        private bool MixedFeedForward => spec.Moe is { FirstLayer: > 0 };
+        private string RoutedParameter => MixedFeedForward ? "bool routedExperts, " : "";
+        private string FeedForwardFieldType => spec.Moe is null ? "FeedForward" : MixedFeedForward ? "nn.Module<Tensor, Tensor>" : "MixtureOfExperts";
+
+        private string NewFeedForward() => spec.Moe is null
+            ? "new FeedForward(device, dtype)"
+            : MixedFeedForward
+                ? $"routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: {spec.Mlp.Hidden}, device, dtype)"
+                : "new MixtureOfExperts(device, dtype)";
         private string NormType => spec.Norm == NormKind.LayerNorm ? "LayerNorm" : "RmsNorm";
         private string LinearType => names.FusedProjections ? "TransposedLinear" : "Linear";
 
@@ -95,6 +106,11 @@ internal static class ModelEmitter
                 WriteAttention();
                 w.Line();
                 WriteMlp();
+                if (spec.Moe is { } moe)
+                {
+                    w.Line();
+                    WriteMixtureOfExperts(moe);
+                }
             }
         }
 
@@ -103,29 +119,43 @@ internal static class ModelEmitter
             var a = spec.Attention;
             var attention = a.KvHeads == a.Heads ? $"{a.Heads}-head attention" : a.KvHeads == 1 ? $"{a.Heads}-head multi-query attention" : $"{a.Heads}-head attention with {a.KvHeads} KV heads";
             return $"{(spec.Causal ? "Decoder-only" : "Encoder (bidirectional)")} transformer: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
-                   $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}, vocabulary {spec.Vocab}, context {spec.Context}.";
+                   $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}{DescribeExperts()}, vocabulary {spec.Vocab}, context {spec.Context}.";
+        }
+
+        private string DescribeExperts()
+        {
+            if (spec.Moe is not { } m) return "";
+            var where = m.FirstLayer == 0 ? "" : $" from layer {m.FirstLayer} on";
+            return $" (replaced{where} by {m.Active} of {m.Experts} experts of width {m.ExpertHidden}{(m.Shared > 0 ? $" plus {m.Shared} shared" : "")})";
         }
 
         private void WriteFacts()
         {
             var a = spec.Attention;
             w.Line($"/// <summary>Trainable parameters: {N(sizes.Parameters)} (embeddings {N(sizes.EmbeddingParameters)}, attention {N(sizes.AttentionParameters)}, " +
-                   $"MLP {N(spec.Layers * sizes.MlpParametersPerLayer)}, norms {N(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, " +
+                   $"{(spec.Moe is null ? "MLP" : "MLP and experts")} {N(sizes.MlpParameters)}, norms {N(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, " +
                    $"output head {(spec.TiedEmbeddings ? "tied" : N(sizes.OutputHeadParameters))}).</summary>")
              .Line($"public const long ParameterCount = {L(sizes.Parameters)};")
+             .Line()
+             .Line(spec.Moe is { } moe
+                 ? $"/// <summary>Parameters one token uses: all but the {N(moe.Experts - moe.Active)} routed experts per layer it does not choose " +
+                   $"({N(sizes.ActiveParameters)}, {Percent(sizes.ActiveParameters, sizes.Parameters)} of the total).</summary>"
+                 : "/// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>")
+             .Line($"public const long ActiveParameterCount = {L(sizes.ActiveParameters)};")
              .Line()
              .Line($"/// <summary>Key/value cache elements per token, all layers: {a.KvOwningLayers(spec.Layers)} {(a.ShareKvEvery > 1 ? $"KV-owning layers (one per {a.ShareKvEvery})" : "layers")} × {(a.CachedStreams == 2 ? "2 (K and V)" : "1 (keys are the values)")} × {a.KvHeads} KV heads × {a.HeadDim} " +
                    $"= {N(sizes.KvCacheElementsPerToken)} ({N(sizes.KvCacheElementsPerToken * 2)} bytes in bf16).</summary>")
              .Line($"public const long KvCacheElementsPerToken = {L(sizes.KvCacheElementsPerToken)};")
              .Line()
              .Line($"/// <summary>Forward FLOPs of one token at position {N(spec.Context)}: 2 per weight multiply-accumulate " +
-                   "plus 4·Context·HeadDim per query head and layer for attention scores and mixing.</summary>")
+                   "plus 4·Context·HeadDim per query head and layer for attention scores and mixing" +
+                   (spec.Moe is null ? ".</summary>" : "; in expert layers only the router, the chosen and the shared experts count.</summary>"))
              .Line($"public const long FlopsPerToken = {L(sizes.FlopsPerToken)};")
              .Line()
              .Line("/// <summary>The declaration's sizes, for tools that handle models generically.</summary>")
              .Line($"public static ModelFacts Facts {{ get; }} = new(\"{name}\", Vocab: {spec.Vocab}, Dim: {spec.Dim}, Layers: {spec.Layers}, Context: {spec.Context},")
-             .Line("    ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,")
-             .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(spec.Layers * sizes.MlpParametersPerLayer)}, " +
+             .Line("    ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,")
+             .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(sizes.MlpParameters)}, " +
                    $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}){(spec.Causal ? "" : ", Causal: false")});")
              .Line()
              .Line("/// <summary>Builds the module; see the constructor.</summary>")
@@ -189,9 +219,9 @@ internal static class ModelEmitter
                         w.Line($"Init.Normal({names.PositionEmbedding}.weight, std: 0.01);");
                     }
                     w.Line($"{names.Layers} = new ModuleList<DecoderLayer>();");
-                    w.Line(Sharing
-                        ? $"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer(ownsKeysAndValues: i % {spec.Attention.ShareKvEvery} == 0, device, dtype));"
-                        : $"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer(device, dtype));");
+                    var layerArguments = (Sharing ? $"ownsKeysAndValues: i % {spec.Attention.ShareKvEvery} == 0, " : "") +
+                                         (MixedFeedForward ? $"routedExperts: i >= {spec.Moe!.FirstLayer}, " : "");
+                    w.Line($"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer({layerArguments}device, dtype));");
                     w.Line($"{names.FinalNorm} = {NewNorm()};");
                     if (rope) w.Line($"{names.Rotary} = new RotaryEmbedding({spec.Attention.HeadDim}, Context, {D(spec.RopeTheta)}, device, dtype);");
                     w.Line("RegisterComponents();");
@@ -245,14 +275,14 @@ internal static class ModelEmitter
                 w.Line($"private readonly {NormType} {names.AttentionNorm};");
                 w.Line($"private readonly SelfAttention {names.Attention};");
                 w.Line($"private readonly {NormType} {names.MlpNorm};");
-                w.Line($"private readonly FeedForward {names.Mlp};");
+                w.Line($"private readonly {FeedForwardFieldType} {names.Mlp};");
                 w.Line();
-                using (w.Block($"internal DecoderLayer({OwnsParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
+                using (w.Block($"internal DecoderLayer({OwnsParameter}{RoutedParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
                 {
                     w.Line($"{names.AttentionNorm} = {NewNorm()};");
                     w.Line(Sharing ? $"{names.Attention} = new SelfAttention(ownsKeysAndValues, device, dtype);" : $"{names.Attention} = new SelfAttention(device, dtype);");
                     w.Line($"{names.MlpNorm} = {NewNorm()};");
-                    w.Line($"{names.Mlp} = new FeedForward(device, dtype);");
+                    w.Line($"{names.Mlp} = {NewFeedForward()};");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -434,29 +464,34 @@ internal static class ModelEmitter
         {
             var m = spec.Mlp;
             var swiGlu = m.Activation == ActivationKind.SwiGlu;
+            // With experts the same network serves three widths (dense layers, each expert, the shared experts).
+            var widthNote = spec.Moe is { } moe
+                ? $" {(moe.FirstLayer > 0 ? $"{m.Hidden} wide in dense layers, " : "")}{moe.ExpertHidden} per expert{(moe.Shared > 0 ? $", {moe.SharedHidden} for the shared experts" : "")}"
+                : $" of width {m.Hidden}";
             w.Line(swiGlu
-                ? $"/// <summary>SwiGLU feed-forward of width {m.Hidden}: down(silu(gate(x)) ⊙ up(x)).</summary>"
-                : $"/// <summary>GELU feed-forward of width {m.Hidden}: down(gelu(up(x))).</summary>");
+                ? $"/// <summary>SwiGLU feed-forward{widthNote}: down(silu(gate(x)) ⊙ up(x)).</summary>"
+                : $"/// <summary>GELU feed-forward{widthNote}: down(gelu(up(x))).</summary>");
             using (w.Block("public sealed class FeedForward : nn.Module<Tensor, Tensor>"))
             {
-                var layers = new List<(string Field, long In, long Out, bool Residual)>();
+                var hidden = spec.Moe is null ? L(m.Hidden) : "hidden";
+                var layers = new List<(string Field, string In, string Out, bool Residual)>();
                 if (names.FusedProjections)
-                    layers.Add(("c_fc", spec.Dim, swiGlu ? 2L * m.Hidden : m.Hidden, false));
+                    layers.Add(("c_fc", L(spec.Dim), swiGlu ? (spec.Moe is null ? L(2L * m.Hidden) : "2 * hidden") : hidden, false));
                 else
                 {
-                    if (swiGlu) layers.Add(("gate_proj", spec.Dim, m.Hidden, false));
-                    layers.Add(("up_proj", spec.Dim, m.Hidden, false));
+                    if (swiGlu) layers.Add(("gate_proj", L(spec.Dim), hidden, false));
+                    layers.Add(("up_proj", L(spec.Dim), hidden, false));
                 }
-                layers.Add((names.FusedProjections ? "c_proj" : "down_proj", m.Hidden, spec.Dim, true));
+                layers.Add((names.FusedProjections ? "c_proj" : "down_proj", hidden, L(spec.Dim), true));
                 foreach (var layer in layers) w.Line($"private readonly {LinearType} {layer.Field};");
                 w.Line();
-                using (w.Block("internal FeedForward(Device? device, ScalarType? dtype) : base(nameof(FeedForward))"))
+                using (w.Block($"internal FeedForward({(spec.Moe is null ? "" : "long hidden, ")}Device? device, ScalarType? dtype) : base(nameof(FeedForward))"))
                 {
                     foreach (var layer in layers) WriteLinear(layer.Field, layer.In, layer.Out, layer.Residual);
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
-                w.Line("/// <summary>Feed-forward output [batch, time, dim] for normalised inputs.</summary>");
+                w.Line("/// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>");
                 using (w.Block("public override Tensor forward(Tensor x)"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
@@ -473,6 +508,47 @@ internal static class ModelEmitter
                     else
                         result = "down_proj.forward(nn.functional.gelu(up_proj.forward(x), GELU.Approximate.tanh))";
                     w.Line($"return {result}.MoveToOuterDisposeScope();");
+                }
+            }
+        }
+
+        private void WriteMixtureOfExperts(MoeSpec m)
+        {
+            var scoring = m.Router == RouterKind.Softmax ? "softmax" : "sigmoid";
+            var balance = m.Balance switch
+            {
+                BalanceKind.AuxLoss => "an auxiliary balancing loss",
+                BalanceKind.AuxLossFree => "auxiliary-loss-free balancing (a selection bias nudged after each step)",
+                _ => "no balancing",
+            };
+            w.Line($"/// <summary>Mixture of experts: a {scoring} router sends each token to {m.Active} of {m.Experts} experts, with {balance}" +
+                   $"{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s see" : " sees")} every token" : "")}. Only chosen experts run.</summary>");
+            using (w.Block("public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor>"))
+            {
+                w.Line($"private const int Experts = {m.Experts};");
+                w.Line("private readonly ExpertRouter gate;");
+                w.Line("private readonly ModuleList<FeedForward> experts;");
+                if (m.Shared > 0) w.Line("private readonly FeedForward shared_experts;");
+                w.Line();
+                using (w.Block("internal MixtureOfExperts(Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))"))
+                {
+                    w.Line($"gate = new ExpertRouter(new RouterOptions(Dim: {spec.Dim}, Experts: Experts, Active: {m.Active}, Scoring: RouterScoring.{m.Router}, Balance: ExpertBalance.{m.Balance},");
+                    w.Line($"    NormalizeWeights: {(m.NormalizeWeights ? "true" : "false")}, RoutedScale: {D(m.RoutedScale)}, AuxLossWeight: {D(m.AuxLossWeight)}, BiasUpdateRate: {D(m.BiasUpdateRate)}), device, dtype);");
+                    w.Line("experts = new ModuleList<FeedForward>();");
+                    w.Line($"for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: {m.ExpertHidden}, device, dtype));");
+                    if (m.Shared > 0) w.Line($"shared_experts = new FeedForward(hidden: {L(m.SharedHidden)}, device, dtype);");
+                    w.Line("RegisterComponents();");
+                }
+                w.Line();
+                w.Line("/// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs.</summary>");
+                using (w.Block("public override Tensor forward(Tensor x)"))
+                {
+                    w.Line("using var scope = NewDisposeScope();");
+                    w.Line($"var tokens = x.reshape(-1, {spec.Dim});");
+                    w.Line("var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);");
+                    w.Line(m.Shared > 0
+                        ? "return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();"
+                        : "return routed.view_as(x).MoveToOuterDisposeScope();");
                 }
             }
         }
@@ -494,6 +570,7 @@ internal static class ModelEmitter
             : $"new RmsNorm({spec.Dim}, eps: {D(spec.NormEps)}, device, dtype)";
 
         private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+        private static string Percent(long part, long whole) => (100.0 * part / whole).ToString("F1", CultureInfo.InvariantCulture) + "%";
         private static string L(long value) => value.ToString(CultureInfo.InvariantCulture);
         private static string D(double value) => value.ToString("R", CultureInfo.InvariantCulture);
     }

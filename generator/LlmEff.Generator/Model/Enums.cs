@@ -13,3 +13,7 @@ internal enum ActivationKind { SwiGlu = 0, Gelu = 1 }
 internal enum ProjectionKind { Full = 0, NoKey = 1, NoQuery = 2, Shared = 3 }
 
 internal enum NamingKind { Llama = 0, Gpt2 = 1 }
+
+internal enum RouterKind { Softmax = 0, Sigmoid = 1 }
+
+internal enum BalanceKind { AuxLoss = 0, AuxLossFree = 1, None = 2 }

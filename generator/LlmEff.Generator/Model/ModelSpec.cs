@@ -53,6 +53,25 @@ internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int 
 /// <summary>Feed-forward network of every block, with defaults resolved.</summary>
 internal sealed record MlpSpec(int Hidden, ActivationKind Activation);
 
+/// <summary>Mixture of experts replacing the dense feed-forward of layers <see cref="FirstLayer"/> and on.</summary>
+/// <param name="Experts">Routed experts per layer.</param>
+/// <param name="Active">Routed experts per token (top-k).</param>
+/// <param name="Shared">Always-on experts, fused into one feed-forward <c>Shared · ExpertHidden</c> wide.</param>
+/// <param name="ExpertHidden">Hidden width of one expert.</param>
+/// <param name="FirstLayer">0-based first layer with experts.</param>
+internal sealed record MoeSpec(int Experts, int Active, int Shared, int ExpertHidden, int FirstLayer, RouterKind Router, BalanceKind Balance,
+    bool NormalizeWeights, double RoutedScale, double AuxLossWeight, double BiasUpdateRate)
+{
+    /// <summary>Layers whose feed-forward is this mixture.</summary>
+    public int RoutedLayers(int layers) => layers - FirstLayer;
+
+    /// <summary>Whether 0-based layer <paramref name="index"/> routes its tokens to experts.</summary>
+    public bool IsRouted(int index) => index >= FirstLayer;
+
+    /// <summary>Hidden width of the shared experts together (0 without them).</summary>
+    public long SharedHidden => (long)Shared * ExpertHidden;
+}
+
 /// <summary>A whole declared model, with every default resolved.</summary>
 internal sealed record ModelSpec(
     int Vocab,
@@ -69,17 +88,23 @@ internal sealed record ModelSpec(
     AttentionSpec Attention,
     MlpSpec Mlp,
     long KvBudgetBytes = 0,
-    bool Causal = true);
+    bool Causal = true,
+    MoeSpec? Moe = null);
 
 /// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
 internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes Sizes);
 
 /// <summary>Exact size facts, computed once by <see cref="Sizing.ModelSizing"/>.</summary>
+/// <param name="ActiveParameters">Parameters one token uses: all but the routed experts it does not choose.</param>
+/// <param name="MlpParameters">Every feed-forward parameter: dense MLPs, experts, routers.</param>
+/// <param name="RoutedExpertParameters">The routed experts of all layers (not routers or shared experts).</param>
 internal sealed record ModelSizes(
     long Parameters,
+    long ActiveParameters,
     long EmbeddingParameters,
     long AttentionParameters,
-    long MlpParametersPerLayer,
+    long MlpParameters,
+    long RoutedExpertParameters,
     long NormParametersPerLayer,
     long FinalNormParameters,
     long OutputHeadParameters,

@@ -14,7 +14,7 @@ internal sealed class DeclaredAttribute
         Erroneous = erroneous;
     }
 
-    /// <summary>Short name as users write it: "Model", "Attention", "Mlp".</summary>
+    /// <summary>Short name as users write it: "Model", "Attention", "Mlp", "MoE".</summary>
     public string Name { get; }
 
     /// <summary>Whether the declaration carries this attribute at all.</summary>
@@ -36,14 +36,16 @@ internal sealed class DeclaredAttribute
 /// <summary>Everything the LlmEff attributes on one class say, as written.</summary>
 internal sealed class DeclaredModel
 {
-    public DeclaredModel(DeclaredAttribute model, DeclaredAttribute attention, DeclaredAttribute mlp)
+    public DeclaredModel(DeclaredAttribute model, DeclaredAttribute attention, DeclaredAttribute mlp, DeclaredAttribute moe)
     {
         Model = model;
         Attention = attention;
         Mlp = mlp;
+        MoE = moe;
     }
 
     public DeclaredAttribute Model { get; }
     public DeclaredAttribute Attention { get; }
     public DeclaredAttribute Mlp { get; }
+    public DeclaredAttribute MoE { get; }
 }

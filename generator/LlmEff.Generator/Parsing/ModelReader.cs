@@ -15,7 +15,8 @@ internal static class ModelReader
         return new DeclaredModel(
             ReadOne(attributes, AttributeNames.Model),
             ReadOne(attributes, AttributeNames.Attention),
-            ReadOne(attributes, AttributeNames.Mlp));
+            ReadOne(attributes, AttributeNames.Mlp),
+            ReadOne(attributes, AttributeNames.MoE));
     }
 
     /// <summary>The attribute data of <paramref name="metadataName"/> on <paramref name="type"/>, if any.</summary>

@@ -63,11 +63,12 @@ internal static class ModelValidator
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "ShareKvEvery", "ShareKvEvery", attention.ShareKvEvery,
                 $"groups cannot be longer than the model's {layers} layers"));
         var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim, issues);
+        var moe = declared.MoE.Present && mlp is not null ? ResolveMoe(new Reader(declared.MoE, issues), layers, mlp, issues) : null;
 
         if (issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) || attention is null || mlp is null)
             return new Result(null, null, issues);
 
-        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal);
+        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe);
         try
         {
             return new Result(spec, ModelSizing.Compute(spec), issues);
@@ -150,6 +151,35 @@ internal static class ModelValidator
         return hidden > 0 ? new MlpSpec(hidden, activation) : null;
     }
 
+    private static MoeSpec? ResolveMoe(Reader reader, int layers, MlpSpec mlp, List<ConfigurationIssue> issues)
+    {
+        var experts = reader.RequiredSize("Experts");
+        var active = reader.RequiredSize("Active");
+        if (experts > 0 && active > experts)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "MoE", "Active", "Active", active,
+                $"a token cannot use more than the layer's {experts} experts"));
+        var shared = reader.OptionalCount("Shared", 0);
+        var expertHidden = reader.OptionalSize("ExpertHidden", mlp.Hidden);
+        var firstLayer = reader.OptionalCount("FirstLayer", 0);
+        if (layers > 0 && firstLayer >= layers)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "MoE", "FirstLayer", "FirstLayer", firstLayer,
+                $"layers are numbered 0 to {layers - 1}, so no layer would have experts"));
+        var router = reader.Enum("Router", RouterKind.Softmax);
+        var balance = reader.Enum("Balance", BalanceKind.AuxLoss);
+        var normalize = reader.Bool("NormalizeWeights", true);
+        var routedScale = reader.Double("RoutedScale", 1.0, v => v > 0, "must be positive");
+        var auxLossWeight = reader.Double("AuxLossWeight", 0.01, v => v >= 0, "must be zero or positive");
+        var biasUpdateRate = reader.Double("BiasUpdateRate", 0.001, v => v >= 0, "must be zero or positive");
+        if (balance != BalanceKind.AuxLoss && reader.Has("AuxLossWeight"))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "AuxLossWeight", "AuxLossWeight",
+                $"the layer balances with ExpertBalance.{balance}, not an auxiliary loss"));
+        if (balance != BalanceKind.AuxLossFree && reader.Has("BiasUpdateRate"))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "BiasUpdateRate", "BiasUpdateRate",
+                $"the layer balances with ExpertBalance.{balance}, which keeps no selection bias"));
+        if (experts <= 0 || active <= 0 || expertHidden <= 0 || shared < 0 || firstLayer < 0) return null;
+        return new MoeSpec(experts, active, shared, expertHidden, firstLayer, router, balance, normalize, routedScale, auxLossWeight, biasUpdateRate);
+    }
+
     /// <summary>Typed access to one attribute's arguments that records what is wrong with them.</summary>
     private sealed class Reader
     {
@@ -178,6 +208,16 @@ internal static class ModelValidator
 
         public int OptionalSize(string name, int fallback) =>
             attribute.Named.TryGetValue(name, out var value) ? Positive(name, value) : fallback;
+
+        /// <summary>A count that may be zero (shared experts, a layer index).</summary>
+        public int OptionalCount(string name, int fallback)
+        {
+            if (!attribute.Named.TryGetValue(name, out var value)) return fallback;
+            var number = value is int i ? i : -1;
+            if (number < 0)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, attribute.Name, name, name, number, "must be zero or positive"));
+            return number;
+        }
 
         private int Positive(string name, object? value)
         {

@@ -53,3 +53,24 @@ public enum ParameterNaming
     /// GPT-2's <c>Conv1D</c> weight layout (input × output).</summary>
     Gpt2 = 1,
 }
+
+/// <summary>How a mixture-of-experts router turns its logits into expert scores.</summary>
+public enum RouterScoring
+{
+    /// <summary>Softmax over all experts (Mixtral, Switch): scores compete, and sum to one before top-k.</summary>
+    Softmax = 0,
+    /// <summary>Independent sigmoid per expert (DeepSeek-V3, LFM2-8B-A1B): scores do not compete.</summary>
+    Sigmoid = 1,
+}
+
+/// <summary>How a mixture-of-experts layer keeps its experts evenly loaded.</summary>
+public enum ExpertBalance
+{
+    /// <summary>An auxiliary loss <c>weight · Experts · Σ fraction_e · meanScore_e</c> added to the training loss (Switch, Mixtral).</summary>
+    AuxLoss = 0,
+    /// <summary>No extra loss: a per-expert bias, used for selection only, is nudged after every step toward
+    /// equal load (DeepSeek-V3's auxiliary-loss-free balancing).</summary>
+    AuxLossFree = 1,
+    /// <summary>No balancing.</summary>
+    None = 2,
+}

@@ -9,11 +9,12 @@ namespace LlmEff;
 /// <param name="Layers">Blocks.</param>
 /// <param name="Context">Maximum sequence length.</param>
 /// <param name="ParameterCount">Trainable parameters.</param>
+/// <param name="ActiveParameterCount">Parameters one token uses (less than <paramref name="ParameterCount"/> only with routed experts).</param>
 /// <param name="KvCacheElementsPerToken">Cached key/value elements per token over all layers.</param>
 /// <param name="FlopsPerToken">Forward FLOPs of one token at full context.</param>
 /// <param name="Breakdown">Where the parameters are.</param>
 /// <param name="Causal">Decoder (each position sees only the past) or encoder (every position sees the whole sequence).</param>
-public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int Context, long ParameterCount, long KvCacheElementsPerToken, long FlopsPerToken,
+public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int Context, long ParameterCount, long ActiveParameterCount, long KvCacheElementsPerToken, long FlopsPerToken,
     ParameterBreakdown Breakdown, bool Causal = true)
 {
     /// <summary>KV cache bytes per token at <paramref name="bytesPerElement"/> bytes per element (2 for bf16).</summary>
@@ -23,7 +24,7 @@ public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int
 /// <summary>Parameters by component; the parts add up to <see cref="ModelFacts.ParameterCount"/>.</summary>
 /// <param name="Embeddings">Token (and learned position) embeddings.</param>
 /// <param name="Attention">Attention projections, their biases and any score mixers, all layers.</param>
-/// <param name="Mlp">Feed-forward networks, all layers.</param>
+/// <param name="Mlp">Feed-forward networks, all layers: dense MLPs, experts and their routers.</param>
 /// <param name="Norms">Every norm, the final one included.</param>
 /// <param name="OutputHead">Untied output head; 0 when tied.</param>
 public sealed record ParameterBreakdown(long Embeddings, long Attention, long Mlp, long Norms, long OutputHead)

@@ -94,3 +94,45 @@ public sealed class MlpAttribute : Attribute
     /// <summary>Activation. Default <see cref="LlmEff.Activation.SwiGlu"/>.</summary>
     public Activation Activation { get; set; }
 }
+
+/// <summary>
+/// Replaces the feed-forward network of layers <c>FirstLayer</c> and on with a mixture of experts: a router picks
+/// <see cref="Active"/> of <see cref="Experts"/> feed-forward experts per token (only those run), plus
+/// <see cref="Shared"/> always-on experts. Experts use the <see cref="MlpAttribute.Activation"/> of the model.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class MoEAttribute : Attribute
+{
+    /// <summary>Routed experts per layer. Required.</summary>
+    public int Experts { get; set; }
+
+    /// <summary>Routed experts each token uses (top-k). Required; at most <see cref="Experts"/>.</summary>
+    public int Active { get; set; }
+
+    /// <summary>Always-on shared experts, each <see cref="ExpertHidden"/> wide (DeepSeek-V3 has 1). Default 0.</summary>
+    public int Shared { get; set; }
+
+    /// <summary>Hidden width of each expert. Default: the dense MLP width (<see cref="MlpAttribute.Hidden"/>).</summary>
+    public int ExpertHidden { get; set; }
+
+    /// <summary>0-based first layer with experts; earlier layers keep the dense MLP (DeepSeek-V3: 3, LFM2-8B-A1B: 2). Default 0.</summary>
+    public int FirstLayer { get; set; }
+
+    /// <summary>Router scoring. Default <see cref="RouterScoring.Softmax"/>.</summary>
+    public RouterScoring Router { get; set; }
+
+    /// <summary>Load balancing. Default <see cref="ExpertBalance.AuxLoss"/>.</summary>
+    public ExpertBalance Balance { get; set; }
+
+    /// <summary>Whether the chosen experts' scores are renormalised to sum to one. Default true.</summary>
+    public bool NormalizeWeights { get; set; }
+
+    /// <summary>Factor on the routed experts' combined output (DeepSeek-V3: 2.5). Default 1.</summary>
+    public double RoutedScale { get; set; }
+
+    /// <summary>Weight of the auxiliary balancing loss (<see cref="ExpertBalance.AuxLoss"/>). Default 0.01.</summary>
+    public double AuxLossWeight { get; set; }
+
+    /// <summary>Step by which the selection bias moves per training step (<see cref="ExpertBalance.AuxLossFree"/>). Default 0.001.</summary>
+    public double BiasUpdateRate { get; set; }
+}

@@ -28,6 +28,7 @@ public sealed class TrainingRun : IDisposable
     private readonly ITrainingData data;
     private readonly Device device;
     private readonly AdamW optimizer;
+    private readonly IReadOnlyList<Layers.ExpertRouter> routers;
     private readonly List<double> losses = new();
     private readonly List<(int Step, double Loss)> heldOut = new();
     private readonly Stopwatch clock = new();
@@ -45,7 +46,12 @@ public sealed class TrainingRun : IDisposable
         Options = options;
         device = model.parameters().First().device;
         optimizer = CreateOptimizer(model, options);
+        routers = Layers.ExpertRouter.In(model);
     }
+
+    /// <summary>The mixture-of-experts routers of the model, in layer order (empty for dense models): their
+    /// <see cref="Layers.ExpertRouter.Load"/> shows how evenly the experts are used.</summary>
+    public IReadOnlyList<Layers.ExpertRouter> Routers => routers;
 
     /// <summary>The run's settings.</summary>
     public TrainingOptions Options { get; }
@@ -83,12 +89,14 @@ public sealed class TrainingRun : IDisposable
             loss = lossTensor.item<float>();
             if (!double.IsFinite(loss)) throw new TrainingDivergedException(step + 1, $"the loss is {loss}");
             optimizer.zero_grad();
-            lossTensor.backward();
+            // Reported losses stay pure next-token losses, comparable across models; balancing terms only steer.
+            WithAuxiliaryLosses(lossTensor).backward();
             gradientNorm = Options.GradientClip > 0 ? nn.utils.clip_grad_norm_(model.parameters(), Options.GradientClip) : double.NaN;
             if (Options.GradientClip > 0 && !double.IsFinite(gradientNorm))
                 throw new TrainingDivergedException(step + 1, $"the gradient norm is {gradientNorm}");
             optimizer.step();
         }
+        foreach (var router in routers) router.UpdateSelectionBias();
         losses.Add(loss);
         tokensThisSession += (long)Options.BatchSize * Options.SequenceLength;
         if (Options.EvalEvery > 0 && StepsDone % Options.EvalEvery == 0 && !IsComplete)
@@ -156,6 +164,16 @@ public sealed class TrainingRun : IDisposable
             run.Dispose();
             throw;
         }
+    }
+
+    private Tensor WithAuxiliaryLosses(Tensor loss)
+    {
+        foreach (var router in routers)
+        {
+            if (router.TakeAuxiliaryLoss() is not { } auxiliary) continue;
+            using (auxiliary) loss = loss + auxiliary;
+        }
+        return loss;
     }
 
     /// <summary>Releases the optimizer's state.</summary>

@@ -70,13 +70,13 @@ internal static class InspectCommand
     {
         var width = Math.Max(5, models.Max(m => m.Name.Length));
         var text = new StringBuilder();
-        text.Append(string.Create(CultureInfo.InvariantCulture, $"{"model".PadRight(width)}  {"parameters",15}  {"KV B/token",10}  {"MFLOP/token",11}  {"context",7}\n"));
+        text.Append(string.Create(CultureInfo.InvariantCulture, $"{"model".PadRight(width)}  {"parameters",15}  {"active",15}  {"KV B/token",10}  {"MFLOP/token",11}  {"context",7}\n"));
         foreach (var f in models)
         {
             var cache = f.Causal ? f.KvCacheBytesPerToken().ToString("N0", CultureInfo.InvariantCulture) : "—";
-            text.Append(string.Create(CultureInfo.InvariantCulture, $"{f.Name.PadRight(width)}  {f.ParameterCount,15:N0}  {cache,10}  {f.FlopsPerToken / 1e6,11:N1}  {f.Context,7}\n"));
+            text.Append(string.Create(CultureInfo.InvariantCulture, $"{f.Name.PadRight(width)}  {f.ParameterCount,15:N0}  {f.ActiveParameterCount,15:N0}  {cache,10}  {f.FlopsPerToken / 1e6,11:N1}  {f.Context,7}\n"));
         }
-        text.Append("KV cache in bf16 (2 bytes per element; encoders keep none); FLOPs of one forward token at full context.\n");
+        text.Append("Active: parameters one token uses (fewer than all only with routed experts). KV cache in bf16 (2 bytes per element; encoders keep none); FLOPs of one forward token at full context.\n");
         return text.ToString();
     }
 
@@ -93,7 +93,9 @@ internal static class InspectCommand
         foreach (var (name, count) in new[] { ("embeddings", b.Embeddings), ("attention", b.Attention), ("MLP", b.Mlp), ("norms", b.Norms), ("output head", b.OutputHead) })
             Line($"  {name,-13}{N(count),18}  {Share(count),6}");
         Line($"  {"total",-13}{N(facts.ParameterCount),18}");
-        Line($"  {"active",-13}{N(facts.ParameterCount),18}  (dense: every parameter is used for every token)");
+        Line(facts.ActiveParameterCount == facts.ParameterCount
+            ? $"  {"active",-13}{N(facts.ActiveParameterCount),18}  (dense: every parameter is used for every token)"
+            : $"  {"active",-13}{N(facts.ActiveParameterCount),18}  {Share(facts.ActiveParameterCount),6}  (per token: routed experts it does not choose excluded)");
         Line($"  FLOPs/token  {N(facts.FlopsPerToken),18}  (forward, at position {N(facts.Context)})");
         foreach (var context in contexts)
         {

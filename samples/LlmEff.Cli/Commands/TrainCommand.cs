@@ -5,6 +5,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using LlmEff.Data;
+using LlmEff.Layers;
 using LlmEff.Training;
 
 namespace LlmEff.Cli.Commands;
@@ -94,7 +95,7 @@ internal static class TrainCommand
         using var run = resume is null ? new TrainingRun(model, data, options) : TrainingRun.Resume(resume, model, declared.Facts, data, options);
         var resuming = resume is null ? "." : $", resuming after step {run.StepsDone} of {resume}.";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Training {declared.Facts.Name} ({declared.Facts.ParameterCount:N0} parameters) for {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens on {data.TrainTokens:N0} training / {data.HeldOutTokens:N0} held-out tokens{resuming}"));
+            $"Training {declared.Facts.Name} ({Parameters(declared.Facts)}) for {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens on {data.TrainTokens:N0} training / {data.HeldOutTokens:N0} held-out tokens{resuming}"));
         var firstLoss = run.Losses.Count > 0 ? run.Losses[0] : double.NaN;
         var result = RunView.Track(declared.Facts.Name, options.Steps, run.StepsDone, onStep =>
         {
@@ -112,9 +113,28 @@ internal static class TrainCommand
             run.SaveCheckpoint(checkpoint, declared.Facts);
             Console.WriteLine($"Checkpoint: {Path.GetFullPath(checkpoint)}");
         }
+        if (run.Routers.Count > 0) Console.Write(ExpertLoadReport(run.Routers));
         if (double.IsNaN(firstLoss)) firstLoss = result.Losses[0];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Loss fell from {firstLoss:F4} to {result.FinalTrainLoss:F4} (mean of the last tenth); held-out loss {result.HeldOutLoss:F4} (perplexity {Math.Exp(result.HeldOutLoss):F2})."));
         return 0;
+    }
+
+    private static string Parameters(ModelFacts facts) => facts.ActiveParameterCount == facts.ParameterCount
+        ? string.Create(CultureInfo.InvariantCulture, $"{facts.ParameterCount:N0} parameters")
+        : string.Create(CultureInfo.InvariantCulture, $"{facts.ParameterCount:N0} parameters, {facts.ActiveParameterCount:N0} active per token");
+
+    /// <summary>How evenly each mixture layer used its experts over this session's training steps.</summary>
+    internal static string ExpertLoadReport(IReadOnlyList<ExpertRouter> routers)
+    {
+        var text = new System.Text.StringBuilder("Expert load over training (share of routed tokens per expert; imbalance = busiest / mean, 1.00 is even):\n");
+        for (var i = 0; i < routers.Count; i++)
+        {
+            var load = routers[i].Load;
+            var fractions = load.Fractions;
+            text.Append(string.Create(CultureInfo.InvariantCulture,
+                $"  router {i}: imbalance {load.Imbalance:F2}, least used {fractions.Min():P1}, most used {fractions.Max():P1} ({routers[i].Options.Balance})\n"));
+        }
+        return text.ToString();
     }
 }

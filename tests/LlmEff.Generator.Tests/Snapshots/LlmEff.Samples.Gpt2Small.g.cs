@@ -17,6 +17,9 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
     /// <summary>Trainable parameters: 124,439,808 (embeddings 39,383,808, attention 28,348,416, MLP 56,669,184, norms 38,400, output head tied).</summary>
     public const long ParameterCount = 124439808;
 
+    /// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>
+    public const long ActiveParameterCount = 124439808;
+
     /// <summary>Key/value cache elements per token, all layers: 12 layers × 2 (K and V) × 12 KV heads × 64 = 18,432 (36,864 bytes in bf16).</summary>
     public const long KvCacheElementsPerToken = 18432;
 
@@ -25,7 +28,7 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Gpt2Small", Vocab: 50257, Dim: 768, Layers: 12, Context: 1024,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         Breakdown: new(Embeddings: 39383808, Attention: 28348416, Mlp: 56669184, Norms: 38400, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
@@ -195,7 +198,7 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
             RegisterComponents();
         }
 
-        /// <summary>Feed-forward output [batch, time, dim] for normalised inputs.</summary>
+        /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();

@@ -17,6 +17,9 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
     /// <summary>Trainable parameters: 8,030,261,248 (embeddings 525,336,576, attention 1,342,177,280, MLP 5,637,144,576, norms 266,240, output head 525,336,576).</summary>
     public const long ParameterCount = 8030261248;
 
+    /// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>
+    public const long ActiveParameterCount = 8030261248;
+
     /// <summary>Key/value cache elements per token, all layers: 32 layers × 2 (K and V) × 8 KV heads × 128 = 65,536 (131,072 bytes in bf16).</summary>
     public const long KvCacheElementsPerToken = 65536;
 
@@ -25,7 +28,7 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Llama3_8B", Vocab: 128256, Dim: 4096, Layers: 32, Context: 8192,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         Breakdown: new(Embeddings: 525336576, Attention: 1342177280, Mlp: 5637144576, Norms: 266240, OutputHead: 525336576));
 
     /// <summary>Builds the module; see the constructor.</summary>
@@ -205,7 +208,7 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
             RegisterComponents();
         }
 
-        /// <summary>Feed-forward output [batch, time, dim] for normalised inputs.</summary>
+        /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();

@@ -17,6 +17,9 @@ partial class StudyEncoder : nn.Module<Tensor, Tensor>, IDeclaredModel<StudyEnco
     /// <summary>Trainable parameters: 100,950 (embeddings 1,664, attention 24,598, MLP 73,728, norms 320, output head 640).</summary>
     public const long ParameterCount = 100950;
 
+    /// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>
+    public const long ActiveParameterCount = 100950;
+
     /// <summary>Key/value cache elements per token, all layers: 2 layers × 2 (K and V) × 2 KV heads × 32 = 256 (512 bytes in bf16).</summary>
     public const long KvCacheElementsPerToken = 256;
 
@@ -25,7 +28,7 @@ partial class StudyEncoder : nn.Module<Tensor, Tensor>, IDeclaredModel<StudyEnco
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("StudyEncoder", Vocab: 10, Dim: 64, Layers: 2, Context: 16,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         Breakdown: new(Embeddings: 1664, Attention: 24598, Mlp: 73728, Norms: 320, OutputHead: 640), Causal: false);
 
     /// <summary>Builds the module; see the constructor.</summary>
@@ -201,7 +204,7 @@ partial class StudyEncoder : nn.Module<Tensor, Tensor>, IDeclaredModel<StudyEnco
             RegisterComponents();
         }
 
-        /// <summary>Feed-forward output [batch, time, dim] for normalised inputs.</summary>
+        /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();

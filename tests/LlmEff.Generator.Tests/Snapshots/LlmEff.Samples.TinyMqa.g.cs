@@ -17,6 +17,9 @@ partial class TinyMqa : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMqa>, IAtt
     /// <summary>Trainable parameters: 2,885,888 (embeddings 65,536, attention 655,360, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 2885888;
 
+    /// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>
+    public const long ActiveParameterCount = 2885888;
+
     /// <summary>Key/value cache elements per token, all layers: 4 layers × 2 (K and V) × 1 KV heads × 64 = 512 (1,024 bytes in bf16).</summary>
     public const long KvCacheElementsPerToken = 512;
 
@@ -25,7 +28,7 @@ partial class TinyMqa : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMqa>, IAtt
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinyMqa", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         Breakdown: new(Embeddings: 65536, Attention: 655360, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
@@ -202,7 +205,7 @@ partial class TinyMqa : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMqa>, IAtt
             RegisterComponents();
         }
 
-        /// <summary>Feed-forward output [batch, time, dim] for normalised inputs.</summary>
+        /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();

@@ -17,6 +17,9 @@ partial class TinyNoQuery : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNoQuer
     /// <summary>Trainable parameters: 3,016,960 (embeddings 65,536, attention 786,432, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 3016960;
 
+    /// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>
+    public const long ActiveParameterCount = 3016960;
+
     /// <summary>Key/value cache elements per token, all layers: 4 layers × 2 (K and V) × 4 KV heads × 64 = 2,048 (4,096 bytes in bf16).</summary>
     public const long KvCacheElementsPerToken = 2048;
 
@@ -25,7 +28,7 @@ partial class TinyNoQuery : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNoQuer
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinyNoQuery", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         Breakdown: new(Embeddings: 65536, Attention: 786432, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
@@ -198,7 +201,7 @@ partial class TinyNoQuery : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyNoQuer
             RegisterComponents();
         }
 
-        /// <summary>Feed-forward output [batch, time, dim] for normalised inputs.</summary>
+        /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();

@@ -17,6 +17,9 @@ partial class TinyShared : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyShared>
     /// <summary>Trainable parameters: 2,754,816 (embeddings 65,536, attention 524,288, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 2754816;
 
+    /// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>
+    public const long ActiveParameterCount = 2754816;
+
     /// <summary>Key/value cache elements per token, all layers: 4 layers × 1 (keys are the values) × 4 KV heads × 64 = 1,024 (2,048 bytes in bf16).</summary>
     public const long KvCacheElementsPerToken = 1024;
 
@@ -25,7 +28,7 @@ partial class TinyShared : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyShared>
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinyShared", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
-        ParameterCount: ParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         Breakdown: new(Embeddings: 65536, Attention: 524288, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
@@ -194,7 +197,7 @@ partial class TinyShared : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyShared>
             RegisterComponents();
         }
 
-        /// <summary>Feed-forward output [batch, time, dim] for normalised inputs.</summary>
+        /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();

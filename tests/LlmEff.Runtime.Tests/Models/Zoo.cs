@@ -11,6 +11,8 @@ public static class Zoo
     {
         foreach (var model in ModelCatalog.In(typeof(Zoo).Assembly)) yield return model;
         yield return ModelCatalog.Find(typeof(TinyDecoder).Assembly, nameof(TinyDecoder));
+        yield return ModelCatalog.Find(typeof(TinyMoe).Assembly, nameof(TinyMoe));
+        yield return ModelCatalog.Find(typeof(TinyMoeDeepSeek).Assembly, nameof(TinyMoeDeepSeek));
     }
 
     public static TheoryDataFor Names() => NamesWhere(_ => true);

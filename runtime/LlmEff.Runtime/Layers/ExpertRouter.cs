@@ -1,0 +1,243 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LlmEff.Layers;
+
+/// <summary>Settings of one mixture-of-experts router (what <c>[MoE]</c> declares).</summary>
+/// <param name="Dim">Width of the tokens routed.</param>
+/// <param name="Experts">Routed experts.</param>
+/// <param name="Active">Experts chosen per token (top-k).</param>
+/// <param name="Scoring">Softmax or sigmoid scores.</param>
+/// <param name="Balance">How load is balanced.</param>
+/// <param name="NormalizeWeights">Renormalise the chosen scores to sum to one.</param>
+/// <param name="RoutedScale">Factor on the chosen weights.</param>
+/// <param name="AuxLossWeight">Weight of the auxiliary loss (<see cref="ExpertBalance.AuxLoss"/>).</param>
+/// <param name="BiasUpdateRate">Bias step per training step (<see cref="ExpertBalance.AuxLossFree"/>).</param>
+public sealed record RouterOptions(int Dim, int Experts, int Active, RouterScoring Scoring = RouterScoring.Softmax, ExpertBalance Balance = ExpertBalance.AuxLoss,
+    bool NormalizeWeights = true, double RoutedScale = 1.0, double AuxLossWeight = 0.01, double BiasUpdateRate = 0.001)
+{
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting that is out of range.</summary>
+    public void Validate()
+    {
+        if (Dim <= 0) throw new ArgumentOutOfRangeException(nameof(Dim), Dim, "Dim must be positive.");
+        if (Experts <= 0) throw new ArgumentOutOfRangeException(nameof(Experts), Experts, "Experts must be positive.");
+        if (Active <= 0 || Active > Experts)
+            throw new ArgumentOutOfRangeException(nameof(Active), Active, $"Active must lie in 1..Experts ({Experts}).");
+        if (!(RoutedScale > 0) || double.IsInfinity(RoutedScale)) throw new ArgumentOutOfRangeException(nameof(RoutedScale), RoutedScale, "RoutedScale must be a positive number.");
+        if (!(AuxLossWeight >= 0) || double.IsInfinity(AuxLossWeight)) throw new ArgumentOutOfRangeException(nameof(AuxLossWeight), AuxLossWeight, "AuxLossWeight must be zero or positive.");
+        if (!(BiasUpdateRate >= 0) || double.IsInfinity(BiasUpdateRate)) throw new ArgumentOutOfRangeException(nameof(BiasUpdateRate), BiasUpdateRate, "BiasUpdateRate must be zero or positive.");
+    }
+}
+
+/// <summary>
+/// Where a batch of tokens goes: its <c>tokens × Active</c> (token, expert) slots sorted by expert, so each expert
+/// reads one contiguous run of them. Tensors belong to the caller's dispose scope.
+/// </summary>
+/// <param name="TokenOfSlot">Token row of every slot, grouped by expert [tokens·Active].</param>
+/// <param name="WeightOfSlot">Combination weight of every slot, same order [tokens·Active].</param>
+/// <param name="TokensPerExpert">Length of each expert's run (on the CPU, so dispatch need not synchronise again).</param>
+public readonly record struct ExpertRouting(Tensor TokenOfSlot, Tensor WeightOfSlot, long[] TokensPerExpert);
+
+/// <summary>How many routed slots each expert received, and how unevenly.</summary>
+/// <param name="TokensPerExpert">Slots per expert.</param>
+public sealed record ExpertLoad(long[] TokensPerExpert)
+{
+    /// <summary>All slots counted.</summary>
+    public long Total => TokensPerExpert.Sum();
+
+    /// <summary>Share of the slots per expert (zeros when nothing was routed).</summary>
+    public double[] Fractions => TokensPerExpert.Select(c => Total == 0 ? 0.0 : (double)c / Total).ToArray();
+
+    /// <summary>Busiest expert's load over the mean load: 1 is perfectly even, <c>Experts</c> is everything on one expert.</summary>
+    public double Imbalance => Total == 0 ? 1.0 : TokensPerExpert.Max() * (double)TokensPerExpert.Length / Total;
+
+    /// <summary>Standard deviation of the loads over their mean (0 when even).</summary>
+    public double CoefficientOfVariation
+    {
+        get
+        {
+            if (Total == 0) return 0;
+            var mean = (double)Total / TokensPerExpert.Length;
+            return Math.Sqrt(TokensPerExpert.Average(c => (c - mean) * (c - mean))) / mean;
+        }
+    }
+}
+
+/// <summary>
+/// Mixture-of-experts router: scores every expert for every token (<c>x·Wᵀ</c>, softmax or sigmoid), picks the
+/// top <see cref="RouterOptions.Active"/>, and weighs them by their unbiased scores (renormalised, scaled).
+/// Balancing: with <see cref="ExpertBalance.AuxLoss"/> each training forward leaves an auxiliary loss for the
+/// trainer to add; with <see cref="ExpertBalance.AuxLossFree"/> a per-expert bias (a buffer, saved in checkpoints)
+/// shifts selection only, and <see cref="UpdateSelectionBias"/> moves it toward equal load after each step.
+/// Routing runs in fp32 whatever the model's dtype, as DeepSeek-V3 does, so near-ties choose the same experts.
+/// </summary>
+public sealed class ExpertRouter : nn.Module
+{
+    private readonly long[] loadSinceReset;
+    private readonly long[] loadSinceBiasUpdate;
+    private Tensor? auxiliaryLoss;
+
+    /// <summary>Creates the router; the weight is N(0, 0.02²), the selection bias zero.</summary>
+    public ExpertRouter(RouterOptions options, Device? device = null, ScalarType? dtype = null) : base(nameof(ExpertRouter))
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Options = options;
+        weight = new Parameter(torch.empty(options.Experts, options.Dim, dtype: dtype, device: device));
+        register_parameter(nameof(weight), weight);
+        Init.Normal(weight);
+        if (options.Balance == ExpertBalance.AuxLossFree)
+        {
+            // DeepSeek-V3's name for it, so checkpoints line up; fp32 because the steps are tiny.
+            e_score_correction_bias = torch.zeros(options.Experts, dtype: ScalarType.Float32, device: device);
+            register_buffer(nameof(e_score_correction_bias), e_score_correction_bias);
+        }
+        loadSinceReset = new long[options.Experts];
+        loadSinceBiasUpdate = new long[options.Experts];
+    }
+
+    /// <summary>The router's settings.</summary>
+    public RouterOptions Options { get; }
+
+    /// <summary>Router weight [Experts, Dim].</summary>
+    public Parameter weight { get; }
+
+    /// <summary>Selection bias [Experts] of auxiliary-loss-free balancing, else null.</summary>
+    public Tensor? e_score_correction_bias { get; }
+
+    /// <summary>Every router inside <paramref name="model"/>, in layer order.</summary>
+    public static IReadOnlyList<ExpertRouter> In(nn.Module model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.modules().OfType<ExpertRouter>().ToList();
+    }
+
+    /// <summary>Routes <paramref name="tokens"/> [tokens, Dim]. In training mode it also counts load and, for
+    /// <see cref="ExpertBalance.AuxLoss"/>, leaves the auxiliary loss for <see cref="TakeAuxiliaryLoss"/>.</summary>
+    public ExpertRouting Route(Tensor tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (tokens.dim() != 2 || tokens.shape[1] != Options.Dim)
+            throw new ArgumentException($"Expected tokens [n, {Options.Dim}], got [{string.Join(", ", tokens.shape)}].", nameof(tokens));
+        var o = Options;
+        var logits = nn.functional.linear(tokens, weight).to(ScalarType.Float32);
+        var scores = o.Scoring == RouterScoring.Softmax ? logits.softmax(-1) : logits.sigmoid();
+
+        Tensor chosen;
+        using (no_grad())
+        {
+            // The bias decides who is chosen, never how much they count.
+            var selection = e_score_correction_bias is null ? scores : scores + e_score_correction_bias;
+            chosen = selection.topk(o.Active, dim: -1).indexes;
+        }
+        var weights = scores.gather(-1, chosen);
+        if (o.NormalizeWeights) weights = weights / weights.sum(-1, keepdim: true);
+        if (o.RoutedScale != 1.0) weights = weights * o.RoutedScale;
+
+        var expertOfSlot = chosen.reshape(-1);
+        var order = expertOfSlot.argsort();
+        var counts = expertOfSlot.bincount(null!, minlength: o.Experts).cpu().data<long>().ToArray();
+        var routing = new ExpertRouting(
+            TokenOfSlot: order.div(o.Active, RoundingMode.floor),
+            WeightOfSlot: weights.reshape(-1).index_select(0, order).to(tokens.dtype),
+            TokensPerExpert: counts);
+
+        if (training)
+        {
+            for (var e = 0; e < counts.Length; e++)
+            {
+                loadSinceReset[e] += counts[e];
+                loadSinceBiasUpdate[e] += counts[e];
+            }
+            if (o.Balance == ExpertBalance.AuxLoss && o.AuxLossWeight > 0) KeepAuxiliaryLoss(scores, counts);
+        }
+        return routing;
+    }
+
+    /// <summary>
+    /// <c>weight · Experts · Σ_e f_e · P_e</c>: f_e the share of slots expert e received (a constant), P_e its mean
+    /// score over the batch (scores renormalised per token for sigmoid routers). It is smallest when load is even.
+    /// </summary>
+    private void KeepAuxiliaryLoss(Tensor scores, long[] counts)
+    {
+        var total = (double)counts.Sum();
+        var fractions = torch.tensor(counts.Select(c => (float)(c / total)).ToArray(), device: scores.device);
+        var probabilities = Options.Scoring == RouterScoring.Softmax ? scores : scores / scores.sum(-1, keepdim: true);
+        var loss = (fractions * probabilities.mean(new long[] { 0 })).sum() * (Options.AuxLossWeight * Options.Experts);
+        auxiliaryLoss?.Dispose();
+        // Outlives the layer's dispose scope until the trainer takes it.
+        auxiliaryLoss = loss.DetachFromDisposeScope();
+    }
+
+    /// <summary>The auxiliary loss of the last training forward, once (the caller disposes it); null when there is none.</summary>
+    public Tensor? TakeAuxiliaryLoss()
+    {
+        var loss = auxiliaryLoss;
+        auxiliaryLoss = null;
+        return loss;
+    }
+
+    /// <summary>Load counted over training forwards since the last <see cref="ResetLoad"/>.</summary>
+    public ExpertLoad Load => new(loadSinceReset.ToArray());
+
+    /// <summary>Starts a new load count.</summary>
+    public void ResetLoad() => Array.Clear(loadSinceReset);
+
+    /// <summary>
+    /// Auxiliary-loss-free balancing, after each optimizer step: every expert loaded above the mean has its bias
+    /// lowered by <see cref="RouterOptions.BiasUpdateRate"/>, every one below raised (DeepSeek-V3's sign rule).
+    /// Does nothing for other balancing modes or when nothing was routed since the last update.
+    /// </summary>
+    public void UpdateSelectionBias()
+    {
+        var counts = loadSinceBiasUpdate.ToArray();
+        Array.Clear(loadSinceBiasUpdate);
+        if (e_score_correction_bias is null || Options.BiasUpdateRate == 0) return;
+        var mean = counts.Sum() / (double)counts.Length;
+        if (mean == 0) return;
+        var steps = counts.Select(c => (float)(Options.BiasUpdateRate * Math.Sign(mean - c))).ToArray();
+        using var _ = no_grad();
+        using var delta = torch.tensor(steps, device: e_score_correction_bias.device);
+        e_score_correction_bias.add_(delta);
+    }
+
+    /// <summary>Releases a pending auxiliary loss with the module.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) auxiliaryLoss?.Dispose();
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>Runs each expert on its own tokens only and adds the weighted results back in place.</summary>
+public static class ExpertDispatch
+{
+    /// <summary>
+    /// Output [tokens, Dim]: for every expert that received tokens, gathers them, runs the expert once, and
+    /// scatter-adds its weighted output back (<c>index_add_</c>). Experts with no tokens are not called, so cost
+    /// follows <c>Active</c>, not <c>Experts</c>, and unchosen experts get no gradient at all.
+    /// </summary>
+    public static Tensor Combine<TExpert>(Tensor tokens, ExpertRouting routing, IList<TExpert> experts) where TExpert : nn.Module<Tensor, Tensor>
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        ArgumentNullException.ThrowIfNull(experts);
+        if (experts.Count != routing.TokensPerExpert.Length)
+            throw new ArgumentException($"The routing covers {routing.TokensPerExpert.Length} experts, but {experts.Count} were given.", nameof(experts));
+        var output = torch.zeros_like(tokens);
+        long offset = 0;
+        for (var e = 0; e < experts.Count; e++)
+        {
+            var count = routing.TokensPerExpert[e];
+            if (count == 0) continue;
+            var rows = routing.TokenOfSlot.narrow(0, offset, count);
+            var weights = routing.WeightOfSlot.narrow(0, offset, count).unsqueeze(1);
+            output.index_add_(0, rows, experts[e].forward(tokens.index_select(0, rows)) * weights, 1);
+            offset += count;
+        }
+        return output;
+    }
+}

@@ -1,0 +1,47 @@
+using LlmEff;
+
+namespace LlmEff.Samples;
+
+/// <summary>Mixtral-8x7B: Mistral-7B's attention (grouped-query, 8 KV heads) with 8 SwiGLU experts of width 14,336
+/// in every layer, 2 active per token (softmax router, renormalised top-2). 46,702,792,704 parameters,
+/// 12,879,925,248 active. Sizes only: far too large to build here.</summary>
+[Model(Vocab = 32000, Dim = 4096, Layers = 32, Context = 32768, TiedEmbeddings = false, RopeTheta = 1000000)]
+[Attention(Heads = 32, KvHeads = 8)]
+[Mlp(Hidden = 14336)]
+[MoE(Experts = 8, Active = 2)]
+public partial class Mixtral8x7B;
+
+/// <summary>DeepSeek-V3's feed-forward stack: 3 dense layers of width 18,432, then 58 layers of 256 routed experts
+/// (top-8, sigmoid scores, routed scale 2.5, auxiliary-loss-free balancing) plus one shared expert, all 2,048 wide.
+/// Attention is plain multi-head here until latent attention (MLA) lands, so only the expert part is exact.</summary>
+[Model(Vocab = 129280, Dim = 7168, Layers = 61, Context = 4096, TiedEmbeddings = false)]
+[Attention(Heads = 128, HeadDim = 128)]
+[Mlp(Hidden = 18432)]
+[MoE(Experts = 256, Active = 8, Shared = 1, ExpertHidden = 2048, FirstLayer = 3,
+    Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree, RoutedScale = 2.5)]
+public partial class DeepSeekV3Like;
+
+/// <summary>LFM2-8B-A1B's feed-forward stack: 2 dense SwiGLU layers of width 7,168, then 22 layers of 32 experts
+/// (top-4, width 1,792, sigmoid scores with a selection bias). Every layer is attention here until short-conv
+/// blocks land, so only the expert part is exact.</summary>
+[Model(Vocab = 65536, Dim = 2048, Layers = 24, Context = 32768, RopeTheta = 1000000)]
+[Attention(Heads = 32, KvHeads = 8)]
+[Mlp(Hidden = 7168)]
+[MoE(Experts = 32, Active = 4, ExpertHidden = 1792, FirstLayer = 2, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree)]
+public partial class Lfm2MoeLike;
+
+/// <summary>TinyDecoder with its MLP split into 8 experts of half its width, 2 active per token (Mixtral-style
+/// softmax router with an auxiliary balancing loss): the same compute per token for 4x the MLP parameters.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
+[Attention(Heads = 4)]
+[MoE(Experts = 8, Active = 2, ExpertHidden = 352)]
+public partial class TinyMoe;
+
+/// <summary>A tiny DeepSeek-style mixture: a dense first layer, then 16 narrow experts (2 active) plus a shared one,
+/// sigmoid router, routed scale 2.5 and auxiliary-loss-free balancing. The bias moves 10x faster than DeepSeek's
+/// 0.001 per step, since runs here are hundreds of steps, not hundreds of thousands.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
+[Attention(Heads = 4)]
+[MoE(Experts = 16, Active = 2, Shared = 1, ExpertHidden = 176, FirstLayer = 1,
+    Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree, RoutedScale = 2.5, BiasUpdateRate = 0.01)]
+public partial class TinyMoeDeepSeek;
