@@ -11,8 +11,8 @@ namespace LlmEff.Quantization;
 /// <para>Values are quantized as fp32 (bf16 and fp16 convert exactly; fp64 is first rounded to fp32). Blocks and groups
 /// run along the last dimension; a last dimension that is not a multiple of the block size is padded with zeros, which
 /// changes no scale. Every step is an exactly specified fp32 operation (exponents come from <c>frexp</c>, powers of two
-/// from tables, divisions are true divisions, rounding is round-half-to-even), so the result does not depend on the
-/// device or on vectorisation.</para>
+/// from tables, divisions are true divisions, rounding is round-half-to-even), so the result should not depend on the
+/// device or on vectorisation; the tests check it against the scalar reference on the CPU only.</para>
 /// <para>Scales, per format:</para>
 /// <list type="bullet">
 /// <item><see cref="QuantFormat.Mxfp4"/>: block scale 2^e with e = floor(log2 amax) − 2 clamped to [−127, 127], stored

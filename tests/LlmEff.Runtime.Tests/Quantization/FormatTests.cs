@@ -201,6 +201,29 @@ public sealed class FormatTests
     }
 
     [Fact]
+    public void Nvfp4_block_scale_divides_by_six_then_by_the_tensor_scale()
+    {
+        // Find a block amax b where (b/6)/t and b/(6t) differ by one ulp across an E4M3 midpoint, so the
+        // order of the fp32 operations decides the scale byte.
+        var tensorScale = 10f / 2688f;
+        var found = float.NaN;
+        foreach (var code in Enumerable.Range(8, 110))
+        {
+            var midpoint = (E4M3.Decode((byte)code) + E4M3.Decode((byte)(code + 1))) / 2;
+            var b = midpoint * 6f * tensorScale;
+            for (var step = 0; step < 64 && float.IsNaN(found); step++, b = MathF.BitIncrement(b))
+                if (E4M3.Encode(b / 6f / tensorScale) != E4M3.Encode(b / (tensorScale * 6f)) && b < 10f) found = b;
+            if (!float.IsNaN(found)) break;
+        }
+        Assert.False(float.IsNaN(found), "no order-sensitive block amax found");
+        using var w = Tensor(Block(16, 10f).Concat(Block(16, found)).ToArray(), 1, 32);
+
+        using var packed = Quantizer.Quantize(w, QuantFormat.Nvfp4);
+
+        Assert.Equal(E4M3.Encode(found / 6f / tensorScale), Bytes(packed.BlockScales!)[1]);
+    }
+
+    [Fact]
     public void Fp8_scales_by_amax_over_448()
     {
         using var w = Tensor(new[] { 896f, 3f, -1f, 0.003f }, 2, 2);
