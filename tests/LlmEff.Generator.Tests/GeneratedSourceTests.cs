@@ -36,6 +36,9 @@ public sealed class GeneratedSourceTests
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true)] [Mlp(Activation = Activation.Gelu)] [Attention(Heads = 2)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 1, Context = 32, Positions = Positions.None)] [Attention(Heads = 8, KvHeads = 1, HeadDim = 16)]")]
     [InlineData("[Model(Vocab = 100, Dim = 128, Layers = 1, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Mlp(Hidden = 96)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Checkpointing = true)] [Attention(Heads = 4)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 1, Context = 32, Positions = Positions.Learned, Checkpointing = true)] [Attention(Heads = 4)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Mlp(Activation = Activation.Gelu)] [MoE(Experts = 4, Active = 2, Shared = 2, FirstLayer = 1)]")]
     public void Every_layout_option_compiles_without_warnings(string attributes)
     {
         var source = $$"""

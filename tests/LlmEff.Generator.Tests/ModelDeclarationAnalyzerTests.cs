@@ -131,4 +131,23 @@ public sealed class ModelDeclarationAnalyzerTests
         """,
         Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("Dim", 1000000000,
             "the default MLP width for it (2,666,666,688) exceeds the largest size, 2,147,483,647; declare [Mlp(Hidden = ...)]"));
+
+    [Fact]
+    public Task LLM007_checkpointing_is_refused_where_recomputation_would_be_wrong() => Verify.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#0:Checkpointing = true|})]
+        [Attention(Heads = 4, ShareKvEvery = 2)]
+        public partial class Sharing;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#1:Checkpointing = true|})]
+        [Attention(Heads = 4)]
+        [MoE(Experts = 4, Active = 2)]
+        public partial class Experts;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, Checkpointing = true)]
+        [Attention(Heads = 4)]
+        public partial class Fine;
+        """,
+        Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("Checkpointing", "true",
+            "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"),
+        Verify.Diagnostic("LLM007").WithLocation(1).WithArguments("Checkpointing", "true",
+            "a recomputed mixture-of-experts block would count its routing load and balancing loss twice"));
 }

@@ -155,6 +155,7 @@ internal static class ModelEmitter
              .Line("/// <summary>The declaration's sizes, for tools that handle models generically.</summary>")
              .Line($"public static ModelFacts Facts {{ get; }} = new(\"{name}\", Vocab: {spec.Vocab}, Dim: {spec.Dim}, Layers: {spec.Layers}, Context: {spec.Context},")
              .Line("    ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,")
+             .Line($"    MatmulFlopsPerToken: {L(sizes.MatmulFlopsPerToken)},")
              .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(sizes.MlpParameters)}, " +
                    $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}){(spec.Causal ? "" : ", Causal: false")});")
              .Line()
@@ -232,7 +233,21 @@ internal static class ModelEmitter
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     WriteLayerInputs();
-                    w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{LayerArguments});");
+                    if (spec.Checkpointing)
+                    {
+                        // The last block's activations are what backward needs first: recomputing them would only cost time.
+                        w.Line("// Every block but the last keeps only its input and recomputes its activations in backward.");
+                        using (w.Block($"for (var i = 0; i < {spec.Layers - 1}; i++)"))
+                        {
+                            w.Line($"var layer = {names.Layers}[i]; // captured per block: the recomputation runs after this loop");
+                            w.Line(rope
+                                ? "x = ActivationCheckpoint.Apply((input, angles) => layer.forward(input, angles[0], angles[1]), x, cos, sin);"
+                                : "x = ActivationCheckpoint.Apply((input, _) => layer.forward(input), x);");
+                        }
+                        w.Line($"x = {names.Layers}[{spec.Layers - 1}].forward(x{LayerArguments});");
+                    }
+                    else
+                        w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{LayerArguments});");
                     w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
                 }
                 w.Line();

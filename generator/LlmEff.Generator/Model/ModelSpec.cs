@@ -89,7 +89,8 @@ internal sealed record ModelSpec(
     MlpSpec Mlp,
     long KvBudgetBytes = 0,
     bool Causal = true,
-    MoeSpec? Moe = null);
+    MoeSpec? Moe = null,
+    bool Checkpointing = false);
 
 /// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
 internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes Sizes);
@@ -109,4 +110,5 @@ internal sealed record ModelSizes(
     long FinalNormParameters,
     long OutputHeadParameters,
     long KvCacheElementsPerToken,
-    long FlopsPerToken);
+    long FlopsPerToken,
+    long MatmulFlopsPerToken);

@@ -74,7 +74,8 @@ internal static class ModelSizing
                 FinalNormParameters: normParameters,
                 OutputHeadParameters: outputHead,
                 KvCacheElementsPerToken: kvCache,
-                FlopsPerToken: flops);
+                FlopsPerToken: flops,
+                MatmulFlopsPerToken: 2 * matmulWeightsPerToken);
         }
     }
 

@@ -51,6 +51,7 @@ internal static class ModelValidator
         var naming = model.Enum("Naming", NamingKind.Llama);
         var kvBudget = model.OptionalLong("KvBudgetBytes");
         var causal = model.Bool("Causal", true);
+        var checkpointing = model.Bool("Checkpointing", false);
         if (!causal && kvBudget > 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Model", "KvBudgetBytes", "KvBudgetBytes",
                 "an encoder (Causal = false) reads whole sequences at once and keeps no KV cache"));
@@ -65,10 +66,16 @@ internal static class ModelValidator
         var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim, issues);
         var moe = declared.MoE.Present && mlp is not null ? ResolveMoe(new Reader(declared.MoE, issues), layers, mlp, issues) : null;
 
+        if (checkpointing && (attention?.ShareKvEvery > 1 || moe is not null))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Checkpointing", "Checkpointing", "true",
+                attention?.ShareKvEvery > 1
+                    ? "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"
+                    : "a recomputed mixture-of-experts block would count its routing load and balancing loss twice"));
+
         if (issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) || attention is null || mlp is null)
             return new Result(null, null, issues);
 
-        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe);
+        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, checkpointing);
         try
         {
             return new Result(spec, ModelSizing.Compute(spec), issues);

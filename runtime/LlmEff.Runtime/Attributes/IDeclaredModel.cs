@@ -12,10 +12,12 @@ namespace LlmEff;
 /// <param name="ActiveParameterCount">Parameters one token uses (less than <paramref name="ParameterCount"/> only with routed experts).</param>
 /// <param name="KvCacheElementsPerToken">Cached key/value elements per token over all layers.</param>
 /// <param name="FlopsPerToken">Forward FLOPs of one token at full context.</param>
+/// <param name="MatmulFlopsPerToken">The part of <paramref name="FlopsPerToken"/> spent in weight matrices (the same at every
+/// position); the rest is attention over the context and grows linearly with the position.</param>
 /// <param name="Breakdown">Where the parameters are.</param>
 /// <param name="Causal">Decoder (each position sees only the past) or encoder (every position sees the whole sequence).</param>
 public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int Context, long ParameterCount, long ActiveParameterCount, long KvCacheElementsPerToken, long FlopsPerToken,
-    ParameterBreakdown Breakdown, bool Causal = true)
+    long MatmulFlopsPerToken, ParameterBreakdown Breakdown, bool Causal = true)
 {
     /// <summary>KV cache bytes per token at <paramref name="bytesPerElement"/> bytes per element (2 for bf16).</summary>
     public long KvCacheBytesPerToken(int bytesPerElement = 2) => KvCacheElementsPerToken * bytesPerElement;

@@ -50,6 +50,10 @@ public sealed class ModelAttribute : Attribute
     /// <summary>Budget for the KV cache of one sequence at full <see cref="Context"/>, in bytes at bf16 (2 bytes per
     /// element). Over it, warning LLM014 names the cache size and the KvHeads or variant that would fit. Default: none.</summary>
     public long KvBudgetBytes { get; set; }
+
+    /// <summary>Activation checkpointing: each block keeps only its input during training and recomputes its
+    /// forward in backward (less peak memory for about one more forward per step). Default false.</summary>
+    public bool Checkpointing { get; set; }
 }
 
 /// <summary>Self-attention of every block. Optional: without it, full multi-head attention with

@@ -4,6 +4,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using LlmEff.Cli.Reporting;
 using LlmEff.Data;
 using LlmEff.Layers;
 using LlmEff.Training;
@@ -97,6 +98,7 @@ internal static class TrainCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Training {declared.Facts.Name} ({Parameters(declared.Facts)}) for {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens on {data.TrainTokens:N0} training / {data.HeldOutTokens:N0} held-out tokens{resuming}"));
         var firstLoss = run.Losses.Count > 0 ? run.Losses[0] : double.NaN;
+        var firstSteps = run.StepsDone; // done before this session (resume): not part of its throughput
         var result = RunView.Track(declared.Facts.Name, options.Steps, run.StepsDone, onStep =>
         {
             while (!run.IsComplete)
@@ -114,6 +116,9 @@ internal static class TrainCommand
             Console.WriteLine($"Checkpoint: {Path.GetFullPath(checkpoint)}");
         }
         if (run.Routers.Count > 0) Console.Write(ExpertLoadReport(run.Routers));
+        var peakFlops = Throughput.MeasureMatmulFlops();
+        var tokensPerSecond = (result.TokensSeen - (long)firstSteps * options.BatchSize * options.SequenceLength) / Math.Max(1e-9, result.Elapsed.TotalSeconds);
+        Console.WriteLine($"{ThroughputText.Of(declared.Facts, options.SequenceLength, tokensPerSecond, peakFlops)}; {ThroughputText.Reference(peakFlops)}");
         if (double.IsNaN(firstLoss)) firstLoss = result.Losses[0];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Loss fell from {firstLoss:F4} to {result.FinalTrainLoss:F4} (mean of the last tenth); held-out loss {result.HeldOutLoss:F4} (perplexity {Math.Exp(result.HeldOutLoss):F2})."));

@@ -29,6 +29,7 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("DeepSeekV3Like", Vocab: 129280, Dim: 7168, Layers: 61, Context: 4096,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 107733319680,
         Breakdown: new(Embeddings: 926679040, Attention: 28655484928, Mlp: 657758617600, Norms: 881664, OutputHead: 926679040));
 
     /// <summary>Builds the module; see the constructor.</summary>

@@ -29,6 +29,7 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Gpt2Small", Vocab: 50257, Dim: 768, Layers: 12, Context: 1024,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 247064064,
         Breakdown: new(Embeddings: 39383808, Attention: 28348416, Mlp: 56669184, Norms: 38400, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>

@@ -29,6 +29,7 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Lfm2MoeLike", Vocab: 65536, Dim: 2048, Layers: 24, Context: 32768,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 2888564736,
         Breakdown: new(Embeddings: 134217728, Attention: 251658240, Mlp: 7840595968, Norms: 100352, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>

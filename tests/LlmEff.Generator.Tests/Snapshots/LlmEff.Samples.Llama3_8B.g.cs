@@ -29,6 +29,7 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Llama3_8B", Vocab: 128256, Dim: 4096, Layers: 32, Context: 8192,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 15009316864,
         Breakdown: new(Embeddings: 525336576, Attention: 1342177280, Mlp: 5637144576, Norms: 266240, OutputHead: 525336576));
 
     /// <summary>Builds the module; see the constructor.</summary>

@@ -29,6 +29,7 @@ partial class Mixtral8x7B : nn.Module<Tensor, Tensor>, IDeclaredModel<Mixtral8x7
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Mixtral8x7B", Vocab: 32000, Dim: 4096, Layers: 32, Context: 32768,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 25497174016,
         Breakdown: new(Embeddings: 131072000, Attention: 1342177280, Mlp: 45098205184, Norms: 266240, OutputHead: 131072000));
 
     /// <summary>Builds the module; see the constructor.</summary>

@@ -29,6 +29,7 @@ partial class StudyEncoder : nn.Module<Tensor, Tensor>, IDeclaredModel<StudyEnco
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("StudyEncoder", Vocab: 10, Dim: 64, Layers: 2, Context: 16,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 197888,
         Breakdown: new(Embeddings: 1664, Attention: 24598, Mlp: 73728, Norms: 320, OutputHead: 640), Causal: false);
 
     /// <summary>Builds the module; see the constructor.</summary>

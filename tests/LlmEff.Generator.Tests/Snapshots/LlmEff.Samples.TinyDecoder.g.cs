@@ -29,6 +29,7 @@ partial class TinyDecoder : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDecode
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinyDecoder", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 6553600,
         Breakdown: new(Embeddings: 65536, Attention: 1048576, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>

@@ -29,6 +29,7 @@ partial class TinyMoe : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMoe>, IAtt
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinyMoe", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 6569984,
         Breakdown: new(Embeddings: 65536, Attention: 1048576, Mlp: 8658944, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>

@@ -29,6 +29,7 @@ partial class TinyMqa : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMqa>, IAtt
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinyMqa", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 5767168,
         Breakdown: new(Embeddings: 65536, Attention: 655360, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>

@@ -29,6 +29,7 @@ partial class TinySharedPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinySha
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("TinySharedPlus", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
+        MatmulFlopsPerToken: 5505024,
         Breakdown: new(Embeddings: 65536, Attention: 524332, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>

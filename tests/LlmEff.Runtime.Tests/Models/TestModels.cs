@@ -25,3 +25,13 @@ public partial class MultiQueryNoPositions;
 [Attention(Heads = 4)]
 [Mlp(Hidden = 96)]
 public partial class Gpt2NamesSwiGlu;
+
+/// <summary>Activation checkpointing; otherwise as <see cref="PlainTwin"/>.</summary>
+[Model(Vocab = 97, Dim = 64, Layers = 3, Context = 32, Checkpointing = true)]
+[Attention(Heads = 4, KvHeads = 2)]
+public partial class CheckpointedTwin;
+
+/// <summary>The same architecture as <see cref="CheckpointedTwin"/>, keeping its activations.</summary>
+[Model(Vocab = 97, Dim = 64, Layers = 3, Context = 32)]
+[Attention(Heads = 4, KvHeads = 2)]
+public partial class PlainTwin;
