@@ -7,6 +7,14 @@ using LlmEff.Cli;
 
 namespace LlmEff.Cli.Tests;
 
+/// <summary>One torch thread for the in-process commands (see LlmEff.Runtime.Tests' TestThreads: test projects run
+/// side by side, and oversubscribed OpenMP threads slow small-op models down tenfold).</summary>
+internal static class TestThreads
+{
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void UseOneThread() => TorchSharp.torch.set_num_threads(1);
+}
+
 /// <summary>Runs the program in-process and captures what it prints.</summary>
 internal static class CliHarness
 {

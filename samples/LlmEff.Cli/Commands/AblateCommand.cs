@@ -32,6 +32,8 @@ internal static class AblateCommand
         ["TinyGqa"] = "GQA: 2 KV heads",
         ["TinyMqa"] = "MQA: 1 KV head",
         ["TinyShareKv"] = "KV shared by layer pairs",
+        ["TinyMoe"] = "MoE: 2 of 8 experts",
+        ["TinyMoeDeepSeek"] = "MoE: 2 of 16 + 1 shared",
     };
 
     public static Command Create()
@@ -87,8 +89,10 @@ internal static class AblateCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, seed {options.Seed}, " +
             $"{data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)."));
+        var peakFlops = Throughput.MeasureMatmulFlops();
+        Console.WriteLine(ThroughputText.Reference(peakFlops));
         var runs = new List<RunResult>();
-        foreach (var model in models) runs.Add(TrainOne(model, data, options));
+        foreach (var model in models) runs.Add(TrainOne(model, data, options, peakFlops));
 
         var report = new ComparisonReport(
             $"Attention ablation: {string.Join(", ", models.Select(m => m.Facts.Name))}",
@@ -104,7 +108,7 @@ internal static class AblateCommand
         return 0;
     }
 
-    private static RunResult TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options)
+    private static RunResult TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options, double peakFlops)
     {
         var clock = Stopwatch.StartNew();
         Seeding.Seed(options.Seed);
@@ -115,7 +119,7 @@ internal static class AblateCommand
         clock.Stop();
         var tokensPerSecond = result.TokensSeen / Math.Max(1e-9, result.Elapsed.TotalSeconds);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{declared.Facts.Name}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {tokensPerSecond:N0} tok/s, {clock.Elapsed.TotalSeconds:F1}s"));
+            $"{declared.Facts.Name}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s; {ThroughputText.Of(declared.Facts, options.SequenceLength, tokensPerSecond, peakFlops)}"));
         return new RunResult(
             declared.Facts.Name,
             Descriptions.GetValueOrDefault(declared.Facts.Name, declared.Facts.Name),

@@ -1,0 +1,46 @@
+using LlmEff;
+
+namespace LlmEff.Benchmarks;
+
+// The training-step benchmark's architecture (issue sizes: d 512, 8 layers, seq 256, batch 8; byte vocabulary,
+// tied head) in each attention variant. Bench512 is the one compared with hand-written TorchSharp and PyTorch.
+
+/// <summary>Full attention, 8 heads: the reference architecture.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 256)]
+[Attention(Heads = 8)]
+public partial class Bench512;
+
+/// <summary>Keys are the values.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 256)]
+[Attention(Projections.NoKey, Heads = 8)]
+public partial class Bench512NoKey;
+
+/// <summary>Queries are the keys.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 256)]
+[Attention(Projections.NoQuery, Heads = 8)]
+public partial class Bench512NoQuery;
+
+/// <summary>One projection for Q, K and V.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 256)]
+[Attention(Projections.Shared, Heads = 8)]
+public partial class Bench512Shared;
+
+/// <summary>Grouped-query attention, 2 KV heads.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 256)]
+[Attention(Heads = 8, KvHeads = 2)]
+public partial class Bench512Gqa;
+
+/// <summary>Multi-query attention.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 256)]
+[Attention(Heads = 8, KvHeads = 1)]
+public partial class Bench512Mqa;
+
+/// <summary>Bench512 with activation checkpointing: each block recomputes its forward in backward.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 1024, Checkpointing = true)]
+[Attention(Heads = 8)]
+public partial class Bench512Checkpointed;
+
+/// <summary>Bench512 at the checkpointing benchmark's context, keeping activations.</summary>
+[Model(Vocab = 256, Dim = 512, Layers = 8, Context = 1024)]
+[Attention(Heads = 8)]
+public partial class Bench512Long;
