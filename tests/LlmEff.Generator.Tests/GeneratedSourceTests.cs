@@ -36,6 +36,9 @@ public sealed class GeneratedSourceTests
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true)] [Mlp(Activation = Activation.Gelu)] [Attention(Heads = 2)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 1, Context = 32, Positions = Positions.None)] [Attention(Heads = 8, KvHeads = 1, HeadDim = 16)]")]
     [InlineData("[Model(Vocab = 100, Dim = 128, Layers = 1, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Mlp(Hidden = 96)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Attention(Heads = 4, ShareKvEvery = 2)] [Quant(QuantFormat.Nvfp4, Clipped = true)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32)] [Attention(Heads = 4, ShareKvEvery = 2)] [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Int4, GroupSize = 16, From = 0.5)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2)] [MoE(Experts = 4, Active = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Fp8E4M3, Target = QuantTarget.Mlp | QuantTarget.Attention)]")]
     public void Every_layout_option_compiles_without_warnings(string attributes)
     {
         var source = $$"""
