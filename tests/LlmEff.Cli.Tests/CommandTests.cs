@@ -109,7 +109,10 @@ public sealed class CommandTests : System.IDisposable
         Assert.Contains(rows, l => l.StartsWith("QAT (From = 0.8) ") && l.Contains("fake MXFP4 from step 4") && l.Contains("1,705,984 B (4.25 bits"));
         Assert.Contains("largest difference from the fake-quantized models: 0)", output);
         Assert.Contains("agree exactly until fake quantization starts at step 4", output);
-        Assert.True(File.Exists(temp.File("TinyDecoderFp4.ptq.safetensors")) && File.Exists(temp.File("TinyDecoderFp4.qat.safetensors")));
+        Assert.True(File.Exists(temp.File("TinyDecoderFp4.ptq.safetensors")));
+        var generated = CliHarness.Run("generate", "--model", "TinyDecoderFp4", "--checkpoint", temp.File("TinyDecoderFp4.qat.safetensors"), "--prompt", "The ", "--tokens", "8", "--temperature", "0");
+        Assert.True(generated.ExitCode == 0, generated.Error); // runs from the packed codes
+        Assert.StartsWith("The ", generated.Output);
     }
 
     [Fact]
@@ -174,6 +177,7 @@ public sealed class CommandTests : System.IDisposable
     [InlineData(2, "--checkpoint: no file at", "generate", "--checkpoint", "missing.safetensors")]
     [InlineData(2, "--data: no file or folder at", "train", "--data", "no-such-folder")]
     [InlineData(2, "--model: TinyDecoder declares no [Quant], so there is nothing to quantize", "qat", "--model", "TinyDecoder")]
+    [InlineData(2, "--from must lie in [0, 1): the fraction of the steps after which fake quantization switches on. (got 1)", "qat", "--from", "1")]
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {

@@ -165,7 +165,10 @@ internal static class ModelEmitter
 
         private static string QatStartText(QuantSpec q) => q.From == 0
             ? "throughout (fake quantization from the first step)"
-            : $"(fake quantization from {((decimal)q.From * 100).ToString("0.##", CultureInfo.InvariantCulture)}% of the steps)";
+            : $"(fake quantization from {StepsPercent(q.From)} of the steps)";
+
+        /// <summary>0.8 → "80%" (through decimal, so 0.29 does not print as 28.999…%).</summary>
+        private static string StepsPercent(double from) => ((decimal)from * 100).ToString("0.##", CultureInfo.InvariantCulture) + "%";
 
         private static string TargetExpression(QuantTargetKind target) => target == QuantTargetKind.AllLinear
             ? "QuantTarget.AllLinear"
@@ -193,7 +196,7 @@ internal static class ModelEmitter
              .Line($"public const long QuantizedWeightBf16Bytes = {L(sizes.QuantizedFp32Bytes / 2)};")
              .Line()
              .Line($"/// <summary>How the targeted weights train: {q.FormatName}, {(q.Clipped ? "clipped" : "plain")} straight-through gradients, " +
-                   $"{(q.From == 0 ? "fake quantization from the first step" : $"full precision until {((decimal)q.From * 100).ToString("0.##", CultureInfo.InvariantCulture)}% of the steps")}.</summary>")
+                   $"{(q.From == 0 ? "fake quantization from the first step" : $"full precision until {StepsPercent(q.From)} of the steps")}.</summary>")
              .Line($"public static WeightQuantization Quantization {{ get; }} = new({string.Join(", ", settings)});")
              .Line();
         }

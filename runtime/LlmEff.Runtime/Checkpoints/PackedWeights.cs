@@ -165,6 +165,10 @@ public static class PackedWeights
         return WeightMemory.Of(model);
     }
 
+    /// <summary>Whether <paramref name="path"/> is a packed export (by its header alone; a missing or malformed file
+    /// throws as <see cref="SafeTensors.ReadHeader(string)"/> does).</summary>
+    public static bool IsPackedExport(string path) => SafeTensors.ReadHeader(path).Metadata.GetValueOrDefault(FormatKey) == Format;
+
     private static (WeightQuantization Settings, IReadOnlyList<(string Name, QuantizedLinear Layer)> Layers) Quantized(nn.Module<Tensor, Tensor> model, ModelFacts facts)
     {
         ArgumentNullException.ThrowIfNull(model);

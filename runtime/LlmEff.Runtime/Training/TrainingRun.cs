@@ -45,12 +45,12 @@ public sealed class TrainingRun : IDisposable
         this.model = model;
         this.data = data;
         Options = options;
-        device = model.parameters().First().device;
-        optimizer = CreateOptimizer(model, options);
-        routers = Layers.ExpertRouter.In(model);
         quantizedLayers = Layers.QuantizedLinear.In(model);
         if (quantizedLayers.Any(l => l.Packed is not null))
             throw new InvalidOperationException("The model runs from packed weights, which are for inference; train the full-precision model and pack it afterwards.");
+        device = model.parameters().First().device;
+        optimizer = CreateOptimizer(model, options);
+        routers = Layers.ExpertRouter.In(model);
         if (quantizedLayers.Count > 0)
         {
             // One [Quant] declaration drives every layer, so they agree; the option overrides it.
@@ -189,7 +189,8 @@ public sealed class TrainingRun : IDisposable
         }
     }
 
-    /// <summary>Fake quantization on for 0-based <paramref name="step"/> and later when it is at or past the start step.</summary>
+    /// <summary>Switches fake quantization on for 0-based <paramref name="step"/> when it is at or past the start step,
+    /// off otherwise; returns which.</summary>
     private bool SetFakeQuantization(int step)
     {
         var on = step >= QuantizationStartStep;

@@ -35,14 +35,18 @@ internal static class QatCommand
         var seed = CommandLine.Seed();
         var threads = CommandLine.Threads();
         var output = new Option<string>("--out") { Description = "Folder for the packed exports (.safetensors).", DefaultValueFactory = _ => "qat" };
+        var from = new Option<double?>("--from") { Description = "Fraction of the steps after which the QAT run switches fake quantization on, in [0, 1); default: the model's declared From." };
 
         var command = new Command("qat", "Train a [Quant] model in full precision and quantization-aware; compare them with post-training quantization (held-out loss, packed weight memory).")
         {
-            model, assembly, steps, batch, length, rate, seed, threads, output,
+            model, assembly, steps, batch, length, rate, seed, threads, output, from,
         };
         command.SetAction(result => CommandLine.Guard(() =>
         {
-            var options = CommandLine.Training(result, steps, batch, length, rate, seed);
+            var qatFrom = result.GetValue(from);
+            if (qatFrom is { } f && f is not (>= 0 and < 1))
+                throw new ArgumentOutOfRangeException("--from", f, "--from must lie in [0, 1): the fraction of the steps after which fake quantization switches on.");
+            var options = CommandLine.Training(result, steps, batch, length, rate, seed) with { QatFrom = qatFrom };
             CommandLine.UseThreads(result.GetValue(threads));
             var declared = CommandLine.Model(result, model, assembly);
             var data = TokenDataset.EmbeddedDefault();
@@ -85,10 +89,11 @@ internal static class QatCommand
         var postTraining = Packed(declared, fullPrecisionModel, data, options, Path.Combine(output, $"{facts.Name}.ptq.safetensors"),
             $"post-training {format}", "fp32, quantized after training");
 
-        var (qat, qatResult, start) = Train(declared, data, options, $"QAT from {quant.Settings.From.ToString(CultureInfo.InvariantCulture)}");
+        var qatFrom = (options.QatFrom ?? quant.Settings.From).ToString(CultureInfo.InvariantCulture);
+        var (qat, qatResult, start) = Train(declared, data, options, $"QAT from {qatFrom}");
         using var qatModel = qat;
         var aware = Packed(declared, qatModel, data, options, Path.Combine(output, $"{facts.Name}.qat.safetensors"),
-            $"QAT (From = {quant.Settings.From.ToString(CultureInfo.InvariantCulture)})", $"fp32, fake {format} from step {start + 1}");
+            $"QAT (From = {qatFrom})", start == 0 ? $"fake {format} throughout" : $"fp32, fake {format} from step {start + 1}");
 
         var rows = new[] { fullPrecisionRow, postTraining.Row, aware.Row };
         Console.WriteLine();
@@ -163,14 +168,16 @@ internal static class QatCommand
 
     private static string Notes(QuantFacts quant, int start, IReadOnlyList<double> fullPrecision, IReadOnlyList<double> qat, IReadOnlyList<double> packedGaps)
     {
-        var agreeUntil = Enumerable.Range(0, Math.Min(fullPrecision.Count, qat.Count)).FirstOrDefault(i => fullPrecision[i] != qat[i], -1);
-        var sameStart = agreeUntil == -1 || agreeUntil >= start
-            ? $"the two training runs share weights and batches, and their losses agree exactly until fake quantization starts at step {start + 1}"
-            : $"the two training runs' losses first differ at step {agreeUntil + 1}, before fake quantization starts (step {start + 1})";
+        var firstDifference = Enumerable.Range(0, Math.Min(fullPrecision.Count, qat.Count)).FirstOrDefault(i => fullPrecision[i] != qat[i], -1);
+        string sameStart;
+        if (start == 0) sameStart = "The QAT run fake-quantizes from its first step.";
+        else if (firstDifference == -1 || firstDifference >= start)
+            sameStart = $"The two training runs share weights and batches; their losses agree exactly until fake quantization starts at step {start + 1}.";
+        else sameStart = $"The two training runs' losses first differ at step {firstDifference + 1}, before fake quantization starts (step {start + 1}).";
         return string.Create(CultureInfo.InvariantCulture,
-            $"Held-out loss: nats per byte of held-out text; the quantized rows are measured on the packed models loaded back from disk " +
-            $"(largest difference from the fake-quantized models: {packedGaps.Max():0.######}). Weight bytes: every parameter, the packed ones as codes and scales " +
-            $"(compile-time QuantizedWeightBytes: {quant.Bytes:N0}). Note: {sameStart}.");
+            $"Held-out loss in nats per byte; the quantized rows are measured on the packed models loaded back from disk\n" +
+            $"(largest difference from the fake-quantized models: {packedGaps.Max():0.######}). Weight bytes: every parameter, the packed ones\n" +
+            $"as codes and scales (compile-time QuantizedWeightBytes: {quant.Bytes:N0}).\n{sameStart}");
     }
 
     private static string Mb(long bytes) => (bytes / 1e6).ToString("F2", CultureInfo.InvariantCulture) + " MB";
