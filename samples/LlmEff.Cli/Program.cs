@@ -17,6 +17,7 @@ public static class Program
             GenerateCommand.Create(),
             InspectCommand.Create(),
             StudyCommand.Create(),
+            QatCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

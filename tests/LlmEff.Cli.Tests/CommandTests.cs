@@ -100,6 +100,34 @@ public sealed class CommandTests : System.IDisposable
     }
 
     [Fact]
+    public void Qat_compares_full_precision_post_training_quantization_and_QAT_from_packed_models()
+    {
+        var (code, output, error) = CliHarness.Run("qat", "--steps", "4", "--batch", "2", "--seq", "32", "--out", temp.Path);
+
+        Assert.True(code == 0, error);
+        var rows = output.Split('\n');
+        Assert.Contains(rows, l => l.StartsWith("full precision ") && l.Contains("13,116,416") && l.Contains("12,845,056 B fp32 (32 bits)"));
+        Assert.Contains(rows, l => l.StartsWith("post-training MXFP4 ") && l.Contains("1,977,344") && l.Contains("1,705,984 B (4.25 bits, 7.53x smaller)"));
+        Assert.Contains(rows, l => l.StartsWith("QAT (From = 0.8) ") && l.Contains("fake MXFP4 from step 4") && l.Contains("1,705,984 B (4.25 bits"));
+        Assert.Contains("largest difference from the fake-quantized models: 0)", output);
+        Assert.Contains("agree exactly until fake quantization starts at step 4", output);
+        Assert.True(File.Exists(temp.File("TinyDecoderFp4.ptq.safetensors")));
+        var generated = CliHarness.Run("generate", "--model", "TinyDecoderFp4", "--checkpoint", temp.File("TinyDecoderFp4.qat.safetensors"), "--prompt", "The ", "--tokens", "8", "--temperature", "0");
+        Assert.True(generated.ExitCode == 0, generated.Error); // runs from the packed codes
+        Assert.StartsWith("The ", generated.Output);
+    }
+
+    [Fact]
+    public void Training_a_quantized_model_announces_and_logs_the_switch_to_fake_quantization()
+    {
+        var (code, output, error) = CliHarness.Run("train", "--model", "TinyDecoderFp4", "--steps", "5", "--batch", "2", "--seq", "32");
+
+        Assert.True(code == 0, error);
+        Assert.Contains("fake MXFP4 quantization of 3,211,264 weights (AllLinear) switches on at step 5 of 5 (From = 0.8)", output);
+        Assert.Single(output.Split('\n'), l => l.Contains("step 5: fake MXFP4 quantization on (straight-through gradients) for the last 1 steps"));
+    }
+
+    [Fact]
     public void Inspect_prints_the_breakdown_cache_and_training_memory()
     {
         var (code, output, error) = CliHarness.Run("inspect", "--models", "Llama3_8B", "--contexts", "8192", "--dtypes", "bf16");
@@ -136,7 +164,7 @@ public sealed class CommandTests : System.IDisposable
 
         Assert.True(code == 0, error);
         var lines = output.Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(1 + 12 + 1, lines.Length); // header, 11 Tiny* models and Gpt2Small, footnote
+        Assert.Equal(1 + 14 + 1, lines.Length); // header, 13 Tiny* models and Gpt2Small, footnote
         Assert.Contains(lines, l => l.StartsWith("Gpt2Small") && l.Contains("124,439,808") && l.Contains("36,864"));
         Assert.Contains(lines, l => l.StartsWith("TinyNoKey ") && l.Contains("2,048"));
         Assert.Contains(lines, l => l.StartsWith("TinyMoe ") && l.Contains("9,775,360") && l.Contains("3,287,296")); // total and active
@@ -150,6 +178,8 @@ public sealed class CommandTests : System.IDisposable
     [InlineData(2, "--dtypes: unknown type 'fp9'", "inspect", "--dtypes", "fp9")]
     [InlineData(2, "--checkpoint: no file at", "generate", "--checkpoint", "missing.safetensors")]
     [InlineData(2, "--data: no file or folder at", "train", "--data", "no-such-folder")]
+    [InlineData(2, "--model: TinyDecoder declares no [Quant], so there is nothing to quantize", "qat", "--model", "TinyDecoder")]
+    [InlineData(2, "--from must lie in [0, 1): the fraction of the steps after which fake quantization switches on. (got 1)", "qat", "--from", "1")]
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {

@@ -15,6 +15,8 @@ public sealed class EnumMirrorTests
     [InlineData(typeof(ParameterNaming), typeof(NamingKind))]
     [InlineData(typeof(RouterScoring), typeof(RouterKind))]
     [InlineData(typeof(ExpertBalance), typeof(BalanceKind))]
+    [InlineData(typeof(QuantFormat), typeof(QuantFormatKind))]
+    [InlineData(typeof(QuantTarget), typeof(QuantTargetKind))]
     public void Generator_mirror_has_the_same_names_and_values(Type runtime, Type mirror)
     {
         static string[] Describe(Type t) => Enum.GetNames(t).Select(n => $"{n}={Convert.ToInt32(Enum.Parse(t, n))}").ToArray();

@@ -39,6 +39,9 @@ public sealed class GeneratedSourceTests
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Checkpointing = true)] [Attention(Heads = 4)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 1, Context = 32, Positions = Positions.Learned, Checkpointing = true)] [Attention(Heads = 4)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Mlp(Activation = Activation.Gelu)] [MoE(Experts = 4, Active = 2, Shared = 2, FirstLayer = 1)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Attention(Heads = 4, ShareKvEvery = 2)] [Quant(QuantFormat.Nvfp4, Clipped = true)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32)] [Attention(Heads = 4, ShareKvEvery = 2)] [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Int4, GroupSize = 16, From = 0.5)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2)] [MoE(Experts = 4, Active = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Fp8E4M3, Target = QuantTarget.Mlp | QuantTarget.Attention)]")]
     public void Every_layout_option_compiles_without_warnings(string attributes)
     {
         var source = $$"""

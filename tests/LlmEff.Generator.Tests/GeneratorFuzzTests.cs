@@ -76,20 +76,30 @@ public sealed class GeneratorFuzzTests
             ("NormalizeWeights", Gen.OneOf<string>("true", "false"), 2), ("RoutedScale", Real, 2), ("AuxLossWeight", Real, 2), ("BiasUpdateRate", Real, 2))
         .Select(a => $"[MoE({a})]");
 
+    private static readonly Gen<string> QuantAttribute = Gen.Select(
+        Enum("QuantFormat", "Mxfp4", "Nvfp4", "Fp8E4M3", "Int4", "Fp4"),
+        Arguments(("From", Gen.Frequency((6, Gen.OneOf<string>("0", "0.5", "0.8")), (1, Gen.OneOf<string>("1", "-0.1", "double.NaN", "0.999", "2"))), 6),
+            ("Target", Gen.Frequency(
+                (6, Gen.OneOf<string>("QuantTarget.Experts", "QuantTarget.Mlp", "QuantTarget.Attention", "QuantTarget.AllLinear", "QuantTarget.Mlp | QuantTarget.Attention")),
+                (1, Gen.Int[-1, 9].Select(i => $"(QuantTarget){i}"))), 4),
+            ("Clipped", Gen.OneOf<string>("true", "false"), 3), ("GroupSize", Gen.Frequency((6, Gen.OneOf<string>("16", "32", "64")), (1, Size)), 2)))
+        .Select((format, named) => $"[Quant({string.Join(", ", new[] { format, named }.Where(p => p.Length > 0))})]");
+
     private static readonly Gen<string> Declaration = Gen.Select(
         Gen.Frequency((16, (IGen<string>)ModelAttribute), (1, Gen.Const("")), (1, ModelAttribute.Select(m => m + m))),
         Gen.Frequency((3, (IGen<string>)AttentionAttribute), (1, Gen.Const(""))),
         Gen.Frequency((2, (IGen<string>)MlpAttribute), (1, Gen.Const(""))),
         Gen.Frequency((1, (IGen<string>)MoEAttribute), (2, Gen.Const(""))),
+        Gen.Frequency((1, (IGen<string>)QuantAttribute), (2, Gen.Const(""))),
         Gen.Frequency((6, Gen.OneOf<string>("public partial class M;", "public partial class M { }", "internal partial class M;")), (2, Gen.OneOf<string>(
             "public class M;", "public partial class M<T>;",
             "public static partial class M;", "public abstract partial class M;", "public partial class M : System.Exception;",
             "public partial record M;", "public partial struct M;",
             "public partial class Outer { ATTRS public partial class M; }", "public class Outer { ATTRS public partial class M; }",
             "public partial class Outer<T> { ATTRS public partial class M; }"))))
-        .Select((model, attention, mlp, moe, shape) =>
+        .Select((model, attention, mlp, moe, quant, shape) =>
         {
-            var attributes = model + attention + mlp + moe;
+            var attributes = model + attention + mlp + moe + quant;
             var declaration = shape.Contains("ATTRS") ? shape.Replace("ATTRS", attributes) : attributes + " " + shape;
             return "using LlmEff;\nnamespace Fuzz;\n" + declaration + "\n";
         });

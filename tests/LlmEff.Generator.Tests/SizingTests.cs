@@ -121,4 +121,55 @@ public sealed class SizingTests
         Assert.Equal(3 * queryAndOutput + 2 * keysAndValues, sizes.AttentionParameters);
         Assert.Equal(2 * 2 * 32, sizes.KvCacheElementsPerToken);
     }
+
+    // d 64, one layer, 4 heads, SwiGLU 128, tied: 4 attention matrices of 64×64 and 3 MLP matrices of 64×128 (7 tensors).
+    private static ModelSpec SmallDense(QuantSpec quant) => new(10, 64, 1, 8, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+        new AttentionSpec(ProjectionKind.Full, 4, 4, 16), new MlpSpec(128, ActivationKind.SwiGlu), Quant: quant);
+
+    [Theory]
+    [InlineData(0 /* Mxfp4 */, 0, 40960 / 2 + 40960 / 32)]                 // 4.25 bits: an E8M0 byte per 32 values
+    [InlineData(1 /* Nvfp4 */, 0, 40960 / 2 + 40960 / 16 + 7 * 4)]         // 4.5 bits and an fp32 tensor scale per matrix
+    [InlineData(2 /* Fp8E4M3 */, 0, 40960 + 7 * 4)]                        // a byte per value and the tensor scales
+    [InlineData(3 /* Int4 */, 0, 40960 / 2 + 40960 / 32 * 4)]              // an fp32 scale per group of 32
+    [InlineData(3 /* Int4 */, 64, 40960 / 2 + 40960 / 64 * 4)]
+    public void Quantized_bytes_are_codes_plus_block_and_tensor_scales_of_every_targeted_matrix(int format, int groupSize, long bytes)
+    {
+        var sizes = ModelSizing.Compute(SmallDense(new QuantSpec((QuantFormatKind)format, QuantTargetKind.AllLinear, 0.5, false, groupSize)));
+
+        Assert.Equal(4 * 64 * 64 + 3 * 64 * 128, sizes.QuantizedParameters);
+        Assert.Equal(bytes, sizes.QuantizedWeightBytes);
+        Assert.Equal(4L * sizes.QuantizedParameters, sizes.QuantizedFp32Bytes);
+    }
+
+    [Fact]
+    public void Each_target_counts_its_own_matrices_and_all_of_them_add_up_to_every_linear_weight()
+    {
+        // A mixture with a dense first layer and a shared expert, so every target has matrices; no biases.
+        var spec = new ModelSpec(10, 64, 3, 8, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec(ProjectionKind.Full, 4, 2, 16), new MlpSpec(128, ActivationKind.SwiGlu), Moe: Experts(4, 2, shared: 1, hidden: 32, firstLayer: 1));
+        long Quantized(QuantTargetKind target) => ModelSizing.Compute(spec with { Quant = new QuantSpec(QuantFormatKind.Mxfp4, target, 0, false, 0) }).QuantizedParameters;
+        var sizes = ModelSizing.Compute(spec);
+        const long routers = 2 * 4 * 64;
+
+        Assert.Equal(sizes.RoutedExpertParameters, Quantized(QuantTargetKind.Experts));
+        Assert.Equal(sizes.AttentionParameters, Quantized(QuantTargetKind.Attention));
+        Assert.Equal(3 * 64 * 128 + 2 * 3 * 64 * 32, Quantized(QuantTargetKind.Mlp)); // the dense layer and two shared experts
+        Assert.Equal(sizes.AttentionParameters + sizes.MlpParameters - routers, Quantized(QuantTargetKind.AllLinear));
+    }
+
+    [Fact]
+    public void Gpt2_fused_projections_of_layers_sharing_keys_and_values_are_query_wide()
+    {
+        // c_attn is Q+K+V wide in KV-owning layers and Q wide in the others; blocks run along the 64 inputs.
+        var spec = new ModelSpec(10, 64, 3, 8, true, NormKind.LayerNorm, PositionKind.Learned, false, 10000, 1e-5, NamingKind.Gpt2,
+            new AttentionSpec(ProjectionKind.Full, 4, 2, 16, ShareKvEvery: 2), new MlpSpec(128, ActivationKind.Gelu),
+            Quant: new QuantSpec(QuantFormatKind.Mxfp4, QuantTargetKind.Attention, 0, false, 0));
+
+        var sizes = ModelSizing.Compute(spec);
+
+        var weights = 2 * 64 * (64 + 32 + 32) + 1 * 64 * 64 + 3 * 64 * 64; // owning c_attn, the other c_attn, c_proj
+        Assert.Equal(sizes.AttentionParameters, sizes.QuantizedParameters);
+        Assert.Equal(weights, sizes.QuantizedParameters);
+        Assert.Equal(weights / 2 + weights / 32, sizes.QuantizedWeightBytes);
+    }
 }

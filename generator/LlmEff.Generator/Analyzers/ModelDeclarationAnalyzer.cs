@@ -25,7 +25,9 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.ValueOutOfRange,
         DiagnosticDescriptors.SizeOverflow,
         DiagnosticDescriptors.OrphanAttribute,
-        DiagnosticDescriptors.IgnoredSetting);
+        DiagnosticDescriptors.IgnoredSetting,
+        DiagnosticDescriptors.QuantBlockDoesNotDivide,
+        DiagnosticDescriptors.QuantTargetMissing);
 
     public override void Initialize(AnalysisContext context)
     {

@@ -105,4 +105,16 @@ internal static class DiagnosticDescriptors
         "'{0}' holds {1} parameters, of which one token uses {2} ({3}); the routed experts hold {4} ({5} of the model) and {6} of {7} run per token",
         Efficiency, DiagnosticSeverity.Info,
         "A mixture of experts stores every expert but runs only the chosen ones: memory follows the total, compute per token follows the active count (embeddings, attention, router, shared and chosen experts).");
+
+    public static readonly DiagnosticDescriptor QuantBlockDoesNotDivide = Create(
+        "LLM016", "Quantization blocks do not divide a weight's input width",
+        "{0} scales blocks of {1} values along each weight's input, so every quantized input width must be a multiple of {1}: {2}",
+        Configuration, DiagnosticSeverity.Error,
+        "Block formats share one scale among consecutive values of a row (MXFP4 32, NVFP4 16, Int4 its group size). A width that is no multiple of the block would need padded blocks, so the stated bits per value would not hold; change the width, the format or the Int4 GroupSize.");
+
+    public static readonly DiagnosticDescriptor QuantTargetMissing = Create(
+        "LLM017", "Quantization target absent from the model",
+        "Target names {0}, which '{1}' does not have: {2}",
+        Configuration, DiagnosticSeverity.Error,
+        "A [Quant] Target other than QuantTarget.AllLinear must name only parts the model has: experts need [MoE]; Mlp needs a dense layer or shared experts.");
 }

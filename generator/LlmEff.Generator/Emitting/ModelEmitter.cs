@@ -85,10 +85,30 @@ internal static class ModelEmitter
         private string NewFeedForward() => spec.Moe is null
             ? "new FeedForward(device, dtype)"
             : MixedFeedForward
-                ? $"routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: {spec.Mlp.Hidden}, device, dtype)"
+                ? $"routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: {spec.Mlp.Hidden}, {FeedForwardQuantizationArgument(QuantizesDenseFeedForward)}device, dtype)"
                 : "new MixtureOfExperts(device, dtype)";
         private string NormType => spec.Norm == NormKind.LayerNorm ? "LayerNorm" : "RmsNorm";
-        private string LinearType => names.FusedProjections ? "TransposedLinear" : "Linear";
+        private string PlainLinearType => names.FusedProjections ? "TransposedLinear" : "Linear";
+
+        // [Quant]: which layers are QuantizedLinear, and what their constructors are handed.
+        private bool QuantizesAttention => spec.Quant?.Targets(QuantTargetKind.Attention) == true;
+
+        /// <summary>FeedForward serves dense layers and shared experts (target Mlp) and routed experts (target Experts).</summary>
+        private bool HasDenseFeedForward => spec.Moe is not { } m || m.FirstLayer > 0 || m.Shared > 0;
+        private bool QuantizesDenseFeedForward => HasDenseFeedForward && spec.Quant?.Targets(QuantTargetKind.Mlp) == true;
+        private bool QuantizesExperts => spec.Moe is not null && spec.Quant?.Targets(QuantTargetKind.Experts) == true;
+
+        /// <summary>Some FeedForward instances are quantized and others not, so each is told which.</summary>
+        private bool FeedForwardQuantizationVaries => HasDenseFeedForward && spec.Moe is not null && QuantizesDenseFeedForward != QuantizesExperts;
+
+        /// <summary>What FeedForward hands its linear layers: the model's settings, its own parameter, or nothing.</summary>
+        private string? FeedForwardQuantization => FeedForwardQuantizationVaries ? "quantization" : QuantizesDenseFeedForward || QuantizesExperts ? "Quantization" : null;
+
+        private string FeedForwardQuantizationArgument(bool quantized) =>
+            FeedForwardQuantizationVaries ? $"quantization: {(quantized ? "Quantization" : "null")}, " : "";
+
+        private string LinearType(string? quantization) => quantization is null ? PlainLinearType : "QuantizedLinear";
+        private string? AttentionQuantization => QuantizesAttention ? "Quantization" : null;
 
         public void Write()
         {
@@ -119,7 +139,7 @@ internal static class ModelEmitter
             var a = spec.Attention;
             var attention = a.KvHeads == a.Heads ? $"{a.Heads}-head attention" : a.KvHeads == 1 ? $"{a.Heads}-head multi-query attention" : $"{a.Heads}-head attention with {a.KvHeads} KV heads";
             return $"{(spec.Causal ? "Decoder-only" : "Encoder (bidirectional)")} transformer: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
-                   $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}{DescribeExperts()}, vocabulary {spec.Vocab}, context {spec.Context}.";
+                   $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}{DescribeExperts()}, vocabulary {spec.Vocab}, context {spec.Context}{DescribeQuant()}.";
         }
 
         private string DescribeExperts()
@@ -127,6 +147,58 @@ internal static class ModelEmitter
             if (spec.Moe is not { } m) return "";
             var where = m.FirstLayer == 0 ? "" : $" from layer {m.FirstLayer} on";
             return $" (replaced{where} by {m.Active} of {m.Experts} experts of width {m.ExpertHidden}{(m.Shared > 0 ? $" plus {m.Shared} shared" : "")})";
+        }
+
+        private string DescribeQuant() => spec.Quant is { } q
+            ? $"; {QuantizedWeightsText()} weights trained for {q.FormatName} {QatStartText(q)}"
+            : "";
+
+        /// <summary>"attention and MLP", "expert", …: the targeted parts this model has.</summary>
+        private string QuantizedWeightsText()
+        {
+            var parts = new List<string>();
+            if (QuantizesAttention) parts.Add("attention");
+            if (QuantizesDenseFeedForward) parts.Add("MLP");
+            if (QuantizesExperts) parts.Add("expert");
+            return parts.Count == 1 ? parts[0] : string.Join(", ", parts.Take(parts.Count - 1)) + " and " + parts[parts.Count - 1];
+        }
+
+        private static string QatStartText(QuantSpec q) => q.From == 0
+            ? "throughout (fake quantization from the first step)"
+            : $"(fake quantization from {StepsPercent(q.From)} of the steps)";
+
+        /// <summary>0.8 → "80%" (through decimal, so 0.29 does not print as 28.999…%).</summary>
+        private static string StepsPercent(double from) => ((decimal)from * 100).ToString("0.##", CultureInfo.InvariantCulture) + "%";
+
+        private static string TargetExpression(QuantTargetKind target) => target == QuantTargetKind.AllLinear
+            ? "QuantTarget.AllLinear"
+            : string.Join(" | ", new[] { QuantTargetKind.Experts, QuantTargetKind.Mlp, QuantTargetKind.Attention }
+                .Where(flag => (target & flag) != 0).Select(flag => "QuantTarget." + flag));
+
+        private void WriteQuantFacts(QuantSpec q)
+        {
+            var bits = 8.0 * sizes.QuantizedWeightBytes / sizes.QuantizedParameters;
+            var settings = new List<string> { $"QuantFormat.{q.FormatMember}", $"From: {D(q.From)}" };
+            if (q.Clipped) settings.Add("Clipped: true");
+            if (q.GroupSize > 0) settings.Add($"GroupSize: {q.GroupSize}");
+            w.Line($"/// <summary>Weights [Quant] targets, {QuantizedWeightsText()} matrices: {N(sizes.QuantizedParameters)} ({Percent(sizes.QuantizedParameters, sizes.Parameters)} of the parameters). " +
+                   "They train with fake quantization and are packed on export.</summary>")
+             .Line($"public const long QuantizedParameterCount = {L(sizes.QuantizedParameters)};")
+             .Line()
+             .Line($"/// <summary>Their storage in {q.FormatName}, codes and scales included: {bits.ToString("0.###", CultureInfo.InvariantCulture)} bits per value, " +
+                   $"{(1.0 * sizes.QuantizedFp32Bytes / sizes.QuantizedWeightBytes).ToString("F2", CultureInfo.InvariantCulture)}x smaller than fp32.</summary>")
+             .Line($"public const long QuantizedWeightBytes = {L(sizes.QuantizedWeightBytes)};")
+             .Line()
+             .Line("/// <summary>The same weights in fp32, for comparison.</summary>")
+             .Line($"public const long QuantizedWeightFp32Bytes = {L(sizes.QuantizedFp32Bytes)};")
+             .Line()
+             .Line("/// <summary>The same weights in bf16, for comparison.</summary>")
+             .Line($"public const long QuantizedWeightBf16Bytes = {L(sizes.QuantizedFp32Bytes / 2)};")
+             .Line()
+             .Line($"/// <summary>How the targeted weights train: {q.FormatName}, {(q.Clipped ? "clipped" : "plain")} straight-through gradients, " +
+                   $"{(q.From == 0 ? "fake quantization from the first step" : $"full precision until {StepsPercent(q.From)} of the steps")}.</summary>")
+             .Line($"public static WeightQuantization Quantization {{ get; }} = new({string.Join(", ", settings)});")
+             .Line();
         }
 
         private void WriteFacts()
@@ -151,14 +223,18 @@ internal static class ModelEmitter
                    "plus 4·Context·HeadDim per query head and layer for attention scores and mixing" +
                    (spec.Moe is null ? ".</summary>" : "; in expert layers only the router, the chosen and the shared experts count.</summary>"))
              .Line($"public const long FlopsPerToken = {L(sizes.FlopsPerToken)};")
-             .Line()
-             .Line("/// <summary>The declaration's sizes, for tools that handle models generically.</summary>")
+             .Line();
+            if (spec.Quant is { } quant) WriteQuantFacts(quant);
+            w.Line("/// <summary>The declaration's sizes, for tools that handle models generically.</summary>")
              .Line($"public static ModelFacts Facts {{ get; }} = new(\"{name}\", Vocab: {spec.Vocab}, Dim: {spec.Dim}, Layers: {spec.Layers}, Context: {spec.Context},")
              .Line("    ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,")
              .Line($"    MatmulFlopsPerToken: {L(sizes.MatmulFlopsPerToken)},")
              .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(sizes.MlpParameters)}, " +
-                   $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}){(spec.Causal ? "" : ", Causal: false")});")
-             .Line()
+                   $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}){(spec.Causal ? "" : ", Causal: false")}" +
+                   (spec.Quant is null ? ");" : ","));
+            if (spec.Quant is { } q)
+                w.Line($"    Quant: new(Quantization, {TargetExpression(q.Target)}, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes));");
+            w.Line()
              .Line("/// <summary>Builds the module; see the constructor.</summary>")
              .Line($"public static {name} Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);");
         }
@@ -336,8 +412,8 @@ internal static class ModelEmitter
                     ? new List<(string Field, string Width, bool KeyValue)> { ("c_attn", Sharing ? $"ownsKeysAndValues ? {a.ProjectedWidth} : {a.QueryWidth}" : L(a.ProjectedWidth), false) }
                     : parts.Select(p => (Field: p.Name + "_proj", Width: L(p.Width), KeyValue: p.Name != "q")).ToList();
                 foreach (var (field, _, keyValue) in fields)
-                    w.Line($"private readonly {LinearType}{(Sharing && keyValue ? "?" : "")} {field};");
-                w.Line($"private readonly {LinearType} {names.OutputProjection};");
+                    w.Line($"private readonly {LinearType(AttentionQuantization)}{(Sharing && keyValue ? "?" : "")} {field};");
+                w.Line($"private readonly {LinearType(AttentionQuantization)} {names.OutputProjection};");
                 if (a.BreakSymmetry) w.Line("private readonly PositionalScoreMixer score_mixer;");
                 if (Sharing) w.Line("private readonly bool ownsKeysAndValues;");
                 w.Line();
@@ -345,14 +421,14 @@ internal static class ModelEmitter
                 {
                     if (Sharing) w.Line("this.ownsKeysAndValues = ownsKeysAndValues;");
                     foreach (var (field, width, _) in fields.Where(f => !(Sharing && f.KeyValue)))
-                        WriteLinear(field, L(spec.Dim), width, residual: false);
+                        WriteLinear(field, L(spec.Dim), width, residual: false, AttentionQuantization);
                     if (Sharing && fields.Any(f => f.KeyValue))
                     {
                         using (w.Block("if (ownsKeysAndValues)"))
                             foreach (var (field, width, _) in fields.Where(f => f.KeyValue))
-                                WriteLinear(field, L(spec.Dim), width, residual: false);
+                                WriteLinear(field, L(spec.Dim), width, residual: false, AttentionQuantization);
                     }
-                    WriteLinear(names.OutputProjection, L(a.QueryWidth), L(spec.Dim), residual: true);
+                    WriteLinear(names.OutputProjection, L(a.QueryWidth), L(spec.Dim), residual: true, AttentionQuantization);
                     if (a.BreakSymmetry) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
                     w.Line("RegisterComponents();");
                 }
@@ -483,9 +559,12 @@ internal static class ModelEmitter
             var widthNote = spec.Moe is { } moe
                 ? $" {(moe.FirstLayer > 0 ? $"{m.Hidden} wide in dense layers, " : "")}{moe.ExpertHidden} per expert{(moe.Shared > 0 ? $", {moe.SharedHidden} for the shared experts" : "")}"
                 : $" of width {m.Hidden}";
+            var quantizationNote = FeedForwardQuantizationVaries
+                ? $" Fake-quantized only where built with a quantization: in {(QuantizesExperts ? "the routed experts" : "the dense layers and shared experts")}."
+                : "";
             w.Line(swiGlu
-                ? $"/// <summary>SwiGLU feed-forward{widthNote}: down(silu(gate(x)) ⊙ up(x)).</summary>"
-                : $"/// <summary>GELU feed-forward{widthNote}: down(gelu(up(x))).</summary>");
+                ? $"/// <summary>SwiGLU feed-forward{widthNote}: down(silu(gate(x)) ⊙ up(x)).{quantizationNote}</summary>"
+                : $"/// <summary>GELU feed-forward{widthNote}: down(gelu(up(x))).{quantizationNote}</summary>");
             using (w.Block("public sealed class FeedForward : nn.Module<Tensor, Tensor>"))
             {
                 var hidden = spec.Moe is null ? L(m.Hidden) : "hidden";
@@ -498,11 +577,12 @@ internal static class ModelEmitter
                     layers.Add(("up_proj", L(spec.Dim), hidden, false));
                 }
                 layers.Add((names.FusedProjections ? "c_proj" : "down_proj", hidden, L(spec.Dim), true));
-                foreach (var layer in layers) w.Line($"private readonly {LinearType} {layer.Field};");
+                foreach (var layer in layers) w.Line($"private readonly {LinearType(FeedForwardQuantization)} {layer.Field};");
                 w.Line();
-                using (w.Block($"internal FeedForward({(spec.Moe is null ? "" : "long hidden, ")}Device? device, ScalarType? dtype) : base(nameof(FeedForward))"))
+                var quantizationParameter = FeedForwardQuantizationVaries ? "WeightQuantization? quantization, " : "";
+                using (w.Block($"internal FeedForward({(spec.Moe is null ? "" : "long hidden, ")}{quantizationParameter}Device? device, ScalarType? dtype) : base(nameof(FeedForward))"))
                 {
-                    foreach (var layer in layers) WriteLinear(layer.Field, layer.In, layer.Out, layer.Residual);
+                    foreach (var layer in layers) WriteLinear(layer.Field, layer.In, layer.Out, layer.Residual, FeedForwardQuantization);
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -550,8 +630,8 @@ internal static class ModelEmitter
                     w.Line($"gate = new ExpertRouter(new RouterOptions(Dim: {spec.Dim}, Experts: Experts, Active: {m.Active}, Scoring: RouterScoring.{m.Router}, Balance: ExpertBalance.{m.Balance},");
                     w.Line($"    NormalizeWeights: {(m.NormalizeWeights ? "true" : "false")}, RoutedScale: {D(m.RoutedScale)}, AuxLossWeight: {D(m.AuxLossWeight)}, BiasUpdateRate: {D(m.BiasUpdateRate)}), device, dtype);");
                     w.Line("experts = new ModuleList<FeedForward>();");
-                    w.Line($"for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: {m.ExpertHidden}, device, dtype));");
-                    if (m.Shared > 0) w.Line($"shared_experts = new FeedForward(hidden: {L(m.SharedHidden)}, device, dtype);");
+                    w.Line($"for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: {m.ExpertHidden}, {FeedForwardQuantizationArgument(QuantizesExperts)}device, dtype));");
+                    if (m.Shared > 0) w.Line($"shared_experts = new FeedForward(hidden: {L(m.SharedHidden)}, {FeedForwardQuantizationArgument(QuantizesDenseFeedForward)}device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -568,14 +648,19 @@ internal static class ModelEmitter
             }
         }
 
-        private void WriteLinear(string field, long inputs, long outputs, bool residual) => WriteLinear(field, L(inputs), L(outputs), residual);
-
-        private void WriteLinear(string field, string inputs, string outputs, bool residual)
+        /// <summary>Creates one linear layer; with <paramref name="quantization"/> (an expression for its settings) a
+        /// QuantizedLinear, whose parameters have the same names and shapes.</summary>
+        private void WriteLinear(string field, string inputs, string outputs, bool residual, string? quantization = null)
         {
             var bias = spec.Bias ? "true" : "false";
-            w.Line(names.FusedProjections
-                ? $"{field} = new TransposedLinear({inputs}, {outputs}, hasBias: {bias}, device, dtype);"
-                : $"{field} = nn.Linear({inputs}, {outputs}, hasBias: {bias}, device: device, dtype: dtype);");
+            if (quantization is not null)
+                w.Line(names.FusedProjections
+                    ? $"{field} = new QuantizedLinear({inputs}, {outputs}, hasBias: {bias}, {quantization}, transposed: true, device, dtype);"
+                    : $"{field} = new QuantizedLinear({inputs}, {outputs}, hasBias: {bias}, {quantization}, device: device, dtype: dtype);");
+            else
+                w.Line(names.FusedProjections
+                    ? $"{field} = new TransposedLinear({inputs}, {outputs}, hasBias: {bias}, device, dtype);"
+                    : $"{field} = nn.Linear({inputs}, {outputs}, hasBias: {bias}, device: device, dtype: dtype);");
             w.Line(residual ? $"Init.ResidualOutput({field}.weight, layers: {spec.Layers});" : $"Init.Normal({field}.weight);");
             if (spec.Bias) w.Line($"Init.Zeros({field}.bias);");
         }

@@ -17,3 +17,8 @@ internal enum NamingKind { Llama = 0, Gpt2 = 1 }
 internal enum RouterKind { Softmax = 0, Sigmoid = 1 }
 
 internal enum BalanceKind { AuxLoss = 0, AuxLossFree = 1, None = 2 }
+
+internal enum QuantFormatKind { Mxfp4 = 0, Nvfp4 = 1, Fp8E4M3 = 2, Int4 = 3, Fp4 = Mxfp4 }
+
+[System.Flags]
+internal enum QuantTargetKind { Experts = 1, Mlp = 2, Attention = 4, AllLinear = Mlp | Attention | Experts }

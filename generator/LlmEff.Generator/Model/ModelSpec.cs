@@ -72,6 +72,49 @@ internal sealed record MoeSpec(int Experts, int Active, int Shared, int ExpertHi
     public long SharedHidden => (long)Shared * ExpertHidden;
 }
 
+/// <summary>Quantization-aware training of the targeted linear weights (what [Quant] declares), defaults resolved.</summary>
+/// <param name="Format">The weight format (never the alias Fp4: it reads as Mxfp4).</param>
+/// <param name="Target">Which weights, the default already resolved (Experts with [MoE], else AllLinear).</param>
+/// <param name="From">Fraction of the training steps after which fake quantization switches on, in [0, 1).</param>
+/// <param name="Clipped">Clipped straight-through estimator.</param>
+/// <param name="GroupSize">Int4 group size as declared; 0 when left at the default.</param>
+internal sealed record QuantSpec(QuantFormatKind Format, QuantTargetKind Target, double From, bool Clipped, int GroupSize)
+{
+    /// <summary>The Int4 group size when none is declared (the runtime's Quantizer.DefaultInt4GroupSize).</summary>
+    public const int DefaultInt4GroupSize = 32;
+
+    /// <summary>Values per block scale along a weight's input dimension (the runtime's QuantFormats.BlockSize):
+    /// 32 for MXFP4, 16 for NVFP4, the group size for Int4, and 0 for FP8, whose one scale covers the tensor.</summary>
+    public int BlockSize => Format switch
+    {
+        QuantFormatKind.Mxfp4 => 32,
+        QuantFormatKind.Nvfp4 => 16,
+        QuantFormatKind.Fp8E4M3 => 0,
+        _ => GroupSize > 0 ? GroupSize : DefaultInt4GroupSize,
+    };
+
+    /// <summary>The format as papers and vendors write it (the enum's Fp4 alias makes its own names ambiguous).</summary>
+    public string FormatName => Format switch
+    {
+        QuantFormatKind.Mxfp4 => "MXFP4",
+        QuantFormatKind.Nvfp4 => "NVFP4",
+        QuantFormatKind.Fp8E4M3 => "FP8 E4M3",
+        _ => "Int4",
+    };
+
+    /// <summary>The runtime enum member to emit for <see cref="Format"/>.</summary>
+    public string FormatMember => Format switch
+    {
+        QuantFormatKind.Mxfp4 => "Mxfp4",
+        QuantFormatKind.Nvfp4 => "Nvfp4",
+        QuantFormatKind.Fp8E4M3 => "Fp8E4M3",
+        _ => "Int4",
+    };
+
+    /// <summary>Whether <paramref name="part"/> (a single flag) is among the targeted weights.</summary>
+    public bool Targets(QuantTargetKind part) => (Target & part) != 0;
+}
+
 /// <summary>A whole declared model, with every default resolved.</summary>
 internal sealed record ModelSpec(
     int Vocab,
@@ -90,6 +133,7 @@ internal sealed record ModelSpec(
     long KvBudgetBytes = 0,
     bool Causal = true,
     MoeSpec? Moe = null,
+    QuantSpec? Quant = null,
     bool Checkpointing = false);
 
 /// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
@@ -99,6 +143,9 @@ internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes
 /// <param name="ActiveParameters">Parameters one token uses: all but the routed experts it does not choose.</param>
 /// <param name="MlpParameters">Every feed-forward parameter: dense MLPs, experts, routers.</param>
 /// <param name="RoutedExpertParameters">The routed experts of all layers (not routers or shared experts).</param>
+/// <param name="QuantizedParameters">The weights [Quant] targets (0 without it).</param>
+/// <param name="QuantizedWeightBytes">Their storage in the declared format: codes, block scales and tensor scales.</param>
+/// <param name="QuantizedFp32Bytes">The same weights in fp32.</param>
 internal sealed record ModelSizes(
     long Parameters,
     long ActiveParameters,
@@ -111,4 +158,7 @@ internal sealed record ModelSizes(
     long OutputHeadParameters,
     long KvCacheElementsPerToken,
     long FlopsPerToken,
-    long MatmulFlopsPerToken);
+    long MatmulFlopsPerToken,
+    long QuantizedParameters = 0,
+    long QuantizedWeightBytes = 0,
+    long QuantizedFp32Bytes = 0);

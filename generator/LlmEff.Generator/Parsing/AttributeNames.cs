@@ -7,9 +7,10 @@ internal static class AttributeNames
     public const string Attention = "LlmEff.AttentionAttribute";
     public const string Mlp = "LlmEff.MlpAttribute";
     public const string MoE = "LlmEff.MoEAttribute";
+    public const string Quant = "LlmEff.QuantAttribute";
 
     /// <summary>Attributes that describe a part of a model and mean nothing without [Model].</summary>
-    public static readonly string[] Parts = { Attention, Mlp, MoE };
+    public static readonly string[] Parts = { Attention, Mlp, MoE, Quant };
 
     /// <summary>"LlmEff.ModelAttribute" → "Model", the name users write.</summary>
     public static string ShortName(string metadataName)

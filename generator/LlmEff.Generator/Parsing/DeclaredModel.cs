@@ -14,7 +14,7 @@ internal sealed class DeclaredAttribute
         Erroneous = erroneous;
     }
 
-    /// <summary>Short name as users write it: "Model", "Attention", "Mlp", "MoE".</summary>
+    /// <summary>Short name as users write it: "Model", "Attention", "Mlp", "MoE", "Quant".</summary>
     public string Name { get; }
 
     /// <summary>Whether the declaration carries this attribute at all.</summary>
@@ -36,16 +36,18 @@ internal sealed class DeclaredAttribute
 /// <summary>Everything the LlmEff attributes on one class say, as written.</summary>
 internal sealed class DeclaredModel
 {
-    public DeclaredModel(DeclaredAttribute model, DeclaredAttribute attention, DeclaredAttribute mlp, DeclaredAttribute moe)
+    public DeclaredModel(DeclaredAttribute model, DeclaredAttribute attention, DeclaredAttribute mlp, DeclaredAttribute moe, DeclaredAttribute quant)
     {
         Model = model;
         Attention = attention;
         Mlp = mlp;
         MoE = moe;
+        Quant = quant;
     }
 
     public DeclaredAttribute Model { get; }
     public DeclaredAttribute Attention { get; }
     public DeclaredAttribute Mlp { get; }
     public DeclaredAttribute MoE { get; }
+    public DeclaredAttribute Quant { get; }
 }

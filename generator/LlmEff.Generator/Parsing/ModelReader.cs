@@ -16,7 +16,8 @@ internal static class ModelReader
             ReadOne(attributes, AttributeNames.Model),
             ReadOne(attributes, AttributeNames.Attention),
             ReadOne(attributes, AttributeNames.Mlp),
-            ReadOne(attributes, AttributeNames.MoE));
+            ReadOne(attributes, AttributeNames.MoE),
+            ReadOne(attributes, AttributeNames.Quant));
     }
 
     /// <summary>The attribute data of <paramref name="metadataName"/> on <paramref name="type"/>, if any.</summary>

@@ -1,6 +1,14 @@
+using System.Collections.Generic;
 using LlmEff.Generator.Model;
 
 namespace LlmEff.Generator.Sizing;
+
+/// <summary>Identical linear weights of one kind across the model: <see cref="Count"/> matrices of
+/// <see cref="Outputs"/> × <see cref="Inputs"/>.</summary>
+/// <param name="Role">What they are, for messages ("MLP down projection").</param>
+/// <param name="Target">The [Quant] target they belong to.</param>
+/// <param name="InputName">The declared size their input width comes from ("Hidden"), for messages.</param>
+internal readonly record struct LinearWeights(string Role, QuantTargetKind Target, string InputName, long Inputs, long Outputs, long Count);
 
 /// <summary>
 /// Exact size facts of a declared model: the one place this arithmetic lives. Every product is checked,
@@ -59,6 +67,17 @@ internal static class ModelSizing
 
             var kvCache = owners * attention.CachedStreams * attention.KvWidth;
 
+            long quantized = 0, quantizedBytes = 0;
+            if (spec.Quant is { } quant)
+            {
+                foreach (var weights in Linears(spec))
+                {
+                    if (!quant.Targets(weights.Target)) continue;
+                    quantized += weights.Count * weights.Inputs * weights.Outputs;
+                    quantizedBytes += weights.Count * QuantizedBytes(quant, weights.Outputs, weights.Inputs);
+                }
+            }
+
             var matmulWeightsPerToken = attentionWeights + mlpMatmulWeights + (long)spec.Vocab * dim;
             var attentionMixing = spec.Layers * 4L * attention.Heads * attention.HeadDim * spec.Context;
             var flops = 2 * matmulWeightsPerToken + attentionMixing;
@@ -75,7 +94,81 @@ internal static class ModelSizing
                 OutputHeadParameters: outputHead,
                 KvCacheElementsPerToken: kvCache,
                 FlopsPerToken: flops,
-                MatmulFlopsPerToken: 2 * matmulWeightsPerToken);
+                MatmulFlopsPerToken: 2 * matmulWeightsPerToken,
+                QuantizedParameters: quantized,
+                QuantizedWeightBytes: quantizedBytes,
+                QuantizedFp32Bytes: quantized * 4);
+        }
+    }
+
+    /// <summary>
+    /// Every linear weight of attention and feed-forward networks (not embeddings, head or routers), grouped by kind,
+    /// with the [Quant] target each belongs to. Their elements add up to the attention matrices plus every
+    /// feed-forward matrix.
+    /// </summary>
+    public static IEnumerable<LinearWeights> Linears(ModelSpec spec)
+    {
+        var a = spec.Attention;
+        long dim = spec.Dim, layers = spec.Layers, owners = a.KvOwningLayers(spec.Layers);
+        const QuantTargetKind attention = QuantTargetKind.Attention;
+        if (spec.Naming == NamingKind.Gpt2)
+        {
+            yield return new("fused attention projection (c_attn)", attention, "Dim", dim, a.ProjectedWidth, owners);
+            if (owners < layers) yield return new("fused query projection (c_attn)", attention, "Dim", dim, a.ProjectedWidth - a.KeyValueWidth, layers - owners);
+        }
+        else
+        {
+            if (a.HasQueryProjection) yield return new("query projection", attention, "Dim", dim, a.QueryWidth, layers);
+            if (a.HasKeyProjection) yield return new("key projection", attention, "Dim", dim, a.KvWidth, owners);
+            yield return new(a.Projections == ProjectionKind.Shared ? "shared QKV projection" : "value projection", attention, "Dim", dim, a.KvWidth, owners);
+        }
+        yield return new("attention output projection", attention, "Heads × HeadDim", a.QueryWidth, dim, layers);
+
+        var denseLayers = spec.Moe is { } m ? m.FirstLayer : spec.Layers;
+        foreach (var weights in FeedForwardLinears(spec, "MLP", QuantTargetKind.Mlp, "Hidden", spec.Mlp.Hidden, denseLayers)) yield return weights;
+        if (spec.Moe is not { } moe) yield break;
+        long routed = moe.RoutedLayers(spec.Layers);
+        if (moe.Shared > 0)
+            foreach (var weights in FeedForwardLinears(spec, "shared-expert", QuantTargetKind.Mlp, "Shared × ExpertHidden", moe.SharedHidden, routed)) yield return weights;
+        foreach (var weights in FeedForwardLinears(spec, "expert", QuantTargetKind.Experts, "ExpertHidden", moe.ExpertHidden, routed * moe.Experts)) yield return weights;
+    }
+
+    private static IEnumerable<LinearWeights> FeedForwardLinears(ModelSpec spec, string kind, QuantTargetKind target, string hiddenName, long hidden, long count)
+    {
+        if (count == 0) yield break;
+        var swiGlu = spec.Mlp.Activation == ActivationKind.SwiGlu;
+        if (spec.Naming == NamingKind.Gpt2)
+            yield return new($"{kind} input projection (c_fc)", target, "Dim", spec.Dim, swiGlu ? 2 * hidden : hidden, count);
+        else
+        {
+            if (swiGlu) yield return new($"{kind} gate projection", target, "Dim", spec.Dim, hidden, count);
+            yield return new($"{kind} up projection", target, "Dim", spec.Dim, hidden, count);
+        }
+        yield return new($"{kind} down projection", target, hiddenName, hidden, spec.Dim, count);
+    }
+
+    /// <summary>
+    /// Bytes of one <paramref name="rows"/> × <paramref name="inputs"/> weight in the declared format, exactly as the
+    /// runtime packs it (blocks along the input, padded to whole blocks): MXFP4 half a byte per value plus an E8M0 byte
+    /// per 32 (4.25 bits per value); NVFP4 half a byte plus an E4M3 byte per 16, and a 4-byte fp32 tensor scale; FP8 a
+    /// byte per value and the tensor scale; Int4 half a byte plus an fp32 scale per group.
+    /// </summary>
+    public static long QuantizedBytes(QuantSpec quant, long rows, long inputs)
+    {
+        checked
+        {
+            const long TensorScaleBytes = 4;
+            var block = quant.BlockSize;
+            if (block == 0) return rows * inputs + TensorScaleBytes;
+            var padded = (inputs + block - 1) / block * block;
+            var codes = rows * padded / 2;
+            var blocks = rows * (padded / block);
+            return quant.Format switch
+            {
+                QuantFormatKind.Mxfp4 => codes + blocks,
+                QuantFormatKind.Nvfp4 => codes + blocks + TensorScaleBytes,
+                _ => codes + blocks * 4,
+            };
         }
     }
 

@@ -65,6 +65,7 @@ internal static class ModelValidator
                 $"groups cannot be longer than the model's {layers} layers"));
         var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim, issues);
         var moe = declared.MoE.Present && mlp is not null ? ResolveMoe(new Reader(declared.MoE, issues), layers, mlp, issues) : null;
+        var quant = declared.Quant.Present ? ResolveQuant(new Reader(declared.Quant, issues), declared.MoE.Present, issues) : null;
 
         if (checkpointing && (attention?.ShareKvEvery > 1 || moe is not null))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Checkpointing", "Checkpointing", "true",
@@ -72,10 +73,15 @@ internal static class ModelValidator
                     ? "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"
                     : "a recomputed mixture-of-experts block would count its routing load and balancing loss twice"));
 
-        if (issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) || attention is null || mlp is null)
+        if (HasErrors(issues) || attention is null || mlp is null)
             return new Result(null, null, issues);
 
-        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, checkpointing);
+        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, quant, checkpointing);
+        if (quant is not null)
+        {
+            CheckQuantFits(spec, quant, declared.Quant, className, issues);
+            if (HasErrors(issues)) return new Result(null, null, issues);
+        }
         try
         {
             return new Result(spec, ModelSizing.Compute(spec), issues);
@@ -86,6 +92,62 @@ internal static class ModelValidator
                 $"Vocab = {vocab}, Dim = {dim}, Layers = {layers}, Context = {context}"));
             return new Result(null, null, issues);
         }
+    }
+
+    private static bool HasErrors(List<ConfigurationIssue> issues) => issues.Any(i => i.Descriptor.DefaultSeverity == DiagnosticSeverity.Error);
+
+    private static QuantSpec ResolveQuant(Reader reader, bool hasExperts, List<ConfigurationIssue> issues)
+    {
+        var format = reader.ConstructorEnum(QuantFormatKind.Mxfp4, "Format");
+        var from = reader.Double("From", 0, v => v >= 0 && v < 1, "must lie in [0, 1): the fraction of training steps after which fake quantization switches on");
+        // Experts hold most of a mixture's memory, and quantizing them alone keeps attention exact.
+        var target = reader.Flags("Target", hasExperts ? QuantTargetKind.Experts : QuantTargetKind.AllLinear);
+        var clipped = reader.Bool("Clipped", false);
+        var groupSize = 0;
+        if (reader.Has("GroupSize"))
+        {
+            var fixedBlocks = new QuantSpec(format, target, from, clipped, 0);
+            if (format != QuantFormatKind.Int4)
+            {
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Quant", "GroupSize", "GroupSize",
+                    format == QuantFormatKind.Fp8E4M3
+                        ? "FP8 E4M3 has one scale for the whole tensor"
+                        : $"{fixedBlocks.FormatName} has a fixed block size of {fixedBlocks.BlockSize}"));
+            }
+            else
+            {
+                groupSize = reader.OptionalSize("GroupSize", 0);
+                if (groupSize > 0 && groupSize % 2 != 0)
+                    issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Quant", "GroupSize", "GroupSize", groupSize,
+                        "two 4-bit codes share a byte, so a group must hold an even number of values"));
+            }
+        }
+        return new QuantSpec(format, target, from, clipped, groupSize);
+    }
+
+    /// <summary>The target must name parts the model has, and the blocks must divide every targeted input width.</summary>
+    private static void CheckQuantFits(ModelSpec spec, QuantSpec quant, DeclaredAttribute declared, string className, List<ConfigurationIssue> issues)
+    {
+        var linears = ModelSizing.Linears(spec).ToList();
+        if (declared.Named.ContainsKey("Target") && quant.Target != QuantTargetKind.AllLinear)
+        {
+            if (quant.Targets(QuantTargetKind.Experts) && !linears.Any(l => l.Target == QuantTargetKind.Experts))
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.QuantTargetMissing, "Quant", "Target",
+                    "routed experts (QuantTarget.Experts)", className, "it declares no [MoE]"));
+            if (quant.Targets(QuantTargetKind.Mlp) && !linears.Any(l => l.Target == QuantTargetKind.Mlp))
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.QuantTargetMissing, "Quant", "Target",
+                    "dense MLPs or shared experts (QuantTarget.Mlp)", className, "every layer routes to experts and none is shared"));
+        }
+        var block = quant.BlockSize;
+        if (block == 0) return;
+        var misfits = linears.Where(l => quant.Targets(l.Target) && l.Inputs % block != 0)
+            .GroupBy(l => l.InputName)
+            .Select(g => $"{g.Key} = {g.First().Inputs.ToString(CultureInfo.InvariantCulture)} ({string.Join(", ", g.Select(l => l.Role).Distinct())})")
+            .ToList();
+        if (misfits.Count > 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.QuantBlockDoesNotDivide, "Quant",
+                quant.Format == QuantFormatKind.Int4 && declared.Named.ContainsKey("GroupSize") ? "GroupSize" : ConfigurationIssue.ConstructorArgument,
+                quant.FormatName, block, string.Join("; ", misfits)));
     }
 
     private static AttentionSpec? ResolveAttention(Reader reader, bool present, int dim, PositionKind positions, List<ConfigurationIssue> issues)
@@ -255,6 +317,17 @@ internal static class ModelValidator
 
         public T Enum<T>(string name, T fallback) where T : struct, Enum =>
             attribute.Named.TryGetValue(name, out var value) ? Defined(name, value, fallback) : fallback;
+
+        /// <summary>A [Flags] value: a non-empty combination of the defined flags.</summary>
+        public T Flags<T>(string name, T fallback) where T : struct, Enum
+        {
+            if (!attribute.Named.TryGetValue(name, out var value)) return fallback;
+            var defined = System.Enum.GetValues(typeof(T)).Cast<object>().Aggregate(0, (bits, flag) => bits | System.Convert.ToInt32(flag, CultureInfo.InvariantCulture));
+            if (value is int number && number != 0 && (number & ~defined) == 0) return (T)(object)number;
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, attribute.Name, name, name, value ?? "null",
+                $"not a combination of {typeof(T).Name.Replace("Kind", "")} flags"));
+            return fallback;
+        }
 
         public T ConstructorEnum<T>(T fallback, string displayName) where T : struct, Enum =>
             attribute.FirstConstructorArgument is { } value ? Defined(displayName, value, fallback, constructor: true) : fallback;

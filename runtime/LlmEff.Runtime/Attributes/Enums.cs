@@ -74,3 +74,20 @@ public enum ExpertBalance
     /// <summary>No balancing.</summary>
     None = 2,
 }
+
+/// <summary>Which linear weights <c>[Quant]</c> trains and stores in low precision. Flags: combine them with <c>|</c>.
+/// Embeddings, the output head, norms, biases and expert routers always stay in full precision (they are small, or
+/// they decide which expert runs). Left out, the target is <see cref="Experts"/> for a model with <c>[MoE]</c> (the
+/// experts hold most of its memory) and <see cref="AllLinear"/> otherwise.</summary>
+[System.Flags]
+public enum QuantTarget
+{
+    /// <summary>The routed experts' feed-forward matrices (gate, up, down), every expert of every mixture layer.</summary>
+    Experts = 1,
+    /// <summary>Every other feed-forward matrix: the MLP of dense layers and the shared experts of mixture layers.</summary>
+    Mlp = 2,
+    /// <summary>The attention projections: Q, K, V (or the fused <c>c_attn</c>) and the output projection.</summary>
+    Attention = 4,
+    /// <summary>Every linear weight of attention, MLPs and experts.</summary>
+    AllLinear = Mlp | Attention | Experts,
+}

@@ -1,3 +1,4 @@
+using LlmEff.Layers;
 using static TorchSharp.torch;
 
 namespace LlmEff;
@@ -16,8 +17,9 @@ namespace LlmEff;
 /// position); the rest is attention over the context and grows linearly with the position.</param>
 /// <param name="Breakdown">Where the parameters are.</param>
 /// <param name="Causal">Decoder (each position sees only the past) or encoder (every position sees the whole sequence).</param>
+/// <param name="Quant">What <c>[Quant]</c> declares and the storage of the weights it targets; null without it.</param>
 public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int Context, long ParameterCount, long ActiveParameterCount, long KvCacheElementsPerToken, long FlopsPerToken,
-    long MatmulFlopsPerToken, ParameterBreakdown Breakdown, bool Causal = true)
+    long MatmulFlopsPerToken, ParameterBreakdown Breakdown, bool Causal = true, QuantFacts? Quant = null)
 {
     /// <summary>KV cache bytes per token at <paramref name="bytesPerElement"/> bytes per element (2 for bf16).</summary>
     public long KvCacheBytesPerToken(int bytesPerElement = 2) => KvCacheElementsPerToken * bytesPerElement;
@@ -33,6 +35,24 @@ public sealed record ParameterBreakdown(long Embeddings, long Attention, long Ml
 {
     /// <summary>Sum of the parts.</summary>
     public long Total => Embeddings + Attention + Mlp + Norms + OutputHead;
+}
+
+/// <summary>The weights <c>[Quant]</c> targets and their storage, as the generator computed it.</summary>
+/// <param name="Settings">Format, when fake quantization starts, and the estimator's options.</param>
+/// <param name="Target">Which weights are quantized (the default resolved).</param>
+/// <param name="Parameters">How many weights that is.</param>
+/// <param name="Bytes">Their storage in <see cref="WeightQuantization.Format"/>: codes, block scales and any per-tensor
+/// scales, exactly what a packed export holds for them.</param>
+public sealed record QuantFacts(WeightQuantization Settings, QuantTarget Target, long Parameters, long Bytes)
+{
+    /// <summary>The same weights in fp32.</summary>
+    public long Fp32Bytes => Parameters * 4;
+
+    /// <summary>The same weights in bf16.</summary>
+    public long Bf16Bytes => Parameters * 2;
+
+    /// <summary>Storage bits per quantized weight (4.25 for MXFP4).</summary>
+    public double BitsPerValue => 8.0 * Bytes / Parameters;
 }
 
 /// <summary>Implemented by every generated model, so tools can list, size and build models generically.</summary>

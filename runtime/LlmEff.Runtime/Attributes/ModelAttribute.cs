@@ -140,3 +140,38 @@ public sealed class MoEAttribute : Attribute
     /// <summary>Step by which the selection bias moves per training step (<see cref="ExpertBalance.AuxLossFree"/>). Default 0.001.</summary>
     public double BiasUpdateRate { get; set; }
 }
+
+/// <summary>
+/// Trains and stores the model's linear weights in a low-precision <see cref="QuantFormat"/>: once training reaches
+/// <see cref="From"/>, every forward pass uses the targeted weights quantized and dequantized ("fake quantization"),
+/// and gradients pass the rounding unchanged (the straight-through estimator), so the weights learn to sit where the
+/// format can hold them. The fp32 weights and checkpoints keep their names and shapes; a trained model can then be
+/// exported with the targeted weights packed (<c>LlmEff.Quantization.PackedWeights</c>).
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class QuantAttribute : Attribute
+{
+    /// <summary>Declares quantization-aware training into <paramref name="format"/>.</summary>
+    public QuantAttribute(QuantFormat format) => Format = format;
+
+    /// <summary>The weight format. Blocks run along each weight's input dimension, which the block size (32 for
+    /// MXFP4, 16 for NVFP4, <see cref="GroupSize"/> for Int4) must divide (else error LLM016).</summary>
+    public QuantFormat Format { get; }
+
+    /// <summary>Fraction of the training steps after which fake quantization switches on: step
+    /// <c>floor(From · Steps)</c> is the first quantized one. 0 (the default) quantizes from the start; 0.8 trains in
+    /// full precision for 80% of the steps, then adapts to the format for the rest. Must lie in [0, 1).</summary>
+    public double From { get; set; }
+
+    /// <summary>Which weights are quantized. Default: <see cref="QuantTarget.Experts"/> with <c>[MoE]</c>, else
+    /// <see cref="QuantTarget.AllLinear"/>. Naming a part the model lacks (experts without <c>[MoE]</c>) is error LLM017.</summary>
+    public QuantTarget Target { get; set; }
+
+    /// <summary>Clipped straight-through estimator: weights whose scaled value saturated the format get no gradient.
+    /// Default <c>false</c>: the gradient passes everywhere.</summary>
+    public bool Clipped { get; set; }
+
+    /// <summary>Int4 only: values per fp32 group scale, positive and even. Default 32. Other formats have a fixed
+    /// block size and ignore it (warning LLM013).</summary>
+    public int GroupSize { get; set; }
+}

@@ -53,6 +53,8 @@ public static class Checkpoint
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(facts);
         RequireFactsOf(model, facts);
+        if (Layers.QuantizedLinear.In(model).Any(l => l.Packed is not null))
+            throw new ArgumentException($"This {facts.Name} runs from packed weights, which a checkpoint cannot hold; write it with PackedWeights.Save.", nameof(model));
         var tensors = model.state_dict().Select(p => (p.Key, p.Value)).ToList();
         RequireFinite(path, tensors);
         var metadata = new Dictionary<string, string>

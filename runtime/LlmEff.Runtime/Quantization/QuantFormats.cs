@@ -5,6 +5,17 @@ namespace LlmEff.Quantization;
 /// <summary>Fixed facts about each <see cref="QuantFormat"/>.</summary>
 public static class QuantFormats
 {
+    /// <summary>The name papers and vendors use: MXFP4, NVFP4, FP8 E4M3, Int4. (The enum's own names are ambiguous
+    /// for MXFP4, which <see cref="QuantFormat.Fp4"/> aliases.)</summary>
+    public static string DisplayName(QuantFormat format) => format switch
+    {
+        QuantFormat.Mxfp4 => "MXFP4",
+        QuantFormat.Nvfp4 => "NVFP4",
+        QuantFormat.Fp8E4M3 => "FP8 E4M3",
+        QuantFormat.Int4 => "Int4",
+        _ => throw new ArgumentOutOfRangeException(nameof(format), format, null),
+    };
+
     /// <summary>Values per block scale along the last dimension: 32 for MXFP4, 16 for NVFP4, the group size for Int4
     /// (<paramref name="groupSize"/>, default 32), and 0 for FP8, which has one scale for the whole tensor.</summary>
     /// <exception cref="ArgumentException">A group size for a format other than Int4, or one that is not positive and

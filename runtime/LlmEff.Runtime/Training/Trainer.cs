@@ -7,7 +7,17 @@ using static TorchSharp.torch;
 namespace LlmEff.Training;
 
 /// <summary>What the trainer reports after every step.</summary>
-public readonly record struct StepReport(int Step, int TotalSteps, double Loss, double LearningRate, double GradientNorm, double TokensPerSecond, TimeSpan Elapsed);
+/// <param name="Step">1-based step just completed.</param>
+/// <param name="TotalSteps">Steps of the whole run.</param>
+/// <param name="Loss">Its next-token loss.</param>
+/// <param name="LearningRate">Its learning rate.</param>
+/// <param name="GradientNorm">Global gradient norm before clipping (NaN without clipping).</param>
+/// <param name="TokensPerSecond">Training throughput of this session so far.</param>
+/// <param name="Elapsed">Training time of this session so far.</param>
+/// <param name="FakeQuantized">Whether the step's forward pass used fake-quantized weights (<c>[Quant]</c>).</param>
+/// <param name="QuantizationStarted">Whether this is the step at which fake quantization switched on: true for exactly one step of a run.</param>
+public readonly record struct StepReport(int Step, int TotalSteps, double Loss, double LearningRate, double GradientNorm, double TokensPerSecond, TimeSpan Elapsed,
+    bool FakeQuantized = false, bool QuantizationStarted = false);
 
 /// <summary>Outcome of a run: per-step training losses, held-out losses along the way, the final held-out loss.</summary>
 public sealed record TrainingResult(IReadOnlyList<double> Losses, IReadOnlyList<(int Step, double Loss)> HeldOutCurve, double HeldOutLoss, TimeSpan Elapsed, long TokensSeen)

@@ -31,6 +31,10 @@ public sealed record TrainingOptions
     public int EvalBatches { get; init; } = 8;
     /// <summary>Evaluate on held-out data every this many steps (0: only at the end).</summary>
     public int EvalEvery { get; init; }
+    /// <summary>For models with <c>[Quant]</c>: the fraction of the steps after which fake quantization switches on,
+    /// overriding the declared <c>From</c>; 1 trains in full precision throughout (to quantize after training).
+    /// Null: as declared. Models without <c>[Quant]</c> ignore it.</summary>
+    public double? QatFrom { get; init; }
 
     /// <summary>Throws with the name and value of the first setting out of range.</summary>
     public void Validate()
@@ -50,6 +54,7 @@ public sealed record TrainingOptions
         if (EvalEvery < 0) throw new ArgumentOutOfRangeException(nameof(EvalEvery), EvalEvery, "EvalEvery must not be negative.");
         if (GradientClip < 0) throw new ArgumentOutOfRangeException(nameof(GradientClip), GradientClip, "GradientClip must not be negative.");
         if (Beta1 < 0 || Beta1 >= 1) throw new ArgumentOutOfRangeException(nameof(Beta1), Beta1, "Beta1 must lie in [0, 1).");
+        if (QatFrom is { } from && from is not (>= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(QatFrom), from, "QatFrom must lie in [0, 1] (1: no fake quantization during training).");
         if (Beta2 < 0 || Beta2 >= 1) throw new ArgumentOutOfRangeException(nameof(Beta2), Beta2, "Beta2 must lie in [0, 1).");
     }
 }

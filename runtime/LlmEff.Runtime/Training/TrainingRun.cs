@@ -29,6 +29,7 @@ public sealed class TrainingRun : IDisposable
     private readonly Device device;
     private readonly AdamW optimizer;
     private readonly IReadOnlyList<Layers.ExpertRouter> routers;
+    private readonly IReadOnlyList<Layers.QuantizedLinear> quantizedLayers;
     private readonly List<double> losses = new();
     private readonly List<(int Step, double Loss)> heldOut = new();
     private readonly Stopwatch clock = new();
@@ -44,10 +45,27 @@ public sealed class TrainingRun : IDisposable
         this.model = model;
         this.data = data;
         Options = options;
+        quantizedLayers = Layers.QuantizedLinear.In(model);
+        if (quantizedLayers.Any(l => l.Packed is not null))
+            throw new InvalidOperationException("The model runs from packed weights, which are for inference; train the full-precision model and pack it afterwards.");
         device = model.parameters().First().device;
         optimizer = CreateOptimizer(model, options);
         routers = Layers.ExpertRouter.In(model);
+        if (quantizedLayers.Count > 0)
+        {
+            // One [Quant] declaration drives every layer, so they agree; the option overrides it.
+            var from = options.QatFrom ?? quantizedLayers[0].Quantization!.From;
+            QuantizationStartStep = Layers.WeightQuantization.StartStep(from, options.Steps);
+        }
     }
+
+    /// <summary>For a model with <c>[Quant]</c>: the first 0-based step whose forward pass fake-quantizes the targeted
+    /// weights, <c>floor(From · Steps)</c> (<see cref="TrainingOptions.Steps"/> when it never does); null for a
+    /// model without quantized layers.</summary>
+    public int? QuantizationStartStep { get; }
+
+    /// <summary>The layers whose weights fake quantization applies to (empty without <c>[Quant]</c>).</summary>
+    public IReadOnlyList<Layers.QuantizedLinear> QuantizedLayers => quantizedLayers;
 
     /// <summary>The mixture-of-experts routers of the model, in layer order (empty for dense models): their
     /// <see cref="Layers.ExpertRouter.Load"/> shows how evenly the experts are used.</summary>
@@ -79,6 +97,8 @@ public sealed class TrainingRun : IDisposable
         var step = StepsDone;
         var learningRate = LearningRateSchedule.WarmupCosine(step, Options.Steps, Options.WarmupSteps, Options.LearningRate, Options.FinalLearningRateFraction);
         foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+        // Set from the step number every time, so a resumed run quantizes exactly the steps the uninterrupted one would.
+        var fakeQuantized = SetFakeQuantization(step);
 
         double loss, gradientNorm;
         model.train();
@@ -102,7 +122,8 @@ public sealed class TrainingRun : IDisposable
         if (Options.EvalEvery > 0 && StepsDone % Options.EvalEvery == 0 && !IsComplete)
             heldOut.Add((StepsDone, Trainer.Evaluate(model, data, Options)));
         clock.Stop();
-        return new StepReport(StepsDone, Options.Steps, loss, learningRate, gradientNorm, tokensThisSession / Math.Max(1e-9, clock.Elapsed.TotalSeconds), clock.Elapsed);
+        return new StepReport(StepsDone, Options.Steps, loss, learningRate, gradientNorm, tokensThisSession / Math.Max(1e-9, clock.Elapsed.TotalSeconds), clock.Elapsed,
+            fakeQuantized, fakeQuantized && step == QuantizationStartStep);
     }
 
     /// <summary>Runs the remaining steps, then the final held-out evaluation.</summary>
@@ -114,6 +135,8 @@ public sealed class TrainingRun : IDisposable
             onStep?.Invoke(report);
         }
         clock.Start();
+        // The final evaluation sees the weights as the last step did (a resumed, already complete run included).
+        if (StepsDone > 0) SetFakeQuantization(StepsDone - 1);
         var final = Trainer.Evaluate(model, data, Options);
         if (heldOut.Count == 0 || heldOut[^1].Step != StepsDone) heldOut.Add((StepsDone, final));
         clock.Stop();
@@ -164,6 +187,15 @@ public sealed class TrainingRun : IDisposable
             run.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Switches fake quantization on for 0-based <paramref name="step"/> when it is at or past the start step,
+    /// off otherwise; returns which.</summary>
+    private bool SetFakeQuantization(int step)
+    {
+        var on = step >= QuantizationStartStep;
+        foreach (var layer in quantizedLayers) layer.FakeQuantize = on;
+        return on;
     }
 
     private Tensor WithAuxiliaryLosses(Tensor loss)

@@ -4,6 +4,7 @@ using System.IO;
 using LlmEff.Checkpoints;
 using LlmEff.Data;
 using LlmEff.Generation;
+using LlmEff.Layers;
 
 namespace LlmEff.Cli.Commands;
 
@@ -14,7 +15,7 @@ internal static class GenerateCommand
     {
         var model = CommandLine.ModelName();
         var assembly = CommandLine.Assembly();
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.safetensors) written by 'llmeff train --checkpoint'.", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint (.safetensors) written by 'llmeff train --checkpoint', or a packed export written by 'llmeff qat'.", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue.", DefaultValueFactory = _ => "One day, " };
         var tokens = new Option<int>("--tokens") { Description = "Tokens to generate.", DefaultValueFactory = _ => 200 };
         var temperature = new Option<double>("--temperature") { Description = "0: greedy; higher: more random.", DefaultValueFactory = _ => 0.8 };
@@ -35,7 +36,13 @@ internal static class GenerateCommand
             var path = result.GetValue(checkpoint)!;
             if (!File.Exists(path)) throw new FileNotFoundException($"--checkpoint: no file at {Path.GetFullPath(path)}.", path);
             using var module = declared.Create();
-            Checkpoint.Load(path, module, declared.Facts);
+            // A [Quant] model runs as it is deployed: from its packed codes, or with its weights fake-quantized.
+            if (PackedWeights.IsPackedExport(path)) PackedWeights.Load(path, module, declared.Facts);
+            else
+            {
+                Checkpoint.Load(path, module, declared.Facts);
+                QuantizedLinear.SetFakeQuantization(module, true);
+            }
             var sampling = new SamplingOptions(result.GetValue(temperature), result.GetValue(topP), result.GetValue(seed));
             var text = result.GetValue(prompt)!;
             var continuation = TextGenerator.Generate(module, codec.Encode(text), result.GetValue(tokens), declared.Facts.Context, sampling);

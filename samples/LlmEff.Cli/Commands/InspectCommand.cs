@@ -97,6 +97,9 @@ internal static class InspectCommand
             ? $"  {"active",-13}{N(facts.ActiveParameterCount),18}  (dense: every parameter is used for every token)"
             : $"  {"active",-13}{N(facts.ActiveParameterCount),18}  {Share(facts.ActiveParameterCount),6}  (per token: routed experts it does not choose excluded)");
         Line($"  FLOPs/token  {N(facts.FlopsPerToken),18}  (forward, at position {N(facts.Context)})");
+        if (facts.Quant is { } quant)
+            Line(string.Create(CultureInfo.InvariantCulture,
+                $"  quantized    {N(quant.Parameters),18}  {Share(quant.Parameters),6}  ({quant.Target} in {Quantization.QuantFormats.DisplayName(quant.Settings.Format)}: {Bytes(quant.Bytes)} at {quant.BitsPerValue:0.###} bits per value, {Bytes(quant.Fp32Bytes)} in fp32)"));
         foreach (var context in contexts)
         {
             long length;

@@ -48,6 +48,13 @@ internal static class RunView
         return result;
     }
 
+    /// <summary>A line among the progress output: above the live bars on a terminal, in sequence otherwise.</summary>
+    public static void Note(string line)
+    {
+        if (Live) AnsiConsole.WriteLine(line);
+        else Console.WriteLine(line);
+    }
+
     /// <summary>One progress line: step, loss, learning rate, gradient norm, throughput, elapsed and left.</summary>
     public static string Line(string label, StepReport report, int alreadyDone = 0)
     {

@@ -97,6 +97,7 @@ internal static class TrainCommand
         var resuming = resume is null ? "." : $", resuming after step {run.StepsDone} of {resume}.";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Training {declared.Facts.Name} ({Parameters(declared.Facts)}) for {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens on {data.TrainTokens:N0} training / {data.HeldOutTokens:N0} held-out tokens{resuming}"));
+        if (QuantizationPlan(declared.Facts, run) is { } plan) Console.WriteLine(plan);
         var firstLoss = run.Losses.Count > 0 ? run.Losses[0] : double.NaN;
         var firstSteps = run.StepsDone; // done before this session (resume): not part of its throughput
         var result = RunView.Track(declared.Facts.Name, options.Steps, run.StepsDone, onStep =>
@@ -105,6 +106,7 @@ internal static class TrainCommand
             {
                 var report = run.Step();
                 onStep(report);
+                if (report.QuantizationStarted) RunView.Note(QuantizationStartedLine(declared.Facts, report));
                 if (checkpoint is not null && checkpointEvery > 0 && report.Step % checkpointEvery == 0 && !run.IsComplete)
                     run.SaveCheckpoint(checkpoint, declared.Facts);
             }
@@ -123,6 +125,27 @@ internal static class TrainCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Loss fell from {firstLoss:F4} to {result.FinalTrainLoss:F4} (mean of the last tenth); held-out loss {result.HeldOutLoss:F4} (perplexity {Math.Exp(result.HeldOutLoss):F2})."));
         return 0;
+    }
+
+    /// <summary>When fake quantization will switch on (or has), for a model declared with [Quant]; null otherwise.</summary>
+    internal static string? QuantizationPlan(ModelFacts facts, TrainingRun run)
+    {
+        if (facts.Quant is not { } quant || run.QuantizationStartStep is not { } start) return null;
+        var format = Quantization.QuantFormats.DisplayName(quant.Settings.Format);
+        var steps = run.Options.Steps;
+        if (start >= steps) return $"Fake quantization stays off: all {steps} steps train in full precision.";
+        return run.StepsDone > start
+            ? string.Create(CultureInfo.InvariantCulture, $"Quantization-aware training: fake {format} quantization has been on since step {start + 1}.")
+            : string.Create(CultureInfo.InvariantCulture,
+                $"Quantization-aware training: fake {format} quantization of {quant.Parameters:N0} weights ({quant.Target}) switches on at step {start + 1} of {steps} (From = {run.Options.QatFrom ?? quant.Settings.From}).");
+    }
+
+    /// <summary>The log line of the step at which fake quantization switched on.</summary>
+    internal static string QuantizationStartedLine(ModelFacts facts, StepReport report)
+    {
+        var format = facts.Quant is { } quant ? Quantization.QuantFormats.DisplayName(quant.Settings.Format) : "weight";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"step {report.Step}: fake {format} quantization on (straight-through gradients) for the last {report.TotalSteps - report.Step + 1} steps");
     }
 
     private static string Parameters(ModelFacts facts) => facts.ActiveParameterCount == facts.ParameterCount

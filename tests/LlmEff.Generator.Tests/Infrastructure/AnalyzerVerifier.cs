@@ -29,8 +29,8 @@ internal static class AnalyzerVerifier<TAnalyzer> where TAnalyzer : DiagnosticAn
     {
         state.ReferenceAssemblies = new ReferenceAssemblies("net10.0");
         state.AdditionalReferences.AddRange(FrameworkReferences.Value);
-        foreach (var file in new[] { "Enums.cs", "ModelAttribute.cs" })
-            state.Sources.Add(("/runtime/" + file, File.ReadAllText(Repository.Path("runtime", "LlmEff.Runtime", "Attributes", file))));
+        foreach (var file in new[] { "Attributes/Enums.cs", "Attributes/ModelAttribute.cs", "Quantization/QuantFormat.cs" })
+            state.Sources.Add(("/runtime/" + file, File.ReadAllText(Repository.Path(new[] { "runtime", "LlmEff.Runtime" }.Concat(file.Split('/')).ToArray()))));
     }
 
     private static readonly System.Lazy<MetadataReference[]> FrameworkReferences = new(() =>

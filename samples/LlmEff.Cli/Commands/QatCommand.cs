@@ -1,0 +1,184 @@
+using System;
+using System.Collections.Generic;
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Text;
+using LlmEff.Checkpoints;
+using LlmEff.Data;
+using LlmEff.Layers;
+using LlmEff.Quantization;
+using LlmEff.Samples;
+using LlmEff.Training;
+using static TorchSharp.torch;
+
+namespace LlmEff.Cli.Commands;
+
+/// <summary>
+/// <c>llmeff qat</c>: one model declared with <c>[Quant]</c>, trained with the same seed, data and budget in full
+/// precision and with quantization-aware training from its declared <c>From</c>. The full-precision model is also
+/// quantized after training (post-training quantization), and both quantized models are exported packed, loaded back
+/// and evaluated from their packed codes: held-out loss and weight memory of all three side by side.
+/// </summary>
+internal static class QatCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Declared model with [Quant] (TinyDecoderFp4, TinyMoeFp4, or yours with --assembly).", DefaultValueFactory = _ => nameof(TinyDecoderFp4) };
+        var assembly = CommandLine.Assembly();
+        var steps = CommandLine.Steps(300);
+        var batch = CommandLine.Batch();
+        var length = CommandLine.SequenceLength();
+        var rate = CommandLine.LearningRate();
+        var seed = CommandLine.Seed();
+        var threads = CommandLine.Threads();
+        var output = new Option<string>("--out") { Description = "Folder for the packed exports (.safetensors).", DefaultValueFactory = _ => "qat" };
+        var from = new Option<double?>("--from") { Description = "Fraction of the steps after which the QAT run switches fake quantization on, in [0, 1); default: the model's declared From." };
+
+        var command = new Command("qat", "Train a [Quant] model in full precision and quantization-aware; compare them with post-training quantization (held-out loss, packed weight memory).")
+        {
+            model, assembly, steps, batch, length, rate, seed, threads, output, from,
+        };
+        command.SetAction(result => CommandLine.Guard(() =>
+        {
+            var qatFrom = result.GetValue(from);
+            if (qatFrom is { } f && f is not (>= 0 and < 1))
+                throw new ArgumentOutOfRangeException("--from", f, "--from must lie in [0, 1): the fraction of the steps after which fake quantization switches on.");
+            var options = CommandLine.Training(result, steps, batch, length, rate, seed) with { QatFrom = qatFrom };
+            CommandLine.UseThreads(result.GetValue(threads));
+            var declared = CommandLine.Model(result, model, assembly);
+            var data = TokenDataset.EmbeddedDefault();
+            Check(declared.Facts, data, options);
+            return Run(declared, data, options, result.GetValue(output)!);
+        }));
+        return command;
+    }
+
+    private static void Check(ModelFacts facts, TokenDataset data, TrainingOptions options)
+    {
+        if (facts.Quant is null)
+            throw new ArgumentException($"--model: {facts.Name} declares no [Quant], so there is nothing to quantize; try {nameof(TinyDecoderFp4)} or {nameof(TinyMoeFp4)}.");
+        if (options.SequenceLength > facts.Context)
+            throw new ArgumentException($"--seq {options.SequenceLength} exceeds the context of {facts.Name} ({facts.Context}).");
+        if (facts.Vocab < data.Vocab)
+            throw new ArgumentException($"{facts.Name} has a vocabulary of {facts.Vocab}; the embedded byte-level data needs {data.Vocab}.");
+    }
+
+    /// <summary>One row of the comparison.</summary>
+    internal sealed record QatRow(string Run, string Training, double HeldOutLoss, WeightMemory Memory, string? PackedFile);
+
+    private static int Run(DeclaredModelType declared, TokenDataset data, TrainingOptions options, string output)
+    {
+        var facts = declared.Facts;
+        var quant = facts.Quant!;
+        var format = QuantFormats.DisplayName(quant.Settings.Format);
+        Directory.CreateDirectory(output);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{facts.Name}: {quant.Parameters:N0} of {facts.ParameterCount:N0} parameters ({quant.Target}) in {format}, " +
+            $"{options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens, seed {options.Seed}, embedded corpus."));
+
+        // One full-precision run serves twice: as the baseline, and quantized after training (post-training quantization).
+        var fullPrecisionOptions = options with { QatFrom = 1 };
+        var (fullPrecision, fullPrecisionResult, _) = Train(declared, data, fullPrecisionOptions, "full precision");
+        using var fullPrecisionModel = fullPrecision;
+        var fullPrecisionRow = new QatRow("full precision", "fp32 throughout", fullPrecisionResult.HeldOutLoss, WeightMemory.Of(fullPrecisionModel), null);
+
+        QuantizedLinear.SetFakeQuantization(fullPrecisionModel, true);
+        var postTraining = Packed(declared, fullPrecisionModel, data, options, Path.Combine(output, $"{facts.Name}.ptq.safetensors"),
+            $"post-training {format}", "fp32, quantized after training");
+
+        var qatFrom = (options.QatFrom ?? quant.Settings.From).ToString(CultureInfo.InvariantCulture);
+        var (qat, qatResult, start) = Train(declared, data, options, $"QAT from {qatFrom}");
+        using var qatModel = qat;
+        var aware = Packed(declared, qatModel, data, options, Path.Combine(output, $"{facts.Name}.qat.safetensors"),
+            $"QAT (From = {qatFrom})", start == 0 ? $"fake {format} throughout" : $"fp32, fake {format} from step {start + 1}");
+
+        var rows = new[] { fullPrecisionRow, postTraining.Row, aware.Row };
+        Console.WriteLine();
+        Console.Write(Table(rows, quant));
+        Console.WriteLine(Notes(quant, start, fullPrecisionResult.Losses, qatResult.Losses, new[] { postTraining.FakeQuantizedGap, aware.FakeQuantizedGap }));
+        Console.WriteLine($"Packed exports: {string.Join(", ", new[] { postTraining.Row, aware.Row }.Select(r => $"{Path.GetFullPath(r.PackedFile!)} ({Mb(new FileInfo(r.PackedFile!).Length)})"))}");
+        return 0;
+    }
+
+    /// <summary>Trains a fresh model; returns it, its result, and the first fake-quantized step.</summary>
+    private static (nn.Module<Tensor, Tensor> Model, TrainingResult Result, int QuantizationStart) Train(DeclaredModelType declared, TokenDataset data, TrainingOptions options, string label)
+    {
+        var clock = Stopwatch.StartNew();
+        Seeding.Seed(options.Seed); // the same initial weights and batches for every run
+        var model = declared.Create();
+        try
+        {
+            using var run = new TrainingRun(model, data, options);
+            var result = RunView.Track($"{declared.Facts.Name} {label}", options.Steps, 0, onStep => run.Complete(report =>
+            {
+                onStep(report);
+                if (report.QuantizationStarted) RunView.Note($"{label}: {TrainCommand.QuantizationStartedLine(declared.Facts, report)}");
+            }));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{label}: trained in {clock.Elapsed.TotalSeconds:F1}s, held-out loss {result.HeldOutLoss:F4}"));
+            return (model, result, run.QuantizationStartStep!.Value);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Exports <paramref name="trained"/> packed, loads the file into a fresh model and evaluates that one;
+    /// also how far its loss is from the fake-quantized source model's (they should agree exactly).</summary>
+    private static (QatRow Row, double FakeQuantizedGap) Packed(DeclaredModelType declared, nn.Module<Tensor, Tensor> trained, TokenDataset data, TrainingOptions options, string path, string run, string training)
+    {
+        var fakeQuantizedLoss = Trainer.Evaluate(trained, data, options);
+        PackedWeights.Save(path, trained, declared.Facts);
+        using var packed = declared.Create();
+        var memory = PackedWeights.Load(path, packed, declared.Facts);
+        var loss = Trainer.Evaluate(packed, data, options);
+        return (new QatRow(run, training, loss, memory, path), Math.Abs(loss - fakeQuantizedLoss));
+    }
+
+    /// <summary>The comparison as aligned plain text.</summary>
+    internal static string Table(IReadOnlyList<QatRow> rows, QuantFacts quant)
+    {
+        var baseline = rows[0].HeldOutLoss;
+        var header = new[] { "run", "training", "held-out loss", "vs fp32", "weight bytes", "quantized weights" };
+        var cells = rows.Select((r, i) => new[]
+        {
+            r.Run,
+            r.Training,
+            r.HeldOutLoss.ToString("F4", CultureInfo.InvariantCulture),
+            i == 0 ? "—" : ((r.HeldOutLoss - baseline) / baseline).ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture),
+            r.Memory.TotalBytes.ToString("N0", CultureInfo.InvariantCulture),
+            r.Memory.PackedValues == 0
+                ? string.Create(CultureInfo.InvariantCulture, $"{quant.Fp32Bytes:N0} B fp32 (32 bits)")
+                : string.Create(CultureInfo.InvariantCulture, $"{r.Memory.PackedBytes:N0} B ({r.Memory.BitsPerPackedValue:0.###} bits, {r.Memory.PackedRatioToFp32:F2}x smaller)"),
+        }).ToList();
+        var numeric = new[] { false, false, true, true, true, false };
+        var widths = header.Select((h, j) => Math.Max(h.Length, cells.Max(c => c[j].Length))).ToArray();
+        var text = new StringBuilder();
+        void Row(IReadOnlyList<string> line) =>
+            text.Append(string.Join("  ", line.Select((cell, j) => numeric[j] ? cell.PadLeft(widths[j]) : cell.PadRight(widths[j]))).TrimEnd()).Append('\n');
+        Row(header);
+        Row(widths.Select(w => new string('-', w)).ToArray());
+        foreach (var row in cells) Row(row);
+        return text.ToString();
+    }
+
+    private static string Notes(QuantFacts quant, int start, IReadOnlyList<double> fullPrecision, IReadOnlyList<double> qat, IReadOnlyList<double> packedGaps)
+    {
+        var firstDifference = Enumerable.Range(0, Math.Min(fullPrecision.Count, qat.Count)).FirstOrDefault(i => fullPrecision[i] != qat[i], -1);
+        string sameStart;
+        if (start == 0) sameStart = "The QAT run fake-quantizes from its first step.";
+        else if (firstDifference == -1 || firstDifference >= start)
+            sameStart = $"The two training runs share weights and batches; their losses agree exactly until fake quantization starts at step {start + 1}.";
+        else sameStart = $"The two training runs' losses first differ at step {firstDifference + 1}, before fake quantization starts (step {start + 1}).";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"Held-out loss in nats per byte; the quantized rows are measured on the packed models loaded back from disk\n" +
+            $"(largest difference from the fake-quantized models: {packedGaps.Max():0.######}). Weight bytes: every parameter, the packed ones\n" +
+            $"as codes and scales (compile-time QuantizedWeightBytes: {quant.Bytes:N0}).\n{sameStart}");
+    }
+
+    private static string Mb(long bytes) => (bytes / 1e6).ToString("F2", CultureInfo.InvariantCulture) + " MB";
+}
