@@ -19,8 +19,8 @@ internal static class CheckpointingComparison
 
     public static int Run(string[] args)
     {
-        var batch = Option(args, "--batch", 8);
-        var steps = Option(args, "--steps", 3);
+        var batch = BenchmarkArguments.Option(args, "--batch", 8, minimum: 1);
+        var steps = BenchmarkArguments.Option(args, "--steps", 3, minimum: 1);
         if (args.Length > 0 && args[0] == "child") return Child(args[1], batch, steps);
 
         var inv = CultureInfo.InvariantCulture;
@@ -77,19 +77,10 @@ internal static class CheckpointingComparison
         }
         // Between steps only weights, gradients and AdamW moments stay resident: the peak above that is the step's working set.
         var (peak, resident) = (StatusKiB("VmHWM:") / 1024.0, StatusKiB("VmRSS:") / 1024.0);
-        Console.WriteLine(JsonSerializer.Serialize(new ChildResult(peak, peak - resident, times.Order().ElementAt(steps / 2))));
+        Console.WriteLine(JsonSerializer.Serialize(new ChildResult(peak, peak - resident, BenchmarkArguments.Median(times))));
         return 0;
     }
 
     private static long StatusKiB(string field) =>
         long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith(field, StringComparison.Ordinal))[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var index = Array.IndexOf(args, name);
-        if (index < 0) return fallback;
-        if (index + 1 >= args.Length || !int.TryParse(args[index + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value <= 0)
-            throw new ArgumentException($"{name} needs a positive whole number.");
-        return value;
-    }
 }

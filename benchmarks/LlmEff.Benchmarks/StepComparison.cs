@@ -23,10 +23,9 @@ internal static class StepComparison
 
     public static int Run(string[] args)
     {
-        var steps = Option(args, "--steps", 10);
-        var warmup = Option(args, "--warmup", 2);
-        var threads = Option(args, "--threads", 0);
-        if (steps <= 0 || warmup < 0) throw new ArgumentException("--steps must be positive and --warmup not negative.");
+        var steps = BenchmarkArguments.Option(args, "--steps", 10, minimum: 1);
+        var warmup = BenchmarkArguments.Option(args, "--warmup", 2);
+        var threads = BenchmarkArguments.Option(args, "--threads", 0);
         if (threads > 0) set_num_threads(threads);
         threads = get_num_threads();
         var inv = CultureInfo.InvariantCulture;
@@ -93,7 +92,7 @@ internal static class StepComparison
             }
         }
         foreach (var stepper in steppers) stepper.Optimizer.Dispose(); // AdamW moments: as large as the model
-        return times.ToDictionary(t => t.Key, t => Median(t.Value));
+        return times.ToDictionary(t => t.Key, t => BenchmarkArguments.Median(t.Value));
     }
 
     /// <summary>A training step of <paramref name="model"/> with the optimizer settings of LlmEff's TrainingRun.</summary>
@@ -151,21 +150,5 @@ internal static class StepComparison
             if (File.Exists(candidate)) return candidate;
         }
         return null;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var ordered = values.Order().ToList();
-        var middle = ordered.Count / 2;
-        return ordered.Count % 2 == 1 ? ordered[middle] : (ordered[middle - 1] + ordered[middle]) / 2;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var index = Array.IndexOf(args, name);
-        if (index < 0) return fallback;
-        if (index + 1 >= args.Length || !int.TryParse(args[index + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
-            throw new ArgumentException($"{name} needs a whole number.");
-        return value;
     }
 }
