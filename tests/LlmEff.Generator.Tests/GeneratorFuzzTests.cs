@@ -108,6 +108,13 @@ public sealed class GeneratorFuzzTests
     public void No_declaration_makes_the_generator_or_analyzers_throw_and_every_verdict_holds() =>
         Declaration.Sample(Check, iter: 1500, threads: 1);
 
+    /// <summary>Declarations random runs once broke, kept so they stay fixed whatever seed the next run draws.</summary>
+    [Theory]
+    [InlineData("public partial class Outer { [Model(Vocab = 32, Dim = 64, Layers = 16, Context = 32)][Attention(Projections.Full, Heads = 4)]" +
+                "[MoE(Experts = null, Active = 1, ExpertHidden = 32)][Quant(QuantFormat.Fp8E4M3, From = 0.5)] public partial class M; }")]
+    public void Declarations_that_once_broke_the_contract_hold_it(string declaration) =>
+        Check("using LlmEff;\nnamespace Fuzz;\n" + declaration + "\n");
+
     /// <summary>One declaration: run everything and check the contract; throws (with the source) when it breaks.</summary>
     private static void Check(string source)
     {

@@ -65,7 +65,7 @@ internal static class ModelValidator
                 $"groups cannot be longer than the model's {layers} layers"));
         var mlp = ResolveMlp(new Reader(declared.Mlp, issues), dim, issues);
         var moe = declared.MoE.Present && mlp is not null ? ResolveMoe(new Reader(declared.MoE, issues), layers, mlp, issues) : null;
-        var quant = declared.Quant.Present ? ResolveQuant(new Reader(declared.Quant, issues), declared.MoE.Present, issues) : null;
+        var quant = declared.Quant.Present ? ResolveQuant(new Reader(declared.Quant, issues), moe is not null, issues) : null;
 
         if (checkpointing && (attention?.ShareKvEvery > 1 || moe is not null))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Checkpointing", "Checkpointing", "true",
@@ -73,7 +73,8 @@ internal static class ModelValidator
                     ? "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"
                     : "a recomputed mixture-of-experts block would count its routing load and balancing loss twice"));
 
-        if (HasErrors(issues) || attention is null || mlp is null)
+        // An [MoE] whose arguments the compiler already rejects (Experts = null) resolves to nothing: emit no dense stand-in.
+        if (HasErrors(issues) || attention is null || mlp is null || (declared.MoE.Present && moe is null))
             return new Result(null, null, issues);
 
         var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, quant, checkpointing);
