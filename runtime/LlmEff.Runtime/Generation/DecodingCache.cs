@@ -1,0 +1,224 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmEff.Generation;
+
+/// <summary>
+/// What a model remembers between decoding steps: one <see cref="LayerState"/> per layer plus the number of
+/// tokens consumed so far. Layers append to and read from their own state; the model calls
+/// <see cref="Advance"/> once per forward, after every layer has run, so all layers of one step see the same
+/// <see cref="Position"/>. Owns every tensor it holds, outside any dispose scope.
+/// </summary>
+public sealed class DecodingCache : IDisposable
+{
+    private readonly LayerState?[] layers;
+
+    /// <summary>A cache for <paramref name="layers"/> layers and at most <paramref name="capacity"/> tokens (the model's context).</summary>
+    public DecodingCache(int layers, long capacity)
+    {
+        if (layers <= 0) throw new ArgumentOutOfRangeException(nameof(layers), layers, "A decoding cache needs at least one layer.");
+        if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "A decoding cache needs room for at least one token.");
+        this.layers = new LayerState?[layers];
+        Capacity = capacity;
+    }
+
+    /// <summary>Layers the cache serves.</summary>
+    public int Layers => layers.Length;
+
+    /// <summary>Most tokens it can hold (the model's context).</summary>
+    public long Capacity { get; }
+
+    /// <summary>Tokens consumed so far: the position of the next token.</summary>
+    public long Position { get; private set; }
+
+    /// <summary>The state of layer <paramref name="layer"/>, created on first use.</summary>
+    public LayerState this[int layer]
+    {
+        get
+        {
+            if (layer < 0 || layer >= layers.Length)
+                throw new ArgumentOutOfRangeException(nameof(layer), layer, $"Layer index must lie in 0..{layers.Length - 1}.");
+            ObjectDisposedException.ThrowIf(disposed, this);
+            return layers[layer] ??= new LayerState(Capacity);
+        }
+    }
+
+    /// <summary>Records that the model consumed <paramref name="tokens"/> more tokens (once per forward, after all layers).</summary>
+    public void Advance(long tokens)
+    {
+        if (tokens < 0) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "Cannot advance by a negative number of tokens.");
+        if (Position + tokens > Capacity)
+            throw new InvalidOperationException($"Advancing by {tokens} tokens from position {Position} would reach {Position + tokens}, past the cache's capacity of {Capacity} tokens.");
+        Position += tokens;
+    }
+
+    /// <summary>Elements held in growing streams over all layers, per batch row: for a model whose layers cache
+    /// <c>e</c> elements per token this is <c>e · Position</c>. Fixed-size states (convolution windows) are not counted.</summary>
+    public long ElementsPerBatchRow() => layers.Sum(l => l?.ElementsPerBatchRow ?? 0);
+
+    /// <summary>Forgets every layer's state and starts again at position 0 (a new prompt).</summary>
+    public void Reset()
+    {
+        for (var i = 0; i < layers.Length; i++)
+        {
+            layers[i]?.Dispose();
+            layers[i] = null;
+        }
+        Position = 0;
+    }
+
+    private bool disposed;
+
+    /// <summary>Releases every tensor held.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        Reset();
+        disposed = true;
+    }
+}
+
+/// <summary>
+/// One layer's decoding state: growing streams (keys, latents: one entry per token, appended every step) and
+/// fixed-size states (a convolution's last inputs, replaced every step). Stream numbers are the layer's own;
+/// one number is either a growing stream or a fixed state, not both. Everything stored is detached from autograd
+/// and from dispose scopes: decoding runs under <c>no_grad</c> and the state must outlive each step's scope.
+/// </summary>
+public sealed class LayerState : IDisposable
+{
+    private const long FirstAllocation = 16;
+
+    private readonly long capacity;
+    private readonly Dictionary<int, Growing> growing = new();
+    private readonly Dictionary<int, Tensor> fixedStates = new();
+
+    // A preallocated buffer of which the first `Length` entries along `Dim` are valid.
+    private sealed class Growing(Tensor buffer, long dim)
+    {
+        public Tensor Buffer = buffer;
+        public readonly long Dim = dim;
+        public long Length;
+        public long ElementsPerEntry => Buffer.NumberOfElements / Buffer.shape[Dim];
+        public long BatchRows => Dim == 0 ? 1 : Buffer.shape[0];
+    }
+
+    internal LayerState(long capacity) => this.capacity = capacity;
+
+    /// <summary>
+    /// Appends <paramref name="items"/> along dimension <paramref name="dim"/> of growing stream
+    /// <paramref name="stream"/> and returns a view of everything appended so far. The values are copied into a
+    /// buffer that doubles when full (up to the cache's capacity), so a step costs the copy of its own tokens, not
+    /// of the whole history. The view is a new tensor handle in the caller's dispose scope (disposing it leaves the
+    /// buffer alone); it shows the stream's contents until the next append to this stream. No gradient flows
+    /// through the stored values.
+    /// </summary>
+    public Tensor Append(int stream, Tensor items, long dim)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (fixedStates.ContainsKey(stream))
+            throw new InvalidOperationException($"Stream {stream} holds a fixed-size state (Set); it cannot also be a growing stream.");
+        var rank = items.dim();
+        if (dim < -rank || dim >= rank) throw new ArgumentOutOfRangeException(nameof(dim), dim, $"Dimension must lie in {-rank}..{rank - 1} for a tensor of rank {rank}.");
+        if (dim < 0) dim += rank;
+        var count = items.shape[dim];
+
+        if (!growing.TryGetValue(stream, out var entry))
+        {
+            var shape = items.shape.ToArray();
+            shape[dim] = Math.Min(capacity, Math.Max(count, FirstAllocation));
+            if (count > capacity) throw Overflow(stream, 0, count);
+            entry = new Growing(torch.empty(shape, dtype: items.dtype, device: items.device).DetachFromDisposeScope(), dim);
+            growing[stream] = entry;
+        }
+        else
+        {
+            if (entry.Dim != dim) throw new ArgumentException($"Stream {stream} grows along dimension {entry.Dim}, not {dim}.", nameof(dim));
+            var expected = entry.Buffer.shape.ToArray();
+            var actual = items.shape.ToArray();
+            expected[dim] = actual[dim] = 0;
+            if (!expected.SequenceEqual(actual) || items.dtype != entry.Buffer.dtype)
+                throw new ArgumentException(
+                    $"Stream {stream} holds {entry.Buffer.dtype} entries shaped [{string.Join(", ", entry.Buffer.shape.Select((s, i) => i == dim ? "*" : s.ToString()))}], " +
+                    $"but {items.dtype} items [{string.Join(", ", items.shape)}] were appended.", nameof(items));
+            if (entry.Length + count > capacity) throw Overflow(stream, entry.Length, count);
+            if (entry.Length + count > entry.Buffer.shape[dim]) Grow(entry, entry.Length + count);
+        }
+
+        using (no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            entry.Buffer.narrow(dim, entry.Length, count).copy_(items);
+        }
+        entry.Length += count;
+        return entry.Buffer.narrow(dim, 0, entry.Length);
+    }
+
+    private InvalidOperationException Overflow(int stream, long length, long count) =>
+        new($"Appending {count} entries to stream {stream}, which holds {length}, would exceed the cache's capacity of {capacity} tokens.");
+
+    // Doubling (capped at the capacity) keeps the copying of old entries to O(capacity) over a whole generation.
+    private void Grow(Growing entry, long needed)
+    {
+        var shape = entry.Buffer.shape.ToArray();
+        shape[entry.Dim] = Math.Min(capacity, Math.Max(needed, 2 * shape[entry.Dim]));
+        var bigger = torch.empty(shape, dtype: entry.Buffer.dtype, device: entry.Buffer.device).DetachFromDisposeScope();
+        using (no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            bigger.narrow(entry.Dim, 0, entry.Length).copy_(entry.Buffer.narrow(entry.Dim, 0, entry.Length));
+        }
+        entry.Buffer.Dispose();
+        entry.Buffer = bigger;
+    }
+
+    /// <summary>Entries appended so far to growing stream <paramref name="stream"/> (0 when it does not exist yet).</summary>
+    public long Length(int stream) => growing.TryGetValue(stream, out var entry) ? entry.Length : 0;
+
+    /// <summary>The fixed-size state of stream <paramref name="stream"/> last <see cref="Set"/>, or null. The result is a
+    /// new handle in the caller's dispose scope sharing the stored values; treat it as read-only.</summary>
+    public Tensor? Get(int stream)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        return fixedStates.TryGetValue(stream, out var value) ? value.alias() : null;
+    }
+
+    /// <summary>Replaces the fixed-size state of stream <paramref name="stream"/> with a detached copy of
+    /// <paramref name="value"/> (a copy, so it neither pins a larger tensor it is a view of nor changes with it).</summary>
+    public void Set(int stream, Tensor value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (growing.ContainsKey(stream))
+            throw new InvalidOperationException($"Stream {stream} is a growing stream (Append); it cannot also hold a fixed-size state.");
+        Tensor copy;
+        using (no_grad())
+        {
+            copy = value.detach().clone().DetachFromDisposeScope();
+        }
+        if (fixedStates.TryGetValue(stream, out var previous)) previous.Dispose();
+        fixedStates[stream] = copy;
+    }
+
+    /// <summary>Elements held in the valid part of the growing streams, over the whole batch.</summary>
+    public long Elements => growing.Values.Sum(e => e.Length * e.ElementsPerEntry);
+
+    /// <summary><see cref="Elements"/> per batch row (dimension 0 is the batch unless a stream grows along it).</summary>
+    public long ElementsPerBatchRow => growing.Values.Sum(e => e.Length * e.ElementsPerEntry / e.BatchRows);
+
+    private bool disposed;
+
+    /// <summary>Releases every tensor held.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        foreach (var entry in growing.Values) entry.Buffer.Dispose();
+        foreach (var value in fixedStates.Values) value.Dispose();
+        growing.Clear();
+        fixedStates.Clear();
+    }
+}
