@@ -1,3 +1,5 @@
+using System;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LlmEff.Layers;
@@ -29,6 +31,45 @@ public static class Attention
         using var scope = NewDisposeScope();
         return nn.functional.scaled_dot_product_attention(query, key.repeat_interleave(groups, dim: 1), value.repeat_interleave(groups, dim: 1))
             .MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Attention restricted by a boolean mask <paramref name="keep"/> [batch, 1, time, keys] (true = attend), e.g. the
+    /// sparse selection of a <see cref="LightningIndexer"/>. Every row must keep at least one key, else its softmax is
+    /// empty (NaN). Heads as in <see cref="Causal"/>.
+    /// </summary>
+    public static Tensor Masked(Tensor query, Tensor key, Tensor value, Tensor keep)
+    {
+        if (keep.dtype != ScalarType.Bool) throw new ArgumentException($"The keep-mask must be boolean, got {keep.dtype}.", nameof(keep));
+        using var scope = NewDisposeScope();
+        var groups = query.shape[1] / key.shape[1];
+        var k = groups == 1 ? key : key.repeat_interleave(groups, dim: 1);
+        var v = groups == 1 ? value : value.repeat_interleave(groups, dim: 1);
+        return nn.functional.scaled_dot_product_attention(query, k, v, keep).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Causal attention for decoding: queries at positions <paramref name="offset"/> … offset + time − 1 over keys at
+    /// positions 0 … offset + time − 1 (the cache plus the new tokens). SDPA's causal flag aligns its mask top-left
+    /// (query i sees keys ≤ i), which is only right when there are as many queries as keys, hence this method: it
+    /// needs no mask for a single query and builds the bottom-right-aligned one for a chunk. Heads as in <see cref="Causal"/>.
+    /// </summary>
+    public static Tensor CausalFrom(Tensor query, Tensor key, Tensor value, long offset)
+    {
+        var time = query.shape[2];
+        var keys = key.shape[2];
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset), offset, "Offset must not be negative.");
+        if (keys != offset + time)
+            throw new ArgumentException($"Queries at positions {offset}..{offset + time - 1} need keys for positions 0..{offset + time - 1} ({offset + time}), got {keys}.", nameof(key));
+        if (offset == 0) return Causal(query, key, value);
+        using var scope = NewDisposeScope();
+        var groups = query.shape[1] / key.shape[1];
+        var k = groups == 1 ? key : key.repeat_interleave(groups, dim: 1);
+        var v = groups == 1 ? value : value.repeat_interleave(groups, dim: 1);
+        if (time == 1) return nn.functional.scaled_dot_product_attention(query, k, v).MoveToOuterDisposeScope();
+        // Query t (position offset + t) sees key s when s ≤ offset + t.
+        var keep = torch.ones(time, keys, dtype: ScalarType.Bool, device: query.device).tril(offset);
+        return nn.functional.scaled_dot_product_attention(query, k, v, keep).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax scores q·kᵀ/√headDim [batch, heads, time, time], without mask (for inspection).</summary>
