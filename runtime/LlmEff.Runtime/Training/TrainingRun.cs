@@ -29,6 +29,7 @@ public sealed class TrainingRun : IDisposable
     private readonly Device device;
     private readonly AdamW optimizer;
     private readonly IReadOnlyList<Layers.ExpertRouter> routers;
+    private readonly IReadOnlyList<Layers.LightningIndexer> indexers;
     private readonly IReadOnlyList<Layers.QuantizedLinear> quantizedLayers;
     private readonly List<double> losses = new();
     private readonly List<(int Step, double Loss)> heldOut = new();
@@ -51,6 +52,7 @@ public sealed class TrainingRun : IDisposable
         device = model.parameters().First().device;
         optimizer = CreateOptimizer(model, options);
         routers = Layers.ExpertRouter.In(model);
+        indexers = Layers.LightningIndexer.In(model);
         if (quantizedLayers.Count > 0)
         {
             // One [Quant] declaration drives every layer, so they agree; the option overrides it.
@@ -203,6 +205,12 @@ public sealed class TrainingRun : IDisposable
         foreach (var router in routers)
         {
             if (router.TakeAuxiliaryLoss() is not { } auxiliary) continue;
+            using (auxiliary) loss = loss + auxiliary;
+        }
+        // Sparse-attention indexers learn only from their own loss (their input is detached), so adding it steers nothing else.
+        foreach (var indexer in indexers)
+        {
+            if (indexer.TakeAuxiliaryLoss() is not { } auxiliary) continue;
             using (auxiliary) loss = loss + auxiliary;
         }
         return loss;
