@@ -42,6 +42,11 @@ public sealed class GeneratedSourceTests
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)] [Attention(Heads = 4, ShareKvEvery = 2)] [Quant(QuantFormat.Nvfp4, Clipped = true)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32)] [Attention(Heads = 4, ShareKvEvery = 2)] [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Int4, GroupSize = 16, From = 0.5)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2)] [MoE(Experts = 4, Active = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Fp8E4M3, Target = QuantTarget.Mlp | QuantTarget.Attention)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true, Checkpointing = true)] [Layers(Attention = \"0\")] [ShortConv(Kernel = 2)] [Attention(Projections.Shared, Heads = 4, KvHeads = 2, QkNorm = true)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Positions = Positions.None)] [Layers(Attention = \"1\")] [ShortConv] [Attention(Projections.NoKey, Heads = 4)] [SparseAttention(IndexerHeads = 2, IndexerDim = 4, TopK = 3)] [Quant(QuantFormat.Mxfp4)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Checkpointing = true)] [Attention(Heads = 2, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8)] [Quant(QuantFormat.Nvfp4, Target = QuantTarget.Mlp)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Causal = false)] [Attention(Heads = 2, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8, QRank = 24)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32)] [Layers(Attention = \"0-1\")] [ShortConv] [Attention(Heads = 2, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8)] [SparseAttention(IndexerHeads = 2, IndexerDim = 4, TopK = 3)] [MoE(Experts = 4, Active = 2)]")]
     public void Every_layout_option_compiles_without_warnings(string attributes)
     {
         var source = $$"""

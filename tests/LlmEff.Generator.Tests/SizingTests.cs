@@ -172,4 +172,87 @@ public sealed class SizingTests
         Assert.Equal(weights, sizes.QuantizedParameters);
         Assert.Equal(weights / 2 + weights / 32, sizes.QuantizedWeightBytes);
     }
+
+    private static ModelSpec DeepSeekV3 => new(129280, 7168, 61, 4096, TiedEmbeddings: false, NormKind.RmsNorm, PositionKind.Rope, Bias: false,
+        10000, 1e-6, NamingKind.Llama, new AttentionSpec(ProjectionKind.Full, 128, 128, 128, Latent: new LatentSpec(KvRank: 512, RopeDim: 64, QRank: 1536)),
+        new MlpSpec(18432, ActivationKind.SwiGlu),
+        Moe: new MoeSpec(256, 8, 1, 2048, 3, RouterKind.Sigmoid, BalanceKind.AuxLossFree, true, 2.5, 0.01, 0.001));
+
+    private static ModelSpec Lfm2_8B_A1B => new(65536, 2048, 24, 32768, TiedEmbeddings: true, NormKind.RmsNorm, PositionKind.Rope, Bias: false,
+        1e6, 1e-5, NamingKind.Llama, new AttentionSpec(ProjectionKind.Full, 32, 8, 64, QkNorm: true), new MlpSpec(7168, ActivationKind.SwiGlu),
+        Moe: new MoeSpec(32, 4, 0, 1792, 2, RouterKind.Sigmoid, BalanceKind.AuxLossFree, true, 1.0, 0.01, 0.001),
+        Hybrid: new HybridSpec(new[] { 2, 6, 10, 14, 18, 21 }.ToEquatableArray(), ConvKernel: 3));
+
+    [Fact]
+    public void DeepSeek_V3_caches_the_latent_and_rotary_key_of_every_layer_and_totals_671B()
+    {
+        var sizes = ModelSizing.Compute(DeepSeekV3);
+
+        Assert.Equal(61 * 576, sizes.KvCacheElementsPerToken);
+        Assert.Equal(70_272, sizes.KvCacheElementsPerToken * 2); // REFERENCES.md §3: bytes per token in bf16
+        // Per layer: q_a 7168·1536 + norm 1536 + q_b 1536·128·192 + kv_a 7168·576 + norm 512 + kv_b 512·128·256 + o 128·128·7168.
+        const long latentAttention = 7168L * 1536 + 1536 + 1536L * 128 * 192 + 7168L * 576 + 512 + 512L * 128 * 256 + 128L * 128 * 7168;
+        Assert.Equal(61 * latentAttention, sizes.AttentionParameters);
+        Assert.Equal(671_026_404_352, sizes.Parameters); // "671B" (the selection biases are buffers here, not parameters)
+        // Published as "37B active": all but 248 of the 256 routed experts in 58 layers.
+        Assert.Equal(671_026_404_352 - 58L * 248 * 3 * 7168 * 2048, sizes.ActiveParameters);
+        Assert.Equal(37.6, Math.Round(sizes.ActiveParameters / 1e9, 1));
+    }
+
+    [Fact]
+    public void Lfm2_8B_A1B_caches_only_its_six_attention_layers_and_totals_8_3B()
+    {
+        var sizes = ModelSizing.Compute(Lfm2_8B_A1B);
+
+        Assert.Equal(6 * 2 * 8 * 64, sizes.KvCacheElementsPerToken);
+        Assert.Equal(18 * 2048 * 2, sizes.ConvStateElements); // the last kernel − 1 = 2 inputs of 18 convolution blocks
+        Assert.Equal(18 * (4L * 2048 * 2048 + 2048 * 3), sizes.ConvParameters);
+        Assert.Equal(6 * (2048L * 2048 * 2 + 2048L * 512 * 2 + 2 * 64), sizes.AttentionParameters);
+        Assert.Equal(8_339_929_856, sizes.Parameters); // "8.3B total"
+        Assert.Equal(1_557_740_288, sizes.ActiveParameters); // "~1.5B active": 28 unchosen experts in 22 layers excluded
+    }
+
+    [Fact]
+    public void A_hybrid_counts_attention_flops_and_cache_only_in_attention_layers()
+    {
+        // d 8, 4 layers, attention in layer 1 (2 heads of 4), convolutions of kernel 3 elsewhere; GELU MLP 16; vocab 10; context 5.
+        var spec = new ModelSpec(10, 8, 4, 5, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec(ProjectionKind.Full, 2, 2, 4), new MlpSpec(16, ActivationKind.Gelu), Hybrid: new HybridSpec(new[] { 1 }.ToEquatableArray(), 3));
+        var sizes = ModelSizing.Compute(spec);
+        const int attention = 4 * 8 * 8, conv = 4 * 8 * 8 + 8 * 3, mlp = 2 * 8 * 16;
+
+        Assert.Equal(attention, sizes.AttentionParameters);
+        Assert.Equal(3 * conv, sizes.ConvParameters);
+        Assert.Equal(10 * 8 + attention + 3 * conv + 4 * mlp + 4 * 2 * 8 + 8, sizes.Parameters);
+        Assert.Equal(2 * 2 * 4, sizes.KvCacheElementsPerToken);
+        Assert.Equal(3 * 8 * 2, sizes.ConvStateElements);
+        Assert.Equal(2 * (attention + 3 * conv + 4 * mlp + 10 * 8) + 4 * 2 * 4 * 5, sizes.FlopsPerToken);
+    }
+
+    [Fact]
+    public void Sparse_attention_adds_the_indexer_and_its_key_and_mixes_only_top_k_tokens()
+    {
+        // d 8, 1 layer, 2 heads of 4; indexer 3 heads of 2, top-2 of a context of 5.
+        var spec = new ModelSpec(10, 8, 1, 5, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec(ProjectionKind.Full, 2, 2, 4), new MlpSpec(16, ActivationKind.Gelu), Sparse: new SparseSpec(3, 2, TopK: 2));
+        var sizes = ModelSizing.Compute(spec);
+        const int indexer = 8 * (3 * 2 + 2 + 3), attention = 4 * 8 * 8;
+
+        Assert.Equal(attention + indexer, sizes.AttentionParameters);
+        Assert.Equal(2 * 2 * 4 + 2, sizes.KvCacheElementsPerToken);
+        Assert.Equal(2 * (attention + indexer + 2 * 8 * 16 + 10 * 8) + 4 * 2 * 4 * 2 + 2 * 5 * 3 * (2 + 1), sizes.FlopsPerToken);
+    }
+
+    [Fact]
+    public void Query_key_norm_adds_one_head_width_per_normalised_tensor()
+    {
+        ModelSpec With(ProjectionKind projections) => new(10, 8, 3, 5, true, NormKind.RmsNorm, PositionKind.Rope, false, 10000, 1e-5, NamingKind.Llama,
+            new AttentionSpec(projections, 2, 2, 4, QkNorm: true), new MlpSpec(16, ActivationKind.Gelu));
+        long Extra(ProjectionKind p) => ModelSizing.Compute(With(p)).Parameters - ModelSizing.Compute(With(p) with { Attention = With(p).Attention with { QkNorm = false } }).Parameters;
+
+        Assert.Equal(3 * 2 * 4, Extra(ProjectionKind.Full));
+        Assert.Equal(3 * 2 * 4, Extra(ProjectionKind.NoKey));
+        Assert.Equal(3 * 4, Extra(ProjectionKind.NoQuery)); // queries are the keys: one norm
+        Assert.Equal(3 * 4, Extra(ProjectionKind.Shared));
+    }
 }

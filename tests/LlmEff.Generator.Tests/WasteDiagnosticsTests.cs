@@ -69,10 +69,12 @@ public sealed class WasteDiagnosticsTests
     public Task LLM012_is_silent_when_the_head_is_a_small_share() => Verify.VerifyAsync("""
         using LlmEff;
         [Model(Vocab = 128256, Dim = 4096, Layers = 32, Context = 8192, TiedEmbeddings = false)]
-        [Attention(Projections.NoKey, Heads = 32, KvHeads = 8)]
+        [{|#0:Attention(Projections.NoKey, Heads = 32, KvHeads = 8)|}]
         [Mlp(Hidden = 14336)]
         public partial class Llama3Like;
-        """);
+        """,
+        // The only report is the hybrid-layout info every deep full-attention model gets.
+        new DiagnosticResult("LLM020", DiagnosticSeverity.Info).WithLocation(0).WithArguments("Llama3Like", "65,536", "32", "8", "16,384", "75.0%", "393,216"));
 
     [Fact]
     public Task LLM013_settings_the_configuration_ignores_are_reported_at_the_argument() => VerifyDeclaration.VerifyAsync("""

@@ -40,7 +40,7 @@ public sealed class LightningIndexerTests
         {
             for (var t = 0; t < time; t++)
             {
-                // I(t, s) = Σ_j w_j(t) · ReLU(q_j(t) · k(s)) for visible s; the indexer's positive constant factor does not change the ranking.
+                // I(t, s) = Σ_j w_j(t) · ReLU(q_j(t) · k(s)) / √(heads · width) for visible s, ranked at bf16 precision.
                 var position = offset + t;
                 var scores = new List<(double Score, int Key)>();
                 for (var s = 0; s <= position; s++)
@@ -52,7 +52,7 @@ public sealed class LightningIndexerTests
                         for (var e = 0; e < width; e++) qk += Dot(p["wq.weight"], j * width + e, b, position) * Dot(p["wk.weight"], e, b, s);
                         score += Dot(p["weights_proj.weight"], j, b, position) * Math.Max(0, qk);
                     }
-                    scores.Add((score, s));
+                    scores.Add((Bf16(score * Math.Pow(heads * width, -0.5)), s));
                 }
                 var expected = scores.OrderByDescending(e => e.Score).ThenByDescending(e => e.Key).Take(topK).Select(e => e.Key).OrderBy(s => s).ToList();
                 var kept = Enumerable.Range(0, keysCount).Where(s => mask[(b * time + t) * keysCount + s]).ToList();
@@ -136,5 +136,13 @@ public sealed class LightningIndexerTests
         Assert.All(indexer.parameters(), p => Assert.True(p.grad is { } g && g.abs().max().item<float>() > 0));
         Assert.True(x.grad is null);
         Assert.All(projection.parameters(), p => Assert.True(p.grad is null));
+    }
+
+    /// <summary>fp32 rounding then bf16 rounding (nearest, ties to even), as the indexer ranks its scores.</summary>
+    private static double Bf16(double value)
+    {
+        var bits = BitConverter.SingleToUInt32Bits((float)value);
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000;
+        return BitConverter.UInt32BitsToSingle(bits);
     }
 }

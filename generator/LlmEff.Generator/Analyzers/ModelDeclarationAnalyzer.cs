@@ -27,7 +27,10 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.OrphanAttribute,
         DiagnosticDescriptors.IgnoredSetting,
         DiagnosticDescriptors.QuantBlockDoesNotDivide,
-        DiagnosticDescriptors.QuantTargetMissing);
+        DiagnosticDescriptors.QuantTargetMissing,
+        DiagnosticDescriptors.InvalidLayerLayout,
+        DiagnosticDescriptors.LatentRankTooLarge,
+        DiagnosticDescriptors.UnsupportedCombination);
 
     public override void Initialize(AnalysisContext context)
     {

@@ -34,7 +34,8 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.CollapsingProjections,
         DiagnosticDescriptors.UntiedOutputHead,
         DiagnosticDescriptors.KvCacheOverBudget,
-        DiagnosticDescriptors.ExpertParameters);
+        DiagnosticDescriptors.ExpertParameters,
+        DiagnosticDescriptors.HybridKvCache);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -56,6 +57,23 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         ReportUntiedHead(site, spec, sizes);
         ReportKvBudget(site, spec, sizes);
         ReportExpertParameters(site, spec, sizes);
+        ReportHybridKvCache(site, spec, sizes);
+    }
+
+    /// <summary>Layers from which a full-attention model is deep enough for a hybrid layout to be worth showing.</summary>
+    private const int HybridHintLayers = 8;
+
+    private static void ReportHybridKvCache(Site site, ModelSpec spec, ModelSizes sizes)
+    {
+        var a = spec.Attention;
+        if (!spec.Causal || spec.Hybrid is not null || a.Latent is not null || a.ShareKvEvery > 1 || spec.Layers < HybridHintLayers) return;
+        // LFM2's proportion: attention in one layer of four (the last of each four), short convolutions elsewhere.
+        var attentionLayers = Enumerable.Range(0, spec.Layers / 4).Select(k => 4 * k + 3).ToEquatableArray();
+        var hybrid = ModelSizing.Compute(spec with { Hybrid = new HybridSpec(attentionLayers, ConvKernel: 3) });
+        var bytes = sizes.KvCacheElementsPerToken * 2;
+        var hybridBytes = hybrid.KvCacheElementsPerToken * 2;
+        site.Report(DiagnosticDescriptors.HybridKvCache, site.AttentionOrModel(), null,
+            site.Type.Name, N(bytes), Text(spec.Layers), Text(attentionLayers.Count), N(hybridBytes), Share(bytes - hybridBytes, bytes), N(hybrid.ConvStateElements * 2));
     }
 
     private static void ReportExpertParameters(Site site, ModelSpec spec, ModelSizes sizes)
@@ -70,7 +88,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     private static void SuggestNoKey(Site site, ModelSpec spec, ModelSizes sizes)
     {
         // Encoders keep no KV cache, and the saving is what the suggestion is about.
-        if (spec.Attention.Projections != ProjectionKind.Full || !spec.Causal) return;
+        if (spec.Attention.Projections != ProjectionKind.Full || spec.Attention.Latent is not null || !spec.Causal) return;
         var noKey = ModelSizing.Compute(spec with { Attention = spec.Attention with { Projections = ProjectionKind.NoKey } });
         var saved = sizes.Parameters - noKey.Parameters;
         site.Report(DiagnosticDescriptors.KeysCouldBeValues, site.AttentionOrModel(),
@@ -81,14 +99,14 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     private static void ReportCollapsingPairs(Site site, ModelSpec spec, ModelSizes sizes)
     {
         var a = spec.Attention;
-        if (a.Heads != 1 || a.HeadDim < spec.Dim) return;
+        if (a.Heads != 1 || a.HeadDim < spec.Dim || a.Latent is not null) return;
         // A pair collapses only when both factors serve nothing else: W_K is shared with the values under
         // NoKey, and under Shared the one projection also feeds the value path.
         var pairs = new List<string>();
         if (a.Projections == ProjectionKind.Full) pairs.Add("W_Q·W_Kᵀ is a single matrix (W_K could be the identity)");
         if (a.Projections is ProjectionKind.Full or ProjectionKind.NoQuery) pairs.Add("W_V·W_O is a single matrix (W_O could be the identity)");
         if (pairs.Count == 0) return;
-        var redundant = checked(pairs.Count * (long)spec.Dim * a.HeadDim * spec.Layers);
+        var redundant = checked(pairs.Count * (long)spec.Dim * a.HeadDim * spec.AttentionLayers);
         site.Report(DiagnosticDescriptors.CollapsingProjections, site.Argument("Attention", "HeadDim") ?? site.Argument("Attention", "Heads") ?? site.AttentionOrModel(),
             null, Text(a.HeadDim), Text(spec.Dim), string.Join(" and ", pairs), N(redundant), Share(redundant, sizes.Parameters));
     }
@@ -118,6 +136,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     private static (string Advice, int? KvHeads) FittingAlternative(ModelSpec spec)
     {
         var a = spec.Attention;
+        if (a.Latent is not null) return ("a smaller KvRank or RopeDim, fewer attention layers or a shorter Context would shrink it", null);
         foreach (var projections in new[] { a.Projections, ProjectionKind.NoKey }.Distinct())
         {
             for (var kv = a.KvHeads - (projections == a.Projections ? 1 : 0); kv >= 1; kv--)

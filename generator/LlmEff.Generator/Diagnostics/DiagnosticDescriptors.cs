@@ -117,4 +117,28 @@ internal static class DiagnosticDescriptors
         "Target names {0}, which '{1}' does not have: {2}",
         Configuration, DiagnosticSeverity.Error,
         "A [Quant] Target other than QuantTarget.AllLinear must name only parts the model has: experts need [MoE]; Mlp needs a dense layer or shared experts.");
+
+    public static readonly DiagnosticDescriptor InvalidLayerLayout = Create(
+        "LLM018", "Invalid layer layout",
+        "{0}: {1}",
+        Configuration, DiagnosticSeverity.Error,
+        "[Layers(Attention = \"...\")] lists 0-based attention layers (commas, inclusive ranges a-b), each once and below Layers; the other layers are the block kind [ShortConv] declares, so the two come together.");
+
+    public static readonly DiagnosticDescriptor LatentRankTooLarge = Create(
+        "LLM019", "Latent rank not smaller than what it compresses",
+        "{0} = {1} is not smaller than {2} ({3}): a latent that wide compresses nothing and costs an extra matrix",
+        Configuration, DiagnosticSeverity.Error,
+        "Latent attention projects the input down to KvRank (and QRank) and back up; the rank must be below both the input width and the width it is expanded to, else the low-rank path only adds parameters.");
+
+    public static readonly DiagnosticDescriptor HybridKvCache = Create(
+        "LLM020", "A hybrid layout would shrink the KV cache",
+        "'{0}' caches {1} bytes per token (bf16) in all {2} attention layers; with attention in {3} of them and [ShortConv] blocks elsewhere (LFM2's one in four) it would cache {4} bytes, {5} less, plus a constant {6}-byte convolution state",
+        Efficiency, DiagnosticSeverity.Info,
+        "Short-convolution blocks keep only their last Kernel - 1 inputs while decoding, so only attention layers grow the cache with the context. LFM2 keeps attention in 6 of 24 layers.");
+
+    public static readonly DiagnosticDescriptor UnsupportedCombination = Create(
+        "LLM021", "Settings that cannot be combined",
+        "{0} cannot be combined with {1}: {2}",
+        Configuration, DiagnosticSeverity.Error,
+        "Some block kinds exclude each other or a setting of another attribute; the message says why.");
 }

@@ -25,6 +25,7 @@ internal static class ModelEmitter
             .Line("#nullable enable")
             .Line()
             .Line("using LlmEff;")
+            .Line("using LlmEff.Generation;")
             .Line("using LlmEff.Layers;")
             .Line("using TorchSharp;")
             .Line("using TorchSharp.Modules;")
@@ -57,8 +58,21 @@ internal static class ModelEmitter
             sizes = model.Sizes;
             name = model.Target.Name;
             names = spec.Naming == NamingKind.Gpt2 ? LayoutNames.Gpt2 : LayoutNames.Llama;
-            rope = spec.Positions == PositionKind.Rope;
+            // Latent attention rotates its own decoupled key; the stack's rotary tables serve standard attention.
+            rope = spec.Positions == PositionKind.Rope && spec.Attention.Latent is null;
         }
+
+        private bool Latent => spec.Attention.Latent is not null;
+        private bool Hybrid => spec.Hybrid is not null;
+
+        /// <summary>Decoding with a cache: causal models whose scores do not need the whole score map.</summary>
+        private bool Decodes => spec.Causal && !spec.Attention.BreakSymmetry;
+
+        /// <summary>Score maps for inspection exist for standard attention only.</summary>
+        private bool ExposesScores => !Latent;
+
+        /// <summary>The module type of a layer's attention.</summary>
+        private string AttentionType => Latent ? "LatentAttention" : "SelfAttention";
 
         private bool Sharing => spec.Attention.ShareKvEvery > 1;
 
@@ -113,7 +127,8 @@ internal static class ModelEmitter
         public void Write()
         {
             w.Line($"/// <summary>{Describe()}</summary>");
-            using (w.Block($"partial class {name} : nn.Module<Tensor, Tensor>, IDeclaredModel<{name}>, IAttentionScores"))
+            var interfaces = $"nn.Module<Tensor, Tensor>, IDeclaredModel<{name}>" + (ExposesScores ? ", IAttentionScores" : "") + (Decodes ? ", IDecoder" : "");
+            using (w.Block($"partial class {name} : {interfaces}"))
             {
                 WriteFacts();
                 w.Line();
@@ -122,8 +137,11 @@ internal static class ModelEmitter
                 WriteStack();
                 w.Line();
                 WriteLayer();
-                w.Line();
-                WriteAttention();
+                if (!Latent)
+                {
+                    w.Line();
+                    WriteAttention();
+                }
                 w.Line();
                 WriteMlp();
                 if (spec.Moe is { } moe)
@@ -137,8 +155,12 @@ internal static class ModelEmitter
         private string Describe()
         {
             var a = spec.Attention;
-            var attention = a.KvHeads == a.Heads ? $"{a.Heads}-head attention" : a.KvHeads == 1 ? $"{a.Heads}-head multi-query attention" : $"{a.Heads}-head attention with {a.KvHeads} KV heads";
-            return $"{(spec.Causal ? "Decoder-only" : "Encoder (bidirectional)")} transformer: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
+            var attention = a.Latent is { } l ? $"{a.Heads}-head latent attention (KV rank {l.KvRank}, rotary {l.RopeDim}{(l.QRank > 0 ? $", query rank {l.QRank}" : "")})"
+                : a.KvHeads == a.Heads ? $"{a.Heads}-head attention" : a.KvHeads == 1 ? $"{a.Heads}-head multi-query attention" : $"{a.Heads}-head attention with {a.KvHeads} KV heads";
+            if (spec.Sparse is { } sparse) attention += $" attending to the top {sparse.TopK} tokens a {sparse.IndexerHeads}-head indexer picks";
+            if (spec.Hybrid is { } h)
+                attention += $" in layers {string.Join(", ", h.AttentionLayers)} and short convolutions (kernel {h.ConvKernel}) in the other {spec.ConvLayers}";
+            return $"{(spec.Causal ? "Decoder-only" : "Encoder (bidirectional)")} {(Hybrid ? "hybrid" : "transformer")}: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
                    $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}{DescribeExperts()}, vocabulary {spec.Vocab}, context {spec.Context}{DescribeQuant()}.";
         }
 
@@ -205,6 +227,7 @@ internal static class ModelEmitter
         {
             var a = spec.Attention;
             w.Line($"/// <summary>Trainable parameters: {N(sizes.Parameters)} (embeddings {N(sizes.EmbeddingParameters)}, attention {N(sizes.AttentionParameters)}, " +
+                   (Hybrid ? $"short convolutions {N(sizes.ConvParameters)}, " : "") +
                    $"{(spec.Moe is null ? "MLP" : "MLP and experts")} {N(sizes.MlpParameters)}, norms {N(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, " +
                    $"output head {(spec.TiedEmbeddings ? "tied" : N(sizes.OutputHeadParameters))}).</summary>")
              .Line($"public const long ParameterCount = {L(sizes.Parameters)};")
@@ -215,10 +238,16 @@ internal static class ModelEmitter
                  : "/// <summary>Parameters one token uses: all of them (the model has no routed experts).</summary>")
              .Line($"public const long ActiveParameterCount = {L(sizes.ActiveParameters)};")
              .Line()
-             .Line($"/// <summary>Key/value cache elements per token, all layers: {a.KvOwningLayers(spec.Layers)} {(a.ShareKvEvery > 1 ? $"KV-owning layers (one per {a.ShareKvEvery})" : "layers")} × {(a.CachedStreams == 2 ? "2 (K and V)" : "1 (keys are the values)")} × {a.KvHeads} KV heads × {a.HeadDim} " +
+             .Line($"/// <summary>Key/value cache elements per token, all layers: {KvCacheFormula()} " +
                    $"= {N(sizes.KvCacheElementsPerToken)} ({N(sizes.KvCacheElementsPerToken * 2)} bytes in bf16).</summary>")
              .Line($"public const long KvCacheElementsPerToken = {L(sizes.KvCacheElementsPerToken)};")
-             .Line()
+             .Line();
+            if (spec.Hybrid is { } hybrid)
+                w.Line($"/// <summary>Decoding state of the {spec.ConvLayers} short-convolution blocks per sequence: the last {hybrid.ConvKernel - 1} inputs × {spec.Dim} channels each. " +
+                       "Constant: it does not grow with the context.</summary>")
+                 .Line($"public const long ConvStateElements = {L(sizes.ConvStateElements)};")
+                 .Line();
+            w
              .Line($"/// <summary>Forward FLOPs of one token at position {N(spec.Context)}: 2 per weight multiply-accumulate " +
                    "plus 4·Context·HeadDim per query head and layer for attention scores and mixing" +
                    (spec.Moe is null ? ".</summary>" : "; in expert layers only the router, the chosen and the shared experts count.</summary>"))
@@ -230,13 +259,26 @@ internal static class ModelEmitter
              .Line("    ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,")
              .Line($"    MatmulFlopsPerToken: {L(sizes.MatmulFlopsPerToken)},")
              .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(sizes.MlpParameters)}, " +
-                   $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}){(spec.Causal ? "" : ", Causal: false")}" +
+                   $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}" +
+                   $"{(Hybrid ? $", Convolution: {L(sizes.ConvParameters)}" : "")}){(spec.Causal ? "" : ", Causal: false")}" +
                    (spec.Quant is null ? ");" : ","));
             if (spec.Quant is { } q)
                 w.Line($"    Quant: new(Quantization, {TargetExpression(q.Target)}, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes));");
             w.Line()
              .Line("/// <summary>Builds the module; see the constructor.</summary>")
              .Line($"public static {name} Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);");
+        }
+
+        /// <summary>How the cache per token adds up, for the facts' comment.</summary>
+        private string KvCacheFormula()
+        {
+            var a = spec.Attention;
+            var layers = Hybrid ? $"{spec.AttentionLayers} attention layers (short convolutions cache nothing per token)" : $"{spec.Layers} layers";
+            var indexer = spec.Sparse is { } sparse ? $" + {sparse.IndexerDim} (indexer key)" : "";
+            if (a.Latent is { } l) return $"{layers} × ({l.KvRank} (latent) + {l.RopeDim} (rotary key){indexer})";
+            var perLayer = $"{(a.CachedStreams == 2 ? "2 (K and V)" : "1 (keys are the values)")} × {a.KvHeads} KV heads × {a.HeadDim}";
+            if (a.ShareKvEvery > 1) return $"{a.KvOwningLayers(spec.Layers)} KV-owning layers (one per {a.ShareKvEvery}) × {perLayer}{indexer}";
+            return indexer.Length == 0 ? $"{layers} × {perLayer}" : $"{layers} × ({perLayer}{indexer})";
         }
 
         private void WriteTopModule()
@@ -267,10 +309,31 @@ internal static class ModelEmitter
                     : "lm_head.forward(hidden)";
                 w.Line($"return {logits}.MoveToOuterDisposeScope();");
             }
-            w.Line();
-            w.Line("/// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name=\"layer\"/> for");
-            w.Line("/// <paramref name=\"tokens\"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>");
-            w.Line($"public Tensor AttentionScores(Tensor tokens, int layer) => {names.Stack}.AttentionScores(tokens, layer);");
+            if (Decodes)
+            {
+                w.Line();
+                w.Line($"/// <summary>An empty decoding cache for up to {spec.Context} tokens.</summary>");
+                w.Line($"public DecodingCache NewCache() => new({spec.Layers}, capacity: {spec.Context});");
+                w.Line();
+                w.Line("/// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name=\"cache\"/> holds; equal to the");
+                w.Line("/// matching rows of <see cref=\"forward(Tensor)\"/> over the whole sequence, at the cost of the new tokens only.</summary>");
+                using (w.Block("public Tensor forward(Tensor tokens, DecodingCache cache)"))
+                {
+                    w.Line("using var scope = NewDisposeScope();");
+                    w.Line($"var hidden = {names.Stack}.Decode(tokens, cache);");
+                    var cachedLogits = spec.TiedEmbeddings
+                        ? $"nn.functional.linear(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
+                        : "lm_head.forward(hidden)";
+                    w.Line($"return {cachedLogits}.MoveToOuterDisposeScope();");
+                }
+            }
+            if (ExposesScores)
+            {
+                w.Line();
+                w.Line("/// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name=\"layer\"/> for");
+                w.Line("/// <paramref name=\"tokens\"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>");
+                w.Line($"public Tensor AttentionScores(Tensor tokens, int layer) => {names.Stack}.AttentionScores(tokens, layer);");
+            }
         }
 
         private void WriteStack()
@@ -280,6 +343,8 @@ internal static class ModelEmitter
             using (w.Block("public sealed class DecoderStack : nn.Module<Tensor, Tensor>"))
             {
                 w.Line($"private const int Context = {spec.Context};");
+                if (spec.Hybrid is { } hybrid)
+                    w.Line($"private static readonly int[] AttentionLayers = {{ {string.Join(", ", hybrid.AttentionLayers)} }};");
                 w.Line($"internal readonly Embedding {names.TokenEmbedding};");
                 if (positions) w.Line($"private readonly Embedding {names.PositionEmbedding};");
                 w.Line($"private readonly ModuleList<DecoderLayer> {names.Layers};");
@@ -297,6 +362,7 @@ internal static class ModelEmitter
                     }
                     w.Line($"{names.Layers} = new ModuleList<DecoderLayer>();");
                     var layerArguments = (Sharing ? $"ownsKeysAndValues: i % {spec.Attention.ShareKvEvery} == 0, " : "") +
+                                         (Hybrid ? "attention: System.Array.IndexOf(AttentionLayers, i) >= 0, " : "") +
                                          (MixedFeedForward ? $"routedExperts: i >= {spec.Moe!.FirstLayer}, " : "");
                     w.Line($"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer({layerArguments}device, dtype));");
                     w.Line($"{names.FinalNorm} = {NewNorm()};");
@@ -327,27 +393,56 @@ internal static class ModelEmitter
                     w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
                 }
                 w.Line();
-                w.Line("/// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name=\"layer\"/>, unmasked, for inspection.</summary>");
-                using (w.Block("internal Tensor AttentionScores(Tensor tokens, int layer)"))
+                if (ExposesScores)
                 {
-                    w.Line($"if (layer < 0 || layer >= {spec.Layers})");
-                    w.Line($"    throw new System.ArgumentOutOfRangeException(nameof(layer), layer, \"The model has layers 0 to {spec.Layers - 1}.\");");
-                    w.Line("using var scope = NewDisposeScope();");
-                    WriteLayerInputs();
-                    w.Line($"for (var i = 0; i < layer; i++) x = {names.Layers}[i].forward(x{LayerArguments});");
-                    w.Line($"return {names.Layers}[layer].AttentionScores(x{LayerArguments}).MoveToOuterDisposeScope();");
+                    w.Line("/// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name=\"layer\"/>, unmasked, for inspection.</summary>");
+                    using (w.Block("internal Tensor AttentionScores(Tensor tokens, int layer)"))
+                    {
+                        w.Line($"if (layer < 0 || layer >= {spec.Layers})");
+                        w.Line($"    throw new System.ArgumentOutOfRangeException(nameof(layer), layer, \"The model has layers 0 to {spec.Layers - 1}.\");");
+                        if (Hybrid)
+                        {
+                            w.Line("if (System.Array.IndexOf(AttentionLayers, layer) < 0)");
+                            w.Line($"    throw new System.ArgumentException($\"Layer {{layer}} is a short-convolution block; attention layers are {string.Join(", ", spec.Hybrid!.AttentionLayers)}.\", nameof(layer));");
+                        }
+                        w.Line("using var scope = NewDisposeScope();");
+                        WriteLayerInputs();
+                        w.Line($"for (var i = 0; i < layer; i++) x = {names.Layers}[i].forward(x{LayerArguments});");
+                        w.Line($"return {names.Layers}[layer].AttentionScores(x{LayerArguments}).MoveToOuterDisposeScope();");
+                    }
+                    w.Line();
                 }
-                w.Line();
-                using (w.Block("private Tensor Embed(Tensor tokens)"))
+                if (Decodes) WriteStackDecode(positions);
+                using (w.Block("private Tensor Embed(Tensor tokens, long offset = 0)"))
                 {
                     w.Line("var time = tokens.shape[1];");
-                    w.Line("if (time > Context)");
-                    w.Line($"    throw new System.ArgumentException($\"{{time}} tokens exceed the declared context of {{Context}}.\", nameof(tokens));");
+                    w.Line("if (offset + time > Context)");
+                    w.Line($"    throw new System.ArgumentException($\"{{offset + time}} tokens exceed the declared context of {{Context}}.\", nameof(tokens));");
                     w.Line(positions
-                        ? $"return {names.TokenEmbedding}.forward(tokens) + {names.PositionEmbedding}.forward(torch.arange(time, device: tokens.device));"
+                        ? $"return {names.TokenEmbedding}.forward(tokens) + {names.PositionEmbedding}.forward(torch.arange(offset, offset + time, device: tokens.device));"
                         : $"return {names.TokenEmbedding}.forward(tokens);");
                 }
             }
+        }
+
+        /// <summary>The stack's cached path: embed the new tokens at their positions, run every layer against its state.</summary>
+        private void WriteStackDecode(bool positions)
+        {
+            w.Line("/// <summary>Final hidden states for tokens that continue what <paramref name=\"cache\"/> holds.</summary>");
+            using (w.Block("internal Tensor Decode(Tensor tokens, DecodingCache cache)"))
+            {
+                w.Line($"if (cache.Layers != {spec.Layers} || cache.Capacity > Context)");
+                w.Line($"    throw new System.ArgumentException($\"The cache was made for {{cache.Layers}} layers and {{cache.Capacity}} tokens; this model has {spec.Layers} layers and a context of {{Context}}.\", nameof(cache));");
+                w.Line("using var scope = NewDisposeScope();");
+                w.Line("var offset = cache.Position;");
+                w.Line("var x = Embed(tokens, offset);");
+                if (rope) w.Line($"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far: cached values may be re-rotated");
+                if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {spec.Attention.ShareKvEvery} fills it");
+                w.Line($"for (var i = 0; i < {spec.Layers}; i++) x = {names.Layers}[i].Decode(x{LayerArguments}, cache[i], offset);");
+                w.Line("cache.Advance(tokens.shape[1]);");
+                w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
+            }
+            w.Line();
         }
 
         /// <summary>The hidden states entering layer 0, and what every layer takes besides them.</summary>
@@ -360,18 +455,28 @@ internal static class ModelEmitter
 
         private void WriteLayer()
         {
-            w.Line("/// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>");
+            w.Line(Hybrid
+                ? "/// <summary>Pre-norm block: x + mix(norm(x)), where mix is attention or a short convolution by layer, then + mlp(norm(·)).</summary>"
+                : "/// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>");
             using (w.Block($"public sealed class DecoderLayer : {LayerModule}"))
             {
+                var optional = Hybrid ? "?" : "";
                 w.Line($"private readonly {NormType} {names.AttentionNorm};");
-                w.Line($"private readonly SelfAttention {names.Attention};");
+                w.Line($"private readonly {AttentionType}{optional} {names.Attention};");
+                if (Hybrid) w.Line("private readonly ShortConv? conv;");
                 w.Line($"private readonly {NormType} {names.MlpNorm};");
                 w.Line($"private readonly {FeedForwardFieldType} {names.Mlp};");
                 w.Line();
-                using (w.Block($"internal DecoderLayer({OwnsParameter}{RoutedParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
+                using (w.Block($"internal DecoderLayer({OwnsParameter}{(Hybrid ? "bool attention, " : "")}{RoutedParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
                 {
                     w.Line($"{names.AttentionNorm} = {NewNorm()};");
-                    w.Line(Sharing ? $"{names.Attention} = new SelfAttention(ownsKeysAndValues, device, dtype);" : $"{names.Attention} = new SelfAttention(device, dtype);");
+                    if (spec.Hybrid is { } hybrid)
+                    {
+                        w.Line($"if (attention) {names.Attention} = {NewAttention()};");
+                        w.Line($"else conv = new ShortConv({spec.Dim}, kernel: {hybrid.ConvKernel}, bias: {(spec.Bias ? "true" : "false")}, layers: {spec.Layers}, device, dtype);");
+                    }
+                    else
+                        w.Line($"{names.Attention} = {NewAttention()};");
                     w.Line($"{names.MlpNorm} = {NewNorm()};");
                     w.Line($"{names.Mlp} = {NewFeedForward()};");
                     w.Line("RegisterComponents();");
@@ -381,13 +486,55 @@ internal static class ModelEmitter
                 using (w.Block($"public override Tensor forward(Tensor x{LayerParameters})"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
-                    w.Line($"var h = x + {names.Attention}.forward({names.AttentionNorm}.forward(x){LayerArguments});");
+                    var attend = $"{names.Attention}{(Hybrid ? "" : "")}.forward({(Hybrid ? "normed" : $"{names.AttentionNorm}.forward(x)")}{LayerArguments})";
+                    if (Hybrid)
+                    {
+                        w.Line($"var normed = {names.AttentionNorm}.forward(x);");
+                        w.Line($"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed));");
+                    }
+                    else
+                        w.Line($"var h = x + {attend};");
                     w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
                 }
-                w.Line();
-                w.Line("/// <summary>This layer's pre-softmax attention scores for hidden states <paramref name=\"x\"/> (inspection).</summary>");
-                w.Line($"internal Tensor AttentionScores(Tensor x{LayerParameters}) => {names.Attention}.Scores({names.AttentionNorm}.forward(x){LayerArguments});");
+                if (Decodes)
+                {
+                    w.Line();
+                    w.Line(Hybrid
+                        ? "/// <summary>The block for new tokens at <paramref name=\"offset\"/> on, with this layer's keys and values or convolution state in <paramref name=\"state\"/>.</summary>"
+                        : "/// <summary>The block for new tokens at <paramref name=\"offset\"/> on, with this layer's cached keys and values in <paramref name=\"state\"/>.</summary>");
+                    using (w.Block($"internal Tensor Decode(Tensor x{LayerParameters}, LayerState state, long offset)"))
+                    {
+                        w.Line("using var scope = NewDisposeScope();");
+                        w.Line($"var normed = {names.AttentionNorm}.forward(x);");
+                        var attend = Latent ? $"{names.Attention}.forward(normed, state, offset)" : $"{names.Attention}.Decode(normed{LayerArguments}, state, offset)";
+                        w.Line(Hybrid
+                            ? $"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed, state));"
+                            : $"var h = x + {attend};");
+                        w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
+                    }
+                }
+                if (ExposesScores)
+                {
+                    w.Line();
+                    w.Line("/// <summary>This layer's pre-softmax attention scores for hidden states <paramref name=\"x\"/> (inspection).</summary>");
+                    w.Line($"internal Tensor AttentionScores(Tensor x{LayerParameters}) => {names.Attention}{(Hybrid ? "!" : "")}.Scores({names.AttentionNorm}.forward(x){LayerArguments});");
+                }
             }
+        }
+
+        /// <summary>The constructor call of a layer's attention.</summary>
+        private string NewAttention()
+        {
+            var indexer = spec.Sparse is { } sp
+                ? $"new LightningIndexer({spec.Dim}, heads: {sp.IndexerHeads}, indexDim: {sp.IndexerDim}, topK: {sp.TopK}, device, dtype)"
+                : "null";
+            if (spec.Attention.Latent is { } l)
+            {
+                var a = spec.Attention;
+                return $"new LatentAttention(new LatentAttentionOptions(Dim: {spec.Dim}, Heads: {a.Heads}, HeadDim: {a.HeadDim}, KvRank: {l.KvRank}, RopeDim: {l.RopeDim}, QRank: {l.QRank}, " +
+                       $"Context: {spec.Context}, RopeTheta: {D(spec.RopeTheta)}, NormEps: {D(spec.NormEps)}, Layers: {spec.Layers}{(spec.Causal ? "" : ", Causal: false")}), indexer: {indexer}, device, dtype)";
+            }
+            return Sharing ? "new SelfAttention(ownsKeysAndValues, device, dtype)" : "new SelfAttention(device, dtype)";
         }
 
         private void WriteAttention()
@@ -415,6 +562,9 @@ internal static class ModelEmitter
                     w.Line($"private readonly {LinearType(AttentionQuantization)}{(Sharing && keyValue ? "?" : "")} {field};");
                 w.Line($"private readonly {LinearType(AttentionQuantization)} {names.OutputProjection};");
                 if (a.BreakSymmetry) w.Line("private readonly PositionalScoreMixer score_mixer;");
+                if (a.QkNorm && a.HasQueryProjection) w.Line("private readonly RmsNorm q_layernorm;");
+                if (a.QkNorm) w.Line("private readonly RmsNorm k_layernorm;");
+                if (spec.Sparse is not null) w.Line("private readonly LightningIndexer indexer;");
                 if (Sharing) w.Line("private readonly bool ownsKeysAndValues;");
                 w.Line();
                 using (w.Block($"internal SelfAttention({OwnsParameter}Device? device, ScalarType? dtype) : base(nameof(SelfAttention))"))
@@ -430,6 +580,9 @@ internal static class ModelEmitter
                     }
                     WriteLinear(names.OutputProjection, L(a.QueryWidth), L(spec.Dim), residual: true, AttentionQuantization);
                     if (a.BreakSymmetry) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
+                    if (a.QkNorm && a.HasQueryProjection) w.Line($"q_layernorm = new RmsNorm({a.HeadDim}, eps: {D(spec.NormEps)}, device, dtype);");
+                    if (a.QkNorm) w.Line($"k_layernorm = new RmsNorm({a.HeadDim}, eps: {D(spec.NormEps)}, device, dtype);");
+                    if (spec.Sparse is { } sp) w.Line($"indexer = new LightningIndexer({spec.Dim}, heads: {sp.IndexerHeads}, indexDim: {sp.IndexerDim}, topK: {sp.TopK}, device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -441,16 +594,22 @@ internal static class ModelEmitter
                     w.Line("using var scope = NewDisposeScope();");
                     w.Line($"var (q, k, v) = Project(x{LayerArguments});");
                     var attend = spec.Causal ? "Attention.Causal(q, k, v)" : "Attention.Bidirectional(q, k, v)";
-                    w.Line(a.BreakSymmetry
-                        ? $"var mixed = score_mixer.Attend(q, k, v{(spec.Causal ? "" : ", causal: false")}); // symmetric scores plus the learned positional term"
-                        : $"var mixed = {attend};");
-                    if (repeatedQueries)
+                    if (spec.Sparse is not null)
                     {
-                        w.Line("// Every query head of a group equals its key head, so their outputs are equal: attend once per");
-                        w.Line("// key/value head, then give each query head its group's result.");
-                        w.Line("mixed = mixed.repeat_interleave(QueriesPerKvHead, dim: 1);");
+                        w.Line("var indexKeys = indexer.Keys(x.detach()); // the indexer's loss must not reach the layers below");
+                        w.Line("if (training) indexer.Supervise(q, k, x, indexKeys, offset: 0); // the indexer learns which keys attention uses");
+                        w.Line("var mixed = Attention.Masked(q, k, v, indexer.Select(x, indexKeys, offset: 0)); // each query sees its top-k past tokens");
                     }
-                    w.Line($"return {names.OutputProjection}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
+                    else
+                        w.Line(a.BreakSymmetry
+                            ? $"var mixed = score_mixer.Attend(q, k, v{(spec.Causal ? "" : ", causal: false")}); // symmetric scores plus the learned positional term"
+                            : $"var mixed = {attend};");
+                    WriteAttentionOutput(repeatedQueries);
+                }
+                if (Decodes)
+                {
+                    w.Line();
+                    WriteAttentionDecode(repeatedQueries);
                 }
                 w.Line();
                 w.Line("/// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>");
@@ -476,6 +635,12 @@ internal static class ModelEmitter
                         foreach (var part in parts)
                             w.Line($"var {Local(part.Name)} = Attention.SplitHeads({part.Name}_proj.forward(x), {part.Heads});");
                     }
+                    if (a.QkNorm)
+                    {
+                        w.Line("// Per-head RMSNorm of queries and keys before rotation (QkNorm).");
+                        if (a.HasQueryProjection) w.Line("q = q_layernorm.forward(q);");
+                        if (a.HasKeyProjection) w.Line("k = k_layernorm.forward(k);");
+                    }
                     if (!Sharing) WriteQueryKeyAliases(a.Projections);
                     w.Line("return (q, k, v);");
                 }
@@ -483,6 +648,73 @@ internal static class ModelEmitter
         }
 
         private static string Local(string part) => part == "qkv" ? "v" : part;
+
+        /// <summary>Heads back to [batch, time, dim] through the output projection.</summary>
+        private void WriteAttentionOutput(bool repeatedQueries)
+        {
+            if (repeatedQueries)
+            {
+                w.Line("// Every query head of a group equals its key head, so their outputs are equal: attend once per");
+                w.Line("// key/value head, then give each query head its group's result.");
+                w.Line("mixed = mixed.repeat_interleave(QueriesPerKvHead, dim: 1);");
+            }
+            w.Line($"return {names.OutputProjection}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
+        }
+
+        /// <summary>
+        /// The cached path: project only the new tokens, append to this layer's cache and attend over everything cached.
+        /// Variants whose keys are the values cache the values alone (the KV-cache saving they exist for) and derive
+        /// the keys by rotating them at every step.
+        /// </summary>
+        private void WriteAttentionDecode(bool repeatedQueries)
+        {
+            var a = spec.Attention;
+            w.Line(rope
+                ? "/// <summary>Attention output for new tokens at <paramref name=\"offset\"/> on; <paramref name=\"cos\"/> and <paramref name=\"sin\"/> cover positions 0 … offset + time − 1.</summary>"
+                : "/// <summary>Attention output for new tokens at <paramref name=\"offset\"/> on, over everything this layer has cached.</summary>");
+            using (w.Block($"internal Tensor Decode(Tensor x{LayerParameters}, LayerState state, long offset)"))
+            {
+                w.Line("using var scope = NewDisposeScope();");
+                var projectArguments = rope ? "x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1])" : "x";
+                if (Sharing) projectArguments += ", shared";
+                w.Line($"var (q, k, v) = Project({projectArguments});");
+                var keysAreValues = !a.HasKeyProjection;
+                void Cache()
+                {
+                    if (keysAreValues)
+                    {
+                        w.Line("values = state.Append(0, v, dim: 2); // keys are the values: only the values are cached");
+                        var normalized = a.QkNorm ? "k_layernorm.forward(values)" : "values";
+                        w.Line(rope ? $"keys = RotaryEmbedding.Rotate({normalized}, cos, sin);" : $"keys = {normalized};");
+                    }
+                    else
+                    {
+                        w.Line("keys = state.Append(0, k, dim: 2);");
+                        w.Line("values = state.Append(1, v, dim: 2);");
+                    }
+                }
+                w.Line("Tensor keys, values;");
+                if (Sharing)
+                {
+                    using (w.Block("if (ownsKeysAndValues)"))
+                    {
+                        Cache();
+                        w.Line("shared.Set(keys, values); // the whole cache, for the layers of this group that reuse it");
+                    }
+                    w.Line("else");
+                    w.Line("    (keys, values) = (k, v); // already the group's whole cache");
+                }
+                else Cache();
+                if (spec.Sparse is not null)
+                {
+                    w.Line("var indexKeys = state.Append(2, indexer.Keys(x), dim: 1);");
+                    w.Line("var mixed = Attention.Masked(q, keys, values, indexer.Select(x, indexKeys, offset));");
+                }
+                else
+                    w.Line("var mixed = Attention.CausalFrom(q, keys, values, offset);");
+                WriteAttentionOutput(repeatedQueries);
+            }
+        }
 
         /// <summary>Queries from this layer; keys and values from this layer if it owns them, else from its group's first layer.</summary>
         private void WriteSharedKeyValues(List<(string Name, long Width, string Heads)> parts)
@@ -519,6 +751,7 @@ internal static class ModelEmitter
         /// <summary>Binds q and k for variants that reuse a projection, rotating each distinct tensor once.</summary>
         private void WriteQueryKeyAliases(ProjectionKind projections)
         {
+            var values = spec.Attention.QkNorm ? "k_layernorm.forward(v)" : "v";
             switch (projections)
             {
                 case ProjectionKind.Full:
@@ -529,7 +762,7 @@ internal static class ModelEmitter
                     }
                     break;
                 case ProjectionKind.NoKey:
-                    w.Line(rope ? "var k = RotaryEmbedding.Rotate(v, cos, sin); // keys are the values, rotated for scoring" : "var k = v; // keys are the values");
+                    w.Line(rope ? $"var k = RotaryEmbedding.Rotate({values}, cos, sin); // keys are the values, rotated for scoring" : $"var k = {values}; // keys are the values");
                     if (rope) w.Line("q = RotaryEmbedding.Rotate(q, cos, sin);");
                     break;
                 case ProjectionKind.NoQuery:
@@ -537,7 +770,7 @@ internal static class ModelEmitter
                     w.Line("var q = k; // queries are the keys: symmetric scores");
                     break;
                 case ProjectionKind.Shared:
-                    w.Line(rope ? "var k = RotaryEmbedding.Rotate(v, cos, sin);" : "var k = v;");
+                    w.Line(rope ? $"var k = RotaryEmbedding.Rotate({values}, cos, sin);" : $"var k = {values};");
                     w.Line("var q = k; // one projection is query, key and value");
                     break;
             }

@@ -12,6 +12,9 @@ internal enum ActivationKind { SwiGlu = 0, Gelu = 1 }
 
 internal enum ProjectionKind { Full = 0, NoKey = 1, NoQuery = 2, Shared = 3 }
 
+/// <summary>Mirror of the runtime's AttentionKind (named apart: the runtime's name already ends in Kind).</summary>
+internal enum AttentionForm { Standard = 0, Latent = 1 }
+
 internal enum NamingKind { Llama = 0, Gpt2 = 1 }
 
 internal enum RouterKind { Softmax = 0, Sigmoid = 1 }

@@ -14,8 +14,16 @@ internal sealed record TypeTarget(string Namespace, string Name, EquatableArray<
 }
 
 /// <summary>Self-attention of every block, with defaults resolved.</summary>
-internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim, bool BreakSymmetry = false, int ShareKvEvery = 1)
+/// <param name="Latent">DeepSeek's multi-head latent attention instead of per-head projections (then
+/// <see cref="Projections"/> is Full and KvHeads equals Heads).</param>
+/// <param name="QkNorm">Per-head RMSNorm of queries and keys before rotation.</param>
+internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim, bool BreakSymmetry = false, int ShareKvEvery = 1,
+    LatentSpec? Latent = null, bool QkNorm = false)
 {
+    /// <summary>Parameters of the norms <see cref="QkNorm"/> adds to one layer: one per distinct tensor normalised
+    /// (queries only when they have their own projection; NoQuery and Shared queries are the keys).</summary>
+    public long QkNormParameters => QkNorm ? (HasQueryProjection ? 2L : 1L) * HeadDim : 0;
+
     /// <summary>Layers that project keys and values themselves: the first of each group of <see cref="ShareKvEvery"/>.</summary>
     public int KvOwningLayers(int layers) => (layers + ShareKvEvery - 1) / ShareKvEvery;
 
@@ -48,6 +56,31 @@ internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int 
 
     /// <summary>Output width of the key and value projections, which layers sharing KV do not have.</summary>
     public long KeyValueWidth => (HasKeyProjection ? KvWidth : 0) + KvWidth;
+}
+
+/// <summary>DeepSeek multi-head latent attention: keys and values are expanded from a cached vector of
+/// <see cref="KvRank"/>; a rotary key of <see cref="RopeDim"/> is shared by all heads; queries optionally go
+/// through a compressed vector of <see cref="QRank"/> (0: projected directly). Nope and value heads are HeadDim wide.</summary>
+internal sealed record LatentSpec(int KvRank, int RopeDim, int QRank)
+{
+    /// <summary>Cached elements per token and layer: the latent vector and the shared rotary key.</summary>
+    public long CachedElements => (long)KvRank + RopeDim;
+}
+
+/// <summary>Which layers are attention in a hybrid model; the others are short-convolution blocks.</summary>
+/// <param name="AttentionLayers">0-based attention layers, ascending, distinct.</param>
+/// <param name="ConvKernel">Width of the causal depthwise convolution of the other layers.</param>
+internal sealed record HybridSpec(EquatableArray<int> AttentionLayers, int ConvKernel)
+{
+    public bool IsAttention(int layer) => System.Linq.Enumerable.Contains(AttentionLayers, layer);
+}
+
+/// <summary>DeepSeek-V3.2's lightning indexer in front of every attention layer: each query attends to its
+/// <see cref="TopK"/> highest-scoring past tokens.</summary>
+internal sealed record SparseSpec(int IndexerHeads, int IndexerDim, int TopK)
+{
+    /// <summary>Indexer parameters per attention layer: wq (Dim→Heads·IndexerDim), wk (Dim→IndexerDim), head weights (Dim→Heads).</summary>
+    public long Parameters(long dim) => checked(dim * ((long)IndexerHeads * IndexerDim + IndexerDim + IndexerHeads));
 }
 
 /// <summary>Feed-forward network of every block, with defaults resolved.</summary>
@@ -134,7 +167,19 @@ internal sealed record ModelSpec(
     bool Causal = true,
     MoeSpec? Moe = null,
     QuantSpec? Quant = null,
-    bool Checkpointing = false);
+    bool Checkpointing = false,
+    HybridSpec? Hybrid = null,
+    SparseSpec? Sparse = null)
+{
+    /// <summary>Whether 0-based <paramref name="layer"/> is an attention block (every layer unless hybrid).</summary>
+    public bool IsAttentionLayer(int layer) => Hybrid is not { } h || h.IsAttention(layer);
+
+    /// <summary>Attention blocks; the rest are short-convolution blocks.</summary>
+    public int AttentionLayers => Hybrid is { } h ? h.AttentionLayers.Count : Layers;
+
+    /// <summary>Short-convolution blocks.</summary>
+    public int ConvLayers => Layers - AttentionLayers;
+}
 
 /// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
 internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes Sizes);
@@ -146,6 +191,8 @@ internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes
 /// <param name="QuantizedParameters">The weights [Quant] targets (0 without it).</param>
 /// <param name="QuantizedWeightBytes">Their storage in the declared format: codes, block scales and tensor scales.</param>
 /// <param name="QuantizedFp32Bytes">The same weights in fp32.</param>
+/// <param name="ConvParameters">Short-convolution blocks of a hybrid: projections, filters and biases.</param>
+/// <param name="ConvStateElements">Decoding state of the short-convolution blocks per sequence: constant, whatever the context.</param>
 internal sealed record ModelSizes(
     long Parameters,
     long ActiveParameters,
@@ -161,4 +208,6 @@ internal sealed record ModelSizes(
     long MatmulFlopsPerToken,
     long QuantizedParameters = 0,
     long QuantizedWeightBytes = 0,
-    long QuantizedFp32Bytes = 0);
+    long QuantizedFp32Bytes = 0,
+    long ConvParameters = 0,
+    long ConvStateElements = 0);

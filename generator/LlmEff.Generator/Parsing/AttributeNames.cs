@@ -8,9 +8,12 @@ internal static class AttributeNames
     public const string Mlp = "LlmEff.MlpAttribute";
     public const string MoE = "LlmEff.MoEAttribute";
     public const string Quant = "LlmEff.QuantAttribute";
+    public const string Layers = "LlmEff.LayersAttribute";
+    public const string ShortConv = "LlmEff.ShortConvAttribute";
+    public const string SparseAttention = "LlmEff.SparseAttentionAttribute";
 
     /// <summary>Attributes that describe a part of a model and mean nothing without [Model].</summary>
-    public static readonly string[] Parts = { Attention, Mlp, MoE, Quant };
+    public static readonly string[] Parts = { Attention, Mlp, MoE, Quant, Layers, ShortConv, SparseAttention };
 
     /// <summary>"LlmEff.ModelAttribute" → "Model", the name users write.</summary>
     public static string ShortName(string metadataName)

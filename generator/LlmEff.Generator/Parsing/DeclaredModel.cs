@@ -14,7 +14,7 @@ internal sealed class DeclaredAttribute
         Erroneous = erroneous;
     }
 
-    /// <summary>Short name as users write it: "Model", "Attention", "Mlp", "MoE", "Quant".</summary>
+    /// <summary>Short name as users write it: "Model", "Attention", "Mlp", "MoE", "Quant", "Layers", "ShortConv", "SparseAttention".</summary>
     public string Name { get; }
 
     /// <summary>Whether the declaration carries this attribute at all.</summary>
@@ -36,8 +36,12 @@ internal sealed class DeclaredAttribute
 /// <summary>Everything the LlmEff attributes on one class say, as written.</summary>
 internal sealed class DeclaredModel
 {
-    public DeclaredModel(DeclaredAttribute model, DeclaredAttribute attention, DeclaredAttribute mlp, DeclaredAttribute moe, DeclaredAttribute quant)
+    public DeclaredModel(DeclaredAttribute model, DeclaredAttribute attention, DeclaredAttribute mlp, DeclaredAttribute moe, DeclaredAttribute quant,
+        DeclaredAttribute layers, DeclaredAttribute shortConv, DeclaredAttribute sparseAttention)
     {
+        Layers = layers;
+        ShortConv = shortConv;
+        SparseAttention = sparseAttention;
         Model = model;
         Attention = attention;
         Mlp = mlp;
@@ -50,4 +54,7 @@ internal sealed class DeclaredModel
     public DeclaredAttribute Mlp { get; }
     public DeclaredAttribute MoE { get; }
     public DeclaredAttribute Quant { get; }
+    public DeclaredAttribute Layers { get; }
+    public DeclaredAttribute ShortConv { get; }
+    public DeclaredAttribute SparseAttention { get; }
 }

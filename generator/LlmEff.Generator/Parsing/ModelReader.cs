@@ -17,7 +17,10 @@ internal static class ModelReader
             ReadOne(attributes, AttributeNames.Attention),
             ReadOne(attributes, AttributeNames.Mlp),
             ReadOne(attributes, AttributeNames.MoE),
-            ReadOne(attributes, AttributeNames.Quant));
+            ReadOne(attributes, AttributeNames.Quant),
+            ReadOne(attributes, AttributeNames.Layers),
+            ReadOne(attributes, AttributeNames.ShortConv),
+            ReadOne(attributes, AttributeNames.SparseAttention));
     }
 
     /// <summary>The attribute data of <paramref name="metadataName"/> on <paramref name="type"/>, if any.</summary>

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using LlmEff.Generator.Model;
 
@@ -20,7 +21,10 @@ internal readonly record struct LinearWeights(string Role, QuantTargetKind Targe
 /// context): 2 FLOPs per multiply-accumulate of every weight matrix it touches (projections, MLP, output
 /// head; not the embedding lookup, norms, biases or activations) plus 2·Context·HeadDim for the scores
 /// and 2·Context·HeadDim for the weighted sum, per query head and layer. In mixture-of-experts layers a
-/// token touches the router, its Active routed experts and the shared experts.
+/// token touches the router, its Active routed experts and the shared experts. Hybrid models count attention
+/// only in attention layers; short-convolution blocks count their projections and filter taps as weights. Latent
+/// attention scores over HeadDim + RopeDim per head; sparse attention mixes only TopK keys and adds the indexer's
+/// 2·Context·IndexerHeads·(IndexerDim + 1).
 /// </remarks>
 internal static class ModelSizing
 {
@@ -34,13 +38,50 @@ internal static class ModelSizing
             var embeddings = (long)spec.Vocab * dim
                 + (spec.Positions == PositionKind.Learned ? (long)spec.Context * dim : 0);
 
-            // Layers that share keys and values (ShareKvEvery > 1) lack K/V projections and their biases.
-            var owners = (long)attention.KvOwningLayers(spec.Layers);
-            var queryOnlyWidth = attention.ProjectedWidth - attention.KeyValueWidth;
-            var attentionWeights = spec.Layers * (queryOnlyWidth + attention.QueryWidth) * dim + owners * attention.KeyValueWidth * dim;
-            // Parameters of attention outside its matrices: biases and the symmetry-breaking score mixer.
-            var attentionExtras = spec.Layers * ((spec.Bias ? queryOnlyWidth + dim : 0) + (attention.BreakSymmetry ? AttentionSpec.ScoreMixerParameters : 0))
-                + (spec.Bias ? owners * attention.KeyValueWidth : 0);
+            // Token mixing: attention layers (all of them unless hybrid), then the short-convolution blocks of a hybrid.
+            var attentionLayers = (long)spec.AttentionLayers;
+            long attentionWeights, attentionExtras, kvCache, attentionMixing;
+            var keysPerQuery = spec.Sparse is { } sp ? Math.Min(sp.TopK, spec.Context) : spec.Context;
+            if (attention.Latent is { } latent)
+            {
+                long heads = attention.Heads, headDim = attention.HeadDim, rope = latent.RopeDim;
+                var queries = latent.QRank > 0 ? dim * latent.QRank + latent.QRank * heads * (headDim + rope) : dim * heads * (headDim + rope);
+                var keysAndValues = dim * (latent.KvRank + rope) + latent.KvRank * heads * 2 * headDim;
+                attentionWeights = attentionLayers * (queries + keysAndValues + heads * headDim * dim);
+                // Norms of the latent vectors (q_a_layernorm, kv_a_layernorm).
+                attentionExtras = attentionLayers * (latent.QRank + latent.KvRank);
+                kvCache = attentionLayers * latent.CachedElements;
+                attentionMixing = attentionLayers * 2L * heads * keysPerQuery * (headDim + rope + headDim);
+            }
+            else
+            {
+                // Layers that share keys and values (ShareKvEvery > 1) lack K/V projections and their biases.
+                var owners = (long)attention.KvOwningLayers((int)attentionLayers);
+                var queryOnlyWidth = attention.ProjectedWidth - attention.KeyValueWidth;
+                attentionWeights = attentionLayers * (queryOnlyWidth + attention.QueryWidth) * dim + owners * attention.KeyValueWidth * dim;
+                // Parameters of attention outside its matrices: biases, the symmetry-breaking score mixer, Q/K norms.
+                attentionExtras = attentionLayers * ((spec.Bias ? queryOnlyWidth + dim : 0) + (attention.BreakSymmetry ? AttentionSpec.ScoreMixerParameters : 0) + attention.QkNormParameters)
+                    + (spec.Bias ? owners * attention.KeyValueWidth : 0);
+                kvCache = owners * attention.CachedStreams * attention.KvWidth;
+                attentionMixing = attentionLayers * 4L * attention.Heads * attention.HeadDim * keysPerQuery;
+            }
+            if (spec.Sparse is { } sparse)
+            {
+                // The indexer's weights, its cached key per token, and 2 FLOPs per head and past token for Σ_j w_j·ReLU(q_j·k).
+                attentionWeights += attentionLayers * sparse.Parameters(dim);
+                kvCache += attentionLayers * sparse.IndexerDim;
+                attentionMixing += attentionLayers * 2L * spec.Context * sparse.IndexerHeads * (sparse.IndexerDim + 1);
+            }
+
+            long convWeights = 0, convParameters = 0, convState = 0;
+            if (spec.Hybrid is { } hybrid)
+            {
+                // in_proj (Dim → 3·Dim), out_proj (Dim → Dim) and one depthwise filter of Kernel taps per channel.
+                long convLayers = spec.ConvLayers;
+                convWeights = convLayers * (4 * dim * dim + dim * hybrid.ConvKernel);
+                convParameters = convWeights + (spec.Bias ? convLayers * 5 * dim : 0);
+                convState = convLayers * dim * (hybrid.ConvKernel - 1);
+            }
 
             // Feed-forward: dense layers, then (with [MoE]) routed layers of router + experts + shared experts.
             var denseLayers = spec.Moe is { } m ? m.FirstLayer : spec.Layers;
@@ -63,9 +104,7 @@ internal static class ModelSizing
             var normParameters = spec.Norm == NormKind.LayerNorm ? 2 * dim : dim;
             var outputHead = spec.TiedEmbeddings ? 0 : (long)spec.Vocab * dim;
 
-            var parameters = embeddings + attentionWeights + attentionExtras + mlpParameters + spec.Layers * 2 * normParameters + normParameters + outputHead;
-
-            var kvCache = owners * attention.CachedStreams * attention.KvWidth;
+            var parameters = embeddings + attentionWeights + attentionExtras + convParameters + mlpParameters + spec.Layers * 2 * normParameters + normParameters + outputHead;
 
             long quantized = 0, quantizedBytes = 0;
             if (spec.Quant is { } quant)
@@ -78,8 +117,7 @@ internal static class ModelSizing
                 }
             }
 
-            var matmulWeightsPerToken = attentionWeights + mlpMatmulWeights + (long)spec.Vocab * dim;
-            var attentionMixing = spec.Layers * 4L * attention.Heads * attention.HeadDim * spec.Context;
+            var matmulWeightsPerToken = attentionWeights + convWeights + mlpMatmulWeights + (long)spec.Vocab * dim;
             var flops = 2 * matmulWeightsPerToken + attentionMixing;
 
             return new ModelSizes(
@@ -97,7 +135,9 @@ internal static class ModelSizing
                 MatmulFlopsPerToken: 2 * matmulWeightsPerToken,
                 QuantizedParameters: quantized,
                 QuantizedWeightBytes: quantizedBytes,
-                QuantizedFp32Bytes: quantized * 4);
+                QuantizedFp32Bytes: quantized * 4,
+                ConvParameters: convParameters,
+                ConvStateElements: convState);
         }
     }
 
@@ -109,9 +149,21 @@ internal static class ModelSizing
     public static IEnumerable<LinearWeights> Linears(ModelSpec spec)
     {
         var a = spec.Attention;
-        long dim = spec.Dim, layers = spec.Layers, owners = a.KvOwningLayers(spec.Layers);
+        long dim = spec.Dim, layers = spec.AttentionLayers, owners = a.KvOwningLayers(spec.AttentionLayers);
         const QuantTargetKind attention = QuantTargetKind.Attention;
-        if (spec.Naming == NamingKind.Gpt2)
+        if (a.Latent is { } latent)
+        {
+            long headWidth = a.HeadDim + latent.RopeDim;
+            if (latent.QRank > 0)
+            {
+                yield return new("query down projection (q_a_proj)", attention, "Dim", dim, latent.QRank, layers);
+                yield return new("query up projection (q_b_proj)", attention, "QRank", latent.QRank, a.Heads * headWidth, layers);
+            }
+            else yield return new("query projection", attention, "Dim", dim, a.Heads * headWidth, layers);
+            yield return new("latent key/value projection (kv_a_proj_with_mqa)", attention, "Dim", dim, latent.KvRank + latent.RopeDim, layers);
+            yield return new("key/value up projection (kv_b_proj)", attention, "KvRank", latent.KvRank, a.Heads * 2L * a.HeadDim, layers);
+        }
+        else if (spec.Naming == NamingKind.Gpt2)
         {
             yield return new("fused attention projection (c_attn)", attention, "Dim", dim, a.ProjectedWidth, owners);
             if (owners < layers) yield return new("fused query projection (c_attn)", attention, "Dim", dim, a.ProjectedWidth - a.KeyValueWidth, layers - owners);

@@ -73,11 +73,31 @@ internal static class ModelValidator
                     ? "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"
                     : "a recomputed mixture-of-experts block would count its routing load and balancing loss twice"));
 
-        // An [MoE] whose arguments the compiler already rejects (Experts = null) resolves to nothing: emit no dense stand-in.
-        if (HasErrors(issues) || attention is null || mlp is null || (declared.MoE.Present && moe is null))
+        var hybrid = ResolveHybrid(declared, layers, causal, issues);
+        if (hybrid is not null && attention is { ShareKvEvery: > 1 })
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", "ShareKvEvery", "ShareKvEvery", "[ShortConv] layers",
+                "groups of layers sharing keys and values would straddle convolution blocks"));
+        if (attention?.Latent is not null && naming == NamingKind.Gpt2)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Model", "Naming", "ParameterNaming.Gpt2", "Kind = AttentionKind.Latent",
+                "latent attention's weights carry DeepSeek's names (q_a_proj, kv_a_proj_with_mqa, ...), which have no GPT-2 counterpart"));
+        if (attention?.Latent is not null && bias)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Model", "Bias", "Bias = true", "Kind = AttentionKind.Latent",
+                "latent attention's projections have no biases (DeepSeek's attention_bias is false)"));
+        if (attention?.Latent is not null && quant is not null && quant.Targets(QuantTargetKind.Attention))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Quant", "Target", "QuantTarget.Attention", "Kind = AttentionKind.Latent",
+                "fake quantization of latent attention's projections is not supported yet; target Experts or Mlp"));
+        var sparse = declared.SparseAttention.Present ? ResolveSparse(new Reader(declared.SparseAttention, issues), attention, context, causal, issues) : null;
+        if (checkpointing && sparse is not null)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Checkpointing", "Checkpointing", "true",
+                "a recomputed sparse-attention block would add its indexer's training loss twice"));
+
+        // An attribute whose arguments the compiler already rejects (Experts = null) resolves to nothing: emit no stand-in.
+        if (HasErrors(issues) || attention is null || mlp is null || (declared.MoE.Present && moe is null)
+            || (declared.SparseAttention.Present && sparse is null) || ((declared.Layers.Present || declared.ShortConv.Present) && hybrid is null))
             return new Result(null, null, issues);
 
-        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, quant, checkpointing);
+        var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, quant, checkpointing,
+            hybrid, sparse);
         if (quant is not null)
         {
             CheckQuantFits(spec, quant, declared.Quant, className, issues);
@@ -194,6 +214,19 @@ internal static class ModelValidator
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "ShareKvEvery", "ShareKvEvery", shareKvEvery,
                 $"{projections} attention takes its queries from the keys, so a layer that reuses another's keys would reuse its queries too; use Full or NoKey"));
         var attention = new AttentionSpec(projections, heads, kvHeads, headDim, ShareKvEvery: Math.Max(1, shareKvEvery));
+        var kind = reader.Enum("Kind", AttentionForm.Standard);
+        if (kind == AttentionForm.Latent)
+            return ResolveLatent(reader, attention, dim, positions, issues);
+        foreach (var latentOnly in new[] { "KvRank", "RopeDim", "QRank" }.Where(reader.Has))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", latentOnly, latentOnly,
+                "only latent attention (Kind = AttentionKind.Latent) compresses keys, values or queries"));
+        if (reader.Bool("QkNorm", false))
+        {
+            if (attention.ShareKvEvery > 1)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", "QkNorm", "QkNorm", "ShareKvEvery",
+                    "layers reusing a group's keys would need that group's key norm; not supported"));
+            attention = attention with { QkNorm = true };
+        }
         if (reader.Bool("BreakSymmetry", false))
         {
             if (attention.HasSymmetricScores) return attention with { BreakSymmetry = true };
@@ -201,6 +234,158 @@ internal static class ModelValidator
                 $"{projections} attention has distinct queries and keys, so its scores are not symmetric"));
         }
         return attention;
+    }
+
+    /// <summary>DeepSeek's multi-head latent attention: every head has its own keys and values, expanded from the latent.</summary>
+    private static AttentionSpec? ResolveLatent(Reader reader, AttentionSpec standard, int dim, PositionKind positions, List<ConfigurationIssue> issues)
+    {
+        var kvRank = reader.RequiredSize("KvRank");
+        var ropeDim = reader.RequiredSize("RopeDim");
+        var qRank = reader.OptionalCount("QRank", 0);
+        var a = standard;
+        if (a.Projections != ProjectionKind.Full)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", ConfigurationIssue.ConstructorArgument,
+                $"Projections.{a.Projections}", "Kind = AttentionKind.Latent", "latent attention expands its own keys and values from one cached vector; the projection variants apply to standard attention"));
+        if (reader.Has("KvHeads") && a.KvHeads != a.Heads)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "KvHeads", "KvHeads",
+                "latent attention caches one latent per token whatever the heads, and expands it to keys and values for every head"));
+        if (a.ShareKvEvery > 1)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", "ShareKvEvery",
+                "ShareKvEvery", "Kind = AttentionKind.Latent", "latent attention already caches one small vector per layer; sharing it across layers is not supported"));
+        if (reader.Bool("QkNorm", false))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "QkNorm", "QkNorm",
+                "latent attention normalises its latent vectors instead (kv_a_layernorm, q_a_layernorm)"));
+        if (positions != PositionKind.Rope)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Model", "Positions",
+                $"Positions.{positions}", "Kind = AttentionKind.Latent", "latent attention carries positions in its decoupled rotary key; use Positions.Rope"));
+        if (ropeDim > 0 && ropeDim % 2 != 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "RopeDim", "RopeDim", ropeDim,
+                "rotary positions rotate channel pairs, so the width must be even"));
+        // A rank must compress: below the input width and below what it is expanded back to.
+        if (kvRank > 0)
+        {
+            var expanded = 2L * a.Heads * a.HeadDim;
+            if (kvRank >= dim || kvRank >= expanded)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.LatentRankTooLarge, "Attention", "KvRank", "KvRank", kvRank,
+                    kvRank >= dim ? "Dim" : "Heads · 2 · HeadDim", kvRank >= dim ? dim : expanded));
+        }
+        if (qRank > 0 && ropeDim > 0)
+        {
+            var expanded = (long)a.Heads * (a.HeadDim + ropeDim);
+            if (qRank >= dim || qRank >= expanded)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.LatentRankTooLarge, "Attention", "QRank", "QRank", qRank,
+                    qRank >= dim ? "Dim" : "Heads · (HeadDim + RopeDim)", qRank >= dim ? dim : expanded));
+        }
+        if (kvRank <= 0 || ropeDim <= 0 || qRank < 0) return null;
+        return a with { KvHeads = a.Heads, Latent = new LatentSpec(kvRank, ropeDim, qRank) };
+    }
+
+    /// <summary>[Layers] and [ShortConv] together make a hybrid; either alone is an error.</summary>
+    private static HybridSpec? ResolveHybrid(DeclaredModel declared, int layers, bool causal, List<ConfigurationIssue> issues)
+    {
+        if (!declared.Layers.Present && !declared.ShortConv.Present) return null;
+        var conv = new Reader(declared.ShortConv, issues);
+        var kernel = conv.OptionalSize("Kernel", 3);
+        if (!declared.ShortConv.Present)
+        {
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.InvalidLayerLayout, "Layers", null, "[Layers] names the attention layers",
+                "the other layers need a block kind; add [ShortConv(Kernel = 3)]"));
+            return null;
+        }
+        if (!declared.Layers.Present)
+        {
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.InvalidLayerLayout, "ShortConv", null, "[ShortConv] replaces attention in some layers",
+                "say which layers keep attention with [Layers(Attention = \"...\")]"));
+            return null;
+        }
+        if (!causal)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "ShortConv", null, "[ShortConv]", "Causal = false",
+                "the short convolution only looks back, so an encoder would see the future through attention but not through its convolutions"));
+        if (declared.Layers.Erroneous.Contains("Attention")) return null;
+        declared.Layers.Named.TryGetValue("Attention", out var written);
+        var text = written as string;
+        var parsed = ParseLayerList(text, layers, out var problem);
+        if (parsed is null)
+        {
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.InvalidLayerLayout, "Layers", declared.Layers.Named.ContainsKey("Attention") ? "Attention" : null,
+                text is null ? "Layers.Attention is missing" : $"Attention = \"{text}\"", problem!));
+            return null;
+        }
+        if (parsed.Count == layers)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "ShortConv", null, "[ShortConv]",
+                $"[Layers] makes all {layers} layers attention, so no layer is a short convolution"));
+        return kernel > 0 ? new HybridSpec(parsed.ToEquatableArray(), kernel) : null;
+    }
+
+    /// <summary>"2,6,10" or "0-3, 8" → ascending distinct layers; null with <paramref name="problem"/> when invalid.</summary>
+    internal static List<int>? ParseLayerList(string? text, int layers, out string? problem)
+    {
+        problem = null;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            problem = "list the 0-based attention layers, e.g. \"2,6,10\" or \"0-3,8\"";
+            return null;
+        }
+        var result = new List<int>();
+        foreach (var raw in text!.Split(','))
+        {
+            var item = raw.Trim();
+            var dash = item.IndexOf('-', 1 < item.Length ? 1 : 0);
+            int first, last;
+            if (dash > 0)
+            {
+                if (!int.TryParse(item.Substring(0, dash).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out first) ||
+                    !int.TryParse(item.Substring(dash + 1).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out last) || last < first)
+                {
+                    problem = $"'{item}' is not a range a-b of layer numbers with a ≤ b";
+                    return null;
+                }
+            }
+            else if (int.TryParse(item, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out first))
+                last = first;
+            else
+            {
+                problem = $"'{item}' is not a layer number";
+                return null;
+            }
+            for (long layer = first; layer <= last; layer++)
+            {
+                if (layer < 0 || layer >= layers)
+                {
+                    problem = $"layer {layer} does not exist: layers are numbered 0 to {layers - 1}";
+                    return null;
+                }
+                if (result.Contains((int)layer))
+                {
+                    problem = $"layer {layer} is listed twice";
+                    return null;
+                }
+                result.Add((int)layer);
+            }
+        }
+        result.Sort();
+        return result;
+    }
+
+    /// <summary>DeepSeek-V3.2's lightning indexer: causal, standard or latent attention, not with KV sharing or the score mixer.</summary>
+    private static SparseSpec? ResolveSparse(Reader reader, AttentionSpec? attention, int context, bool causal, List<ConfigurationIssue> issues)
+    {
+        var heads = reader.RequiredSize("IndexerHeads");
+        var width = reader.RequiredSize("IndexerDim");
+        var topK = reader.RequiredSize("TopK");
+        if (!causal)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "SparseAttention", null, "[SparseAttention]", "Causal = false",
+                "the indexer chooses among past tokens; an encoder has no past"));
+        if (attention is { ShareKvEvery: > 1 })
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "SparseAttention", null, "[SparseAttention]", "ShareKvEvery",
+                "layers that reuse another's keys would also need its selection; not supported"));
+        if (attention is { BreakSymmetry: true })
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "SparseAttention", null, "[SparseAttention]", "BreakSymmetry",
+                "the positional score mixer works on whole score maps, which sparse attention never forms"));
+        if (topK >= context && context > 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "SparseAttention", "TopK", "TopK",
+                $"at or beyond the context of {context} tokens every query attends to its whole past, so the indexer only adds cost"));
+        return heads > 0 && width > 0 && topK > 0 ? new SparseSpec(heads, width, topK) : null;
     }
 
     private static MlpSpec? ResolveMlp(Reader reader, int dim, List<ConfigurationIssue> issues)

@@ -44,6 +44,16 @@ public enum Projections
     Shared = 3,
 }
 
+/// <summary>How attention forms its keys and values.</summary>
+public enum AttentionKind
+{
+    /// <summary>Keys and values projected per head (the projection variant decides which projections exist).</summary>
+    Standard = 0,
+
+    /// <summary>DeepSeek's multi-head latent attention: keys and values expanded from a cached low-rank vector.</summary>
+    Latent = 1,
+}
+
 /// <summary>Whose parameter names the module uses, so checkpoints map one to one.</summary>
 public enum ParameterNaming
 {

@@ -31,10 +31,11 @@ public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int
 /// <param name="Mlp">Feed-forward networks, all layers: dense MLPs, experts and their routers.</param>
 /// <param name="Norms">Every norm, the final one included.</param>
 /// <param name="OutputHead">Untied output head; 0 when tied.</param>
-public sealed record ParameterBreakdown(long Embeddings, long Attention, long Mlp, long Norms, long OutputHead)
+/// <param name="Convolution">Short-convolution blocks of a hybrid; 0 otherwise.</param>
+public sealed record ParameterBreakdown(long Embeddings, long Attention, long Mlp, long Norms, long OutputHead, long Convolution = 0)
 {
     /// <summary>Sum of the parts.</summary>
-    public long Total => Embeddings + Attention + Mlp + Norms + OutputHead;
+    public long Total => Embeddings + Attention + Mlp + Norms + OutputHead + Convolution;
 }
 
 /// <summary>The weights <c>[Quant]</c> targets and their storage, as the generator computed it.</summary>

@@ -86,6 +86,70 @@ public sealed class AttentionAttribute : Attribute
     /// projection of each layer's own (<see cref="LlmEff.Projections.Full"/> or <see cref="LlmEff.Projections.NoKey"/>).
     /// Default 1: every layer has its own.</summary>
     public int ShareKvEvery { get; set; }
+
+    /// <summary>How keys and values are formed: <see cref="AttentionKind.Standard"/> (projected per head, as the
+    /// projection variant says) or <see cref="AttentionKind.Latent"/>, DeepSeek's multi-head latent attention, which
+    /// caches one compressed vector of <see cref="KvRank"/> plus a shared rotary key of <see cref="RopeDim"/> per token
+    /// and layer. Default <see cref="AttentionKind.Standard"/>.</summary>
+    public AttentionKind Kind { get; set; }
+
+    /// <summary>Latent attention: width of the compressed key/value vector (DeepSeek-V3: 512). Required with
+    /// <see cref="AttentionKind.Latent"/>; at most <c>Dim</c>.</summary>
+    public int KvRank { get; set; }
+
+    /// <summary>Latent attention: width of the decoupled rotary part of queries and keys (DeepSeek-V3: 64). Required
+    /// with <see cref="AttentionKind.Latent"/>; even.</summary>
+    public int RopeDim { get; set; }
+
+    /// <summary>Latent attention: width of the compressed query (DeepSeek-V3: 1536). Default 0: queries are projected
+    /// directly, without compression.</summary>
+    public int QRank { get; set; }
+
+    /// <summary>Per-head RMSNorm of queries and keys before the rotation (LFM2, Qwen3, OLMo-2): steadier attention
+    /// logits for 2·HeadDim parameters per layer. Default <c>false</c>.</summary>
+    public bool QkNorm { get; set; }
+}
+
+/// <summary>
+/// Which layers are attention blocks when the model mixes block kinds (a hybrid). The other layers are the kind
+/// another attribute declares, today <see cref="ShortConvAttribute"/>: LFM2-8B-A1B reads
+/// <c>[Layers(Attention = "2,6,10,14,18,21")]</c> with <c>[ShortConv(Kernel = 3)]</c>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class LayersAttribute : Attribute
+{
+    /// <summary>0-based attention layers, comma-separated; ranges <c>a-b</c> are inclusive ("0-3, 8"). Required.</summary>
+    public string? Attention { get; set; }
+}
+
+/// <summary>
+/// LFM2's gated short convolution for the layers <see cref="LayersAttribute"/> does not make attention layers:
+/// <c>B, C, x = in_proj(h)</c>, <c>out_proj(C ⊙ conv(B ⊙ x))</c> with a causal depthwise convolution. Its decoding
+/// state is the last <c>Kernel − 1</c> inputs: constant, whatever the context.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class ShortConvAttribute : Attribute
+{
+    /// <summary>Convolution width in tokens. Default 3 (LFM2).</summary>
+    public int Kernel { get; set; }
+}
+
+/// <summary>
+/// DeepSeek-V3.2's sparse attention: a lightning indexer scores every past token with
+/// <c>Σ_j w_j·ReLU(q_j·k)</c> and each query attends only to its <see cref="TopK"/> best. Causal models only.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class SparseAttentionAttribute : Attribute
+{
+    /// <summary>Indexer heads (DeepSeek-V3.2: 64). Required.</summary>
+    public int IndexerHeads { get; set; }
+
+    /// <summary>Width of one indexer head and of the index key cached per token (DeepSeek-V3.2: 128). Required.</summary>
+    public int IndexerDim { get; set; }
+
+    /// <summary>Keys each query attends to (DeepSeek-V3.2: 2048). Required, positive; at or beyond the sequence
+    /// length the attention is dense.</summary>
+    public int TopK { get; set; }
 }
 
 /// <summary>Feed-forward network of every block. Optional: without it, SwiGLU with the default width.</summary>

@@ -96,7 +96,8 @@ public sealed class LightningIndexer : nn.Module
     /// <summary>
     /// Keep-mask [batch, 1, time, keys] for queries <paramref name="x"/> [batch, time, Dim] at positions
     /// <paramref name="offset"/> … offset + time − 1 over <paramref name="keys"/> [batch, keys, IndexDim] at positions 0 …:
-    /// true where key s is visible (s ≤ position of t) and among t's <see cref="TopK"/> highest index scores. Rows with
+    /// true where key s is visible (s ≤ position of t) and among t's <see cref="TopK"/> highest index scores (rounded to
+    /// bf16 for ranking). Rows with
     /// at most <see cref="TopK"/> visible keys keep them all. Ties go to the more recent key (a stable sort over the keys
     /// in reverse), so where the scores carry no information, e.g. all zero after the ReLU, selection is a sliding window.
     /// </summary>
@@ -113,7 +114,10 @@ public sealed class LightningIndexer : nn.Module
         if (count <= TopK) keep = visible.expand(x.shape[0], -1, -1);
         else
         {
-            var scores = Scores(x, keys);
+            // Ranked at bf16 precision (DeepSeek ranks in FP8): scores that differ only in their last bits, as the full and
+            // the cached forward's do (different matmul shapes), or as two copies of one token's key do, tie instead of
+            // ordering by rounding noise, so both paths choose the same keys.
+            var scores = Scores(x, keys).to(ScalarType.BFloat16).to(ScalarType.Float32);
             // Reversed key order + stable descending sort: among equal scores the later key comes first.
             var reversed = scores.masked_fill(visible.logical_not(), double.NegativeInfinity).flip(-1);
             var order = reversed.sort(-1, descending: true, stable: true).Indices.narrow(-1, 0, TopK);

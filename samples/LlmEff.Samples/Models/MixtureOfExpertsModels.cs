@@ -11,21 +11,26 @@ namespace LlmEff.Samples;
 [MoE(Experts = 8, Active = 2)]
 public partial class Mixtral8x7B;
 
-/// <summary>DeepSeek-V3's feed-forward stack: 3 dense layers of width 18,432, then 58 layers of 256 routed experts
-/// (top-8, sigmoid scores, routed scale 2.5, auxiliary-loss-free balancing) plus one shared expert, all 2,048 wide.
-/// Attention is plain multi-head here until latent attention (MLA) lands, so only the expert part is exact.</summary>
+/// <summary>DeepSeek-V3 (without its multi-token-prediction module): multi-head latent attention (128 heads; keys and
+/// values expanded from a cached 512-wide latent plus a shared 64-wide rotary key; queries through a 1,536-wide latent),
+/// 3 dense layers of width 18,432, then 58 layers of 256 routed experts (top-8, sigmoid scores, routed scale 2.5,
+/// auxiliary-loss-free balancing) plus one shared expert, all 2,048 wide. Caches 35,136 elements (70,272 bytes in bf16)
+/// per token. Group-limited routing is not modelled (it changes which experts run, not the sizes). Sizes only.</summary>
 [Model(Vocab = 129280, Dim = 7168, Layers = 61, Context = 4096, TiedEmbeddings = false)]
-[Attention(Heads = 128, HeadDim = 128)]
+[Attention(Heads = 128, HeadDim = 128, Kind = AttentionKind.Latent, KvRank = 512, RopeDim = 64, QRank = 1536)]
 [Mlp(Hidden = 18432)]
 [MoE(Experts = 256, Active = 8, Shared = 1, ExpertHidden = 2048, FirstLayer = 3,
     Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree, RoutedScale = 2.5)]
 public partial class DeepSeekV3Like;
 
-/// <summary>LFM2-8B-A1B's feed-forward stack: 2 dense SwiGLU layers of width 7,168, then 22 layers of 32 experts
-/// (top-4, width 1,792, sigmoid scores with a selection bias). Every layer is attention here until short-conv
-/// blocks land, so only the expert part is exact.</summary>
+/// <summary>LFM2-8B-A1B: a hybrid of 18 gated short-convolution blocks (kernel 3) and 6 grouped-query attention
+/// layers (32 heads, 8 KV heads, per-head Q/K norm) at layers 2, 6, 10, 14, 18 and 21; 2 dense SwiGLU layers of
+/// width 7,168, then 22 layers of 32 experts (top-4, width 1,792, sigmoid scores with a selection bias). Only the
+/// 6 attention layers cache keys and values: 6 × 2 × 8 × 64 = 6,144 elements per token. Sizes only.</summary>
 [Model(Vocab = 65536, Dim = 2048, Layers = 24, Context = 32768, RopeTheta = 1000000)]
-[Attention(Heads = 32, KvHeads = 8)]
+[Layers(Attention = "2,6,10,14,18,21")]
+[ShortConv(Kernel = 3)]
+[Attention(Heads = 32, KvHeads = 8, QkNorm = true)]
 [Mlp(Hidden = 7168)]
 [MoE(Experts = 32, Active = 4, ExpertHidden = 1792, FirstLayer = 2, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree)]
 public partial class Lfm2MoeLike;

@@ -4,6 +4,7 @@
 #nullable enable
 
 using LlmEff;
+using LlmEff.Generation;
 using LlmEff.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -11,26 +12,26 @@ using static TorchSharp.torch;
 
 namespace LlmEff.Samples;
 
-/// <summary>Decoder-only transformer: 61 layers, width 7168, 128-head attention, SwiGLU MLP of width 18432 (replaced from layer 3 on by 8 of 256 experts of width 2048 plus 1 shared), vocabulary 129280, context 4096.</summary>
-partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSeekV3Like>, IAttentionScores
+/// <summary>Decoder-only transformer: 61 layers, width 7168, 128-head latent attention (KV rank 512, rotary 64, query rank 1536), SwiGLU MLP of width 18432 (replaced from layer 3 on by 8 of 256 experts of width 2048 plus 1 shared), vocabulary 129280, context 4096.</summary>
+partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSeekV3Like>, IDecoder
 {
-    /// <summary>Trainable parameters: 688,268,342,272 (embeddings 926,679,040, attention 28,655,484,928, MLP and experts 657,758,617,600, norms 881,664, output head 926,679,040).</summary>
-    public const long ParameterCount = 688268342272;
+    /// <summary>Trainable parameters: 671,026,404,352 (embeddings 926,679,040, attention 11,413,547,008, MLP and experts 657,758,617,600, norms 881,664, output head 926,679,040).</summary>
+    public const long ParameterCount = 671026404352;
 
-    /// <summary>Parameters one token uses: all but the 248 routed experts per layer it does not choose (54,794,220,544, 8.0% of the total).</summary>
-    public const long ActiveParameterCount = 54794220544;
+    /// <summary>Parameters one token uses: all but the 248 routed experts per layer it does not choose (37,552,282,624, 5.6% of the total).</summary>
+    public const long ActiveParameterCount = 37552282624;
 
-    /// <summary>Key/value cache elements per token, all layers: 61 layers × 2 (K and V) × 128 KV heads × 128 = 1,998,848 (3,997,696 bytes in bf16).</summary>
-    public const long KvCacheElementsPerToken = 1998848;
+    /// <summary>Key/value cache elements per token, all layers: 61 layers × (512 (latent) + 64 (rotary key)) = 35,136 (70,272 bytes in bf16).</summary>
+    public const long KvCacheElementsPerToken = 35136;
 
     /// <summary>Forward FLOPs of one token at position 4,096: 2 per weight multiply-accumulate plus 4·Context·HeadDim per query head and layer for attention scores and mixing; in expert layers only the router, the chosen and the shared experts count.</summary>
-    public const long FlopsPerToken = 124107882496;
+    public const long FlopsPerToken = 93717397504;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("DeepSeekV3Like", Vocab: 129280, Dim: 7168, Layers: 61, Context: 4096,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
-        MatmulFlopsPerToken: 107733319680,
-        Breakdown: new(Embeddings: 926679040, Attention: 28655484928, Mlp: 657758617600, Norms: 881664, OutputHead: 926679040));
+        MatmulFlopsPerToken: 73249193984,
+        Breakdown: new(Embeddings: 926679040, Attention: 11413547008, Mlp: 657758617600, Norms: 881664, OutputHead: 926679040));
 
     /// <summary>Builds the module; see the constructor.</summary>
     public static DeepSeekV3Like Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
@@ -56,9 +57,17 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
-    /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
-    public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
+    /// <summary>An empty decoding cache for up to 4096 tokens.</summary>
+    public DecodingCache NewCache() => new(61, capacity: 4096);
+
+    /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
+    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public Tensor forward(Tensor tokens, DecodingCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = model.Decode(tokens, cache);
+        return lm_head.forward(hidden).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Token embedding, 61 decoder layers and the final norm.</summary>
     public sealed class DecoderStack : nn.Module<Tensor, Tensor>
@@ -67,7 +76,6 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
         internal readonly Embedding embed_tokens;
         private readonly ModuleList<DecoderLayer> layers;
         private readonly RmsNorm norm;
-        private readonly RotaryEmbedding rotary_emb;
 
         internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))
         {
@@ -76,7 +84,6 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
             layers = new ModuleList<DecoderLayer>();
             for (var i = 0; i < 61; i++) layers.Add(new DecoderLayer(routedExperts: i >= 3, device, dtype));
             norm = new RmsNorm(7168, eps: 1E-05, device, dtype);
-            rotary_emb = new RotaryEmbedding(128, Context, 10000, device, dtype);
             RegisterComponents();
         }
 
@@ -85,109 +92,64 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
         {
             using var scope = NewDisposeScope();
             var x = Embed(tokens);
-            var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
-            foreach (var layer in layers) x = layer.forward(x, cos, sin);
+            foreach (var layer in layers) x = layer.forward(x);
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
-        /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
-        internal Tensor AttentionScores(Tensor tokens, int layer)
+        /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
+        internal Tensor Decode(Tensor tokens, DecodingCache cache)
         {
-            if (layer < 0 || layer >= 61)
-                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 60.");
+            if (cache.Layers != 61 || cache.Capacity > Context)
+                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 61 layers and a context of {Context}.", nameof(cache));
             using var scope = NewDisposeScope();
-            var x = Embed(tokens);
-            var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
-            for (var i = 0; i < layer; i++) x = layers[i].forward(x, cos, sin);
-            return layers[layer].AttentionScores(x, cos, sin).MoveToOuterDisposeScope();
+            var offset = cache.Position;
+            var x = Embed(tokens, offset);
+            for (var i = 0; i < 61; i++) x = layers[i].Decode(x, cache[i], offset);
+            cache.Advance(tokens.shape[1]);
+            return norm.forward(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens)
+        private Tensor Embed(Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
-            if (time > Context)
-                throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            if (offset + time > Context)
+                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
 
     /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor>
+    public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
     {
         private readonly RmsNorm input_layernorm;
-        private readonly SelfAttention self_attn;
+        private readonly LatentAttention self_attn;
         private readonly RmsNorm post_attention_layernorm;
         private readonly nn.Module<Tensor, Tensor> mlp;
 
         internal DecoderLayer(bool routedExperts, Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
         {
             input_layernorm = new RmsNorm(7168, eps: 1E-05, device, dtype);
-            self_attn = new SelfAttention(device, dtype);
+            self_attn = new LatentAttention(new LatentAttentionOptions(Dim: 7168, Heads: 128, HeadDim: 128, KvRank: 512, RopeDim: 64, QRank: 1536, Context: 4096, RopeTheta: 10000, NormEps: 1E-05, Layers: 61), indexer: null, device, dtype);
             post_attention_layernorm = new RmsNorm(7168, eps: 1E-05, device, dtype);
             mlp = routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: 18432, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
+        public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
+            var h = x + self_attn.forward(input_layernorm.forward(x));
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
-        /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
-        internal Tensor AttentionScores(Tensor x, Tensor cos, Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
-    }
-
-    /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 128 query heads and 128 key/value heads of width 128.</summary>
-    public sealed class SelfAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
-    {
-        private const int Heads = 128, KvHeads = 128;
-        private readonly Linear q_proj;
-        private readonly Linear k_proj;
-        private readonly Linear v_proj;
-        private readonly Linear o_proj;
-
-        internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))
-        {
-            q_proj = nn.Linear(7168, 16384, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(q_proj.weight);
-            k_proj = nn.Linear(7168, 16384, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(k_proj.weight);
-            v_proj = nn.Linear(7168, 16384, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(v_proj.weight);
-            o_proj = nn.Linear(16384, 7168, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(o_proj.weight, layers: 61);
-            RegisterComponents();
-        }
-
-        /// <summary>Attention output [batch, time, dim] for normalised inputs and the rotary angles of their positions.</summary>
-        public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
+        /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
+        internal Tensor Decode(Tensor x, LayerState state, long offset)
         {
             using var scope = NewDisposeScope();
-            var (q, k, v) = Project(x, cos, sin);
-            var mixed = Attention.Causal(q, k, v);
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
-        }
-
-        /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
-        internal Tensor Scores(Tensor x, Tensor cos, Tensor sin)
-        {
-            using var scope = NewDisposeScope();
-            var (q, k, _) = Project(x, cos, sin);
-            return Attention.Scores(q, k).MoveToOuterDisposeScope();
-        }
-
-        /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
-        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x, Tensor cos, Tensor sin)
-        {
-            var q = Attention.SplitHeads(q_proj.forward(x), Heads);
-            var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);
-            var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);
-            q = RotaryEmbedding.Rotate(q, cos, sin);
-            k = RotaryEmbedding.Rotate(k, cos, sin);
-            return (q, k, v);
+            var normed = input_layernorm.forward(x);
+            var h = x + self_attn.forward(normed, state, offset);
+            return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
     }
 

@@ -4,6 +4,7 @@
 #nullable enable
 
 using LlmEff;
+using LlmEff.Generation;
 using LlmEff.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -12,7 +13,7 @@ using static TorchSharp.torch;
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 12 layers, width 768, 12-head attention, GELU MLP of width 3072, vocabulary 50257, context 1024.</summary>
-partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, IAttentionScores
+partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, IAttentionScores, IDecoder
 {
     /// <summary>Trainable parameters: 124,439,808 (embeddings 39,383,808, attention 28,348,416, MLP 56,669,184, norms 38,400, output head tied).</summary>
     public const long ParameterCount = 124439808;
@@ -50,6 +51,18 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
     {
         using var scope = NewDisposeScope();
         var hidden = transformer.forward(tokens);
+        return nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>An empty decoding cache for up to 1024 tokens.</summary>
+    public DecodingCache NewCache() => new(12, capacity: 1024);
+
+    /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
+    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public Tensor forward(Tensor tokens, DecodingCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = transformer.Decode(tokens, cache);
         return nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
     }
 
@@ -98,12 +111,25 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
             return h[layer].AttentionScores(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens)
+        /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
+        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        {
+            if (cache.Layers != 12 || cache.Capacity > Context)
+                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 12 layers and a context of {Context}.", nameof(cache));
+            using var scope = NewDisposeScope();
+            var offset = cache.Position;
+            var x = Embed(tokens, offset);
+            for (var i = 0; i < 12; i++) x = h[i].Decode(x, cache[i], offset);
+            cache.Advance(tokens.shape[1]);
+            return ln_f.forward(x).MoveToOuterDisposeScope();
+        }
+
+        private Tensor Embed(Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
-            if (time > Context)
-                throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
-            return wte.forward(tokens) + wpe.forward(torch.arange(time, device: tokens.device));
+            if (offset + time > Context)
+                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            return wte.forward(tokens) + wpe.forward(torch.arange(offset, offset + time, device: tokens.device));
         }
     }
 
@@ -129,6 +155,15 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
         {
             using var scope = NewDisposeScope();
             var h = x + attn.forward(ln_1.forward(x));
+            return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
+        internal Tensor Decode(Tensor x, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var normed = ln_1.forward(x);
+            var h = x + attn.Decode(normed, state, offset);
             return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
         }
 
@@ -160,6 +195,18 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x);
             var mixed = Attention.Causal(q, k, v);
+            return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Attention output for new tokens at <paramref name="offset"/> on, over everything this layer has cached.</summary>
+        internal Tensor Decode(Tensor x, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = Project(x);
+            Tensor keys, values;
+            keys = state.Append(0, k, dim: 2);
+            values = state.Append(1, v, dim: 2);
+            var mixed = Attention.CausalFrom(q, keys, values, offset);
             return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 

@@ -4,6 +4,7 @@
 #nullable enable
 
 using LlmEff;
+using LlmEff.Generation;
 using LlmEff.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -11,26 +12,29 @@ using static TorchSharp.torch;
 
 namespace LlmEff.Samples;
 
-/// <summary>Decoder-only transformer: 24 layers, width 2048, 32-head attention with 8 KV heads, SwiGLU MLP of width 7168 (replaced from layer 2 on by 4 of 32 experts of width 1792), vocabulary 65536, context 32768.</summary>
-partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLike>, IAttentionScores
+/// <summary>Decoder-only hybrid: 24 layers, width 2048, 32-head attention with 8 KV heads in layers 2, 6, 10, 14, 18, 21 and short convolutions (kernel 3) in the other 18, SwiGLU MLP of width 7168 (replaced from layer 2 on by 4 of 32 experts of width 1792), vocabulary 65536, context 32768.</summary>
+partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLike>, IAttentionScores, IDecoder
 {
-    /// <summary>Trainable parameters: 8,226,572,288 (embeddings 134,217,728, attention 251,658,240, MLP and experts 7,840,595,968, norms 100,352, output head tied).</summary>
-    public const long ParameterCount = 8226572288;
+    /// <summary>Trainable parameters: 8,339,929,856 (embeddings 134,217,728, attention 62,915,328, short convolutions 302,100,480, MLP and experts 7,840,595,968, norms 100,352, output head tied).</summary>
+    public const long ParameterCount = 8339929856;
 
-    /// <summary>Parameters one token uses: all but the 28 routed experts per layer it does not choose (1,444,382,720, 17.6% of the total).</summary>
-    public const long ActiveParameterCount = 1444382720;
+    /// <summary>Parameters one token uses: all but the 28 routed experts per layer it does not choose (1,557,740,288, 18.7% of the total).</summary>
+    public const long ActiveParameterCount = 1557740288;
 
-    /// <summary>Key/value cache elements per token, all layers: 24 layers × 2 (K and V) × 8 KV heads × 64 = 24,576 (49,152 bytes in bf16).</summary>
-    public const long KvCacheElementsPerToken = 24576;
+    /// <summary>Key/value cache elements per token, all layers: 6 attention layers (short convolutions cache nothing per token) × 2 (K and V) × 8 KV heads × 64 = 6,144 (12,288 bytes in bf16).</summary>
+    public const long KvCacheElementsPerToken = 6144;
+
+    /// <summary>Decoding state of the 18 short-convolution blocks per sequence: the last 2 inputs × 2048 channels each. Constant: it does not grow with the context.</summary>
+    public const long ConvStateElements = 73728;
 
     /// <summary>Forward FLOPs of one token at position 32,768: 2 per weight multiply-accumulate plus 4·Context·HeadDim per query head and layer for attention scores and mixing; in expert layers only the router, the chosen and the shared experts count.</summary>
-    public const long FlopsPerToken = 9331015680;
+    public const long FlopsPerToken = 4725891072;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static ModelFacts Facts { get; } = new("Lfm2MoeLike", Vocab: 65536, Dim: 2048, Layers: 24, Context: 32768,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
-        MatmulFlopsPerToken: 2888564736,
-        Breakdown: new(Embeddings: 134217728, Attention: 251658240, Mlp: 7840595968, Norms: 100352, OutputHead: 0));
+        MatmulFlopsPerToken: 3115278336,
+        Breakdown: new(Embeddings: 134217728, Attention: 62915328, Mlp: 7840595968, Norms: 100352, OutputHead: 0, Convolution: 302100480));
 
     /// <summary>Builds the module; see the constructor.</summary>
     public static Lfm2MoeLike Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
@@ -53,6 +57,18 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
         return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
+    /// <summary>An empty decoding cache for up to 32768 tokens.</summary>
+    public DecodingCache NewCache() => new(24, capacity: 32768);
+
+    /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
+    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public Tensor forward(Tensor tokens, DecodingCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = model.Decode(tokens, cache);
+        return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
     /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
     public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
@@ -61,6 +77,7 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
     public sealed class DecoderStack : nn.Module<Tensor, Tensor>
     {
         private const int Context = 32768;
+        private static readonly int[] AttentionLayers = { 2, 6, 10, 14, 18, 21 };
         internal readonly Embedding embed_tokens;
         private readonly ModuleList<DecoderLayer> layers;
         private readonly RmsNorm norm;
@@ -71,7 +88,7 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
             embed_tokens = nn.Embedding(65536, 2048, device: device, dtype: dtype);
             Init.Normal(embed_tokens.weight);
             layers = new ModuleList<DecoderLayer>();
-            for (var i = 0; i < 24; i++) layers.Add(new DecoderLayer(routedExperts: i >= 2, device, dtype));
+            for (var i = 0; i < 24; i++) layers.Add(new DecoderLayer(attention: System.Array.IndexOf(AttentionLayers, i) >= 0, routedExperts: i >= 2, device, dtype));
             norm = new RmsNorm(2048, eps: 1E-05, device, dtype);
             rotary_emb = new RotaryEmbedding(64, Context, 1000000, device, dtype);
             RegisterComponents();
@@ -92,6 +109,8 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
         {
             if (layer < 0 || layer >= 24)
                 throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 23.");
+            if (System.Array.IndexOf(AttentionLayers, layer) < 0)
+                throw new System.ArgumentException($"Layer {layer} is a short-convolution block; attention layers are 2, 6, 10, 14, 18, 21.", nameof(layer));
             using var scope = NewDisposeScope();
             var x = Embed(tokens);
             var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
@@ -99,27 +118,43 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
             return layers[layer].AttentionScores(x, cos, sin).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens)
+        /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
+        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        {
+            if (cache.Layers != 24 || cache.Capacity > Context)
+                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 24 layers and a context of {Context}.", nameof(cache));
+            using var scope = NewDisposeScope();
+            var offset = cache.Position;
+            var x = Embed(tokens, offset);
+            var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far: cached values may be re-rotated
+            for (var i = 0; i < 24; i++) x = layers[i].Decode(x, cos, sin, cache[i], offset);
+            cache.Advance(tokens.shape[1]);
+            return norm.forward(x).MoveToOuterDisposeScope();
+        }
+
+        private Tensor Embed(Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
-            if (time > Context)
-                throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            if (offset + time > Context)
+                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
 
-    /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
+    /// <summary>Pre-norm block: x + mix(norm(x)), where mix is attention or a short convolution by layer, then + mlp(norm(·)).</summary>
     public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor>
     {
         private readonly RmsNorm input_layernorm;
-        private readonly SelfAttention self_attn;
+        private readonly SelfAttention? self_attn;
+        private readonly ShortConv? conv;
         private readonly RmsNorm post_attention_layernorm;
         private readonly nn.Module<Tensor, Tensor> mlp;
 
-        internal DecoderLayer(bool routedExperts, Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(bool attention, bool routedExperts, Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
         {
             input_layernorm = new RmsNorm(2048, eps: 1E-05, device, dtype);
-            self_attn = new SelfAttention(device, dtype);
+            if (attention) self_attn = new SelfAttention(device, dtype);
+            else conv = new ShortConv(2048, kernel: 3, bias: false, layers: 24, device, dtype);
             post_attention_layernorm = new RmsNorm(2048, eps: 1E-05, device, dtype);
             mlp = routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: 7168, device, dtype);
             RegisterComponents();
@@ -129,12 +164,22 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
         public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
         {
             using var scope = NewDisposeScope();
-            var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
+            var normed = input_layernorm.forward(x);
+            var h = x + (self_attn is not null ? self_attn.forward(normed, cos, sin) : conv!.forward(normed));
+            return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's keys and values or convolution state in <paramref name="state"/>.</summary>
+        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var normed = input_layernorm.forward(x);
+            var h = x + (self_attn is not null ? self_attn.Decode(normed, cos, sin, state, offset) : conv!.forward(normed, state));
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
-        internal Tensor AttentionScores(Tensor x, Tensor cos, Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
+        internal Tensor AttentionScores(Tensor x, Tensor cos, Tensor sin) => self_attn!.Scores(input_layernorm.forward(x), cos, sin);
     }
 
     /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 32 query heads and 8 key/value heads of width 64.</summary>
@@ -145,6 +190,8 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
         private readonly Linear k_proj;
         private readonly Linear v_proj;
         private readonly Linear o_proj;
+        private readonly RmsNorm q_layernorm;
+        private readonly RmsNorm k_layernorm;
 
         internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))
         {
@@ -156,6 +203,8 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
             Init.Normal(v_proj.weight);
             o_proj = nn.Linear(2048, 2048, hasBias: false, device: device, dtype: dtype);
             Init.ResidualOutput(o_proj.weight, layers: 24);
+            q_layernorm = new RmsNorm(64, eps: 1E-05, device, dtype);
+            k_layernorm = new RmsNorm(64, eps: 1E-05, device, dtype);
             RegisterComponents();
         }
 
@@ -165,6 +214,18 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x, cos, sin);
             var mixed = Attention.Causal(q, k, v);
+            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Attention output for new tokens at <paramref name="offset"/> on; <paramref name="cos"/> and <paramref name="sin"/> cover positions 0 … offset + time − 1.</summary>
+        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
+            Tensor keys, values;
+            keys = state.Append(0, k, dim: 2);
+            values = state.Append(1, v, dim: 2);
+            var mixed = Attention.CausalFrom(q, keys, values, offset);
             return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
@@ -182,6 +243,9 @@ partial class Lfm2MoeLike : nn.Module<Tensor, Tensor>, IDeclaredModel<Lfm2MoeLik
             var q = Attention.SplitHeads(q_proj.forward(x), Heads);
             var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);
             var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);
+            // Per-head RMSNorm of queries and keys before rotation (QkNorm).
+            q = q_layernorm.forward(q);
+            k = k_layernorm.forward(k);
             q = RotaryEmbedding.Rotate(q, cos, sin);
             k = RotaryEmbedding.Rotate(k, cos, sin);
             return (q, k, v);

@@ -4,6 +4,7 @@
 #nullable enable
 
 using LlmEff;
+using LlmEff.Generation;
 using LlmEff.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -12,7 +13,7 @@ using static TorchSharp.torch;
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 32 layers, width 4096, 32-head attention with 8 KV heads, SwiGLU MLP of width 14336 (replaced by 2 of 8 experts of width 14336), vocabulary 32000, context 32768.</summary>
-partial class Mixtral8x7B : nn.Module<Tensor, Tensor>, IDeclaredModel<Mixtral8x7B>, IAttentionScores
+partial class Mixtral8x7B : nn.Module<Tensor, Tensor>, IDeclaredModel<Mixtral8x7B>, IAttentionScores, IDecoder
 {
     /// <summary>Trainable parameters: 46,702,792,704 (embeddings 131,072,000, attention 1,342,177,280, MLP and experts 45,098,205,184, norms 266,240, output head 131,072,000).</summary>
     public const long ParameterCount = 46702792704;
@@ -53,6 +54,18 @@ partial class Mixtral8x7B : nn.Module<Tensor, Tensor>, IDeclaredModel<Mixtral8x7
     {
         using var scope = NewDisposeScope();
         var hidden = model.forward(tokens);
+        return lm_head.forward(hidden).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>An empty decoding cache for up to 32768 tokens.</summary>
+    public DecodingCache NewCache() => new(32, capacity: 32768);
+
+    /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
+    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public Tensor forward(Tensor tokens, DecodingCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
@@ -102,11 +115,25 @@ partial class Mixtral8x7B : nn.Module<Tensor, Tensor>, IDeclaredModel<Mixtral8x7
             return layers[layer].AttentionScores(x, cos, sin).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens)
+        /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
+        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        {
+            if (cache.Layers != 32 || cache.Capacity > Context)
+                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 32 layers and a context of {Context}.", nameof(cache));
+            using var scope = NewDisposeScope();
+            var offset = cache.Position;
+            var x = Embed(tokens, offset);
+            var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far: cached values may be re-rotated
+            for (var i = 0; i < 32; i++) x = layers[i].Decode(x, cos, sin, cache[i], offset);
+            cache.Advance(tokens.shape[1]);
+            return norm.forward(x).MoveToOuterDisposeScope();
+        }
+
+        private Tensor Embed(Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
-            if (time > Context)
-                throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            if (offset + time > Context)
+                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
@@ -133,6 +160,15 @@ partial class Mixtral8x7B : nn.Module<Tensor, Tensor>, IDeclaredModel<Mixtral8x7
         {
             using var scope = NewDisposeScope();
             var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
+            return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
+        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var normed = input_layernorm.forward(x);
+            var h = x + self_attn.Decode(normed, cos, sin, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
@@ -168,6 +204,18 @@ partial class Mixtral8x7B : nn.Module<Tensor, Tensor>, IDeclaredModel<Mixtral8x7
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x, cos, sin);
             var mixed = Attention.Causal(q, k, v);
+            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Attention output for new tokens at <paramref name="offset"/> on; <paramref name="cos"/> and <paramref name="sin"/> cover positions 0 … offset + time − 1.</summary>
+        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
+            Tensor keys, values;
+            keys = state.Append(0, k, dim: 2);
+            values = state.Append(1, v, dim: 2);
+            var mixed = Attention.CausalFrom(q, keys, values, offset);
             return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 

@@ -4,6 +4,7 @@
 #nullable enable
 
 using LlmEff;
+using LlmEff.Generation;
 using LlmEff.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -101,12 +102,12 @@ partial class StudyEncoder : nn.Module<Tensor, Tensor>, IDeclaredModel<StudyEnco
             return layers[layer].AttentionScores(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens)
+        private Tensor Embed(Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
-            if (time > Context)
-                throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
-            return embed_tokens.forward(tokens) + embed_positions.forward(torch.arange(time, device: tokens.device));
+            if (offset + time > Context)
+                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            return embed_tokens.forward(tokens) + embed_positions.forward(torch.arange(offset, offset + time, device: tokens.device));
         }
     }
 

@@ -4,6 +4,7 @@
 #nullable enable
 
 using LlmEff;
+using LlmEff.Generation;
 using LlmEff.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -12,7 +13,7 @@ using static TorchSharp.torch;
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head attention, SwiGLU MLP of width 704, vocabulary 256, context 256; attention and MLP weights trained for MXFP4 (fake quantization from 80% of the steps).</summary>
-partial class TinyDecoderFp4 : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDecoderFp4>, IAttentionScores
+partial class TinyDecoderFp4 : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDecoderFp4>, IAttentionScores, IDecoder
 {
     /// <summary>Trainable parameters: 3,279,104 (embeddings 65,536, attention 1,048,576, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 3279104;
@@ -69,6 +70,18 @@ partial class TinyDecoderFp4 : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDec
         return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
+    /// <summary>An empty decoding cache for up to 256 tokens.</summary>
+    public DecodingCache NewCache() => new(4, capacity: 256);
+
+    /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
+    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public Tensor forward(Tensor tokens, DecodingCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = model.Decode(tokens, cache);
+        return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
     /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
     public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
@@ -115,11 +128,25 @@ partial class TinyDecoderFp4 : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDec
             return layers[layer].AttentionScores(x, cos, sin).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens)
+        /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
+        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        {
+            if (cache.Layers != 4 || cache.Capacity > Context)
+                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 4 layers and a context of {Context}.", nameof(cache));
+            using var scope = NewDisposeScope();
+            var offset = cache.Position;
+            var x = Embed(tokens, offset);
+            var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far: cached values may be re-rotated
+            for (var i = 0; i < 4; i++) x = layers[i].Decode(x, cos, sin, cache[i], offset);
+            cache.Advance(tokens.shape[1]);
+            return norm.forward(x).MoveToOuterDisposeScope();
+        }
+
+        private Tensor Embed(Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
-            if (time > Context)
-                throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            if (offset + time > Context)
+                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
@@ -146,6 +173,15 @@ partial class TinyDecoderFp4 : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDec
         {
             using var scope = NewDisposeScope();
             var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
+            return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
+        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var normed = input_layernorm.forward(x);
+            var h = x + self_attn.Decode(normed, cos, sin, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
@@ -181,6 +217,18 @@ partial class TinyDecoderFp4 : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDec
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x, cos, sin);
             var mixed = Attention.Causal(q, k, v);
+            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>Attention output for new tokens at <paramref name="offset"/> on; <paramref name="cos"/> and <paramref name="sin"/> cover positions 0 … offset + time − 1.</summary>
+        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        {
+            using var scope = NewDisposeScope();
+            var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
+            Tensor keys, values;
+            keys = state.Append(0, k, dim: 2);
+            values = state.Append(1, v, dim: 2);
+            var mixed = Attention.CausalFrom(q, keys, values, offset);
             return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 

@@ -4,6 +4,7 @@
 #nullable enable
 
 using LlmEff;
+using LlmEff.Generation;
 using LlmEff.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -99,11 +100,11 @@ partial class TinySharedPlus : nn.Module<Tensor, Tensor>, IDeclaredModel<TinySha
             return layers[layer].AttentionScores(x, cos, sin).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens)
+        private Tensor Embed(Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
-            if (time > Context)
-                throw new System.ArgumentException($"{time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            if (offset + time > Context)
+                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }

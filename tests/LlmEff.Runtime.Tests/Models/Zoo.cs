@@ -13,6 +13,9 @@ public static class Zoo
         yield return ModelCatalog.Find(typeof(TinyDecoder).Assembly, nameof(TinyDecoder));
         yield return ModelCatalog.Find(typeof(TinyMoe).Assembly, nameof(TinyMoe));
         yield return ModelCatalog.Find(typeof(TinyMoeDeepSeek).Assembly, nameof(TinyMoeDeepSeek));
+        yield return ModelCatalog.Find(typeof(TinyHybrid).Assembly, nameof(TinyHybrid));
+        yield return ModelCatalog.Find(typeof(TinyLatent).Assembly, nameof(TinyLatent));
+        yield return ModelCatalog.Find(typeof(TinySparse).Assembly, nameof(TinySparse));
     }
 
     public static TheoryDataFor Names() => NamesWhere(_ => true);
