@@ -44,3 +44,33 @@ public partial class Bench512Checkpointed;
 [Model(Vocab = 256, Dim = 512, Layers = 8, Context = 1024)]
 [Attention(Heads = 8)]
 public partial class Bench512Long;
+
+// The decoding benchmark's models: TinyDecoder's width and depth with room for a 512-token prompt and the tokens after it.
+
+/// <summary>Full attention: the cache holds keys and values of every layer.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 1024)]
+[Attention(Heads = 4)]
+public partial class DecodeFull;
+
+/// <summary>Keys are the values: half the cache, keys re-rotated from it each step.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 1024)]
+[Attention(Projections.NoKey, Heads = 4)]
+public partial class DecodeNoKey;
+
+/// <summary>LFM2-style hybrid: attention in layers 1 and 3, short convolutions (constant state) in 0 and 2.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 1024)]
+[Layers(Attention = "1,3")]
+[ShortConv]
+[Attention(Heads = 4, QkNorm = true)]
+public partial class DecodeHybrid;
+
+/// <summary>Latent attention: a 32-wide latent and a 16-wide rotary key per token and layer.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 1024)]
+[Attention(Heads = 4, HeadDim = 64, Kind = AttentionKind.Latent, KvRank = 32, RopeDim = 16, QRank = 96)]
+public partial class DecodeLatent;
+
+/// <summary>Sparse attention: each token attends to 64 past tokens its indexer picks.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 1024)]
+[Attention(Heads = 4)]
+[SparseAttention(IndexerHeads = 4, IndexerDim = 32, TopK = 64)]
+public partial class DecodeSparse;

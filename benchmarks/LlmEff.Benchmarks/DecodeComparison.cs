@@ -1,0 +1,102 @@
+using System;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using LlmEff.Generation;
+using static TorchSharp.torch;
+
+namespace LlmEff.Benchmarks;
+
+/// <summary>
+/// `dotnet run -c Release -- decode`: tokens per second when generating after a 512-token prompt, with the
+/// decoding cache (each step feeds one token) versus recomputing the whole prefix every step, for each block kind.
+/// Greedy argmax, batch 1, fp32 CPU; both paths pick the same tokens, which the run checks.
+/// </summary>
+internal static class DecodeComparison
+{
+    public static int Run(string[] args)
+    {
+        var prompt = BenchmarkArguments.Option(args, "--context", 512, minimum: 1);
+        var tokens = BenchmarkArguments.Option(args, "--tokens", 32, minimum: 1);
+        var repeats = BenchmarkArguments.Option(args, "--repeats", 3, minimum: 1);
+        var threads = BenchmarkArguments.Option(args, "--threads", 0);
+        if (threads > 0) set_num_threads(threads);
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv, $"Decoding after a {prompt}-token prompt, {tokens} new tokens, batch 1, fp32 CPU, {get_num_threads()} threads, median of {repeats}; {DateTime.UtcNow:yyyy-MM-dd}"));
+        Console.WriteLine();
+        Console.WriteLine("| model | cache bytes/token (bf16) | recompute tokens/s | cached tokens/s | speed-up |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var (name, create, facts) in new (string, Func<nn.Module<Tensor, Tensor>>, ModelFacts)[]
+                 {
+                     ("DecodeFull", () => new DecodeFull(), DecodeFull.Facts),
+                     ("DecodeNoKey", () => new DecodeNoKey(), DecodeNoKey.Facts),
+                     ("DecodeHybrid", () => new DecodeHybrid(), DecodeHybrid.Facts),
+                     ("DecodeLatent", () => new DecodeLatent(), DecodeLatent.Facts),
+                     ("DecodeSparse", () => new DecodeSparse(), DecodeSparse.Facts),
+                 })
+        {
+            if (prompt + tokens > facts.Context) throw new ArgumentException($"--context {prompt} plus --tokens {tokens} exceed {name}'s context of {facts.Context}.");
+            manual_seed(1);
+            using var model = create();
+            model.eval();
+            using var _ = no_grad();
+            var promptTokens = randint(0, facts.Vocab, new long[] { 1, prompt });
+            var recompute = new double[repeats];
+            var cached = new double[repeats];
+            long[] recomputed = Array.Empty<long>(), decoded = Array.Empty<long>();
+            for (var r = 0; r < repeats; r++)
+            {
+                (recompute[r], recomputed) = Time(() => Recompute(model, promptTokens, tokens));
+                (cached[r], decoded) = Time(() => Cached((IDecoder)model, promptTokens, tokens));
+            }
+            if (!recomputed.SequenceEqual(decoded)) throw new InvalidOperationException($"{name}: the cached path chose different tokens than recomputing.");
+            var slow = tokens / BenchmarkArguments.Median(recompute);
+            var fast = tokens / BenchmarkArguments.Median(cached);
+            Console.WriteLine(string.Create(inv, $"| {name} | {facts.KvCacheBytesPerToken():N0} | {slow:F1} | {fast:F1} | {fast / slow:F1}x |"));
+        }
+        return 0;
+    }
+
+    private static (double Seconds, long[] Tokens) Time(Func<long[]> run)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = run();
+        return (clock.Elapsed.TotalSeconds, result);
+    }
+
+    /// <summary>Every step runs the model over the prompt and everything generated so far.</summary>
+    private static long[] Recompute(nn.Module<Tensor, Tensor> model, Tensor prompt, int count)
+    {
+        var sequence = prompt.alias();
+        var chosen = new long[count];
+        for (var i = 0; i < count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var next = model.forward(sequence)[0, -1].argmax().reshape(1, 1);
+            chosen[i] = next.item<long>();
+            var longer = cat(new[] { sequence, next }, dim: 1).DetachFromDisposeScope();
+            sequence.Dispose();
+            sequence = longer;
+        }
+        sequence.Dispose();
+        return chosen;
+    }
+
+    /// <summary>The prompt once, then one token per step against the cache.</summary>
+    private static long[] Cached(IDecoder model, Tensor prompt, int count)
+    {
+        using var cache = model.NewCache();
+        var chosen = new long[count];
+        var input = prompt.alias();
+        for (var i = 0; i < count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var next = model.forward(input, cache)[0, -1].argmax().reshape(1, 1);
+            chosen[i] = next.item<long>();
+            input.Dispose();
+            input = next.DetachFromDisposeScope();
+        }
+        input.Dispose();
+        return chosen;
+    }
+}
