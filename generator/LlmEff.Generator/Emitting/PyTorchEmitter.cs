@@ -552,9 +552,9 @@ internal static class PyTorchEmitter
             using (w.Block("class SelfAttention(nn.Module):"))
             {
                 w.Line($"\"\"\"{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Projections} projections ({ProjectionSummary(a.Projections)}): {a.Heads} query heads and")
-                 .Line($"{a.KvHeads} key/value heads of width {a.HeadDim}.{(Sharing ? $" Only the first layer of every {a.ShareKvEvery} projects keys and values;" : "")}")
-                 .Line(Sharing ? "the others reuse them (cross-layer KV sharing).\"\"\"" : "\"\"\"")
-                 .Line();
+                 .Line($"{a.KvHeads} key/value heads of width {a.HeadDim}.{(Sharing ? "" : "\"\"\"")}");
+                if (Sharing) w.Line($"Only the first layer of every {a.ShareKvEvery} projects keys and values; the others reuse them (cross-layer KV sharing).\"\"\"");
+                w.Line();
                 using (w.Block(Sharing ? "def __init__(self, owns_keys_and_values):" : "def __init__(self):"))
                 {
                     w.Line("super().__init__()");

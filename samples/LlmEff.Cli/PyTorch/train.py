@@ -62,6 +62,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--resume", default=None, help="continue the run saved in this checkpoint (same settings)")
     parser.add_argument("--checkpoint", default=None, help="write a checkpoint here at the end")
     parser.add_argument("--checkpoint-every", type=int, default=0)
+    parser.add_argument("--stop-after", type=int, default=None, help="stop (and checkpoint) after this many steps; the schedule still spans --steps")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: torch's default)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast the forward on CUDA")
@@ -293,7 +294,8 @@ def main(argv=None):
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (use_cuda and args.dtype == "bf16") else None
     step_times = []
     model.train()
-    for step in range(start_step, args.steps):
+    end_step = args.steps if args.stop_after is None else min(args.steps, max(start_step, args.stop_after))
+    for step in range(start_step, end_step):
         started = time.perf_counter()
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
@@ -325,7 +327,7 @@ def main(argv=None):
         if use_cuda:
             torch.cuda.synchronize()
         step_times.append(time.perf_counter() - started)
-        if rank == 0 and (step + 1 == args.steps or (step + 1) % max(1, args.steps // 10) == 0 or step == start_step):
+        if rank == 0 and (step + 1 == end_step or (step + 1) % max(1, args.steps // 10) == 0 or step == start_step):
             print(f"step {step + 1:>5}/{args.steps}  loss {value:.4f}  lr {lr:.2e}  {1000 * step_times[-1]:.1f} ms", flush=True)
         if args.checkpoint and args.checkpoint_every > 0 and (step + 1) % args.checkpoint_every == 0 and step + 1 < args.steps:
             save_checkpoint(args.checkpoint, step + 1)
@@ -341,7 +343,7 @@ def main(argv=None):
             total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), local_rows(targets, rank, world).to(device).reshape(-1)).item()
     held_out = reduce_mean(total / args.eval_batches, world, device)
     if args.checkpoint:
-        save_checkpoint(args.checkpoint, args.steps)
+        save_checkpoint(args.checkpoint, end_step)
     if rank == 0:
         timed = sorted(step_times[1:] or step_times)  # the first step pays for warm-up
         median = timed[len(timed) // 2] if timed else float("nan")
