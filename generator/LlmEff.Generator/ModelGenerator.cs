@@ -10,7 +10,7 @@ namespace LlmEff.Generator;
 
 /// <summary>
 /// Finds classes marked [Model], turns their attributes into an equatable <see cref="ModelToEmit"/>, and emits
-/// the module. Invalid declarations emit nothing: <see cref="Analyzers.ModelDeclarationAnalyzer"/> reports why,
+/// the module and its PyTorch twin. Invalid declarations emit nothing: <see cref="Analyzers.ModelDeclarationAnalyzer"/> reports why,
 /// at the offending argument.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
@@ -32,6 +32,10 @@ public sealed class ModelGenerator : IIncrementalGenerator
 
         context.RegisterSourceOutput(models, static (output, model) =>
             output.AddSource(ModelEmitter.HintName(model.Target), ModelEmitter.Emit(model)));
+
+        // The PyTorch twin goes in a file of its own: a separate output, so its emitter changes independently.
+        context.RegisterSourceOutput(models, static (output, model) =>
+            output.AddSource(PyTorchEmitter.HintName(model.Target), PyTorchEmitter.Emit(model)));
     }
 
     private static ModelToEmit? Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken token)

@@ -18,6 +18,7 @@ public static class Program
             InspectCommand.Create(),
             StudyCommand.Create(),
             QatCommand.Create(),
+            ExportPyTorchCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

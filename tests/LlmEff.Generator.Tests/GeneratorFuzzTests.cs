@@ -143,10 +143,14 @@ public sealed class GeneratorFuzzTests
         if (compilerErrors.Count > 0 || !modelPresent || ourErrors.Count > 0) return;
         if (run.GeneratedTrees.Length == 0)
             throw new Exception($"Nothing was generated and no LLM error explains why, for:\n{source}");
-        var generated = run.GeneratedTrees.Single();
-        var problems = output.GetSemanticModel(generated).GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();
-        if (problems.Count > 0)
-            throw new Exception($"Generated code does not compile cleanly ({problems[0]}) for:\n{source}\n{generated}");
+        if (run.GeneratedTrees.Length != 2)
+            throw new Exception($"Expected the module and its PyTorch twin, got {run.GeneratedTrees.Length} files, for:\n{source}");
+        foreach (var generated in run.GeneratedTrees)
+        {
+            var problems = output.GetSemanticModel(generated).GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();
+            if (problems.Count > 0)
+                throw new Exception($"Generated code does not compile cleanly ({problems[0]}) for:\n{source}\n{generated}");
+        }
     }
 
     /// <summary>Whether the span lies on the class line(s) or its attributes, i.e. after the usings and namespace.</summary>

@@ -65,6 +65,10 @@ public interface IDeclaredModel<TSelf> where TSelf : nn.Module<Tensor, Tensor>, 
 
     /// <summary>Builds the module on <paramref name="device"/> (CPU when null) in <paramref name="dtype"/> (fp32 when null).</summary>
     static abstract TSelf Create(Device? device = null, ScalarType? dtype = null);
+
+    /// <summary>The same architecture as a PyTorch module (Python source, same parameter names and shapes), or why the
+    /// generator cannot write one.</summary>
+    static abstract PyTorchExport PyTorch { get; }
 }
 
 /// <summary>Generated models expose their attention score maps for inspection (symmetry checks, attention plots).</summary>

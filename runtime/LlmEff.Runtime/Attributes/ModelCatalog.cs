@@ -11,11 +11,12 @@ public sealed class DeclaredModelType
 {
     private readonly MethodInfo create;
 
-    internal DeclaredModelType(Type type, ModelFacts facts, MethodInfo create)
+    internal DeclaredModelType(Type type, ModelFacts facts, MethodInfo create, PyTorchExport pyTorch)
     {
         Type = type;
         Facts = facts;
         this.create = create;
+        PyTorch = pyTorch;
     }
 
     /// <summary>The generated class.</summary>
@@ -23,6 +24,9 @@ public sealed class DeclaredModelType
 
     /// <summary>Its size facts.</summary>
     public ModelFacts Facts { get; }
+
+    /// <summary>Its PyTorch twin, or why it has none (see <see cref="IDeclaredModel{TSelf}.PyTorch"/>).</summary>
+    public PyTorchExport PyTorch { get; }
 
     /// <summary>Builds the module (see <see cref="IDeclaredModel{TSelf}.Create"/>).</summary>
     public nn.Module<Tensor, Tensor> Create(Device? device = null, ScalarType? dtype = null) =>
@@ -39,7 +43,8 @@ public static class ModelCatalog
             .Select(t => new DeclaredModelType(
                 t,
                 (ModelFacts)t.GetProperty("Facts", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!,
-                t.GetMethod("Create", BindingFlags.Public | BindingFlags.Static)!))
+                t.GetMethod("Create", BindingFlags.Public | BindingFlags.Static)!,
+                (PyTorchExport)t.GetProperty("PyTorch", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!))
             .OrderBy(m => m.Facts.Name, StringComparer.Ordinal)
             .ToList();
 

@@ -31,6 +31,12 @@ public sealed class TokenDataset : ITrainingData
     /// <summary>Held-out tokens.</summary>
     public int HeldOutTokens => heldOut.Length;
 
+    /// <summary>The training split, in order (to hand the same data to another trainer).</summary>
+    public ReadOnlySpan<long> TrainSplit => train;
+
+    /// <summary>The held-out split, in order.</summary>
+    public ReadOnlySpan<long> HeldOutSplit => heldOut;
+
     /// <summary>The default data: the embedded synthetic corpus, byte-tokenized.</summary>
     public static TokenDataset EmbeddedDefault(int characters = 400_000, int seed = 1) =>
         new(new ByteTokenizer().Encode(SyntheticCorpus.Generate(characters, seed)), ByteTokenizer.Vocab);
