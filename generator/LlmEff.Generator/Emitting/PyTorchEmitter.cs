@@ -35,6 +35,11 @@ internal static class PyTorchEmitter
             if (!Known(m.Balance)) return $"[MoE] balancing {(int)m.Balance} has no PyTorch port";
         }
         if (spec.Quant is { } q && !Known(q.Format)) return $"[Quant] format {(int)q.Format} has no PyTorch port";
+        // Issue 7's block kinds run in TorchSharp (and decode with a cache) but have no PyTorch port yet.
+        if (spec.Hybrid is not null) return "[ShortConv] hybrid layers have no PyTorch port yet";
+        if (a.Latent is not null) return "latent attention (Kind = AttentionKind.Latent) has no PyTorch port yet";
+        if (spec.Sparse is not null) return "[SparseAttention] has no PyTorch port yet";
+        if (a.QkNorm) return "per-head query/key norm (QkNorm) has no PyTorch port yet";
         return null;
     }
 
