@@ -61,7 +61,10 @@ public sealed class GeneratorFuzzTests
     private static readonly Gen<string> AttentionAttribute = Gen.Select(
         Gen.Frequency((1, Gen.Const("")), (3, Enum("Projections", "Full", "NoKey", "NoQuery", "Shared"))),
         Arguments(("Heads", Heads, 9), ("KvHeads", Heads, 4), ("HeadDim", Gen.Frequency((8, Gen.OneOf<string>("8", "16")), (1, Size)), 2),
-            ("BreakSymmetry", Gen.OneOf<string>("true", "false"), 3), ("ShareKvEvery", Gen.Frequency((6, Gen.OneOf<string>("1", "2")), (1, Size)), 2)))
+            ("BreakSymmetry", Gen.OneOf<string>("true", "false"), 3), ("ShareKvEvery", Gen.Frequency((6, Gen.OneOf<string>("1", "2")), (1, Size)), 2),
+            ("QkNorm", Gen.OneOf<string>("true", "false"), 2), ("Kind", Enum("AttentionKind", "Standard", "Latent"), 3),
+            ("KvRank", Gen.Frequency((6, Gen.OneOf<string>("8", "16", "24")), (1, Size)), 3), ("RopeDim", Gen.Frequency((6, Gen.OneOf<string>("4", "8")), (1, Size)), 3),
+            ("QRank", Gen.Frequency((6, Gen.OneOf<string>("0", "16", "24")), (1, Size)), 2)))
         .Select((projection, named) => $"[Attention({string.Join(", ", new[] { projection, named }.Where(p => p.Length > 0))})]");
 
     private static readonly Gen<string> MlpAttribute =
@@ -85,12 +88,24 @@ public sealed class GeneratorFuzzTests
             ("Clipped", Gen.OneOf<string>("true", "false"), 3), ("GroupSize", Gen.Frequency((6, Gen.OneOf<string>("16", "32", "64")), (1, Size)), 2)))
         .Select((format, named) => $"[Quant({string.Join(", ", new[] { format, named }.Where(p => p.Length > 0))})]");
 
+    // Hybrid layouts and sparse attention: valid lists usually, with out-of-range, repeated, reversed and garbage ones.
+    private static readonly Gen<string> LayerList = Gen.Frequency(
+        (8, Gen.OneOf<string>("\"0\"", "\"1\"", "\"0,2\"", "\"1-2\"", "\"0-3\"")),
+        (1, Gen.OneOf<string>("\"\"", "\"5,1\"", "\"1,1\"", "\"3-1\"", "\"x\"", "\"-1\"", "\" 1 , 2 \"", "null", "\"99999999999\"", "7")));
+
+    private static readonly Gen<string> BlockKinds = Gen.Select(
+        Gen.Frequency((1, Arguments(("Attention", LayerList, 9)).Select(a => $"[Layers({a})]")), (3, Gen.Const(""))),
+        Gen.Frequency((1, Arguments(("Kernel", Gen.Frequency((6, Gen.OneOf<string>("1", "2", "3", "4")), (1, Size)), 5)).Select(a => $"[ShortConv({a})]")), (3, Gen.Const(""))),
+        Gen.Frequency((1, Arguments(("IndexerHeads", Heads, 9), ("IndexerDim", Gen.Frequency((6, Gen.OneOf<string>("4", "8")), (1, Size)), 9),
+            ("TopK", Gen.Frequency((6, Gen.OneOf<string>("2", "8", "64")), (1, Size)), 9)).Select(a => $"[SparseAttention({a})]")), (4, Gen.Const(""))))
+        .Select((layers, conv, sparse) => layers + conv + sparse);
+
     private static readonly Gen<string> Declaration = Gen.Select(
         Gen.Frequency((16, (IGen<string>)ModelAttribute), (1, Gen.Const("")), (1, ModelAttribute.Select(m => m + m))),
         Gen.Frequency((3, (IGen<string>)AttentionAttribute), (1, Gen.Const(""))),
         Gen.Frequency((2, (IGen<string>)MlpAttribute), (1, Gen.Const(""))),
         Gen.Frequency((1, (IGen<string>)MoEAttribute), (2, Gen.Const(""))),
-        Gen.Frequency((1, (IGen<string>)QuantAttribute), (2, Gen.Const(""))),
+        Gen.Frequency((1, (IGen<string>)QuantAttribute), (2, Gen.Const(""))).Select(BlockKinds, (quant, kinds) => quant + kinds),
         Gen.Frequency((6, Gen.OneOf<string>("public partial class M;", "public partial class M { }", "internal partial class M;")), (2, Gen.OneOf<string>(
             "public class M;", "public partial class M<T>;",
             "public static partial class M;", "public abstract partial class M;", "public partial class M : System.Exception;",
