@@ -90,4 +90,18 @@ public sealed class BlockKindTests
         using var model = new SparseGqa();
         Assert.Equal(2, LightningIndexer.In(model).Count);
     }
+
+    [Fact]
+    public void The_LFM2_and_DeepSeek_samples_report_their_published_caches_and_build_to_their_counts()
+    {
+        Assert.Equal(6 * 2 * 8 * 64, LlmEff.Samples.Lfm2MoeLike.KvCacheElementsPerToken); // 6 attention layers × K and V × 8 KV heads × 64
+        Assert.Equal(18 * 2 * 2048, LlmEff.Samples.Lfm2MoeLike.ConvStateElements);
+        Assert.Equal(70_272, LlmEff.Samples.DeepSeekV3Like.Facts.KvCacheBytesPerToken()); // REFERENCES.md §3: 61 · 576 elements in bf16
+        Assert.Equal(8_339_929_856, LlmEff.Samples.Lfm2MoeLike.ParameterCount);
+
+        using var lfm2 = new LlmEff.Samples.Lfm2MoeLike(META);
+        Assert.Equal(LlmEff.Samples.Lfm2MoeLike.ParameterCount, Zoo.CountElements(lfm2));
+        Assert.Equal(LlmEff.Samples.Lfm2MoeLike.Facts.Breakdown.Convolution,
+            lfm2.named_parameters().Where(p => p.name.Contains(".conv.")).Sum(p => p.parameter.numel()));
+    }
 }

@@ -34,6 +34,9 @@ internal static class AblateCommand
         ["TinyShareKv"] = "KV shared by layer pairs",
         ["TinyMoe"] = "MoE: 2 of 8 experts",
         ["TinyMoeDeepSeek"] = "MoE: 2 of 16 + 1 shared",
+        ["TinyHybrid"] = "Hybrid: 2 attention + 2 short-conv",
+        ["TinyLatent"] = "Latent attention (MLA)",
+        ["TinySparse"] = "Sparse attention: top-32",
     };
 
     public static Command Create()
