@@ -436,7 +436,10 @@ internal static class ModelEmitter
                 w.Line("using var scope = NewDisposeScope();");
                 w.Line("var offset = cache.Position;");
                 w.Line("var x = Embed(tokens, offset);");
-                if (rope) w.Line($"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far: cached values may be re-rotated");
+                if (rope)
+                    w.Line(spec.Attention.HasKeyProjection
+                        ? $"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows"
+                        : $"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far: keys are re-rotated from the cached values");
                 if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {spec.Attention.ShareKvEvery} fills it");
                 w.Line($"for (var i = 0; i < {spec.Layers}; i++) x = {names.Layers}[i].Decode(x{LayerArguments}, cache[i], offset);");
                 w.Line("cache.Advance(tokens.shape[1]);");

@@ -120,7 +120,7 @@ partial class TinyMoe : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMoe>, IAtt
             using var scope = NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
-            var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far: cached values may be re-rotated
+            var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows
             for (var i = 0; i < 4; i++) x = layers[i].Decode(x, cos, sin, cache[i], offset);
             cache.Advance(tokens.shape[1]);
             return norm.forward(x).MoveToOuterDisposeScope();

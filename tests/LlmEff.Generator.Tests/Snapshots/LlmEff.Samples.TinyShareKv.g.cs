@@ -122,7 +122,7 @@ partial class TinyShareKv : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyShareK
             using var scope = NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
-            var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far: cached values may be re-rotated
+            var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows
             using var shared = new KeyValueShare(); // the first layer of every 2 fills it
             for (var i = 0; i < 4; i++) x = layers[i].Decode(x, cos, sin, shared, cache[i], offset);
             cache.Advance(tokens.shape[1]);
