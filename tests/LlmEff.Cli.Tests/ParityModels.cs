@@ -40,6 +40,58 @@ public partial class ParityFp8Checkpointed;
 [Attention(Heads = 4, KvHeads = 2)]
 public partial class ParityDistributed;
 
+/// <summary>A hybrid (LFM2-style): short convolutions in layers 0 and 2, GQA with per-head Q/K norm in layer 1, a dense
+/// first layer and softmax-routed experts with the auxiliary loss after it.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 3, Context = 32)]
+[Layers(Attention = "1")]
+[ShortConv(Kernel = 3)]
+[Attention(Heads = 4, KvHeads = 2, QkNorm = true)]
+[MoE(Experts = 4, Active = 2, ExpertHidden = 32, FirstLayer = 1)]
+public partial class ParityHybridMoe;
+
+/// <summary>A hybrid under GPT-2 names: LayerNorm, biases (on the convolutions too), learned positions, GELU,
+/// attention in layers 0 and 2, a kernel of 4.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true)]
+[Layers(Attention = "0,2")]
+[ShortConv(Kernel = 4)]
+[Attention(Heads = 4)]
+[Mlp(Activation = Activation.Gelu)]
+public partial class ParityGpt2Hybrid;
+
+/// <summary>NoKey with per-head Q/K norm (keys are the normalised values) and GQA.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Projections.NoKey, Heads = 4, KvHeads = 2, QkNorm = true)]
+public partial class ParityNoKeyQkNorm;
+
+/// <summary>Shared projections with per-head Q/K norm: one normalised projection is query, key and value.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Projections.Shared, Heads = 4, QkNorm = true)]
+public partial class ParitySharedQkNorm;
+
+/// <summary>Latent attention with a compressed query (QRank).</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Heads = 4, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 24, RopeDim = 8, QRank = 32)]
+public partial class ParityLatent;
+
+/// <summary>Latent attention with directly projected queries, as a bidirectional encoder.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32, Causal = false)]
+[Attention(Heads = 2, HeadDim = 24, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8)]
+public partial class ParityLatentEncoder;
+
+/// <summary>Sparse attention over GQA: each query keeps the 4 of up to 16 past tokens a 2-head indexer picks.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Heads = 4, KvHeads = 2)]
+[SparseAttention(IndexerHeads = 2, IndexerDim = 16, TopK = 4)]
+public partial class ParitySparseGqa;
+
+/// <summary>DeepSeek-V3.2 in small: latent attention with a compressed query, a lightning indexer keeping 5 keys, and
+/// experts (softmax, auxiliary loss, a shared expert) after a dense first layer: two kinds of auxiliary loss.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Heads = 4, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 24, RopeDim = 8, QRank = 32)]
+[SparseAttention(IndexerHeads = 2, IndexerDim = 16, TopK = 5)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1)]
+public partial class ParityLatentSparseMoe;
+
 /// <summary>A model whose declaration has a feature without a PyTorch port, as a generated model reports it (the
 /// generator writes the refusal; written by hand here because every current feature has a port).</summary>
 public sealed class ParityUnported : nn.Module<Tensor, Tensor>, IDeclaredModel<ParityUnported>
@@ -49,7 +101,7 @@ public sealed class ParityUnported : nn.Module<Tensor, Tensor>, IDeclaredModel<P
     public static ModelFacts Facts { get; } = new(nameof(ParityUnported), Vocab: 256, Dim: 64, Layers: 1, Context: 16, ParameterCount: 0, ActiveParameterCount: 0,
         KvCacheElementsPerToken: 0, FlopsPerToken: 0, MatmulFlopsPerToken: 0, Breakdown: new(0, 0, 0, 0, 0));
 
-    public static PyTorchExport PyTorch { get; } = PyTorchExport.Refused("short-convolution blocks have no PyTorch port yet");
+    public static PyTorchExport PyTorch { get; } = PyTorchExport.Refused("state-space blocks have no PyTorch port yet");
 
     public static ParityUnported Create(Device? device = null, ScalarType? dtype = null) => new();
 

@@ -98,6 +98,14 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityGpt2SharedKv", true),      // GPT-2 fused SwiGLU, NoKey + KV sharing, NVFP4 clipped STE
         ("ParitySharedMoeInt4", true),     // Shared + GQA, no positions, sigmoid aux loss, Int4 experts
         ("ParityFp8Checkpointed", true),   // FP8, activation checkpointing, HeadDim ≠ Dim / Heads
+        ("ParityHybridMoe", false),        // short convolutions + QkNorm GQA, dense first layer, experts
+        ("ParityGpt2Hybrid", false),       // short convolutions under GPT-2 names, biases, learned positions
+        ("ParityNoKeyQkNorm", false),      // QkNorm where keys are the values
+        ("ParitySharedQkNorm", false),     // QkNorm with one projection for Q, K and V
+        ("ParityLatent", false),           // latent attention, compressed query
+        ("ParityLatentEncoder", false),    // latent attention, direct query, bidirectional
+        ("ParitySparseGqa", false),        // lightning indexer over GQA, its KL loss
+        ("ParityLatentSparseMoe", false),  // latent + indexer + experts: both auxiliary losses
     };
 
     [SkippableFact]
@@ -259,7 +267,7 @@ public sealed class PyTorchParityTests : IDisposable
         var result = CliHarness.Run("export-pytorch", "ParityUnported", "--assembly", typeof(PyTorchParityTests).Assembly.Location, "--out", temp.File("out"));
 
         Assert.Equal(RefusedInput, result.ExitCode);
-        Assert.Contains("ParityUnported cannot be exported to PyTorch: short-convolution blocks have no PyTorch port yet", result.Error);
+        Assert.Contains("ParityUnported cannot be exported to PyTorch: state-space blocks have no PyTorch port yet", result.Error);
         Assert.False(Directory.Exists(temp.File("out")));
     }
 
@@ -301,7 +309,7 @@ public sealed class PyTorchParityTests : IDisposable
     }
 
     /// <summary>Writes a checkpoint of freshly built, perturbed weights and a batch, then runs one training forward and
-    /// backward in TorchSharp as TrainingRun does (next-token loss plus the routers' auxiliary losses).</summary>
+    /// backward in TorchSharp as TrainingRun does (next-token loss plus the routers' and indexers' auxiliary losses).</summary>
     private static Results RunTorchSharp(DeclaredModelType declared, string checkpoint, string tokens, bool fakeQuantize)
     {
         Seeding.Seed(7);
@@ -326,9 +334,12 @@ public sealed class PyTorchParityTests : IDisposable
         var loss = Trainer.NextTokenLoss(logits, targets);
         var total = loss;
         float? auxiliary = null;
-        foreach (var router in ExpertRouter.In(model))
+        // As TrainingRun adds them: the routers' balancing losses, then the sparse-attention indexers' losses.
+        var extras = ExpertRouter.In(model).Select(r => r.TakeAuxiliaryLoss())
+            .Concat(LightningIndexer.In(model).Select(i => i.TakeAuxiliaryLoss()));
+        foreach (var extra in extras)
         {
-            if (router.TakeAuxiliaryLoss() is not { } extra) continue;
+            if (extra is null) continue;
             auxiliary = (auxiliary ?? 0) + extra.item<float>();
             total = total + extra;
         }

@@ -18,8 +18,8 @@ internal static class PyTorchEmitter
 
     /// <summary>
     /// Why <paramref name="spec"/> cannot be written as PyTorch, naming the feature; null when it can. Every feature
-    /// is checked here before anything is emitted, so a new block kind (short convolutions, latent attention,
-    /// sparse indexers, …) is refused by adding one check until its port lands, and the emitter never has to guess.
+    /// is checked here before anything is emitted, so a new block kind is refused by adding one check until its port
+    /// lands, and the emitter never has to guess.
     /// </summary>
     public static string? Refusal(ModelSpec spec)
     {
@@ -35,11 +35,6 @@ internal static class PyTorchEmitter
             if (!Known(m.Balance)) return $"[MoE] balancing {(int)m.Balance} has no PyTorch port";
         }
         if (spec.Quant is { } q && !Known(q.Format)) return $"[Quant] format {(int)q.Format} has no PyTorch port";
-        // Issue 7's block kinds run in TorchSharp (and decode with a cache) but have no PyTorch port yet.
-        if (spec.Hybrid is not null) return "[ShortConv] hybrid layers have no PyTorch port yet";
-        if (a.Latent is not null) return "latent attention (Kind = AttentionKind.Latent) has no PyTorch port yet";
-        if (spec.Sparse is not null) return "[SparseAttention] has no PyTorch port yet";
-        if (a.QkNorm) return "per-head query/key norm (QkNorm) has no PyTorch port yet";
         return null;
     }
 
@@ -108,6 +103,9 @@ internal static class PyTorchEmitter
         private readonly AttentionSpec a;
         private readonly bool rope;
         private readonly bool fused;
+        private readonly LatentSpec? latent;
+        private readonly HybridSpec? hybrid;
+        private readonly SparseSpec? sparse;
 
         public ModuleWriter(ModelToEmit model)
         {
@@ -118,6 +116,9 @@ internal static class PyTorchEmitter
             a = spec.Attention;
             rope = spec.Positions == PositionKind.Rope;
             fused = names.FusedProjections;
+            latent = a.Latent;
+            hybrid = spec.Hybrid;
+            sparse = spec.Sparse;
         }
 
         private bool Sharing => a.ShareKvEvery > 1;
@@ -144,7 +145,10 @@ internal static class PyTorchEmitter
             if (rope) WriteRotary();
             WriteAttend();
             if (a.BreakSymmetry) WriteScoreMixer();
-            WriteAttention();
+            if (sparse is not null) WriteIndexer(sparse);
+            if (latent is not null) WriteLatentAttention(latent);
+            else WriteAttention();
+            if (hybrid is not null) WriteShortConv();
             WriteFeedForward();
             if (spec.Moe is { } moe) WriteMixture(moe);
             WriteLayer();
@@ -176,9 +180,14 @@ internal static class PyTorchEmitter
         {
             var kind = spec.Causal ? "decoder-only transformer" : "encoder (bidirectional) transformer";
             var heads = a.KvHeads == a.Heads ? $"{a.Heads} heads" : $"{a.Heads} query heads sharing {a.KvHeads} KV heads";
+            var attention = latent is { } l
+                ? $"latent attention with {a.Heads} heads (KV rank {l.KvRank}, rotary {l.RopeDim}{(l.QRank > 0 ? $", query rank {l.QRank}" : "")})"
+                : $"{a.Projections} attention{(a.QkNorm ? " (per-head Q/K norm)" : "")} with {heads}";
+            if (sparse is { } s) attention += $" over the top {s.TopK} tokens a {s.IndexerHeads}-head indexer picks";
+            if (hybrid is { } h) attention += $" in layers {string.Join(", ", h.AttentionLayers)}, short convolutions (kernel {h.ConvKernel}) elsewhere";
             var moe = spec.Moe is { } m ? $", {m.Active} of {m.Experts} experts{(m.Shared > 0 ? $" + {m.Shared} shared" : "")}{(m.FirstLayer > 0 ? $" from layer {m.FirstLayer}" : "")}" : "";
             var quant = spec.Quant is { } q ? $", {q.FormatName} quantization-aware" : "";
-            return $"{kind}, {spec.Layers} layers, width {spec.Dim}, {a.Projections} attention with {heads}{moe}{quant}.";
+            return $"{kind}, {spec.Layers} layers, width {spec.Dim}, {attention}{moe}{quant}.";
         }
 
         private void WriteConstants()
@@ -191,9 +200,27 @@ internal static class PyTorchEmitter
              .Line($"CONTEXT = {spec.Context}")
              .Line($"HEADS = {a.Heads}")
              .Line($"KV_HEADS = {a.KvHeads}")
-             .Line($"HEAD_DIM = {a.HeadDim}")
+             .Line(latent is null ? $"HEAD_DIM = {a.HeadDim}" : $"HEAD_DIM = {a.HeadDim}  # the position-free part of a query/key head, and a value head")
              .Line($"NORM_EPS = {D(spec.NormEps)}");
             if (rope) w.Line($"ROPE_THETA = {D(spec.RopeTheta)}");
+            if (latent is { } l)
+            {
+                w.Line($"KV_RANK = {l.KvRank}  # the normalised latent keys and values are expanded from")
+                 .Line($"ROPE_DIM = {l.RopeDim}  # the rotary part of a query head, and the one rotary key head all heads share");
+                if (l.QRank > 0) w.Line($"Q_RANK = {l.QRank}  # the compressed query");
+            }
+            if (sparse is { } s)
+            {
+                w.Line($"INDEXER_HEADS = {s.IndexerHeads}")
+                 .Line($"INDEXER_DIM = {s.IndexerDim}")
+                 .Line($"INDEXER_SCALE = 1.0 / math.sqrt(INDEXER_HEADS * INDEXER_DIM)")
+                 .Line($"TOP_K = {s.TopK}  # keys each query attends to");
+            }
+            if (hybrid is { } h)
+            {
+                w.Line($"ATTENTION_LAYERS = ({string.Join(", ", h.AttentionLayers)}{(h.AttentionLayers.Count == 1 ? "," : "")})  # the other layers mix tokens with a short convolution")
+                 .Line($"CONV_KERNEL = {h.ConvKernel}");
+            }
             if (spec.Moe is { } m)
             {
                 w.Line($"EXPERTS = {m.Experts}")
@@ -212,7 +239,8 @@ internal static class PyTorchEmitter
 
         private void WriteNorm()
         {
-            if (spec.Norm == NormKind.LayerNorm) return; // nn.LayerNorm has the same parameters (weight, bias) and maths
+            // nn.LayerNorm has the same parameters (weight, bias) and maths; per-head Q/K norms and latent norms are RMSNorms.
+            if (spec.Norm == NormKind.LayerNorm && !a.QkNorm && latent is null) return;
             using (w.Block("class RMSNorm(nn.Module):"))
             {
                 w.Line("\"\"\"Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32")
@@ -484,6 +512,16 @@ internal static class PyTorchEmitter
                  .Line("return scores.softmax(-1) @ v");
             }
             w.Line().Line();
+            if (sparse is not null)
+            {
+                using (w.Block("def attend_kept(q, k, v, keep):"))
+                {
+                    w.Line("\"\"\"attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least).\"\"\"")
+                     .Line("score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float(\"-inf\"))")
+                     .Line("return attend(q, k, v, causal=False, score_bias=score_bias)");
+                }
+                w.Line().Line();
+            }
             using (w.Block("def split_heads(x, heads):"))
             {
                 w.Line("\"\"\"[batch, time, heads * d] -> [batch, heads, time, d].\"\"\"")
@@ -553,12 +591,13 @@ internal static class PyTorchEmitter
             parts.Add((a.Projections == ProjectionKind.Shared ? "qkv" : "v", a.KvWidth, "KV_HEADS"));
             var repeatedQueries = !a.HasQueryProjection && a.KvHeads != a.Heads;
             var quantized = QuantizesAttention ? "True" : "False";
+            var notes = AttentionNotes();
 
             using (w.Block("class SelfAttention(nn.Module):"))
             {
                 w.Line($"\"\"\"{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Projections} projections ({ProjectionSummary(a.Projections)}): {a.Heads} query heads and")
-                 .Line($"{a.KvHeads} key/value heads of width {a.HeadDim}.{(Sharing ? "" : "\"\"\"")}");
-                if (Sharing) w.Line($"Only the first layer of every {a.ShareKvEvery} projects keys and values; the others reuse them (cross-layer KV sharing).\"\"\"");
+                 .Line($"{a.KvHeads} key/value heads of width {a.HeadDim}.{(notes.Count == 0 ? "\"\"\"" : "")}");
+                for (var i = 0; i < notes.Count; i++) w.Line(notes[i] + (i == notes.Count - 1 ? "\"\"\"" : ""));
                 w.Line();
                 using (w.Block(Sharing ? "def __init__(self, owns_keys_and_values):" : "def __init__(self):"))
                 {
@@ -581,16 +620,23 @@ internal static class PyTorchEmitter
                     }
                     w.Line($"self.{names.OutputProjection} = {Linear(L(a.QueryWidth), "DIM", quantized)}");
                     if (a.BreakSymmetry) w.Line("self.score_mixer = PositionalScoreMixer()");
+                    if (a.QkNorm && a.HasQueryProjection) w.Line("self.q_layernorm = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation");
+                    if (a.QkNorm) w.Line($"self.k_layernorm = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation{(a.HasKeyProjection ? "" : " (of the values, which are the keys)")}");
+                    if (sparse is not null) w.Line("self.indexer = LightningIndexer()");
                 }
                 w.Line();
                 using (w.Block($"def forward(self, x{LayerArguments}):"))
                 {
                     if (Sharing) WriteSharedProjections(parts);
                     else WriteProjections(parts);
-                    var attend = a.BreakSymmetry
-                        ? $"self.score_mixer(q, k, v, causal={Causal})  # symmetric scores plus the learned positional term"
-                        : $"attend(q, k, v, causal={Causal})";
-                    w.Line($"mixed = {attend}");
+                    if (sparse is not null) WriteSparseAttend();
+                    else
+                    {
+                        var attend = a.BreakSymmetry
+                            ? $"self.score_mixer(q, k, v, causal={Causal})  # symmetric scores plus the learned positional term"
+                            : $"attend(q, k, v, causal={Causal})";
+                        w.Line($"mixed = {attend}");
+                    }
                     if (repeatedQueries)
                     {
                         w.Line("# Every query head of a group equals its key head, so their outputs are equal: attend once per key/value")
@@ -601,6 +647,18 @@ internal static class PyTorchEmitter
                 }
             }
             w.Line().Line();
+        }
+
+        /// <summary>The attention docstring's further lines, one per feature that changes what the class does.</summary>
+        private List<string> AttentionNotes()
+        {
+            var notes = new List<string>();
+            if (Sharing) notes.Add($"Only the first layer of every {a.ShareKvEvery} projects keys and values; the others reuse them (cross-layer KV sharing).");
+            if (a.QkNorm) notes.Add(a.HasQueryProjection && a.HasKeyProjection
+                ? "Queries and keys get a per-head RMSNorm (q_layernorm, k_layernorm) before rotation."
+                : "The keys get a per-head RMSNorm (k_layernorm) before rotation.");
+            if (sparse is not null) notes.Add("Each query attends only to the TOP_K past tokens its lightning indexer selects.");
+            return notes;
         }
 
         private void WriteProjections(List<(string Name, long Width, string Heads)> parts)
@@ -614,13 +672,16 @@ internal static class PyTorchEmitter
             {
                 foreach (var part in parts) w.Line($"{Local(part.Name)} = split_heads(self.{part.Name}_proj(x), {part.Heads})");
             }
+            if (a.QkNorm && a.HasQueryProjection) w.Line("q = self.q_layernorm(q)");
+            if (a.QkNorm && a.HasKeyProjection) w.Line("k = self.k_layernorm(k)");
+            var values = a.QkNorm ? "self.k_layernorm(v)" : "v";
             switch (a.Projections)
             {
                 case ProjectionKind.Full:
                     if (rope) w.Line("q, k = rotate(q, cos, sin), rotate(k, cos, sin)");
                     break;
                 case ProjectionKind.NoKey:
-                    w.Line(rope ? "k = rotate(v, cos, sin)  # keys are the values, rotated for scoring" : "k = v  # keys are the values");
+                    w.Line(rope ? $"k = rotate({values}, cos, sin)  # keys are the values, rotated for scoring" : $"k = {values}  # keys are the values");
                     if (rope) w.Line("q = rotate(q, cos, sin)");
                     break;
                 case ProjectionKind.NoQuery:
@@ -628,7 +689,7 @@ internal static class PyTorchEmitter
                     w.Line("q = k  # queries are the keys: symmetric scores");
                     break;
                 default:
-                    w.Line(rope ? "k = rotate(v, cos, sin)" : "k = v");
+                    w.Line(rope ? $"k = rotate({values}, cos, sin)" : $"k = {values}");
                     w.Line("q = k  # one projection is query, key and value");
                     break;
             }
@@ -660,6 +721,167 @@ internal static class PyTorchEmitter
             }
             using (w.Block("else:"))
                 w.Line("k, v = shared[\"kv\"]  # the keys and values of this group's first layer");
+        }
+
+        /// <summary>Standard attention over the keys the indexer selects; in training the indexer's loss is left behind.</summary>
+        private void WriteSparseAttend()
+        {
+            w.Line("index_keys = self.indexer.keys(x.detach())  # the indexer's loss must not reach the layers below")
+             .Line("if self.training:")
+             .Line("    self.indexer.supervise(q, k, x, index_keys)  # the indexer learns which keys attention uses")
+             .Line("mixed = attend_kept(q, k, v, self.indexer.select(x, index_keys))  # each query sees its top-k past tokens");
+        }
+
+        private void WriteIndexer(SparseSpec s)
+        {
+            using (w.Block("def visible_keys(time, keys, device):"))
+            {
+                w.Line("\"\"\"[time, keys]: query t sees key s when s <= t.\"\"\"")
+                 .Line("return torch.ones(time, keys, dtype=torch.bool, device=device).tril()");
+            }
+            w.Line().Line();
+            using (w.Block("class LightningIndexer(nn.Module):"))
+            {
+                w.Line("\"\"\"DeepSeek-V3.2's lightning indexer: picks the TOP_K past tokens each query attends to. Index score")
+                 .Line("I(t, s) = INDEXER_SCALE * sum_j w_j(t) * relu(q_j(t) . k(s)) over INDEXER_HEADS heads, with one key per token")
+                 .Line("shared by the heads. Selection passes no gradient; the indexer learns from a KL loss toward the attention it")
+                 .Line("stands in for (supervise), on a detached input, so that the loss trains the indexer alone.\"\"\"")
+                 .Line();
+                using (w.Block("def __init__(self):"))
+                {
+                    w.Line("super().__init__()")
+                     .Line("self.wq = nn.Linear(DIM, INDEXER_HEADS * INDEXER_DIM, bias=False)")
+                     .Line("self.wk = nn.Linear(DIM, INDEXER_DIM, bias=False)")
+                     .Line("self.weights_proj = nn.Linear(DIM, INDEXER_HEADS, bias=False)")
+                     .Line("self.auxiliary_loss = None  # left by each training forward for the trainer to add");
+                }
+                w.Line();
+                using (w.Block("def keys(self, x):"))
+                {
+                    w.Line("\"\"\"Index keys [batch, time, INDEXER_DIM] of x [batch, time, DIM].\"\"\"")
+                     .Line("return self.wk(x)");
+                }
+                w.Line();
+                using (w.Block("def scores(self, x, keys):"))
+                {
+                    w.Line("\"\"\"Index scores [batch, time, keys] of queries x over index keys, unmasked.\"\"\"")
+                     .Line("batch, time = x.shape[0], x.shape[1]")
+                     .Line("queries = self.wq(x).view(batch, time * INDEXER_HEADS, INDEXER_DIM)")
+                     .Line("dots = (queries @ keys.transpose(1, 2)).view(batch, time, INDEXER_HEADS, keys.shape[1]).relu()")
+                     .Line("return (dots * self.weights_proj(x).unsqueeze(-1)).sum(2) * INDEXER_SCALE");
+                }
+                w.Line();
+                w.Line("@torch.no_grad()");
+                using (w.Block("def select(self, x, keys):"))
+                {
+                    w.Line("\"\"\"Keep-mask [batch, 1, time, keys]: key s is kept for query t when s <= t and s is among t's TOP_K highest index")
+                     .Line("scores, ranked at bf16 precision so that scores differing only in their last bits tie. Ties go to the more")
+                     .Line("recent key. Rows with at most TOP_K visible keys keep them all.\"\"\"")
+                     .Line("count = keys.shape[1]")
+                     .Line("visible = visible_keys(x.shape[1], count, x.device)")
+                     .Line("if count <= TOP_K:")
+                     .Line("    return visible.expand(x.shape[0], -1, -1).unsqueeze(1)")
+                     .Line("scores = self.scores(x, keys).to(torch.bfloat16).float()")
+                     .Line("# Keys in reverse order and a stable descending sort: among equal scores the later key comes first.")
+                     .Line("reversed_scores = scores.masked_fill(~visible, float(\"-inf\")).flip(-1)")
+                     .Line("order = reversed_scores.sort(dim=-1, descending=True, stable=True).indices[..., :TOP_K]")
+                     .Line("chosen = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, count - 1 - order, True)")
+                     .Line("return (chosen & visible).unsqueeze(1)  # rows seeing fewer than TOP_K keys picked hidden ones too");
+                }
+                w.Line();
+                using (w.Block("def supervise(self, q, k, x, index_keys):"))
+                {
+                    w.Line("\"\"\"Training: leaves KL(p_attention || p_index) per query, averaged over queries, as self.auxiliary_loss.")
+                     .Line("p_attention is the causal softmax of q k^T / sqrt(d) averaged over heads (the target, detached); p_index the")
+                     .Line("softmax of the index scores of x.detach(). With index keys from x.detach() too, it trains the indexer alone.\"\"\"")
+                     .Line("hidden = ~visible_keys(x.shape[1], index_keys.shape[1], x.device)");
+                    using (w.Block("with torch.no_grad():"))
+                    {
+                        w.Line("keys = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)")
+                         .Line("scores = (q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])).float()")
+                         .Line("target = scores.masked_fill(hidden, float(\"-inf\")).softmax(-1).mean(1)");
+                    }
+                    w.Line("log_index = self.scores(x.detach(), index_keys).float().masked_fill(hidden, float(\"-inf\")).log_softmax(-1)")
+                     .Line("# Hidden keys have p = 0 on both sides: zero their terms instead of computing 0 * (-inf).")
+                     .Line("terms = (target * (target.clamp_min(1e-30).log() - log_index)).masked_fill(hidden, 0.0)")
+                     .Line("self.auxiliary_loss = terms.sum(-1).mean()");
+                }
+            }
+            w.Line().Line();
+        }
+
+        private void WriteLatentAttention(LatentSpec l)
+        {
+            using (w.Block("class LatentAttention(nn.Module):"))
+            {
+                w.Line($"\"\"\"DeepSeek's multi-head latent attention ({(spec.Causal ? "causal" : "bidirectional")}): keys and values of every head are expanded (kv_b_proj)")
+                 .Line("from one normalised latent of KV_RANK elements per token; position enters only through a separate rotary part,")
+                 .Line("one ROPE_DIM-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(HEAD_DIM + ROPE_DIM).")
+                 .Line(sparse is null
+                     ? "Names are Hugging Face DeepseekV3Attention's.\"\"\""
+                     : "Names are Hugging Face DeepseekV3Attention's. Each query attends to the keys its indexer selects.\"\"\"")
+                 .Line();
+                using (w.Block("def __init__(self):"))
+                {
+                    w.Line("super().__init__()");
+                    if (l.QRank > 0)
+                        w.Line("self.q_a_proj = nn.Linear(DIM, Q_RANK, bias=False)")
+                         .Line("self.q_a_layernorm = RMSNorm(Q_RANK, NORM_EPS)")
+                         .Line("self.q_b_proj = nn.Linear(Q_RANK, HEADS * (HEAD_DIM + ROPE_DIM), bias=False)");
+                    else
+                        w.Line("self.q_proj = nn.Linear(DIM, HEADS * (HEAD_DIM + ROPE_DIM), bias=False)");
+                    w.Line("self.kv_a_proj_with_mqa = nn.Linear(DIM, KV_RANK + ROPE_DIM, bias=False)")
+                     .Line("self.kv_a_layernorm = RMSNorm(KV_RANK, NORM_EPS)")
+                     .Line("self.kv_b_proj = nn.Linear(KV_RANK, HEADS * 2 * HEAD_DIM, bias=False)")
+                     .Line($"self.{names.OutputProjection} = nn.Linear(HEADS * HEAD_DIM, DIM, bias=False)");
+                    if (sparse is not null) w.Line("self.indexer = LightningIndexer()");
+                }
+                w.Line();
+                using (w.Block("def forward(self, x, cos, sin):"))
+                {
+                    w.Line(l.QRank > 0
+                        ? "q = split_heads(self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))), HEADS)"
+                        : "q = split_heads(self.q_proj(x), HEADS)");
+                    w.Line("q_nope, q_rope = q.split([HEAD_DIM, ROPE_DIM], dim=-1)")
+                     .Line("q = torch.cat([q_nope, rotate(q_rope, cos, sin)], dim=-1)")
+                     .Line("latent, k_rope = self.kv_a_proj_with_mqa(x).split([KV_RANK, ROPE_DIM], dim=-1)")
+                     .Line("k_rope = rotate(k_rope.unsqueeze(1), cos, sin)  # [batch, 1, time, ROPE_DIM]: one rotary key for all heads")
+                     .Line("# kv_b_proj's rows are laid out per head as [k_nope | v].")
+                     .Line("k_nope, v = split_heads(self.kv_b_proj(self.kv_a_layernorm(latent)), HEADS).split([HEAD_DIM, HEAD_DIM], dim=-1)")
+                     .Line("k = torch.cat([k_nope, k_rope.expand(-1, HEADS, -1, -1)], dim=-1)");
+                    if (sparse is not null) WriteSparseAttend();
+                    else w.Line($"mixed = attend(q, k, v, causal={Causal})");
+                    w.Line($"return self.{names.OutputProjection}(merge_heads(mixed))");
+                }
+            }
+            w.Line().Line();
+        }
+
+        private void WriteShortConv()
+        {
+            using (w.Block("class ShortConv(nn.Module):"))
+            {
+                w.Line("\"\"\"LFM2's gated short convolution, the token mixer of the layers without attention: b, c, h = in_proj(x) in three")
+                 .Line("(Hugging Face's B, C, x), then out_proj(c * conv(b * h)) with a causal depthwise convolution over CONV_KERNEL tokens.")
+                 .Line("Names are Hugging Face Lfm2ShortConv's.\"\"\"")
+                 .Line();
+                using (w.Block("def __init__(self):"))
+                {
+                    w.Line("super().__init__()")
+                     .Line($"self.in_proj = nn.Linear(DIM, 3 * DIM, bias={Bias})")
+                     .Line("# Padded on both sides, as Hugging Face's is: forward keeps the first `time` outputs, the causal ones.")
+                     .Line($"self.conv = nn.Conv1d(DIM, DIM, CONV_KERNEL, padding=CONV_KERNEL - 1, groups=DIM, bias={Bias})")
+                     .Line($"self.out_proj = nn.Linear(DIM, DIM, bias={Bias})");
+                }
+                w.Line();
+                using (w.Block("def forward(self, x):"))
+                {
+                    w.Line("b, c, h = self.in_proj(x).chunk(3, dim=-1)")
+                     .Line("convolved = self.conv((b * h).transpose(1, 2))[..., :x.shape[1]]  # channels first for the convolution")
+                     .Line("return self.out_proj(c * convolved.transpose(1, 2))");
+                }
+            }
+            w.Line().Line();
         }
 
         private static string Local(string part) => part == "qkv" ? "v" : part;
@@ -829,16 +1051,22 @@ internal static class PyTorchEmitter
 
         private void WriteLayer()
         {
-            var parameters = (Sharing ? ", owns_keys_and_values" : "") + (MixedFeedForward ? ", routed_experts" : "");
+            var parameters = (Sharing ? ", owns_keys_and_values" : "") + (hybrid is not null ? ", attention" : "") + (MixedFeedForward ? ", routed_experts" : "");
+            var newAttention = latent is not null ? "LatentAttention()" : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
             using (w.Block("class DecoderLayer(nn.Module):"))
             {
-                w.Line("\"\"\"Pre-norm block: x + attention(norm(x)), then + mlp(norm(.)).\"\"\"").Line();
+                w.Line(hybrid is not null
+                    ? "\"\"\"Pre-norm block: x + mix(norm(x)), where mix is attention or a short convolution by layer, then + mlp(norm(.)).\"\"\""
+                    : "\"\"\"Pre-norm block: x + attention(norm(x)), then + mlp(norm(.)).\"\"\"").Line();
                 using (w.Block($"def __init__(self{parameters}):"))
                 {
                     w.Line("super().__init__()")
-                     .Line($"self.{names.AttentionNorm} = {NewNorm()}")
-                     .Line($"self.{names.Attention} = SelfAttention({(Sharing ? "owns_keys_and_values" : "")})")
-                     .Line($"self.{names.MlpNorm} = {NewNorm()}");
+                     .Line($"self.{names.AttentionNorm} = {NewNorm()}");
+                    if (hybrid is not null)
+                        w.Line($"self.{names.Attention} = {newAttention} if attention else None")
+                         .Line("self.conv = None if attention else ShortConv()");
+                    else w.Line($"self.{names.Attention} = {newAttention}");
+                    w.Line($"self.{names.MlpNorm} = {NewNorm()}");
                     string mlp;
                     if (spec.Moe is null) mlp = "FeedForward()";
                     else if (MixedFeedForward) mlp = $"MixtureOfExperts() if routed_experts else FeedForward({FeedForwardArguments(L(spec.Mlp.Hidden), QuantizesDense)})";
@@ -848,8 +1076,11 @@ internal static class PyTorchEmitter
                 w.Line();
                 using (w.Block($"def forward(self, x{LayerArguments}):"))
                 {
-                    w.Line($"h = x + self.{names.Attention}(self.{names.AttentionNorm}(x){LayerArguments})")
-                     .Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h))");
+                    if (hybrid is not null)
+                        w.Line($"normed = self.{names.AttentionNorm}(x)")
+                         .Line($"h = x + (self.conv(normed) if self.conv is not None else self.{names.Attention}(normed{LayerArguments}))");
+                    else w.Line($"h = x + self.{names.Attention}(self.{names.AttentionNorm}(x){LayerArguments})");
+                    w.Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h))");
                 }
             }
             w.Line().Line();
@@ -868,10 +1099,14 @@ internal static class PyTorchEmitter
                     if (learned) w.Line($"self.{names.PositionEmbedding} = nn.Embedding(CONTEXT, DIM)");
                     var arguments = new List<string>();
                     if (Sharing) arguments.Add($"owns_keys_and_values=i % {a.ShareKvEvery} == 0");
+                    if (hybrid is not null) arguments.Add("attention=i in ATTENTION_LAYERS");
                     if (MixedFeedForward) arguments.Add($"routed_experts=i >= {spec.Moe!.FirstLayer}");
                     w.Line($"self.{names.Layers} = nn.ModuleList(DecoderLayer({string.Join(", ", arguments)}) for {(arguments.Count > 0 ? "i" : "_")} in range(LAYERS))")
                      .Line($"self.{names.FinalNorm} = {NewNorm()}");
-                    if (rope) w.Line($"self.{names.Rotary} = RotaryEmbedding(HEAD_DIM, CONTEXT, ROPE_THETA)");
+                    if (rope)
+                        w.Line(latent is null
+                            ? $"self.{names.Rotary} = RotaryEmbedding(HEAD_DIM, CONTEXT, ROPE_THETA)"
+                            : $"self.{names.Rotary} = RotaryEmbedding(ROPE_DIM, CONTEXT, ROPE_THETA)  # for the latent attention's rotary parts");
                 }
                 w.Line();
                 using (w.Block("def forward(self, tokens):"))
@@ -933,13 +1168,21 @@ internal static class PyTorchEmitter
                 w.Line();
                 using (w.Block("def auxiliary_loss(self):"))
                 {
-                    w.Line("\"\"\"The balancing losses the last training forward left, summed, for the trainer to add to the next-token loss;")
-                     .Line("None when there are none. The reported loss stays the next-token loss alone, as in the C# trainer.\"\"\"");
-                    if (spec.Moe is { Balance: BalanceKind.AuxLoss, AuxLossWeight: > 0 })
+                    var sources = new List<string>();
+                    if (spec.Moe is { Balance: BalanceKind.AuxLoss, AuxLossWeight: > 0 }) sources.Add("ExpertRouter");
+                    if (sparse is not null) sources.Add("LightningIndexer");
+                    w.Line(sparse is null
+                        ? "\"\"\"The balancing losses the last training forward left, summed, for the trainer to add to the next-token loss;"
+                        : $"\"\"\"The {(sources.Count > 1 ? "balancing and " : "")}indexer losses the last training forward left, summed, for the trainer to add to the next-token")
+                     .Line(sparse is null
+                        ? "None when there are none. The reported loss stays the next-token loss alone, as in the C# trainer.\"\"\""
+                        : "loss (unweighted, as the C# trainer adds them); None when there are none. The reported loss stays the next-token loss alone.\"\"\"");
+                    if (sources.Count > 0)
                     {
+                        var types = sources.Count == 1 ? sources[0] : $"({string.Join(", ", sources)})";
                         w.Line("losses = []")
                          .Line("for module in self.modules():")
-                         .Line("    if isinstance(module, ExpertRouter) and module.auxiliary_loss is not None:")
+                         .Line($"    if isinstance(module, {types}) and module.auxiliary_loss is not None:")
                          .Line("        losses.append(module.auxiliary_loss)")
                          .Line("        module.auxiliary_loss = None  # taken once")
                          .Line("return sum(losses) if losses else None");
@@ -978,7 +1221,9 @@ internal static class PyTorchEmitter
                     w.Line("\"\"\"GPT-2's initialisation, as the TorchSharp module's: N(0, 0.02) weights, residual output projections")
                      .Line("N(0, (0.02 / sqrt(2 * LAYERS))^2), learned positions N(0, 0.01^2), biases zero, norms one.\"\"\"")
                      .Line("residual_std = 0.02 / math.sqrt(2 * LAYERS)");
-                    var residualNames = fused ? "(\"c_proj\",)" : $"(\"{names.OutputProjection}\", \"down_proj\")";
+                    var residual = fused ? new List<string> { "c_proj" } : new List<string> { names.OutputProjection, "down_proj" };
+                    if (hybrid is not null) residual.Add("out_proj");
+                    var residualNames = $"({string.Join(", ", residual.Select(r => $"\"{r}\""))}{(residual.Count == 1 ? "," : "")})";
                     using (w.Block("for name, module in self.named_modules():"))
                     {
                         var linearTypes = new List<string> { "nn.Linear", "nn.Embedding" };
@@ -993,6 +1238,11 @@ internal static class PyTorchEmitter
                         if (routers)
                             w.Line("elif isinstance(module, ExpertRouter):")
                              .Line("    nn.init.normal_(module.weight, 0.0, 0.02)");
+                        if (hybrid is not null)
+                            w.Line("elif isinstance(module, nn.Conv1d):")
+                             .Line("    nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default for convolutions, as in C#")
+                             .Line("    if module.bias is not None:")
+                             .Line("        nn.init.zeros_(module.bias)");
                     }
                 }
             }

@@ -5,8 +5,8 @@
 
 The recipe is the C# trainer's (LlmEff.Training.TrainingRun): AdamW (decay 0.1 on matrices only, betas 0.9/0.95,
 eps 1e-8), linear warm-up then cosine to 10% of the peak, global gradient clipping at 1, next-token cross-entropy
-plus the mixture-of-experts balancing loss, auxiliary-loss-free bias updates after each step, and [Quant] fake
-quantization from step floor(From * steps) on. Batches are drawn from the token file with a generator seeded by
+plus the mixture-of-experts balancing loss and the sparse-attention indexers' loss, auxiliary-loss-free bias updates
+after each step, and [Quant] fake quantization from step floor(From * steps) on. Batches are drawn from the token file with a generator seeded by
 (seed, step) and every process draws the same global batch and keeps its own rows, so a torchrun job sees exactly
 the batches of a single process and reports the same losses (DDP averages the gradients of equal shares).
 
