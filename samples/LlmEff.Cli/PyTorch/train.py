@@ -359,7 +359,21 @@ def main(argv=None):
                            "held_out": held_out, "median_step_ms": 1000 * median, "tokens_per_second": tokens_per_second}, file)
     if world > 1:
         dist.barrier()
-        dist.destroy_process_group()
+        shut_down_process_group()
+
+
+def shut_down_process_group(grace_seconds=30.0):
+    """Destroys the process group, but never hangs on it: destroy_process_group can block forever at exit
+    (pytorch/pytorch#75097; seen with gloo on Debian's torch 1.13 under load). Every result is written by now, so
+    when it has not returned after the grace period the process exits without waiting."""
+    import threading
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (dist.destroy_process_group(), done.set()), daemon=True)
+    worker.start()
+    if not done.wait(grace_seconds):
+        print(f"destroy_process_group did not return within {grace_seconds:.0f} s; exiting without it", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
