@@ -170,6 +170,12 @@ public sealed class PyTorchParityTests : IDisposable
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
+    /// <summary>Every rank's stderr log that torchrun kept, so a failure or a hang shows where each process was.</summary>
+    private static string RankLogs(string folder) => Directory.Exists(folder)
+        ? string.Concat(Directory.EnumerateFiles(folder, "*.log", SearchOption.AllDirectories).Order()
+            .Select(file => $"\n--- {Path.GetRelativePath(folder, file)} ---\n{File.ReadAllText(file)}"))
+        : "\n(no torchrun logs)";
+
     [SkippableFact]
     public void A_two_process_torchrun_job_reproduces_the_single_process_losses()
     {
@@ -182,9 +188,9 @@ public sealed class PyTorchParityTests : IDisposable
         var distributed = Python.Run(new[] { "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 // Debian's torch 1.13 on Python 3.11 parses the default redirect setting "0" as None and crashes; any
                 // other value works. 2 = stderr to a log file and (tee) to the console.
-                "--redirects", "2", "--tee", "2", "--master_port", FreePort().ToString(CultureInfo.InvariantCulture), "train.py" }
+                "--redirects", "2", "--tee", "2", "--log_dir", "torchrun-logs", "--master_port", FreePort().ToString(CultureInfo.InvariantCulture), "train.py" }
             .Concat(settings).Concat(new[] { "--log-json", "two.json", "--checkpoint", "two.safetensors" }), folder, 180_000);
-        Assert.True(distributed.Code == 0, distributed.Output);
+        Assert.True(distributed.Code == 0, distributed.Output + RankLogs(Path.Combine(folder, "torchrun-logs")));
 
         var one = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "single.json"))).RootElement;
         var two = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "two.json"))).RootElement;

@@ -358,8 +358,11 @@ def main(argv=None):
                 json.dump({"model": module.MODEL_NAME, "world_size": world, "device": str(device), "losses": losses,
                            "held_out": held_out, "median_step_ms": 1000 * median, "tokens_per_second": tokens_per_second}, file)
     if world > 1:
+        # One line per rank on stderr (torchrun keeps it in each rank's log): where a stuck shutdown stopped.
+        print(f"rank {rank}: finished, waiting for the others", file=sys.stderr, flush=True)
         dist.barrier()
         shut_down_process_group()
+        print(f"rank {rank}: process group closed", file=sys.stderr, flush=True)
 
 
 def shut_down_process_group(grace_seconds=30.0):
