@@ -13,25 +13,10 @@ public static class Attention
     /// <c>heads / kvHeads</c> consecutive query heads, as in Hugging Face's <c>repeat_kv</c>: TorchSharp's SDPA
     /// has no grouped mode, so K and V are repeated here.
     /// </summary>
-    public static Tensor Causal(Tensor query, Tensor key, Tensor value)
-    {
-        var groups = query.shape[1] / key.shape[1];
-        if (groups == 1) return nn.functional.scaled_dot_product_attention(query, key, value, is_casual: true);
-        using var scope = NewDisposeScope();
-        var k = key.repeat_interleave(groups, dim: 1);
-        var v = value.repeat_interleave(groups, dim: 1);
-        return nn.functional.scaled_dot_product_attention(query, k, v, is_casual: true).MoveToOuterDisposeScope();
-    }
+    public static Tensor Causal(Tensor query, Tensor key, Tensor value) => Attend(query, key, value, causal: true);
 
     /// <summary>Bidirectional attention (encoders): every position attends to every position. Heads as in <see cref="Causal"/>.</summary>
-    public static Tensor Bidirectional(Tensor query, Tensor key, Tensor value)
-    {
-        var groups = query.shape[1] / key.shape[1];
-        if (groups == 1) return nn.functional.scaled_dot_product_attention(query, key, value);
-        using var scope = NewDisposeScope();
-        return nn.functional.scaled_dot_product_attention(query, key.repeat_interleave(groups, dim: 1), value.repeat_interleave(groups, dim: 1))
-            .MoveToOuterDisposeScope();
-    }
+    public static Tensor Bidirectional(Tensor query, Tensor key, Tensor value) => Attend(query, key, value);
 
     /// <summary>
     /// Attention restricted by a boolean mask <paramref name="keep"/> [batch, 1, time, keys] (true = attend), e.g. the
@@ -41,11 +26,7 @@ public static class Attention
     public static Tensor Masked(Tensor query, Tensor key, Tensor value, Tensor keep)
     {
         if (keep.dtype != ScalarType.Bool) throw new ArgumentException($"The keep-mask must be boolean, got {keep.dtype}.", nameof(keep));
-        using var scope = NewDisposeScope();
-        var groups = query.shape[1] / key.shape[1];
-        var k = groups == 1 ? key : key.repeat_interleave(groups, dim: 1);
-        var v = groups == 1 ? value : value.repeat_interleave(groups, dim: 1);
-        return nn.functional.scaled_dot_product_attention(query, k, v, keep).MoveToOuterDisposeScope();
+        return Attend(query, key, value, keep);
     }
 
     /// <summary>
@@ -62,23 +43,33 @@ public static class Attention
         if (keys != offset + time)
             throw new ArgumentException($"Queries at positions {offset}..{offset + time - 1} need keys for positions 0..{offset + time - 1} ({offset + time}), got {keys}.", nameof(key));
         if (offset == 0) return Causal(query, key, value);
-        using var scope = NewDisposeScope();
-        var groups = query.shape[1] / key.shape[1];
-        var k = groups == 1 ? key : key.repeat_interleave(groups, dim: 1);
-        var v = groups == 1 ? value : value.repeat_interleave(groups, dim: 1);
-        if (time == 1) return nn.functional.scaled_dot_product_attention(query, k, v).MoveToOuterDisposeScope();
+        if (time == 1) return Attend(query, key, value);
         // Query t (position offset + t) sees key s when s ≤ offset + t.
-        var keep = torch.ones(time, keys, dtype: ScalarType.Bool, device: query.device).tril(offset);
-        return nn.functional.scaled_dot_product_attention(query, k, v, keep).MoveToOuterDisposeScope();
+        using var keep = torch.ones(time, keys, dtype: ScalarType.Bool, device: query.device).tril(offset);
+        return Attend(query, key, value, keep);
     }
 
     /// <summary>Pre-softmax scores q·kᵀ/√headDim [batch, heads, time, time], without mask (for inspection).</summary>
     public static Tensor Scores(Tensor query, Tensor key)
     {
         using var scope = NewDisposeScope();
-        var groups = query.shape[1] / key.shape[1];
-        var keys = groups == 1 ? key : key.repeat_interleave(groups, dim: 1);
-        return (query.matmul(keys.transpose(-2, -1)) / System.Math.Sqrt(query.shape[^1])).MoveToOuterDisposeScope();
+        return (query.matmul(PerQueryHead(key, query).transpose(-2, -1)) / System.Math.Sqrt(query.shape[^1])).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>SDPA with an optional mask; grouped key/value heads repeated to the query heads (see <see cref="Causal"/>).</summary>
+    private static Tensor Attend(Tensor query, Tensor key, Tensor value, Tensor? mask = null, bool causal = false)
+    {
+        if (query.shape[1] == key.shape[1]) return nn.functional.scaled_dot_product_attention(query, key, value, mask, is_casual: causal);
+        using var scope = NewDisposeScope();
+        return nn.functional.scaled_dot_product_attention(query, PerQueryHead(key, query), PerQueryHead(value, query), mask, is_casual: causal)
+            .MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Keys or values [batch, kvHeads, …] repeated so each of the query's heads has its group's (Hugging Face's repeat_kv).</summary>
+    private static Tensor PerQueryHead(Tensor keysOrValues, Tensor query)
+    {
+        var groups = query.shape[1] / keysOrValues.shape[1];
+        return groups == 1 ? keysOrValues : keysOrValues.repeat_interleave(groups, dim: 1);
     }
 
     /// <summary>[batch, time, heads·headDim] → [batch, heads, time, headDim].</summary>
