@@ -281,6 +281,11 @@ internal static class ModelEmitter
             return indexer.Length == 0 ? $"{layers} × {perLayer}" : $"{layers} × ({perLayer}{indexer})";
         }
 
+        /// <summary>Logits from the final hidden states <c>hidden</c>: through the token embedding when tied.</summary>
+        private string Logits => spec.TiedEmbeddings
+            ? $"nn.functional.linear(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
+            : "lm_head.forward(hidden)";
+
         private void WriteTopModule()
         {
             w.Line($"private readonly DecoderStack {names.Stack};");
@@ -304,10 +309,7 @@ internal static class ModelEmitter
             {
                 w.Line("using var scope = NewDisposeScope();");
                 w.Line($"var hidden = {names.Stack}.forward(tokens);");
-                var logits = spec.TiedEmbeddings
-                    ? $"nn.functional.linear(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
-                    : "lm_head.forward(hidden)";
-                w.Line($"return {logits}.MoveToOuterDisposeScope();");
+                w.Line($"return {Logits}.MoveToOuterDisposeScope();");
             }
             if (Decodes)
             {
@@ -321,10 +323,7 @@ internal static class ModelEmitter
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     w.Line($"var hidden = {names.Stack}.Decode(tokens, cache);");
-                    var cachedLogits = spec.TiedEmbeddings
-                        ? $"nn.functional.linear(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
-                        : "lm_head.forward(hidden)";
-                    w.Line($"return {cachedLogits}.MoveToOuterDisposeScope();");
+                    w.Line($"return {Logits}.MoveToOuterDisposeScope();");
                 }
             }
             if (ExposesScores)
@@ -412,7 +411,7 @@ internal static class ModelEmitter
                     }
                     w.Line();
                 }
-                if (Decodes) WriteStackDecode(positions);
+                if (Decodes) WriteStackDecode();
                 using (w.Block("private Tensor Embed(Tensor tokens, long offset = 0)"))
                 {
                     w.Line("var time = tokens.shape[1];");
@@ -426,7 +425,7 @@ internal static class ModelEmitter
         }
 
         /// <summary>The stack's cached path: embed the new tokens at their positions, run every layer against its state.</summary>
-        private void WriteStackDecode(bool positions)
+        private void WriteStackDecode()
         {
             w.Line("/// <summary>Final hidden states for tokens that continue what <paramref name=\"cache\"/> holds.</summary>");
             using (w.Block("internal Tensor Decode(Tensor tokens, DecodingCache cache)"))
@@ -489,7 +488,7 @@ internal static class ModelEmitter
                 using (w.Block($"public override Tensor forward(Tensor x{LayerParameters})"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
-                    var attend = $"{names.Attention}{(Hybrid ? "" : "")}.forward({(Hybrid ? "normed" : $"{names.AttentionNorm}.forward(x)")}{LayerArguments})";
+                    var attend = $"{names.Attention}.forward({(Hybrid ? "normed" : $"{names.AttentionNorm}.forward(x)")}{LayerArguments})";
                     if (Hybrid)
                     {
                         w.Line($"var normed = {names.AttentionNorm}.forward(x);");
