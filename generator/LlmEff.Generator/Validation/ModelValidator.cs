@@ -330,7 +330,8 @@ internal static class ModelValidator
         foreach (var raw in text!.Split(','))
         {
             var item = raw.Trim();
-            var dash = item.IndexOf('-', 1 < item.Length ? 1 : 0);
+            // A dash after the first character separates a range; a leading one is a sign ("-1" is reported out of range).
+            var dash = item.Length > 1 ? item.IndexOf('-', 1) : -1;
             int first, last;
             if (dash > 0)
             {
