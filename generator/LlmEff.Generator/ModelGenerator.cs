@@ -2,6 +2,8 @@ using System.Threading;
 using LlmEff.Generator.Emitting;
 using LlmEff.Generator.Model;
 using LlmEff.Generator.Parsing;
+using LlmEff.Generator.Planning;
+using LlmEff.Generator.Sizing;
 using LlmEff.Generator.Validation;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -46,8 +48,9 @@ public sealed class ModelGenerator : IIncrementalGenerator
         if (TypeShape.Check(type).Problem != TypeShape.Problem.None) return null;
         token.ThrowIfCancellationRequested();
         var result = ModelValidator.Validate(ModelReader.Read(type), type.Name);
-        return result.Spec is { } spec && result.Sizes is { } sizes
-            ? new ModelToEmit(ModelReader.Target(type), spec, sizes)
-            : null;
+        if (result.Spec is not { } spec || result.Sizes is null) return null;
+        // Decide the layout once; every back end renders this plan and sizing adds it up.
+        var plan = LayoutPlanner.Plan(spec);
+        return new ModelToEmit(ModelReader.Target(type), spec, plan, ModelSizing.Compute(plan));
     }
 }

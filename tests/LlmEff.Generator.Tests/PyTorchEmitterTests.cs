@@ -15,7 +15,7 @@ public sealed class PyTorchEmitterTests
 
     private static readonly ModelSizes NoSizes = new(1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 
-    private static ModelToEmit Model(ModelSpec spec) => new(new TypeTarget("Demo", "Odd", EquatableArray<string>.Empty), spec, NoSizes);
+    private static ModelToEmit Model(ModelSpec spec) => new(new TypeTarget("Demo", "Odd", EquatableArray<string>.Empty), spec, Planning.LayoutPlanner.Plan(spec), NoSizes);
 
     [Fact]
     public void Every_feature_of_a_valid_declaration_has_a_port()

@@ -83,7 +83,7 @@ public sealed class SizingTests
     [Fact]
     public void Sizes_that_do_not_fit_64_bits_throw_instead_of_wrapping()
     {
-        var spec = Llama3_8B with { Vocab = int.MaxValue, Dim = int.MaxValue, Layers = int.MaxValue, Mlp = new MlpSpec(int.MaxValue, ActivationKind.SwiGlu) };
+        var spec = Llama3_8B with { Vocab = int.MaxValue, Dim = int.MaxValue, Layers = 1000, Mlp = new MlpSpec(int.MaxValue, ActivationKind.SwiGlu) };
 
         Assert.Throws<OverflowException>(() => ModelSizing.Compute(spec));
     }

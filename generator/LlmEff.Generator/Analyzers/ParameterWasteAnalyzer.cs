@@ -70,10 +70,10 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         // LFM2's proportion: attention in one layer of four (the last of each four), short convolutions elsewhere.
         var attentionLayers = Enumerable.Range(0, spec.Layers / 4).Select(k => 4 * k + 3).ToEquatableArray();
         var hybrid = ModelSizing.Compute(spec with { Hybrid = new HybridSpec(attentionLayers, ConvKernel: 3) });
-        var bytes = sizes.KvCacheElementsPerToken * 2;
-        var hybridBytes = hybrid.KvCacheElementsPerToken * 2;
+        var bytes = ModelSizing.InBf16(sizes.KvCacheElementsPerToken);
+        var hybridBytes = ModelSizing.InBf16(hybrid.KvCacheElementsPerToken);
         site.Report(DiagnosticDescriptors.HybridKvCache, site.AttentionOrModel(), null,
-            site.Type.Name, N(bytes), Text(spec.Layers), Text(attentionLayers.Count), N(hybridBytes), Share(bytes - hybridBytes, bytes), N(hybrid.ConvStateElements * 2));
+            site.Type.Name, N(bytes), Text(spec.Layers), Text(attentionLayers.Count), N(hybridBytes), Share(bytes - hybridBytes, bytes), N(ModelSizing.InBf16(hybrid.ConvStateElements)));
     }
 
     private static void ReportExpertParameters(Site site, ModelSpec spec, ModelSizes sizes)
@@ -93,7 +93,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         var saved = sizes.Parameters - noKey.Parameters;
         site.Report(DiagnosticDescriptors.KeysCouldBeValues, site.AttentionOrModel(),
             ImmutableDictionary<string, string?>.Empty.Add(HeadsProperty, Text(spec.Attention.Heads)),
-            site.Type.Name, N(saved), Share(saved, sizes.Parameters), N(sizes.KvCacheElementsPerToken * 2), N(noKey.KvCacheElementsPerToken * 2));
+            site.Type.Name, N(saved), Share(saved, sizes.Parameters), N(ModelSizing.InBf16(sizes.KvCacheElementsPerToken)), N(ModelSizing.InBf16(noKey.KvCacheElementsPerToken)));
     }
 
     private static void ReportCollapsingPairs(Site site, ModelSpec spec, ModelSizes sizes)
@@ -154,7 +154,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         return ($"no KvHeads or variant fits: even NoKey with one KV head needs {N(CacheBytes(smallest, ModelSizing.Compute(smallest)))} bytes; shorten Context or use fewer layers", null);
     }
 
-    private static long CacheBytes(ModelSpec spec, ModelSizes sizes) => checked(sizes.KvCacheElementsPerToken * 2 * spec.Context);
+    private static long CacheBytes(ModelSpec spec, ModelSizes sizes) => checked(ModelSizing.InBf16(sizes.KvCacheElementsPerToken) * spec.Context);
 
     private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);

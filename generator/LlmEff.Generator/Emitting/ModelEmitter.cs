@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using LlmEff.Generator.Model;
+using LlmEff.Generator.Planning;
 
 namespace LlmEff.Generator.Emitting;
 
@@ -41,48 +42,49 @@ internal static class ModelEmitter
         return writer.ToString();
     }
 
-    /// <summary>Writes one model class; holds the spec so helper methods stay short.</summary>
+    /// <summary>Writes one model class from its layout plan; holds the plan so helper methods stay short. Every
+    /// architectural decision is read from <see cref="LayoutPlan"/>; the spec serves prose only.</summary>
     private sealed class ClassWriter
     {
         private readonly SourceWriter w;
         private readonly ModelSpec spec;
+        private readonly LayoutPlan plan;
         private readonly ModelSizes sizes;
         private readonly string name;
-        private readonly LayoutNames names;
+        private readonly NamingScheme names;
         private readonly bool rope;
 
         public ClassWriter(SourceWriter writer, ModelToEmit model)
         {
             w = writer;
             spec = model.Spec;
+            plan = model.Plan;
             sizes = model.Sizes;
             name = model.Target.Name;
-            names = spec.Naming == NamingKind.Gpt2 ? LayoutNames.Gpt2 : LayoutNames.Llama;
-            // Latent attention rotates its own decoupled key; the stack's rotary tables serve standard attention.
-            rope = spec.Positions == PositionKind.Rope && spec.Attention.Latent is null;
+            names = plan.Names;
+            rope = plan.StackRotary is not null;
         }
 
-        private bool Latent => spec.Attention.Latent is not null;
-        private bool Hybrid => spec.Hybrid is not null;
-
-        /// <summary>Decoding with a cache: causal models whose scores do not need the whole score map.</summary>
-        private bool Decodes => spec.Causal && !spec.Attention.BreakSymmetry;
-
-        /// <summary>Score maps for inspection exist for standard attention only.</summary>
-        private bool ExposesScores => !Latent;
+        private bool Latent => plan.Latent is not null;
+        private bool Hybrid => plan.Hybrid;
+        private bool Decodes => plan.Decodes;
+        private bool ExposesScores => plan.ExposesScores;
 
         /// <summary>The module type of a layer's attention.</summary>
         private string AttentionType => Latent ? "LatentAttention" : "SelfAttention";
 
-        private bool Sharing => spec.Attention.ShareKvEvery > 1;
+        private bool Sharing => plan.SharesKeyValues;
 
-        /// <summary>Inputs layers take besides the hidden states: rotary angles, and the keys and values a group shares.</summary>
+        /// <summary>0-based layers whose tokens mix by attention (in a hybrid, the others are short convolutions).</summary>
+        private IEnumerable<int> AttentionLayerIndices => plan.Layers.Where(l => l.Mixer != TokenMixer.ShortConvolution).Select(l => l.Index);
+
+        /// <summary>Inputs layers take besides the hidden states, as C# parameters.</summary>
         private IEnumerable<(string Type, string Name)> LayerInputs
         {
             get
             {
-                if (rope) { yield return ("Tensor", "cos"); yield return ("Tensor", "sin"); }
-                if (Sharing) yield return ("KeyValueShare", "shared");
+                if (plan.Takes(Planning.LayerInputs.RotaryAngles)) { yield return ("Tensor", "cos"); yield return ("Tensor", "sin"); }
+                if (plan.Takes(Planning.LayerInputs.KeyValueShare)) yield return ("KeyValueShare", "shared");
             }
         }
 
@@ -91,38 +93,31 @@ internal static class ModelEmitter
         private string LayerModule => $"nn.Module<{string.Join(", ", new[] { "Tensor" }.Concat(LayerInputs.Select(i => i.Type)).Append("Tensor"))}>";
         private string OwnsParameter => Sharing ? "bool ownsKeysAndValues, " : "";
 
-        /// <summary>Some layers keep the dense feed-forward and later ones route to experts.</summary>
-        private bool MixedFeedForward => spec.Moe is { FirstLayer: > 0 };
+        private bool MixedFeedForward => plan.MixedFeedForward;
         private string RoutedParameter => MixedFeedForward ? "bool routedExperts, " : "";
-        private string FeedForwardFieldType => spec.Moe is null ? "FeedForward" : MixedFeedForward ? "nn.Module<Tensor, Tensor>" : "MixtureOfExperts";
+        private string FeedForwardFieldType => plan.Mixture is null ? "FeedForward" : MixedFeedForward ? "nn.Module<Tensor, Tensor>" : "MixtureOfExperts";
 
-        private string NewFeedForward() => spec.Moe is null
+        private string NewFeedForward() => plan.Mixture is null
             ? "new FeedForward(device, dtype)"
             : MixedFeedForward
-                ? $"routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: {spec.Mlp.Hidden}, {FeedForwardQuantizationArgument(QuantizesDenseFeedForward)}device, dtype)"
+                ? $"routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: {plan.Dense!.Hidden}, {FeedForwardQuantizationArgument(plan.Dense)}device, dtype)"
                 : "new MixtureOfExperts(device, dtype)";
-        private string NormType => spec.Norm == NormKind.LayerNorm ? "LayerNorm" : "RmsNorm";
+        private string NormType => plan.MixerNorm.Kind == NormKind.LayerNorm ? "LayerNorm" : "RmsNorm";
         private string PlainLinearType => names.FusedProjections ? "TransposedLinear" : "Linear";
 
-        // [Quant]: which layers are QuantizedLinear, and what their constructors are handed.
-        private bool QuantizesAttention => spec.Quant?.Targets(QuantTargetKind.Attention) == true;
+        /// <summary>What FeedForward hands its linear layers: its own parameter, the model's settings, or nothing.</summary>
+        private string? FeedForwardQuantization => plan.FeedForwardQuantization switch
+        {
+            Planning.FeedForwardQuantization.PerInstance => "quantization",
+            Planning.FeedForwardQuantization.All => "Quantization",
+            _ => null,
+        };
 
-        /// <summary>FeedForward serves dense layers and shared experts (target Mlp) and routed experts (target Experts).</summary>
-        private bool HasDenseFeedForward => spec.Moe is not { } m || m.FirstLayer > 0 || m.Shared > 0;
-        private bool QuantizesDenseFeedForward => HasDenseFeedForward && spec.Quant?.Targets(QuantTargetKind.Mlp) == true;
-        private bool QuantizesExperts => spec.Moe is not null && spec.Quant?.Targets(QuantTargetKind.Experts) == true;
-
-        /// <summary>Some FeedForward instances are quantized and others not, so each is told which.</summary>
-        private bool FeedForwardQuantizationVaries => HasDenseFeedForward && spec.Moe is not null && QuantizesDenseFeedForward != QuantizesExperts;
-
-        /// <summary>What FeedForward hands its linear layers: the model's settings, its own parameter, or nothing.</summary>
-        private string? FeedForwardQuantization => FeedForwardQuantizationVaries ? "quantization" : QuantizesDenseFeedForward || QuantizesExperts ? "Quantization" : null;
-
-        private string FeedForwardQuantizationArgument(bool quantized) =>
-            FeedForwardQuantizationVaries ? $"quantization: {(quantized ? "Quantization" : "null")}, " : "";
+        private string FeedForwardQuantizationArgument(FeedForwardPlan feedForward) =>
+            plan.FeedForwardQuantization == Planning.FeedForwardQuantization.PerInstance ? $"quantization: {(feedForward.Quantized ? "Quantization" : "null")}, " : "";
 
         private string LinearType(string? quantization) => quantization is null ? PlainLinearType : "QuantizedLinear";
-        private string? AttentionQuantization => QuantizesAttention ? "Quantization" : null;
+        private string? AttentionQuantization => plan.Attention is { Quantized: true } ? "Quantization" : null;
 
         public void Write()
         {
@@ -144,10 +139,10 @@ internal static class ModelEmitter
                 }
                 w.Line();
                 WriteMlp();
-                if (spec.Moe is { } moe)
+                if (plan.Mixture is { } mixture)
                 {
                     w.Line();
-                    WriteMixtureOfExperts(moe);
+                    WriteMixtureOfExperts(mixture);
                 }
             }
         }
@@ -179,9 +174,9 @@ internal static class ModelEmitter
         private string QuantizedWeightsText()
         {
             var parts = new List<string>();
-            if (QuantizesAttention) parts.Add("attention");
-            if (QuantizesDenseFeedForward) parts.Add("MLP");
-            if (QuantizesExperts) parts.Add("expert");
+            if (plan.Attention is { Quantized: true }) parts.Add("attention");
+            if (plan.Dense is { Quantized: true } || plan.Mixture?.Shared is { Quantized: true }) parts.Add("MLP");
+            if (plan.Mixture?.Expert is { Quantized: true }) parts.Add("expert");
             return parts.Count == 1 ? parts[0] : string.Join(", ", parts.Take(parts.Count - 1)) + " and " + parts[parts.Count - 1];
         }
 
@@ -192,6 +187,15 @@ internal static class ModelEmitter
         /// <summary>0.8 → "80%" (through decimal, so 0.29 does not print as 28.999…%).</summary>
         private static string StepsPercent(double from) => ((decimal)from * 100).ToString("0.##", CultureInfo.InvariantCulture) + "%";
 
+        /// <summary>The runtime enum member for a format (the enum's Fp4 alias shares Mxfp4's value, so not its ToString()).</summary>
+        private static string FormatMember(QuantFormatKind format) => format switch
+        {
+            QuantFormatKind.Mxfp4 => "Mxfp4",
+            QuantFormatKind.Nvfp4 => "Nvfp4",
+            QuantFormatKind.Fp8E4M3 => "Fp8E4M3",
+            _ => "Int4",
+        };
+
         private static string TargetExpression(QuantTargetKind target) => target == QuantTargetKind.AllLinear
             ? "QuantTarget.AllLinear"
             : string.Join(" | ", new[] { QuantTargetKind.Experts, QuantTargetKind.Mlp, QuantTargetKind.Attention }
@@ -200,7 +204,7 @@ internal static class ModelEmitter
         private void WriteQuantFacts(QuantSpec q)
         {
             var bits = 8.0 * sizes.QuantizedWeightBytes / sizes.QuantizedParameters;
-            var settings = new List<string> { $"QuantFormat.{q.FormatMember}", $"From: {D(q.From)}" };
+            var settings = new List<string> { $"QuantFormat.{FormatMember(q.Format)}", $"From: {D(q.From)}" };
             if (q.Clipped) settings.Add("Clipped: true");
             if (q.GroupSize > 0) settings.Add($"GroupSize: {q.GroupSize}");
             w.Line($"/// <summary>Weights [Quant] targets, {QuantizedWeightsText()} matrices: {N(sizes.QuantizedParameters)} ({Percent(sizes.QuantizedParameters, sizes.Parameters)} of the parameters). " +
@@ -282,25 +286,21 @@ internal static class ModelEmitter
         }
 
         /// <summary>Logits from the final hidden states <c>hidden</c>: through the token embedding when tied.</summary>
-        private string Logits => spec.TiedEmbeddings
+        private string Logits => plan.TiedEmbeddings
             ? $"nn.functional.linear(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
-            : "lm_head.forward(hidden)";
+            : $"{plan.OutputHead!.Name}.forward(hidden)";
 
         private void WriteTopModule()
         {
             w.Line($"private readonly DecoderStack {names.Stack};");
-            if (!spec.TiedEmbeddings) w.Line($"private readonly Linear lm_head;");
+            if (plan.OutputHead is { } head) w.Line($"private readonly Linear {head.Name};");
             w.Line();
             w.Line("/// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,");
             w.Line("/// which is how sizes of very large declarations are checked.</summary>");
             using (w.Block($"public {name}(Device? device = null, ScalarType? dtype = null) : base(\"{name}\")"))
             {
                 w.Line($"{names.Stack} = new DecoderStack(device, dtype);");
-                if (!spec.TiedEmbeddings)
-                {
-                    w.Line($"lm_head = nn.Linear({spec.Dim}, {spec.Vocab}, hasBias: false, device: device, dtype: dtype);");
-                    w.Line("Init.Normal(lm_head.weight);");
-                }
+                if (plan.OutputHead is { } outputHead) WriteLinear(outputHead, quantization: null);
                 w.Line("RegisterComponents();");
             }
             w.Line();
@@ -337,13 +337,13 @@ internal static class ModelEmitter
 
         private void WriteStack()
         {
-            var positions = spec.Positions == PositionKind.Learned;
+            var positions = plan.LearnedPositions;
             w.Line($"/// <summary>Token embedding{(positions ? ", learned positions" : "")}, {spec.Layers} decoder layers and the final norm.</summary>");
             using (w.Block("public sealed class DecoderStack : nn.Module<Tensor, Tensor>"))
             {
                 w.Line($"private const int Context = {spec.Context};");
-                if (spec.Hybrid is { } hybrid)
-                    w.Line($"private static readonly int[] AttentionLayers = {{ {string.Join(", ", hybrid.AttentionLayers)} }};");
+                if (Hybrid)
+                    w.Line($"private static readonly int[] AttentionLayers = {{ {string.Join(", ", AttentionLayerIndices)} }};");
                 w.Line($"internal readonly Embedding {names.TokenEmbedding};");
                 if (positions) w.Line($"private readonly Embedding {names.PositionEmbedding};");
                 w.Line($"private readonly ModuleList<DecoderLayer> {names.Layers};");
@@ -360,12 +360,12 @@ internal static class ModelEmitter
                         w.Line($"Init.Normal({names.PositionEmbedding}.weight, std: 0.01);");
                     }
                     w.Line($"{names.Layers} = new ModuleList<DecoderLayer>();");
-                    var layerArguments = (Sharing ? $"ownsKeysAndValues: i % {spec.Attention.ShareKvEvery} == 0, " : "") +
+                    var layerArguments = (Sharing ? $"ownsKeysAndValues: i % {plan.Attention!.ShareKvEvery} == 0, " : "") +
                                          (Hybrid ? "attention: System.Array.IndexOf(AttentionLayers, i) >= 0, " : "") +
-                                         (MixedFeedForward ? $"routedExperts: i >= {spec.Moe!.FirstLayer}, " : "");
+                                         (MixedFeedForward ? $"routedExperts: i >= {plan.Mixture!.Settings.FirstLayer}, " : "");
                     w.Line($"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer({layerArguments}device, dtype));");
-                    w.Line($"{names.FinalNorm} = {NewNorm()};");
-                    if (rope) w.Line($"{names.Rotary} = new RotaryEmbedding({spec.Attention.HeadDim}, Context, {D(spec.RopeTheta)}, device, dtype);");
+                    w.Line($"{names.FinalNorm} = {NewNorm(plan.FinalNorm)};");
+                    if (plan.StackRotary is { } rotary) w.Line($"{names.Rotary} = new RotaryEmbedding({rotary.Dims}, Context, {D(rotary.Theta)}, device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -374,7 +374,7 @@ internal static class ModelEmitter
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     WriteLayerInputs();
-                    if (spec.Checkpointing)
+                    if (plan.Checkpointing)
                     {
                         // The last block's activations are what backward needs first: recomputing them would only cost time.
                         w.Line("// Every block but the last keeps only its input and recomputes its activations in backward.");
@@ -402,7 +402,7 @@ internal static class ModelEmitter
                         if (Hybrid)
                         {
                             w.Line("if (System.Array.IndexOf(AttentionLayers, layer) < 0)");
-                            w.Line($"    throw new System.ArgumentException($\"Layer {{layer}} is a short-convolution block; attention layers are {string.Join(", ", spec.Hybrid!.AttentionLayers)}.\", nameof(layer));");
+                            w.Line($"    throw new System.ArgumentException($\"Layer {{layer}} is a short-convolution block; attention layers are {string.Join(", ", AttentionLayerIndices)}.\", nameof(layer));");
                         }
                         w.Line("using var scope = NewDisposeScope();");
                         WriteLayerInputs();
@@ -436,10 +436,10 @@ internal static class ModelEmitter
                 w.Line("var offset = cache.Position;");
                 w.Line("var x = Embed(tokens, offset);");
                 if (rope)
-                    w.Line(spec.Attention.HasKeyProjection
+                    w.Line(!plan.Attention!.KeysAreValues
                         ? $"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows"
                         : $"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far: keys are re-rotated from the cached values");
-                if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {spec.Attention.ShareKvEvery} fills it");
+                if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {plan.Attention!.ShareKvEvery} fills it");
                 w.Line($"for (var i = 0; i < {spec.Layers}; i++) x = {names.Layers}[i].Decode(x{LayerArguments}, cache[i], offset);");
                 w.Line("cache.Advance(tokens.shape[1]);");
                 w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
@@ -452,7 +452,7 @@ internal static class ModelEmitter
         {
             w.Line("var x = Embed(tokens);");
             if (rope) w.Line($"var (cos, sin) = {names.Rotary}.Angles(tokens.shape[1]);");
-            if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {spec.Attention.ShareKvEvery} fills it");
+            if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {plan.Attention!.ShareKvEvery} fills it");
         }
 
         private void WriteLayer()
@@ -471,15 +471,15 @@ internal static class ModelEmitter
                 w.Line();
                 using (w.Block($"internal DecoderLayer({OwnsParameter}{(Hybrid ? "bool attention, " : "")}{RoutedParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
                 {
-                    w.Line($"{names.AttentionNorm} = {NewNorm()};");
-                    if (spec.Hybrid is { } hybrid)
+                    w.Line($"{names.AttentionNorm} = {NewNorm(plan.MixerNorm)};");
+                    if (plan.Conv is { } conv)
                     {
                         w.Line($"if (attention) {names.Attention} = {NewAttention()};");
-                        w.Line($"else conv = new ShortConv({spec.Dim}, kernel: {hybrid.ConvKernel}, bias: {(spec.Bias ? "true" : "false")}, layers: {spec.Layers}, device, dtype);");
+                        w.Line($"else conv = new ShortConv({conv.Channels}, kernel: {conv.Kernel}, bias: {(conv.Bias ? "true" : "false")}, layers: {plan.Layers.Count}, device, dtype);");
                     }
                     else
                         w.Line($"{names.Attention} = {NewAttention()};");
-                    w.Line($"{names.MlpNorm} = {NewNorm()};");
+                    w.Line($"{names.MlpNorm} = {NewNorm(plan.FeedForwardNorm)};");
                     w.Line($"{names.Mlp} = {NewFeedForward()};");
                     w.Line("RegisterComponents();");
                 }
@@ -527,64 +527,62 @@ internal static class ModelEmitter
         /// <summary>The constructor call of a layer's attention.</summary>
         private string NewAttention()
         {
-            var indexer = spec.Sparse is { } sp
-                ? $"new LightningIndexer({spec.Dim}, heads: {sp.IndexerHeads}, indexDim: {sp.IndexerDim}, topK: {sp.TopK}, device, dtype)"
+            var indexer = plan.Indexer is { } ix
+                ? $"new LightningIndexer({plan.Dim}, heads: {ix.Heads}, indexDim: {ix.Dim}, topK: {ix.TopK}, device, dtype)"
                 : "null";
-            if (spec.Attention.Latent is { } l)
-            {
-                var a = spec.Attention;
-                return $"new LatentAttention(new LatentAttentionOptions(Dim: {spec.Dim}, Heads: {a.Heads}, HeadDim: {a.HeadDim}, KvRank: {l.KvRank}, RopeDim: {l.RopeDim}, QRank: {l.QRank}, " +
-                       $"Context: {spec.Context}, RopeTheta: {D(spec.RopeTheta)}, NormEps: {D(spec.NormEps)}, Layers: {spec.Layers}{(spec.Causal ? "" : ", Causal: false")}), indexer: {indexer}, device, dtype)";
-            }
+            if (plan.Latent is { } l)
+                return $"new LatentAttention(new LatentAttentionOptions(Dim: {plan.Dim}, Heads: {l.Heads}, HeadDim: {l.HeadDim}, KvRank: {l.KvRank}, RopeDim: {l.RopeDim}, QRank: {l.QRank}, " +
+                       $"Context: {plan.Context}, RopeTheta: {D(l.RopeTheta)}, NormEps: {D(l.Norms[0].Eps)}, Layers: {plan.Layers.Count}{(plan.Causal ? "" : ", Causal: false")}), indexer: {indexer}, device, dtype)";
             return Sharing ? "new SelfAttention(ownsKeysAndValues, device, dtype)" : "new SelfAttention(device, dtype)";
         }
 
         private void WriteAttention()
         {
-            var a = spec.Attention;
-            // Distinct input projections of the variant, in Q, K, V order, with the heads each produces.
-            var parts = new List<(string Name, long Width, string Heads)>();
-            if (a.HasQueryProjection) parts.Add(("q", a.QueryWidth, "Heads"));
-            if (a.HasKeyProjection) parts.Add(("k", a.KvWidth, "KvHeads"));
-            parts.Add((a.Projections == ProjectionKind.Shared ? "qkv" : "v", a.KvWidth, "KvHeads"));
-            var repeatedQueries = !a.HasQueryProjection && a.KvHeads != a.Heads;
+            var a = plan.Attention!;
+            var parts = a.Parts;
+            var repeatedQueries = a.RepeatedQueries;
 
-            w.Line($"/// <summary>{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Projections} projections ({ProjectionSummary(a.Projections)}): " +
+            w.Line($"/// <summary>{(plan.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Variant} projections ({ProjectionSummary(a.Aliasing)}): " +
                    $"{a.Heads} query heads and {a.KvHeads} key/value heads of width {a.HeadDim}.</summary>");
             using (w.Block($"public sealed class SelfAttention : {LayerModule}"))
             {
                 w.Line(repeatedQueries
                     ? $"private const int Heads = {a.Heads}, KvHeads = {a.KvHeads}, QueriesPerKvHead = {a.Heads / a.KvHeads};"
                     : $"private const int Heads = {a.Heads}, KvHeads = {a.KvHeads};");
-                // With KV sharing, layers that reuse a group's keys and values have no K/V projections.
-                var fields = names.FusedProjections
-                    ? new List<(string Field, string Width, bool KeyValue)> { ("c_attn", Sharing ? $"ownsKeysAndValues ? {a.ProjectedWidth} : {a.QueryWidth}" : L(a.ProjectedWidth), false) }
-                    : parts.Select(p => (Field: p.Name + "_proj", Width: L(p.Width), KeyValue: p.Name != "q")).ToList();
-                foreach (var (field, _, keyValue) in fields)
-                    w.Line($"private readonly {LinearType(AttentionQuantization)}{(Sharing && keyValue ? "?" : "")} {field};");
-                w.Line($"private readonly {LinearType(AttentionQuantization)} {names.OutputProjection};");
-                if (a.BreakSymmetry) w.Line("private readonly PositionalScoreMixer score_mixer;");
-                if (a.QkNorm && a.HasQueryProjection) w.Line("private readonly RmsNorm q_layernorm;");
-                if (a.QkNorm) w.Line("private readonly RmsNorm k_layernorm;");
-                if (spec.Sparse is not null) w.Line("private readonly LightningIndexer indexer;");
+                // With KV sharing, layers that reuse a group's keys and values lack the projections only owners have
+                // (a fused c_attn exists in both, narrower in the reusing layers).
+                var queryOnly = a.QueryOnlyProjections.Select(l => l.Name).ToList();
+                bool OwnersOnly(LinearPlan linear) => Sharing && !queryOnly.Contains(linear.Name);
+                foreach (var linear in a.Projections)
+                    w.Line($"private readonly {LinearType(AttentionQuantization)}{(OwnersOnly(linear) ? "?" : "")} {linear.Name};");
+                w.Line($"private readonly {LinearType(AttentionQuantization)} {a.Output.Name};");
+                if (a.ScoreMixer) w.Line("private readonly PositionalScoreMixer score_mixer;");
+                if (a.QueryNorm is { } queryNorm) w.Line($"private readonly RmsNorm {queryNorm.Name};");
+                if (a.KeyNorm is { } keyNorm) w.Line($"private readonly RmsNorm {keyNorm.Name};");
+                if (plan.Indexer is not null) w.Line("private readonly LightningIndexer indexer;");
                 if (Sharing) w.Line("private readonly bool ownsKeysAndValues;");
                 w.Line();
                 using (w.Block($"internal SelfAttention({OwnsParameter}Device? device, ScalarType? dtype) : base(nameof(SelfAttention))"))
                 {
                     if (Sharing) w.Line("this.ownsKeysAndValues = ownsKeysAndValues;");
-                    foreach (var (field, width, _) in fields.Where(f => !(Sharing && f.KeyValue)))
-                        WriteLinear(field, L(spec.Dim), width, residual: false, AttentionQuantization);
-                    if (Sharing && fields.Any(f => f.KeyValue))
+                    foreach (var linear in a.Projections.Where(l => !OwnersOnly(l)))
+                    {
+                        // A fused projection is narrower in layers that reuse their group's keys and values.
+                        var reused = a.QueryOnlyProjections.FirstOrDefault(q => q.Name == linear.Name);
+                        var outputs = Sharing && reused is not null && reused.Outputs != linear.Outputs ? $"ownsKeysAndValues ? {linear.Outputs} : {reused.Outputs}" : L(linear.Outputs);
+                        WriteLinear(linear, AttentionQuantization, outputs);
+                    }
+                    if (a.Projections.Any(OwnersOnly))
                     {
                         using (w.Block("if (ownsKeysAndValues)"))
-                            foreach (var (field, width, _) in fields.Where(f => f.KeyValue))
-                                WriteLinear(field, L(spec.Dim), width, residual: false, AttentionQuantization);
+                            foreach (var linear in a.Projections.Where(OwnersOnly))
+                                WriteLinear(linear, AttentionQuantization);
                     }
-                    WriteLinear(names.OutputProjection, L(a.QueryWidth), L(spec.Dim), residual: true, AttentionQuantization);
-                    if (a.BreakSymmetry) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
-                    if (a.QkNorm && a.HasQueryProjection) w.Line($"q_layernorm = new RmsNorm({a.HeadDim}, eps: {D(spec.NormEps)}, device, dtype);");
-                    if (a.QkNorm) w.Line($"k_layernorm = new RmsNorm({a.HeadDim}, eps: {D(spec.NormEps)}, device, dtype);");
-                    if (spec.Sparse is { } sp) w.Line($"indexer = new LightningIndexer({spec.Dim}, heads: {sp.IndexerHeads}, indexDim: {sp.IndexerDim}, topK: {sp.TopK}, device, dtype);");
+                    WriteLinear(a.Output, AttentionQuantization);
+                    if (a.ScoreMixer) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
+                    foreach (var norm in new[] { a.QueryNorm, a.KeyNorm }.Where(n => n is not null))
+                        w.Line($"{norm!.Name} = new RmsNorm({norm.Width}, eps: {D(norm.Eps)}, device, dtype);");
+                    if (plan.Indexer is { } ix) w.Line($"indexer = new LightningIndexer({plan.Dim}, heads: {ix.Heads}, indexDim: {ix.Dim}, topK: {ix.TopK}, device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -595,16 +593,16 @@ internal static class ModelEmitter
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     w.Line($"var (q, k, v) = Project(x{LayerArguments});");
-                    var attend = spec.Causal ? "Attention.Causal(q, k, v)" : "Attention.Bidirectional(q, k, v)";
-                    if (spec.Sparse is not null)
+                    var attend = plan.Causal ? "Attention.Causal(q, k, v)" : "Attention.Bidirectional(q, k, v)";
+                    if (plan.Indexer is not null)
                     {
                         w.Line("var indexKeys = indexer.Keys(x.detach()); // the indexer's loss must not reach the layers below");
                         w.Line("if (training) indexer.Supervise(q, k, x, indexKeys, offset: 0); // the indexer learns which keys attention uses");
                         w.Line("var mixed = Attention.Masked(q, k, v, indexer.Select(x, indexKeys, offset: 0)); // each query sees its top-k past tokens");
                     }
                     else
-                        w.Line(a.BreakSymmetry
-                            ? $"var mixed = score_mixer.Attend(q, k, v{(spec.Causal ? "" : ", causal: false")}); // symmetric scores plus the learned positional term"
+                        w.Line(a.ScoreMixer
+                            ? $"var mixed = score_mixer.Attend(q, k, v{(plan.Causal ? "" : ", causal: false")}); // symmetric scores plus the learned positional term"
                             : $"var mixed = {attend};");
                     WriteAttentionOutput(repeatedQueries);
                 }
@@ -619,37 +617,42 @@ internal static class ModelEmitter
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     w.Line($"var (q, k, _) = Project(x{LayerArguments});");
-                    w.Line($"return {(a.BreakSymmetry ? "score_mixer.Scores(q, k)" : "Attention.Scores(q, k)")}.MoveToOuterDisposeScope();");
+                    w.Line($"return {(a.ScoreMixer ? "score_mixer.Scores(q, k)" : "Attention.Scores(q, k)")}.MoveToOuterDisposeScope();");
                 }
                 w.Line();
                 w.Line("/// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>");
                 using (w.Block($"private (Tensor Q, Tensor K, Tensor V) Project(Tensor x{LayerParameters})"))
                 {
-                    if (Sharing) WriteSharedKeyValues(parts);
+                    if (Sharing) WriteSharedKeyValues();
                     else if (names.FusedProjections)
                     {
-                        w.Line($"var projected = c_attn.forward(x).split(new long[] {{ {string.Join(", ", parts.Select(p => p.Width))} }}, dim: -1);");
+                        w.Line($"var projected = {a.Projections[0].Name}.forward(x).split(new long[] {{ {string.Join(", ", parts.Select(p => p.Width))} }}, dim: -1);");
                         for (var i = 0; i < parts.Count; i++)
-                            w.Line($"var {Local(parts[i].Name)} = Attention.SplitHeads(projected[{i}], {parts[i].Heads});");
+                            w.Line($"var {Local(parts[i].Name)} = Attention.SplitHeads(projected[{i}], {HeadsOf(parts[i])});");
                     }
                     else
                     {
                         foreach (var part in parts)
-                            w.Line($"var {Local(part.Name)} = Attention.SplitHeads({part.Name}_proj.forward(x), {part.Heads});");
+                            w.Line($"var {Local(part.Name)} = Attention.SplitHeads({ProjectionOf(a, part).Name}.forward(x), {HeadsOf(part)});");
                     }
-                    if (a.QkNorm)
+                    if (a.QueryNorm is not null || (a.KeyNorm is not null && !a.KeysAreValues))
                     {
                         w.Line("// Per-head RMSNorm of queries and keys before rotation (QkNorm).");
-                        if (a.HasQueryProjection) w.Line("q = q_layernorm.forward(q);");
-                        if (a.HasKeyProjection) w.Line("k = k_layernorm.forward(k);");
+                        if (a.QueryNorm is { } queries) w.Line($"q = {queries.Name}.forward(q);");
+                        if (a.KeyNorm is { } keys && !a.KeysAreValues) w.Line($"k = {keys.Name}.forward(k);");
                     }
-                    if (!Sharing) WriteQueryKeyAliases(a.Projections);
+                    if (!Sharing) WriteQueryKeyAliases(a);
                     w.Line("return (q, k, v);");
                 }
             }
         }
 
         private static string Local(string part) => part == "qkv" ? "v" : part;
+
+        private static string HeadsOf(ProjectionPart part) => part.QueryHeads ? "Heads" : "KvHeads";
+
+        /// <summary>The linear layer that computes <paramref name="part"/> when projections are not fused (one per part).</summary>
+        private static LinearPlan ProjectionOf(AttentionPlan a, ProjectionPart part) => a.Projections[a.Parts.ToList().IndexOf(part)];
 
         /// <summary>Heads back to [batch, time, dim] through the output projection.</summary>
         private void WriteAttentionOutput(bool repeatedQueries)
@@ -660,7 +663,7 @@ internal static class ModelEmitter
                 w.Line("// key/value head, then give each query head its group's result.");
                 w.Line("mixed = mixed.repeat_interleave(QueriesPerKvHead, dim: 1);");
             }
-            w.Line($"return {names.OutputProjection}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
+            w.Line($"return {plan.Attention!.Output.Name}.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();");
         }
 
         /// <summary>
@@ -670,7 +673,7 @@ internal static class ModelEmitter
         /// </summary>
         private void WriteAttentionDecode(bool repeatedQueries)
         {
-            var a = spec.Attention;
+            var a = plan.Attention!;
             w.Line(rope
                 ? "/// <summary>Attention output for new tokens at <paramref name=\"offset\"/> on; <paramref name=\"cos\"/> and <paramref name=\"sin\"/> cover positions 0 … offset + time − 1.</summary>"
                 : "/// <summary>Attention output for new tokens at <paramref name=\"offset\"/> on, over everything this layer has cached.</summary>");
@@ -680,19 +683,18 @@ internal static class ModelEmitter
                 var projectArguments = rope ? "x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1])" : "x";
                 if (Sharing) projectArguments += ", shared";
                 w.Line($"var (q, k, v) = Project({projectArguments});");
-                var keysAreValues = !a.HasKeyProjection;
                 void Cache()
                 {
-                    if (keysAreValues)
+                    if (a.KeysAreValues)
                     {
-                        w.Line("values = state.Append(0, v, dim: 2); // keys are the values: only the values are cached");
-                        var normalized = a.QkNorm ? "k_layernorm.forward(values)" : "values";
+                        w.Line($"values = state.Append({Slot(CacheSlots.Keys)}, v, dim: 2); // keys are the values: only the values are cached");
+                        var normalized = a.KeyNorm is { } keyNorm ? $"{keyNorm.Name}.forward(values)" : "values";
                         w.Line(rope ? $"keys = RotaryEmbedding.Rotate({normalized}, cos, sin);" : $"keys = {normalized};");
                     }
                     else
                     {
-                        w.Line("keys = state.Append(0, k, dim: 2);");
-                        w.Line("values = state.Append(1, v, dim: 2);");
+                        w.Line($"keys = state.Append({Slot(CacheSlots.Keys)}, k, dim: 2);");
+                        w.Line($"values = state.Append({Slot(CacheSlots.Values)}, v, dim: 2);");
                     }
                 }
                 w.Line("Tensor keys, values;");
@@ -707,9 +709,9 @@ internal static class ModelEmitter
                     w.Line("    (keys, values) = (k, v); // already the group's whole cache");
                 }
                 else Cache();
-                if (spec.Sparse is not null)
+                if (plan.Indexer is not null)
                 {
-                    w.Line("var indexKeys = state.Append(2, indexer.Keys(x), dim: 1);");
+                    w.Line($"var indexKeys = state.Append({Slot(CacheSlots.IndexerKeys)}, indexer.Keys(x), dim: 1);");
                     w.Line("var mixed = Attention.Masked(q, keys, values, indexer.Select(x, indexKeys, offset));");
                 }
                 else
@@ -719,28 +721,29 @@ internal static class ModelEmitter
         }
 
         /// <summary>Queries from this layer; keys and values from this layer if it owns them, else from its group's first layer.</summary>
-        private void WriteSharedKeyValues(List<(string Name, long Width, string Heads)> parts)
+        private void WriteSharedKeyValues()
         {
-            var a = spec.Attention;
+            var a = plan.Attention!;
+            var query = a.Parts.Single(p => p.QueryHeads);
             if (names.FusedProjections)
             {
-                w.Line("var projected = c_attn.forward(x);");
-                w.Line($"var q = Attention.SplitHeads(projected.narrow(-1, 0, {a.QueryWidth}), Heads);");
+                w.Line($"var projected = {a.Projections[0].Name}.forward(x);");
+                w.Line($"var q = Attention.SplitHeads(projected.narrow(-1, 0, {query.Width}), Heads);");
             }
             else
-                w.Line("var q = Attention.SplitHeads(q_proj.forward(x), Heads);");
+                w.Line($"var q = Attention.SplitHeads({a.QueryOnlyProjections[0].Name}.forward(x), Heads);");
             if (rope) w.Line("q = RotaryEmbedding.Rotate(q, cos, sin);");
             w.Line("Tensor k, v;");
             using (w.Block("if (ownsKeysAndValues)"))
             {
-                long offset = a.QueryWidth;
-                foreach (var part in parts.Where(p => p.Name != "q"))
+                long offset = query.Width;
+                foreach (var part in a.Parts.Where(p => p.KeyValue))
                 {
-                    var projected = names.FusedProjections ? $"projected.narrow(-1, {offset}, {part.Width})" : $"{part.Name}_proj!.forward(x)";
+                    var projected = names.FusedProjections ? $"projected.narrow(-1, {offset}, {part.Width})" : $"{ProjectionOf(a, part).Name}!.forward(x)";
                     w.Line($"{part.Name} = Attention.SplitHeads({projected}, KvHeads);");
                     offset += part.Width;
                 }
-                if (a.Projections == ProjectionKind.NoKey)
+                if (a.Aliasing == QueryKeyAliasing.KeysAreValues)
                     w.Line(rope ? "k = RotaryEmbedding.Rotate(v, cos, sin); // keys are the values, rotated for scoring" : "k = v; // keys are the values");
                 else if (rope)
                     w.Line("k = RotaryEmbedding.Rotate(k, cos, sin);");
@@ -751,73 +754,76 @@ internal static class ModelEmitter
         }
 
         /// <summary>Binds q and k for variants that reuse a projection, rotating each distinct tensor once.</summary>
-        private void WriteQueryKeyAliases(ProjectionKind projections)
+        private void WriteQueryKeyAliases(AttentionPlan a)
         {
-            var values = spec.Attention.QkNorm ? "k_layernorm.forward(v)" : "v";
-            switch (projections)
+            var values = a.KeyNorm is { } keyNorm ? $"{keyNorm.Name}.forward(v)" : "v";
+            switch (a.Aliasing)
             {
-                case ProjectionKind.Full:
+                case QueryKeyAliasing.None:
                     if (rope)
                     {
                         w.Line("q = RotaryEmbedding.Rotate(q, cos, sin);");
                         w.Line("k = RotaryEmbedding.Rotate(k, cos, sin);");
                     }
                     break;
-                case ProjectionKind.NoKey:
+                case QueryKeyAliasing.KeysAreValues:
                     w.Line(rope ? $"var k = RotaryEmbedding.Rotate({values}, cos, sin); // keys are the values, rotated for scoring" : $"var k = {values}; // keys are the values");
                     if (rope) w.Line("q = RotaryEmbedding.Rotate(q, cos, sin);");
                     break;
-                case ProjectionKind.NoQuery:
+                case QueryKeyAliasing.QueriesAreKeys:
                     if (rope) w.Line("k = RotaryEmbedding.Rotate(k, cos, sin);");
                     w.Line("var q = k; // queries are the keys: symmetric scores");
                     break;
-                case ProjectionKind.Shared:
+                case QueryKeyAliasing.OneProjection:
                     w.Line(rope ? $"var k = RotaryEmbedding.Rotate({values}, cos, sin);" : $"var k = {values};");
                     w.Line("var q = k; // one projection is query, key and value");
                     break;
             }
         }
 
-        private static string ProjectionSummary(ProjectionKind projections) => projections switch
+        private static string ProjectionSummary(QueryKeyAliasing aliasing) => aliasing switch
         {
-            ProjectionKind.NoKey => "keys are the values",
-            ProjectionKind.NoQuery => "queries are the keys",
-            ProjectionKind.Shared => "one projection for Q, K and V",
+            QueryKeyAliasing.KeysAreValues => "keys are the values",
+            QueryKeyAliasing.QueriesAreKeys => "queries are the keys",
+            QueryKeyAliasing.OneProjection => "one projection for Q, K and V",
             _ => "distinct Q, K and V",
+        };
+
+        /// <summary>A decoding-cache stream by the runtime's name for it.</summary>
+        private static string Slot(int slot) => slot.ToString(CultureInfo.InvariantCulture); private static string SlotName(int slot) => slot switch
+        {
+            CacheSlots.Keys => "LayerState.Keys",
+            CacheSlots.Values => "LayerState.Values",
+            _ => "LayerState.IndexerKeys",
         };
 
         private void WriteMlp()
         {
-            var m = spec.Mlp;
-            var swiGlu = m.Activation == ActivationKind.SwiGlu;
-            // With experts the same network serves three widths (dense layers, each expert, the shared experts).
-            var widthNote = spec.Moe is { } moe
-                ? $" {(moe.FirstLayer > 0 ? $"{m.Hidden} wide in dense layers, " : "")}{moe.ExpertHidden} per expert{(moe.Shared > 0 ? $", {moe.SharedHidden} for the shared experts" : "")}"
-                : $" of width {m.Hidden}";
-            var quantizationNote = FeedForwardQuantizationVaries
-                ? $" Fake-quantized only where built with a quantization: in {(QuantizesExperts ? "the routed experts" : "the dense layers and shared experts")}."
+            // One class serves every feed-forward of the model; with experts it serves three widths (dense layers,
+            // each expert, the shared experts) and takes its width as an argument.
+            var template = plan.Dense ?? plan.Mixture!.Expert;
+            var swiGlu = template.Activation == ActivationKind.SwiGlu;
+            var widthNote = plan.Mixture is { } mixture
+                ? $" {(plan.Dense is { } dense ? $"{dense.Hidden} wide in dense layers, " : "")}{mixture.Expert.Hidden} per expert{(mixture.Shared is { } shared ? $", {shared.Hidden} for the shared experts" : "")}"
+                : $" of width {template.Hidden}";
+            var quantizationNote = plan.FeedForwardQuantization == Planning.FeedForwardQuantization.PerInstance
+                ? $" Fake-quantized only where built with a quantization: in {(plan.Mixture!.Expert.Quantized ? "the routed experts" : "the dense layers and shared experts")}."
                 : "";
             w.Line(swiGlu
                 ? $"/// <summary>SwiGLU feed-forward{widthNote}: down(silu(gate(x)) ⊙ up(x)).{quantizationNote}</summary>"
                 : $"/// <summary>GELU feed-forward{widthNote}: down(gelu(up(x))).{quantizationNote}</summary>");
             using (w.Block("public sealed class FeedForward : nn.Module<Tensor, Tensor>"))
             {
-                var hidden = spec.Moe is null ? L(m.Hidden) : "hidden";
-                var layers = new List<(string Field, string In, string Out, bool Residual)>();
-                if (names.FusedProjections)
-                    layers.Add(("c_fc", L(spec.Dim), swiGlu ? (spec.Moe is null ? L(2L * m.Hidden) : "2 * hidden") : hidden, false));
-                else
-                {
-                    if (swiGlu) layers.Add(("gate_proj", L(spec.Dim), hidden, false));
-                    layers.Add(("up_proj", L(spec.Dim), hidden, false));
-                }
-                layers.Add((names.FusedProjections ? "c_proj" : "down_proj", hidden, L(spec.Dim), true));
-                foreach (var layer in layers) w.Line($"private readonly {LinearType(FeedForwardQuantization)} {layer.Field};");
+                var widthArgument = plan.Mixture is not null;
+                // Widths as the class writes them: literal, or in terms of its hidden-width argument.
+                string Hidden(long multiple) => !widthArgument ? L(multiple * template.Hidden) : multiple == 1 ? "hidden" : $"{multiple} * hidden";
+                foreach (var linear in template.Linears) w.Line($"private readonly {LinearType(FeedForwardQuantization)} {linear.Name};");
                 w.Line();
-                var quantizationParameter = FeedForwardQuantizationVaries ? "WeightQuantization? quantization, " : "";
-                using (w.Block($"internal FeedForward({(spec.Moe is null ? "" : "long hidden, ")}{quantizationParameter}Device? device, ScalarType? dtype) : base(nameof(FeedForward))"))
+                var quantizationParameter = plan.FeedForwardQuantization == Planning.FeedForwardQuantization.PerInstance ? "WeightQuantization? quantization, " : "";
+                using (w.Block($"internal FeedForward({(widthArgument ? "long hidden, " : "")}{quantizationParameter}Device? device, ScalarType? dtype) : base(nameof(FeedForward))"))
                 {
-                    foreach (var layer in layers) WriteLinear(layer.Field, layer.In, layer.Out, layer.Residual, FeedForwardQuantization);
+                    foreach (var linear in template.Inputs) WriteLinear(linear, FeedForwardQuantization, Hidden(linear.Outputs / template.Hidden));
+                    WriteLinear(template.Output, FeedForwardQuantization, inputs: Hidden(1));
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -825,25 +831,26 @@ internal static class ModelEmitter
                 using (w.Block("public override Tensor forward(Tensor x)"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
+                    var inputs = template.Inputs.ToList();
+                    var down = template.Output.Name;
                     string result;
                     if (names.FusedProjections && swiGlu)
                     {
-                        w.Line("var gateAndUp = c_fc.forward(x).chunk(2, dim: -1);");
-                        result = "c_proj.forward(nn.functional.silu(gateAndUp[0]) * gateAndUp[1])";
+                        w.Line($"var gateAndUp = {inputs[0].Name}.forward(x).chunk(2, dim: -1);");
+                        result = $"{down}.forward(nn.functional.silu(gateAndUp[0]) * gateAndUp[1])";
                     }
-                    else if (names.FusedProjections)
-                        result = "c_proj.forward(nn.functional.gelu(c_fc.forward(x), GELU.Approximate.tanh))";
                     else if (swiGlu)
-                        result = "down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x))";
+                        result = $"{down}.forward(nn.functional.silu({inputs[0].Name}.forward(x)) * {inputs[1].Name}.forward(x))";
                     else
-                        result = "down_proj.forward(nn.functional.gelu(up_proj.forward(x), GELU.Approximate.tanh))";
+                        result = $"{down}.forward(nn.functional.gelu({inputs[0].Name}.forward(x), GELU.Approximate.tanh))";
                     w.Line($"return {result}.MoveToOuterDisposeScope();");
                 }
             }
         }
 
-        private void WriteMixtureOfExperts(MoeSpec m)
+        private void WriteMixtureOfExperts(MixturePlan mixture)
         {
+            var m = mixture.Settings;
             var scoring = m.Router == RouterKind.Softmax ? "softmax" : "sigmoid";
             var balance = m.Balance switch
             {
@@ -862,11 +869,11 @@ internal static class ModelEmitter
                 w.Line();
                 using (w.Block("internal MixtureOfExperts(Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))"))
                 {
-                    w.Line($"gate = new ExpertRouter(new RouterOptions(Dim: {spec.Dim}, Experts: Experts, Active: {m.Active}, Scoring: RouterScoring.{m.Router}, Balance: ExpertBalance.{m.Balance},");
+                    w.Line($"gate = new ExpertRouter(new RouterOptions(Dim: {plan.Dim}, Experts: Experts, Active: {m.Active}, Scoring: RouterScoring.{m.Router}, Balance: ExpertBalance.{m.Balance},");
                     w.Line($"    NormalizeWeights: {(m.NormalizeWeights ? "true" : "false")}, RoutedScale: {D(m.RoutedScale)}, AuxLossWeight: {D(m.AuxLossWeight)}, BiasUpdateRate: {D(m.BiasUpdateRate)}), device, dtype);");
                     w.Line("experts = new ModuleList<FeedForward>();");
-                    w.Line($"for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: {m.ExpertHidden}, {FeedForwardQuantizationArgument(QuantizesExperts)}device, dtype));");
-                    if (m.Shared > 0) w.Line($"shared_experts = new FeedForward(hidden: {L(m.SharedHidden)}, {FeedForwardQuantizationArgument(QuantizesDenseFeedForward)}device, dtype);");
+                    w.Line($"for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: {mixture.Expert.Hidden}, {FeedForwardQuantizationArgument(mixture.Expert)}device, dtype));");
+                    if (mixture.Shared is { } shared) w.Line($"shared_experts = new FeedForward(hidden: {L(shared.Hidden)}, {FeedForwardQuantizationArgument(shared)}device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -874,7 +881,7 @@ internal static class ModelEmitter
                 using (w.Block("public override Tensor forward(Tensor x)"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
-                    w.Line($"var tokens = x.reshape(-1, {spec.Dim});");
+                    w.Line($"var tokens = x.reshape(-1, {plan.Dim});");
                     w.Line("var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);");
                     w.Line(m.Shared > 0
                         ? "return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();"
@@ -883,26 +890,30 @@ internal static class ModelEmitter
             }
         }
 
-        /// <summary>Creates one linear layer; with <paramref name="quantization"/> (an expression for its settings) a
-        /// QuantizedLinear, whose parameters have the same names and shapes.</summary>
-        private void WriteLinear(string field, string inputs, string outputs, bool residual, string? quantization = null)
+        /// <summary>Creates one planned linear layer; with <paramref name="quantization"/> (an expression for its settings)
+        /// a QuantizedLinear, whose parameters have the same names and shapes. <paramref name="inputs"/> and
+        /// <paramref name="outputs"/> replace the literal widths where the class takes them as arguments.</summary>
+        private void WriteLinear(LinearPlan linear, string? quantization, string? outputs = null, string? inputs = null)
         {
-            var bias = spec.Bias ? "true" : "false";
+            var field = linear.Name;
+            var bias = linear.Bias ? "true" : "false";
+            inputs ??= L(linear.Inputs);
+            outputs ??= L(linear.Outputs);
             if (quantization is not null)
-                w.Line(names.FusedProjections
+                w.Line(linear.Transposed
                     ? $"{field} = new QuantizedLinear({inputs}, {outputs}, hasBias: {bias}, {quantization}, transposed: true, device, dtype);"
                     : $"{field} = new QuantizedLinear({inputs}, {outputs}, hasBias: {bias}, {quantization}, device: device, dtype: dtype);");
             else
-                w.Line(names.FusedProjections
+                w.Line(linear.Transposed
                     ? $"{field} = new TransposedLinear({inputs}, {outputs}, hasBias: {bias}, device, dtype);"
                     : $"{field} = nn.Linear({inputs}, {outputs}, hasBias: {bias}, device: device, dtype: dtype);");
-            w.Line(residual ? $"Init.ResidualOutput({field}.weight, layers: {spec.Layers});" : $"Init.Normal({field}.weight);");
-            if (spec.Bias) w.Line($"Init.Zeros({field}.bias);");
+            w.Line(linear.Init == WeightInit.ResidualOutput ? $"Init.ResidualOutput({field}.weight, layers: {plan.Layers.Count});" : $"Init.Normal({field}.weight);");
+            if (linear.Bias) w.Line($"Init.Zeros({field}.bias);");
         }
 
-        private string NewNorm() => spec.Norm == NormKind.LayerNorm
-            ? $"nn.LayerNorm({spec.Dim}, eps: {D(spec.NormEps)}, device: device, dtype: dtype)"
-            : $"new RmsNorm({spec.Dim}, eps: {D(spec.NormEps)}, device, dtype)";
+        private static string NewNorm(NormPlan norm) => norm.Kind == NormKind.LayerNorm
+            ? $"nn.LayerNorm({norm.Width}, eps: {D(norm.Eps)}, device: device, dtype: dtype)"
+            : $"new RmsNorm({norm.Width}, eps: {D(norm.Eps)}, device, dtype)";
 
         private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
         private static string Percent(long part, long whole) => (100.0 * part / whole).ToString("F1", CultureInfo.InvariantCulture) + "%";

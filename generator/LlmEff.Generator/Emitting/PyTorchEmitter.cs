@@ -99,7 +99,7 @@ internal static class PyTorchEmitter
         private readonly ModelSpec spec;
         private readonly ModelSizes sizes;
         private readonly TypeTarget target;
-        private readonly LayoutNames names;
+        private readonly Planning.NamingScheme names;
         private readonly AttentionSpec a;
         private readonly bool rope;
         private readonly bool fused;
@@ -112,7 +112,7 @@ internal static class PyTorchEmitter
             spec = model.Spec;
             sizes = model.Sizes;
             target = model.Target;
-            names = spec.Naming == NamingKind.Gpt2 ? LayoutNames.Gpt2 : LayoutNames.Llama;
+            names = model.Plan.Names;
             a = spec.Attention;
             rope = spec.Positions == PositionKind.Rope;
             fused = names.FusedProjections;

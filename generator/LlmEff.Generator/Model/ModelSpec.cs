@@ -20,18 +20,11 @@ internal sealed record TypeTarget(string Namespace, string Name, EquatableArray<
 internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim, bool BreakSymmetry = false, int ShareKvEvery = 1,
     LatentSpec? Latent = null, bool QkNorm = false)
 {
-    /// <summary>Parameters of the norms <see cref="QkNorm"/> adds to one layer: one per distinct tensor normalised
-    /// (queries only when they have their own projection; NoQuery and Shared queries are the keys).</summary>
-    public long QkNormParameters => QkNorm ? (HasQueryProjection ? 2L : 1L) * HeadDim : 0;
-
     /// <summary>Layers that project keys and values themselves: the first of each group of <see cref="ShareKvEvery"/>.</summary>
     public int KvOwningLayers(int layers) => (layers + ShareKvEvery - 1) / ShareKvEvery;
 
     /// <summary>Whether 0-based layer <paramref name="index"/> projects its own keys and values.</summary>
     public bool OwnsKeysAndValues(int index) => index % ShareKvEvery == 0;
-
-    /// <summary>Parameters of the runtime's PositionalScoreMixer: a 1×1 convolution from 10 channels to 1, with bias.</summary>
-    public const int ScoreMixerParameters = 10 + 1;
 
     /// <summary>Scores are symmetric (queries are the keys), so the positional term can apply.</summary>
     public bool HasSymmetricScores => Projections is ProjectionKind.NoQuery or ProjectionKind.Shared;
@@ -61,11 +54,7 @@ internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int 
 /// <summary>DeepSeek multi-head latent attention: keys and values are expanded from a cached vector of
 /// <see cref="KvRank"/>; a rotary key of <see cref="RopeDim"/> is shared by all heads; queries optionally go
 /// through a compressed vector of <see cref="QRank"/> (0: projected directly). Nope and value heads are HeadDim wide.</summary>
-internal sealed record LatentSpec(int KvRank, int RopeDim, int QRank)
-{
-    /// <summary>Cached elements per token and layer: the latent vector and the shared rotary key.</summary>
-    public long CachedElements => (long)KvRank + RopeDim;
-}
+internal sealed record LatentSpec(int KvRank, int RopeDim, int QRank);
 
 /// <summary>Which layers are attention in a hybrid model; the others are short-convolution blocks.</summary>
 /// <param name="AttentionLayers">0-based attention layers, ascending, distinct.</param>
@@ -77,11 +66,7 @@ internal sealed record HybridSpec(EquatableArray<int> AttentionLayers, int ConvK
 
 /// <summary>DeepSeek-V3.2's lightning indexer in front of every attention layer: each query attends to its
 /// <see cref="TopK"/> highest-scoring past tokens.</summary>
-internal sealed record SparseSpec(int IndexerHeads, int IndexerDim, int TopK)
-{
-    /// <summary>Indexer parameters per attention layer: wq (Dim→Heads·IndexerDim), wk (Dim→IndexerDim), head weights (Dim→Heads).</summary>
-    public long Parameters(long dim) => checked(dim * ((long)IndexerHeads * IndexerDim + IndexerDim + IndexerHeads));
-}
+internal sealed record SparseSpec(int IndexerHeads, int IndexerDim, int TopK);
 
 /// <summary>Feed-forward network of every block, with defaults resolved.</summary>
 internal sealed record MlpSpec(int Hidden, ActivationKind Activation);
@@ -135,15 +120,6 @@ internal sealed record QuantSpec(QuantFormatKind Format, QuantTargetKind Target,
         _ => "Int4",
     };
 
-    /// <summary>The runtime enum member to emit for <see cref="Format"/>.</summary>
-    public string FormatMember => Format switch
-    {
-        QuantFormatKind.Mxfp4 => "Mxfp4",
-        QuantFormatKind.Nvfp4 => "Nvfp4",
-        QuantFormatKind.Fp8E4M3 => "Fp8E4M3",
-        _ => "Int4",
-    };
-
     /// <summary>Whether <paramref name="part"/> (a single flag) is among the targeted weights.</summary>
     public bool Targets(QuantTargetKind part) => (Target & part) != 0;
 }
@@ -181,8 +157,8 @@ internal sealed record ModelSpec(
     public int ConvLayers => Layers - AttentionLayers;
 }
 
-/// <summary>A spec together with where to emit it; only built for declarations that validate.</summary>
-internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, ModelSizes Sizes);
+/// <summary>A spec together with where to emit it, its layout plan and its sizes; only built for declarations that validate.</summary>
+internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, Planning.LayoutPlan Plan, ModelSizes Sizes);
 
 /// <summary>Exact size facts, computed once by <see cref="Sizing.ModelSizing"/>.</summary>
 /// <param name="ActiveParameters">Parameters one token uses: all but the routed experts it does not choose.</param>

@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using LlmEff.Generator.Model;
+using LlmEff.Generator.Planning;
 
 namespace LlmEff.Generator.Sizing;
 
@@ -12,9 +14,9 @@ namespace LlmEff.Generator.Sizing;
 internal readonly record struct LinearWeights(string Role, QuantTargetKind Target, string InputName, long Inputs, long Outputs, long Count);
 
 /// <summary>
-/// Exact size facts of a declared model: the one place this arithmetic lives. Every product is checked,
-/// so a declaration too large for 64 bits throws <see cref="System.OverflowException"/> instead of
-/// reporting a wrapped number. Tests compare these against the live TorchSharp module.
+/// Exact size facts of a declared model, added up from its <see cref="LayoutPlan"/>: the one place this arithmetic
+/// lives. Every product is checked, so a declaration too large for 64 bits throws <see cref="OverflowException"/>
+/// instead of reporting a wrapped number. Tests compare these against published counts and the live modules.
 /// </summary>
 /// <remarks>
 /// FLOPs per token count the forward pass of one token at position <c>Context</c> (attending to the whole
@@ -28,175 +30,146 @@ internal readonly record struct LinearWeights(string Role, QuantTargetKind Targe
 /// </remarks>
 internal static class ModelSizing
 {
-    public static ModelSizes Compute(ModelSpec spec)
+    /// <summary>Bytes of one bf16 value: what cache and weight sizes are quoted in.</summary>
+    public const long Bf16Bytes = 2;
+
+    /// <summary>Bytes of one fp32 value.</summary>
+    public const long Fp32Bytes = 4;
+
+    public static ModelSizes Compute(ModelSpec spec) => Compute(LayoutPlanner.Plan(spec));
+
+    public static ModelSizes Compute(LayoutPlan plan)
     {
         checked
         {
-            long dim = spec.Dim;
-            var attention = spec.Attention;
+            long dim = plan.Dim;
+            var embeddings = (long)plan.Vocab * dim + (plan.LearnedPositions ? (long)plan.Context * dim : 0);
+            var keysPerQuery = plan.Indexer is { } ix ? Math.Min(ix.TopK, plan.Context) : plan.Context;
 
-            var embeddings = (long)spec.Vocab * dim
-                + (spec.Positions == PositionKind.Learned ? (long)spec.Context * dim : 0);
-
-            // Token mixing: attention layers (all of them unless hybrid), then the short-convolution blocks of a hybrid.
-            var attentionLayers = (long)spec.AttentionLayers;
-            long attentionWeights, attentionExtras, kvCache, attentionMixing;
-            var keysPerQuery = spec.Sparse is { } sp ? Math.Min(sp.TopK, spec.Context) : spec.Context;
-            if (attention.Latent is { } latent)
+            long attentionParameters = 0, attentionWeights = 0, mixing = 0, kvCache = 0;
+            long convParameters = 0, convWeights = 0, convState = 0;
+            long mlpParameters = 0, mlpWeightsPerToken = 0, routedExperts = 0, unchosenExperts = 0;
+            foreach (var layer in plan.Layers)
             {
-                long heads = attention.Heads, headDim = attention.HeadDim, rope = latent.RopeDim;
-                var queries = latent.QRank > 0 ? dim * latent.QRank + latent.QRank * heads * (headDim + rope) : dim * heads * (headDim + rope);
-                var keysAndValues = dim * (latent.KvRank + rope) + latent.KvRank * heads * 2 * headDim;
-                attentionWeights = attentionLayers * (queries + keysAndValues + heads * headDim * dim);
-                // Norms of the latent vectors (q_a_layernorm, kv_a_layernorm).
-                attentionExtras = attentionLayers * (latent.QRank + latent.KvRank);
-                kvCache = attentionLayers * latent.CachedElements;
-                attentionMixing = attentionLayers * 2L * heads * keysPerQuery * (headDim + rope + headDim);
-            }
-            else
-            {
-                // Layers that share keys and values (ShareKvEvery > 1) lack K/V projections and their biases.
-                var owners = (long)attention.KvOwningLayers((int)attentionLayers);
-                var queryOnlyWidth = attention.ProjectedWidth - attention.KeyValueWidth;
-                attentionWeights = attentionLayers * (queryOnlyWidth + attention.QueryWidth) * dim + owners * attention.KeyValueWidth * dim;
-                // Parameters of attention outside its matrices: biases, the symmetry-breaking score mixer, Q/K norms.
-                attentionExtras = attentionLayers * ((spec.Bias ? queryOnlyWidth + dim : 0) + (attention.BreakSymmetry ? AttentionSpec.ScoreMixerParameters : 0) + attention.QkNormParameters)
-                    + (spec.Bias ? owners * attention.KeyValueWidth : 0);
-                kvCache = owners * attention.CachedStreams * attention.KvWidth;
-                attentionMixing = attentionLayers * 4L * attention.Heads * attention.HeadDim * keysPerQuery;
-            }
-            if (spec.Sparse is { } sparse)
-            {
-                // The indexer's weights, its cached key per token, and 2 FLOPs per head and past token for Σ_j w_j·ReLU(q_j·k).
-                attentionWeights += attentionLayers * sparse.Parameters(dim);
-                kvCache += attentionLayers * sparse.IndexerDim;
-                attentionMixing += attentionLayers * 2L * spec.Context * sparse.IndexerHeads * (sparse.IndexerDim + 1);
-            }
-
-            long convWeights = 0, convParameters = 0, convState = 0;
-            if (spec.Hybrid is { } hybrid)
-            {
-                // in_proj (Dim → 3·Dim), out_proj (Dim → Dim) and one depthwise filter of Kernel taps per channel.
-                long convLayers = spec.ConvLayers;
-                convWeights = convLayers * (4 * dim * dim + dim * hybrid.ConvKernel);
-                convParameters = convWeights + (spec.Bias ? convLayers * 5 * dim : 0);
-                convState = convLayers * dim * (hybrid.ConvKernel - 1);
-            }
-
-            // Feed-forward: dense layers, then (with [MoE]) routed layers of router + experts + shared experts.
-            var denseLayers = spec.Moe is { } m ? m.FirstLayer : spec.Layers;
-            var dense = FeedForward(spec, spec.Mlp.Hidden);
-            var mlpParameters = denseLayers * dense.Parameters;
-            var mlpMatmulWeights = denseLayers * dense.Weights;
-            long routedExperts = 0, unchosenExperts = 0;
-            if (spec.Moe is { } moe)
-            {
-                var routed = (long)moe.RoutedLayers(spec.Layers);
-                var expert = FeedForward(spec, moe.ExpertHidden);
-                var shared = moe.Shared > 0 ? FeedForward(spec, moe.SharedHidden) : (Weights: 0L, Parameters: 0L);
-                var router = (long)moe.Experts * dim;
-                mlpParameters += routed * (router + moe.Experts * expert.Parameters + shared.Parameters);
-                mlpMatmulWeights += routed * (router + moe.Active * expert.Weights + shared.Weights);
-                routedExperts = routed * moe.Experts * expert.Parameters;
-                unchosenExperts = routed * (moe.Experts - moe.Active) * expert.Parameters;
-            }
-
-            var normParameters = spec.Norm == NormKind.LayerNorm ? 2 * dim : dim;
-            var outputHead = spec.TiedEmbeddings ? 0 : (long)spec.Vocab * dim;
-
-            var parameters = embeddings + attentionWeights + attentionExtras + convParameters + mlpParameters + spec.Layers * 2 * normParameters + normParameters + outputHead;
-
-            long quantized = 0, quantizedBytes = 0;
-            if (spec.Quant is { } quant)
-            {
-                foreach (var weights in Linears(spec))
+                switch (layer.Mixer)
                 {
-                    if (!quant.Targets(weights.Target)) continue;
-                    quantized += weights.Count * weights.Inputs * weights.Outputs;
-                    quantizedBytes += weights.Count * QuantizedBytes(quant, weights.Outputs, weights.Inputs);
+                    case TokenMixer.Attention:
+                        var a = plan.Attention!;
+                        var projections = layer.OwnsKeysAndValues ? a.Projections : a.QueryOnlyProjections;
+                        attentionWeights += projections.Sum(l => l.Weights) + a.Output.Weights;
+                        attentionParameters += projections.Sum(l => l.Parameters) + a.Output.Parameters
+                            + (a.ScoreMixer ? AttentionPlan.ScoreMixerParameters : 0) + (a.QueryNorm?.Parameters ?? 0) + (a.KeyNorm?.Parameters ?? 0);
+                        mixing += 4L * a.Heads * a.HeadDim * keysPerQuery;
+                        break;
+                    case TokenMixer.LatentAttention:
+                        var l = plan.Latent!;
+                        attentionWeights += l.Linears.Sum(x => x.Weights);
+                        attentionParameters += l.Parameters;
+                        mixing += 2L * l.Heads * keysPerQuery * (l.HeadDim + l.RopeDim + l.HeadDim);
+                        break;
+                    case TokenMixer.ShortConvolution:
+                        var c = plan.Conv!;
+                        convWeights += c.InProjection.Weights + c.OutProjection.Weights + c.FilterWeights;
+                        convParameters += c.Parameters;
+                        convState += c.StateElements;
+                        break;
+                }
+                if (layer.Mixer != TokenMixer.ShortConvolution && plan.Indexer is { } indexer)
+                {
+                    // The indexer's weights, and 2 FLOPs per head and past token for Σ_j w_j·ReLU(q_j·k).
+                    attentionWeights += indexer.Linears.Sum(x => x.Weights);
+                    attentionParameters += indexer.Parameters;
+                    mixing += 2L * plan.Context * indexer.Heads * (indexer.Dim + 1);
+                }
+                kvCache += layer.Cache.Sum(s => s.ElementsPerToken);
+
+                if (layer.FeedForward == FeedForwardKind.Dense)
+                {
+                    mlpParameters += plan.Dense!.Parameters;
+                    mlpWeightsPerToken += plan.Dense.Weights;
+                }
+                else
+                {
+                    var m = plan.Mixture!;
+                    mlpParameters += m.Parameters;
+                    mlpWeightsPerToken += m.RouterWeights + m.Settings.Active * m.Expert.Weights + (m.Shared?.Weights ?? 0);
+                    routedExperts += m.Settings.Experts * m.Expert.Parameters;
+                    unchosenExperts += (m.Settings.Experts - m.Settings.Active) * m.Expert.Parameters;
                 }
             }
 
-            var matmulWeightsPerToken = attentionWeights + convWeights + mlpMatmulWeights + (long)spec.Vocab * dim;
-            var flops = 2 * matmulWeightsPerToken + attentionMixing;
+            var normsPerLayer = plan.MixerNorm.Parameters + plan.FeedForwardNorm.Parameters;
+            var outputHead = plan.OutputHead?.Parameters ?? 0;
+            var parameters = embeddings + attentionParameters + convParameters + mlpParameters
+                + plan.Layers.Count * normsPerLayer + plan.FinalNorm.Parameters + outputHead;
+
+            long quantized = 0, quantizedBytes = 0;
+            if (plan.Quant is { } quant)
+            {
+                foreach (var (linear, count) in LinearsWithCounts(plan).Where(x => x.Linear.Quantized))
+                {
+                    quantized += count * linear.Weights;
+                    quantizedBytes += count * QuantizedBytes(quant, linear.Outputs, linear.Inputs);
+                }
+            }
+
+            // The output head's matrix multiplies every token, tied or not.
+            var matmulWeightsPerToken = attentionWeights + convWeights + mlpWeightsPerToken + (long)plan.Vocab * dim;
 
             return new ModelSizes(
                 Parameters: parameters,
                 ActiveParameters: parameters - unchosenExperts,
                 EmbeddingParameters: embeddings,
-                AttentionParameters: attentionWeights + attentionExtras,
+                AttentionParameters: attentionParameters,
                 MlpParameters: mlpParameters,
                 RoutedExpertParameters: routedExperts,
-                NormParametersPerLayer: 2 * normParameters,
-                FinalNormParameters: normParameters,
+                NormParametersPerLayer: normsPerLayer,
+                FinalNormParameters: plan.FinalNorm.Parameters,
                 OutputHeadParameters: outputHead,
                 KvCacheElementsPerToken: kvCache,
-                FlopsPerToken: flops,
+                FlopsPerToken: 2 * matmulWeightsPerToken + mixing,
                 MatmulFlopsPerToken: 2 * matmulWeightsPerToken,
                 QuantizedParameters: quantized,
                 QuantizedWeightBytes: quantizedBytes,
-                QuantizedFp32Bytes: quantized * 4,
+                QuantizedFp32Bytes: quantized * Fp32Bytes,
                 ConvParameters: convParameters,
                 ConvStateElements: convState);
         }
     }
 
     /// <summary>
-    /// Every linear weight of attention and feed-forward networks (not embeddings, head or routers), grouped by kind,
-    /// with the [Quant] target each belongs to. Their elements add up to the attention matrices plus every
-    /// feed-forward matrix.
+    /// Every linear weight [Quant] can target (attention and feed-forward networks; not embeddings, head, routers,
+    /// indexers or short convolutions), grouped by kind, with the [Quant] target each belongs to.
     /// </summary>
-    public static IEnumerable<LinearWeights> Linears(ModelSpec spec)
-    {
-        var a = spec.Attention;
-        long dim = spec.Dim, layers = spec.AttentionLayers, owners = a.KvOwningLayers(spec.AttentionLayers);
-        const QuantTargetKind attention = QuantTargetKind.Attention;
-        if (a.Latent is { } latent)
-        {
-            long headWidth = a.HeadDim + latent.RopeDim;
-            if (latent.QRank > 0)
-            {
-                yield return new("query down projection (q_a_proj)", attention, "Dim", dim, latent.QRank, layers);
-                yield return new("query up projection (q_b_proj)", attention, "QRank", latent.QRank, a.Heads * headWidth, layers);
-            }
-            else yield return new("query projection", attention, "Dim", dim, a.Heads * headWidth, layers);
-            yield return new("latent key/value projection (kv_a_proj_with_mqa)", attention, "Dim", dim, latent.KvRank + latent.RopeDim, layers);
-            yield return new("key/value up projection (kv_b_proj)", attention, "KvRank", latent.KvRank, a.Heads * 2L * a.HeadDim, layers);
-        }
-        else if (spec.Naming == NamingKind.Gpt2)
-        {
-            yield return new("fused attention projection (c_attn)", attention, "Dim", dim, a.ProjectedWidth, owners);
-            if (owners < layers) yield return new("fused query projection (c_attn)", attention, "Dim", dim, a.ProjectedWidth - a.KeyValueWidth, layers - owners);
-        }
-        else
-        {
-            if (a.HasQueryProjection) yield return new("query projection", attention, "Dim", dim, a.QueryWidth, layers);
-            if (a.HasKeyProjection) yield return new("key projection", attention, "Dim", dim, a.KvWidth, owners);
-            yield return new(a.Projections == ProjectionKind.Shared ? "shared QKV projection" : "value projection", attention, "Dim", dim, a.KvWidth, owners);
-        }
-        yield return new("attention output projection", attention, "Heads × HeadDim", a.QueryWidth, dim, layers);
+    public static IEnumerable<LinearWeights> Linears(ModelSpec spec) =>
+        LinearsWithCounts(LayoutPlanner.Plan(spec))
+            .GroupBy(x => (x.Linear.Role, x.Linear.Target, x.Linear.InputName, x.Linear.Inputs, x.Linear.Outputs))
+            .Select(g => new LinearWeights(g.Key.Role, g.Key.Target, g.Key.InputName, g.Key.Inputs, g.Key.Outputs, checked(g.Sum(x => x.Count))))
+            .Where(w => w.Count > 0);
 
-        var denseLayers = spec.Moe is { } m ? m.FirstLayer : spec.Layers;
-        foreach (var weights in FeedForwardLinears(spec, "MLP", QuantTargetKind.Mlp, "Hidden", spec.Mlp.Hidden, denseLayers)) yield return weights;
-        if (spec.Moe is not { } moe) yield break;
-        long routed = moe.RoutedLayers(spec.Layers);
-        if (moe.Shared > 0)
-            foreach (var weights in FeedForwardLinears(spec, "shared-expert", QuantTargetKind.Mlp, "Shared × ExpertHidden", moe.SharedHidden, routed)) yield return weights;
-        foreach (var weights in FeedForwardLinears(spec, "expert", QuantTargetKind.Experts, "ExpertHidden", moe.ExpertHidden, routed * moe.Experts)) yield return weights;
-    }
-
-    private static IEnumerable<LinearWeights> FeedForwardLinears(ModelSpec spec, string kind, QuantTargetKind target, string hiddenName, long hidden, long count)
+    /// <summary>The plan's quantizable linear layers, each with how many of it the model has.</summary>
+    private static IEnumerable<(LinearPlan Linear, long Count)> LinearsWithCounts(LayoutPlan plan)
     {
-        if (count == 0) yield break;
-        var swiGlu = spec.Mlp.Activation == ActivationKind.SwiGlu;
-        if (spec.Naming == NamingKind.Gpt2)
-            yield return new($"{kind} input projection (c_fc)", target, "Dim", spec.Dim, swiGlu ? 2 * hidden : hidden, count);
-        else
+        long Layers(Func<LayerPlan, bool> which) => plan.Layers.Count(which);
+        if (plan.Attention is { } a)
         {
-            if (swiGlu) yield return new($"{kind} gate projection", target, "Dim", spec.Dim, hidden, count);
-            yield return new($"{kind} up projection", target, "Dim", spec.Dim, hidden, count);
+            var owners = Layers(l => l.Mixer == TokenMixer.Attention && l.OwnsKeysAndValues);
+            var reusers = Layers(l => l.Mixer == TokenMixer.Attention && !l.OwnsKeysAndValues);
+            foreach (var linear in a.Projections) yield return (linear, owners);
+            foreach (var linear in a.QueryOnlyProjections) yield return (linear, reusers);
+            yield return (a.Output, owners + reusers);
         }
-        yield return new($"{kind} down projection", target, hiddenName, hidden, spec.Dim, count);
+        if (plan.Latent is { } latent)
+            foreach (var linear in latent.Linears) yield return (linear, Layers(l => l.Mixer == TokenMixer.LatentAttention));
+        if (plan.Dense is { } dense)
+            foreach (var linear in dense.Linears) yield return (linear, Layers(l => l.FeedForward == FeedForwardKind.Dense));
+        if (plan.Mixture is { } m)
+        {
+            var routed = Layers(l => l.FeedForward == FeedForwardKind.Mixture);
+            if (m.Shared is { } shared)
+                foreach (var linear in shared.Linears) yield return (linear, routed);
+            foreach (var linear in m.Expert.Linears) yield return (linear, checked(routed * m.Settings.Experts));
+        }
     }
 
     /// <summary>
@@ -209,7 +182,7 @@ internal static class ModelSizing
     {
         checked
         {
-            const long TensorScaleBytes = 4;
+            const long TensorScaleBytes = Fp32Bytes;
             var block = quant.BlockSize;
             if (block == 0) return rows * inputs + TensorScaleBytes;
             var padded = (inputs + block - 1) / block * block;
@@ -219,20 +192,11 @@ internal static class ModelSizing
             {
                 QuantFormatKind.Mxfp4 => codes + blocks,
                 QuantFormatKind.Nvfp4 => codes + blocks + TensorScaleBytes,
-                _ => codes + blocks * 4,
+                _ => codes + blocks * Fp32Bytes,
             };
         }
     }
 
-    /// <summary>One feed-forward network <paramref name="hidden"/> wide: its matrix weights, and all its parameters (biases too).</summary>
-    private static (long Weights, long Parameters) FeedForward(ModelSpec spec, long hidden)
-    {
-        checked
-        {
-            var matrices = spec.Mlp.Activation == ActivationKind.SwiGlu ? 3L : 2L;
-            var weights = matrices * spec.Dim * hidden;
-            var biases = spec.Bias ? (matrices - 1) * hidden + spec.Dim : 0;
-            return (weights, weights + biases);
-        }
-    }
+    /// <summary>Bytes of <paramref name="elements"/> values in bf16 (how caches and weights are quoted).</summary>
+    public static long InBf16(long elements) => checked(elements * Bf16Bytes);
 }

@@ -1,0 +1,298 @@
+using LlmEff.Generator.Model;
+
+namespace LlmEff.Generator.Planning;
+
+// The layout plan: every architectural decision a back end needs, made once by LayoutPlanner from a ModelSpec.
+// Back ends (the TorchSharp module, the PyTorch twin) and sizing read it and decide nothing of their own. Plain
+// equatable values, like the rest of the pipeline, so the incremental driver can compare plans between runs.
+
+/// <summary>How a weight starts (GPT-2's scheme, which both back ends follow).</summary>
+internal enum WeightInit
+{
+    /// <summary>N(0, 0.02²).</summary>
+    Normal,
+
+    /// <summary>N(0, (0.02 / √(2 · layers))²): projections that write into the residual stream, so the stream's
+    /// variance does not grow with depth.</summary>
+    ResidualOutput,
+}
+
+/// <summary>What mixes tokens in a layer.</summary>
+internal enum TokenMixer { Attention, LatentAttention, ShortConvolution }
+
+/// <summary>What a layer's feed-forward is.</summary>
+internal enum FeedForwardKind { Dense, Mixture }
+
+/// <summary>What layers take besides the hidden states, in the order they take them.</summary>
+[System.Flags]
+internal enum LayerInputs
+{
+    None = 0,
+
+    /// <summary>The stack's rotary cos/sin tables for the positions in flight.</summary>
+    RotaryAngles = 1,
+
+    /// <summary>The keys and values a group's first layer projected, for the layers that reuse them.</summary>
+    KeyValueShare = 2,
+}
+
+/// <summary>Which tensors of standard attention are the same tensor (what the QKV study varies).</summary>
+internal enum QueryKeyAliasing
+{
+    /// <summary>Full: q, k and v are projected separately.</summary>
+    None,
+
+    /// <summary>NoKey: k := v (rotated for scoring where positions are rotary).</summary>
+    KeysAreValues,
+
+    /// <summary>NoQuery: q := k, so scores are symmetric.</summary>
+    QueriesAreKeys,
+
+    /// <summary>Shared: q := k := v, one projection.</summary>
+    OneProjection,
+}
+
+/// <summary>How the model's one feed-forward class learns whether its linear layers are quantized.</summary>
+internal enum FeedForwardQuantization
+{
+    /// <summary>No feed-forward network is quantized.</summary>
+    None,
+
+    /// <summary>Every one is: the class uses the model's settings.</summary>
+    All,
+
+    /// <summary>Some are and some are not (dense and shared vs routed experts): each is told at construction.</summary>
+    PerInstance,
+}
+
+/// <summary>One linear layer: weight [Outputs, Inputs] (stored [Inputs, Outputs] when <see cref="Transposed"/>, GPT-2's
+/// Conv1D) and a bias of <see cref="Outputs"/> when <see cref="Bias"/>.</summary>
+/// <param name="Name">Its tensor name inside its block ("q_proj", "c_attn", …).</param>
+/// <param name="Role">What it is, for messages ("query projection").</param>
+/// <param name="InputName">The declared size its input width comes from ("Dim", "Hidden"), for messages.</param>
+/// <param name="Target">The [Quant] target it belongs to.</param>
+/// <param name="Quantized">Trained with fake quantization (a QuantizedLinear).</param>
+internal sealed record LinearPlan(string Name, string Role, string InputName, long Inputs, long Outputs, bool Bias, bool Transposed,
+    QuantTargetKind Target, bool Quantized, WeightInit Init)
+{
+    public long Weights => checked(Inputs * Outputs);
+
+    public long Parameters => checked(Weights + (Bias ? Outputs : 0));
+}
+
+/// <summary>A norm over the last <see cref="Width"/> features: a weight, and a bias for LayerNorm.</summary>
+internal sealed record NormPlan(string Name, NormKind Kind, long Width, double Eps)
+{
+    public long Parameters => Kind == NormKind.LayerNorm ? 2 * Width : Width;
+}
+
+/// <summary>A distinct input projection of standard attention, in q, k, v order: its short name ("q", "k", "v" or
+/// "qkv" for Shared), its output width and whether it makes query heads (else key/value heads).</summary>
+internal sealed record ProjectionPart(string Name, long Width, bool QueryHeads)
+{
+    /// <summary>Projections that layers reusing a group's keys and values do not have.</summary>
+    public bool KeyValue => !QueryHeads;
+}
+
+/// <summary>Standard (per-head) self-attention.</summary>
+/// <param name="Parts">The variant's distinct projections; with fused names they are slices of one matrix.</param>
+/// <param name="Projections">The linear layers of a layer that projects its own keys and values.</param>
+/// <param name="QueryOnlyProjections">The linear layers of a layer that reuses its group's keys and values (empty without sharing).</param>
+/// <param name="RepeatedQueries">Queries are the keys but there are more query heads than key heads: attend once per
+/// key head and repeat the result.</param>
+/// <param name="QueryNorm">Per-head RMSNorm of the queries (QkNorm, when queries have their own projection).</param>
+/// <param name="KeyNorm">Per-head RMSNorm of the keys (QkNorm; of the values when keys are the values).</param>
+/// <param name="ScoreMixer">The QKV study's learned positional score term (PositionalScoreMixer: weight [1, 10, 1, 1], bias [1]).</param>
+internal sealed record AttentionPlan(
+    ProjectionKind Variant,
+    int Heads,
+    int KvHeads,
+    int HeadDim,
+    EquatableArray<ProjectionPart> Parts,
+    EquatableArray<LinearPlan> Projections,
+    EquatableArray<LinearPlan> QueryOnlyProjections,
+    LinearPlan Output,
+    QueryKeyAliasing Aliasing,
+    bool RepeatedQueries,
+    NormPlan? QueryNorm,
+    NormPlan? KeyNorm,
+    bool ScoreMixer,
+    int ShareKvEvery,
+    bool Quantized)
+{
+    /// <summary>Channels of the positional score term's fixed 2-D encoding (the QKV study's P[i, j]).</summary>
+    public const int ScoreMixerChannels = 10;
+
+    /// <summary>Parameters of the score term: a 1×1 convolution from <see cref="ScoreMixerChannels"/> channels to 1, with bias.</summary>
+    public const long ScoreMixerParameters = ScoreMixerChannels + 1;
+
+    public bool SharesKeyValues => ShareKvEvery > 1;
+
+    /// <summary>Keys are not projected separately from values: the cache holds the values alone.</summary>
+    public bool KeysAreValues => Aliasing is QueryKeyAliasing.KeysAreValues or QueryKeyAliasing.OneProjection;
+
+    /// <summary>Queries are the keys: scores are symmetric.</summary>
+    public bool QueriesAreKeys => Aliasing is QueryKeyAliasing.QueriesAreKeys or QueryKeyAliasing.OneProjection;
+
+    public long QueryWidth => (long)Heads * HeadDim;
+
+    public long KvWidth => (long)KvHeads * HeadDim;
+}
+
+/// <summary>DeepSeek's multi-head latent attention (the runtime's LatentAttention, Hugging Face DeepseekV3Attention names).</summary>
+/// <param name="Linears">q_a_proj and q_b_proj (with a query rank) or q_proj, then kv_a_proj_with_mqa, kv_b_proj, o_proj.</param>
+/// <param name="Norms">q_a_layernorm (with a query rank) and kv_a_layernorm.</param>
+internal sealed record LatentPlan(int Heads, int HeadDim, int KvRank, int RopeDim, int QRank, double RopeTheta,
+    EquatableArray<LinearPlan> Linears, EquatableArray<NormPlan> Norms)
+{
+    public long Parameters
+    {
+        get
+        {
+            checked
+            {
+                long total = 0;
+                foreach (var linear in Linears) total += linear.Parameters;
+                foreach (var norm in Norms) total += norm.Parameters;
+                return total;
+            }
+        }
+    }
+}
+
+/// <summary>DeepSeek-V3.2's lightning indexer (the runtime's LightningIndexer): wq, wk, weights_proj, no biases.</summary>
+internal sealed record IndexerPlan(int Heads, int Dim, int TopK, EquatableArray<LinearPlan> Linears)
+{
+    public long Parameters
+    {
+        get
+        {
+            checked
+            {
+                long total = 0;
+                foreach (var linear in Linears) total += linear.Parameters;
+                return total;
+            }
+        }
+    }
+}
+
+/// <summary>LFM2's gated short convolution (the runtime's ShortConv): in_proj (Dim → 3·Dim), a causal depthwise
+/// filter of <see cref="Kernel"/> taps per channel (conv.weight [Dim, 1, Kernel], conv.bias [Dim] with biases), out_proj.</summary>
+internal sealed record ConvPlan(int Kernel, long Channels, bool Bias, LinearPlan InProjection, LinearPlan OutProjection)
+{
+    /// <summary>Filter taps: multiply-accumulates per token like matrix weights.</summary>
+    public long FilterWeights => checked(Channels * Kernel);
+
+    public long Parameters => checked(InProjection.Parameters + OutProjection.Parameters + FilterWeights + (Bias ? Channels : 0));
+
+    /// <summary>Decoding state per sequence: the last Kernel − 1 inputs of every channel (constant, whatever the context).</summary>
+    public long StateElements => checked(Channels * (Kernel - 1));
+}
+
+/// <summary>One feed-forward network <see cref="Hidden"/> wide.</summary>
+/// <param name="Linears">gate_proj (SwiGLU), up_proj, down_proj; or c_fc (gate and up fused for SwiGLU), c_proj.</param>
+internal sealed record FeedForwardPlan(string Role, long Hidden, ActivationKind Activation, EquatableArray<LinearPlan> Linears, bool Quantized)
+{
+    /// <summary>The input projections: gate then up (SwiGLU) or up; or c_fc alone, gate and up fused for SwiGLU.</summary>
+    public System.Collections.Generic.IEnumerable<LinearPlan> Inputs => System.Linq.Enumerable.Take(Linears, Linears.Count - 1);
+
+    public LinearPlan Output => Linears[Linears.Count - 1];
+
+    public long Weights
+    {
+        get
+        {
+            checked
+            {
+                long total = 0;
+                foreach (var linear in Linears) total += linear.Weights;
+                return total;
+            }
+        }
+    }
+
+    public long Parameters
+    {
+        get
+        {
+            checked
+            {
+                long total = 0;
+                foreach (var linear in Linears) total += linear.Parameters;
+                return total;
+            }
+        }
+    }
+}
+
+/// <summary>A mixture of experts: a router (weight [Experts, Dim]; a persistent selection-bias buffer
+/// e_score_correction_bias [Experts] with auxiliary-loss-free balancing), the routed experts and the shared ones.</summary>
+internal sealed record MixturePlan(MoeSpec Settings, FeedForwardPlan Expert, FeedForwardPlan? Shared)
+{
+    public long RouterWeights => checked((long)Settings.Experts * Expert.Linears[0].Inputs);
+
+    public bool SelectionBias => Settings.Balance == BalanceKind.AuxLossFree;
+
+    public long Parameters => checked(RouterWeights + Settings.Experts * Expert.Parameters + (Shared?.Parameters ?? 0));
+}
+
+/// <summary>One stream of a layer's decoding cache.</summary>
+/// <param name="Slot">Its stream number in the runtime's LayerState.</param>
+/// <param name="Name">What it holds ("keys", "values", "latent", …).</param>
+/// <param name="ElementsPerToken">Elements it adds per token (one sequence); 0 for a fixed-size state.</param>
+/// <param name="StateElements">Elements of a fixed-size state (a convolution's last inputs); 0 for a growing stream.</param>
+internal sealed record CacheStream(int Slot, string Name, long ElementsPerToken, long StateElements = 0);
+
+/// <summary>One layer of the stack: what mixes its tokens, whether it projects its own keys and values, its
+/// feed-forward, and what decoding caches for it.</summary>
+internal sealed record LayerPlan(int Index, TokenMixer Mixer, bool OwnsKeysAndValues, FeedForwardKind FeedForward, EquatableArray<CacheStream> Cache);
+
+/// <summary>Rotary tables of <see cref="Dims"/> channels for positions 0 … Context − 1.</summary>
+internal sealed record RotaryPlan(int Dims, int Context, double Theta);
+
+/// <summary>Every decision about a model's module layout, in one place.</summary>
+/// <param name="StackRotary">Rotary tables the stack owns and hands to every attention layer (null: no rotary
+/// positions, or latent attention, which rotates its own decoupled key).</param>
+/// <param name="Dense">The dense feed-forward of layers without experts (null when every layer routes).</param>
+/// <param name="OutputHead">lm_head; null when tied to the token embedding.</param>
+/// <param name="Decodes">Cached decoding is generated: causal models whose scores do not need the whole score map.</param>
+/// <param name="ExposesScores">Pre-softmax scores can be inspected (standard attention).</param>
+internal sealed record LayoutPlan(
+    NamingScheme Names,
+    int Vocab,
+    int Dim,
+    int Context,
+    bool Causal,
+    bool Bias,
+    bool LearnedPositions,
+    RotaryPlan? StackRotary,
+    LayerInputs LayerInputs,
+    NormPlan MixerNorm,
+    NormPlan FeedForwardNorm,
+    NormPlan FinalNorm,
+    AttentionPlan? Attention,
+    LatentPlan? Latent,
+    IndexerPlan? Indexer,
+    ConvPlan? Conv,
+    FeedForwardPlan? Dense,
+    MixturePlan? Mixture,
+    FeedForwardQuantization FeedForwardQuantization,
+    LinearPlan? OutputHead,
+    EquatableArray<LayerPlan> Layers,
+    bool Decodes,
+    bool ExposesScores,
+    bool Checkpointing,
+    QuantSpec? Quant)
+{
+    public bool Hybrid => Conv is not null;
+
+    /// <summary>Some layers keep the dense feed-forward and later ones route to experts.</summary>
+    public bool MixedFeedForward => Dense is not null && Mixture is not null;
+
+    public bool TiedEmbeddings => OutputHead is null;
+
+    public bool SharesKeyValues => Attention is { SharesKeyValues: true };
+
+    public bool Takes(LayerInputs input) => (LayerInputs & input) != 0;
+}
