@@ -84,11 +84,11 @@ public sealed class HybridDiagnosticsTests
         Verify.Diagnostic("LLM019").WithLocation(1).WithArguments("QRank", 80, "Dim", 64),
         Verify.Diagnostic("LLM019").WithLocation(2).WithArguments("KvRank", 64, "Heads · 2 · HeadDim", 64L),
         Verify.Diagnostic("LLM021").WithLocation(3).WithArguments("Positions.Learned", "Kind = AttentionKind.Latent",
-            "latent attention carries positions in its decoupled rotary key; use Positions.Rope"),
+            "latent attention carries positions in its decoupled rotary key (DeepSeek-V2); use Positions.Rope"),
         Verify.Diagnostic("LLM007").WithLocation(4).WithArguments("RopeDim", 7, "rotary positions rotate channel pairs, so the width must be even"),
         Verify.Diagnostic("LLM021").WithLocation(5).WithArguments("Projections.NoKey", "Kind = AttentionKind.Latent",
             "latent attention expands its own keys and values from one cached vector; the projection variants apply to standard attention"),
-        Verify.Diagnostic("LLM021").WithLocation(6).WithArguments("ShareKvEvery", "Kind = AttentionKind.Latent",
+        Verify.Diagnostic("LLM021").WithLocation(6).WithArguments("ShareKvEvery = 2", "Kind = AttentionKind.Latent",
             "latent attention already caches one small vector per layer; sharing it across layers is not supported"),
         Verify.Diagnostic("LLM003").WithLocation(7).WithArguments("Attention", "KvRank"));
 

@@ -104,7 +104,7 @@ public sealed class ModelDeclarationAnalyzerTests
         """, new Microsoft.CodeAnalysis.Testing.DiagnosticResult("LLM009", DiagnosticSeverity.Warning).WithLocation(0).WithArguments("Attention", "Forgotten"));
 
     [Fact]
-    public Task LLM007_KV_sharing_needs_a_query_projection_and_groups_within_the_depth() => Verify.VerifyAsync("""
+    public Task KV_sharing_needs_a_query_projection_LLM021_and_groups_within_the_depth_LLM007() => Verify.VerifyAsync("""
         using LlmEff;
         [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
         [Attention(Projections.NoQuery, Heads = 4, {|#0:ShareKvEvery = 2|})]
@@ -116,8 +116,8 @@ public sealed class ModelDeclarationAnalyzerTests
         [Attention(Heads = 4, {|#2:ShareKvEvery = 0|})]
         public partial class Zero;
         """,
-        Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("ShareKvEvery", 2,
-            "NoQuery attention takes its queries from the keys, so a layer that reuses another's keys would reuse its queries too; use Full or NoKey"),
+        Verify.Diagnostic("LLM021").WithLocation(0).WithArguments("ShareKvEvery = 2", "Projections.NoQuery",
+            "NoQuery and Shared attention take their queries from the keys, so a layer that reuses another's keys would reuse its queries too; use Full or NoKey"),
         Verify.Diagnostic("LLM007").WithLocation(1).WithArguments("ShareKvEvery", 5, "groups cannot be longer than the model's 4 layers"),
         Verify.Diagnostic("LLM004").WithLocation(2).WithArguments("ShareKvEvery", 0));
 
@@ -133,7 +133,7 @@ public sealed class ModelDeclarationAnalyzerTests
             "the default MLP width for it (2,666,666,688) exceeds the largest size, 2,147,483,647; declare [Mlp(Hidden = ...)]"));
 
     [Fact]
-    public Task LLM007_checkpointing_is_refused_where_recomputation_would_be_wrong() => Verify.VerifyAsync("""
+    public Task LLM021_checkpointing_is_refused_where_recomputation_would_be_wrong() => Verify.VerifyAsync("""
         using LlmEff;
         [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#0:Checkpointing = true|})]
         [Attention(Heads = 4, ShareKvEvery = 2)]
@@ -146,8 +146,8 @@ public sealed class ModelDeclarationAnalyzerTests
         [Attention(Heads = 4)]
         public partial class Fine;
         """,
-        Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("Checkpointing", "true",
+        Verify.Diagnostic("LLM021").WithLocation(0).WithArguments("Checkpointing = true", "ShareKvEvery = 2",
             "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"),
-        Verify.Diagnostic("LLM007").WithLocation(1).WithArguments("Checkpointing", "true",
+        Verify.Diagnostic("LLM021").WithLocation(1).WithArguments("Checkpointing = true", "[MoE]",
             "a recomputed mixture-of-experts block would count its routing load and balancing loss twice"));
 }

@@ -140,5 +140,5 @@ internal static class DiagnosticDescriptors
         "LLM021", "Settings that cannot be combined",
         "{0} cannot be combined with {1}: {2}",
         Configuration, DiagnosticSeverity.Error,
-        "Some block kinds exclude each other or a setting of another attribute; the message says why.");
+        "Some features exclude each other. One table (Validation/IncompatibleCombinations.cs) lists every such pair; the message names both sides, with this model's values, and says why.");
 }

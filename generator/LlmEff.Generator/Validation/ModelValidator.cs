@@ -67,29 +67,10 @@ internal static class ModelValidator
         var moe = declared.MoE.Present && mlp is not null ? ResolveMoe(new Reader(declared.MoE, issues), layers, mlp, issues) : null;
         var quant = declared.Quant.Present ? ResolveQuant(new Reader(declared.Quant, issues), moe is not null, issues) : null;
 
-        if (checkpointing && (attention?.ShareKvEvery > 1 || moe is not null))
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Checkpointing", "Checkpointing", "true",
-                attention?.ShareKvEvery > 1
-                    ? "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"
-                    : "a recomputed mixture-of-experts block would count its routing load and balancing loss twice"));
-
-        var hybrid = ResolveHybrid(declared, layers, causal, issues);
-        if (hybrid is not null && attention is { ShareKvEvery: > 1 })
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", "ShareKvEvery", "ShareKvEvery", "[ShortConv] layers",
-                "groups of layers sharing keys and values would straddle convolution blocks"));
-        if (attention?.Latent is not null && naming == NamingKind.Gpt2)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Model", "Naming", "ParameterNaming.Gpt2", "Kind = AttentionKind.Latent",
-                "latent attention's weights carry DeepSeek's names (q_a_proj, kv_a_proj_with_mqa, ...), which have no GPT-2 counterpart"));
-        if (attention?.Latent is not null && bias)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Model", "Bias", "Bias = true", "Kind = AttentionKind.Latent",
-                "latent attention's projections have no biases (DeepSeek's attention_bias is false)"));
-        if (attention?.Latent is not null && quant is not null && quant.Targets(QuantTargetKind.Attention))
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Quant", "Target", "QuantTarget.Attention", "Kind = AttentionKind.Latent",
-                "fake quantization of latent attention's projections is not supported yet; target Experts or Mlp"));
-        var sparse = declared.SparseAttention.Present ? ResolveSparse(new Reader(declared.SparseAttention, issues), attention, context, causal, issues) : null;
-        if (checkpointing && sparse is not null)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Checkpointing", "Checkpointing", "true",
-                "a recomputed sparse-attention block would add its indexer's training loss twice"));
+        var hybrid = ResolveHybrid(declared, layers, issues);
+        var sparse = declared.SparseAttention.Present ? ResolveSparse(new Reader(declared.SparseAttention, issues), context, issues) : null;
+        // Features that cannot go together are decided by one table, nowhere else.
+        issues.AddRange(IncompatibleCombinations.Find(declared));
 
         // An attribute whose arguments the compiler already rejects (Experts = null) resolves to nothing: emit no stand-in.
         if (HasErrors(issues) || attention is null || mlp is null || (declared.MoE.Present && moe is null)
@@ -210,23 +191,15 @@ internal static class ModelValidator
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", reader.Has("HeadDim") ? "HeadDim" : "Heads",
                 "HeadDim", headDim, "rotary positions rotate channel pairs, so the head width must be even"));
         var shareKvEvery = reader.OptionalSize("ShareKvEvery", 1);
-        if (shareKvEvery > 1 && !new AttentionSpec(projections, heads, kvHeads, headDim).HasQueryProjection)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "ShareKvEvery", "ShareKvEvery", shareKvEvery,
-                $"{projections} attention takes its queries from the keys, so a layer that reuses another's keys would reuse its queries too; use Full or NoKey"));
         var attention = new AttentionSpec(projections, heads, kvHeads, headDim, ShareKvEvery: Math.Max(1, shareKvEvery));
         var kind = reader.Enum("Kind", AttentionForm.Standard);
         if (kind == AttentionForm.Latent)
-            return ResolveLatent(reader, attention, dim, positions, issues);
+            return ResolveLatent(reader, attention, dim, issues);
         foreach (var latentOnly in new[] { "KvRank", "RopeDim", "QRank" }.Where(reader.Has))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", latentOnly, latentOnly,
                 "only latent attention (Kind = AttentionKind.Latent) compresses keys, values or queries"));
         if (reader.Bool("QkNorm", false))
-        {
-            if (attention.ShareKvEvery > 1)
-                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", "QkNorm", "QkNorm", "ShareKvEvery",
-                    "layers reusing a group's keys would need that group's key norm; not supported"));
             attention = attention with { QkNorm = true };
-        }
         if (reader.Bool("BreakSymmetry", false))
         {
             if (attention.HasSymmetricScores) return attention with { BreakSymmetry = true };
@@ -237,27 +210,18 @@ internal static class ModelValidator
     }
 
     /// <summary>DeepSeek's multi-head latent attention: every head has its own keys and values, expanded from the latent.</summary>
-    private static AttentionSpec? ResolveLatent(Reader reader, AttentionSpec standard, int dim, PositionKind positions, List<ConfigurationIssue> issues)
+    private static AttentionSpec? ResolveLatent(Reader reader, AttentionSpec standard, int dim, List<ConfigurationIssue> issues)
     {
         var kvRank = reader.RequiredSize("KvRank");
         var ropeDim = reader.RequiredSize("RopeDim");
         var qRank = reader.OptionalCount("QRank", 0);
         var a = standard;
-        if (a.Projections != ProjectionKind.Full)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", ConfigurationIssue.ConstructorArgument,
-                $"Projections.{a.Projections}", "Kind = AttentionKind.Latent", "latent attention expands its own keys and values from one cached vector; the projection variants apply to standard attention"));
         if (reader.Has("KvHeads") && a.KvHeads != a.Heads)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "KvHeads", "KvHeads",
                 "latent attention caches one latent per token whatever the heads, and expands it to keys and values for every head"));
-        if (a.ShareKvEvery > 1)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Attention", "ShareKvEvery",
-                "ShareKvEvery", "Kind = AttentionKind.Latent", "latent attention already caches one small vector per layer; sharing it across layers is not supported"));
         if (reader.Bool("QkNorm", false))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "QkNorm", "QkNorm",
                 "latent attention normalises its latent vectors instead (kv_a_layernorm, q_a_layernorm)"));
-        if (positions != PositionKind.Rope)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "Model", "Positions",
-                $"Positions.{positions}", "Kind = AttentionKind.Latent", "latent attention carries positions in its decoupled rotary key; use Positions.Rope"));
         if (ropeDim > 0 && ropeDim % 2 != 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "RopeDim", "RopeDim", ropeDim,
                 "rotary positions rotate channel pairs, so the width must be even"));
@@ -281,7 +245,7 @@ internal static class ModelValidator
     }
 
     /// <summary>[Layers] and [ShortConv] together make a hybrid; either alone is an error.</summary>
-    private static HybridSpec? ResolveHybrid(DeclaredModel declared, int layers, bool causal, List<ConfigurationIssue> issues)
+    private static HybridSpec? ResolveHybrid(DeclaredModel declared, int layers, List<ConfigurationIssue> issues)
     {
         if (!declared.Layers.Present && !declared.ShortConv.Present) return null;
         var conv = new Reader(declared.ShortConv, issues);
@@ -298,9 +262,6 @@ internal static class ModelValidator
                 "say which layers keep attention with [Layers(Attention = \"...\")]"));
             return null;
         }
-        if (!causal)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "ShortConv", null, "[ShortConv]", "Causal = false",
-                "the short convolution only looks back, so an encoder would see the future through attention but not through its convolutions"));
         if (declared.Layers.Erroneous.Contains("Attention")) return null;
         declared.Layers.Named.TryGetValue("Attention", out var written);
         var text = written as string;
@@ -368,21 +329,12 @@ internal static class ModelValidator
         return result;
     }
 
-    /// <summary>DeepSeek-V3.2's lightning indexer: causal, standard or latent attention, not with KV sharing or the score mixer.</summary>
-    private static SparseSpec? ResolveSparse(Reader reader, AttentionSpec? attention, int context, bool causal, List<ConfigurationIssue> issues)
+    /// <summary>DeepSeek-V3.2's lightning indexer, in front of standard or latent attention.</summary>
+    private static SparseSpec? ResolveSparse(Reader reader, int context, List<ConfigurationIssue> issues)
     {
         var heads = reader.RequiredSize("IndexerHeads");
         var width = reader.RequiredSize("IndexerDim");
         var topK = reader.RequiredSize("TopK");
-        if (!causal)
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "SparseAttention", null, "[SparseAttention]", "Causal = false",
-                "the indexer chooses among past tokens; an encoder has no past"));
-        if (attention is { ShareKvEvery: > 1 })
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "SparseAttention", null, "[SparseAttention]", "ShareKvEvery",
-                "layers that reuse another's keys would also need its selection; not supported"));
-        if (attention is { BreakSymmetry: true })
-            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.UnsupportedCombination, "SparseAttention", null, "[SparseAttention]", "BreakSymmetry",
-                "the positional score mixer works on whole score maps, which sparse attention never forms"));
         if (topK >= context && context > 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "SparseAttention", "TopK", "TopK",
                 $"at or beyond the context of {context} tokens every query attends to its whole past, so the indexer only adds cost"));
