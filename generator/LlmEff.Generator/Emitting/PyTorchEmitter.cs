@@ -139,22 +139,75 @@ internal static class PyTorchEmitter
         {
             WriteHeader();
             WriteConstants();
-            WriteNorm();
-            if (fused) WriteTransposedLinear();
-            if (AnyQuantized) WriteQuantization(spec.Quant!);
-            if (rope) WriteRotary();
-            WriteAttend();
-            if (a.BreakSymmetry) WriteScoreMixer();
-            if (sparse is not null) WriteIndexer(sparse);
-            if (latent is not null) WriteLatentAttention(latent);
-            else WriteAttention();
-            if (hybrid is not null) WriteShortConv();
+            foreach (var block in RuntimeBlocks()) w.Text(PythonRuntime.Included(block)).Line().Line();
+            if (latent is null) WriteAttention();
             WriteFeedForward();
             if (spec.Moe is { } moe) WriteMixture(moe);
             WriteLayer();
             WriteStack();
             WriteModel();
             return w.ToString();
+        }
+
+        /// <summary>The runtime blocks (paths under runtime/LlmEff.Runtime) this model uses, in the order the twin
+        /// includes them; nothing else is included, so a twin carries no Python it does not run.</summary>
+        public List<string> RuntimeBlocks()
+        {
+            var blocks = new List<string>();
+            // nn.LayerNorm has the same parameters (weight, bias) and maths; per-head Q/K norms and latent norms are RMSNorms.
+            if (spec.Norm != NormKind.LayerNorm || a.QkNorm || latent is not null) blocks.Add("Layers/rms_norm.py");
+            if (fused) blocks.Add("Layers/transposed_linear.py");
+            if (AnyQuantized)
+            {
+                var format = spec.Quant!.Format;
+                if (format is QuantFormatKind.Mxfp4 or QuantFormatKind.Nvfp4) blocks.Add("Quantization/e2m1.py");
+                if (format is QuantFormatKind.Nvfp4 or QuantFormatKind.Fp8E4M3) blocks.Add("Quantization/e4m3.py");
+                if (format == QuantFormatKind.Mxfp4) blocks.Add("Quantization/e8m0.py");
+                blocks.Add("Quantization/quantizer.py");
+                blocks.Add("Quantization/straight_through.py");
+                blocks.Add("Layers/quantized_linear.py");
+            }
+            if (rope) blocks.Add("Layers/rotary_embedding.py");
+            blocks.Add("Layers/attention.py");
+            if (a.BreakSymmetry) blocks.Add("Layers/positional_score_mixer.py");
+            if (sparse is not null) blocks.Add("Layers/lightning_indexer.py");
+            if (latent is not null) blocks.Add("Layers/latent_attention.py");
+            if (hybrid is not null) blocks.Add("Layers/short_conv.py");
+            if (spec.Moe is not null) blocks.Add("Layers/expert_router.py");
+            return blocks;
+        }
+
+        /// <summary>fake_quantize's name for a format (runtime/LlmEff.Runtime/Quantization/quantizer.py).</summary>
+        private static string PythonFormat(QuantFormatKind format) => format switch
+        {
+            QuantFormatKind.Mxfp4 => "mxfp4",
+            QuantFormatKind.Nvfp4 => "nvfp4",
+            QuantFormatKind.Fp8E4M3 => "fp8_e4m3",
+            _ => "int4",
+        };
+
+        private static string PythonBool(bool value) => value ? "True" : "False";
+
+        /// <summary>LatentAttention's construction, with its indexer when the attention is sparse.</summary>
+        private string NewLatentAttention(LatentSpec l) =>
+            $"LatentAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, KV_RANK, {(l.QRank > 0 ? "Q_RANK" : "0")}, NORM_EPS, causal={Causal}"
+            + (sparse is not null ? $", indexer={NewIndexer}" : "") + ")";
+
+        private const string NewIndexer = "LightningIndexer(DIM, INDEXER_HEADS, INDEXER_DIM, TOP_K)";
+
+        /// <summary>ExpertRouter's construction: the [MoE] scoring, balancing and weighting as arguments.</summary>
+        private static string NewRouter(MoeSpec m)
+        {
+            var arguments = new List<string> { "DIM", "EXPERTS", "ACTIVE_EXPERTS", m.Router == RouterKind.Softmax ? "\"softmax\"" : "\"sigmoid\"" };
+            arguments.Add(m.Balance switch
+            {
+                BalanceKind.AuxLoss => "\"aux_loss\", aux_loss_weight=AUX_LOSS_WEIGHT",
+                BalanceKind.AuxLossFree => "\"aux_loss_free\", bias_update_rate=BIAS_UPDATE_RATE",
+                _ => "\"none\"",
+            });
+            arguments.Add($"normalize_weights={PythonBool(m.NormalizeWeights)}");
+            if (m.RoutedScale != 1.0) arguments.Add($"routed_scale={D(m.RoutedScale)}");
+            return $"ExpertRouter({string.Join(", ", arguments)})";
         }
 
         private void WriteHeader()
@@ -213,7 +266,6 @@ internal static class PyTorchEmitter
             {
                 w.Line($"INDEXER_HEADS = {s.IndexerHeads}")
                  .Line($"INDEXER_DIM = {s.IndexerDim}")
-                 .Line($"INDEXER_SCALE = 1.0 / math.sqrt(INDEXER_HEADS * INDEXER_DIM)")
                  .Line($"TOP_K = {s.TopK}  # keys each query attends to");
             }
             if (hybrid is { } h)
@@ -232,355 +284,26 @@ internal static class PyTorchEmitter
              .Line($"HAS_EXPERTS = {(spec.Moe is null ? "False" : "True")}");
             if (spec.Quant is { } quant)
                 w.Line("# [Quant]: fake quantization switches on at step floor(QUANT_FROM * steps), as in the C# trainer.")
-                 .Line($"QUANT_FROM = {D(quant.From)}");
+                 .Line($"QUANT_FROM = {D(quant.From)}")
+                 .Line($"QUANTIZATION = dict(fmt=\"{PythonFormat(quant.Format)}\", block_size={quant.BlockSize}, clipped={PythonBool(quant.Clipped)})  # QuantizedLinear's settings");
             else w.Line("QUANT_FROM = None  # no [Quant]: nothing is fake-quantized");
             w.Line().Line();
         }
 
-        private void WriteNorm()
-        {
-            // nn.LayerNorm has the same parameters (weight, bias) and maths; per-head Q/K norms and latent norms are RMSNorms.
-            if (spec.Norm == NormKind.LayerNorm && !a.QkNorm && latent is null) return;
-            using (w.Block("class RMSNorm(nn.Module):"))
-            {
-                w.Line("\"\"\"Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32")
-                 .Line("even for bf16 activations: the sum over a wide row loses precision fast otherwise.\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self, dim, eps):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line("self.eps = eps")
-                     .Line("self.weight = nn.Parameter(torch.ones(dim))");
-                }
-                w.Line();
-                using (w.Block("def forward(self, x):"))
-                {
-                    w.Line("x32 = x.float()")
-                     .Line("normalized = x32 * torch.rsqrt(x32.square().mean(-1, keepdim=True) + self.eps)")
-                     .Line("return normalized.to(x.dtype) * self.weight");
-                }
-            }
-            w.Line().Line();
-        }
-
         private string NewNorm() => spec.Norm == NormKind.LayerNorm ? "nn.LayerNorm(DIM, eps=NORM_EPS)" : "RMSNorm(DIM, NORM_EPS)";
-
-        private void WriteTransposedLinear()
-        {
-            using (w.Block("class TransposedLinear(nn.Module):"))
-            {
-                w.Line("\"\"\"GPT-2's Conv1D: the weight is stored input x output, so GPT-2 names come with GPT-2's shapes.\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self, in_features, out_features, bias):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line("self.weight = nn.Parameter(torch.empty(in_features, out_features))")
-                     .Line("self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None");
-                }
-                w.Line();
-                using (w.Block("def forward(self, x):"))
-                    w.Line("return F.linear(x, self.weight.t(), self.bias)");
-            }
-            w.Line().Line();
-        }
 
         /// <summary>A linear layer of the naming scheme, quantization-aware where <paramref name="quantized"/> says so
         /// (a Python expression: "True", "False" or a variable).</summary>
         private string Linear(string inputs, string outputs, string quantized = "False")
         {
             var plain = fused ? $"TransposedLinear({inputs}, {outputs}, bias={Bias})" : $"nn.Linear({inputs}, {outputs}, bias={Bias})";
-            var quant = fused ? $"QuantizedLinear({inputs}, {outputs}, bias={Bias}, transposed=True)" : $"QuantizedLinear({inputs}, {outputs}, bias={Bias})";
+            var quant = fused ? $"QuantizedLinear({inputs}, {outputs}, bias={Bias}, transposed=True, **QUANTIZATION)" : $"QuantizedLinear({inputs}, {outputs}, bias={Bias}, **QUANTIZATION)";
             return quantized switch
             {
                 "False" => plain,
                 "True" => quant,
                 _ => $"{quant} if {quantized} else {plain}",
             };
-        }
-
-        private void WriteQuantization(QuantSpec q)
-        {
-            var block = q.BlockSize;
-            w.Line($"# ---- {q.FormatName} fake quantization, bit-exact with LlmEff.Quantization.Quantizer ---------------------------------")
-             .Line("# Every step is an exactly specified fp32 operation (exponents from frexp, powers of two from tables, true")
-             .Line("# divisions, round-half-to-even), so both sides produce the same bits.")
-             .Line();
-            if (q.Format is QuantFormatKind.Mxfp4 or QuantFormatKind.Nvfp4)
-            {
-                w.Line("E2M1_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]")
-                 .Line()
-                 .Line();
-                using (w.Block("def round_to_e2m1(scaled):"))
-                {
-                    w.Line("\"\"\"The nearest E2M1 value (0, 0.5, 1, 1.5, 2, 3, 4, 6 and negatives), ties to the even code, saturating at 6.")
-                     .Line("The code counts the midpoints at or below |x|; a tie belongs to the even neighbour.\"\"\"")
-                     .Line("magnitude = scaled.abs()")
-                     .Line("code = ((magnitude > 0.25).long() + (magnitude >= 0.75).long() + (magnitude > 1.25).long() + (magnitude >= 1.75).long()")
-                     .Line("        + (magnitude > 2.5).long() + (magnitude >= 3.5).long() + (magnitude > 5.0).long())")
-                     .Line("values = torch.tensor(E2M1_VALUES, device=scaled.device)[code]")
-                     .Line("return torch.where(torch.signbit(scaled), -values, values)");
-                }
-                w.Line().Line();
-            }
-            if (q.Format is QuantFormatKind.Nvfp4 or QuantFormatKind.Fp8E4M3) WriteE4M3();
-            if (q.Format == QuantFormatKind.Mxfp4)
-            {
-                using (w.Block("def power_of_two_table(device):"))
-                {
-                    w.Line("\"\"\"E8M0 scale codes 0..255 as fp32: 2^(code - 127), code 255 is NaN.\"\"\"")
-                     .Line("table = torch.pow(2.0, torch.arange(256, dtype=torch.float64) - 127).float()")
-                     .Line("table[255] = float(\"nan\")")
-                     .Line("return table.to(device)");
-                }
-                w.Line().Line();
-            }
-
-            using (w.Block("def fake_quantize(weight):"))
-            {
-                w.Line($"\"\"\"dequantize(quantize(weight)) for a weight [out, in], blocks of {(block == 0 ? "the whole tensor" : block.ToString(CultureInfo.InvariantCulture))} along the input dimension, and the mask")
-                 .Line("of values that were not clipped. A block holding NaN or inf comes back NaN (the OCP MX rule).\"\"\"")
-                 .Line("rows = weight.float().reshape(-1, weight.shape[-1])")
-                 .Line("columns = rows.shape[1]");
-                if (q.Format == QuantFormatKind.Fp8E4M3)
-                {
-                    w.Line("finite = torch.isfinite(rows)")
-                     .Line("tensor_scale = torch.where(finite, rows.abs(), torch.zeros_like(rows)).max() / torch.tensor(448.0)")
-                     .Line("scaled = torch.where(tensor_scale > 0, rows / tensor_scale, torch.zeros_like(rows).copysign(rows))")
-                     .Line("values = torch.where(finite, round_to_e4m3(scaled), torch.full_like(rows, float(\"nan\"))) * tensor_scale")
-                     .Line("in_range = finite & (scaled.abs() <= 448.0)")
-                     .Line("return values.reshape(weight.shape).to(weight.dtype), in_range.reshape(weight.shape)");
-                }
-                else
-                {
-                    w.Line($"padded = (columns + {block} - 1) // {block} * {block}  # zero padding changes no scale")
-                     .Line("blocks = F.pad(rows, (0, padded - columns)).view(rows.shape[0], -1, " + block.ToString(CultureInfo.InvariantCulture) + ")")
-                     .Line("finite = torch.isfinite(blocks)")
-                     .Line("block_finite = finite.all(-1, keepdim=True)")
-                     .Line("magnitudes = torch.where(finite, blocks.abs(), torch.zeros_like(blocks))")
-                     .Line("block_amax = magnitudes.amax(-1, keepdim=True)");
-                    switch (q.Format)
-                    {
-                        case QuantFormatKind.Mxfp4:
-                            w.Line("# Shared scale 2^(floor(log2 amax) - 2): frexp's exponent is floor(log2 amax) + 1, so the E8M0 byte is it + 124.")
-                             .Line("_, exponent = torch.frexp(block_amax)")
-                             .Line("code = torch.where(block_amax > 0, (exponent + 124).clamp_min(0), torch.zeros_like(exponent))")
-                             .Line("code = torch.where(block_finite, code, torch.full_like(code, 255)).long()")
-                             .Line("scale = power_of_two_table(blocks.device)[code]")
-                             .Line("scaled = blocks / scale")
-                             .Line("elements = torch.where(block_finite, round_to_e2m1(scaled), torch.zeros_like(blocks))")
-                             .Line("values = elements * scale")
-                             .Line("in_range = scaled.abs() <= 6.0");
-                            break;
-                        case QuantFormatKind.Nvfp4:
-                            w.Line("# Per-tensor fp32 scale amax / (448 * 6), per-block E4M3 scale (amax_block / 6) / tensor_scale.")
-                             .Line("tensor_scale = magnitudes.max() / torch.tensor(2688.0)")
-                             .Line("block_scale = torch.where(tensor_scale > 0, block_amax / torch.tensor(6.0) / tensor_scale, torch.zeros_like(block_amax))")
-                             .Line("block_scale = torch.where(block_finite, round_to_e4m3(block_scale), torch.full_like(block_amax, float(\"nan\")))")
-                             .Line("scale = block_scale * tensor_scale")
-                             .Line("scaled = torch.where(scale > 0, blocks / scale, torch.zeros_like(blocks).copysign(blocks))")
-                             .Line("elements = torch.where(block_finite, round_to_e2m1(scaled), torch.zeros_like(blocks))")
-                             .Line("values = elements * scale")
-                             .Line("in_range = block_finite & (scaled.abs() <= 6.0)");
-                            break;
-                        default:
-                            w.Line("# Symmetric Int4: scale amax / 7 in fp32, levels -7..7 (round half to even).")
-                             .Line("scale = torch.where(block_finite, block_amax / torch.tensor(7.0), torch.full_like(block_amax, float(\"nan\")))")
-                             .Line("scaled = torch.where(scale > 0, blocks / scale, torch.zeros_like(blocks))")
-                             .Line("values = scaled.clamp(-7.0, 7.0).round() * scale")
-                             .Line("in_range = block_finite & (scaled.abs() <= 7.0)");
-                            break;
-                    }
-                    w.Line("values = values.reshape(rows.shape[0], -1)[:, :columns]")
-                     .Line("in_range = in_range.reshape(rows.shape[0], -1)[:, :columns]")
-                     .Line("return values.reshape(weight.shape).to(weight.dtype), in_range.reshape(weight.shape)");
-                }
-            }
-            w.Line().Line();
-
-            using (w.Block("class StraightThrough(torch.autograd.Function):"))
-            {
-                w.Line(q.Clipped
-                    ? "\"\"\"Forward: the fake-quantized weight. Backward: the gradient where the value was within range, zero where clipped.\"\"\""
-                    : "\"\"\"Forward: the fake-quantized weight. Backward: the gradient unchanged (quantization treated as the identity).\"\"\"")
-                 .Line()
-                 .Line("@staticmethod");
-                using (w.Block("def forward(ctx, weight):"))
-                {
-                    w.Line("values, in_range = fake_quantize(weight)");
-                    w.Line(q.Clipped ? "ctx.save_for_backward(in_range)" : "del in_range  # plain STE needs no mask");
-                    w.Line("return values");
-                }
-                w.Line().Line("@staticmethod");
-                using (w.Block("def backward(ctx, grad):"))
-                    w.Line(q.Clipped ? "return grad * ctx.saved_tensors[0]" : "return grad");
-            }
-            w.Line().Line();
-
-            using (w.Block("class QuantizedLinear(nn.Module):"))
-            {
-                w.Line($"\"\"\"A linear layer trained for {q.FormatName}: with fake_quantize on, forward multiplies by the fake-quantized weight")
-                 .Line("and gradients pass straight through. Parameters are named and shaped as nn.Linear's (TransposedLinear's when")
-                 .Line("transposed), so checkpoints are those of the same model without [Quant].\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self, in_features, out_features, bias, transposed=False):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line("shape = (in_features, out_features) if transposed else (out_features, in_features)")
-                     .Line("self.weight = nn.Parameter(torch.empty(shape))")
-                     .Line("self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None")
-                     .Line("self.transposed = transposed")
-                     .Line("self.fake_quantize = False");
-                }
-                w.Line();
-                using (w.Block("def forward(self, x):"))
-                {
-                    w.Line("weight = self.weight.t() if self.transposed else self.weight  # blocks run along the input dimension")
-                     .Line("if self.fake_quantize:")
-                     .Line("    weight = StraightThrough.apply(weight)")
-                     .Line("return F.linear(x, weight.to(x.dtype), self.bias)");
-                }
-            }
-            w.Line().Line();
-        }
-
-        private void WriteE4M3()
-        {
-            using (w.Block("def round_to_e4m3(values):"))
-            {
-                w.Line("\"\"\"The nearest FP8 E4M3 value (ties to even), saturating at 448; callers handle non-finite inputs.\"\"\"")
-                 .Line("magnitude = torch.where(torch.isfinite(values), values.abs(), torch.zeros_like(values)).clamp_max(480.0)")
-                 .Line("# floor(log2 |v|) from frexp; below the smallest normal exponent the step stays 2^-9.")
-                 .Line("_, frexp_exponent = torch.frexp(magnitude)")
-                 .Line("exponent = torch.where(magnitude > 0, frexp_exponent - 1, torch.full_like(frexp_exponent, -6)).clamp_min(-6)")
-                 .Line("steps = (magnitude * torch.pow(2.0, (3 - exponent).double()).float()).round()  # exact: a power of two")
-                 .Line("code = (8 * (exponent + 6) + steps.int()).clamp_max(126)  # 8 * exponent field + mantissa; 126 is 448")
-                 .Line("field, mantissa = code // 8, code % 8")
-                 .Line("decoded = torch.where(field == 0, mantissa * 2.0 ** -9, (8 + mantissa) * torch.pow(2.0, (field - 10).double()).float())")
-                 .Line("return torch.where(torch.signbit(values), -decoded, decoded).float()");
-            }
-            w.Line().Line();
-        }
-
-        private void WriteRotary()
-        {
-            using (w.Block("class RotaryEmbedding(nn.Module):"))
-            {
-                w.Line("\"\"\"cos/sin tables for rotary positions, computed in fp64 and cast, as the C# RotaryEmbedding does. Derived state:")
-                 .Line("non-persistent buffers, so they move with the module but are not part of the checkpoint.\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self, head_dim, context, theta):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line("inverse_frequency = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)")
-                     .Line("angles = torch.outer(torch.arange(context, dtype=torch.float64), inverse_frequency)")
-                     .Line("doubled = torch.cat([angles, angles], dim=-1)")
-                     .Line("self.register_buffer(\"cos\", doubled.cos().float(), persistent=False)")
-                     .Line("self.register_buffer(\"sin\", doubled.sin().float(), persistent=False)");
-                }
-            }
-            w.Line().Line();
-            using (w.Block("def rotate(x, cos, sin):"))
-            {
-                w.Line("\"\"\"Rotary embedding in Llama's half-split layout (rotate_half): channel i pairs with channel i + head_dim / 2.\"\"\"")
-                 .Line("half = x.shape[-1] // 2")
-                 .Line("return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin");
-            }
-            w.Line().Line();
-        }
-
-        private void WriteAttend()
-        {
-            w.Line("_sdpa = getattr(F, \"scaled_dot_product_attention\", None)  # PyTorch 2.x; 1.13 has none")
-             .Line()
-             .Line();
-            using (w.Block("def attend(q, k, v, causal, score_bias=None):"))
-            {
-                w.Line("\"\"\"softmax(q k^T / sqrt(d) + score_bias [+ causal mask]) v for q [batch, heads, time, d] and k, v with the same or")
-                 .Line("fewer heads: each key/value head serves heads / kv_heads consecutive query heads (Hugging Face's repeat_kv).")
-                 .Line("A score_bias already holds the causal mask.\"\"\"")
-                 .Line("groups = q.shape[1] // k.shape[1]")
-                 .Line("if groups > 1:")
-                 .Line("    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)")
-                 .Line("if _sdpa is not None:")
-                 .Line("    return _sdpa(q, k, v, is_causal=causal) if score_bias is None else _sdpa(q, k, v, attn_mask=score_bias)")
-                 .Line("scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])")
-                 .Line("if score_bias is not None:")
-                 .Line("    scores = scores + score_bias")
-                 .Line("elif causal:")
-                 .Line("    future = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).triu(1)")
-                 .Line("    scores = scores.masked_fill(future, float(\"-inf\"))")
-                 .Line("return scores.softmax(-1) @ v");
-            }
-            w.Line().Line();
-            if (sparse is not null)
-            {
-                using (w.Block("def attend_kept(q, k, v, keep):"))
-                {
-                    w.Line("\"\"\"attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least).\"\"\"")
-                     .Line("score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float(\"-inf\"))")
-                     .Line("return attend(q, k, v, causal=False, score_bias=score_bias)");
-                }
-                w.Line().Line();
-            }
-            using (w.Block("def split_heads(x, heads):"))
-            {
-                w.Line("\"\"\"[batch, time, heads * d] -> [batch, heads, time, d].\"\"\"")
-                 .Line("return x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)");
-            }
-            w.Line().Line();
-            using (w.Block("def merge_heads(x):"))
-            {
-                w.Line("\"\"\"[batch, heads, time, d] -> [batch, time, heads * d].\"\"\"")
-                 .Line("return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)");
-            }
-            w.Line().Line();
-        }
-
-        private void WriteScoreMixer()
-        {
-            using (w.Block("class PositionalScoreMixer(nn.Module):"))
-            {
-                w.Line("\"\"\"The QKV study's symmetry-breaking term for symmetric scores (queries are the keys): a fixed 2-D sinusoidal")
-                 .Line("tensor P[i, j] = [PE(i); PE(j)] of 10 channels is mixed with the scores by a learned 1x1 convolution,")
-                 .Line("S'[i, j] = S[i, j] * sum(w) + row(i) + column(j) + b. P splits into a query and a key part, so the sum is")
-                 .Line("computed from two vectors, never an n x n x 10 tensor. The column term makes S' asymmetric.\"\"\"")
-                 .Line()
-                 .Line("CHANNELS = 10")
-                 .Line();
-                using (w.Block("def __init__(self):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line("# Near 1 / CHANNELS with a little noise: equal weights on both halves would keep the term symmetric.")
-                     .Line("self.weight = nn.Parameter(torch.full((1, self.CHANNELS, 1, 1), 1.0 / self.CHANNELS)")
-                     .Line("                           + 0.1 / self.CHANNELS * torch.randn(1, self.CHANNELS, 1, 1))")
-                     .Line("self.bias = nn.Parameter(torch.zeros(1))");
-                }
-                w.Line();
-                w.Line("@staticmethod");
-                using (w.Block("def encoding(positions, dtype, device):"))
-                {
-                    w.Line("\"\"\"Sinusoidal encoding [positions, 5]: channel 2k is sin(t w_k), 2k + 1 is cos(t w_k), w_k = 10000^(-2k / 5).\"\"\"")
-                     .Line("half = PositionalScoreMixer.CHANNELS // 2")
-                     .Line("t = torch.arange(positions, dtype=torch.float64, device=device).unsqueeze(1)")
-                     .Line("k = torch.arange(half, dtype=torch.float64, device=device)")
-                     .Line("angle = t * torch.pow(10000.0, -2.0 * torch.floor(k / 2) / half)")
-                     .Line("return torch.where((k % 2 == 1).unsqueeze(0), angle.cos(), angle.sin()).to(dtype)");
-                }
-                w.Line();
-                using (w.Block("def forward(self, q, k, v, causal):"))
-                {
-                    w.Line("w = self.weight.view(self.CHANNELS).to(q.dtype)")
-                     .Line("half = self.CHANNELS // 2")
-                     .Line("rows = self.encoding(q.shape[2], q.dtype, q.device) @ w[:half]")
-                     .Line("columns = self.encoding(k.shape[2], q.dtype, q.device) @ w[half:]")
-                     .Line("bias = rows.unsqueeze(1) + columns.unsqueeze(0) + self.bias.to(q.dtype)")
-                     .Line("if causal:")
-                     .Line("    future = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).triu(k.shape[2] - q.shape[2] + 1)")
-                     .Line("    bias = bias.masked_fill(future, float(\"-inf\"))")
-                     .Line("return attend(q * w.sum(), k, v, causal, score_bias=bias)");
-                }
-            }
-            w.Line().Line();
         }
 
         private void WriteAttention()
@@ -622,7 +345,7 @@ internal static class PyTorchEmitter
                     if (a.BreakSymmetry) w.Line("self.score_mixer = PositionalScoreMixer()");
                     if (a.QkNorm && a.HasQueryProjection) w.Line("self.q_layernorm = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation");
                     if (a.QkNorm) w.Line($"self.k_layernorm = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation{(a.HasKeyProjection ? "" : " (of the values, which are the keys)")}");
-                    if (sparse is not null) w.Line("self.indexer = LightningIndexer()");
+                    if (sparse is not null) w.Line($"self.indexer = {NewIndexer}");
                 }
                 w.Line();
                 using (w.Block($"def forward(self, x{LayerArguments}):"))
@@ -732,158 +455,6 @@ internal static class PyTorchEmitter
              .Line("mixed = attend_kept(q, k, v, self.indexer.select(x, index_keys))  # each query sees its top-k past tokens");
         }
 
-        private void WriteIndexer(SparseSpec s)
-        {
-            using (w.Block("def visible_keys(time, keys, device):"))
-            {
-                w.Line("\"\"\"[time, keys]: query t sees key s when s <= t.\"\"\"")
-                 .Line("return torch.ones(time, keys, dtype=torch.bool, device=device).tril()");
-            }
-            w.Line().Line();
-            using (w.Block("class LightningIndexer(nn.Module):"))
-            {
-                w.Line("\"\"\"DeepSeek-V3.2's lightning indexer: picks the TOP_K past tokens each query attends to. Index score")
-                 .Line("I(t, s) = INDEXER_SCALE * sum_j w_j(t) * relu(q_j(t) . k(s)) over INDEXER_HEADS heads, with one key per token")
-                 .Line("shared by the heads. Selection passes no gradient; the indexer learns from a KL loss toward the attention it")
-                 .Line("stands in for (supervise), on a detached input, so that the loss trains the indexer alone.\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line("self.wq = nn.Linear(DIM, INDEXER_HEADS * INDEXER_DIM, bias=False)")
-                     .Line("self.wk = nn.Linear(DIM, INDEXER_DIM, bias=False)")
-                     .Line("self.weights_proj = nn.Linear(DIM, INDEXER_HEADS, bias=False)")
-                     .Line("self.auxiliary_loss = None  # left by each training forward for the trainer to add");
-                }
-                w.Line();
-                using (w.Block("def keys(self, x):"))
-                {
-                    w.Line("\"\"\"Index keys [batch, time, INDEXER_DIM] of x [batch, time, DIM].\"\"\"")
-                     .Line("return self.wk(x)");
-                }
-                w.Line();
-                using (w.Block("def scores(self, x, keys):"))
-                {
-                    w.Line("\"\"\"Index scores [batch, time, keys] of queries x over index keys, unmasked.\"\"\"")
-                     .Line("batch, time = x.shape[0], x.shape[1]")
-                     .Line("queries = self.wq(x).view(batch, time * INDEXER_HEADS, INDEXER_DIM)")
-                     .Line("dots = (queries @ keys.transpose(1, 2)).view(batch, time, INDEXER_HEADS, keys.shape[1]).relu()")
-                     .Line("return (dots * self.weights_proj(x).unsqueeze(-1)).sum(2) * INDEXER_SCALE");
-                }
-                w.Line();
-                w.Line("@torch.no_grad()");
-                using (w.Block("def select(self, x, keys):"))
-                {
-                    w.Line("\"\"\"Keep-mask [batch, 1, time, keys]: key s is kept for query t when s <= t and s is among t's TOP_K highest index")
-                     .Line("scores, ranked at bf16 precision so that scores differing only in their last bits tie. Ties go to the more")
-                     .Line("recent key. Rows with at most TOP_K visible keys keep them all.\"\"\"")
-                     .Line("count = keys.shape[1]")
-                     .Line("visible = visible_keys(x.shape[1], count, x.device)")
-                     .Line("if count <= TOP_K:")
-                     .Line("    return visible.expand(x.shape[0], -1, -1).unsqueeze(1)")
-                     .Line("scores = self.scores(x, keys).to(torch.bfloat16).float()")
-                     .Line("# Keys in reverse order and a stable descending sort: among equal scores the later key comes first.")
-                     .Line("reversed_scores = scores.masked_fill(~visible, float(\"-inf\")).flip(-1)")
-                     .Line("order = reversed_scores.sort(dim=-1, descending=True, stable=True).indices[..., :TOP_K]")
-                     .Line("chosen = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, count - 1 - order, True)")
-                     .Line("return (chosen & visible).unsqueeze(1)  # rows seeing fewer than TOP_K keys picked hidden ones too");
-                }
-                w.Line();
-                using (w.Block("def supervise(self, q, k, x, index_keys):"))
-                {
-                    w.Line("\"\"\"Training: leaves KL(p_attention || p_index) per query, averaged over queries, as self.auxiliary_loss.")
-                     .Line("p_attention is the causal softmax of q k^T / sqrt(d) averaged over heads (the target, detached); p_index the")
-                     .Line("softmax of the index scores of x.detach(). With index keys from x.detach() too, it trains the indexer alone.\"\"\"")
-                     .Line("hidden = ~visible_keys(x.shape[1], index_keys.shape[1], x.device)");
-                    using (w.Block("with torch.no_grad():"))
-                    {
-                        w.Line("keys = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)")
-                         .Line("scores = (q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])).float()")
-                         .Line("target = scores.masked_fill(hidden, float(\"-inf\")).softmax(-1).mean(1)");
-                    }
-                    w.Line("log_index = self.scores(x.detach(), index_keys).float().masked_fill(hidden, float(\"-inf\")).log_softmax(-1)")
-                     .Line("# Hidden keys have p = 0 on both sides: zero their terms instead of computing 0 * (-inf).")
-                     .Line("terms = (target * (target.clamp_min(1e-30).log() - log_index)).masked_fill(hidden, 0.0)")
-                     .Line("self.auxiliary_loss = terms.sum(-1).mean()");
-                }
-            }
-            w.Line().Line();
-        }
-
-        private void WriteLatentAttention(LatentSpec l)
-        {
-            using (w.Block("class LatentAttention(nn.Module):"))
-            {
-                w.Line($"\"\"\"DeepSeek's multi-head latent attention ({(spec.Causal ? "causal" : "bidirectional")}): keys and values of every head are expanded (kv_b_proj)")
-                 .Line("from one normalised latent of KV_RANK elements per token; position enters only through a separate rotary part,")
-                 .Line("one ROPE_DIM-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(HEAD_DIM + ROPE_DIM).")
-                 .Line(sparse is null
-                     ? "Names are Hugging Face DeepseekV3Attention's.\"\"\""
-                     : "Names are Hugging Face DeepseekV3Attention's. Each query attends to the keys its indexer selects.\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self):"))
-                {
-                    w.Line("super().__init__()");
-                    if (l.QRank > 0)
-                        w.Line("self.q_a_proj = nn.Linear(DIM, Q_RANK, bias=False)")
-                         .Line("self.q_a_layernorm = RMSNorm(Q_RANK, NORM_EPS)")
-                         .Line("self.q_b_proj = nn.Linear(Q_RANK, HEADS * (HEAD_DIM + ROPE_DIM), bias=False)");
-                    else
-                        w.Line("self.q_proj = nn.Linear(DIM, HEADS * (HEAD_DIM + ROPE_DIM), bias=False)");
-                    w.Line("self.kv_a_proj_with_mqa = nn.Linear(DIM, KV_RANK + ROPE_DIM, bias=False)")
-                     .Line("self.kv_a_layernorm = RMSNorm(KV_RANK, NORM_EPS)")
-                     .Line("self.kv_b_proj = nn.Linear(KV_RANK, HEADS * 2 * HEAD_DIM, bias=False)")
-                     .Line($"self.{names.OutputProjection} = nn.Linear(HEADS * HEAD_DIM, DIM, bias=False)");
-                    if (sparse is not null) w.Line("self.indexer = LightningIndexer()");
-                }
-                w.Line();
-                using (w.Block("def forward(self, x, cos, sin):"))
-                {
-                    w.Line(l.QRank > 0
-                        ? "q = split_heads(self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))), HEADS)"
-                        : "q = split_heads(self.q_proj(x), HEADS)");
-                    w.Line("q_nope, q_rope = q.split([HEAD_DIM, ROPE_DIM], dim=-1)")
-                     .Line("q = torch.cat([q_nope, rotate(q_rope, cos, sin)], dim=-1)")
-                     .Line("latent, k_rope = self.kv_a_proj_with_mqa(x).split([KV_RANK, ROPE_DIM], dim=-1)")
-                     .Line("k_rope = rotate(k_rope.unsqueeze(1), cos, sin)  # [batch, 1, time, ROPE_DIM]: one rotary key for all heads")
-                     .Line("# kv_b_proj's rows are laid out per head as [k_nope | v].")
-                     .Line("k_nope, v = split_heads(self.kv_b_proj(self.kv_a_layernorm(latent)), HEADS).split([HEAD_DIM, HEAD_DIM], dim=-1)")
-                     .Line("k = torch.cat([k_nope, k_rope.expand(-1, HEADS, -1, -1)], dim=-1)");
-                    if (sparse is not null) WriteSparseAttend();
-                    else w.Line($"mixed = attend(q, k, v, causal={Causal})");
-                    w.Line($"return self.{names.OutputProjection}(merge_heads(mixed))");
-                }
-            }
-            w.Line().Line();
-        }
-
-        private void WriteShortConv()
-        {
-            using (w.Block("class ShortConv(nn.Module):"))
-            {
-                w.Line("\"\"\"LFM2's gated short convolution, the token mixer of the layers without attention: b, c, h = in_proj(x) in three")
-                 .Line("(Hugging Face's B, C, x), then out_proj(c * conv(b * h)) with a causal depthwise convolution over CONV_KERNEL tokens.")
-                 .Line("Names are Hugging Face Lfm2ShortConv's.\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line($"self.in_proj = nn.Linear(DIM, 3 * DIM, bias={Bias})")
-                     .Line("# Padded on both sides, as Hugging Face's is: forward keeps the first `time` outputs, the causal ones.")
-                     .Line($"self.conv = nn.Conv1d(DIM, DIM, CONV_KERNEL, padding=CONV_KERNEL - 1, groups=DIM, bias={Bias})")
-                     .Line($"self.out_proj = nn.Linear(DIM, DIM, bias={Bias})");
-                }
-                w.Line();
-                using (w.Block("def forward(self, x):"))
-                {
-                    w.Line("b, c, h = self.in_proj(x).chunk(3, dim=-1)")
-                     .Line("convolved = self.conv((b * h).transpose(1, 2))[..., :x.shape[1]]  # channels first for the convolution")
-                     .Line("return self.out_proj(c * convolved.transpose(1, 2))");
-                }
-            }
-            w.Line().Line();
-        }
-
         private static string Local(string part) => part == "qkv" ? "v" : part;
 
         private static string ProjectionSummary(ProjectionKind projections) => projections switch
@@ -944,73 +515,6 @@ internal static class PyTorchEmitter
 
         private void WriteMixture(MoeSpec m)
         {
-            var softmax = m.Router == RouterKind.Softmax;
-            using (w.Block("class ExpertRouter(nn.Module):"))
-            {
-                w.Line($"\"\"\"Scores every expert for every token ({(softmax ? "softmax" : "sigmoid")} of x W^T, in fp32), picks the top {m.Active}, and weighs them by their")
-                 .Line($"unbiased scores{(m.NormalizeWeights ? " renormalised to sum to 1" : "")}{(m.RoutedScale != 1.0 ? $" times {D(m.RoutedScale)}" : "")}. {BalanceSummary(m.Balance)}")
-                 .Line("Loads are counted over the whole batch: under torchrun they are summed over the processes, so every process")
-                 .Line("sees what a single process training on the global batch would.\"\"\"")
-                 .Line();
-                using (w.Block("def __init__(self):"))
-                {
-                    w.Line("super().__init__()")
-                     .Line("self.weight = nn.Parameter(torch.empty(EXPERTS, DIM))");
-                    if (m.Balance == BalanceKind.AuxLossFree)
-                        w.Line("# DeepSeek-V3's name, so checkpoints line up; fp32 because the steps are tiny.")
-                         .Line("self.register_buffer(\"e_score_correction_bias\", torch.zeros(EXPERTS, dtype=torch.float32))")
-                         .Line("self.register_buffer(\"load_since_update\", torch.zeros(EXPERTS, dtype=torch.long), persistent=False)");
-                    if (m.Balance == BalanceKind.AuxLoss) w.Line("self.auxiliary_loss = None  # left by each training forward for the trainer to add");
-                }
-                w.Line();
-                using (w.Block("def forward(self, tokens):"))
-                {
-                    w.Line("\"\"\"Chosen experts [tokens, k] and their weights [tokens, k] for tokens [tokens, DIM].\"\"\"")
-                     .Line($"scores = F.linear(tokens, self.weight).float().{(softmax ? "softmax(-1)" : "sigmoid()")}")
-                     .Line("with torch.no_grad():");
-                    w.Line(m.Balance == BalanceKind.AuxLossFree
-                        ? "    chosen = (scores + self.e_score_correction_bias).topk(ACTIVE_EXPERTS, dim=-1).indices  # the bias decides who, never how much"
-                        : "    chosen = scores.topk(ACTIVE_EXPERTS, dim=-1).indices");
-                    w.Line("weights = scores.gather(-1, chosen)");
-                    if (m.NormalizeWeights) w.Line("weights = weights / weights.sum(-1, keepdim=True)");
-                    if (m.RoutedScale != 1.0) w.Line($"weights = weights * {D(m.RoutedScale)}");
-                    if (m.Balance != BalanceKind.None && !(m.Balance == BalanceKind.AuxLoss && m.AuxLossWeight == 0))
-                    {
-                        using (w.Block("if self.training:"))
-                        {
-                            w.Line("counts = torch.bincount(chosen.reshape(-1), minlength=EXPERTS)")
-                             .Line("if dist.is_available() and dist.is_initialized():")
-                             .Line("    dist.all_reduce(counts)");
-                            if (m.Balance == BalanceKind.AuxLossFree) w.Line("self.load_since_update += counts");
-                            else
-                            {
-                                w.Line("# weight * experts * sum_e f_e P_e: f_e the share of slots expert e got (a constant), P_e its mean score.")
-                                 .Line("fractions = (counts.double() / counts.sum()).float()");
-                                w.Line(softmax
-                                    ? "probabilities = scores"
-                                    : "probabilities = scores / scores.sum(-1, keepdim=True)  # sigmoid scores renormalised per token");
-                                w.Line("self.auxiliary_loss = (fractions * probabilities.mean(0)).sum() * (AUX_LOSS_WEIGHT * EXPERTS)");
-                            }
-                        }
-                    }
-                    w.Line("return chosen, weights.to(tokens.dtype)");
-                }
-                if (m.Balance == BalanceKind.AuxLossFree)
-                {
-                    w.Line();
-                    using (w.Block("def update_selection_bias(self):"))
-                    {
-                        w.Line("\"\"\"After each optimizer step: lower the bias of every expert loaded above the mean, raise the others'.\"\"\"")
-                         .Line("counts = self.load_since_update.double()")
-                         .Line("self.load_since_update.zero_()")
-                         .Line("mean = counts.sum() / EXPERTS")
-                         .Line("if mean > 0:")
-                         .Line("    self.e_score_correction_bias += (BIAS_UPDATE_RATE * torch.sign(mean - counts)).float()");
-                    }
-                }
-            }
-            w.Line().Line();
-
             using (w.Block("class MixtureOfExperts(nn.Module):"))
             {
                 w.Line($"\"\"\"Each token goes to {m.Active} of {m.Experts} experts{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s (fused into one MLP) see" : " sees")} every token" : "")}. Only chosen experts run, so")
@@ -1019,7 +523,7 @@ internal static class PyTorchEmitter
                 using (w.Block("def __init__(self):"))
                 {
                     w.Line("super().__init__()")
-                     .Line("self.gate = ExpertRouter()")
+                     .Line($"self.gate = {NewRouter(m)}")
                      .Line($"self.experts = nn.ModuleList(FeedForward({FeedForwardArguments(L(m.ExpertHidden), QuantizesExperts)}) for _ in range(EXPERTS))");
                     if (m.Shared > 0) w.Line($"self.shared_experts = FeedForward({FeedForwardArguments(L(m.SharedHidden), QuantizesDense)})");
                 }
@@ -1042,17 +546,10 @@ internal static class PyTorchEmitter
             w.Line().Line();
         }
 
-        private static string BalanceSummary(BalanceKind balance) => balance switch
-        {
-            BalanceKind.AuxLoss => "Each training forward leaves an auxiliary balancing loss.",
-            BalanceKind.AuxLossFree => "A selection bias, nudged toward even load after each step, shifts who is chosen.",
-            _ => "No balancing.",
-        };
-
         private void WriteLayer()
         {
             var parameters = (Sharing ? ", owns_keys_and_values" : "") + (hybrid is not null ? ", attention" : "") + (MixedFeedForward ? ", routed_experts" : "");
-            var newAttention = latent is not null ? "LatentAttention()" : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
+            var newAttention = latent is not null ? NewLatentAttention(latent) : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
             using (w.Block("class DecoderLayer(nn.Module):"))
             {
                 w.Line(hybrid is not null
@@ -1064,7 +561,7 @@ internal static class PyTorchEmitter
                      .Line($"self.{names.AttentionNorm} = {NewNorm()}");
                     if (hybrid is not null)
                         w.Line($"self.{names.Attention} = {newAttention} if attention else None")
-                         .Line("self.conv = None if attention else ShortConv()");
+                         .Line($"self.conv = None if attention else ShortConv(DIM, CONV_KERNEL, bias={Bias})");
                     else w.Line($"self.{names.Attention} = {newAttention}");
                     w.Line($"self.{names.MlpNorm} = {NewNorm()}");
                     string mlp;
@@ -1179,12 +676,13 @@ internal static class PyTorchEmitter
                         : "loss (unweighted, as the C# trainer adds them); None when there are none. The reported loss stays the next-token loss alone.\"\"\"");
                     if (sources.Count > 0)
                     {
-                        var types = sources.Count == 1 ? sources[0] : $"({string.Join(", ", sources)})";
+                        // Any block that leaves a loss says so by take_auxiliary_loss(), as the C# blocks do by IAuxiliaryLoss.
                         w.Line("losses = []")
                          .Line("for module in self.modules():")
-                         .Line($"    if isinstance(module, {types}) and module.auxiliary_loss is not None:")
-                         .Line("        losses.append(module.auxiliary_loss)")
-                         .Line("        module.auxiliary_loss = None  # taken once")
+                         .Line("    take = getattr(module, \"take_auxiliary_loss\", None)")
+                         .Line("    loss = take() if take is not None else None  # taken once: the block forgets it")
+                         .Line("    if loss is not None:")
+                         .Line("        losses.append(loss)")
                          .Line("return sum(losses) if losses else None");
                     }
                     else w.Line("return None");

@@ -17,6 +17,13 @@ internal sealed class PythonWriter
         return this;
     }
 
+    /// <summary>Appends text that is already Python lines ending in '\n' (an included runtime block), unindented.</summary>
+    public PythonWriter Text(string lines)
+    {
+        text.Append(lines);
+        return this;
+    }
+
     /// <summary>Writes <paramref name="header"/> (which ends with ':') and indents until the result is disposed.</summary>
     public IDisposable Block(string header)
     {

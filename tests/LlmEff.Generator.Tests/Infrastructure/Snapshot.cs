@@ -5,15 +5,16 @@ namespace LlmEff.Generator.Tests.Infrastructure;
 
 /// <summary>
 /// Compares text with a reviewed file under Snapshots/. A missing or different snapshot fails and writes
-/// the actual text beside it as *.received.cs for review; with LLMEFF_UPDATE_SNAPSHOTS=1 the snapshot is
+/// the actual text beside it as *.received.cs (*.received.py for a Python snapshot) for review; with LLMEFF_UPDATE_SNAPSHOTS=1 the snapshot is
 /// (re)written instead. CI never sets that variable, so an unreviewed change cannot pass there.
 /// </summary>
 internal static class Snapshot
 {
-    public static void Match(string name, string actual)
+    /// <param name="extension">The snapshot's file type: ".py" keeps Python readable as Python in review.</param>
+    public static void Match(string name, string actual, string extension = ".cs")
     {
-        var approved = Repository.Path("tests", "LlmEff.Generator.Tests", "Snapshots", name + ".cs");
-        var received = Repository.Path("tests", "LlmEff.Generator.Tests", "Snapshots", name + ".received.cs");
+        var approved = Repository.Path("tests", "LlmEff.Generator.Tests", "Snapshots", name + extension);
+        var received = Repository.Path("tests", "LlmEff.Generator.Tests", "Snapshots", name + ".received" + extension);
         var expected = File.Exists(approved) ? File.ReadAllText(approved).Replace("\r\n", "\n") : null;
         if (expected == actual)
         {

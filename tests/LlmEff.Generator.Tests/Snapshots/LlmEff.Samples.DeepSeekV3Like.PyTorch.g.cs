@@ -47,6 +47,8 @@ partial class DeepSeekV3Like
         QUANT_FROM = None  # no [Quant]: nothing is fake-quantized
 
 
+        # ---- from runtime/LlmEff.Runtime/Layers/rms_norm.py ----
+
         class RMSNorm(nn.Module):
             """Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32
             even for bf16 activations: the sum over a wide row loses precision fast otherwise."""
@@ -61,6 +63,8 @@ partial class DeepSeekV3Like
                 normalized = x32 * torch.rsqrt(x32.square().mean(-1, keepdim=True) + self.eps)
                 return normalized.to(x.dtype) * self.weight
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rotary_embedding.py ----
 
         class RotaryEmbedding(nn.Module):
             """cos/sin tables for rotary positions, computed in fp64 and cast, as the C# RotaryEmbedding does. Derived state:
@@ -80,6 +84,8 @@ partial class DeepSeekV3Like
             half = x.shape[-1] // 2
             return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/attention.py ----
 
         _sdpa = getattr(F, "scaled_dot_product_attention", None)  # PyTorch 2.x; 1.13 has none
 
@@ -112,33 +118,140 @@ partial class DeepSeekV3Like
             return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
 
 
-        class LatentAttention(nn.Module):
-            """DeepSeek's multi-head latent attention (causal): keys and values of every head are expanded (kv_b_proj)
-            from one normalised latent of KV_RANK elements per token; position enters only through a separate rotary part,
-            one ROPE_DIM-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(HEAD_DIM + ROPE_DIM).
-            Names are Hugging Face DeepseekV3Attention's."""
+        def attend_kept(q, k, v, keep):
+            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
+            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
+            return attend(q, k, v, causal=False, score_bias=score_bias)
 
-            def __init__(self):
+
+        # ---- from runtime/LlmEff.Runtime/Layers/latent_attention.py ----
+
+        class LatentAttention(nn.Module):
+            """DeepSeek's multi-head latent attention: keys and values of every head are expanded (kv_b_proj) from one
+            normalised latent of kv_rank elements per token; position enters only through a separate rotary part, one
+            rope_dim-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(head_dim + rope_dim). The query
+            is projected directly (q_rank 0) or through a normalised q_rank-wide compression. With an indexer (a
+            LightningIndexer) each query attends only to the keys it selects. Names are Hugging Face DeepseekV3Attention's."""
+
+            def __init__(self, dim, heads, head_dim, rope_dim, kv_rank, q_rank, norm_eps, causal, indexer=None):
                 super().__init__()
-                self.q_a_proj = nn.Linear(DIM, Q_RANK, bias=False)
-                self.q_a_layernorm = RMSNorm(Q_RANK, NORM_EPS)
-                self.q_b_proj = nn.Linear(Q_RANK, HEADS * (HEAD_DIM + ROPE_DIM), bias=False)
-                self.kv_a_proj_with_mqa = nn.Linear(DIM, KV_RANK + ROPE_DIM, bias=False)
-                self.kv_a_layernorm = RMSNorm(KV_RANK, NORM_EPS)
-                self.kv_b_proj = nn.Linear(KV_RANK, HEADS * 2 * HEAD_DIM, bias=False)
-                self.o_proj = nn.Linear(HEADS * HEAD_DIM, DIM, bias=False)
+                self.heads = heads
+                self.head_dim = head_dim
+                self.rope_dim = rope_dim
+                self.kv_rank = kv_rank
+                self.causal = causal
+                if q_rank > 0:
+                    self.q_a_proj = nn.Linear(dim, q_rank, bias=False)
+                    self.q_a_layernorm = RMSNorm(q_rank, norm_eps)
+                    self.q_b_proj = nn.Linear(q_rank, heads * (head_dim + rope_dim), bias=False)
+                else:
+                    self.q_proj = nn.Linear(dim, heads * (head_dim + rope_dim), bias=False)
+                self.kv_a_proj_with_mqa = nn.Linear(dim, kv_rank + rope_dim, bias=False)
+                self.kv_a_layernorm = RMSNorm(kv_rank, norm_eps)
+                self.kv_b_proj = nn.Linear(kv_rank, heads * 2 * head_dim, bias=False)
+                self.o_proj = nn.Linear(heads * head_dim, dim, bias=False)
+                self.indexer = indexer
 
             def forward(self, x, cos, sin):
-                q = split_heads(self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))), HEADS)
-                q_nope, q_rope = q.split([HEAD_DIM, ROPE_DIM], dim=-1)
+                if hasattr(self, "q_proj"):
+                    q = split_heads(self.q_proj(x), self.heads)
+                else:
+                    q = split_heads(self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))), self.heads)
+                q_nope, q_rope = q.split([self.head_dim, self.rope_dim], dim=-1)
                 q = torch.cat([q_nope, rotate(q_rope, cos, sin)], dim=-1)
-                latent, k_rope = self.kv_a_proj_with_mqa(x).split([KV_RANK, ROPE_DIM], dim=-1)
-                k_rope = rotate(k_rope.unsqueeze(1), cos, sin)  # [batch, 1, time, ROPE_DIM]: one rotary key for all heads
+                latent, k_rope = self.kv_a_proj_with_mqa(x).split([self.kv_rank, self.rope_dim], dim=-1)
+                k_rope = rotate(k_rope.unsqueeze(1), cos, sin)  # [batch, 1, time, rope_dim]: one rotary key for all heads
                 # kv_b_proj's rows are laid out per head as [k_nope | v].
-                k_nope, v = split_heads(self.kv_b_proj(self.kv_a_layernorm(latent)), HEADS).split([HEAD_DIM, HEAD_DIM], dim=-1)
-                k = torch.cat([k_nope, k_rope.expand(-1, HEADS, -1, -1)], dim=-1)
-                mixed = attend(q, k, v, causal=True)
+                k_nope, v = split_heads(self.kv_b_proj(self.kv_a_layernorm(latent)), self.heads).split([self.head_dim, self.head_dim], dim=-1)
+                k = torch.cat([k_nope, k_rope.expand(-1, self.heads, -1, -1)], dim=-1)
+                if self.indexer is None:
+                    mixed = attend(q, k, v, causal=self.causal)
+                else:
+                    index_keys = self.indexer.keys(x.detach())  # the indexer's loss must not reach the layers below
+                    if self.training:
+                        self.indexer.supervise(q, k, x, index_keys)  # the indexer learns which keys attention uses
+                    mixed = attend_kept(q, k, v, self.indexer.select(x, index_keys))  # each query sees its top-k past tokens
                 return self.o_proj(merge_heads(mixed))
+
+
+        # ---- from runtime/LlmEff.Runtime/Layers/expert_router.py ----
+
+        class ExpertRouter(nn.Module):
+            """Scores every expert for every token (softmax or sigmoid of x W^T, in fp32), picks the top `active`, and weighs
+            them by their unbiased scores, renormalised to sum to 1 when normalize_weights, times routed_scale. Balancing:
+            "aux_loss" leaves an auxiliary loss after each training forward; "aux_loss_free" keeps a selection bias, nudged
+            toward even load after each optimizer step, that shifts who is chosen; "none" does neither.
+            Loads are counted over the whole batch: under torchrun they are summed over the processes, so every process
+            sees what a single process training on the global batch would."""
+
+            def __init__(self, dim, experts, active, scoring, balance, aux_loss_weight=0.0, bias_update_rate=0.0,
+                         normalize_weights=True, routed_scale=1.0):
+                super().__init__()
+                if scoring not in ("softmax", "sigmoid"):
+                    raise ValueError(f"Router scoring {scoring!r} is not softmax or sigmoid.")
+                if balance not in ("none", "aux_loss", "aux_loss_free"):
+                    raise ValueError(f"Balancing {balance!r} is not none, aux_loss or aux_loss_free.")
+                self.experts = experts
+                self.active = active
+                self.scoring = scoring
+                self.balance = balance
+                self.aux_loss_weight = aux_loss_weight
+                self.bias_update_rate = bias_update_rate
+                self.normalize_weights = normalize_weights
+                self.routed_scale = routed_scale
+                self.weight = nn.Parameter(torch.empty(experts, dim))
+                if balance == "aux_loss_free":
+                    # DeepSeek-V3's name, so checkpoints line up; fp32 because the steps are tiny.
+                    self.register_buffer("e_score_correction_bias", torch.zeros(experts, dtype=torch.float32))
+                    self.register_buffer("load_since_update", torch.zeros(experts, dtype=torch.long), persistent=False)
+                self.auxiliary_loss = None  # left by each training forward for the trainer to take
+
+            def take_auxiliary_loss(self):
+                """The balancing loss the last training forward left (None when there is none), cleared so it is added once."""
+                loss, self.auxiliary_loss = self.auxiliary_loss, None
+                return loss
+
+            def forward(self, tokens):
+                """Chosen experts [tokens, active] and their weights [tokens, active] for tokens [tokens, dim]."""
+                logits = F.linear(tokens, self.weight).float()
+                scores = logits.softmax(-1) if self.scoring == "softmax" else logits.sigmoid()
+                with torch.no_grad():
+                    if self.balance == "aux_loss_free":
+                        chosen = (scores + self.e_score_correction_bias).topk(self.active, dim=-1).indices  # the bias decides who, never how much
+                    else:
+                        chosen = scores.topk(self.active, dim=-1).indices
+                weights = scores.gather(-1, chosen)
+                if self.normalize_weights:
+                    weights = weights / weights.sum(-1, keepdim=True)
+                if self.routed_scale != 1.0:
+                    weights = weights * self.routed_scale
+                balancing = self.balance == "aux_loss_free" or (self.balance == "aux_loss" and self.aux_loss_weight != 0)
+                if self.training and balancing:
+                    counts = torch.bincount(chosen.reshape(-1), minlength=self.experts)
+                    if dist.is_available() and dist.is_initialized():
+                        dist.all_reduce(counts)
+                    if self.balance == "aux_loss_free":
+                        self.load_since_update += counts
+                    else:
+                        # weight * experts * sum_e f_e P_e: f_e the share of slots expert e got (a constant), P_e its mean score.
+                        fractions = (counts.double() / counts.sum()).float()
+                        if self.scoring == "softmax":
+                            probabilities = scores
+                        else:
+                            probabilities = scores / scores.sum(-1, keepdim=True)  # sigmoid scores renormalised per token
+                        self.auxiliary_loss = (fractions * probabilities.mean(0)).sum() * (self.aux_loss_weight * self.experts)
+                return chosen, weights.to(tokens.dtype)
+
+            def update_selection_bias(self):
+                """After each optimizer step (aux_loss_free only): lower the bias of every expert loaded above the mean, raise
+                the others'."""
+                if self.balance != "aux_loss_free":
+                    return
+                counts = self.load_since_update.double()
+                self.load_since_update.zero_()
+                mean = counts.sum() / self.experts
+                if mean > 0:
+                    self.e_score_correction_bias += (self.bias_update_rate * torch.sign(mean - counts)).float()
 
 
         class FeedForward(nn.Module):
@@ -154,50 +267,13 @@ partial class DeepSeekV3Like
                 return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-        class ExpertRouter(nn.Module):
-            """Scores every expert for every token (sigmoid of x W^T, in fp32), picks the top 8, and weighs them by their
-            unbiased scores renormalised to sum to 1 times 2.5. A selection bias, nudged toward even load after each step, shifts who is chosen.
-            Loads are counted over the whole batch: under torchrun they are summed over the processes, so every process
-            sees what a single process training on the global batch would."""
-
-            def __init__(self):
-                super().__init__()
-                self.weight = nn.Parameter(torch.empty(EXPERTS, DIM))
-                # DeepSeek-V3's name, so checkpoints line up; fp32 because the steps are tiny.
-                self.register_buffer("e_score_correction_bias", torch.zeros(EXPERTS, dtype=torch.float32))
-                self.register_buffer("load_since_update", torch.zeros(EXPERTS, dtype=torch.long), persistent=False)
-
-            def forward(self, tokens):
-                """Chosen experts [tokens, k] and their weights [tokens, k] for tokens [tokens, DIM]."""
-                scores = F.linear(tokens, self.weight).float().sigmoid()
-                with torch.no_grad():
-                    chosen = (scores + self.e_score_correction_bias).topk(ACTIVE_EXPERTS, dim=-1).indices  # the bias decides who, never how much
-                weights = scores.gather(-1, chosen)
-                weights = weights / weights.sum(-1, keepdim=True)
-                weights = weights * 2.5
-                if self.training:
-                    counts = torch.bincount(chosen.reshape(-1), minlength=EXPERTS)
-                    if dist.is_available() and dist.is_initialized():
-                        dist.all_reduce(counts)
-                    self.load_since_update += counts
-                return chosen, weights.to(tokens.dtype)
-
-            def update_selection_bias(self):
-                """After each optimizer step: lower the bias of every expert loaded above the mean, raise the others'."""
-                counts = self.load_since_update.double()
-                self.load_since_update.zero_()
-                mean = counts.sum() / EXPERTS
-                if mean > 0:
-                    self.e_score_correction_bias += (BIAS_UPDATE_RATE * torch.sign(mean - counts)).float()
-
-
         class MixtureOfExperts(nn.Module):
             """Each token goes to 8 of 256 experts; 1 shared expert sees every token. Only chosen experts run, so
             unchosen ones get no gradient at all."""
 
             def __init__(self):
                 super().__init__()
-                self.gate = ExpertRouter()
+                self.gate = ExpertRouter(DIM, EXPERTS, ACTIVE_EXPERTS, "sigmoid", "aux_loss_free", bias_update_rate=BIAS_UPDATE_RATE, normalize_weights=True, routed_scale=2.5)
                 self.experts = nn.ModuleList(FeedForward(2048) for _ in range(EXPERTS))
                 self.shared_experts = FeedForward(2048)
 
@@ -219,7 +295,7 @@ partial class DeepSeekV3Like
             def __init__(self, routed_experts):
                 super().__init__()
                 self.input_layernorm = RMSNorm(DIM, NORM_EPS)
-                self.self_attn = LatentAttention()
+                self.self_attn = LatentAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, KV_RANK, Q_RANK, NORM_EPS, causal=True)
                 self.post_attention_layernorm = RMSNorm(DIM, NORM_EPS)
                 self.mlp = MixtureOfExperts() if routed_experts else FeedForward(18432)
 

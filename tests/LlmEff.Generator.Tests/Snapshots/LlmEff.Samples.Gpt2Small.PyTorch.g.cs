@@ -40,6 +40,8 @@ partial class Gpt2Small
         QUANT_FROM = None  # no [Quant]: nothing is fake-quantized
 
 
+        # ---- from runtime/LlmEff.Runtime/Layers/transposed_linear.py ----
+
         class TransposedLinear(nn.Module):
             """GPT-2's Conv1D: the weight is stored input x output, so GPT-2 names come with GPT-2's shapes."""
 
@@ -51,6 +53,8 @@ partial class Gpt2Small
             def forward(self, x):
                 return F.linear(x, self.weight.t(), self.bias)
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/attention.py ----
 
         _sdpa = getattr(F, "scaled_dot_product_attention", None)  # PyTorch 2.x; 1.13 has none
 
@@ -81,6 +85,12 @@ partial class Gpt2Small
         def merge_heads(x):
             """[batch, heads, time, d] -> [batch, time, heads * d]."""
             return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
+
+
+        def attend_kept(q, k, v, keep):
+            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
+            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
+            return attend(q, k, v, causal=False, score_bias=score_bias)
 
 
         class SelfAttention(nn.Module):

@@ -44,6 +44,8 @@ partial class Mixtral8x7B
         QUANT_FROM = None  # no [Quant]: nothing is fake-quantized
 
 
+        # ---- from runtime/LlmEff.Runtime/Layers/rms_norm.py ----
+
         class RMSNorm(nn.Module):
             """Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32
             even for bf16 activations: the sum over a wide row loses precision fast otherwise."""
@@ -58,6 +60,8 @@ partial class Mixtral8x7B
                 normalized = x32 * torch.rsqrt(x32.square().mean(-1, keepdim=True) + self.eps)
                 return normalized.to(x.dtype) * self.weight
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rotary_embedding.py ----
 
         class RotaryEmbedding(nn.Module):
             """cos/sin tables for rotary positions, computed in fp64 and cast, as the C# RotaryEmbedding does. Derived state:
@@ -77,6 +81,8 @@ partial class Mixtral8x7B
             half = x.shape[-1] // 2
             return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/attention.py ----
 
         _sdpa = getattr(F, "scaled_dot_product_attention", None)  # PyTorch 2.x; 1.13 has none
 
@@ -107,6 +113,92 @@ partial class Mixtral8x7B
         def merge_heads(x):
             """[batch, heads, time, d] -> [batch, time, heads * d]."""
             return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
+
+
+        def attend_kept(q, k, v, keep):
+            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
+            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
+            return attend(q, k, v, causal=False, score_bias=score_bias)
+
+
+        # ---- from runtime/LlmEff.Runtime/Layers/expert_router.py ----
+
+        class ExpertRouter(nn.Module):
+            """Scores every expert for every token (softmax or sigmoid of x W^T, in fp32), picks the top `active`, and weighs
+            them by their unbiased scores, renormalised to sum to 1 when normalize_weights, times routed_scale. Balancing:
+            "aux_loss" leaves an auxiliary loss after each training forward; "aux_loss_free" keeps a selection bias, nudged
+            toward even load after each optimizer step, that shifts who is chosen; "none" does neither.
+            Loads are counted over the whole batch: under torchrun they are summed over the processes, so every process
+            sees what a single process training on the global batch would."""
+
+            def __init__(self, dim, experts, active, scoring, balance, aux_loss_weight=0.0, bias_update_rate=0.0,
+                         normalize_weights=True, routed_scale=1.0):
+                super().__init__()
+                if scoring not in ("softmax", "sigmoid"):
+                    raise ValueError(f"Router scoring {scoring!r} is not softmax or sigmoid.")
+                if balance not in ("none", "aux_loss", "aux_loss_free"):
+                    raise ValueError(f"Balancing {balance!r} is not none, aux_loss or aux_loss_free.")
+                self.experts = experts
+                self.active = active
+                self.scoring = scoring
+                self.balance = balance
+                self.aux_loss_weight = aux_loss_weight
+                self.bias_update_rate = bias_update_rate
+                self.normalize_weights = normalize_weights
+                self.routed_scale = routed_scale
+                self.weight = nn.Parameter(torch.empty(experts, dim))
+                if balance == "aux_loss_free":
+                    # DeepSeek-V3's name, so checkpoints line up; fp32 because the steps are tiny.
+                    self.register_buffer("e_score_correction_bias", torch.zeros(experts, dtype=torch.float32))
+                    self.register_buffer("load_since_update", torch.zeros(experts, dtype=torch.long), persistent=False)
+                self.auxiliary_loss = None  # left by each training forward for the trainer to take
+
+            def take_auxiliary_loss(self):
+                """The balancing loss the last training forward left (None when there is none), cleared so it is added once."""
+                loss, self.auxiliary_loss = self.auxiliary_loss, None
+                return loss
+
+            def forward(self, tokens):
+                """Chosen experts [tokens, active] and their weights [tokens, active] for tokens [tokens, dim]."""
+                logits = F.linear(tokens, self.weight).float()
+                scores = logits.softmax(-1) if self.scoring == "softmax" else logits.sigmoid()
+                with torch.no_grad():
+                    if self.balance == "aux_loss_free":
+                        chosen = (scores + self.e_score_correction_bias).topk(self.active, dim=-1).indices  # the bias decides who, never how much
+                    else:
+                        chosen = scores.topk(self.active, dim=-1).indices
+                weights = scores.gather(-1, chosen)
+                if self.normalize_weights:
+                    weights = weights / weights.sum(-1, keepdim=True)
+                if self.routed_scale != 1.0:
+                    weights = weights * self.routed_scale
+                balancing = self.balance == "aux_loss_free" or (self.balance == "aux_loss" and self.aux_loss_weight != 0)
+                if self.training and balancing:
+                    counts = torch.bincount(chosen.reshape(-1), minlength=self.experts)
+                    if dist.is_available() and dist.is_initialized():
+                        dist.all_reduce(counts)
+                    if self.balance == "aux_loss_free":
+                        self.load_since_update += counts
+                    else:
+                        # weight * experts * sum_e f_e P_e: f_e the share of slots expert e got (a constant), P_e its mean score.
+                        fractions = (counts.double() / counts.sum()).float()
+                        if self.scoring == "softmax":
+                            probabilities = scores
+                        else:
+                            probabilities = scores / scores.sum(-1, keepdim=True)  # sigmoid scores renormalised per token
+                        self.auxiliary_loss = (fractions * probabilities.mean(0)).sum() * (self.aux_loss_weight * self.experts)
+                return chosen, weights.to(tokens.dtype)
+
+            def update_selection_bias(self):
+                """After each optimizer step (aux_loss_free only): lower the bias of every expert loaded above the mean, raise
+                the others'."""
+                if self.balance != "aux_loss_free":
+                    return
+                counts = self.load_since_update.double()
+                self.load_since_update.zero_()
+                mean = counts.sum() / self.experts
+                if mean > 0:
+                    self.e_score_correction_bias += (self.bias_update_rate * torch.sign(mean - counts)).float()
 
 
         class SelfAttention(nn.Module):
@@ -142,42 +234,13 @@ partial class Mixtral8x7B
                 return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-        class ExpertRouter(nn.Module):
-            """Scores every expert for every token (softmax of x W^T, in fp32), picks the top 2, and weighs them by their
-            unbiased scores renormalised to sum to 1. Each training forward leaves an auxiliary balancing loss.
-            Loads are counted over the whole batch: under torchrun they are summed over the processes, so every process
-            sees what a single process training on the global batch would."""
-
-            def __init__(self):
-                super().__init__()
-                self.weight = nn.Parameter(torch.empty(EXPERTS, DIM))
-                self.auxiliary_loss = None  # left by each training forward for the trainer to add
-
-            def forward(self, tokens):
-                """Chosen experts [tokens, k] and their weights [tokens, k] for tokens [tokens, DIM]."""
-                scores = F.linear(tokens, self.weight).float().softmax(-1)
-                with torch.no_grad():
-                    chosen = scores.topk(ACTIVE_EXPERTS, dim=-1).indices
-                weights = scores.gather(-1, chosen)
-                weights = weights / weights.sum(-1, keepdim=True)
-                if self.training:
-                    counts = torch.bincount(chosen.reshape(-1), minlength=EXPERTS)
-                    if dist.is_available() and dist.is_initialized():
-                        dist.all_reduce(counts)
-                    # weight * experts * sum_e f_e P_e: f_e the share of slots expert e got (a constant), P_e its mean score.
-                    fractions = (counts.double() / counts.sum()).float()
-                    probabilities = scores
-                    self.auxiliary_loss = (fractions * probabilities.mean(0)).sum() * (AUX_LOSS_WEIGHT * EXPERTS)
-                return chosen, weights.to(tokens.dtype)
-
-
         class MixtureOfExperts(nn.Module):
             """Each token goes to 2 of 8 experts. Only chosen experts run, so
             unchosen ones get no gradient at all."""
 
             def __init__(self):
                 super().__init__()
-                self.gate = ExpertRouter()
+                self.gate = ExpertRouter(DIM, EXPERTS, ACTIVE_EXPERTS, "softmax", "aux_loss", aux_loss_weight=AUX_LOSS_WEIGHT, normalize_weights=True)
                 self.experts = nn.ModuleList(FeedForward(14336) for _ in range(EXPERTS))
 
             def forward(self, x):
@@ -246,9 +309,10 @@ partial class Mixtral8x7B
                 None when there are none. The reported loss stays the next-token loss alone, as in the C# trainer."""
                 losses = []
                 for module in self.modules():
-                    if isinstance(module, ExpertRouter) and module.auxiliary_loss is not None:
-                        losses.append(module.auxiliary_loss)
-                        module.auxiliary_loss = None  # taken once
+                    take = getattr(module, "take_auxiliary_loss", None)
+                    loss = take() if take is not None else None  # taken once: the block forgets it
+                    if loss is not None:
+                        losses.append(loss)
                 return sum(losses) if losses else None
 
             def update_selection_bias(self):

@@ -40,7 +40,10 @@ partial class TinyDecoderFp4
         HAS_EXPERTS = False
         # [Quant]: fake quantization switches on at step floor(QUANT_FROM * steps), as in the C# trainer.
         QUANT_FROM = 0.8
+        QUANTIZATION = dict(fmt="mxfp4", block_size=32, clipped=False)  # QuantizedLinear's settings
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rms_norm.py ----
 
         class RMSNorm(nn.Module):
             """Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32
@@ -57,9 +60,7 @@ partial class TinyDecoderFp4
                 return normalized.to(x.dtype) * self.weight
 
 
-        # ---- MXFP4 fake quantization, bit-exact with LlmEff.Quantization.Quantizer ---------------------------------
-        # Every step is an exactly specified fp32 operation (exponents from frexp, powers of two from tables, true
-        # divisions, round-half-to-even), so both sides produce the same bits.
+        # ---- from runtime/LlmEff.Runtime/Quantization/e2m1.py ----
 
         E2M1_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
 
@@ -74,6 +75,8 @@ partial class TinyDecoderFp4
             return torch.where(torch.signbit(scaled), -values, values)
 
 
+        # ---- from runtime/LlmEff.Runtime/Quantization/e8m0.py ----
+
         def power_of_two_table(device):
             """E8M0 scale codes 0..255 as fp32: 2^(code - 127), code 255 is NaN."""
             table = torch.pow(2.0, torch.arange(256, dtype=torch.float64) - 127).float()
@@ -81,64 +84,115 @@ partial class TinyDecoderFp4
             return table.to(device)
 
 
-        def fake_quantize(weight):
-            """dequantize(quantize(weight)) for a weight [out, in], blocks of 32 along the input dimension, and the mask
-            of values that were not clipped. A block holding NaN or inf comes back NaN (the OCP MX rule)."""
+        # ---- from runtime/LlmEff.Runtime/Quantization/quantizer.py ----
+
+        # Fake quantization, bit-exact with LlmEff.Quantization.Quantizer: every step is an exactly specified fp32 operation
+        # (exponents from frexp, powers of two from tables, true divisions, round-half-to-even), so both sides produce the
+        # same bits.
+
+        QUANT_FORMATS = ("mxfp4", "nvfp4", "fp8_e4m3", "int4")
+
+
+        def fake_quantize(weight, fmt, block_size):
+            """dequantize(quantize(weight)) for a weight [out, in] in format fmt (one of QUANT_FORMATS), blocks of block_size
+            along the input dimension (fp8_e4m3 has one scale for the whole tensor and ignores it), and the mask of values
+            that were not clipped. A block holding NaN or inf comes back NaN (the OCP MX rule)."""
+            if fmt not in QUANT_FORMATS:
+                raise ValueError(f"Quantization format {fmt!r} is not one of {', '.join(QUANT_FORMATS)}.")
             rows = weight.float().reshape(-1, weight.shape[-1])
             columns = rows.shape[1]
-            padded = (columns + 32 - 1) // 32 * 32  # zero padding changes no scale
-            blocks = F.pad(rows, (0, padded - columns)).view(rows.shape[0], -1, 32)
+            if fmt == "fp8_e4m3":
+                finite = torch.isfinite(rows)
+                tensor_scale = torch.where(finite, rows.abs(), torch.zeros_like(rows)).max() / torch.tensor(448.0)
+                scaled = torch.where(tensor_scale > 0, rows / tensor_scale, torch.zeros_like(rows).copysign(rows))
+                values = torch.where(finite, round_to_e4m3(scaled), torch.full_like(rows, float("nan"))) * tensor_scale
+                in_range = finite & (scaled.abs() <= 448.0)
+                return values.reshape(weight.shape).to(weight.dtype), in_range.reshape(weight.shape)
+
+            padded = (columns + block_size - 1) // block_size * block_size  # zero padding changes no scale
+            blocks = F.pad(rows, (0, padded - columns)).view(rows.shape[0], -1, block_size)
             finite = torch.isfinite(blocks)
             block_finite = finite.all(-1, keepdim=True)
             magnitudes = torch.where(finite, blocks.abs(), torch.zeros_like(blocks))
             block_amax = magnitudes.amax(-1, keepdim=True)
-            # Shared scale 2^(floor(log2 amax) - 2): frexp's exponent is floor(log2 amax) + 1, so the E8M0 byte is it + 124.
-            _, exponent = torch.frexp(block_amax)
-            code = torch.where(block_amax > 0, (exponent + 124).clamp_min(0), torch.zeros_like(exponent))
-            code = torch.where(block_finite, code, torch.full_like(code, 255)).long()
-            scale = power_of_two_table(blocks.device)[code]
-            scaled = blocks / scale
-            elements = torch.where(block_finite, round_to_e2m1(scaled), torch.zeros_like(blocks))
-            values = elements * scale
-            in_range = scaled.abs() <= 6.0
+            if fmt == "mxfp4":
+                # Shared scale 2^(floor(log2 amax) - 2): frexp's exponent is floor(log2 amax) + 1, so the E8M0 byte is it + 124.
+                _, exponent = torch.frexp(block_amax)
+                code = torch.where(block_amax > 0, (exponent + 124).clamp_min(0), torch.zeros_like(exponent))
+                code = torch.where(block_finite, code, torch.full_like(code, 255)).long()
+                scale = power_of_two_table(blocks.device)[code]
+                scaled = blocks / scale
+                elements = torch.where(block_finite, round_to_e2m1(scaled), torch.zeros_like(blocks))
+                values = elements * scale
+                in_range = scaled.abs() <= 6.0
+            elif fmt == "nvfp4":
+                # Per-tensor fp32 scale amax / (448 * 6), per-block E4M3 scale (amax_block / 6) / tensor_scale.
+                tensor_scale = magnitudes.max() / torch.tensor(2688.0)
+                block_scale = torch.where(tensor_scale > 0, block_amax / torch.tensor(6.0) / tensor_scale, torch.zeros_like(block_amax))
+                block_scale = torch.where(block_finite, round_to_e4m3(block_scale), torch.full_like(block_amax, float("nan")))
+                scale = block_scale * tensor_scale
+                scaled = torch.where(scale > 0, blocks / scale, torch.zeros_like(blocks).copysign(blocks))
+                elements = torch.where(block_finite, round_to_e2m1(scaled), torch.zeros_like(blocks))
+                values = elements * scale
+                in_range = block_finite & (scaled.abs() <= 6.0)
+            else:
+                # Symmetric Int4: scale amax / 7 in fp32, levels -7..7 (round half to even).
+                scale = torch.where(block_finite, block_amax / torch.tensor(7.0), torch.full_like(block_amax, float("nan")))
+                scaled = torch.where(scale > 0, blocks / scale, torch.zeros_like(blocks))
+                values = scaled.clamp(-7.0, 7.0).round() * scale
+                in_range = block_finite & (scaled.abs() <= 7.0)
             values = values.reshape(rows.shape[0], -1)[:, :columns]
             in_range = in_range.reshape(rows.shape[0], -1)[:, :columns]
             return values.reshape(weight.shape).to(weight.dtype), in_range.reshape(weight.shape)
 
 
+        # ---- from runtime/LlmEff.Runtime/Quantization/straight_through.py ----
+
         class StraightThrough(torch.autograd.Function):
-            """Forward: the fake-quantized weight. Backward: the gradient unchanged (quantization treated as the identity)."""
+            """Forward: the fake-quantized weight. Backward: with clipped, the gradient where the value was within range and
+            zero where it was clipped; without, the gradient unchanged (quantization treated as the identity)."""
 
             @staticmethod
-            def forward(ctx, weight):
-                values, in_range = fake_quantize(weight)
-                del in_range  # plain STE needs no mask
+            def forward(ctx, weight, fmt, block_size, clipped):
+                values, in_range = fake_quantize(weight, fmt, block_size)
+                ctx.clipped = clipped
+                if clipped:
+                    ctx.save_for_backward(in_range)
                 return values
 
             @staticmethod
             def backward(ctx, grad):
-                return grad
+                weight_grad = grad * ctx.saved_tensors[0] if ctx.clipped else grad
+                return weight_grad, None, None, None  # the format, block size and flag take no gradient
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/quantized_linear.py ----
 
         class QuantizedLinear(nn.Module):
-            """A linear layer trained for MXFP4: with fake_quantize on, forward multiplies by the fake-quantized weight
-            and gradients pass straight through. Parameters are named and shaped as nn.Linear's (TransposedLinear's when
-            transposed), so checkpoints are those of the same model without [Quant]."""
+            """A linear layer trained for a quantization format (fmt, block_size: see fake_quantize): with fake_quantize on,
+            forward multiplies by the fake-quantized weight and gradients pass straight through (zeroed where clipped, when
+            clipped). Parameters are named and shaped as nn.Linear's (TransposedLinear's when transposed), so checkpoints
+            are those of the same model without [Quant]."""
 
-            def __init__(self, in_features, out_features, bias, transposed=False):
+            def __init__(self, in_features, out_features, bias, fmt, block_size, clipped, transposed=False):
                 super().__init__()
                 shape = (in_features, out_features) if transposed else (out_features, in_features)
                 self.weight = nn.Parameter(torch.empty(shape))
                 self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+                self.fmt = fmt
+                self.block_size = block_size
+                self.clipped = clipped
                 self.transposed = transposed
                 self.fake_quantize = False
 
             def forward(self, x):
                 weight = self.weight.t() if self.transposed else self.weight  # blocks run along the input dimension
                 if self.fake_quantize:
-                    weight = StraightThrough.apply(weight)
+                    weight = StraightThrough.apply(weight, self.fmt, self.block_size, self.clipped)
                 return F.linear(x, weight.to(x.dtype), self.bias)
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rotary_embedding.py ----
 
         class RotaryEmbedding(nn.Module):
             """cos/sin tables for rotary positions, computed in fp64 and cast, as the C# RotaryEmbedding does. Derived state:
@@ -158,6 +212,8 @@ partial class TinyDecoderFp4
             half = x.shape[-1] // 2
             return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/attention.py ----
 
         _sdpa = getattr(F, "scaled_dot_product_attention", None)  # PyTorch 2.x; 1.13 has none
 
@@ -190,16 +246,22 @@ partial class TinyDecoderFp4
             return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
 
 
+        def attend_kept(q, k, v, keep):
+            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
+            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
+            return attend(q, k, v, causal=False, score_bias=score_bias)
+
+
         class SelfAttention(nn.Module):
             """Causal self-attention, Full projections (distinct Q, K and V): 4 query heads and
             4 key/value heads of width 64."""
 
             def __init__(self):
                 super().__init__()
-                self.q_proj = QuantizedLinear(DIM, 256, bias=False)
-                self.k_proj = QuantizedLinear(DIM, 256, bias=False)
-                self.v_proj = QuantizedLinear(DIM, 256, bias=False)
-                self.o_proj = QuantizedLinear(256, DIM, bias=False)
+                self.q_proj = QuantizedLinear(DIM, 256, bias=False, **QUANTIZATION)
+                self.k_proj = QuantizedLinear(DIM, 256, bias=False, **QUANTIZATION)
+                self.v_proj = QuantizedLinear(DIM, 256, bias=False, **QUANTIZATION)
+                self.o_proj = QuantizedLinear(256, DIM, bias=False, **QUANTIZATION)
 
             def forward(self, x, cos, sin):
                 q = split_heads(self.q_proj(x), HEADS)
@@ -215,9 +277,9 @@ partial class TinyDecoderFp4
 
             def __init__(self):
                 super().__init__()
-                self.gate_proj = QuantizedLinear(DIM, 704, bias=False)
-                self.up_proj = QuantizedLinear(DIM, 704, bias=False)
-                self.down_proj = QuantizedLinear(704, DIM, bias=False)
+                self.gate_proj = QuantizedLinear(DIM, 704, bias=False, **QUANTIZATION)
+                self.up_proj = QuantizedLinear(DIM, 704, bias=False, **QUANTIZATION)
+                self.down_proj = QuantizedLinear(704, DIM, bias=False, **QUANTIZATION)
 
             def forward(self, x):
                 return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))

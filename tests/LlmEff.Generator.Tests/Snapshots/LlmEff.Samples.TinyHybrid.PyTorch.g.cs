@@ -43,6 +43,8 @@ partial class TinyHybrid
         QUANT_FROM = None  # no [Quant]: nothing is fake-quantized
 
 
+        # ---- from runtime/LlmEff.Runtime/Layers/rms_norm.py ----
+
         class RMSNorm(nn.Module):
             """Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32
             even for bf16 activations: the sum over a wide row loses precision fast otherwise."""
@@ -57,6 +59,8 @@ partial class TinyHybrid
                 normalized = x32 * torch.rsqrt(x32.square().mean(-1, keepdim=True) + self.eps)
                 return normalized.to(x.dtype) * self.weight
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rotary_embedding.py ----
 
         class RotaryEmbedding(nn.Module):
             """cos/sin tables for rotary positions, computed in fp64 and cast, as the C# RotaryEmbedding does. Derived state:
@@ -76,6 +80,8 @@ partial class TinyHybrid
             half = x.shape[-1] // 2
             return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/attention.py ----
 
         _sdpa = getattr(F, "scaled_dot_product_attention", None)  # PyTorch 2.x; 1.13 has none
 
@@ -108,6 +114,32 @@ partial class TinyHybrid
             return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
 
 
+        def attend_kept(q, k, v, keep):
+            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
+            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
+            return attend(q, k, v, causal=False, score_bias=score_bias)
+
+
+        # ---- from runtime/LlmEff.Runtime/Layers/short_conv.py ----
+
+        class ShortConv(nn.Module):
+            """LFM2's gated short convolution, the token mixer of the layers without attention: b, c, h = in_proj(x) in three
+            (Hugging Face's B, C, x), then out_proj(c * conv(b * h)) with a causal depthwise convolution over `kernel` tokens.
+            Names are Hugging Face Lfm2ShortConv's."""
+
+            def __init__(self, dim, kernel, bias):
+                super().__init__()
+                self.in_proj = nn.Linear(dim, 3 * dim, bias=bias)
+                # Padded on both sides, as Hugging Face's is: forward keeps the first `time` outputs, the causal ones.
+                self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel - 1, groups=dim, bias=bias)
+                self.out_proj = nn.Linear(dim, dim, bias=bias)
+
+            def forward(self, x):
+                b, c, h = self.in_proj(x).chunk(3, dim=-1)
+                convolved = self.conv((b * h).transpose(1, 2))[..., :x.shape[1]]  # channels first for the convolution
+                return self.out_proj(c * convolved.transpose(1, 2))
+
+
         class SelfAttention(nn.Module):
             """Causal self-attention, Full projections (distinct Q, K and V): 4 query heads and
             4 key/value heads of width 64.
@@ -133,24 +165,6 @@ partial class TinyHybrid
                 return self.o_proj(merge_heads(mixed))
 
 
-        class ShortConv(nn.Module):
-            """LFM2's gated short convolution, the token mixer of the layers without attention: b, c, h = in_proj(x) in three
-            (Hugging Face's B, C, x), then out_proj(c * conv(b * h)) with a causal depthwise convolution over CONV_KERNEL tokens.
-            Names are Hugging Face Lfm2ShortConv's."""
-
-            def __init__(self):
-                super().__init__()
-                self.in_proj = nn.Linear(DIM, 3 * DIM, bias=False)
-                # Padded on both sides, as Hugging Face's is: forward keeps the first `time` outputs, the causal ones.
-                self.conv = nn.Conv1d(DIM, DIM, CONV_KERNEL, padding=CONV_KERNEL - 1, groups=DIM, bias=False)
-                self.out_proj = nn.Linear(DIM, DIM, bias=False)
-
-            def forward(self, x):
-                b, c, h = self.in_proj(x).chunk(3, dim=-1)
-                convolved = self.conv((b * h).transpose(1, 2))[..., :x.shape[1]]  # channels first for the convolution
-                return self.out_proj(c * convolved.transpose(1, 2))
-
-
         class FeedForward(nn.Module):
             """SwiGLU feed-forward: down(silu(gate(x)) * up(x))."""
 
@@ -171,7 +185,7 @@ partial class TinyHybrid
                 super().__init__()
                 self.input_layernorm = RMSNorm(DIM, NORM_EPS)
                 self.self_attn = SelfAttention() if attention else None
-                self.conv = None if attention else ShortConv()
+                self.conv = None if attention else ShortConv(DIM, CONV_KERNEL, bias=False)
                 self.post_attention_layernorm = RMSNorm(DIM, NORM_EPS)
                 self.mlp = FeedForward()
 

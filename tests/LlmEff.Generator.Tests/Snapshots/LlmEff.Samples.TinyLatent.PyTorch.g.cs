@@ -44,6 +44,8 @@ partial class TinyLatent
         QUANT_FROM = None  # no [Quant]: nothing is fake-quantized
 
 
+        # ---- from runtime/LlmEff.Runtime/Layers/rms_norm.py ----
+
         class RMSNorm(nn.Module):
             """Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32
             even for bf16 activations: the sum over a wide row loses precision fast otherwise."""
@@ -58,6 +60,8 @@ partial class TinyLatent
                 normalized = x32 * torch.rsqrt(x32.square().mean(-1, keepdim=True) + self.eps)
                 return normalized.to(x.dtype) * self.weight
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rotary_embedding.py ----
 
         class RotaryEmbedding(nn.Module):
             """cos/sin tables for rotary positions, computed in fp64 and cast, as the C# RotaryEmbedding does. Derived state:
@@ -77,6 +81,8 @@ partial class TinyLatent
             half = x.shape[-1] // 2
             return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/attention.py ----
 
         _sdpa = getattr(F, "scaled_dot_product_attention", None)  # PyTorch 2.x; 1.13 has none
 
@@ -109,32 +115,59 @@ partial class TinyLatent
             return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
 
 
-        class LatentAttention(nn.Module):
-            """DeepSeek's multi-head latent attention (causal): keys and values of every head are expanded (kv_b_proj)
-            from one normalised latent of KV_RANK elements per token; position enters only through a separate rotary part,
-            one ROPE_DIM-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(HEAD_DIM + ROPE_DIM).
-            Names are Hugging Face DeepseekV3Attention's."""
+        def attend_kept(q, k, v, keep):
+            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
+            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
+            return attend(q, k, v, causal=False, score_bias=score_bias)
 
-            def __init__(self):
+
+        # ---- from runtime/LlmEff.Runtime/Layers/latent_attention.py ----
+
+        class LatentAttention(nn.Module):
+            """DeepSeek's multi-head latent attention: keys and values of every head are expanded (kv_b_proj) from one
+            normalised latent of kv_rank elements per token; position enters only through a separate rotary part, one
+            rope_dim-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(head_dim + rope_dim). The query
+            is projected directly (q_rank 0) or through a normalised q_rank-wide compression. With an indexer (a
+            LightningIndexer) each query attends only to the keys it selects. Names are Hugging Face DeepseekV3Attention's."""
+
+            def __init__(self, dim, heads, head_dim, rope_dim, kv_rank, q_rank, norm_eps, causal, indexer=None):
                 super().__init__()
-                self.q_a_proj = nn.Linear(DIM, Q_RANK, bias=False)
-                self.q_a_layernorm = RMSNorm(Q_RANK, NORM_EPS)
-                self.q_b_proj = nn.Linear(Q_RANK, HEADS * (HEAD_DIM + ROPE_DIM), bias=False)
-                self.kv_a_proj_with_mqa = nn.Linear(DIM, KV_RANK + ROPE_DIM, bias=False)
-                self.kv_a_layernorm = RMSNorm(KV_RANK, NORM_EPS)
-                self.kv_b_proj = nn.Linear(KV_RANK, HEADS * 2 * HEAD_DIM, bias=False)
-                self.o_proj = nn.Linear(HEADS * HEAD_DIM, DIM, bias=False)
+                self.heads = heads
+                self.head_dim = head_dim
+                self.rope_dim = rope_dim
+                self.kv_rank = kv_rank
+                self.causal = causal
+                if q_rank > 0:
+                    self.q_a_proj = nn.Linear(dim, q_rank, bias=False)
+                    self.q_a_layernorm = RMSNorm(q_rank, norm_eps)
+                    self.q_b_proj = nn.Linear(q_rank, heads * (head_dim + rope_dim), bias=False)
+                else:
+                    self.q_proj = nn.Linear(dim, heads * (head_dim + rope_dim), bias=False)
+                self.kv_a_proj_with_mqa = nn.Linear(dim, kv_rank + rope_dim, bias=False)
+                self.kv_a_layernorm = RMSNorm(kv_rank, norm_eps)
+                self.kv_b_proj = nn.Linear(kv_rank, heads * 2 * head_dim, bias=False)
+                self.o_proj = nn.Linear(heads * head_dim, dim, bias=False)
+                self.indexer = indexer
 
             def forward(self, x, cos, sin):
-                q = split_heads(self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))), HEADS)
-                q_nope, q_rope = q.split([HEAD_DIM, ROPE_DIM], dim=-1)
+                if hasattr(self, "q_proj"):
+                    q = split_heads(self.q_proj(x), self.heads)
+                else:
+                    q = split_heads(self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))), self.heads)
+                q_nope, q_rope = q.split([self.head_dim, self.rope_dim], dim=-1)
                 q = torch.cat([q_nope, rotate(q_rope, cos, sin)], dim=-1)
-                latent, k_rope = self.kv_a_proj_with_mqa(x).split([KV_RANK, ROPE_DIM], dim=-1)
-                k_rope = rotate(k_rope.unsqueeze(1), cos, sin)  # [batch, 1, time, ROPE_DIM]: one rotary key for all heads
+                latent, k_rope = self.kv_a_proj_with_mqa(x).split([self.kv_rank, self.rope_dim], dim=-1)
+                k_rope = rotate(k_rope.unsqueeze(1), cos, sin)  # [batch, 1, time, rope_dim]: one rotary key for all heads
                 # kv_b_proj's rows are laid out per head as [k_nope | v].
-                k_nope, v = split_heads(self.kv_b_proj(self.kv_a_layernorm(latent)), HEADS).split([HEAD_DIM, HEAD_DIM], dim=-1)
-                k = torch.cat([k_nope, k_rope.expand(-1, HEADS, -1, -1)], dim=-1)
-                mixed = attend(q, k, v, causal=True)
+                k_nope, v = split_heads(self.kv_b_proj(self.kv_a_layernorm(latent)), self.heads).split([self.head_dim, self.head_dim], dim=-1)
+                k = torch.cat([k_nope, k_rope.expand(-1, self.heads, -1, -1)], dim=-1)
+                if self.indexer is None:
+                    mixed = attend(q, k, v, causal=self.causal)
+                else:
+                    index_keys = self.indexer.keys(x.detach())  # the indexer's loss must not reach the layers below
+                    if self.training:
+                        self.indexer.supervise(q, k, x, index_keys)  # the indexer learns which keys attention uses
+                    mixed = attend_kept(q, k, v, self.indexer.select(x, index_keys))  # each query sees its top-k past tokens
                 return self.o_proj(merge_heads(mixed))
 
 
@@ -157,7 +190,7 @@ partial class TinyLatent
             def __init__(self):
                 super().__init__()
                 self.input_layernorm = RMSNorm(DIM, NORM_EPS)
-                self.self_attn = LatentAttention()
+                self.self_attn = LatentAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, KV_RANK, Q_RANK, NORM_EPS, causal=True)
                 self.post_attention_layernorm = RMSNorm(DIM, NORM_EPS)
                 self.mlp = FeedForward()
 

@@ -38,12 +38,13 @@ partial class TinySparse
         ROPE_THETA = 10000.0
         INDEXER_HEADS = 4
         INDEXER_DIM = 32
-        INDEXER_SCALE = 1.0 / math.sqrt(INDEXER_HEADS * INDEXER_DIM)
         TOP_K = 32  # keys each query attends to
         # Routed experts make which parameters receive gradients depend on the batch (DDP must be told).
         HAS_EXPERTS = False
         QUANT_FROM = None  # no [Quant]: nothing is fake-quantized
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rms_norm.py ----
 
         class RMSNorm(nn.Module):
             """Root-mean-square norm with a learned scale (no bias, no mean removal). The mean square is taken in fp32
@@ -59,6 +60,8 @@ partial class TinySparse
                 normalized = x32 * torch.rsqrt(x32.square().mean(-1, keepdim=True) + self.eps)
                 return normalized.to(x.dtype) * self.weight
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/rotary_embedding.py ----
 
         class RotaryEmbedding(nn.Module):
             """cos/sin tables for rotary positions, computed in fp64 and cast, as the C# RotaryEmbedding does. Derived state:
@@ -78,6 +81,8 @@ partial class TinySparse
             half = x.shape[-1] // 2
             return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
+
+        # ---- from runtime/LlmEff.Runtime/Layers/attention.py ----
 
         _sdpa = getattr(F, "scaled_dot_product_attention", None)  # PyTorch 2.x; 1.13 has none
 
@@ -100,12 +105,6 @@ partial class TinySparse
             return scores.softmax(-1) @ v
 
 
-        def attend_kept(q, k, v, keep):
-            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
-            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
-            return attend(q, k, v, causal=False, score_bias=score_bias)
-
-
         def split_heads(x, heads):
             """[batch, time, heads * d] -> [batch, heads, time, d]."""
             return x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
@@ -116,50 +115,67 @@ partial class TinySparse
             return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
 
 
+        def attend_kept(q, k, v, keep):
+            """attend() over the keys a boolean mask keep [batch, 1, time, keys] keeps (true = attend; every row keeps one at least)."""
+            score_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, float("-inf"))
+            return attend(q, k, v, causal=False, score_bias=score_bias)
+
+
+        # ---- from runtime/LlmEff.Runtime/Layers/lightning_indexer.py ----
+
         def visible_keys(time, keys, device):
             """[time, keys]: query t sees key s when s <= t."""
             return torch.ones(time, keys, dtype=torch.bool, device=device).tril()
 
 
         class LightningIndexer(nn.Module):
-            """DeepSeek-V3.2's lightning indexer: picks the TOP_K past tokens each query attends to. Index score
-            I(t, s) = INDEXER_SCALE * sum_j w_j(t) * relu(q_j(t) . k(s)) over INDEXER_HEADS heads, with one key per token
-            shared by the heads. Selection passes no gradient; the indexer learns from a KL loss toward the attention it
-            stands in for (supervise), on a detached input, so that the loss trains the indexer alone."""
+            """DeepSeek-V3.2's lightning indexer: picks the top_k past tokens each query attends to. Index score
+            I(t, s) = scale * sum_j w_j(t) * relu(q_j(t) . k(s)) over `heads` heads, with one key per token shared by the
+            heads, scale = 1 / sqrt(heads * head_dim). Selection passes no gradient; the indexer learns from a KL loss toward
+            the attention it stands in for (supervise), on a detached input, so that the loss trains the indexer alone."""
 
-            def __init__(self):
+            def __init__(self, dim, heads, head_dim, top_k):
                 super().__init__()
-                self.wq = nn.Linear(DIM, INDEXER_HEADS * INDEXER_DIM, bias=False)
-                self.wk = nn.Linear(DIM, INDEXER_DIM, bias=False)
-                self.weights_proj = nn.Linear(DIM, INDEXER_HEADS, bias=False)
-                self.auxiliary_loss = None  # left by each training forward for the trainer to add
+                self.heads = heads
+                self.head_dim = head_dim
+                self.top_k = top_k
+                self.scale = 1.0 / math.sqrt(heads * head_dim)
+                self.wq = nn.Linear(dim, heads * head_dim, bias=False)
+                self.wk = nn.Linear(dim, head_dim, bias=False)
+                self.weights_proj = nn.Linear(dim, heads, bias=False)
+                self.auxiliary_loss = None  # left by each training forward for the trainer to take
+
+            def take_auxiliary_loss(self):
+                """The KL loss the last training forward left (None when there is none), cleared so it is added once."""
+                loss, self.auxiliary_loss = self.auxiliary_loss, None
+                return loss
 
             def keys(self, x):
-                """Index keys [batch, time, INDEXER_DIM] of x [batch, time, DIM]."""
+                """Index keys [batch, time, head_dim] of x [batch, time, dim]."""
                 return self.wk(x)
 
             def scores(self, x, keys):
                 """Index scores [batch, time, keys] of queries x over index keys, unmasked."""
                 batch, time = x.shape[0], x.shape[1]
-                queries = self.wq(x).view(batch, time * INDEXER_HEADS, INDEXER_DIM)
-                dots = (queries @ keys.transpose(1, 2)).view(batch, time, INDEXER_HEADS, keys.shape[1]).relu()
-                return (dots * self.weights_proj(x).unsqueeze(-1)).sum(2) * INDEXER_SCALE
+                queries = self.wq(x).view(batch, time * self.heads, self.head_dim)
+                dots = (queries @ keys.transpose(1, 2)).view(batch, time, self.heads, keys.shape[1]).relu()
+                return (dots * self.weights_proj(x).unsqueeze(-1)).sum(2) * self.scale
 
             @torch.no_grad()
             def select(self, x, keys):
-                """Keep-mask [batch, 1, time, keys]: key s is kept for query t when s <= t and s is among t's TOP_K highest index
+                """Keep-mask [batch, 1, time, keys]: key s is kept for query t when s <= t and s is among t's top_k highest index
                 scores, ranked at bf16 precision so that scores differing only in their last bits tie. Ties go to the more
-                recent key. Rows with at most TOP_K visible keys keep them all."""
+                recent key. Rows with at most top_k visible keys keep them all."""
                 count = keys.shape[1]
                 visible = visible_keys(x.shape[1], count, x.device)
-                if count <= TOP_K:
+                if count <= self.top_k:
                     return visible.expand(x.shape[0], -1, -1).unsqueeze(1)
                 scores = self.scores(x, keys).to(torch.bfloat16).float()
                 # Keys in reverse order and a stable descending sort: among equal scores the later key comes first.
                 reversed_scores = scores.masked_fill(~visible, float("-inf")).flip(-1)
-                order = reversed_scores.sort(dim=-1, descending=True, stable=True).indices[..., :TOP_K]
+                order = reversed_scores.sort(dim=-1, descending=True, stable=True).indices[..., :self.top_k]
                 chosen = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, count - 1 - order, True)
-                return (chosen & visible).unsqueeze(1)  # rows seeing fewer than TOP_K keys picked hidden ones too
+                return (chosen & visible).unsqueeze(1)  # rows seeing fewer than top_k keys picked hidden ones too
 
             def supervise(self, q, k, x, index_keys):
                 """Training: leaves KL(p_attention || p_index) per query, averaged over queries, as self.auxiliary_loss.
@@ -187,7 +203,7 @@ partial class TinySparse
                 self.k_proj = nn.Linear(DIM, 256, bias=False)
                 self.v_proj = nn.Linear(DIM, 256, bias=False)
                 self.o_proj = nn.Linear(256, DIM, bias=False)
-                self.indexer = LightningIndexer()
+                self.indexer = LightningIndexer(DIM, INDEXER_HEADS, INDEXER_DIM, TOP_K)
 
             def forward(self, x, cos, sin):
                 q = split_heads(self.q_proj(x), HEADS)
@@ -268,9 +284,10 @@ partial class TinySparse
                 loss (unweighted, as the C# trainer adds them); None when there are none. The reported loss stays the next-token loss alone."""
                 losses = []
                 for module in self.modules():
-                    if isinstance(module, LightningIndexer) and module.auxiliary_loss is not None:
-                        losses.append(module.auxiliary_loss)
-                        module.auxiliary_loss = None  # taken once
+                    take = getattr(module, "take_auxiliary_loss", None)
+                    loss = take() if take is not None else None  # taken once: the block forgets it
+                    if loss is not None:
+                        losses.append(loss)
                 return sum(losses) if losses else None
 
             def update_selection_bias(self):

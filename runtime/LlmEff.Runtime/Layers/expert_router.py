@@ -1,0 +1,82 @@
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ExpertRouter(nn.Module):
+    """Scores every expert for every token (softmax or sigmoid of x W^T, in fp32), picks the top `active`, and weighs
+    them by their unbiased scores, renormalised to sum to 1 when normalize_weights, times routed_scale. Balancing:
+    "aux_loss" leaves an auxiliary loss after each training forward; "aux_loss_free" keeps a selection bias, nudged
+    toward even load after each optimizer step, that shifts who is chosen; "none" does neither.
+    Loads are counted over the whole batch: under torchrun they are summed over the processes, so every process
+    sees what a single process training on the global batch would."""
+
+    def __init__(self, dim, experts, active, scoring, balance, aux_loss_weight=0.0, bias_update_rate=0.0,
+                 normalize_weights=True, routed_scale=1.0):
+        super().__init__()
+        if scoring not in ("softmax", "sigmoid"):
+            raise ValueError(f"Router scoring {scoring!r} is not softmax or sigmoid.")
+        if balance not in ("none", "aux_loss", "aux_loss_free"):
+            raise ValueError(f"Balancing {balance!r} is not none, aux_loss or aux_loss_free.")
+        self.experts = experts
+        self.active = active
+        self.scoring = scoring
+        self.balance = balance
+        self.aux_loss_weight = aux_loss_weight
+        self.bias_update_rate = bias_update_rate
+        self.normalize_weights = normalize_weights
+        self.routed_scale = routed_scale
+        self.weight = nn.Parameter(torch.empty(experts, dim))
+        if balance == "aux_loss_free":
+            # DeepSeek-V3's name, so checkpoints line up; fp32 because the steps are tiny.
+            self.register_buffer("e_score_correction_bias", torch.zeros(experts, dtype=torch.float32))
+            self.register_buffer("load_since_update", torch.zeros(experts, dtype=torch.long), persistent=False)
+        self.auxiliary_loss = None  # left by each training forward for the trainer to take
+
+    def take_auxiliary_loss(self):
+        """The balancing loss the last training forward left (None when there is none), cleared so it is added once."""
+        loss, self.auxiliary_loss = self.auxiliary_loss, None
+        return loss
+
+    def forward(self, tokens):
+        """Chosen experts [tokens, active] and their weights [tokens, active] for tokens [tokens, dim]."""
+        logits = F.linear(tokens, self.weight).float()
+        scores = logits.softmax(-1) if self.scoring == "softmax" else logits.sigmoid()
+        with torch.no_grad():
+            if self.balance == "aux_loss_free":
+                chosen = (scores + self.e_score_correction_bias).topk(self.active, dim=-1).indices  # the bias decides who, never how much
+            else:
+                chosen = scores.topk(self.active, dim=-1).indices
+        weights = scores.gather(-1, chosen)
+        if self.normalize_weights:
+            weights = weights / weights.sum(-1, keepdim=True)
+        if self.routed_scale != 1.0:
+            weights = weights * self.routed_scale
+        balancing = self.balance == "aux_loss_free" or (self.balance == "aux_loss" and self.aux_loss_weight != 0)
+        if self.training and balancing:
+            counts = torch.bincount(chosen.reshape(-1), minlength=self.experts)
+            if dist.is_available() and dist.is_initialized():
+                dist.all_reduce(counts)
+            if self.balance == "aux_loss_free":
+                self.load_since_update += counts
+            else:
+                # weight * experts * sum_e f_e P_e: f_e the share of slots expert e got (a constant), P_e its mean score.
+                fractions = (counts.double() / counts.sum()).float()
+                if self.scoring == "softmax":
+                    probabilities = scores
+                else:
+                    probabilities = scores / scores.sum(-1, keepdim=True)  # sigmoid scores renormalised per token
+                self.auxiliary_loss = (fractions * probabilities.mean(0)).sum() * (self.aux_loss_weight * self.experts)
+        return chosen, weights.to(tokens.dtype)
+
+    def update_selection_bias(self):
+        """After each optimizer step (aux_loss_free only): lower the bias of every expert loaded above the mean, raise
+        the others'."""
+        if self.balance != "aux_loss_free":
+            return
+        counts = self.load_since_update.double()
+        self.load_since_update.zero_()
+        mean = counts.sum() / self.experts
+        if mean > 0:
+            self.e_score_correction_bias += (self.bias_update_rate * torch.sign(mean - counts)).float()
