@@ -88,6 +88,14 @@ public sealed class ModelDeclarationAnalyzerTests
         Verify.Diagnostic("LLM007").WithLocation(3).WithArguments("HeadDim", 33, "rotary positions rotate channel pairs, so the head width must be even"));
 
     [Fact]
+    public Task LLM007_a_depth_beyond_the_layout_plans_bound_is_out_of_range() => Verify.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 64, Dim = 64, {|#0:Layers = 2000000000|}, Context = 16)]
+        public partial class Deep;
+        """,
+        Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("Layers", 2000000000, "at most 10,000 layers"));
+
+    [Fact]
     public Task LLM008_overflowing_sizes_are_refused() => Verify.VerifyAsync("""
         using LlmEff;
         [{|#0:Model(Vocab = 2000000000, Dim = 2000000000, Layers = 2000000000, Context = 2000000000)|}]

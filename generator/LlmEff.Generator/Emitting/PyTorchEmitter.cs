@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using LlmEff.Generator.Model;
+using LlmEff.Generator.Planning;
 
 namespace LlmEff.Generator.Emitting;
 
@@ -100,7 +101,9 @@ internal static class PyTorchEmitter
         private readonly ModelSizes sizes;
         private readonly TypeTarget target;
         private readonly Planning.NamingScheme names;
+        private readonly LayoutPlan plan;
         private readonly AttentionSpec a;
+        private readonly AttentionPlan? attention;
         private readonly bool rope;
         private readonly bool fused;
         private readonly LatentSpec? latent;
@@ -113,36 +116,35 @@ internal static class PyTorchEmitter
             sizes = model.Sizes;
             target = model.Target;
             names = model.Plan.Names;
+            plan = model.Plan;
             a = spec.Attention;
-            rope = spec.Positions == PositionKind.Rope;
+            attention = plan.Attention;
+            // Rotary tables the stack owns and hands to attention layers (latent attention owns its own).
+            rope = plan.StackRotary is not null;
             fused = names.FusedProjections;
             latent = a.Latent;
             hybrid = spec.Hybrid;
             sparse = spec.Sparse;
         }
 
-        private bool Sharing => a.ShareKvEvery > 1;
-        private bool SwiGlu => spec.Mlp.Activation == ActivationKind.SwiGlu;
-        private bool MixedFeedForward => spec.Moe is { FirstLayer: > 0 };
-        private bool QuantizesAttention => spec.Quant?.Targets(QuantTargetKind.Attention) == true;
-        private bool QuantizesDense => spec.Quant?.Targets(QuantTargetKind.Mlp) == true;
-        private bool QuantizesExperts => spec.Moe is not null && spec.Quant?.Targets(QuantTargetKind.Experts) == true;
-        private bool HasDenseFeedForward => spec.Moe is not { } m || m.FirstLayer > 0 || m.Shared > 0;
-        private bool AnyQuantized => QuantizesAttention || (QuantizesDense && HasDenseFeedForward) || QuantizesExperts;
+        private bool Sharing => plan.SharesKeyValues;
+        private bool MixedFeedForward => plan.MixedFeedForward;
+        private bool QuantizesAttention => attention is { Quantized: true };
+        private bool AnyQuantized => QuantizesAttention || plan.FeedForwardQuantization != FeedForwardQuantization.None;
         private string Bias => spec.Bias ? "True" : "False";
         private string Causal => spec.Causal ? "True" : "False";
 
         /// <summary>Inputs a layer takes besides the hidden states.</summary>
-        private string LayerArguments => (rope ? ", cos, sin" : "") + (Sharing ? ", shared" : "");
+        private string LayerArguments => (plan.Takes(LayerInputs.RotaryAngles) ? ", cos, sin" : "") + (plan.Takes(LayerInputs.KeyValueShare) ? ", shared" : "");
 
         public string Write()
         {
             WriteHeader();
             WriteConstants();
             foreach (var block in RuntimeBlocks()) w.Text(PythonRuntime.Included(block)).Line().Line();
-            if (latent is null) WriteAttention();
+            if (attention is not null) WriteAttention(attention);
             WriteFeedForward();
-            if (spec.Moe is { } moe) WriteMixture(moe);
+            if (plan.Mixture is { } mixture) WriteMixture(mixture);
             WriteLayer();
             WriteStack();
             WriteModel();
@@ -155,7 +157,7 @@ internal static class PyTorchEmitter
         {
             var blocks = new List<string>();
             // nn.LayerNorm has the same parameters (weight, bias) and maths; per-head Q/K norms and latent norms are RMSNorms.
-            if (spec.Norm != NormKind.LayerNorm || a.QkNorm || latent is not null) blocks.Add("Layers/rms_norm.py");
+            if (plan.MixerNorm.Kind != NormKind.LayerNorm || attention?.KeyNorm is not null || latent is not null) blocks.Add("Layers/rms_norm.py");
             if (fused) blocks.Add("Layers/transposed_linear.py");
             if (AnyQuantized)
             {
@@ -167,13 +169,13 @@ internal static class PyTorchEmitter
                 blocks.Add("Quantization/straight_through.py");
                 blocks.Add("Layers/quantized_linear.py");
             }
-            if (rope) blocks.Add("Layers/rotary_embedding.py");
+            if (rope || plan.Latent is not null) blocks.Add("Layers/rotary_embedding.py");
             blocks.Add("Layers/attention.py");
-            if (a.BreakSymmetry) blocks.Add("Layers/positional_score_mixer.py");
-            if (sparse is not null) blocks.Add("Layers/lightning_indexer.py");
-            if (latent is not null) blocks.Add("Layers/latent_attention.py");
-            if (hybrid is not null) blocks.Add("Layers/short_conv.py");
-            if (spec.Moe is not null) blocks.Add("Layers/expert_router.py");
+            if (attention is { ScoreMixer: true }) blocks.Add("Layers/positional_score_mixer.py");
+            if (plan.Indexer is not null) blocks.Add("Layers/lightning_indexer.py");
+            if (plan.Latent is not null) blocks.Add("Layers/latent_attention.py");
+            if (plan.Conv is not null) blocks.Add("Layers/short_conv.py");
+            if (plan.Mixture is not null) blocks.Add("Layers/expert_router.py");
             return blocks;
         }
 
@@ -189,8 +191,8 @@ internal static class PyTorchEmitter
         private static string PythonBool(bool value) => value ? "True" : "False";
 
         /// <summary>LatentAttention's construction, with its indexer when the attention is sparse.</summary>
-        private string NewLatentAttention(LatentSpec l) =>
-            $"LatentAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, KV_RANK, {(l.QRank > 0 ? "Q_RANK" : "0")}, NORM_EPS, causal={Causal}"
+        private string NewLatentAttention(LatentPlan l) =>
+            $"LatentAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, KV_RANK, {(l.QRank > 0 ? "Q_RANK" : "0")}, NORM_EPS, CONTEXT, ROPE_THETA, causal={Causal}"
             + (sparse is not null ? $", indexer={NewIndexer}" : "") + ")";
 
         private const string NewIndexer = "LightningIndexer(DIM, INDEXER_HEADS, INDEXER_DIM, TOP_K)";
@@ -255,7 +257,7 @@ internal static class PyTorchEmitter
              .Line($"KV_HEADS = {a.KvHeads}")
              .Line(latent is null ? $"HEAD_DIM = {a.HeadDim}" : $"HEAD_DIM = {a.HeadDim}  # the position-free part of a query/key head, and a value head")
              .Line($"NORM_EPS = {D(spec.NormEps)}");
-            if (rope) w.Line($"ROPE_THETA = {D(spec.RopeTheta)}");
+            if ((plan.StackRotary?.Theta ?? plan.Latent?.RopeTheta) is { } theta) w.Line($"ROPE_THETA = {D(theta)}");
             if (latent is { } l)
             {
                 w.Line($"KV_RANK = {l.KvRank}  # the normalised latent keys and values are expanded from")
@@ -290,7 +292,7 @@ internal static class PyTorchEmitter
             w.Line().Line();
         }
 
-        private string NewNorm() => spec.Norm == NormKind.LayerNorm ? "nn.LayerNorm(DIM, eps=NORM_EPS)" : "RMSNorm(DIM, NORM_EPS)";
+        private static string NewNorm(NormPlan norm) => norm.Kind == NormKind.LayerNorm ? "nn.LayerNorm(DIM, eps=NORM_EPS)" : "RMSNorm(DIM, NORM_EPS)";
 
         /// <summary>A linear layer of the naming scheme, quantization-aware where <paramref name="quantized"/> says so
         /// (a Python expression: "True", "False" or a variable).</summary>
@@ -306,19 +308,16 @@ internal static class PyTorchEmitter
             };
         }
 
-        private void WriteAttention()
+        private void WriteAttention(AttentionPlan attention)
         {
-            var parts = new List<(string Name, long Width, string Heads)>();
-            if (a.HasQueryProjection) parts.Add(("q", a.QueryWidth, "HEADS"));
-            if (a.HasKeyProjection) parts.Add(("k", a.KvWidth, "KV_HEADS"));
-            parts.Add((a.Projections == ProjectionKind.Shared ? "qkv" : "v", a.KvWidth, "KV_HEADS"));
-            var repeatedQueries = !a.HasQueryProjection && a.KvHeads != a.Heads;
-            var quantized = QuantizesAttention ? "True" : "False";
+            var parts = attention.Parts.Select(p => (p.Name, p.Width, Heads: p.QueryHeads ? "HEADS" : "KV_HEADS")).ToList();
+            var repeatedQueries = attention.RepeatedQueries;
+            var quantized = attention.Quantized ? "True" : "False";
             var notes = AttentionNotes();
 
             using (w.Block("class SelfAttention(nn.Module):"))
             {
-                w.Line($"\"\"\"{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Projections} projections ({ProjectionSummary(a.Projections)}): {a.Heads} query heads and")
+                w.Line($"\"\"\"{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {attention.Variant} projections ({ProjectionSummary(attention.Aliasing)}): {a.Heads} query heads and")
                  .Line($"{a.KvHeads} key/value heads of width {a.HeadDim}.{(notes.Count == 0 ? "\"\"\"" : "")}");
                 for (var i = 0; i < notes.Count; i++) w.Line(notes[i] + (i == notes.Count - 1 ? "\"\"\"" : ""));
                 w.Line();
@@ -328,7 +327,7 @@ internal static class PyTorchEmitter
                     if (Sharing) w.Line("self.owns_keys_and_values = owns_keys_and_values");
                     if (fused)
                     {
-                        var width = Sharing ? $"{a.ProjectedWidth} if owns_keys_and_values else {a.QueryWidth}" : L(a.ProjectedWidth);
+                        var width = Sharing ? $"{attention.Projections[0].Outputs} if owns_keys_and_values else {attention.QueryOnlyProjections[0].Outputs}" : L(attention.Projections[0].Outputs);
                         w.Line(Sharing
                             ? $"self.c_attn = {Linear("DIM", $"({width})", quantized)}  # fused Q, K, V (Q alone where K and V are reused)"
                             : $"self.c_attn = {Linear("DIM", width, quantized)}  # fused {string.Join(", ", parts.Select(p => p.Name.ToUpperInvariant()))}");
@@ -338,24 +337,24 @@ internal static class PyTorchEmitter
                         foreach (var part in parts)
                         {
                             var line = $"self.{part.Name}_proj = {Linear("DIM", L(part.Width), quantized)}";
-                            w.Line(Sharing && part.Name != "q" ? $"self.{part.Name}_proj = {Linear("DIM", L(part.Width), quantized)} if owns_keys_and_values else None" : line);
+                            w.Line(Sharing && part.Heads == "KV_HEADS" ? $"self.{part.Name}_proj = {Linear("DIM", L(part.Width), quantized)} if owns_keys_and_values else None" : line);
                         }
                     }
-                    w.Line($"self.{names.OutputProjection} = {Linear(L(a.QueryWidth), "DIM", quantized)}");
-                    if (a.BreakSymmetry) w.Line("self.score_mixer = PositionalScoreMixer()");
-                    if (a.QkNorm && a.HasQueryProjection) w.Line("self.q_layernorm = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation");
-                    if (a.QkNorm) w.Line($"self.k_layernorm = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation{(a.HasKeyProjection ? "" : " (of the values, which are the keys)")}");
-                    if (sparse is not null) w.Line($"self.indexer = {NewIndexer}");
+                    w.Line($"self.{attention.Output.Name} = {Linear(L(attention.Output.Inputs), "DIM", quantized)}");
+                    if (attention.ScoreMixer) w.Line("self.score_mixer = PositionalScoreMixer()");
+                    if (attention.QueryNorm is { } queryNorm) w.Line($"self.{queryNorm.Name} = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation");
+                    if (attention.KeyNorm is { } keyNorm) w.Line($"self.{keyNorm.Name} = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation{(attention.KeysAreValues ? " (of the values, which are the keys)" : "")}");
+                    if (plan.Indexer is not null) w.Line($"self.indexer = {NewIndexer}");
                 }
                 w.Line();
                 using (w.Block($"def forward(self, x{LayerArguments}):"))
                 {
                     if (Sharing) WriteSharedProjections(parts);
                     else WriteProjections(parts);
-                    if (sparse is not null) WriteSparseAttend();
+                    if (plan.Indexer is not null) WriteSparseAttend();
                     else
                     {
-                        var attend = a.BreakSymmetry
+                        var attend = attention.ScoreMixer
                             ? $"self.score_mixer(q, k, v, causal={Causal})  # symmetric scores plus the learned positional term"
                             : $"attend(q, k, v, causal={Causal})";
                         w.Line($"mixed = {attend}");
@@ -366,7 +365,7 @@ internal static class PyTorchEmitter
                          .Line("# head, then give each query head its group's result.")
                          .Line("mixed = mixed.repeat_interleave(HEADS // KV_HEADS, dim=1)");
                     }
-                    w.Line($"return self.{names.OutputProjection}(merge_heads(mixed))");
+                    w.Line($"return self.{attention.Output.Name}(merge_heads(mixed))");
                 }
             }
             w.Line().Line();
@@ -377,10 +376,10 @@ internal static class PyTorchEmitter
         {
             var notes = new List<string>();
             if (Sharing) notes.Add($"Only the first layer of every {a.ShareKvEvery} projects keys and values; the others reuse them (cross-layer KV sharing).");
-            if (a.QkNorm) notes.Add(a.HasQueryProjection && a.HasKeyProjection
+            if (attention?.KeyNorm is not null) notes.Add(attention.QueryNorm is not null && !attention.KeysAreValues
                 ? "Queries and keys get a per-head RMSNorm (q_layernorm, k_layernorm) before rotation."
                 : "The keys get a per-head RMSNorm (k_layernorm) before rotation.");
-            if (sparse is not null) notes.Add("Each query attends only to the TOP_K past tokens its lightning indexer selects.");
+            if (plan.Indexer is not null) notes.Add("Each query attends only to the TOP_K past tokens its lightning indexer selects.");
             return notes;
         }
 
@@ -395,19 +394,20 @@ internal static class PyTorchEmitter
             {
                 foreach (var part in parts) w.Line($"{Local(part.Name)} = split_heads(self.{part.Name}_proj(x), {part.Heads})");
             }
-            if (a.QkNorm && a.HasQueryProjection) w.Line("q = self.q_layernorm(q)");
-            if (a.QkNorm && a.HasKeyProjection) w.Line("k = self.k_layernorm(k)");
-            var values = a.QkNorm ? "self.k_layernorm(v)" : "v";
-            switch (a.Projections)
+            var attention = plan.Attention!;
+            if (attention.QueryNorm is { } queryNorm) w.Line($"q = self.{queryNorm.Name}(q)");
+            if (attention.KeyNorm is { } keyNorm && !attention.KeysAreValues) w.Line($"k = self.{keyNorm.Name}(k)");
+            var values = attention.KeyNorm is { } valueNorm ? $"self.{valueNorm.Name}(v)" : "v";
+            switch (attention.Aliasing)
             {
-                case ProjectionKind.Full:
+                case QueryKeyAliasing.None:
                     if (rope) w.Line("q, k = rotate(q, cos, sin), rotate(k, cos, sin)");
                     break;
-                case ProjectionKind.NoKey:
+                case QueryKeyAliasing.KeysAreValues:
                     w.Line(rope ? $"k = rotate({values}, cos, sin)  # keys are the values, rotated for scoring" : $"k = {values}  # keys are the values");
                     if (rope) w.Line("q = rotate(q, cos, sin)");
                     break;
-                case ProjectionKind.NoQuery:
+                case QueryKeyAliasing.QueriesAreKeys:
                     if (rope) w.Line("k = rotate(k, cos, sin)");
                     w.Line("q = k  # queries are the keys: symmetric scores");
                     break;
@@ -423,20 +423,20 @@ internal static class PyTorchEmitter
             if (fused)
             {
                 w.Line("projected = self.c_attn(x)");
-                w.Line($"q = split_heads(projected[..., :{a.QueryWidth}], HEADS)");
+                w.Line($"q = split_heads(projected[..., :{plan.Attention!.QueryOnlyProjections[0].Outputs}], HEADS)");
             }
             else w.Line("q = split_heads(self.q_proj(x), HEADS)");
             if (rope) w.Line("q = rotate(q, cos, sin)");
             using (w.Block("if self.owns_keys_and_values:"))
             {
-                var offset = a.QueryWidth;
-                foreach (var part in parts.Where(p => p.Name != "q"))
+                var offset = plan.Attention!.Parts.Where(p => p.QueryHeads).Sum(p => p.Width);
+                foreach (var part in parts.Where(p => p.Heads == "KV_HEADS"))
                 {
                     var projected = fused ? $"projected[..., {offset}:{offset + part.Width}]" : $"self.{part.Name}_proj(x)";
                     w.Line($"{part.Name} = split_heads({projected}, KV_HEADS)");
                     offset += part.Width;
                 }
-                if (a.Projections == ProjectionKind.NoKey)
+                if (plan.Attention!.Aliasing == QueryKeyAliasing.KeysAreValues)
                     w.Line(rope ? "k = rotate(v, cos, sin)  # keys are the values, rotated for scoring" : "k = v  # keys are the values");
                 else if (rope)
                     w.Line("k = rotate(k, cos, sin)");
@@ -457,64 +457,60 @@ internal static class PyTorchEmitter
 
         private static string Local(string part) => part == "qkv" ? "v" : part;
 
-        private static string ProjectionSummary(ProjectionKind projections) => projections switch
+        private static string ProjectionSummary(QueryKeyAliasing aliasing) => aliasing switch
         {
-            ProjectionKind.NoKey => "keys are the values",
-            ProjectionKind.NoQuery => "queries are the keys",
-            ProjectionKind.Shared => "one projection for Q, K and V",
+            QueryKeyAliasing.KeysAreValues => "keys are the values",
+            QueryKeyAliasing.QueriesAreKeys => "queries are the keys",
+            QueryKeyAliasing.OneProjection => "one projection for Q, K and V",
             _ => "distinct Q, K and V",
         };
 
         private void WriteFeedForward()
         {
-            var moe = spec.Moe is not null;
-            var hidden = moe ? "hidden" : L(spec.Mlp.Hidden);
-            var quantized = moe ? (spec.Quant is null ? "False" : "quantized") : (QuantizesDense ? "True" : "False");
+            // One class serves every feed-forward; with experts it takes its width (and, under [Quant], whether it is
+            // quantized) as arguments.
+            var template = plan.Dense ?? plan.Mixture!.Expert;
+            var swiGlu = template.Activation == ActivationKind.SwiGlu;
+            var moe = plan.Mixture is not null;
+            string Hidden(long multiple) => !moe ? L(multiple * template.Hidden) : multiple == 1 ? "hidden" : $"{multiple} * hidden";
+            var quantized = moe ? (plan.Quant is null ? "False" : "quantized") : (template.Quantized ? "True" : "False");
             using (w.Block("class FeedForward(nn.Module):"))
             {
-                w.Line(SwiGlu
+                w.Line(swiGlu
                     ? "\"\"\"SwiGLU feed-forward: down(silu(gate(x)) * up(x)).\"\"\""
                     : "\"\"\"GELU feed-forward (tanh approximation): down(gelu(up(x))).\"\"\"")
                  .Line();
-                var parameters = moe ? (spec.Quant is null ? ", hidden" : ", hidden, quantized") : "";
+                var parameters = moe ? (plan.Quant is null ? ", hidden" : ", hidden, quantized") : "";
                 using (w.Block($"def __init__(self{parameters}):"))
                 {
                     w.Line("super().__init__()");
-                    if (fused)
-                    {
-                        w.Line(SwiGlu
-                            ? $"self.c_fc = {Linear("DIM", moe ? "2 * hidden" : L(2L * spec.Mlp.Hidden), quantized)}  # gate and up, fused"
-                            : $"self.c_fc = {Linear("DIM", hidden, quantized)}");
-                        w.Line($"self.c_proj = {Linear(hidden, "DIM", quantized)}");
-                    }
-                    else
-                    {
-                        if (SwiGlu) w.Line($"self.gate_proj = {Linear("DIM", hidden, quantized)}");
-                        w.Line($"self.up_proj = {Linear("DIM", hidden, quantized)}");
-                        w.Line($"self.down_proj = {Linear(hidden, "DIM", quantized)}");
-                    }
+                    foreach (var linear in template.Inputs)
+                        w.Line($"self.{linear.Name} = {Linear("DIM", Hidden(linear.Outputs / template.Hidden), quantized)}{(fused && swiGlu ? "  # gate and up, fused" : "")}");
+                    w.Line($"self.{template.Output.Name} = {Linear(Hidden(1), "DIM", quantized)}");
                 }
                 w.Line();
                 using (w.Block("def forward(self, x):"))
                 {
-                    if (fused && SwiGlu)
+                    var inputs = template.Inputs.Select(l => l.Name).ToList();
+                    var down = template.Output.Name;
+                    if (fused && swiGlu)
                     {
-                        w.Line("gate, up = self.c_fc(x).chunk(2, dim=-1)")
-                         .Line("return self.c_proj(F.silu(gate) * up)");
+                        w.Line($"gate, up = self.{inputs[0]}(x).chunk(2, dim=-1)")
+                         .Line($"return self.{down}(F.silu(gate) * up)");
                     }
-                    else if (fused) w.Line("return self.c_proj(F.gelu(self.c_fc(x), approximate=\"tanh\"))");
-                    else if (SwiGlu) w.Line("return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))");
-                    else w.Line("return self.down_proj(F.gelu(self.up_proj(x), approximate=\"tanh\"))");
+                    else if (swiGlu) w.Line($"return self.{down}(F.silu(self.{inputs[0]}(x)) * self.{inputs[1]}(x))");
+                    else w.Line($"return self.{down}(F.gelu(self.{inputs[0]}(x), approximate=\"tanh\"))");
                 }
             }
             w.Line().Line();
         }
 
-        private string FeedForwardArguments(string hidden, bool quantized) =>
-            spec.Quant is null ? hidden : $"{hidden}, quantized={(quantized ? "True" : "False")}";
+        private string FeedForwardArguments(FeedForwardPlan feedForward) =>
+            plan.Quant is null ? L(feedForward.Hidden) : $"{L(feedForward.Hidden)}, quantized={(feedForward.Quantized ? "True" : "False")}";
 
-        private void WriteMixture(MoeSpec m)
+        private void WriteMixture(MixturePlan mixture)
         {
+            var m = mixture.Settings;
             using (w.Block("class MixtureOfExperts(nn.Module):"))
             {
                 w.Line($"\"\"\"Each token goes to {m.Active} of {m.Experts} experts{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s (fused into one MLP) see" : " sees")} every token" : "")}. Only chosen experts run, so")
@@ -524,8 +520,8 @@ internal static class PyTorchEmitter
                 {
                     w.Line("super().__init__()")
                      .Line($"self.gate = {NewRouter(m)}")
-                     .Line($"self.experts = nn.ModuleList(FeedForward({FeedForwardArguments(L(m.ExpertHidden), QuantizesExperts)}) for _ in range(EXPERTS))");
-                    if (m.Shared > 0) w.Line($"self.shared_experts = FeedForward({FeedForwardArguments(L(m.SharedHidden), QuantizesDense)})");
+                     .Line($"self.experts = nn.ModuleList(FeedForward({FeedForwardArguments(mixture.Expert)}) for _ in range(EXPERTS))");
+                    if (mixture.Shared is { } shared) w.Line($"self.shared_experts = FeedForward({FeedForwardArguments(shared)})");
                 }
                 w.Line();
                 using (w.Block("def forward(self, x):"))
@@ -549,7 +545,7 @@ internal static class PyTorchEmitter
         private void WriteLayer()
         {
             var parameters = (Sharing ? ", owns_keys_and_values" : "") + (hybrid is not null ? ", attention" : "") + (MixedFeedForward ? ", routed_experts" : "");
-            var newAttention = latent is not null ? NewLatentAttention(latent) : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
+            var newAttention = plan.Latent is { } latentPlan ? NewLatentAttention(latentPlan) : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
             using (w.Block("class DecoderLayer(nn.Module):"))
             {
                 w.Line(hybrid is not null
@@ -558,15 +554,15 @@ internal static class PyTorchEmitter
                 using (w.Block($"def __init__(self{parameters}):"))
                 {
                     w.Line("super().__init__()")
-                     .Line($"self.{names.AttentionNorm} = {NewNorm()}");
+                     .Line($"self.{names.AttentionNorm} = {NewNorm(plan.MixerNorm)}");
                     if (hybrid is not null)
                         w.Line($"self.{names.Attention} = {newAttention} if attention else None")
                          .Line($"self.conv = None if attention else ShortConv(DIM, CONV_KERNEL, bias={Bias})");
                     else w.Line($"self.{names.Attention} = {newAttention}");
-                    w.Line($"self.{names.MlpNorm} = {NewNorm()}");
+                    w.Line($"self.{names.MlpNorm} = {NewNorm(plan.FeedForwardNorm)}");
                     string mlp;
-                    if (spec.Moe is null) mlp = "FeedForward()";
-                    else if (MixedFeedForward) mlp = $"MixtureOfExperts() if routed_experts else FeedForward({FeedForwardArguments(L(spec.Mlp.Hidden), QuantizesDense)})";
+                    if (plan.Mixture is null) mlp = "FeedForward()";
+                    else if (MixedFeedForward) mlp = $"MixtureOfExperts() if routed_experts else FeedForward({FeedForwardArguments(plan.Dense!)})";
                     else mlp = "MixtureOfExperts()";
                     w.Line($"self.{names.Mlp} = {mlp}");
                 }
@@ -585,7 +581,7 @@ internal static class PyTorchEmitter
 
         private void WriteStack()
         {
-            var learned = spec.Positions == PositionKind.Learned;
+            var learned = plan.LearnedPositions;
             using (w.Block("class DecoderStack(nn.Module):"))
             {
                 w.Line($"\"\"\"Token embedding{(learned ? ", learned positions" : "")}, {spec.Layers} layers and the final norm.\"\"\"").Line();
@@ -597,13 +593,10 @@ internal static class PyTorchEmitter
                     var arguments = new List<string>();
                     if (Sharing) arguments.Add($"owns_keys_and_values=i % {a.ShareKvEvery} == 0");
                     if (hybrid is not null) arguments.Add("attention=i in ATTENTION_LAYERS");
-                    if (MixedFeedForward) arguments.Add($"routed_experts=i >= {spec.Moe!.FirstLayer}");
+                    if (MixedFeedForward) arguments.Add($"routed_experts=i >= {plan.Mixture!.Settings.FirstLayer}");
                     w.Line($"self.{names.Layers} = nn.ModuleList(DecoderLayer({string.Join(", ", arguments)}) for {(arguments.Count > 0 ? "i" : "_")} in range(LAYERS))")
-                     .Line($"self.{names.FinalNorm} = {NewNorm()}");
-                    if (rope)
-                        w.Line(latent is null
-                            ? $"self.{names.Rotary} = RotaryEmbedding(HEAD_DIM, CONTEXT, ROPE_THETA)"
-                            : $"self.{names.Rotary} = RotaryEmbedding(ROPE_DIM, CONTEXT, ROPE_THETA)  # for the latent attention's rotary parts");
+                     .Line($"self.{names.FinalNorm} = {NewNorm(plan.FinalNorm)}");
+                    if (rope) w.Line($"self.{names.Rotary} = RotaryEmbedding(HEAD_DIM, CONTEXT, ROPE_THETA)");
                 }
                 w.Line();
                 using (w.Block("def forward(self, tokens):"))
@@ -616,7 +609,7 @@ internal static class PyTorchEmitter
                         : $"x = self.{names.TokenEmbedding}(tokens)");
                     if (rope) w.Line($"cos, sin = self.{names.Rotary}.cos[:time], self.{names.Rotary}.sin[:time]");
                     if (Sharing) w.Line($"shared = {{}}  # the first layer of every {a.ShareKvEvery} fills it");
-                    if (spec.Checkpointing)
+                    if (plan.Checkpointing)
                     {
                         using (w.Block($"for i, layer in enumerate(self.{names.Layers}):"))
                         {
@@ -650,7 +643,7 @@ internal static class PyTorchEmitter
                 {
                     w.Line("super().__init__()")
                      .Line($"self.{names.Stack} = DecoderStack()");
-                    if (!spec.TiedEmbeddings) w.Line("self.lm_head = nn.Linear(DIM, VOCAB, bias=False)");
+                    if (plan.OutputHead is { } head) w.Line($"self.{head.Name} = nn.Linear(DIM, VOCAB, bias=False)");
                     w.Line("self.reset_parameters()");
                 }
                 w.Line();
@@ -658,7 +651,7 @@ internal static class PyTorchEmitter
                 {
                     w.Line($"\"\"\"Next-token logits [batch, time, VOCAB] for tokens [batch, time], time <= CONTEXT.\"\"\"")
                      .Line($"hidden = self.{names.Stack}(tokens)");
-                    w.Line(spec.TiedEmbeddings
+                    w.Line(plan.TiedEmbeddings
                         ? $"return F.linear(hidden, self.{names.Stack}.{names.TokenEmbedding}.weight)  # tied: the embedding is the output head"
                         : "return self.lm_head(hidden)");
                 }
@@ -719,8 +712,8 @@ internal static class PyTorchEmitter
                     w.Line("\"\"\"GPT-2's initialisation, as the TorchSharp module's: N(0, 0.02) weights, residual output projections")
                      .Line("N(0, (0.02 / sqrt(2 * LAYERS))^2), learned positions N(0, 0.01^2), biases zero, norms one.\"\"\"")
                      .Line("residual_std = 0.02 / math.sqrt(2 * LAYERS)");
-                    var residual = fused ? new List<string> { "c_proj" } : new List<string> { names.OutputProjection, "down_proj" };
-                    if (hybrid is not null) residual.Add("out_proj");
+                    // The projections the plan starts at the residual scale, by name (names are unique per role).
+                    var residual = ResidualOutputNames().ToList();
                     var residualNames = $"({string.Join(", ", residual.Select(r => $"\"{r}\""))}{(residual.Count == 1 ? "," : "")})";
                     using (w.Block("for name, module in self.named_modules():"))
                     {
@@ -729,7 +722,7 @@ internal static class PyTorchEmitter
                         if (AnyQuantized) linearTypes.Add("QuantizedLinear");
                         w.Line($"if isinstance(module, ({string.Join(", ", linearTypes)})):");
                         w.Line($"    std = residual_std if name.rsplit(\".\", 1)[-1] in {residualNames} else 0.02");
-                        if (spec.Positions == PositionKind.Learned) w.Line($"    std = 0.01 if name.endswith(\"{names.PositionEmbedding}\") else std");
+                        if (plan.LearnedPositions) w.Line($"    std = 0.01 if name.endswith(\"{names.PositionEmbedding}\") else std");
                         w.Line("    nn.init.normal_(module.weight, 0.0, std)")
                          .Line("    if getattr(module, \"bias\", None) is not None:")
                          .Line("        nn.init.zeros_(module.bias)");
@@ -746,6 +739,18 @@ internal static class PyTorchEmitter
             }
             w.Line().Line()
              .Line($"MODEL = {name}  # what train.py builds");
+        }
+
+        /// <summary>Names of the linear layers the plan initialises at the residual scale.</summary>
+        private IEnumerable<string> ResidualOutputNames()
+        {
+            var linears = new List<LinearPlan>();
+            if (plan.Attention is { } a) linears.Add(a.Output);
+            if (plan.Latent is { } l) linears.AddRange(l.Linears);
+            foreach (var feedForward in new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared })
+                if (feedForward is not null) linears.AddRange(feedForward.Linears);
+            if (plan.Conv is { } c) linears.Add(c.OutProjection);
+            return linears.Where(l => l.Init == WeightInit.ResidualOutput).Select(l => l.Name).Distinct();
         }
 
         private static string L(long value) => value.ToString(CultureInfo.InvariantCulture);

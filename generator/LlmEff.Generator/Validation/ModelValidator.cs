@@ -34,6 +34,9 @@ internal static class ModelValidator
         public IReadOnlyList<ConfigurationIssue> Issues { get; }
     }
 
+    /// <summary>The deepest declaration accepted.</summary>
+    public const int MaxLayers = 10_000;
+
     public static Result Validate(DeclaredModel declared, string className)
     {
         var issues = new List<ConfigurationIssue>();
@@ -41,6 +44,14 @@ internal static class ModelValidator
         var vocab = model.RequiredSize("Vocab");
         var dim = model.RequiredSize("Dim");
         var layers = model.RequiredSize("Layers");
+        // The layout plan lists every layer, so an absurd depth would cost the IDE its memory; no published model
+        // comes within two orders of magnitude of this bound (Llama 3.1 405B has 126 layers).
+        if (layers > MaxLayers)
+        {
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Model", "Layers", "Layers", layers,
+                $"at most {MaxLayers.ToString("N0", CultureInfo.InvariantCulture)} layers"));
+            layers = 0;
+        }
         var context = model.RequiredSize("Context");
         var tied = model.Bool("TiedEmbeddings", true);
         var norm = model.Enum("Norm", NormKind.RmsNorm);

@@ -7,9 +7,10 @@ class LatentAttention(nn.Module):
     normalised latent of kv_rank elements per token; position enters only through a separate rotary part, one
     rope_dim-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(head_dim + rope_dim). The query
     is projected directly (q_rank 0) or through a normalised q_rank-wide compression. With an indexer (a
-    LightningIndexer) each query attends only to the keys it selects. Names are Hugging Face DeepseekV3Attention's."""
+    LightningIndexer) each query attends only to the keys it selects. Names are Hugging Face DeepseekV3Attention's.
+    Like the C# layer it owns its rotary tables (rope_dim wide; non-persistent, so not in the checkpoint)."""
 
-    def __init__(self, dim, heads, head_dim, rope_dim, kv_rank, q_rank, norm_eps, causal, indexer=None):
+    def __init__(self, dim, heads, head_dim, rope_dim, kv_rank, q_rank, norm_eps, context, rope_theta, causal, indexer=None):
         super().__init__()
         self.heads = heads
         self.head_dim = head_dim
@@ -27,8 +28,11 @@ class LatentAttention(nn.Module):
         self.kv_b_proj = nn.Linear(kv_rank, heads * 2 * head_dim, bias=False)
         self.o_proj = nn.Linear(heads * head_dim, dim, bias=False)
         self.indexer = indexer
+        self.rotary = RotaryEmbedding(rope_dim, context, rope_theta)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x):
+        time = x.shape[1]
+        cos, sin = self.rotary.cos[:time], self.rotary.sin[:time]
         if hasattr(self, "q_proj"):
             q = split_heads(self.q_proj(x), self.heads)
         else:

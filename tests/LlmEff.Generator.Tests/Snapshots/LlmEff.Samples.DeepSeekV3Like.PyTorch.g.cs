@@ -131,9 +131,10 @@ partial class DeepSeekV3Like
             normalised latent of kv_rank elements per token; position enters only through a separate rotary part, one
             rope_dim-wide key head shared by all query heads. Scores are scaled by 1 / sqrt(head_dim + rope_dim). The query
             is projected directly (q_rank 0) or through a normalised q_rank-wide compression. With an indexer (a
-            LightningIndexer) each query attends only to the keys it selects. Names are Hugging Face DeepseekV3Attention's."""
+            LightningIndexer) each query attends only to the keys it selects. Names are Hugging Face DeepseekV3Attention's.
+            Like the C# layer it owns its rotary tables (rope_dim wide; non-persistent, so not in the checkpoint)."""
 
-            def __init__(self, dim, heads, head_dim, rope_dim, kv_rank, q_rank, norm_eps, causal, indexer=None):
+            def __init__(self, dim, heads, head_dim, rope_dim, kv_rank, q_rank, norm_eps, context, rope_theta, causal, indexer=None):
                 super().__init__()
                 self.heads = heads
                 self.head_dim = head_dim
@@ -151,8 +152,11 @@ partial class DeepSeekV3Like
                 self.kv_b_proj = nn.Linear(kv_rank, heads * 2 * head_dim, bias=False)
                 self.o_proj = nn.Linear(heads * head_dim, dim, bias=False)
                 self.indexer = indexer
+                self.rotary = RotaryEmbedding(rope_dim, context, rope_theta)
 
-            def forward(self, x, cos, sin):
+            def forward(self, x):
+                time = x.shape[1]
+                cos, sin = self.rotary.cos[:time], self.rotary.sin[:time]
                 if hasattr(self, "q_proj"):
                     q = split_heads(self.q_proj(x), self.heads)
                 else:
@@ -295,12 +299,12 @@ partial class DeepSeekV3Like
             def __init__(self, routed_experts):
                 super().__init__()
                 self.input_layernorm = RMSNorm(DIM, NORM_EPS)
-                self.self_attn = LatentAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, KV_RANK, Q_RANK, NORM_EPS, causal=True)
+                self.self_attn = LatentAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, KV_RANK, Q_RANK, NORM_EPS, CONTEXT, ROPE_THETA, causal=True)
                 self.post_attention_layernorm = RMSNorm(DIM, NORM_EPS)
                 self.mlp = MixtureOfExperts() if routed_experts else FeedForward(18432)
 
-            def forward(self, x, cos, sin):
-                h = x + self.self_attn(self.input_layernorm(x), cos, sin)
+            def forward(self, x):
+                h = x + self.self_attn(self.input_layernorm(x))
                 return h + self.mlp(self.post_attention_layernorm(h))
 
 
@@ -312,16 +316,14 @@ partial class DeepSeekV3Like
                 self.embed_tokens = nn.Embedding(VOCAB, DIM)
                 self.layers = nn.ModuleList(DecoderLayer(routed_experts=i >= 3) for i in range(LAYERS))
                 self.norm = RMSNorm(DIM, NORM_EPS)
-                self.rotary_emb = RotaryEmbedding(ROPE_DIM, CONTEXT, ROPE_THETA)  # for the latent attention's rotary parts
 
             def forward(self, tokens):
                 time = tokens.shape[1]
                 if time > CONTEXT:
                     raise ValueError(f"{time} tokens exceed the declared context of {CONTEXT}.")
                 x = self.embed_tokens(tokens)
-                cos, sin = self.rotary_emb.cos[:time], self.rotary_emb.sin[:time]
                 for layer in self.layers:
-                    x = layer(x, cos, sin)
+                    x = layer(x)
                 return self.norm(x)
 
 
