@@ -181,6 +181,9 @@ public sealed class CommandTests : System.IDisposable
     [InlineData(2, "--data: no file or folder at", "train", "--data", "no-such-folder")]
     [InlineData(2, "--model: TinyDecoder declares no [Quant], so there is nothing to quantize", "qat", "--model", "TinyDecoder")]
     [InlineData(2, "--from must lie in [0, 1): the fraction of the steps after which fake quantization switches on. (got 1)", "qat", "--from", "1")]
+    [InlineData(2, "--steps must be positive. (got 0)", "train", "--steps", "0")]
+    [InlineData(2, "--lr must be a positive number. (got -1)", "ablate", "--lr", "-1")]
+    [InlineData(2, "--seq must be positive. (got 0)", "qat", "--seq", "0")]
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {
@@ -188,6 +191,39 @@ public sealed class CommandTests : System.IDisposable
 
         Assert.Equal(exitCode, code);
         Assert.Contains(message, error + output);
+    }
+
+    [Theory]
+    [InlineData("train")]
+    [InlineData("ablate")]
+    [InlineData("qat")]
+    [InlineData("study")]
+    public void Every_training_command_refuses_the_same_bad_batch_and_thread_values_with_the_same_message(string command)
+    {
+        var zeroBatch = CliHarness.Run(command, "--batch", "0");
+        var negativeThreads = CliHarness.Run(command, "--threads", "-1");
+        var unparsable = CliHarness.Run(command, "--batch", "many");
+
+        Assert.Equal((2, "error: --batch must be positive. (got 0)"), (zeroBatch.ExitCode, zeroBatch.Error.Trim()));
+        Assert.Equal((2, "error: --threads must not be negative. (got -1)"), (negativeThreads.ExitCode, negativeThreads.Error.Trim()));
+        Assert.Equal(1, unparsable.ExitCode);
+        Assert.Contains("'many'", unparsable.Error + unparsable.Output);
+    }
+
+    [Fact]
+    public void The_shared_training_options_read_alike_in_every_command_that_has_them()
+    {
+        // Spaces collapsed: each command pads its help to its own longest option name.
+        static string HelpLine(string command, string option) => string.Join(' ',
+            CliHarness.Run(command, "--help").Output.Split('\n').Single(l => l.TrimStart().StartsWith(option + " ")).Split(' ', System.StringSplitOptions.RemoveEmptyEntries));
+
+        foreach (var option in new[] { "--seq", "--lr", "--seed", "--threads" })
+            Assert.All(new[] { "ablate", "qat" }, command => Assert.Equal(HelpLine("train", option), HelpLine(command, option)));
+        Assert.Equal(HelpLine("train", "--threads"), HelpLine("study", "--threads"));
+        // Only the defaults differ where the workloads do.
+        Assert.EndsWith("[default: 200]", HelpLine("train", "--steps"));
+        Assert.Equal(HelpLine("train", "--steps").Replace("[default: 200]", "[default: 300]"), HelpLine("ablate", "--steps"));
+        Assert.Equal(HelpLine("train", "--batch").Replace("[default: 8]", "[default: 32]"), HelpLine("study", "--batch"));
     }
 
     [Fact]

@@ -24,4 +24,13 @@ public sealed class EnumMirrorTests
 
         Assert.Equal(Describe(runtime), Describe(mirror));
     }
+
+    [Fact]
+    public void Generator_cache_slots_mirror_the_runtime_LayerState_streams()
+    {
+        static string[] Constants(Type t) => t.GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+            .Where(f => f.IsLiteral && f.FieldType == typeof(int)).Select(f => $"{f.Name}={f.GetRawConstantValue()}").OrderBy(x => x, StringComparer.Ordinal).ToArray();
+
+        Assert.Equal(Constants(typeof(LlmEff.Generation.LayerState)), Constants(typeof(LlmEff.Generator.Planning.CacheSlots)));
+    }
 }

@@ -18,7 +18,7 @@ public sealed class GeneratedSourceTests
         Assert.Null(run.Results.Single().Exception);
         Assert.NotEmpty(run.Results.Single().GeneratedSources);
         foreach (var generated in run.Results.Single().GeneratedSources)
-            Snapshot.Match(generated.HintName.Replace(".g.cs", ".g"), generated.SourceText.ToString());
+            Snapshot.Match<GeneratedSourceTests>(generated.HintName.Replace(".g.cs", ".g"), generated.SourceText.ToString());
     }
 
     [Fact]

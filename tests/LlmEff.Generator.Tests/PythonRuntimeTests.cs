@@ -116,7 +116,7 @@ public sealed class PythonRuntimeTests
     [InlineData("QuantizedModels", "TinyMoeFp4")]
     [InlineData("HybridModels", "TinyLatent")]
     public void A_twin_reads_as_its_reviewed_python_snapshot(string sampleFile, string model) =>
-        Snapshot.Match($"LlmEff.Samples.{model}.PyTorch", Twin(sampleFile, model), ".py");
+        Snapshot.Match<PythonRuntimeTests>($"LlmEff.Samples.{model}.PyTorch", Twin(sampleFile, model), ".py");
 
     /// <summary>The Python source of <paramref name="model"/>'s twin, generated from its sample file.</summary>
     private static string Twin(string sampleFile, string model)

@@ -687,14 +687,14 @@ internal static class ModelEmitter
                 {
                     if (a.KeysAreValues)
                     {
-                        w.Line($"values = state.Append({Slot(CacheSlots.Keys)}, v, dim: 2); // keys are the values: only the values are cached");
+                        w.Line($"values = state.Append({Slot(nameof(CacheSlots.Keys))}, v, dim: 2); // keys are the values: only the values are cached");
                         var normalized = a.KeyNorm is { } keyNorm ? $"{keyNorm.Name}.forward(values)" : "values";
                         w.Line(rope ? $"keys = RotaryEmbedding.Rotate({normalized}, cos, sin);" : $"keys = {normalized};");
                     }
                     else
                     {
-                        w.Line($"keys = state.Append({Slot(CacheSlots.Keys)}, k, dim: 2);");
-                        w.Line($"values = state.Append({Slot(CacheSlots.Values)}, v, dim: 2);");
+                        w.Line($"keys = state.Append({Slot(nameof(CacheSlots.Keys))}, k, dim: 2);");
+                        w.Line($"values = state.Append({Slot(nameof(CacheSlots.Values))}, v, dim: 2);");
                     }
                 }
                 w.Line("Tensor keys, values;");
@@ -711,7 +711,7 @@ internal static class ModelEmitter
                 else Cache();
                 if (plan.Indexer is not null)
                 {
-                    w.Line($"var indexKeys = state.Append({Slot(CacheSlots.IndexerKeys)}, indexer.Keys(x), dim: 1);");
+                    w.Line($"var indexKeys = state.Append({Slot(nameof(CacheSlots.IndexerKeys))}, indexer.Keys(x), dim: 1);");
                     w.Line("var mixed = Attention.Masked(q, keys, values, indexer.Select(x, indexKeys, offset));");
                 }
                 else
@@ -790,12 +790,7 @@ internal static class ModelEmitter
         };
 
         /// <summary>A decoding-cache stream by the runtime's name for it.</summary>
-        private static string Slot(int slot) => slot.ToString(CultureInfo.InvariantCulture); private static string SlotName(int slot) => slot switch
-        {
-            CacheSlots.Keys => "LayerState.Keys",
-            CacheSlots.Values => "LayerState.Values",
-            _ => "LayerState.IndexerKeys",
-        };
+        private static string Slot(string name) => "LayerState." + name;
 
         private void WriteMlp()
         {

@@ -1,7 +1,7 @@
 namespace LlmEff.Generator.Planning;
 
 /// <summary>Stream numbers of a layer's decoding cache, mirroring the runtime's <c>LayerState</c> constants (the
-/// generator cannot reference the runtime; EnumMirrorTests keeps the numbers equal).</summary>
+/// generator cannot reference the runtime; EnumMirrorTests keeps names and numbers equal).</summary>
 internal static class CacheSlots
 {
     /// <summary>Standard attention's keys, or its values when the keys are the values.</summary>
@@ -11,14 +11,14 @@ internal static class CacheSlots
     public const int Values = 1;
 
     /// <summary>Latent attention's normalised key-value latent.</summary>
-    public const int Latent = 0;
+    public const int Latents = 0;
 
     /// <summary>Latent attention's shared rotary key.</summary>
-    public const int RotaryKey = 1;
+    public const int RopeKeys = 1;
 
     /// <summary>The lightning indexer's keys.</summary>
     public const int IndexerKeys = 2;
 
     /// <summary>A short convolution's last inputs (a fixed-size state).</summary>
-    public const int ConvolutionState = 0;
+    public const int ConvolutionWindow = 0;
 }

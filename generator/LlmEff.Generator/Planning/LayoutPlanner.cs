@@ -196,11 +196,11 @@ internal static class LayoutPlanner
         switch (mixer)
         {
             case TokenMixer.ShortConvolution:
-                cache.Add(new CacheStream(CacheSlots.ConvolutionState, "convolution state", 0, conv!.StateElements));
+                cache.Add(new CacheStream(CacheSlots.ConvolutionWindow, "convolution state", 0, conv!.StateElements));
                 break;
             case TokenMixer.LatentAttention:
-                cache.Add(new CacheStream(CacheSlots.Latent, "latent", latent!.KvRank));
-                cache.Add(new CacheStream(CacheSlots.RotaryKey, "rotary key", latent.RopeDim));
+                cache.Add(new CacheStream(CacheSlots.Latents, "latent", latent!.KvRank));
+                cache.Add(new CacheStream(CacheSlots.RopeKeys, "rotary key", latent.RopeDim));
                 break;
             case TokenMixer.Attention when owns:
                 // Keys that are the values are not cached: they are derived from the cached values.

@@ -89,6 +89,28 @@ public sealed class DecodingCache : IDisposable
 /// </summary>
 public sealed class LayerState : IDisposable
 {
+    // The stream numbers the runtime's layers and the generated attention use. Numbers are per layer, so two kinds of
+    // layer may give one number different meanings; a layer that has an index key always keeps it in the same stream.
+
+    /// <summary>Attention: the keys, [batch, kvHeads, time, headDim] growing along dimension 2 (with keys that are the
+    /// values, the values, cached once).</summary>
+    public const int Keys = 0;
+
+    /// <summary>Attention: the values, [batch, kvHeads, time, headDim] growing along dimension 2.</summary>
+    public const int Values = 1;
+
+    /// <summary>Sparse attention (standard or latent): the lightning indexer's keys, [batch, time, IndexDim] growing along dimension 1.</summary>
+    public const int IndexerKeys = 2;
+
+    /// <summary>Latent attention: the normalised key-value latents, [batch, time, KvRank] growing along dimension 1.</summary>
+    public const int Latents = 0;
+
+    /// <summary>Latent attention: the rotated rope key shared by all heads, [batch, time, RopeDim] growing along dimension 1.</summary>
+    public const int RopeKeys = 1;
+
+    /// <summary>Short convolution: the fixed-size window of its last <c>kernel − 1</c> gated inputs, [batch, dim, kernel − 1].</summary>
+    public const int ConvolutionWindow = 0;
+
     private const long FirstAllocation = 16;
 
     private readonly long capacity;

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
+using LlmEff.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -75,7 +76,7 @@ public sealed record ExpertLoad(long[] TokensPerExpert)
 /// shifts selection only, and <see cref="UpdateSelectionBias"/> moves it toward equal load after each step.
 /// Routing runs in fp32 whatever the model's dtype, as DeepSeek-V3 does, so near-ties choose the same experts.
 /// </summary>
-public sealed class ExpertRouter : nn.Module
+public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
 {
     private readonly long[] loadSinceReset;
     private readonly long[] loadSinceBiasUpdate;

@@ -147,9 +147,9 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Incremental forward for decoding: <paramref name="x"/> [batch, n, Dim] holds the n ≥ 1 new tokens at positions
     /// <paramref name="offset"/> … offset + n − 1, and <paramref name="state"/> this layer's cache of the tokens before.
-    /// Caches per token only the normalised latent (stream 0, KvRank), the rotated shared rope key (stream 1, RopeDim) and,
-    /// with an indexer, the index key (stream 2, IndexDim). Equals the full forward's rows for these positions. For
-    /// inference: cached values carry no gradient.
+    /// Caches per token only the normalised latent (<see cref="LayerState.Latents"/>, KvRank), the rotated shared rope key
+    /// (<see cref="LayerState.RopeKeys"/>, RopeDim) and, with an indexer, the index key (<see cref="LayerState.IndexerKeys"/>,
+    /// IndexDim). Equals the full forward's rows for these positions. For inference: cached values carry no gradient.
     /// </summary>
     public Tensor forward(Tensor x, LayerState state, long offset)
     {
@@ -157,16 +157,16 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
         CheckInput(x);
         if (!o.Causal) throw new InvalidOperationException("Incremental decoding needs causal attention; this layer is bidirectional.");
         if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset), offset, "Offset must not be negative.");
-        if (state.Length(0) != offset)
-            throw new ArgumentException($"The layer's cache holds {state.Length(0)} tokens, but the new ones start at position {offset}.", nameof(offset));
+        if (state.Length(LayerState.Latents) != offset)
+            throw new ArgumentException($"The layer's cache holds {state.Length(LayerState.Latents)} tokens, but the new ones start at position {offset}.", nameof(offset));
         var time = x.shape[1];
         CheckPositions(offset, time);
         using var scope = NewDisposeScope();
         var (queryNope, queryRope) = Queries(x, offset);
         var (latent, keyRope) = Latents(x, offset);
-        var latents = state.Append(0, latent, dim: 1);
-        var keyRopes = state.Append(1, keyRope.squeeze(1), dim: 1).unsqueeze(1);
-        var indexKeys = indexer is null ? null : state.Append(2, indexer.Keys(x), dim: 1);
+        var latents = state.Append(LayerState.Latents, latent, dim: 1);
+        var keyRopes = state.Append(LayerState.RopeKeys, keyRope.squeeze(1), dim: 1).unsqueeze(1);
+        var indexKeys = indexer is null ? null : state.Append(LayerState.IndexerKeys, indexer.Keys(x), dim: 1);
         return Attend(x, queryNope, queryRope, latents, keyRopes, indexKeys, offset, supervise: false).MoveToOuterDisposeScope();
     }
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
+using LlmEff.Training;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -21,7 +22,7 @@ namespace LlmEff.Layers;
 /// and passes no gradient; the indexer learns from <see cref="Supervise"/>, a KL loss toward the attention it stands in
 /// for, computed on a detached input so that it trains the indexer alone.
 /// </remarks>
-public sealed class LightningIndexer : nn.Module
+public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
 {
     private readonly Linear wq;
     private readonly Linear wk;

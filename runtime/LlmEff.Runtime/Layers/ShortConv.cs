@@ -62,10 +62,10 @@ public sealed class ShortConv : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Incremental forward for decoding: <paramref name="x"/> [batch, n, dim] holds the n ≥ 1 new tokens; stream 0
-    /// of <paramref name="state"/> keeps the last <c>kernel − 1</c> values of <c>B ⊙ h</c> as [batch, dim, kernel − 1]
-    /// (zeros before the first token, like the full forward's left padding). The result equals the full forward's rows
-    /// for these positions.
+    /// Incremental forward for decoding: <paramref name="x"/> [batch, n, dim] holds the n ≥ 1 new tokens; stream
+    /// <see cref="LayerState.ConvolutionWindow"/> of <paramref name="state"/> keeps the last <c>kernel − 1</c> values
+    /// of <c>B ⊙ h</c> as [batch, dim, kernel − 1] (zeros before the first token, like the full forward's left padding).
+    /// The result equals the full forward's rows for these positions.
     /// </summary>
     public Tensor forward(Tensor x, LayerState state)
     {
@@ -74,11 +74,11 @@ public sealed class ShortConv : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var (gate, mixed) = Gated(x);
         var history = kernel - 1;
-        var past = state.Get(0) ?? torch.zeros(x.shape[0], dim, history, dtype: mixed.dtype, device: mixed.device);
+        var past = state.Get(LayerState.ConvolutionWindow) ?? torch.zeros(x.shape[0], dim, history, dtype: mixed.dtype, device: mixed.device);
         if (past.dim() != 3 || past.shape[0] != x.shape[0] || past.shape[1] != dim || past.shape[2] != history)
             throw new ArgumentException($"The convolution state is [{string.Join(", ", past.shape)}], expected [{x.shape[0]}, {dim}, {history}]: was it made by another layer or batch?", nameof(state));
         var window = history == 0 ? mixed : torch.cat(new[] { past, mixed }, dim: -1);
-        if (history > 0) state.Set(0, window.narrow(-1, window.shape[^1] - history, history));
+        if (history > 0) state.Set(LayerState.ConvolutionWindow, window.narrow(-1, window.shape[^1] - history, history));
         return Output(gate, Convolve(window)).MoveToOuterDisposeScope();
     }
 

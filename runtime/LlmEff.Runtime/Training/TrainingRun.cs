@@ -29,7 +29,7 @@ public sealed class TrainingRun : IDisposable
     private readonly Device device;
     private readonly AdamW optimizer;
     private readonly IReadOnlyList<Layers.ExpertRouter> routers;
-    private readonly IReadOnlyList<Layers.LightningIndexer> indexers;
+    private readonly IReadOnlyList<IAuxiliaryLoss> auxiliaryLosses;
     private readonly IReadOnlyList<Layers.QuantizedLinear> quantizedLayers;
     private readonly List<double> losses = new();
     private readonly List<(int Step, double Loss)> heldOut = new();
@@ -52,7 +52,7 @@ public sealed class TrainingRun : IDisposable
         device = model.parameters().First().device;
         optimizer = CreateOptimizer(model, options);
         routers = Layers.ExpertRouter.In(model);
-        indexers = Layers.LightningIndexer.In(model);
+        auxiliaryLosses = AuxiliaryLosses.In(model);
         if (quantizedLayers.Count > 0)
         {
             // One [Quant] declaration drives every layer, so they agree; the option overrides it.
@@ -200,17 +200,13 @@ public sealed class TrainingRun : IDisposable
         return on;
     }
 
+    // Routers' balancing terms only steer routing; sparse-attention indexers learn only from their own loss (their
+    // input is detached), so adding it steers nothing else. The sum's gradient does not depend on the order of terms.
     private Tensor WithAuxiliaryLosses(Tensor loss)
     {
-        foreach (var router in routers)
+        foreach (var module in auxiliaryLosses)
         {
-            if (router.TakeAuxiliaryLoss() is not { } auxiliary) continue;
-            using (auxiliary) loss = loss + auxiliary;
-        }
-        // Sparse-attention indexers learn only from their own loss (their input is detached), so adding it steers nothing else.
-        foreach (var indexer in indexers)
-        {
-            if (indexer.TakeAuxiliaryLoss() is not { } auxiliary) continue;
+            if (module.TakeAuxiliaryLoss() is not { } auxiliary) continue;
             using (auxiliary) loss = loss + auxiliary;
         }
         return loss;

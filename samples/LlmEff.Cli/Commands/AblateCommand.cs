@@ -42,12 +42,7 @@ internal static class AblateCommand
     public static Command Create()
     {
         var models = new Option<string>("--models") { Description = "Comma-separated models to compare, or 'all' for every Tiny* variant.", DefaultValueFactory = _ => string.Join(",", DefaultModels) };
-        var steps = CommandLine.Steps(300);
-        var batch = CommandLine.Batch();
-        var length = CommandLine.SequenceLength();
-        var rate = CommandLine.LearningRate();
-        var seed = CommandLine.Seed();
-        var threads = CommandLine.Threads();
+        var training = new TrainingOptionSet(steps: 300);
         var assembly = CommandLine.Assembly();
         var output = new Option<string>("--out") { Description = "Folder for report.md, results.json and the plots.", DefaultValueFactory = _ => "ablation" };
         var recallShare = new Option<double>("--recall-share") { Description = "Share of each training batch given to associative-recall sequences.", DefaultValueFactory = _ => 0.5 };
@@ -55,12 +50,13 @@ internal static class AblateCommand
 
         var command = new Command("ablate", "Train declared variants of one small model side by side on the embedded data and compare them (the main job).")
         {
-            models, steps, batch, length, rate, seed, threads, output, recallShare, recallPairs, assembly,
+            models, output, recallShare, recallPairs, assembly,
         };
+        training.AddTo(command);
         command.SetAction(result => CommandLine.Guard(() =>
         {
-            var options = CommandLine.Training(result, steps, batch, length, rate, seed, evalEvery: Math.Max(1, result.GetValue(steps) / 10));
-            CommandLine.UseThreads(result.GetValue(threads));
+            var options = training.Bind(result, evalEvery: Math.Max(1, result.GetValue(training.Steps) / 10));
+            training.UseThreads(result);
             var chosen = Resolve(CommandLine.LoadModels(result.GetValue(assembly)), result.GetValue(models)!);
             var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), new AssociativeRecall(options.SequenceLength, result.GetValue(recallPairs)), result.GetValue(recallShare));
             return Run(chosen, data, options, result.GetValue(output)!);

@@ -20,7 +20,8 @@ internal static class GenerateCommand
         var tokens = new Option<int>("--tokens") { Description = "Tokens to generate.", DefaultValueFactory = _ => 200 };
         var temperature = new Option<double>("--temperature") { Description = "0: greedy; higher: more random.", DefaultValueFactory = _ => 0.8 };
         var topP = new Option<double>("--top-p") { Description = "Sample among the most likely tokens holding this much probability.", DefaultValueFactory = _ => 0.95 };
-        var seed = CommandLine.Seed();
+        // Not the training set's --seed: here it seeds only the sampling, so it says so.
+        var seed = new Option<int>("--seed") { Description = "Seed of the sampling (temperature above 0).", DefaultValueFactory = _ => 1234 };
         var tokenizer = new Option<string>("--tokenizer") { Description = "byte or gpt2: the one the model was trained with.", DefaultValueFactory = _ => "byte" };
 
         var command = new Command("generate", "Continue a prompt with a trained model (greedy or temperature/top-p sampling).")

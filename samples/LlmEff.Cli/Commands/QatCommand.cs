@@ -28,26 +28,22 @@ internal static class QatCommand
     {
         var model = new Option<string>("--model") { Description = "Declared model with [Quant] (TinyDecoderFp4, TinyMoeFp4, or yours with --assembly).", DefaultValueFactory = _ => nameof(TinyDecoderFp4) };
         var assembly = CommandLine.Assembly();
-        var steps = CommandLine.Steps(300);
-        var batch = CommandLine.Batch();
-        var length = CommandLine.SequenceLength();
-        var rate = CommandLine.LearningRate();
-        var seed = CommandLine.Seed();
-        var threads = CommandLine.Threads();
+        var training = new TrainingOptionSet(steps: 300);
         var output = new Option<string>("--out") { Description = "Folder for the packed exports (.safetensors).", DefaultValueFactory = _ => "qat" };
         var from = new Option<double?>("--from") { Description = "Fraction of the steps after which the QAT run switches fake quantization on, in [0, 1); default: the model's declared From." };
 
         var command = new Command("qat", "Train a [Quant] model in full precision and quantization-aware; compare them with post-training quantization (held-out loss, packed weight memory).")
         {
-            model, assembly, steps, batch, length, rate, seed, threads, output, from,
+            model, assembly, output, from,
         };
+        training.AddTo(command);
         command.SetAction(result => CommandLine.Guard(() =>
         {
             var qatFrom = result.GetValue(from);
             if (qatFrom is { } f && f is not (>= 0 and < 1))
                 throw new ArgumentOutOfRangeException("--from", f, "--from must lie in [0, 1): the fraction of the steps after which fake quantization switches on.");
-            var options = CommandLine.Training(result, steps, batch, length, rate, seed) with { QatFrom = qatFrom };
-            CommandLine.UseThreads(result.GetValue(threads));
+            var options = training.Bind(result) with { QatFrom = qatFrom };
+            training.UseThreads(result);
             var declared = CommandLine.Model(result, model, assembly);
             var data = TokenDataset.EmbeddedDefault();
             Check(declared.Facts, data, options);

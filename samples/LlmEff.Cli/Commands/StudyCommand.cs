@@ -40,16 +40,16 @@ internal static class StudyCommand
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training sequences.", DefaultValueFactory = _ => 2 };
         var train = new Option<int>("--train") { Description = "Training sequences per task and seed.", DefaultValueFactory = _ => 10_000 };
         var test = new Option<int>("--test") { Description = "Test sequences per task and seed.", DefaultValueFactory = _ => 2_000 };
-        var batch = new Option<int>("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => 32 };
         var output = new Option<string>("--out") { Description = "Folder for report.md, results.json and accuracy.png.", DefaultValueFactory = _ => "study" };
-        var threads = CommandLine.Threads();
+        var training = new TrainingOptionSet(batch: 32);
         var command = new Command("study", "Reproduce the QKV study's synthetic-task comparison (REVERSE, SORT, SUB, SWAP, COPY) over its six attention variants.")
         {
-            sweep, seeds, tasks, variants, epochs, train, test, batch, output, threads,
+            sweep, seeds, tasks, variants, epochs, train, test, output,
         };
+        training.AddBatchAndThreadsTo(command);
         command.SetAction(result => CommandLine.Guard(() =>
         {
-            CommandLine.UseThreads(result.GetValue(threads));
+            training.UseThreads(result);
             var cells = result.GetValue(sweep)!.ToLowerInvariant() switch
             {
                 "reduced" => ReducedSweep,
@@ -62,7 +62,7 @@ internal static class StudyCommand
             var chosenVariants = Pick(result.GetValue(variants)!, Variants.Select(v => (v.Label, v)).ToArray(), "--variants");
             var seedCount = Positive(result.GetValue(seeds), "--seeds");
             var settings = new Settings(Positive(result.GetValue(epochs), "--epochs"), Positive(result.GetValue(train), "--train"),
-                Positive(result.GetValue(test), "--test"), Positive(result.GetValue(batch), "--batch"));
+                Positive(result.GetValue(test), "--test"), training.BatchSize(result));
             return Run(cells, chosenTasks, chosenVariants, seedCount, settings, result.GetValue(output)!);
         }));
         return command;

@@ -20,12 +20,7 @@ internal static class TrainCommand
         var assembly = CommandLine.Assembly();
         var data = new Option<string[]>("--data") { Description = "Text files or folders (every *.txt and *.md inside) to train on; default: the embedded corpus.", AllowMultipleArgumentsPerToken = true };
         var tokenizer = new Option<string>("--tokenizer") { Description = "byte (vocabulary 256) or gpt2 (BPE, 50,257; the model's Vocab must be at least that).", DefaultValueFactory = _ => "byte" };
-        var steps = CommandLine.Steps(200);
-        var batch = CommandLine.Batch();
-        var length = CommandLine.SequenceLength();
-        var rate = CommandLine.LearningRate();
-        var seed = CommandLine.Seed();
-        var threads = CommandLine.Threads();
+        var training = new TrainingOptionSet(steps: 200);
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (.safetensors) here at the end, and every --checkpoint-every steps." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: only at the end).", DefaultValueFactory = _ => 0 };
         var resume = new Option<string?>("--resume") { Description = "Continue the run saved in this checkpoint (same settings required)." };
@@ -33,12 +28,13 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train one declared model and print the loss as it falls; optionally checkpoint and resume.")
         {
-            model, assembly, data, tokenizer, steps, batch, length, rate, seed, threads, checkpoint, checkpointEvery, resume, logMemory,
+            model, assembly, data, tokenizer, checkpoint, checkpointEvery, resume, logMemory,
         };
+        training.AddTo(command);
         command.SetAction(result => CommandLine.Guard(() =>
         {
-            var options = CommandLine.Training(result, steps, batch, length, rate, seed, evalEvery: Math.Max(1, result.GetValue(steps) / 10));
-            CommandLine.UseThreads(result.GetValue(threads));
+            var options = training.Bind(result, evalEvery: Math.Max(1, result.GetValue(training.Steps) / 10));
+            training.UseThreads(result);
             var declared = CommandLine.Model(result, model, assembly);
             var text = Load(result.GetValue(data), Tokenizers.ByName(result.GetValue(tokenizer)!), options.SequenceLength);
             Check(declared.Facts, text, options);

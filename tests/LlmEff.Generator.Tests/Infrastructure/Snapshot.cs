@@ -4,34 +4,53 @@ using System.IO;
 namespace LlmEff.Generator.Tests.Infrastructure;
 
 /// <summary>
-/// Compares text with a reviewed file under Snapshots/. A missing or different snapshot fails and writes
-/// the actual text beside it as *.received.cs (*.received.py for a Python snapshot) for review; with LLMEFF_UPDATE_SNAPSHOTS=1 the snapshot is
-/// (re)written instead. CI never sets that variable, so an unreviewed change cannot pass there.
+/// Compares text with a reviewed snapshot, named as Verify names them so that moving to Verify.Xunit (not restorable
+/// here) is a rename: <c>Snapshots/{TestClass}/{name}.verified.cs</c> is the approved text, and a missing or different
+/// one fails and writes the actual text beside it as <c>{name}.received.cs</c> for review. With
+/// <see cref="AcceptSwitch"/>=1 (Verify's AutoVerify) the verified file is (re)written instead, except in CI
+/// (<c>CI=true</c>), where nothing unreviewed may pass, so a missing snapshot always fails there.
 /// </summary>
 internal static class Snapshot
 {
+    /// <summary>Set to 1 to accept the received text as the new verified snapshot.</summary>
+    public const string AcceptSwitch = "VERIFY_ACCEPT";
+
+    // The switch's earlier name, still honoured so that existing habits and scripts keep working.
+    private const string FormerAcceptSwitch = "LLMEFF_UPDATE_SNAPSHOTS";
+
+    /// <summary>Matches <paramref name="actual"/> against the snapshot <paramref name="name"/> of test class <typeparamref name="TTest"/>.</summary>
     /// <param name="extension">The snapshot's file type: ".py" keeps Python readable as Python in review.</param>
-    public static void Match(string name, string actual, string extension = ".cs")
+    public static void Match<TTest>(string name, string actual, string extension = ".cs")
     {
-        var approved = Repository.Path("tests", "LlmEff.Generator.Tests", "Snapshots", name + extension);
-        var received = Repository.Path("tests", "LlmEff.Generator.Tests", "Snapshots", name + ".received" + extension);
-        var expected = File.Exists(approved) ? File.ReadAllText(approved).Replace("\r\n", "\n") : null;
+        var folder = Repository.Path("tests", "LlmEff.Generator.Tests", "Snapshots", typeof(TTest).Name);
+        var verified = Path.Combine(folder, name + ".verified" + extension);
+        var received = Path.Combine(folder, name + ".received" + extension);
+        var expected = File.Exists(verified) ? File.ReadAllText(verified).Replace("\r\n", "\n") : null;
         if (expected == actual)
         {
             File.Delete(received);
             return;
         }
-        if (Environment.GetEnvironmentVariable("LLMEFF_UPDATE_SNAPSHOTS") == "1")
+        var inCi = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+        if (Accepting() && !inCi)
         {
-            File.WriteAllText(approved, actual);
+            Directory.CreateDirectory(folder);
+            File.WriteAllText(verified, actual);
             File.Delete(received);
             return;
         }
+        Directory.CreateDirectory(folder);
         File.WriteAllText(received, actual);
+        var howToAccept = inCi
+            ? "Snapshots cannot be accepted in CI (CI=true): accept them locally and commit them."
+            : $"Review it and rename it to .verified.cs, or run the tests with {AcceptSwitch}=1.";
         Assert.Fail(expected is null
-            ? $"No snapshot {approved}. Review {received} and rename it, or run the tests with LLMEFF_UPDATE_SNAPSHOTS=1."
-            : $"Generated text differs from {approved} at line {FirstDifferentLine(expected, actual)}. Review {received}; accept with LLMEFF_UPDATE_SNAPSHOTS=1.");
+            ? $"No snapshot {verified}; the generated text is in {received}. {howToAccept}"
+            : $"Generated text differs from {verified} at line {FirstDifferentLine(expected, actual)}; the new text is in {received}. {howToAccept}");
     }
+
+    private static bool Accepting() =>
+        Environment.GetEnvironmentVariable(AcceptSwitch) == "1" || Environment.GetEnvironmentVariable(FormerAcceptSwitch) == "1";
 
     private static int FirstDifferentLine(string expected, string actual)
     {

@@ -1,0 +1,84 @@
+using System;
+using System.CommandLine;
+using LlmEff.Training;
+
+namespace LlmEff.Cli.Commands;
+
+/// <summary>
+/// The training options of <c>train</c>, <c>ablate</c>, <c>qat</c> and <c>study</c>, declared once so that their
+/// names, help and checks cannot drift apart between commands. Only defaults differ per command, where the workload
+/// does: ablate and qat train longer, the study's batches are of short task sequences.
+/// </summary>
+internal sealed class TrainingOptionSet
+{
+    /// <summary>Declares the options with the defaults <paramref name="steps"/> and <paramref name="batch"/>; the rest
+    /// default to what suits the tiny sample models on 2 CPU cores.</summary>
+    public TrainingOptionSet(int steps = 200, int batch = 8)
+    {
+        Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => steps };
+        Batch = new("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => batch };
+        SequenceLength = new("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 128 };
+        LearningRate = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 3e-3 };
+        Seed = new("--seed") { Description = "Seed of weights and batches.", DefaultValueFactory = _ => 1234 };
+        Threads = new("--threads") { Description = "CPU threads for torch (0: torch's default).", DefaultValueFactory = _ => 0 };
+    }
+
+    public Option<int> Steps { get; }
+    public Option<int> Batch { get; }
+    public Option<int> SequenceLength { get; }
+    public Option<double> LearningRate { get; }
+    public Option<int> Seed { get; }
+    public Option<int> Threads { get; }
+
+    /// <summary>Adds every option to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { Steps, Batch, SequenceLength, LearningRate, Seed, Threads }) command.Options.Add(option);
+    }
+
+    /// <summary>Adds --batch and --threads only, for the study: its steps follow from --epochs, its lengths from the
+    /// sweep, and its learning rate and seeds are the study's recipe.</summary>
+    public void AddBatchAndThreadsTo(Command command)
+    {
+        command.Options.Add(Batch);
+        command.Options.Add(Threads);
+    }
+
+    /// <summary>The runtime's training settings from the parsed options; warm-up is a tenth of the steps, at most 20.
+    /// A value out of range is refused naming its option.</summary>
+    public TrainingOptions Bind(ParseResult result, int evalEvery = 0)
+    {
+        var steps = Positive(result, Steps);
+        var rate = result.GetValue(LearningRate);
+        if (!(rate > 0) || double.IsInfinity(rate)) throw new ArgumentOutOfRangeException(LearningRate.Name, rate, $"{LearningRate.Name} must be a positive number.");
+        var options = new TrainingOptions
+        {
+            Steps = steps,
+            BatchSize = BatchSize(result),
+            SequenceLength = Positive(result, SequenceLength),
+            LearningRate = rate,
+            Seed = result.GetValue(Seed),
+            WarmupSteps = Math.Min(20, steps / 10),
+            EvalEvery = evalEvery,
+        };
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>--batch, refused unless positive.</summary>
+    public int BatchSize(ParseResult result) => Positive(result, Batch);
+
+    /// <summary>Applies --threads (0 leaves torch's default), refused when negative.</summary>
+    public void UseThreads(ParseResult result)
+    {
+        var threads = result.GetValue(Threads);
+        if (threads < 0) throw new ArgumentOutOfRangeException(Threads.Name, threads, $"{Threads.Name} must not be negative.");
+        if (threads > 0) TorchSharp.torch.set_num_threads(threads);
+    }
+
+    private static int Positive(ParseResult result, Option<int> option)
+    {
+        var value = result.GetValue(option);
+        return value > 0 ? value : throw new ArgumentOutOfRangeException(option.Name, value, $"{option.Name} must be positive.");
+    }
+}
