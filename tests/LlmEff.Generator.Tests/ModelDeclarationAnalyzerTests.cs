@@ -98,11 +98,11 @@ public sealed class ModelDeclarationAnalyzerTests
     [Fact]
     public Task LLM008_overflowing_sizes_are_refused() => Verify.VerifyAsync("""
         using LlmEff;
-        [{|#0:Model(Vocab = 2000000000, Dim = 2000000000, Layers = 2000000000, Context = 2000000000)|}]
+        [{|#0:Model(Vocab = 2000000000, Dim = 2000000000, Layers = 10000, Context = 2000000000)|}]
         [Attention(Heads = 1)]
         [Mlp(Hidden = 2000000000)]
         public partial class Huge;
-        """, Verify.Diagnostic("LLM008").WithLocation(0).WithArguments("Huge", "Vocab = 2000000000, Dim = 2000000000, Layers = 2000000000, Context = 2000000000"));
+        """, Verify.Diagnostic("LLM008").WithLocation(0).WithArguments("Huge", "Vocab = 2000000000, Dim = 2000000000, Layers = 10000, Context = 2000000000"));
 
     [Fact]
     public Task LLM009_architecture_attribute_without_model_warns() => Verify.VerifyAsync("""

@@ -32,8 +32,8 @@ public sealed class PythonRuntimeTests
     [MemberData(nameof(Blocks))]
     public void Every_python_runtime_block_compiles(string block)
     {
-        Skip.If(PythonCompiler.WhyUnavailable is not null, PythonCompiler.WhyUnavailable);
-        var (code, output) = PythonCompiler.Compile(Path.Combine(RuntimeFolder, block));
+        Skip.If(Python.WhyNoPython is not null, Python.WhyNoPython);
+        var (code, output) = Python.Compile(Path.Combine(RuntimeFolder, block));
         Assert.True(code == 0, $"{block} does not compile:\n{output}");
     }
 
@@ -125,51 +125,5 @@ public sealed class PythonRuntimeTests
         var tree = run.GeneratedTrees.Single(t => t.FilePath.EndsWith($".{model}.PyTorch.g.cs", StringComparison.Ordinal));
         return tree.GetRoot().DescendantNodes().OfType<LiteralExpressionSyntax>()
             .Single(l => l.Token.ValueText.Contains("import torch")).Token.ValueText;
-    }
-
-    /// <summary>Debian's python3 (or LLMEFF_PYTHON) as a syntax checker: py_compile needs no torch.</summary>
-    private static class PythonCompiler
-    {
-        private static string Executable => Environment.GetEnvironmentVariable("LLMEFF_PYTHON") is { Length: > 0 } custom ? custom : "/usr/bin/python3";
-
-        private static readonly Lazy<string?> Missing = new(() =>
-        {
-            try
-            {
-                var (code, output) = Run("-c", "import py_compile");
-                return code == 0 ? null : $"{Executable} cannot import py_compile (exit {code}: {output.Trim()}); install python3 or set LLMEFF_PYTHON";
-            }
-            catch (System.ComponentModel.Win32Exception error)
-            {
-                return $"{Executable} cannot be started ({error.Message}); install python3 or set LLMEFF_PYTHON";
-            }
-        });
-
-        public static string? WhyUnavailable => Missing.Value;
-
-        /// <summary>Compiles <paramref name="file"/> to a throw-away .pyc, so no __pycache__ lands in the repository.</summary>
-        public static (int Code, string Output) Compile(string file)
-        {
-            var compiled = Path.Combine(Path.GetTempPath(), $"llmeff-{Guid.NewGuid():N}.pyc");
-            try
-            {
-                return Run("-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)", file, compiled);
-            }
-            finally
-            {
-                File.Delete(compiled);
-            }
-        }
-
-        private static (int Code, string Output) Run(params string[] arguments)
-        {
-            var start = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var argument in arguments) start.ArgumentList.Add(argument);
-            using var process = Process.Start(start)!;
-            var error = process.StandardError.ReadToEndAsync();
-            var output = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            return (process.ExitCode, output + error.Result);
-        }
     }
 }

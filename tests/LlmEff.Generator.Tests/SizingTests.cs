@@ -10,7 +10,7 @@ public sealed class SizingTests
     private static ModelSpec Gpt2Small => new(50257, 768, 12, 1024, TiedEmbeddings: true, NormKind.LayerNorm, PositionKind.Learned, Bias: true,
         10000, 1e-5, NamingKind.Gpt2, new AttentionSpec(ProjectionKind.Full, 12, 12, 64), new MlpSpec(3072, ActivationKind.Gelu));
 
-    private static ModelSpec Llama3_8B => new(128256, 4096, 32, 8192, TiedEmbeddings: false, NormKind.RmsNorm, PositionKind.Rope, Bias: false,
+    internal static ModelSpec Llama3_8B => new(128256, 4096, 32, 8192, TiedEmbeddings: false, NormKind.RmsNorm, PositionKind.Rope, Bias: false,
         500000, 1e-5, NamingKind.Llama, new AttentionSpec(ProjectionKind.Full, 32, 8, 128), new MlpSpec(14336, ActivationKind.SwiGlu));
 
     [Fact]

@@ -532,7 +532,7 @@ internal static class ModelEmitter
                 : "null";
             if (plan.Latent is { } l)
                 return $"new LatentAttention(new LatentAttentionOptions(Dim: {plan.Dim}, Heads: {l.Heads}, HeadDim: {l.HeadDim}, KvRank: {l.KvRank}, RopeDim: {l.RopeDim}, QRank: {l.QRank}, " +
-                       $"Context: {plan.Context}, RopeTheta: {D(l.RopeTheta)}, NormEps: {D(l.Norms[0].Eps)}, Layers: {plan.Layers.Count}{(plan.Causal ? "" : ", Causal: false")}), indexer: {indexer}, device, dtype)";
+                       $"Context: {plan.Context}, RopeTheta: {D(l.RopeTheta)}, NormEps: {D(l.LatentNorm.Eps)}, Layers: {plan.Layers.Count}{(plan.Causal ? "" : ", Causal: false")}), indexer: {indexer}, device, dtype)";
             return Sharing ? "new SelfAttention(ownsKeysAndValues, device, dtype)" : "new SelfAttention(device, dtype)";
         }
 

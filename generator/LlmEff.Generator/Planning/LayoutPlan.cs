@@ -140,20 +140,36 @@ internal sealed record AttentionPlan(
 }
 
 /// <summary>DeepSeek's multi-head latent attention (the runtime's LatentAttention, Hugging Face DeepseekV3Attention names).</summary>
-/// <param name="Linears">q_a_proj and q_b_proj (with a query rank) or q_proj, then kv_a_proj_with_mqa, kv_b_proj, o_proj.</param>
-/// <param name="Norms">q_a_layernorm (with a query rank) and kv_a_layernorm.</param>
+/// <param name="QueryDown">q_a_proj, with a query rank (else null).</param>
+/// <param name="QueryNorm">q_a_layernorm over the compressed query, with a query rank.</param>
+/// <param name="QueryUp">q_b_proj with a query rank, or q_proj projecting queries directly.</param>
+/// <param name="LatentDown">kv_a_proj_with_mqa: the latent and the shared rotary key.</param>
+/// <param name="LatentNorm">kv_a_layernorm over the latent.</param>
+/// <param name="LatentUp">kv_b_proj: every head's key and value from the latent.</param>
 internal sealed record LatentPlan(int Heads, int HeadDim, int KvRank, int RopeDim, int QRank, double RopeTheta,
-    EquatableArray<LinearPlan> Linears, EquatableArray<NormPlan> Norms)
+    LinearPlan? QueryDown, NormPlan? QueryNorm, LinearPlan QueryUp, LinearPlan LatentDown, NormPlan LatentNorm, LinearPlan LatentUp, LinearPlan Output)
 {
+    /// <summary>The linear layers in the order the module registers them.</summary>
+    public System.Collections.Generic.IEnumerable<LinearPlan> Linears
+    {
+        get
+        {
+            if (QueryDown is not null) yield return QueryDown;
+            yield return QueryUp;
+            yield return LatentDown;
+            yield return LatentUp;
+            yield return Output;
+        }
+    }
+
     public long Parameters
     {
         get
         {
             checked
             {
-                long total = 0;
+                long total = (QueryNorm?.Parameters ?? 0) + LatentNorm.Parameters;
                 foreach (var linear in Linears) total += linear.Parameters;
-                foreach (var norm in Norms) total += norm.Parameters;
                 return total;
             }
         }

@@ -132,20 +132,17 @@ internal static class LayoutPlanner
         const QuantTargetKind target = QuantTargetKind.Attention;
         LinearPlan Make(string name, string role, string inputName, long inputs, long outputs, WeightInit init = WeightInit.Normal) =>
             new(name, role, inputName, inputs, outputs, Bias: false, Transposed: false, target, Quantized: false, init);
-        var linears = new List<LinearPlan>();
-        var norms = new List<NormPlan>();
-        if (l.QRank > 0)
-        {
-            linears.Add(Make("q_a_proj", "query down projection (q_a_proj)", "Dim", dim, l.QRank));
-            linears.Add(Make("q_b_proj", "query up projection (q_b_proj)", "QRank", l.QRank, heads * headWidth));
-            norms.Add(new NormPlan("q_a_layernorm", NormKind.RmsNorm, l.QRank, spec.NormEps));
-        }
-        else linears.Add(Make("q_proj", "query projection", "Dim", dim, heads * headWidth));
-        linears.Add(Make("kv_a_proj_with_mqa", "latent key/value projection (kv_a_proj_with_mqa)", "Dim", dim, (long)l.KvRank + l.RopeDim));
-        linears.Add(Make("kv_b_proj", "key/value up projection (kv_b_proj)", "KvRank", l.KvRank, heads * 2L * a.HeadDim));
-        linears.Add(Make("o_proj", "attention output projection", "Heads × HeadDim", heads * a.HeadDim, dim, WeightInit.ResidualOutput));
-        norms.Add(new NormPlan("kv_a_layernorm", NormKind.RmsNorm, l.KvRank, spec.NormEps));
-        return new LatentPlan(a.Heads, a.HeadDim, l.KvRank, l.RopeDim, l.QRank, spec.RopeTheta, linears.ToEquatableArray(), norms.ToEquatableArray());
+        var queryDown = l.QRank > 0 ? Make("q_a_proj", "query down projection (q_a_proj)", "Dim", dim, l.QRank) : null;
+        var queryNorm = l.QRank > 0 ? new NormPlan("q_a_layernorm", NormKind.RmsNorm, l.QRank, spec.NormEps) : null;
+        var queryUp = l.QRank > 0
+            ? Make("q_b_proj", "query up projection (q_b_proj)", "QRank", l.QRank, heads * headWidth)
+            : Make("q_proj", "query projection", "Dim", dim, heads * headWidth);
+        return new LatentPlan(a.Heads, a.HeadDim, l.KvRank, l.RopeDim, l.QRank, spec.RopeTheta,
+            queryDown, queryNorm, queryUp,
+            LatentDown: Make("kv_a_proj_with_mqa", "latent key/value projection (kv_a_proj_with_mqa)", "Dim", dim, (long)l.KvRank + l.RopeDim),
+            LatentNorm: new NormPlan("kv_a_layernorm", NormKind.RmsNorm, l.KvRank, spec.NormEps),
+            LatentUp: Make("kv_b_proj", "key/value up projection (kv_b_proj)", "KvRank", l.KvRank, heads * 2L * a.HeadDim),
+            Output: Make("o_proj", "attention output projection", "Heads × HeadDim", heads * a.HeadDim, dim, WeightInit.ResidualOutput));
     }
 
     private static IndexerPlan PlanIndexer(ModelSpec spec, SparseSpec s)

@@ -204,8 +204,8 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x);
             Tensor keys, values;
-            keys = state.Append(0, k, dim: 2);
-            values = state.Append(1, v, dim: 2);
+            keys = state.Append(LayerState.Keys, k, dim: 2);
+            values = state.Append(LayerState.Values, v, dim: 2);
             var mixed = Attention.CausalFrom(q, keys, values, offset);
             return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }

@@ -210,8 +210,8 @@ partial class TinyDecoder : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyDecode
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
             Tensor keys, values;
-            keys = state.Append(0, k, dim: 2);
-            values = state.Append(1, v, dim: 2);
+            keys = state.Append(LayerState.Keys, k, dim: 2);
+            values = state.Append(LayerState.Values, v, dim: 2);
             var mixed = Attention.CausalFrom(q, keys, values, offset);
             return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }

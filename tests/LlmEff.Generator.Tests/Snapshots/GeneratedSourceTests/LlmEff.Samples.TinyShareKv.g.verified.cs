@@ -220,8 +220,8 @@ partial class TinyShareKv : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyShareK
             Tensor keys, values;
             if (ownsKeysAndValues)
             {
-                keys = state.Append(0, k, dim: 2);
-                values = state.Append(1, v, dim: 2);
+                keys = state.Append(LayerState.Keys, k, dim: 2);
+                values = state.Append(LayerState.Values, v, dim: 2);
                 shared.Set(keys, values); // the whole cache, for the layers of this group that reuse it
             }
             else

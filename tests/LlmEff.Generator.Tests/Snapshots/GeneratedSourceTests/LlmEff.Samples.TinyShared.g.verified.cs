@@ -204,7 +204,7 @@ partial class TinyShared : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyShared>
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
             Tensor keys, values;
-            values = state.Append(0, v, dim: 2); // keys are the values: only the values are cached
+            values = state.Append(LayerState.Keys, v, dim: 2); // keys are the values: only the values are cached
             keys = RotaryEmbedding.Rotate(values, cos, sin);
             var mixed = Attention.CausalFrom(q, keys, values, offset);
             return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();

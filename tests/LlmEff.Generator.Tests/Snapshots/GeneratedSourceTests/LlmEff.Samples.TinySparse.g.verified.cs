@@ -214,9 +214,9 @@ partial class TinySparse : nn.Module<Tensor, Tensor>, IDeclaredModel<TinySparse>
             using var scope = NewDisposeScope();
             var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
             Tensor keys, values;
-            keys = state.Append(0, k, dim: 2);
-            values = state.Append(1, v, dim: 2);
-            var indexKeys = state.Append(2, indexer.Keys(x), dim: 1);
+            keys = state.Append(LayerState.Keys, k, dim: 2);
+            values = state.Append(LayerState.Values, v, dim: 2);
+            var indexKeys = state.Append(LayerState.IndexerKeys, indexer.Keys(x), dim: 1);
             var mixed = Attention.Masked(q, keys, values, indexer.Select(x, indexKeys, offset));
             return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }

@@ -1,0 +1,127 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Runtime.Loader;
+using System.Text.Json;
+using LlmEff.Generator.Model;
+using LlmEff.Generator.Planning;
+using LlmEff.Generator.Sizing;
+using LlmEff.Generator.Tests.Infrastructure;
+using Microsoft.CodeAnalysis;
+using TorchSharp;
+
+namespace LlmEff.Generator.Tests;
+
+/// <summary>
+/// The layout plan is the one statement of a model's layout: for every sample, the TorchSharp module the generator
+/// writes, the PyTorch twin it writes and the sizes it reports all hold exactly the tensors the plan lists, named and
+/// shaped as it says. The modules are built on the meta device, so the largest samples cost no memory.
+/// </summary>
+public sealed class LayoutPlanTests
+{
+    public static TheoryData<string> Samples => new(CompilationHarness.SampleSources().Keys);
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void The_TorchSharp_module_holds_exactly_the_tensors_the_plan_lists(string sample)
+    {
+        var (models, assembly) = Build(sample);
+        foreach (var model in models)
+        {
+            var type = assembly.GetType(model.Target.FullName, throwOnError: true)!;
+            using var module = (torch.nn.Module)Activator.CreateInstance(type, torch.META, null)!;
+            var trainable = module.named_parameters().Select(p => p.name).ToHashSet(StringComparer.Ordinal);
+            var actual = module.state_dict().Select(t => Describe(t.Key, t.Value.shape, trainable.Contains(t.Key)));
+
+            // TorchSharp lists every parameter before any buffer (PyTorch goes module by module); a checkpoint keys
+            // tensors by name, so names, shapes and kinds are compared, not their order.
+            Assert.Equal(Planned(model.Plan).OrderBy(t => t, StringComparer.Ordinal), actual.OrderBy(t => t, StringComparer.Ordinal));
+        }
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Samples))]
+    public void The_PyTorch_twin_holds_exactly_the_tensors_the_plan_lists(string sample)
+    {
+        Skip.If(Python.WhyNoTorch is not null, Python.WhyNoTorch);
+        var (models, assembly) = Build(sample);
+        foreach (var model in models)
+        {
+            var export = (PyTorchExport)assembly.GetType(model.Target.FullName, throwOnError: true)!.GetProperty("PyTorch")!.GetValue(null)!;
+            var twin = Path.Combine(Path.GetTempPath(), $"llmeff-{Guid.NewGuid():N}.py");
+            File.WriteAllText(twin, export.Source);
+            try
+            {
+                var (code, output) = Python.Run(Repository.Path("tests", "LlmEff.Generator.Tests", "Python", "twin_state_dict.py"), twin);
+                Assert.True(code == 0, $"{model.Target.Name}'s twin did not build (exit {code}): {output}");
+                var actual = JsonSerializer.Deserialize<List<JsonElement>>(output)!
+                    .Select(t => Describe(t[0].GetString()!, t[1].EnumerateArray().Select(d => d.GetInt64()).ToArray(), t[2].GetBoolean()))
+                    .ToList();
+
+                Assert.Equal(Planned(model.Plan), actual);
+            }
+            finally
+            {
+                File.Delete(twin);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Samples))]
+    public void Sizing_counts_exactly_the_trainable_tensors_the_plan_lists(string sample)
+    {
+        foreach (var model in Models(sample))
+        {
+            var tensors = PlannedTensors.Of(model.Plan).ToList();
+
+            Assert.Equal(tensors.Where(t => t.Trainable).Sum(t => t.Elements), model.Sizes.Parameters);
+            Assert.Equal(tensors.Where(t => t.Name.StartsWith(model.Plan.Names.Stack + "." + model.Plan.Names.TokenEmbedding + ".", StringComparison.Ordinal)
+                                            || t.Name.StartsWith(model.Plan.Names.Stack + "." + model.Plan.Names.PositionEmbedding + ".", StringComparison.Ordinal)).Sum(t => t.Elements),
+                model.Sizes.EmbeddingParameters);
+            Assert.Equal(model.Plan.Layers.Sum(l => l.Cache.Sum(s => s.ElementsPerToken)), model.Sizes.KvCacheElementsPerToken);
+            Assert.Equal(ModelSizing.Compute(model.Spec), model.Sizes);
+        }
+    }
+
+    [Fact]
+    public void Layers_that_reuse_a_groups_keys_and_values_plan_no_key_or_value_projection()
+    {
+        var plan = LayoutPlanner.Plan(SizingTests.Llama3_8B with { Layers = 4, Attention = SizingTests.Llama3_8B.Attention with { ShareKvEvery = 2 } });
+        var names = PlannedTensors.Of(plan).Select(t => t.Name).ToList();
+
+        Assert.Contains("model.layers.0.self_attn.k_proj.weight", names);
+        Assert.DoesNotContain("model.layers.1.self_attn.k_proj.weight", names);
+        Assert.Contains("model.layers.1.self_attn.q_proj.weight", names);
+        Assert.Equal(new[] { true, false, true, false }, plan.Layers.Select(l => l.OwnsKeysAndValues));
+        Assert.Empty(plan.Layers[1].Cache);
+    }
+
+    /// <summary>"name [d0, d1] parameter|buffer": one line per tensor, so a failure shows the first tensor that differs.</summary>
+    private static string Describe(string name, long[] shape, bool trainable) =>
+        $"{name} [{string.Join(", ", shape)}] {(trainable ? "parameter" : "buffer")}";
+
+    private static List<string> Planned(LayoutPlan plan) => PlannedTensors.Of(plan).Select(t => Describe(t.Name, t.Shape, t.Trainable)).ToList();
+
+    /// <summary>The models the generator planned for a sample file, from its tracked pipeline step.</summary>
+    private static List<ModelToEmit> Models(string sample) => Generate(sample).Run.Results.Single().TrackedSteps[TrackingNames.Models]
+        .SelectMany(step => step.Outputs).Select(output => (ModelToEmit)output.Value).ToList();
+
+    private static (Compilation Output, GeneratorDriverRunResult Run) Generate(string sample) =>
+        CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources()[sample]));
+
+    /// <summary>The sample's planned models and its compiled assembly (generated code included), loaded beside the runtime.</summary>
+    private static (List<ModelToEmit> Models, System.Reflection.Assembly Assembly) Build(string sample)
+    {
+        var (output, run) = Generate(sample);
+        using var image = new MemoryStream();
+        var emitted = output.Emit(image);
+        Assert.True(emitted.Success, string.Join("\n", emitted.Diagnostics));
+        image.Position = 0;
+        // A context of its own: every sample compiles to an assembly named TestModels.
+        var assembly = new AssemblyLoadContext($"{sample}-{Guid.NewGuid():N}").LoadFromStream(image);
+        var models = run.Results.Single().TrackedSteps[TrackingNames.Models].SelectMany(step => step.Outputs).Select(o => (ModelToEmit)o.Value).ToList();
+        return (models, assembly);
+    }
+}
