@@ -61,6 +61,52 @@ public sealed class GeneratedSourceTests
         Assert.Empty(CompilationHarness.Problems(output));
     }
 
+    /// <summary>The user's own types named like what the generated code uses (TorchSharp's Tensor, nn, Device, Linear;
+    /// the runtime's Attention, Init, LayerState; the BCL's System) sit beside the models and must not capture a name.</summary>
+    [Fact]
+    public void Models_compile_beside_user_types_named_like_TorchSharp_runtime_and_BCL_types()
+    {
+        const string source = """
+            using LlmEff;
+            namespace Users
+            {
+                public class Tensor { }
+                public static class nn { }
+                public class Device { }
+                public class ScalarType { }
+                public class Linear { }
+                public class ModuleList<T> { }
+                public class Attention { }
+                public class Init { }
+                public class RmsNorm { }
+                public class LayerState { }
+                public class DecodingCache { }
+                public class ModelFacts { }
+                public class System { }
+                public class torch { }
+
+                [Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoKey, Heads = 4, KvHeads = 2)]
+                public partial class Plain;
+
+                [Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)]
+                [Attention(Heads = 4, ShareKvEvery = 2)] [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Nvfp4)]
+                public partial class Fused;
+
+                [Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32)] [Layers(Attention = "0-1")] [ShortConv]
+                [Attention(Heads = 2, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8)] [SparseAttention(IndexerHeads = 2, IndexerDim = 4, TopK = 3)]
+                public partial class Hybrid;
+
+                [Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Norm = Norm.LayerNorm, Positions = Positions.Learned, Checkpointing = true)]
+                [Attention(Projections.Shared, Heads = 4, BreakSymmetry = true)] [Mlp(Activation = Activation.Gelu)]
+                public partial class Symmetric;
+            }
+            """;
+        var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
+
+        Assert.Equal(8, run.GeneratedTrees.Length);
+        Assert.Empty(CompilationHarness.Problems(output));
+    }
+
     [Fact]
     public void Models_nested_in_partial_types_and_in_the_global_namespace_compile()
     {

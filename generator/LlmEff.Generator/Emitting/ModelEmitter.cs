@@ -24,13 +24,6 @@ internal static class ModelEmitter
             .Line($"// {GeneratorName}: the TorchSharp module declared by the attributes of {target.FullName}.")
             .Line("// Change the attributes, not this file: it is rewritten on every build.")
             .Line("#nullable enable")
-            .Line()
-            .Line("using LlmEff;")
-            .Line("using LlmEff.Generation;")
-            .Line("using LlmEff.Layers;")
-            .Line("using TorchSharp;")
-            .Line("using TorchSharp.Modules;")
-            .Line("using static TorchSharp.torch;")
             .Line();
 
         if (target.Namespace.Length > 0)
@@ -39,7 +32,8 @@ internal static class ModelEmitter
         var enclosing = target.ContainingTypes.Select(writer.Block).ToList();
         new ClassWriter(writer, model).Write();
         for (var i = enclosing.Count - 1; i >= 0; i--) enclosing[i].Dispose();
-        return writer.ToString();
+        // No using directive: every outside name is global::-qualified, so no user type beside the model can capture it.
+        return GlobalNames.Qualify(writer.ToString());
     }
 
     /// <summary>Writes one model class from its layout plan; holds the plan so helper methods stay short. Every

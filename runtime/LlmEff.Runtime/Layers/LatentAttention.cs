@@ -37,21 +37,6 @@ public sealed record LatentAttentionOptions(int Dim, int Heads, int HeadDim, int
         if (!(NormEps > 0) || double.IsInfinity(NormEps)) throw new ArgumentOutOfRangeException(nameof(NormEps), NormEps, "NormEps must be a positive number.");
         if (Layers <= 0) throw new ArgumentOutOfRangeException(nameof(Layers), Layers, "Layers must be positive.");
     }
-
-    /// <summary>Parameters of the layer without an indexer (see <see cref="Bias"/> for where biases go).</summary>
-    public long ParameterCount
-    {
-        get
-        {
-            long d = Dim, h = Heads, qk = HeadDim + RopeDim, bias = Bias ? 1 : 0;
-            var query = QRank > 0
-                ? d * QRank + bias * QRank + QRank + (long)QRank * h * qk
-                : d * h * qk + bias * h * qk;
-            var keyValue = d * (KvRank + RopeDim) + bias * (KvRank + RopeDim) + KvRank + (long)KvRank * h * 2 * HeadDim;
-            var output = h * HeadDim * d + bias * d;
-            return query + keyValue + output;
-        }
-    }
 }
 
 /// <summary>

@@ -3,17 +3,10 @@
 // Change the attributes, not this file: it is rewritten on every build.
 #nullable enable
 
-using LlmEff;
-using LlmEff.Generation;
-using LlmEff.Layers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 61 layers, width 7168, 128-head latent attention (KV rank 512, rotary 64, query rank 1536), SwiGLU MLP of width 18432 (replaced from layer 3 on by 8 of 256 experts of width 2048 plus 1 shared), vocabulary 129280, context 4096.</summary>
-partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSeekV3Like>, IDecoder
+partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>, global::LlmEff.IDeclaredModel<DeepSeekV3Like>, global::LlmEff.Generation.IDecoder
 {
     /// <summary>Trainable parameters: 671,026,404,352 (embeddings 926,679,040, attention 11,413,547,008, MLP and experts 657,758,617,600, norms 881,664, output head 926,679,040).</summary>
     public const long ParameterCount = 671026404352;
@@ -28,80 +21,80 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
     public const long FlopsPerToken = 93717397504;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
-    public static ModelFacts Facts { get; } = new("DeepSeekV3Like", Vocab: 129280, Dim: 7168, Layers: 61, Context: 4096,
+    public static global::LlmEff.ModelFacts Facts { get; } = new("DeepSeekV3Like", Vocab: 129280, Dim: 7168, Layers: 61, Context: 4096,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 73249193984,
         Breakdown: new(Embeddings: 926679040, Attention: 11413547008, Mlp: 657758617600, Norms: 881664, OutputHead: 926679040));
 
     /// <summary>Builds the module; see the constructor.</summary>
-    public static DeepSeekV3Like Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
+    public static DeepSeekV3Like Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly Linear lm_head;
+    private readonly global::TorchSharp.Modules.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
-    public DeepSeekV3Like(Device? device = null, ScalarType? dtype = null) : base("DeepSeekV3Like")
+    public DeepSeekV3Like(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("DeepSeekV3Like")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = nn.Linear(7168, 129280, hasBias: false, device: device, dtype: dtype);
-        Init.Normal(lm_head.weight);
+        lm_head = global::TorchSharp.torch.nn.Linear(7168, 129280, hasBias: false, device: device, dtype: dtype);
+        global::LlmEff.Layers.Init.Normal(lm_head.weight);
         RegisterComponents();
     }
 
     /// <summary>Next-token logits [batch, time, 129280] for tokens [batch, time], time ≤ 4096.</summary>
-    public override Tensor forward(Tensor tokens)
+    public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 4096 tokens.</summary>
-    public DecodingCache NewCache() => new(61, capacity: 4096);
+    public global::LlmEff.Generation.DecodingCache NewCache() => new(61, capacity: 4096);
 
     /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
-    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
-    public Tensor forward(Tensor tokens, DecodingCache cache)
+    /// matching rows of <see cref="forward(global::TorchSharp.torch.Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>Token embedding, 61 decoder layers and the final norm.</summary>
-    public sealed class DecoderStack : nn.Module<Tensor, Tensor>
+    public sealed class DecoderStack : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Context = 4096;
-        internal readonly Embedding embed_tokens;
-        private readonly ModuleList<DecoderLayer> layers;
-        private readonly RmsNorm norm;
+        internal readonly global::TorchSharp.Modules.Embedding embed_tokens;
+        private readonly global::TorchSharp.Modules.ModuleList<DecoderLayer> layers;
+        private readonly global::LlmEff.Layers.RmsNorm norm;
 
-        internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))
+        internal DecoderStack(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderStack))
         {
-            embed_tokens = nn.Embedding(129280, 7168, device: device, dtype: dtype);
-            Init.Normal(embed_tokens.weight);
-            layers = new ModuleList<DecoderLayer>();
+            embed_tokens = global::TorchSharp.torch.nn.Embedding(129280, 7168, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(embed_tokens.weight);
+            layers = new global::TorchSharp.Modules.ModuleList<DecoderLayer>();
             for (var i = 0; i < 61; i++) layers.Add(new DecoderLayer(routedExperts: i >= 3, device, dtype));
-            norm = new RmsNorm(7168, eps: 1E-05, device, dtype);
+            norm = new global::LlmEff.Layers.RmsNorm(7168, eps: 1E-05, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>Final hidden states [batch, time, 7168] for tokens [batch, time].</summary>
-        public override Tensor forward(Tensor tokens)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             foreach (var layer in layers) x = layer.forward(x);
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
         /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
-        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
         {
             if (cache.Layers != 61 || cache.Capacity > Context)
-                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 61 layers and a context of {Context}.", nameof(cache));
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 61 layers and a context of {Context}.", nameof(cache));
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
             for (var i = 0; i < 61; i++) x = layers[i].Decode(x, cache[i], offset);
@@ -109,44 +102,44 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens, long offset = 0)
+        private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
             if (offset + time > Context)
-                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+                throw new global::System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
 
     /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
+    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly RmsNorm input_layernorm;
-        private readonly LatentAttention self_attn;
-        private readonly RmsNorm post_attention_layernorm;
-        private readonly nn.Module<Tensor, Tensor> mlp;
+        private readonly global::LlmEff.Layers.RmsNorm input_layernorm;
+        private readonly global::LlmEff.Layers.LatentAttention self_attn;
+        private readonly global::LlmEff.Layers.RmsNorm post_attention_layernorm;
+        private readonly global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> mlp;
 
-        internal DecoderLayer(bool routedExperts, Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(bool routedExperts, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
         {
-            input_layernorm = new RmsNorm(7168, eps: 1E-05, device, dtype);
-            self_attn = new LatentAttention(new LatentAttentionOptions(Dim: 7168, Heads: 128, HeadDim: 128, KvRank: 512, RopeDim: 64, QRank: 1536, Context: 4096, RopeTheta: 10000, NormEps: 1E-05, Layers: 61), indexer: null, device, dtype);
-            post_attention_layernorm = new RmsNorm(7168, eps: 1E-05, device, dtype);
+            input_layernorm = new global::LlmEff.Layers.RmsNorm(7168, eps: 1E-05, device, dtype);
+            self_attn = new global::LlmEff.Layers.LatentAttention(new global::LlmEff.Layers.LatentAttentionOptions(Dim: 7168, Heads: 128, HeadDim: 128, KvRank: 512, RopeDim: 64, QRank: 1536, Context: 4096, RopeTheta: 10000, NormEps: 1E-05, Layers: 61), indexer: null, device, dtype);
+            post_attention_layernorm = new global::LlmEff.Layers.RmsNorm(7168, eps: 1E-05, device, dtype);
             mlp = routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: 18432, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var h = x + self_attn.forward(input_layernorm.forward(x));
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
-        internal Tensor Decode(Tensor x, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var normed = input_layernorm.forward(x);
             var h = x + self_attn.forward(normed, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
@@ -154,55 +147,55 @@ partial class DeepSeekV3Like : nn.Module<Tensor, Tensor>, IDeclaredModel<DeepSee
     }
 
     /// <summary>SwiGLU feed-forward 18432 wide in dense layers, 2048 per expert, 2048 for the shared experts: down(silu(gate(x)) ⊙ up(x)).</summary>
-    public sealed class FeedForward : nn.Module<Tensor, Tensor>
+    public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly Linear gate_proj;
-        private readonly Linear up_proj;
-        private readonly Linear down_proj;
+        private readonly global::TorchSharp.Modules.Linear gate_proj;
+        private readonly global::TorchSharp.Modules.Linear up_proj;
+        private readonly global::TorchSharp.Modules.Linear down_proj;
 
-        internal FeedForward(long hidden, Device? device, ScalarType? dtype) : base(nameof(FeedForward))
+        internal FeedForward(long hidden, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = nn.Linear(7168, hidden, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(gate_proj.weight);
-            up_proj = nn.Linear(7168, hidden, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(up_proj.weight);
-            down_proj = nn.Linear(hidden, 7168, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(down_proj.weight, layers: 61);
+            gate_proj = global::TorchSharp.torch.nn.Linear(7168, hidden, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(gate_proj.weight);
+            up_proj = global::TorchSharp.torch.nn.Linear(7168, hidden, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(up_proj.weight);
+            down_proj = global::TorchSharp.torch.nn.Linear(hidden, 7168, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 61);
             RegisterComponents();
         }
 
         /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
-            return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
+            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
     }
 
     /// <summary>Mixture of experts: a sigmoid router sends each token to 8 of 256 experts, with auxiliary-loss-free balancing (a selection bias nudged after each step); 1 shared expert sees every token. Only chosen experts run.</summary>
-    public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor>
+    public sealed class MixtureOfExperts : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Experts = 256;
-        private readonly ExpertRouter gate;
-        private readonly ModuleList<FeedForward> experts;
+        private readonly global::LlmEff.Layers.ExpertRouter gate;
+        private readonly global::TorchSharp.Modules.ModuleList<FeedForward> experts;
         private readonly FeedForward shared_experts;
 
-        internal MixtureOfExperts(Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))
+        internal MixtureOfExperts(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(MixtureOfExperts))
         {
-            gate = new ExpertRouter(new RouterOptions(Dim: 7168, Experts: Experts, Active: 8, Scoring: RouterScoring.Sigmoid, Balance: ExpertBalance.AuxLossFree,
+            gate = new global::LlmEff.Layers.ExpertRouter(new global::LlmEff.Layers.RouterOptions(Dim: 7168, Experts: Experts, Active: 8, Scoring: global::LlmEff.RouterScoring.Sigmoid, Balance: global::LlmEff.ExpertBalance.AuxLossFree,
                 NormalizeWeights: true, RoutedScale: 2.5, AuxLossWeight: 0.01, BiasUpdateRate: 0.001), device, dtype);
-            experts = new ModuleList<FeedForward>();
+            experts = new global::TorchSharp.Modules.ModuleList<FeedForward>();
             for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: 2048, device, dtype));
             shared_experts = new FeedForward(hidden: 2048, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs.</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var tokens = x.reshape(-1, 7168);
-            var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
+            var routed = global::LlmEff.Layers.ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
             return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();
         }
     }

@@ -3,17 +3,10 @@
 // Change the attributes, not this file: it is rewritten on every build.
 #nullable enable
 
-using LlmEff;
-using LlmEff.Generation;
-using LlmEff.Layers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 12 layers, width 768, 12-head attention, GELU MLP of width 3072, vocabulary 50257, context 1024.</summary>
-partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, IAttentionScores, IDecoder
+partial class Gpt2Small : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>, global::LlmEff.IDeclaredModel<Gpt2Small>, global::LlmEff.IAttentionScores, global::LlmEff.Generation.IDecoder
 {
     /// <summary>Trainable parameters: 124,439,808 (embeddings 39,383,808, attention 28,348,416, MLP 56,669,184, norms 38,400, output head tied).</summary>
     public const long ParameterCount = 124439808;
@@ -28,95 +21,95 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
     public const long FlopsPerToken = 284812800;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
-    public static ModelFacts Facts { get; } = new("Gpt2Small", Vocab: 50257, Dim: 768, Layers: 12, Context: 1024,
+    public static global::LlmEff.ModelFacts Facts { get; } = new("Gpt2Small", Vocab: 50257, Dim: 768, Layers: 12, Context: 1024,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 247064064,
         Breakdown: new(Embeddings: 39383808, Attention: 28348416, Mlp: 56669184, Norms: 38400, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
-    public static Gpt2Small Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
+    public static Gpt2Small Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack transformer;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
-    public Gpt2Small(Device? device = null, ScalarType? dtype = null) : base("Gpt2Small")
+    public Gpt2Small(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("Gpt2Small")
     {
         transformer = new DecoderStack(device, dtype);
         RegisterComponents();
     }
 
     /// <summary>Next-token logits [batch, time, 50257] for tokens [batch, time], time ≤ 1024.</summary>
-    public override Tensor forward(Tensor tokens)
+    public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = transformer.forward(tokens);
-        return nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
+        return global::TorchSharp.torch.nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 1024 tokens.</summary>
-    public DecodingCache NewCache() => new(12, capacity: 1024);
+    public global::LlmEff.Generation.DecodingCache NewCache() => new(12, capacity: 1024);
 
     /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
-    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
-    public Tensor forward(Tensor tokens, DecodingCache cache)
+    /// matching rows of <see cref="forward(global::TorchSharp.torch.Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = transformer.Decode(tokens, cache);
-        return nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
+        return global::TorchSharp.torch.nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
     /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
-    public Tensor AttentionScores(Tensor tokens, int layer) => transformer.AttentionScores(tokens, layer);
+    public global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer) => transformer.AttentionScores(tokens, layer);
 
     /// <summary>Token embedding, learned positions, 12 decoder layers and the final norm.</summary>
-    public sealed class DecoderStack : nn.Module<Tensor, Tensor>
+    public sealed class DecoderStack : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Context = 1024;
-        internal readonly Embedding wte;
-        private readonly Embedding wpe;
-        private readonly ModuleList<DecoderLayer> h;
-        private readonly LayerNorm ln_f;
+        internal readonly global::TorchSharp.Modules.Embedding wte;
+        private readonly global::TorchSharp.Modules.Embedding wpe;
+        private readonly global::TorchSharp.Modules.ModuleList<DecoderLayer> h;
+        private readonly global::TorchSharp.Modules.LayerNorm ln_f;
 
-        internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))
+        internal DecoderStack(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderStack))
         {
-            wte = nn.Embedding(50257, 768, device: device, dtype: dtype);
-            Init.Normal(wte.weight);
-            wpe = nn.Embedding(Context, 768, device: device, dtype: dtype);
-            Init.Normal(wpe.weight, std: 0.01);
-            h = new ModuleList<DecoderLayer>();
+            wte = global::TorchSharp.torch.nn.Embedding(50257, 768, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(wte.weight);
+            wpe = global::TorchSharp.torch.nn.Embedding(Context, 768, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(wpe.weight, std: 0.01);
+            h = new global::TorchSharp.Modules.ModuleList<DecoderLayer>();
             for (var i = 0; i < 12; i++) h.Add(new DecoderLayer(device, dtype));
-            ln_f = nn.LayerNorm(768, eps: 1E-05, device: device, dtype: dtype);
+            ln_f = global::TorchSharp.torch.nn.LayerNorm(768, eps: 1E-05, device: device, dtype: dtype);
             RegisterComponents();
         }
 
         /// <summary>Final hidden states [batch, time, 768] for tokens [batch, time].</summary>
-        public override Tensor forward(Tensor tokens)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             foreach (var layer in h) x = layer.forward(x);
             return ln_f.forward(x).MoveToOuterDisposeScope();
         }
 
         /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
-        internal Tensor AttentionScores(Tensor tokens, int layer)
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer)
         {
             if (layer < 0 || layer >= 12)
-                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 11.");
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 11.");
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             for (var i = 0; i < layer; i++) x = h[i].forward(x);
             return h[layer].AttentionScores(x).MoveToOuterDisposeScope();
         }
 
         /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
-        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
         {
             if (cache.Layers != 12 || cache.Capacity > Context)
-                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 12 layers and a context of {Context}.", nameof(cache));
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 12 layers and a context of {Context}.", nameof(cache));
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
             for (var i = 0; i < 12; i++) x = h[i].Decode(x, cache[i], offset);
@@ -124,133 +117,133 @@ partial class Gpt2Small : nn.Module<Tensor, Tensor>, IDeclaredModel<Gpt2Small>, 
             return ln_f.forward(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens, long offset = 0)
+        private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
             if (offset + time > Context)
-                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
-            return wte.forward(tokens) + wpe.forward(torch.arange(offset, offset + time, device: tokens.device));
+                throw new global::System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            return wte.forward(tokens) + wpe.forward(global::TorchSharp.torch.arange(offset, offset + time, device: tokens.device));
         }
     }
 
     /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
+    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly LayerNorm ln_1;
+        private readonly global::TorchSharp.Modules.LayerNorm ln_1;
         private readonly SelfAttention attn;
-        private readonly LayerNorm ln_2;
+        private readonly global::TorchSharp.Modules.LayerNorm ln_2;
         private readonly FeedForward mlp;
 
-        internal DecoderLayer(Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
         {
-            ln_1 = nn.LayerNorm(768, eps: 1E-05, device: device, dtype: dtype);
+            ln_1 = global::TorchSharp.torch.nn.LayerNorm(768, eps: 1E-05, device: device, dtype: dtype);
             attn = new SelfAttention(device, dtype);
-            ln_2 = nn.LayerNorm(768, eps: 1E-05, device: device, dtype: dtype);
+            ln_2 = global::TorchSharp.torch.nn.LayerNorm(768, eps: 1E-05, device: device, dtype: dtype);
             mlp = new FeedForward(device, dtype);
             RegisterComponents();
         }
 
         /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var h = x + attn.forward(ln_1.forward(x));
             return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
-        internal Tensor Decode(Tensor x, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var normed = ln_1.forward(x);
             var h = x + attn.Decode(normed, state, offset);
             return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
-        internal Tensor AttentionScores(Tensor x) => attn.Scores(ln_1.forward(x));
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor x) => attn.Scores(ln_1.forward(x));
     }
 
     /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 12 query heads and 12 key/value heads of width 64.</summary>
-    public sealed class SelfAttention : nn.Module<Tensor, Tensor>
+    public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 12, KvHeads = 12;
-        private readonly TransposedLinear c_attn;
-        private readonly TransposedLinear c_proj;
+        private readonly global::LlmEff.Layers.TransposedLinear c_attn;
+        private readonly global::LlmEff.Layers.TransposedLinear c_proj;
 
-        internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))
+        internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            c_attn = new TransposedLinear(768, 2304, hasBias: true, device, dtype);
-            Init.Normal(c_attn.weight);
-            Init.Zeros(c_attn.bias);
-            c_proj = new TransposedLinear(768, 768, hasBias: true, device, dtype);
-            Init.ResidualOutput(c_proj.weight, layers: 12);
-            Init.Zeros(c_proj.bias);
+            c_attn = new global::LlmEff.Layers.TransposedLinear(768, 2304, hasBias: true, device, dtype);
+            global::LlmEff.Layers.Init.Normal(c_attn.weight);
+            global::LlmEff.Layers.Init.Zeros(c_attn.bias);
+            c_proj = new global::LlmEff.Layers.TransposedLinear(768, 768, hasBias: true, device, dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(c_proj.weight, layers: 12);
+            global::LlmEff.Layers.Init.Zeros(c_proj.bias);
             RegisterComponents();
         }
 
         /// <summary>Attention output [batch, time, dim] for normalised inputs.</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, v) = Project(x);
-            var mixed = Attention.Causal(q, k, v);
-            return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            var mixed = global::LlmEff.Layers.Attention.Causal(q, k, v);
+            return c_proj.forward(global::LlmEff.Layers.Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Attention output for new tokens at <paramref name="offset"/> on, over everything this layer has cached.</summary>
-        internal Tensor Decode(Tensor x, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, v) = Project(x);
-            Tensor keys, values;
-            keys = state.Append(LayerState.Keys, k, dim: 2);
-            values = state.Append(LayerState.Values, v, dim: 2);
-            var mixed = Attention.CausalFrom(q, keys, values, offset);
-            return c_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            global::TorchSharp.torch.Tensor keys, values;
+            keys = state.Append(global::LlmEff.Generation.LayerState.Keys, k, dim: 2);
+            values = state.Append(global::LlmEff.Generation.LayerState.Values, v, dim: 2);
+            var mixed = global::LlmEff.Layers.Attention.CausalFrom(q, keys, values, offset);
+            return c_proj.forward(global::LlmEff.Layers.Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
-        internal Tensor Scores(Tensor x)
+        internal global::TorchSharp.torch.Tensor Scores(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, _) = Project(x);
-            return Attention.Scores(q, k).MoveToOuterDisposeScope();
+            return global::LlmEff.Layers.Attention.Scores(q, k).MoveToOuterDisposeScope();
         }
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
-        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x)
+        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x)
         {
             var projected = c_attn.forward(x).split(new long[] { 768, 768, 768 }, dim: -1);
-            var q = Attention.SplitHeads(projected[0], Heads);
-            var k = Attention.SplitHeads(projected[1], KvHeads);
-            var v = Attention.SplitHeads(projected[2], KvHeads);
+            var q = global::LlmEff.Layers.Attention.SplitHeads(projected[0], Heads);
+            var k = global::LlmEff.Layers.Attention.SplitHeads(projected[1], KvHeads);
+            var v = global::LlmEff.Layers.Attention.SplitHeads(projected[2], KvHeads);
             return (q, k, v);
         }
     }
 
     /// <summary>GELU feed-forward of width 3072: down(gelu(up(x))).</summary>
-    public sealed class FeedForward : nn.Module<Tensor, Tensor>
+    public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly TransposedLinear c_fc;
-        private readonly TransposedLinear c_proj;
+        private readonly global::LlmEff.Layers.TransposedLinear c_fc;
+        private readonly global::LlmEff.Layers.TransposedLinear c_proj;
 
-        internal FeedForward(Device? device, ScalarType? dtype) : base(nameof(FeedForward))
+        internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            c_fc = new TransposedLinear(768, 3072, hasBias: true, device, dtype);
-            Init.Normal(c_fc.weight);
-            Init.Zeros(c_fc.bias);
-            c_proj = new TransposedLinear(3072, 768, hasBias: true, device, dtype);
-            Init.ResidualOutput(c_proj.weight, layers: 12);
-            Init.Zeros(c_proj.bias);
+            c_fc = new global::LlmEff.Layers.TransposedLinear(768, 3072, hasBias: true, device, dtype);
+            global::LlmEff.Layers.Init.Normal(c_fc.weight);
+            global::LlmEff.Layers.Init.Zeros(c_fc.bias);
+            c_proj = new global::LlmEff.Layers.TransposedLinear(3072, 768, hasBias: true, device, dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(c_proj.weight, layers: 12);
+            global::LlmEff.Layers.Init.Zeros(c_proj.bias);
             RegisterComponents();
         }
 
         /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
-            return c_proj.forward(nn.functional.gelu(c_fc.forward(x), GELU.Approximate.tanh)).MoveToOuterDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
+            return c_proj.forward(global::TorchSharp.torch.nn.functional.gelu(c_fc.forward(x), global::TorchSharp.Modules.GELU.Approximate.tanh)).MoveToOuterDisposeScope();
         }
     }
 }

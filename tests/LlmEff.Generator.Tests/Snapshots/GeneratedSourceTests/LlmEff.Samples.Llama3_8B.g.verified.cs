@@ -3,17 +3,10 @@
 // Change the attributes, not this file: it is rewritten on every build.
 #nullable enable
 
-using LlmEff;
-using LlmEff.Generation;
-using LlmEff.Layers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 32 layers, width 4096, 32-head attention with 8 KV heads, SwiGLU MLP of width 14336, vocabulary 128256, context 8192.</summary>
-partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, IAttentionScores, IDecoder
+partial class Llama3_8B : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>, global::LlmEff.IDeclaredModel<Llama3_8B>, global::LlmEff.IAttentionScores, global::LlmEff.Generation.IDecoder
 {
     /// <summary>Trainable parameters: 8,030,261,248 (embeddings 525,336,576, attention 1,342,177,280, MLP 5,637,144,576, norms 266,240, output head 525,336,576).</summary>
     public const long ParameterCount = 8030261248;
@@ -28,75 +21,75 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
     public const long FlopsPerToken = 19304284160;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
-    public static ModelFacts Facts { get; } = new("Llama3_8B", Vocab: 128256, Dim: 4096, Layers: 32, Context: 8192,
+    public static global::LlmEff.ModelFacts Facts { get; } = new("Llama3_8B", Vocab: 128256, Dim: 4096, Layers: 32, Context: 8192,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 15009316864,
         Breakdown: new(Embeddings: 525336576, Attention: 1342177280, Mlp: 5637144576, Norms: 266240, OutputHead: 525336576));
 
     /// <summary>Builds the module; see the constructor.</summary>
-    public static Llama3_8B Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
+    public static Llama3_8B Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly Linear lm_head;
+    private readonly global::TorchSharp.Modules.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
-    public Llama3_8B(Device? device = null, ScalarType? dtype = null) : base("Llama3_8B")
+    public Llama3_8B(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("Llama3_8B")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = nn.Linear(4096, 128256, hasBias: false, device: device, dtype: dtype);
-        Init.Normal(lm_head.weight);
+        lm_head = global::TorchSharp.torch.nn.Linear(4096, 128256, hasBias: false, device: device, dtype: dtype);
+        global::LlmEff.Layers.Init.Normal(lm_head.weight);
         RegisterComponents();
     }
 
     /// <summary>Next-token logits [batch, time, 128256] for tokens [batch, time], time ≤ 8192.</summary>
-    public override Tensor forward(Tensor tokens)
+    public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 8192 tokens.</summary>
-    public DecodingCache NewCache() => new(32, capacity: 8192);
+    public global::LlmEff.Generation.DecodingCache NewCache() => new(32, capacity: 8192);
 
     /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
-    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
-    public Tensor forward(Tensor tokens, DecodingCache cache)
+    /// matching rows of <see cref="forward(global::TorchSharp.torch.Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
     /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
-    public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
+    public global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
 
     /// <summary>Token embedding, 32 decoder layers and the final norm.</summary>
-    public sealed class DecoderStack : nn.Module<Tensor, Tensor>
+    public sealed class DecoderStack : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Context = 8192;
-        internal readonly Embedding embed_tokens;
-        private readonly ModuleList<DecoderLayer> layers;
-        private readonly RmsNorm norm;
-        private readonly RotaryEmbedding rotary_emb;
+        internal readonly global::TorchSharp.Modules.Embedding embed_tokens;
+        private readonly global::TorchSharp.Modules.ModuleList<DecoderLayer> layers;
+        private readonly global::LlmEff.Layers.RmsNorm norm;
+        private readonly global::LlmEff.Layers.RotaryEmbedding rotary_emb;
 
-        internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))
+        internal DecoderStack(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderStack))
         {
-            embed_tokens = nn.Embedding(128256, 4096, device: device, dtype: dtype);
-            Init.Normal(embed_tokens.weight);
-            layers = new ModuleList<DecoderLayer>();
+            embed_tokens = global::TorchSharp.torch.nn.Embedding(128256, 4096, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(embed_tokens.weight);
+            layers = new global::TorchSharp.Modules.ModuleList<DecoderLayer>();
             for (var i = 0; i < 32; i++) layers.Add(new DecoderLayer(device, dtype));
-            norm = new RmsNorm(4096, eps: 1E-05, device, dtype);
-            rotary_emb = new RotaryEmbedding(128, Context, 500000, device, dtype);
+            norm = new global::LlmEff.Layers.RmsNorm(4096, eps: 1E-05, device, dtype);
+            rotary_emb = new global::LlmEff.Layers.RotaryEmbedding(128, Context, 500000, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>Final hidden states [batch, time, 4096] for tokens [batch, time].</summary>
-        public override Tensor forward(Tensor tokens)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
             foreach (var layer in layers) x = layer.forward(x, cos, sin);
@@ -104,11 +97,11 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
         }
 
         /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
-        internal Tensor AttentionScores(Tensor tokens, int layer)
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer)
         {
             if (layer < 0 || layer >= 32)
-                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 31.");
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 31.");
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
             for (var i = 0; i < layer; i++) x = layers[i].forward(x, cos, sin);
@@ -116,11 +109,11 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
         }
 
         /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
-        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
         {
             if (cache.Layers != 32 || cache.Capacity > Context)
-                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 32 layers and a context of {Context}.", nameof(cache));
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 32 layers and a context of {Context}.", nameof(cache));
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
             var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows
@@ -129,139 +122,139 @@ partial class Llama3_8B : nn.Module<Tensor, Tensor>, IDeclaredModel<Llama3_8B>, 
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens, long offset = 0)
+        private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
             if (offset + time > Context)
-                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+                throw new global::System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
 
     /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor>
+    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly RmsNorm input_layernorm;
+        private readonly global::LlmEff.Layers.RmsNorm input_layernorm;
         private readonly SelfAttention self_attn;
-        private readonly RmsNorm post_attention_layernorm;
+        private readonly global::LlmEff.Layers.RmsNorm post_attention_layernorm;
         private readonly FeedForward mlp;
 
-        internal DecoderLayer(Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
         {
-            input_layernorm = new RmsNorm(4096, eps: 1E-05, device, dtype);
+            input_layernorm = new global::LlmEff.Layers.RmsNorm(4096, eps: 1E-05, device, dtype);
             self_attn = new SelfAttention(device, dtype);
-            post_attention_layernorm = new RmsNorm(4096, eps: 1E-05, device, dtype);
+            post_attention_layernorm = new global::LlmEff.Layers.RmsNorm(4096, eps: 1E-05, device, dtype);
             mlp = new FeedForward(device, dtype);
             RegisterComponents();
         }
 
         /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
-        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var normed = input_layernorm.forward(x);
             var h = x + self_attn.Decode(normed, cos, sin, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
-        internal Tensor AttentionScores(Tensor x, Tensor cos, Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
     }
 
     /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 32 query heads and 8 key/value heads of width 128.</summary>
-    public sealed class SelfAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
+    public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 32, KvHeads = 8;
-        private readonly Linear q_proj;
-        private readonly Linear k_proj;
-        private readonly Linear v_proj;
-        private readonly Linear o_proj;
+        private readonly global::TorchSharp.Modules.Linear q_proj;
+        private readonly global::TorchSharp.Modules.Linear k_proj;
+        private readonly global::TorchSharp.Modules.Linear v_proj;
+        private readonly global::TorchSharp.Modules.Linear o_proj;
 
-        internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))
+        internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            q_proj = nn.Linear(4096, 4096, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(q_proj.weight);
-            k_proj = nn.Linear(4096, 1024, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(k_proj.weight);
-            v_proj = nn.Linear(4096, 1024, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(v_proj.weight);
-            o_proj = nn.Linear(4096, 4096, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(o_proj.weight, layers: 32);
+            q_proj = global::TorchSharp.torch.nn.Linear(4096, 4096, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(q_proj.weight);
+            k_proj = global::TorchSharp.torch.nn.Linear(4096, 1024, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(k_proj.weight);
+            v_proj = global::TorchSharp.torch.nn.Linear(4096, 1024, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(v_proj.weight);
+            o_proj = global::TorchSharp.torch.nn.Linear(4096, 4096, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 32);
             RegisterComponents();
         }
 
         /// <summary>Attention output [batch, time, dim] for normalised inputs and the rotary angles of their positions.</summary>
-        public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, v) = Project(x, cos, sin);
-            var mixed = Attention.Causal(q, k, v);
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            var mixed = global::LlmEff.Layers.Attention.Causal(q, k, v);
+            return o_proj.forward(global::LlmEff.Layers.Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Attention output for new tokens at <paramref name="offset"/> on; <paramref name="cos"/> and <paramref name="sin"/> cover positions 0 … offset + time − 1.</summary>
-        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
-            Tensor keys, values;
-            keys = state.Append(LayerState.Keys, k, dim: 2);
-            values = state.Append(LayerState.Values, v, dim: 2);
-            var mixed = Attention.CausalFrom(q, keys, values, offset);
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            global::TorchSharp.torch.Tensor keys, values;
+            keys = state.Append(global::LlmEff.Generation.LayerState.Keys, k, dim: 2);
+            values = state.Append(global::LlmEff.Generation.LayerState.Values, v, dim: 2);
+            var mixed = global::LlmEff.Layers.Attention.CausalFrom(q, keys, values, offset);
+            return o_proj.forward(global::LlmEff.Layers.Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
-        internal Tensor Scores(Tensor x, Tensor cos, Tensor sin)
+        internal global::TorchSharp.torch.Tensor Scores(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, _) = Project(x, cos, sin);
-            return Attention.Scores(q, k).MoveToOuterDisposeScope();
+            return global::LlmEff.Layers.Attention.Scores(q, k).MoveToOuterDisposeScope();
         }
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
-        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x, Tensor cos, Tensor sin)
+        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            var q = Attention.SplitHeads(q_proj.forward(x), Heads);
-            var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);
-            var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);
-            q = RotaryEmbedding.Rotate(q, cos, sin);
-            k = RotaryEmbedding.Rotate(k, cos, sin);
+            var q = global::LlmEff.Layers.Attention.SplitHeads(q_proj.forward(x), Heads);
+            var k = global::LlmEff.Layers.Attention.SplitHeads(k_proj.forward(x), KvHeads);
+            var v = global::LlmEff.Layers.Attention.SplitHeads(v_proj.forward(x), KvHeads);
+            q = global::LlmEff.Layers.RotaryEmbedding.Rotate(q, cos, sin);
+            k = global::LlmEff.Layers.RotaryEmbedding.Rotate(k, cos, sin);
             return (q, k, v);
         }
     }
 
     /// <summary>SwiGLU feed-forward of width 14336: down(silu(gate(x)) ⊙ up(x)).</summary>
-    public sealed class FeedForward : nn.Module<Tensor, Tensor>
+    public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly Linear gate_proj;
-        private readonly Linear up_proj;
-        private readonly Linear down_proj;
+        private readonly global::TorchSharp.Modules.Linear gate_proj;
+        private readonly global::TorchSharp.Modules.Linear up_proj;
+        private readonly global::TorchSharp.Modules.Linear down_proj;
 
-        internal FeedForward(Device? device, ScalarType? dtype) : base(nameof(FeedForward))
+        internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = nn.Linear(4096, 14336, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(gate_proj.weight);
-            up_proj = nn.Linear(4096, 14336, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(up_proj.weight);
-            down_proj = nn.Linear(14336, 4096, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(down_proj.weight, layers: 32);
+            gate_proj = global::TorchSharp.torch.nn.Linear(4096, 14336, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(gate_proj.weight);
+            up_proj = global::TorchSharp.torch.nn.Linear(4096, 14336, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(up_proj.weight);
+            down_proj = global::TorchSharp.torch.nn.Linear(14336, 4096, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 32);
             RegisterComponents();
         }
 
         /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
-            return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
+            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
     }
 }

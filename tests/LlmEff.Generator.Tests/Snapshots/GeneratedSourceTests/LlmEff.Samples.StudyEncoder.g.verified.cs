@@ -3,17 +3,10 @@
 // Change the attributes, not this file: it is rewritten on every build.
 #nullable enable
 
-using LlmEff;
-using LlmEff.Generation;
-using LlmEff.Layers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace LlmEff.Samples;
 
 /// <summary>Encoder (bidirectional) transformer: 2 layers, width 64, 2-head attention, SwiGLU MLP of width 192, vocabulary 10, context 16.</summary>
-partial class StudyEncoder : nn.Module<Tensor, Tensor>, IDeclaredModel<StudyEncoder>, IAttentionScores
+partial class StudyEncoder : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>, global::LlmEff.IDeclaredModel<StudyEncoder>, global::LlmEff.IAttentionScores
 {
     /// <summary>Trainable parameters: 100,950 (embeddings 1,664, attention 24,598, MLP 73,728, norms 320, output head 640).</summary>
     public const long ParameterCount = 100950;
@@ -28,189 +21,189 @@ partial class StudyEncoder : nn.Module<Tensor, Tensor>, IDeclaredModel<StudyEnco
     public const long FlopsPerToken = 206080;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
-    public static ModelFacts Facts { get; } = new("StudyEncoder", Vocab: 10, Dim: 64, Layers: 2, Context: 16,
+    public static global::LlmEff.ModelFacts Facts { get; } = new("StudyEncoder", Vocab: 10, Dim: 64, Layers: 2, Context: 16,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 197888,
         Breakdown: new(Embeddings: 1664, Attention: 24598, Mlp: 73728, Norms: 320, OutputHead: 640), Causal: false);
 
     /// <summary>Builds the module; see the constructor.</summary>
-    public static StudyEncoder Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
+    public static StudyEncoder Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly Linear lm_head;
+    private readonly global::TorchSharp.Modules.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
-    public StudyEncoder(Device? device = null, ScalarType? dtype = null) : base("StudyEncoder")
+    public StudyEncoder(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("StudyEncoder")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = nn.Linear(64, 10, hasBias: false, device: device, dtype: dtype);
-        Init.Normal(lm_head.weight);
+        lm_head = global::TorchSharp.torch.nn.Linear(64, 10, hasBias: false, device: device, dtype: dtype);
+        global::LlmEff.Layers.Init.Normal(lm_head.weight);
         RegisterComponents();
     }
 
     /// <summary>Next-token logits [batch, time, 10] for tokens [batch, time], time ≤ 16.</summary>
-    public override Tensor forward(Tensor tokens)
+    public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
     /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
-    public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
+    public global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
 
     /// <summary>Token embedding, learned positions, 2 decoder layers and the final norm.</summary>
-    public sealed class DecoderStack : nn.Module<Tensor, Tensor>
+    public sealed class DecoderStack : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Context = 16;
-        internal readonly Embedding embed_tokens;
-        private readonly Embedding embed_positions;
-        private readonly ModuleList<DecoderLayer> layers;
-        private readonly RmsNorm norm;
+        internal readonly global::TorchSharp.Modules.Embedding embed_tokens;
+        private readonly global::TorchSharp.Modules.Embedding embed_positions;
+        private readonly global::TorchSharp.Modules.ModuleList<DecoderLayer> layers;
+        private readonly global::LlmEff.Layers.RmsNorm norm;
 
-        internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))
+        internal DecoderStack(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderStack))
         {
-            embed_tokens = nn.Embedding(10, 64, device: device, dtype: dtype);
-            Init.Normal(embed_tokens.weight);
-            embed_positions = nn.Embedding(Context, 64, device: device, dtype: dtype);
-            Init.Normal(embed_positions.weight, std: 0.01);
-            layers = new ModuleList<DecoderLayer>();
+            embed_tokens = global::TorchSharp.torch.nn.Embedding(10, 64, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(embed_tokens.weight);
+            embed_positions = global::TorchSharp.torch.nn.Embedding(Context, 64, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(embed_positions.weight, std: 0.01);
+            layers = new global::TorchSharp.Modules.ModuleList<DecoderLayer>();
             for (var i = 0; i < 2; i++) layers.Add(new DecoderLayer(device, dtype));
-            norm = new RmsNorm(64, eps: 1E-05, device, dtype);
+            norm = new global::LlmEff.Layers.RmsNorm(64, eps: 1E-05, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>Final hidden states [batch, time, 64] for tokens [batch, time].</summary>
-        public override Tensor forward(Tensor tokens)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             foreach (var layer in layers) x = layer.forward(x);
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
         /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
-        internal Tensor AttentionScores(Tensor tokens, int layer)
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer)
         {
             if (layer < 0 || layer >= 2)
-                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 1.");
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 1.");
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             for (var i = 0; i < layer; i++) x = layers[i].forward(x);
             return layers[layer].AttentionScores(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens, long offset = 0)
+        private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
             if (offset + time > Context)
-                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
-            return embed_tokens.forward(tokens) + embed_positions.forward(torch.arange(offset, offset + time, device: tokens.device));
+                throw new global::System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+            return embed_tokens.forward(tokens) + embed_positions.forward(global::TorchSharp.torch.arange(offset, offset + time, device: tokens.device));
         }
     }
 
     /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
+    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly RmsNorm input_layernorm;
+        private readonly global::LlmEff.Layers.RmsNorm input_layernorm;
         private readonly SelfAttention self_attn;
-        private readonly RmsNorm post_attention_layernorm;
+        private readonly global::LlmEff.Layers.RmsNorm post_attention_layernorm;
         private readonly FeedForward mlp;
 
-        internal DecoderLayer(Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
         {
-            input_layernorm = new RmsNorm(64, eps: 1E-05, device, dtype);
+            input_layernorm = new global::LlmEff.Layers.RmsNorm(64, eps: 1E-05, device, dtype);
             self_attn = new SelfAttention(device, dtype);
-            post_attention_layernorm = new RmsNorm(64, eps: 1E-05, device, dtype);
+            post_attention_layernorm = new global::LlmEff.Layers.RmsNorm(64, eps: 1E-05, device, dtype);
             mlp = new FeedForward(device, dtype);
             RegisterComponents();
         }
 
         /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var h = x + self_attn.forward(input_layernorm.forward(x));
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
-        internal Tensor AttentionScores(Tensor x) => self_attn.Scores(input_layernorm.forward(x));
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor x) => self_attn.Scores(input_layernorm.forward(x));
     }
 
     /// <summary>Bidirectional self-attention, NoQuery projections (queries are the keys): 2 query heads and 2 key/value heads of width 32.</summary>
-    public sealed class SelfAttention : nn.Module<Tensor, Tensor>
+    public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 2, KvHeads = 2;
-        private readonly Linear k_proj;
-        private readonly Linear v_proj;
-        private readonly Linear o_proj;
-        private readonly PositionalScoreMixer score_mixer;
+        private readonly global::TorchSharp.Modules.Linear k_proj;
+        private readonly global::TorchSharp.Modules.Linear v_proj;
+        private readonly global::TorchSharp.Modules.Linear o_proj;
+        private readonly global::LlmEff.Layers.PositionalScoreMixer score_mixer;
 
-        internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))
+        internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            k_proj = nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(k_proj.weight);
-            v_proj = nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(v_proj.weight);
-            o_proj = nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(o_proj.weight, layers: 2);
-            score_mixer = new PositionalScoreMixer(device, dtype);
+            k_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(k_proj.weight);
+            v_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(v_proj.weight);
+            o_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 2);
+            score_mixer = new global::LlmEff.Layers.PositionalScoreMixer(device, dtype);
             RegisterComponents();
         }
 
         /// <summary>Attention output [batch, time, dim] for normalised inputs.</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, v) = Project(x);
             var mixed = score_mixer.Attend(q, k, v, causal: false); // symmetric scores plus the learned positional term
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            return o_proj.forward(global::LlmEff.Layers.Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
-        internal Tensor Scores(Tensor x)
+        internal global::TorchSharp.torch.Tensor Scores(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, _) = Project(x);
             return score_mixer.Scores(q, k).MoveToOuterDisposeScope();
         }
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
-        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x)
+        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x)
         {
-            var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);
-            var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);
+            var k = global::LlmEff.Layers.Attention.SplitHeads(k_proj.forward(x), KvHeads);
+            var v = global::LlmEff.Layers.Attention.SplitHeads(v_proj.forward(x), KvHeads);
             var q = k; // queries are the keys: symmetric scores
             return (q, k, v);
         }
     }
 
     /// <summary>SwiGLU feed-forward of width 192: down(silu(gate(x)) ⊙ up(x)).</summary>
-    public sealed class FeedForward : nn.Module<Tensor, Tensor>
+    public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly Linear gate_proj;
-        private readonly Linear up_proj;
-        private readonly Linear down_proj;
+        private readonly global::TorchSharp.Modules.Linear gate_proj;
+        private readonly global::TorchSharp.Modules.Linear up_proj;
+        private readonly global::TorchSharp.Modules.Linear down_proj;
 
-        internal FeedForward(Device? device, ScalarType? dtype) : base(nameof(FeedForward))
+        internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = nn.Linear(64, 192, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(gate_proj.weight);
-            up_proj = nn.Linear(64, 192, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(up_proj.weight);
-            down_proj = nn.Linear(192, 64, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(down_proj.weight, layers: 2);
+            gate_proj = global::TorchSharp.torch.nn.Linear(64, 192, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(gate_proj.weight);
+            up_proj = global::TorchSharp.torch.nn.Linear(64, 192, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(up_proj.weight);
+            down_proj = global::TorchSharp.torch.nn.Linear(192, 64, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 2);
             RegisterComponents();
         }
 
         /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
-            return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
+            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
     }
 }

@@ -3,17 +3,10 @@
 // Change the attributes, not this file: it is rewritten on every build.
 #nullable enable
 
-using LlmEff;
-using LlmEff.Generation;
-using LlmEff.Layers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head latent attention (KV rank 32, rotary 16, query rank 96), SwiGLU MLP of width 704, vocabulary 256, context 256.</summary>
-partial class TinyLatent : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyLatent>, IDecoder
+partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>, global::LlmEff.IDeclaredModel<TinyLatent>, global::LlmEff.Generation.IDecoder
 {
     /// <summary>Trainable parameters: 2,829,056 (embeddings 65,536, attention 598,528, MLP 2,162,688, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 2829056;
@@ -28,77 +21,77 @@ partial class TinyLatent : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyLatent>
     public const long FlopsPerToken = 6832128;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
-    public static ModelFacts Facts { get; } = new("TinyLatent", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
+    public static global::LlmEff.ModelFacts Facts { get; } = new("TinyLatent", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 5652480,
         Breakdown: new(Embeddings: 65536, Attention: 598528, Mlp: 2162688, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
-    public static TinyLatent Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
+    public static TinyLatent Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
-    public TinyLatent(Device? device = null, ScalarType? dtype = null) : base("TinyLatent")
+    public TinyLatent(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("TinyLatent")
     {
         model = new DecoderStack(device, dtype);
         RegisterComponents();
     }
 
     /// <summary>Next-token logits [batch, time, 256] for tokens [batch, time], time ≤ 256.</summary>
-    public override Tensor forward(Tensor tokens)
+    public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
-        return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 256 tokens.</summary>
-    public DecodingCache NewCache() => new(4, capacity: 256);
+    public global::LlmEff.Generation.DecodingCache NewCache() => new(4, capacity: 256);
 
     /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
-    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
-    public Tensor forward(Tensor tokens, DecodingCache cache)
+    /// matching rows of <see cref="forward(global::TorchSharp.torch.Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.Decode(tokens, cache);
-        return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Token embedding, 4 decoder layers and the final norm.</summary>
-    public sealed class DecoderStack : nn.Module<Tensor, Tensor>
+    public sealed class DecoderStack : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Context = 256;
-        internal readonly Embedding embed_tokens;
-        private readonly ModuleList<DecoderLayer> layers;
-        private readonly RmsNorm norm;
+        internal readonly global::TorchSharp.Modules.Embedding embed_tokens;
+        private readonly global::TorchSharp.Modules.ModuleList<DecoderLayer> layers;
+        private readonly global::LlmEff.Layers.RmsNorm norm;
 
-        internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))
+        internal DecoderStack(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderStack))
         {
-            embed_tokens = nn.Embedding(256, 256, device: device, dtype: dtype);
-            Init.Normal(embed_tokens.weight);
-            layers = new ModuleList<DecoderLayer>();
+            embed_tokens = global::TorchSharp.torch.nn.Embedding(256, 256, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(embed_tokens.weight);
+            layers = new global::TorchSharp.Modules.ModuleList<DecoderLayer>();
             for (var i = 0; i < 4; i++) layers.Add(new DecoderLayer(device, dtype));
-            norm = new RmsNorm(256, eps: 1E-05, device, dtype);
+            norm = new global::LlmEff.Layers.RmsNorm(256, eps: 1E-05, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>Final hidden states [batch, time, 256] for tokens [batch, time].</summary>
-        public override Tensor forward(Tensor tokens)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             foreach (var layer in layers) x = layer.forward(x);
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
         /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
-        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
         {
             if (cache.Layers != 4 || cache.Capacity > Context)
-                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 4 layers and a context of {Context}.", nameof(cache));
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 4 layers and a context of {Context}.", nameof(cache));
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
             for (var i = 0; i < 4; i++) x = layers[i].Decode(x, cache[i], offset);
@@ -106,44 +99,44 @@ partial class TinyLatent : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyLatent>
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens, long offset = 0)
+        private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
             if (offset + time > Context)
-                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+                throw new global::System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
 
     /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
+    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly RmsNorm input_layernorm;
-        private readonly LatentAttention self_attn;
-        private readonly RmsNorm post_attention_layernorm;
+        private readonly global::LlmEff.Layers.RmsNorm input_layernorm;
+        private readonly global::LlmEff.Layers.LatentAttention self_attn;
+        private readonly global::LlmEff.Layers.RmsNorm post_attention_layernorm;
         private readonly FeedForward mlp;
 
-        internal DecoderLayer(Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
         {
-            input_layernorm = new RmsNorm(256, eps: 1E-05, device, dtype);
-            self_attn = new LatentAttention(new LatentAttentionOptions(Dim: 256, Heads: 4, HeadDim: 64, KvRank: 32, RopeDim: 16, QRank: 96, Context: 256, RopeTheta: 10000, NormEps: 1E-05, Layers: 4), indexer: null, device, dtype);
-            post_attention_layernorm = new RmsNorm(256, eps: 1E-05, device, dtype);
+            input_layernorm = new global::LlmEff.Layers.RmsNorm(256, eps: 1E-05, device, dtype);
+            self_attn = new global::LlmEff.Layers.LatentAttention(new global::LlmEff.Layers.LatentAttentionOptions(Dim: 256, Heads: 4, HeadDim: 64, KvRank: 32, RopeDim: 16, QRank: 96, Context: 256, RopeTheta: 10000, NormEps: 1E-05, Layers: 4), indexer: null, device, dtype);
+            post_attention_layernorm = new global::LlmEff.Layers.RmsNorm(256, eps: 1E-05, device, dtype);
             mlp = new FeedForward(device, dtype);
             RegisterComponents();
         }
 
         /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var h = x + self_attn.forward(input_layernorm.forward(x));
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
-        internal Tensor Decode(Tensor x, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var normed = input_layernorm.forward(x);
             var h = x + self_attn.forward(normed, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
@@ -151,28 +144,28 @@ partial class TinyLatent : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyLatent>
     }
 
     /// <summary>SwiGLU feed-forward of width 704: down(silu(gate(x)) ⊙ up(x)).</summary>
-    public sealed class FeedForward : nn.Module<Tensor, Tensor>
+    public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly Linear gate_proj;
-        private readonly Linear up_proj;
-        private readonly Linear down_proj;
+        private readonly global::TorchSharp.Modules.Linear gate_proj;
+        private readonly global::TorchSharp.Modules.Linear up_proj;
+        private readonly global::TorchSharp.Modules.Linear down_proj;
 
-        internal FeedForward(Device? device, ScalarType? dtype) : base(nameof(FeedForward))
+        internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(gate_proj.weight);
-            up_proj = nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(up_proj.weight);
-            down_proj = nn.Linear(704, 256, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(down_proj.weight, layers: 4);
+            gate_proj = global::TorchSharp.torch.nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(gate_proj.weight);
+            up_proj = global::TorchSharp.torch.nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(up_proj.weight);
+            down_proj = global::TorchSharp.torch.nn.Linear(704, 256, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 4);
             RegisterComponents();
         }
 
         /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
-            return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
+            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
     }
 }

@@ -3,17 +3,10 @@
 // Change the attributes, not this file: it is rewritten on every build.
 #nullable enable
 
-using LlmEff;
-using LlmEff.Generation;
-using LlmEff.Layers;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-
 namespace LlmEff.Samples;
 
 /// <summary>Decoder-only transformer: 4 layers, width 256, 4-head attention, SwiGLU MLP of width 704 (replaced by 2 of 8 experts of width 352), vocabulary 256, context 256.</summary>
-partial class TinyMoe : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMoe>, IAttentionScores, IDecoder
+partial class TinyMoe : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>, global::LlmEff.IDeclaredModel<TinyMoe>, global::LlmEff.IAttentionScores, global::LlmEff.Generation.IDecoder
 {
     /// <summary>Trainable parameters: 9,775,360 (embeddings 65,536, attention 1,048,576, MLP and experts 8,658,944, norms 2,304, output head tied).</summary>
     public const long ParameterCount = 9775360;
@@ -28,72 +21,72 @@ partial class TinyMoe : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMoe>, IAtt
     public const long FlopsPerToken = 7618560;
 
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
-    public static ModelFacts Facts { get; } = new("TinyMoe", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
+    public static global::LlmEff.ModelFacts Facts { get; } = new("TinyMoe", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 6569984,
         Breakdown: new(Embeddings: 65536, Attention: 1048576, Mlp: 8658944, Norms: 2304, OutputHead: 0));
 
     /// <summary>Builds the module; see the constructor.</summary>
-    public static TinyMoe Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);
+    public static TinyMoe Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
-    public TinyMoe(Device? device = null, ScalarType? dtype = null) : base("TinyMoe")
+    public TinyMoe(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("TinyMoe")
     {
         model = new DecoderStack(device, dtype);
         RegisterComponents();
     }
 
     /// <summary>Next-token logits [batch, time, 256] for tokens [batch, time], time ≤ 256.</summary>
-    public override Tensor forward(Tensor tokens)
+    public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
-        return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 256 tokens.</summary>
-    public DecodingCache NewCache() => new(4, capacity: 256);
+    public global::LlmEff.Generation.DecodingCache NewCache() => new(4, capacity: 256);
 
     /// <summary>Logits [batch, time, vocab] for tokens that continue what <paramref name="cache"/> holds; equal to the
-    /// matching rows of <see cref="forward(Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
-    public Tensor forward(Tensor tokens, DecodingCache cache)
+    /// matching rows of <see cref="forward(global::TorchSharp.torch.Tensor)"/> over the whole sequence, at the cost of the new tokens only.</summary>
+    public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
-        using var scope = NewDisposeScope();
+        using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.Decode(tokens, cache);
-        return nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
     /// <paramref name="tokens"/>, unmasked: to inspect what the attention looks at (e.g. whether scores are symmetric).</summary>
-    public Tensor AttentionScores(Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
+    public global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer) => model.AttentionScores(tokens, layer);
 
     /// <summary>Token embedding, 4 decoder layers and the final norm.</summary>
-    public sealed class DecoderStack : nn.Module<Tensor, Tensor>
+    public sealed class DecoderStack : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Context = 256;
-        internal readonly Embedding embed_tokens;
-        private readonly ModuleList<DecoderLayer> layers;
-        private readonly RmsNorm norm;
-        private readonly RotaryEmbedding rotary_emb;
+        internal readonly global::TorchSharp.Modules.Embedding embed_tokens;
+        private readonly global::TorchSharp.Modules.ModuleList<DecoderLayer> layers;
+        private readonly global::LlmEff.Layers.RmsNorm norm;
+        private readonly global::LlmEff.Layers.RotaryEmbedding rotary_emb;
 
-        internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))
+        internal DecoderStack(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderStack))
         {
-            embed_tokens = nn.Embedding(256, 256, device: device, dtype: dtype);
-            Init.Normal(embed_tokens.weight);
-            layers = new ModuleList<DecoderLayer>();
+            embed_tokens = global::TorchSharp.torch.nn.Embedding(256, 256, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(embed_tokens.weight);
+            layers = new global::TorchSharp.Modules.ModuleList<DecoderLayer>();
             for (var i = 0; i < 4; i++) layers.Add(new DecoderLayer(device, dtype));
-            norm = new RmsNorm(256, eps: 1E-05, device, dtype);
-            rotary_emb = new RotaryEmbedding(64, Context, 10000, device, dtype);
+            norm = new global::LlmEff.Layers.RmsNorm(256, eps: 1E-05, device, dtype);
+            rotary_emb = new global::LlmEff.Layers.RotaryEmbedding(64, Context, 10000, device, dtype);
             RegisterComponents();
         }
 
         /// <summary>Final hidden states [batch, time, 256] for tokens [batch, time].</summary>
-        public override Tensor forward(Tensor tokens)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
             foreach (var layer in layers) x = layer.forward(x, cos, sin);
@@ -101,11 +94,11 @@ partial class TinyMoe : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMoe>, IAtt
         }
 
         /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/>, unmasked, for inspection.</summary>
-        internal Tensor AttentionScores(Tensor tokens, int layer)
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor tokens, int layer)
         {
             if (layer < 0 || layer >= 4)
-                throw new System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 3.");
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentOutOfRangeException(nameof(layer), layer, "The model has layers 0 to 3.");
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
             var (cos, sin) = rotary_emb.Angles(tokens.shape[1]);
             for (var i = 0; i < layer; i++) x = layers[i].forward(x, cos, sin);
@@ -113,11 +106,11 @@ partial class TinyMoe : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMoe>, IAtt
         }
 
         /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
-        internal Tensor Decode(Tensor tokens, DecodingCache cache)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
         {
             if (cache.Layers != 4 || cache.Capacity > Context)
-                throw new System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 4 layers and a context of {Context}.", nameof(cache));
-            using var scope = NewDisposeScope();
+                throw new global::System.ArgumentException($"The cache was made for {cache.Layers} layers and {cache.Capacity} tokens; this model has 4 layers and a context of {Context}.", nameof(cache));
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
             var (cos, sin) = rotary_emb.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows
@@ -126,164 +119,164 @@ partial class TinyMoe : nn.Module<Tensor, Tensor>, IDeclaredModel<TinyMoe>, IAtt
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
-        private Tensor Embed(Tensor tokens, long offset = 0)
+        private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
             if (offset + time > Context)
-                throw new System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
+                throw new global::System.ArgumentException($"{offset + time} tokens exceed the declared context of {Context}.", nameof(tokens));
             return embed_tokens.forward(tokens);
         }
     }
 
     /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tensor>
+    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly RmsNorm input_layernorm;
+        private readonly global::LlmEff.Layers.RmsNorm input_layernorm;
         private readonly SelfAttention self_attn;
-        private readonly RmsNorm post_attention_layernorm;
+        private readonly global::LlmEff.Layers.RmsNorm post_attention_layernorm;
         private readonly MixtureOfExperts mlp;
 
-        internal DecoderLayer(Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
         {
-            input_layernorm = new RmsNorm(256, eps: 1E-05, device, dtype);
+            input_layernorm = new global::LlmEff.Layers.RmsNorm(256, eps: 1E-05, device, dtype);
             self_attn = new SelfAttention(device, dtype);
-            post_attention_layernorm = new RmsNorm(256, eps: 1E-05, device, dtype);
+            post_attention_layernorm = new global::LlmEff.Layers.RmsNorm(256, eps: 1E-05, device, dtype);
             mlp = new MixtureOfExperts(device, dtype);
             RegisterComponents();
         }
 
         /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
-        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var normed = input_layernorm.forward(x);
             var h = x + self_attn.Decode(normed, cos, sin, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
-        internal Tensor AttentionScores(Tensor x, Tensor cos, Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
+        internal global::TorchSharp.torch.Tensor AttentionScores(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin) => self_attn.Scores(input_layernorm.forward(x), cos, sin);
     }
 
     /// <summary>Causal self-attention, Full projections (distinct Q, K and V): 4 query heads and 4 key/value heads of width 64.</summary>
-    public sealed class SelfAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
+    public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 4, KvHeads = 4;
-        private readonly Linear q_proj;
-        private readonly Linear k_proj;
-        private readonly Linear v_proj;
-        private readonly Linear o_proj;
+        private readonly global::TorchSharp.Modules.Linear q_proj;
+        private readonly global::TorchSharp.Modules.Linear k_proj;
+        private readonly global::TorchSharp.Modules.Linear v_proj;
+        private readonly global::TorchSharp.Modules.Linear o_proj;
 
-        internal SelfAttention(Device? device, ScalarType? dtype) : base(nameof(SelfAttention))
+        internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            q_proj = nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(q_proj.weight);
-            k_proj = nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(k_proj.weight);
-            v_proj = nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(v_proj.weight);
-            o_proj = nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(o_proj.weight, layers: 4);
+            q_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(q_proj.weight);
+            k_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(k_proj.weight);
+            v_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(v_proj.weight);
+            o_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 4);
             RegisterComponents();
         }
 
         /// <summary>Attention output [batch, time, dim] for normalised inputs and the rotary angles of their positions.</summary>
-        public override Tensor forward(Tensor x, Tensor cos, Tensor sin)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, v) = Project(x, cos, sin);
-            var mixed = Attention.Causal(q, k, v);
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            var mixed = global::LlmEff.Layers.Attention.Causal(q, k, v);
+            return o_proj.forward(global::LlmEff.Layers.Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Attention output for new tokens at <paramref name="offset"/> on; <paramref name="cos"/> and <paramref name="sin"/> cover positions 0 … offset + time − 1.</summary>
-        internal Tensor Decode(Tensor x, Tensor cos, Tensor sin, LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin, global::LlmEff.Generation.LayerState state, long offset)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
-            Tensor keys, values;
-            keys = state.Append(LayerState.Keys, k, dim: 2);
-            values = state.Append(LayerState.Values, v, dim: 2);
-            var mixed = Attention.CausalFrom(q, keys, values, offset);
-            return o_proj.forward(Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
+            global::TorchSharp.torch.Tensor keys, values;
+            keys = state.Append(global::LlmEff.Generation.LayerState.Keys, k, dim: 2);
+            values = state.Append(global::LlmEff.Generation.LayerState.Values, v, dim: 2);
+            var mixed = global::LlmEff.Layers.Attention.CausalFrom(q, keys, values, offset);
+            return o_proj.forward(global::LlmEff.Layers.Attention.MergeHeads(mixed)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Pre-softmax scores [batch, heads, time, time], unmasked, for inspection (with the positional term when declared).</summary>
-        internal Tensor Scores(Tensor x, Tensor cos, Tensor sin)
+        internal global::TorchSharp.torch.Tensor Scores(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var (q, k, _) = Project(x, cos, sin);
-            return Attention.Scores(q, k).MoveToOuterDisposeScope();
+            return global::LlmEff.Layers.Attention.Scores(q, k).MoveToOuterDisposeScope();
         }
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
-        private (Tensor Q, Tensor K, Tensor V) Project(Tensor x, Tensor cos, Tensor sin)
+        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            var q = Attention.SplitHeads(q_proj.forward(x), Heads);
-            var k = Attention.SplitHeads(k_proj.forward(x), KvHeads);
-            var v = Attention.SplitHeads(v_proj.forward(x), KvHeads);
-            q = RotaryEmbedding.Rotate(q, cos, sin);
-            k = RotaryEmbedding.Rotate(k, cos, sin);
+            var q = global::LlmEff.Layers.Attention.SplitHeads(q_proj.forward(x), Heads);
+            var k = global::LlmEff.Layers.Attention.SplitHeads(k_proj.forward(x), KvHeads);
+            var v = global::LlmEff.Layers.Attention.SplitHeads(v_proj.forward(x), KvHeads);
+            q = global::LlmEff.Layers.RotaryEmbedding.Rotate(q, cos, sin);
+            k = global::LlmEff.Layers.RotaryEmbedding.Rotate(k, cos, sin);
             return (q, k, v);
         }
     }
 
     /// <summary>SwiGLU feed-forward 352 per expert: down(silu(gate(x)) ⊙ up(x)).</summary>
-    public sealed class FeedForward : nn.Module<Tensor, Tensor>
+    public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly Linear gate_proj;
-        private readonly Linear up_proj;
-        private readonly Linear down_proj;
+        private readonly global::TorchSharp.Modules.Linear gate_proj;
+        private readonly global::TorchSharp.Modules.Linear up_proj;
+        private readonly global::TorchSharp.Modules.Linear down_proj;
 
-        internal FeedForward(long hidden, Device? device, ScalarType? dtype) : base(nameof(FeedForward))
+        internal FeedForward(long hidden, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = nn.Linear(256, hidden, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(gate_proj.weight);
-            up_proj = nn.Linear(256, hidden, hasBias: false, device: device, dtype: dtype);
-            Init.Normal(up_proj.weight);
-            down_proj = nn.Linear(hidden, 256, hasBias: false, device: device, dtype: dtype);
-            Init.ResidualOutput(down_proj.weight, layers: 4);
+            gate_proj = global::TorchSharp.torch.nn.Linear(256, hidden, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(gate_proj.weight);
+            up_proj = global::TorchSharp.torch.nn.Linear(256, hidden, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.Normal(up_proj.weight);
+            down_proj = global::TorchSharp.torch.nn.Linear(hidden, 256, hasBias: false, device: device, dtype: dtype);
+            global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 4);
             RegisterComponents();
         }
 
         /// <summary>Feed-forward output [..., dim] for normalised inputs [..., dim].</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
-            return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
+            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
     }
 
     /// <summary>Mixture of experts: a softmax router sends each token to 2 of 8 experts, with an auxiliary balancing loss. Only chosen experts run.</summary>
-    public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor>
+    public sealed class MixtureOfExperts : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Experts = 8;
-        private readonly ExpertRouter gate;
-        private readonly ModuleList<FeedForward> experts;
+        private readonly global::LlmEff.Layers.ExpertRouter gate;
+        private readonly global::TorchSharp.Modules.ModuleList<FeedForward> experts;
 
-        internal MixtureOfExperts(Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))
+        internal MixtureOfExperts(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(MixtureOfExperts))
         {
-            gate = new ExpertRouter(new RouterOptions(Dim: 256, Experts: Experts, Active: 2, Scoring: RouterScoring.Softmax, Balance: ExpertBalance.AuxLoss,
+            gate = new global::LlmEff.Layers.ExpertRouter(new global::LlmEff.Layers.RouterOptions(Dim: 256, Experts: Experts, Active: 2, Scoring: global::LlmEff.RouterScoring.Softmax, Balance: global::LlmEff.ExpertBalance.AuxLoss,
                 NormalizeWeights: true, RoutedScale: 1, AuxLossWeight: 0.01, BiasUpdateRate: 0.001), device, dtype);
-            experts = new ModuleList<FeedForward>();
+            experts = new global::TorchSharp.Modules.ModuleList<FeedForward>();
             for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: 352, device, dtype));
             RegisterComponents();
         }
 
         /// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs.</summary>
-        public override Tensor forward(Tensor x)
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
-            using var scope = NewDisposeScope();
+            using var scope = global::TorchSharp.torch.NewDisposeScope();
             var tokens = x.reshape(-1, 256);
-            var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
+            var routed = global::LlmEff.Layers.ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
             return routed.view_as(x).MoveToOuterDisposeScope();
         }
     }
