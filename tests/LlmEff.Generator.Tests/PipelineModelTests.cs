@@ -33,5 +33,6 @@ public sealed class PipelineModelTests
         Assert.Empty(offenders);
         Assert.Contains(typeof(AttentionSpec), seen); // the walk did reach the nested records
         Assert.Contains(typeof(EquatableArray<string>), seen);
+        Assert.Contains(typeof(Planning.LayerPlan), seen); // and the layout plan, layer by layer
     }
 }

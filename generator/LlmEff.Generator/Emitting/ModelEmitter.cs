@@ -213,7 +213,7 @@ internal static class ModelEmitter
              .Line($"public const long QuantizedWeightFp32Bytes = {L(sizes.QuantizedFp32Bytes)};")
              .Line()
              .Line("/// <summary>The same weights in bf16, for comparison.</summary>")
-             .Line($"public const long QuantizedWeightBf16Bytes = {L(sizes.QuantizedFp32Bytes / 2)};")
+             .Line($"public const long QuantizedWeightBf16Bytes = {L(Sizing.ModelSizing.InBf16(sizes.QuantizedParameters))};")
              .Line()
              .Line($"/// <summary>How the targeted weights train: {q.FormatName}, {(q.Clipped ? "clipped" : "plain")} straight-through gradients, " +
                    $"{(q.From == 0 ? "fake quantization from the first step" : $"full precision until {StepsPercent(q.From)} of the steps")}.</summary>")
@@ -237,7 +237,7 @@ internal static class ModelEmitter
              .Line($"public const long ActiveParameterCount = {L(sizes.ActiveParameters)};")
              .Line()
              .Line($"/// <summary>Key/value cache elements per token, all layers: {KvCacheFormula()} " +
-                   $"= {N(sizes.KvCacheElementsPerToken)} ({N(sizes.KvCacheElementsPerToken * 2)} bytes in bf16).</summary>")
+                   $"= {N(sizes.KvCacheElementsPerToken)} ({N(Sizing.ModelSizing.InBf16(sizes.KvCacheElementsPerToken))} bytes in bf16).</summary>")
              .Line($"public const long KvCacheElementsPerToken = {L(sizes.KvCacheElementsPerToken)};")
              .Line();
             if (spec.Hybrid is { } hybrid)

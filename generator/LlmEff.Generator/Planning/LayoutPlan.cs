@@ -1,3 +1,4 @@
+using System.Linq;
 using LlmEff.Generator.Model;
 
 namespace LlmEff.Generator.Planning;
@@ -162,35 +163,14 @@ internal sealed record LatentPlan(int Heads, int HeadDim, int KvRank, int RopeDi
         }
     }
 
-    public long Parameters
-    {
-        get
-        {
-            checked
-            {
-                long total = (QueryNorm?.Parameters ?? 0) + LatentNorm.Parameters;
-                foreach (var linear in Linears) total += linear.Parameters;
-                return total;
-            }
-        }
-    }
+    public long Parameters => checked((QueryNorm?.Parameters ?? 0) + LatentNorm.Parameters + Linears.Sum(l => l.Parameters));
 }
 
 /// <summary>DeepSeek-V3.2's lightning indexer (the runtime's LightningIndexer): wq, wk, weights_proj, no biases.</summary>
 internal sealed record IndexerPlan(int Heads, int Dim, int TopK, EquatableArray<LinearPlan> Linears)
 {
-    public long Parameters
-    {
-        get
-        {
-            checked
-            {
-                long total = 0;
-                foreach (var linear in Linears) total += linear.Parameters;
-                return total;
-            }
-        }
-    }
+    // Enumerable.Sum over longs is checked: an overflowing total throws rather than wraps.
+    public long Parameters => Linears.Sum(l => l.Parameters);
 }
 
 /// <summary>LFM2's gated short convolution (the runtime's ShortConv): in_proj (Dim → 3·Dim), a causal depthwise
@@ -211,35 +191,13 @@ internal sealed record ConvPlan(int Kernel, long Channels, bool Bias, LinearPlan
 internal sealed record FeedForwardPlan(string Role, long Hidden, ActivationKind Activation, EquatableArray<LinearPlan> Linears, bool Quantized)
 {
     /// <summary>The input projections: gate then up (SwiGLU) or up; or c_fc alone, gate and up fused for SwiGLU.</summary>
-    public System.Collections.Generic.IEnumerable<LinearPlan> Inputs => System.Linq.Enumerable.Take(Linears, Linears.Count - 1);
+    public System.Collections.Generic.IEnumerable<LinearPlan> Inputs => Linears.Take(Linears.Count - 1);
 
     public LinearPlan Output => Linears[Linears.Count - 1];
 
-    public long Weights
-    {
-        get
-        {
-            checked
-            {
-                long total = 0;
-                foreach (var linear in Linears) total += linear.Weights;
-                return total;
-            }
-        }
-    }
+    public long Weights => Linears.Sum(l => l.Weights);
 
-    public long Parameters
-    {
-        get
-        {
-            checked
-            {
-                long total = 0;
-                foreach (var linear in Linears) total += linear.Parameters;
-                return total;
-            }
-        }
-    }
+    public long Parameters => Linears.Sum(l => l.Parameters);
 }
 
 /// <summary>A mixture of experts: a router (weight [Experts, Dim]; a persistent selection-bias buffer
