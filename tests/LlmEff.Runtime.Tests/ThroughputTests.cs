@@ -25,4 +25,33 @@ public sealed class ThroughputTests
 
         Assert.InRange(flops, 1e7, 1e14);
     }
+
+    [Fact]
+    public void A_peak_measured_before_and_after_that_disagree_is_not_trusted()
+    {
+        var peak = new MatmulPeak(Before: 80e9, After: 30e9);
+
+        Assert.Null(peak.Flops);
+        Assert.Null(peak.Utilisation(5e9));
+        Assert.Contains("machine busy", peak.WhyNotMeasured(5e9));
+    }
+
+    [Fact]
+    public void Agreeing_measurements_give_the_best_as_the_peak()
+    {
+        var peak = new MatmulPeak(Before: 70e9, After: 80e9);
+
+        Assert.Equal(80e9, peak.Flops);
+        Assert.Equal(0.25, peak.Utilisation(20e9)!.Value, 12);
+        Assert.Null(peak.WhyNotMeasured(20e9));
+    }
+
+    [Fact]
+    public void Utilisation_is_never_reported_above_one()
+    {
+        var peak = new MatmulPeak(Before: 70e9, After: 80e9);
+
+        Assert.Null(peak.Utilisation(81e9));
+        Assert.Contains("above the 80.0 measured", peak.WhyNotMeasured(81e9));
+    }
 }

@@ -88,10 +88,20 @@ internal static class AblateCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, seed {options.Seed}, " +
             $"{data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)."));
-        var peakFlops = Throughput.MeasureMatmulFlops();
-        Console.WriteLine(ThroughputText.Reference(peakFlops));
+        // The reference matmul runs before and after the models; MFU is printed once both agree (see MatmulPeak).
+        var peakBefore = MatmulPeak.MeasureBefore();
         var runs = new List<RunResult>();
-        foreach (var model in models) runs.Add(TrainOne(model, data, options, peakFlops));
+        var speeds = new List<(ModelFacts Facts, double TokensPerSecond)>();
+        foreach (var model in models)
+        {
+            var (run, tokensPerSecond) = TrainOne(model, data, options);
+            runs.Add(run);
+            speeds.Add((model.Facts, tokensPerSecond));
+        }
+        var peak = MatmulPeak.Complete(peakBefore);
+        Console.WriteLine(ThroughputText.Reference(peak));
+        foreach (var (facts, tokensPerSecond) in speeds)
+            Console.WriteLine($"{facts.Name}: {ThroughputText.Of(facts, options.SequenceLength, tokensPerSecond, peak)}");
 
         var report = new ComparisonReport(
             $"Attention ablation: {string.Join(", ", models.Select(m => m.Facts.Name))}",
@@ -107,7 +117,7 @@ internal static class AblateCommand
         return 0;
     }
 
-    private static RunResult TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options, double peakFlops)
+    private static (RunResult Run, double TokensPerSecond) TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options)
     {
         var clock = Stopwatch.StartNew();
         Seeding.Seed(options.Seed);
@@ -118,8 +128,8 @@ internal static class AblateCommand
         clock.Stop();
         var tokensPerSecond = result.TokensSeen / Math.Max(1e-9, result.Elapsed.TotalSeconds);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{declared.Facts.Name}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s; {ThroughputText.Of(declared.Facts, options.SequenceLength, tokensPerSecond, peakFlops)}"));
-        return new RunResult(
+            $"{declared.Facts.Name}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s, {tokensPerSecond:N0} tok/s"));
+        return (new RunResult(
             declared.Facts.Name,
             Descriptions.GetValueOrDefault(declared.Facts.Name, declared.Facts.Name),
             declared.Facts.ParameterCount,
@@ -131,7 +141,7 @@ internal static class AblateCommand
             result.HeldOutLoss,
             recall,
             tokensPerSecond,
-            clock.Elapsed.TotalSeconds);
+            clock.Elapsed.TotalSeconds), tokensPerSecond);
     }
 
     private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data) => new()

@@ -96,6 +96,7 @@ internal static class TrainCommand
         if (QuantizationPlan(declared.Facts, run) is { } plan) Console.WriteLine(plan);
         var firstLoss = run.Losses.Count > 0 ? run.Losses[0] : double.NaN;
         var firstSteps = run.StepsDone; // done before this session (resume): not part of its throughput
+        var peakBefore = MatmulPeak.MeasureBefore(); // and again after: a busy machine shows as two figures that disagree
         var result = RunView.Track(declared.Facts.Name, options.Steps, run.StepsDone, onStep =>
         {
             while (!run.IsComplete)
@@ -114,9 +115,10 @@ internal static class TrainCommand
             Console.WriteLine($"Checkpoint: {Path.GetFullPath(checkpoint)}");
         }
         if (run.Routers.Count > 0) Console.Write(ExpertLoadReport(run.Routers));
-        var peakFlops = Throughput.MeasureMatmulFlops();
+        var peak = MatmulPeak.Complete(peakBefore);
         var tokensPerSecond = (result.TokensSeen - (long)firstSteps * options.BatchSize * options.SequenceLength) / Math.Max(1e-9, result.Elapsed.TotalSeconds);
-        Console.WriteLine($"{ThroughputText.Of(declared.Facts, options.SequenceLength, tokensPerSecond, peakFlops)}; {ThroughputText.Reference(peakFlops)}");
+        var throughput = ThroughputText.Of(declared.Facts, options.SequenceLength, tokensPerSecond, peak);
+        Console.WriteLine(peak.Flops is null ? throughput : $"{throughput}; {ThroughputText.Reference(peak)}"); // unmeasured: Of says why
         if (double.IsNaN(firstLoss)) firstLoss = result.Losses[0];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Loss fell from {firstLoss:F4} to {result.FinalTrainLoss:F4} (mean of the last tenth); held-out loss {result.HeldOutLoss:F4} (perplexity {Math.Exp(result.HeldOutLoss):F2})."));
