@@ -473,14 +473,16 @@ internal static class PyTorchEmitter
             var swiGlu = template.Activation == ActivationKind.SwiGlu;
             var moe = plan.Mixture is not null;
             string Hidden(long multiple) => !moe ? L(multiple * template.Hidden) : multiple == 1 ? "hidden" : $"{multiple} * hidden";
-            var quantized = moe ? (plan.Quant is null ? "False" : "quantized") : (template.Quantized ? "True" : "False");
+            // As in C#: only when the plan quantizes some feed-forwards and not others is each one told which.
+            var perInstance = plan.FeedForwardQuantization == FeedForwardQuantization.PerInstance;
+            var quantized = perInstance ? "quantized" : plan.FeedForwardQuantization == FeedForwardQuantization.All ? "True" : "False";
             using (w.Block("class FeedForward(nn.Module):"))
             {
                 w.Line(swiGlu
                     ? "\"\"\"SwiGLU feed-forward: down(silu(gate(x)) * up(x)).\"\"\""
                     : "\"\"\"GELU feed-forward (tanh approximation): down(gelu(up(x))).\"\"\"")
                  .Line();
-                var parameters = moe ? (plan.Quant is null ? ", hidden" : ", hidden, quantized") : "";
+                var parameters = (moe ? ", hidden" : "") + (perInstance ? ", quantized" : "");
                 using (w.Block($"def __init__(self{parameters}):"))
                 {
                     w.Line("super().__init__()");
@@ -506,7 +508,7 @@ internal static class PyTorchEmitter
         }
 
         private string FeedForwardArguments(FeedForwardPlan feedForward) =>
-            plan.Quant is null ? L(feedForward.Hidden) : $"{L(feedForward.Hidden)}, quantized={(feedForward.Quantized ? "True" : "False")}";
+            plan.FeedForwardQuantization != FeedForwardQuantization.PerInstance ? L(feedForward.Hidden) : $"{L(feedForward.Hidden)}, quantized={(feedForward.Quantized ? "True" : "False")}";
 
         private void WriteMixture(MixturePlan mixture)
         {

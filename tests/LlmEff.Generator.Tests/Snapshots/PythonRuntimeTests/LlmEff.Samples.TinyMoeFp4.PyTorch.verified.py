@@ -346,11 +346,11 @@ class SelfAttention(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU feed-forward: down(silu(gate(x)) * up(x))."""
 
-    def __init__(self, hidden, quantized):
+    def __init__(self, hidden):
         super().__init__()
-        self.gate_proj = QuantizedLinear(DIM, hidden, bias=False, **QUANTIZATION) if quantized else nn.Linear(DIM, hidden, bias=False)
-        self.up_proj = QuantizedLinear(DIM, hidden, bias=False, **QUANTIZATION) if quantized else nn.Linear(DIM, hidden, bias=False)
-        self.down_proj = QuantizedLinear(hidden, DIM, bias=False, **QUANTIZATION) if quantized else nn.Linear(hidden, DIM, bias=False)
+        self.gate_proj = QuantizedLinear(DIM, hidden, bias=False, **QUANTIZATION)
+        self.up_proj = QuantizedLinear(DIM, hidden, bias=False, **QUANTIZATION)
+        self.down_proj = QuantizedLinear(hidden, DIM, bias=False, **QUANTIZATION)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -363,7 +363,7 @@ class MixtureOfExperts(nn.Module):
     def __init__(self):
         super().__init__()
         self.gate = ExpertRouter(DIM, EXPERTS, ACTIVE_EXPERTS, "softmax", "aux_loss", aux_loss_weight=AUX_LOSS_WEIGHT, normalize_weights=True)
-        self.experts = nn.ModuleList(FeedForward(352, quantized=True) for _ in range(EXPERTS))
+        self.experts = nn.ModuleList(FeedForward(352) for _ in range(EXPERTS))
 
     def forward(self, x):
         tokens = x.reshape(-1, DIM)
