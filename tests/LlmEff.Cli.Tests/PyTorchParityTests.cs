@@ -340,9 +340,8 @@ public sealed class PyTorchParityTests : IDisposable
         var loss = Trainer.NextTokenLoss(logits, targets);
         var total = loss;
         float? auxiliary = null;
-        // As TrainingRun adds them: the routers' balancing losses, then the sparse-attention indexers' losses.
-        var extras = ExpertRouter.In(model).Select(r => r.TakeAuxiliaryLoss())
-            .Concat(LightningIndexer.In(model).Select(i => i.TakeAuxiliaryLoss()));
+        // As TrainingRun adds them: every module that leaves an auxiliary loss, in module order.
+        var extras = AuxiliaryLosses.In(model).Select(source => source.TakeAuxiliaryLoss());
         foreach (var extra in extras)
         {
             if (extra is null) continue;
