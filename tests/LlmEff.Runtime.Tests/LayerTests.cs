@@ -60,6 +60,32 @@ public sealed class LayerTests
         Assert.True((actual - expected).abs().max().item<double>() < 1e-12);
     }
 
+    [Theory]
+    [InlineData(1, 6, false)] // one new token over the cache: no mask
+    [InlineData(3, 6, false)] // a chunk: query t sees keys ≤ offset + t
+    [InlineData(3, 6, true)]  // a per-query keep-mask, as the sparse indexer gives
+    public void Attention_over_one_key_value_head_equals_masked_softmax_for_every_head(int time, int keys, bool perQueryMask)
+    {
+        manual_seed(3);
+        using var q = randn(2, 4, time, 8, dtype: ScalarType.Float64);
+        using var k = randn(2, 1, keys, 8, dtype: ScalarType.Float64);
+        using var v = randn(2, 1, keys, 5, dtype: ScalarType.Float64);
+        var offset = keys - time;
+        using var causal = ones(time, keys, dtype: ScalarType.Bool).tril(offset);
+        // Every row keeps its own position at least, as the indexer's selection does.
+        using var own = causal.logical_and(ones(time, keys, dtype: ScalarType.Bool).triu(offset));
+        using var random = rand(2, 1, time, keys, dtype: ScalarType.Float64).gt(0.4).logical_or(own);
+        Tensor? keep = perQueryMask ? random : time > 1 ? causal : null;
+
+        using var actual = Attention.OverOneKeyValueHead(q, k, v, keep);
+
+        using var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(8);
+        using var masked = keep is null ? scores.alias() : scores.masked_fill(keep.logical_not(), double.NegativeInfinity);
+        using var expected = masked.softmax(-1).matmul(v);
+        Assert.Equal(new long[] { 2, 4, time, 5 }, actual.shape);
+        Assert.True((actual - expected).abs().max().item<double>() < 1e-12);
+    }
+
     [Fact]
     public void Transposed_linear_multiplies_by_its_input_by_output_weight()
     {

@@ -49,6 +49,29 @@ public static class Attention
         return Attend(query, key, value, keep);
     }
 
+    /// <summary>
+    /// Every query head [batch, heads, time, d] over one key/value head [batch, 1, keys, d] and [batch, 1, keys, dv]:
+    /// multi-query attention, and latent attention with absorbed matrices, whose one head is the cached latent. The
+    /// heads are folded into the query rows, so the keys and values are never repeated per head (at decoding time they
+    /// are the whole cache). <paramref name="keep"/> is null (every key), [time, keys] or [batch, 1, time, keys] (true =
+    /// attend), the same for every head; scaled by 1/√d as SDPA does. Returns [batch, heads, time, dv].
+    /// </summary>
+    public static Tensor OverOneKeyValueHead(Tensor query, Tensor key, Tensor value, Tensor? keep)
+    {
+        if (key.shape[1] != 1 || value.shape[1] != 1)
+            throw new ArgumentException($"Expected one key/value head, got {key.shape[1]} and {value.shape[1]}.", nameof(key));
+        if (keep is not null && keep.dtype != ScalarType.Bool) throw new ArgumentException($"The keep-mask must be boolean, got {keep.dtype}.", nameof(keep));
+        using var scope = NewDisposeScope();
+        long batch = query.shape[0], heads = query.shape[1], time = query.shape[2], keys = key.shape[2];
+        var rows = query.reshape(batch, 1, heads * time, query.shape[3]);
+        // Row h·time + t is head h's query t: the mask repeats over heads in the same order.
+        var mask = keep is null ? null
+            : keep.dim() == 2 ? keep.expand(heads, time, keys).reshape(heads * time, keys)
+            : keep.expand(batch, heads, time, keys).reshape(batch, 1, heads * time, keys);
+        return nn.functional.scaled_dot_product_attention(rows, key, value, mask)
+            .view(batch, heads, time, value.shape[3]).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Pre-softmax scores q·kᵀ/√headDim [batch, heads, time, time], without mask (for inspection).</summary>
     public static Tensor Scores(Tensor query, Tensor key)
     {

@@ -48,9 +48,8 @@ public sealed record LatentAttentionOptions(int Dim, int Heads, int HeadDim, int
 /// <see cref="LightningIndexer"/> (DeepSeek-V3.2) every query attends only to the keys the indexer selects.
 /// </summary>
 /// <remarks>
-/// Decoding re-expands <c>kv_b_proj</c> over all cached latents every step, which costs
-/// <c>O(tokens · KvRank · Heads · 2 · HeadDim)</c> per step; DeepSeek's inference absorbs <c>kv_b_proj</c> into the
-/// query and output projections instead. The cache, which is what this layer is about, is the same either way.
+/// Decoding absorbs <c>kv_b_proj</c> into the query and the output (see <c>AttendAbsorbed</c>), as DeepSeek's
+/// inference does, so a step attends over the cached latents as they are instead of re-expanding every one of them.
 /// </remarks>
 public sealed class LatentAttention : nn.Module<Tensor, Tensor>
 {
@@ -152,7 +151,7 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
         var latents = state.Append(LayerState.Latents, latent, dim: 1);
         var keyRopes = state.Append(LayerState.RopeKeys, keyRope.squeeze(1), dim: 1).unsqueeze(1);
         var indexKeys = indexer is null ? null : state.Append(LayerState.IndexerKeys, indexer.Keys(x), dim: 1);
-        return Attend(x, queryNope, queryRope, latents, keyRopes, indexKeys, offset, supervise: false).MoveToOuterDisposeScope();
+        return AttendAbsorbed(x, queryNope, queryRope, latents, keyRopes, indexKeys, offset).MoveToOuterDisposeScope();
     }
 
     // Position-free and rotated query parts, [batch, Heads, time, HeadDim] and [batch, Heads, time, RopeDim].
@@ -192,6 +191,32 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
         else if (!o.Causal) attended = Attention.Bidirectional(query, key, value);
         else attended = Attention.CausalFrom(query, key, value, offset);
         return o_proj.forward(Attention.MergeHeads(attended));
+    }
+
+    /// <summary>
+    /// Decoding without re-expanding the cache (DeepSeek-V2's absorbed matrices): each head's key-up matrix
+    /// W_uk (its k_nope rows of kv_b_proj) is applied to the query instead of to every cached latent, since
+    /// q·(W_uk c) = (W_ukᵀ q)·c, and its value-up matrix W_uv to the attended latent instead of to every cached one,
+    /// since Σ p·(W_uv c) = W_uv (Σ p·c). Attention then runs over the cache as it is, one head of [latent | rope key]
+    /// keys and latent values shared by all query heads: O(KvRank) per head and cached token instead of
+    /// O(KvRank·HeadDim). The full forward keeps the expanded form, which is cheaper when all positions are queries.
+    /// </summary>
+    private Tensor AttendAbsorbed(Tensor x, Tensor queryNope, Tensor queryRope, Tensor latents, Tensor keyRope, Tensor? indexKeys, long offset)
+    {
+        long time = queryNope.shape[2], keys = latents.shape[1];
+        // kv_b_proj.weight [Heads·2·HeadDim, KvRank]: rows per head [k_nope | v].
+        var perHead = kv_b_proj.weight!.view(o.Heads, 2L * o.HeadDim, o.KvRank);
+        var keyUp = perHead.narrow(1, 0, o.HeadDim);
+        var valueUp = perHead.narrow(1, o.HeadDim, o.HeadDim);
+        // SDPA scales by 1/√(KvRank + RopeDim), the absorbed width; DeepSeek's scale is 1/√(HeadDim + RopeDim).
+        var rescale = Math.Sqrt((double)(o.KvRank + o.RopeDim) / (o.HeadDim + o.RopeDim));
+        var query = torch.cat(new[] { queryNope.matmul(keyUp), queryRope }, dim: -1) * rescale;
+        var key = torch.cat(new[] { latents.unsqueeze(1), keyRope }, dim: -1);
+        Tensor? keep = indexer is not null ? indexer.Select(x, indexKeys!, offset)
+            : time > 1 ? torch.ones(time, keys, dtype: ScalarType.Bool, device: x.device).tril(offset) // query t sees keys ≤ offset + t
+            : null;
+        var context = Attention.OverOneKeyValueHead(query, key, latents.unsqueeze(1), keep);
+        return o_proj.forward(Attention.MergeHeads(context.matmul(valueUp.transpose(1, 2))));
     }
 
     private void CheckInput(Tensor x)
