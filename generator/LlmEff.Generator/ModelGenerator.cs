@@ -12,7 +12,7 @@ namespace LlmEff.Generator;
 
 /// <summary>
 /// Finds classes marked [Model], turns their attributes into an equatable <see cref="ModelToEmit"/>, and emits
-/// the module and its PyTorch twin. Invalid declarations emit nothing: <see cref="Analyzers.ModelDeclarationAnalyzer"/> reports why,
+/// the module, its PyTorch twin and its GGUF (llama.cpp) description. Invalid declarations emit nothing: <see cref="Analyzers.ModelDeclarationAnalyzer"/> reports why,
 /// at the offending argument.
 /// </summary>
 [Generator(LanguageNames.CSharp)]
@@ -38,6 +38,10 @@ public sealed class ModelGenerator : IIncrementalGenerator
         // The PyTorch twin goes in a file of its own: a separate output, so its emitter changes independently.
         context.RegisterSourceOutput(models, static (output, model) =>
             output.AddSource(PyTorchEmitter.HintName(model.Target), PyTorchEmitter.Emit(model)));
+
+        // So is the GGUF description (llama.cpp's metadata and tensor table), one more renderer of the plan.
+        context.RegisterSourceOutput(models, static (output, model) =>
+            output.AddSource(GgufEmitter.HintName(model.Target), GgufEmitter.Emit(model)));
     }
 
     private static ModelToEmit? Parse(GeneratorAttributeSyntaxContext syntax, CancellationToken token)

@@ -19,6 +19,7 @@ public static class Program
             StudyCommand.Create(),
             QatCommand.Create(),
             ExportPyTorchCommand.Create(),
+            ExportGgufCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -57,7 +57,7 @@ public sealed class GeneratedSourceTests
             """;
         var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
 
-        Assert.Equal(2, run.GeneratedTrees.Length); // the module and its PyTorch twin
+        Assert.Equal(3, run.GeneratedTrees.Length); // the module, its PyTorch twin and its GGUF description
         Assert.Empty(CompilationHarness.Problems(output));
     }
 
@@ -103,7 +103,7 @@ public sealed class GeneratedSourceTests
             """;
         var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
 
-        Assert.Equal(8, run.GeneratedTrees.Length);
+        Assert.Equal(12, run.GeneratedTrees.Length); // four models, three parts each
         Assert.Empty(CompilationHarness.Problems(output));
     }
 
@@ -125,7 +125,7 @@ public sealed class GeneratedSourceTests
             """;
         var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
 
-        Assert.Equal(4, run.GeneratedTrees.Length); // each model and its PyTorch twin
+        Assert.Equal(6, run.GeneratedTrees.Length); // each model, its PyTorch twin and its GGUF description
         Assert.Empty(CompilationHarness.Problems(output));
         Assert.Contains(run.Results.Single().GeneratedSources, s => s.HintName == "Outer.Middle.Inner.g.cs");
         Assert.Contains(run.Results.Single().GeneratedSources, s => s.HintName == "Outer.Middle.Inner.PyTorch.g.cs");

@@ -158,8 +158,8 @@ public sealed class GeneratorFuzzTests
         if (compilerErrors.Count > 0 || !modelPresent || ourErrors.Count > 0) return;
         if (run.GeneratedTrees.Length == 0)
             throw new Exception($"Nothing was generated and no LLM error explains why, for:\n{source}");
-        if (run.GeneratedTrees.Length != 2)
-            throw new Exception($"Expected the module and its PyTorch twin, got {run.GeneratedTrees.Length} files, for:\n{source}");
+        if (run.GeneratedTrees.Length != 3)
+            throw new Exception($"Expected the module, its PyTorch twin and its GGUF description, got {run.GeneratedTrees.Length} files, for:\n{source}");
         foreach (var generated in run.GeneratedTrees)
         {
             var problems = output.GetSemanticModel(generated).GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();

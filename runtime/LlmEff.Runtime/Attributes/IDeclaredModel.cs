@@ -69,6 +69,10 @@ public interface IDeclaredModel<TSelf> where TSelf : nn.Module<Tensor, Tensor>, 
     /// <summary>The same architecture as a PyTorch module (Python source, same parameter names and shapes), or why the
     /// generator cannot write one.</summary>
     static abstract PyTorchExport PyTorch { get; }
+
+    /// <summary>The model as llama.cpp reads it (architecture, metadata, tensor table), or why it cannot yet
+    /// (see <see cref="Export.GgufExporter"/>).</summary>
+    static abstract GgufExport Gguf { get; }
 }
 
 /// <summary>Generated models expose their attention score maps for inspection (symmetry checks, attention plots).</summary>

@@ -11,12 +11,13 @@ public sealed class DeclaredModelType
 {
     private readonly MethodInfo create;
 
-    internal DeclaredModelType(Type type, ModelFacts facts, MethodInfo create, PyTorchExport pyTorch)
+    internal DeclaredModelType(Type type, ModelFacts facts, MethodInfo create, PyTorchExport pyTorch, GgufExport gguf)
     {
         Type = type;
         Facts = facts;
         this.create = create;
         PyTorch = pyTorch;
+        Gguf = gguf;
     }
 
     /// <summary>The generated class.</summary>
@@ -27,6 +28,9 @@ public sealed class DeclaredModelType
 
     /// <summary>Its PyTorch twin, or why it has none (see <see cref="IDeclaredModel{TSelf}.PyTorch"/>).</summary>
     public PyTorchExport PyTorch { get; }
+
+    /// <summary>Its llama.cpp form, or why it has none (see <see cref="IDeclaredModel{TSelf}.Gguf"/>).</summary>
+    public GgufExport Gguf { get; }
 
     /// <summary>Builds the module (see <see cref="IDeclaredModel{TSelf}.Create"/>).</summary>
     public nn.Module<Tensor, Tensor> Create(Device? device = null, ScalarType? dtype = null) =>
@@ -44,7 +48,8 @@ public static class ModelCatalog
                 t,
                 (ModelFacts)t.GetProperty("Facts", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!,
                 t.GetMethod("Create", BindingFlags.Public | BindingFlags.Static)!,
-                (PyTorchExport)t.GetProperty("PyTorch", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!))
+                (PyTorchExport)t.GetProperty("PyTorch", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!,
+                (GgufExport)t.GetProperty("Gguf", BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!))
             .OrderBy(m => m.Facts.Name, StringComparer.Ordinal)
             .ToList();
 

@@ -1,0 +1,22 @@
+namespace LlmEff.Export;
+
+/// <summary>What happens to a tensor's values between our state dict and the GGUF file.</summary>
+public enum GgufTransform
+{
+    /// <summary>Written as it is.</summary>
+    None,
+
+    /// <summary>
+    /// The rows of a query or key projection are reordered within each head so that llama.cpp, which rotates
+    /// adjacent pairs of a head's channels (2i, 2i + 1), rotates the pairs our rotary embedding rotates, which are
+    /// the two halves (i, i + HeadDim/2), as in Hugging Face Llama: row i of half h of a head moves to 2i + h.
+    /// </summary>
+    RotaryPairs,
+}
+
+/// <summary>One row of a GGUF tensor table.</summary>
+/// <param name="Source">The tensor's state-dict name ("model.layers.0.self_attn.q_proj.weight").</param>
+/// <param name="Name">Its GGUF name ("blk.0.attn_q.weight").</param>
+/// <param name="Transform">What happens to its values on the way.</param>
+/// <param name="Heads">The heads its rows hold, for <see cref="GgufTransform.RotaryPairs"/>; 0 otherwise.</param>
+public sealed record GgufTensorMapping(string Source, string Name, GgufTransform Transform = GgufTransform.None, int Heads = 0);

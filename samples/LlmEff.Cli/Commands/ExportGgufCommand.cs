@@ -1,0 +1,56 @@
+using System;
+using System.CommandLine;
+using System.Globalization;
+using System.IO;
+using LlmEff.Checkpoints;
+using LlmEff.Export;
+
+namespace LlmEff.Cli.Commands;
+
+/// <summary><c>llmeff export-gguf</c>: a declared model (fresh or from a checkpoint) as a GGUF file llama.cpp runs.</summary>
+internal static class ExportGgufCommand
+{
+    /// <summary>The tensor types --type accepts, by the names llama.cpp's tools use.</summary>
+    internal static GgufTensorType ParseType(string name) => name.ToLowerInvariant() switch
+    {
+        "f32" => GgufTensorType.F32,
+        "f16" => GgufTensorType.F16,
+        "bf16" => GgufTensorType.BF16,
+        _ => throw new ArgumentException($"--type: '{name}' is not a type export-gguf writes; use f32, f16 or bf16."),
+    };
+
+    public static Command Create()
+    {
+        var modelName = new Argument<string>("model") { Description = "Declared model to export (see 'llmeff inspect')." };
+        var assembly = CommandLine.Assembly();
+        var output = new Option<string>("--out") { Description = "The .gguf file to write.", Required = true };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "A checkpoint of the model (from 'llmeff train'); default: freshly initialised weights." };
+        var type = new Option<string>("--type") { Description = "Type of the matrices and embeddings: f32, f16 or bf16 (norm weights stay f32).", DefaultValueFactory = _ => "f32" };
+
+        var command = new Command("export-gguf", "Write a declared model as a GGUF file that llama.cpp (and Ollama, LM Studio) runs; token ids go in directly.")
+        {
+            modelName, assembly, output, checkpoint, type,
+        };
+        command.SetAction(result => CommandLine.Guard(() =>
+        {
+            var declared = ModelCatalog.Find(CommandLine.LoadModels(result.GetValue(assembly)), result.GetValue(modelName)!);
+            var tensorType = ParseType(result.GetValue(type)!);
+            if (!declared.Gguf.IsAvailable)
+                throw new ArgumentException($"{declared.Facts.Name} cannot be exported to GGUF: {declared.Gguf.Refusal}.");
+            var path = result.GetValue(output)!;
+            var source = result.GetValue(checkpoint);
+            if (source is not null && !File.Exists(source)) throw new FileNotFoundException($"--checkpoint: no file at {Path.GetFullPath(source)}.", source);
+
+            using var model = declared.Create();
+            if (source is not null) Checkpoint.Load(source, model, declared.Facts);
+            model.eval();
+            var written = GgufExporter.Export(model, declared.Gguf, declared.Facts.Name, path, tensorType);
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Wrote {written.Path}: {declared.Facts.Name} as llama.cpp's '{written.Architecture}', {written.Tensors} tensors, {result.GetValue(type)!.ToLowerInvariant()}, {written.Bytes:N0} bytes{(source is null ? " (untrained: freshly initialised weights)" : "")}."));
+            Console.WriteLine("Its tokenizer is 'no_vocab': give llama.cpp token ids (bytes for the byte tokenizer), not text.");
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,95 @@
+using System;
+using System.IO;
+using System.Linq;
+using LlmEff.Export;
+using LlmEff.Samples;
+using static TorchSharp.torch;
+
+namespace LlmEff.Cli.Tests;
+
+public sealed class GgufExportTests
+{
+    [Fact]
+    public void Export_gguf_writes_a_llama_file_with_every_tensor_and_the_loader_keys()
+    {
+        using var temp = new TempFolder();
+        var path = temp.File("tiny.gguf");
+
+        var result = CliHarness.Run("export-gguf", "TinyDecoder", "--out", path);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("as llama.cpp's 'llama', 38 tensors, f32", result.Output);
+        var file = GgufFile.Read(path);
+        Assert.Equal(GgufValue.String("llama"), file["general.architecture"]);
+        Assert.Equal(GgufValue.UInt32(4), file["llama.block_count"]);
+        Assert.Equal(GgufValue.UInt32(256), file["llama.vocab_size"]);
+        Assert.Equal(GgufValue.String("no_vocab"), file["tokenizer.ggml.model"]);
+        Assert.Equal(GgufValue.UInt32(0), file[GgufExporter.FileTypeKey]);
+        // Tied head: no output.weight, llama.cpp reuses token_embd.weight.
+        Assert.DoesNotContain(file.Tensors, t => t.Name == "output.weight");
+        Assert.Equal(new ulong[] { 256, 704 }, file.Tensor("blk.3.ffn_gate.weight").Dimensions);
+    }
+
+    [Fact]
+    public void An_f16_export_keeps_norms_in_f32_and_still_runs_in_llama_cpp_close_to_our_logits()
+    {
+        using var temp = new TempFolder();
+        var path = temp.File("tiny16.gguf");
+        Training.Seeding.Seed(5);
+        using var model = TinyGqa.Create();
+        model.eval();
+
+        GgufExporter.Export(model, path, GgufTensorType.F16);
+
+        var file = GgufFile.Read(path);
+        Assert.Equal(GgufTensorType.F16, file.Tensor("blk.0.attn_q.weight").Type);
+        Assert.Equal(GgufTensorType.F32, file.Tensor("blk.0.attn_norm.weight").Type);
+        Assert.Equal(GgufValue.UInt32(1), file[GgufExporter.FileTypeKey]);
+        var prompt = Enumerable.Range(0, 16).Select(i => i * 13 % 256).ToArray();
+        using var llama = new LlamaCpp(path, 16);
+        var theirs = llama.Logits(prompt);
+        using var _ = no_grad();
+        using var ours = model.forward(tensor(prompt.Select(t => (long)t).ToArray()).unsqueeze(0))[0];
+        var largest = Enumerable.Range(0, 16).Max(p => Enumerable.Range(0, 256).Max(t => Math.Abs(theirs[p][t] - ours[p, t].item<float>())));
+        // Weights rounded to f16 (11 significant bits) move these small logits by about 1e-3.
+        Assert.True(largest < 2e-2, $"f16 logits differ by {largest}.");
+    }
+
+    [Fact]
+    public void A_model_llama_cpp_has_no_kind_for_is_refused_naming_the_feature()
+    {
+        using var temp = new TempFolder();
+
+        var result = CliHarness.Run("export-gguf", "TinyNoKey", "--out", temp.File("nokey.gguf"));
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("TinyNoKey cannot be exported to GGUF: NoKey attention projections", result.Error);
+        Assert.False(File.Exists(temp.File("nokey.gguf")));
+        Assert.Contains("mixture of experts", TinyMoe.Gguf.Refusal);
+        Assert.Contains("GPT-2 naming", Gpt2Small.Gguf.Refusal);
+    }
+
+    [Fact]
+    public void An_unknown_type_is_refused_naming_the_value()
+    {
+        using var temp = new TempFolder();
+
+        var result = CliHarness.Run("export-gguf", "TinyDecoder", "--out", temp.File("x.gguf"), "--type", "q3_k");
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("--type: 'q3_k' is not a type export-gguf writes; use f32, f16 or bf16.", result.Error);
+    }
+
+    [Fact]
+    public void A_model_holding_nan_is_refused_naming_the_tensor_and_no_file_is_left()
+    {
+        using var temp = new TempFolder();
+        using var model = TinyDecoder.Create();
+        using (no_grad()) model.state_dict()["model.layers.2.mlp.up_proj.weight"][0, 0] = float.NaN;
+
+        var error = Assert.Throws<InvalidDataException>(() => GgufExporter.Export(model, temp.File("nan.gguf")));
+
+        Assert.Contains("model.layers.2.mlp.up_proj.weight holds NaN or infinite values", error.Message);
+        Assert.Empty(Directory.GetFiles(temp.Path));
+    }
+}
