@@ -103,7 +103,7 @@ public sealed class ParityUnported : nn.Module<Tensor, Tensor>, IDeclaredModel<P
 
     public static PyTorchExport PyTorch { get; } = PyTorchExport.Refused("state-space blocks have no PyTorch port yet");
 
-    public static GgufExport Gguf { get; } = GgufExport.Refused("state-space blocks have no GGUF export yet");
+    public static GgufExport Gguf { get; } = GgufExport.Refused("state-space blocks: no GGUF export yet");
 
     public static ParityUnported Create(Device? device = null, ScalarType? dtype = null) => new();
 

@@ -38,10 +38,10 @@ public sealed class GgufEmitterTests
     }
 
     [Theory]
-    [InlineData("NoKey attention projections has no GGUF export yet")]
+    [InlineData("NoKey attention projections: no GGUF export yet")]
     [InlineData("GPT-2 naming")]
     [InlineData("QkNorm")]
-    [InlineData("biases has no GGUF export yet")]
+    [InlineData("biases: no GGUF export yet")]
     [InlineData("the Gelu feed-forward")]
     [InlineData("learned positions")]
     [InlineData("an encoder")]

@@ -26,29 +26,29 @@ internal static class GgufEmitter
     /// </summary>
     public static string? Refusal(LayoutPlan plan)
     {
-        const string Later = "has no GGUF export yet";
-        if (!plan.Causal) return $"an encoder (bidirectional attention) {Later}; llama.cpp's llama architecture is causal";
-        if (plan.Names.FusedProjections) return $"GPT-2 naming (fused c_attn and c_fc, LayerNorm) {Later}";
-        if (plan.Latent is not null) return $"latent attention {Later}";
-        if (plan.Indexer is not null) return $"sparse attention (lightning indexer) {Later}; llama.cpp has no kind for it";
-        if (plan.Hybrid) return $"hybrid short-convolution layers {Later}";
-        if (plan.Mixture is not null) return $"[MoE] mixture of experts {Later}";
-        if (plan.Quant is not null) return $"[Quant] fake-quantized weights ({plan.Quant.FormatName}) {Later}: the float weights alone would not compute what the model computes";
-        if (plan.Attention is not { } attention) return $"a model without standard attention {Later}";
-        if (attention.Aliasing != QueryKeyAliasing.None) return $"{attention.Variant} attention projections {Later}; llama.cpp has no kind for keys or queries aliased to other projections";
-        if (attention.SharesKeyValues) return $"cross-layer key/value sharing (ShareKvEvery = {attention.ShareKvEvery}) {Later}";
+        const string Later = ": no GGUF export yet";
+        if (!plan.Causal) return $"an encoder (bidirectional attention){Later}; llama.cpp's llama architecture is causal";
+        if (plan.Names.FusedProjections) return $"GPT-2 naming (fused c_attn and c_fc, LayerNorm){Later}";
+        if (plan.Latent is not null) return $"latent attention{Later}";
+        if (plan.Indexer is not null) return $"sparse attention (lightning indexer){Later}; llama.cpp has no kind for it";
+        if (plan.Hybrid) return $"hybrid short-convolution layers{Later}";
+        if (plan.Mixture is not null) return $"[MoE] mixture of experts{Later}";
+        if (plan.Quant is not null) return $"[Quant] fake-quantized weights ({plan.Quant.FormatName}){Later}: the float weights alone would not compute what the model computes";
+        if (plan.Attention is not { } attention) return $"a model without standard attention{Later}";
+        if (attention.Aliasing != QueryKeyAliasing.None) return $"{attention.Variant} attention projections{Later}; llama.cpp has no kind for keys or queries aliased to other projections";
+        if (attention.SharesKeyValues) return $"cross-layer key/value sharing (ShareKvEvery = {attention.ShareKvEvery}){Later}";
         if (attention.ScoreMixer) return "the positional score term (BreakSymmetry) cannot be exported: llama.cpp has no kind for it";
-        if (attention.QueryNorm is not null || attention.KeyNorm is not null) return $"QkNorm (per-head query/key norms) {Later}";
-        if (plan.LearnedPositions) return $"learned positions {Later}";
-        if (plan.StackRotary is not { } rotary) return $"attention without rotary positions {Later}";
-        if (rotary.Dims != attention.HeadDim) return $"partial rotary ({rotary.Dims} of {attention.HeadDim} head channels) {Later}";
-        if (plan.Bias) return $"biases {Later}";
-        if (new[] { plan.MixerNorm, plan.FeedForwardNorm, plan.FinalNorm }.Any(n => n.Kind != NormKind.RmsNorm)) return $"LayerNorm {Later}";
-        if (plan.Dense is not { } dense) return $"a model without a dense feed-forward {Later}";
-        if (dense.Activation != ActivationKind.SwiGlu) return $"the {dense.Activation} feed-forward {Later}";
+        if (attention.QueryNorm is not null || attention.KeyNorm is not null) return $"QkNorm (per-head query/key norms){Later}";
+        if (plan.LearnedPositions) return $"learned positions{Later}";
+        if (plan.StackRotary is not { } rotary) return $"attention without rotary positions{Later}";
+        if (rotary.Dims != attention.HeadDim) return $"partial rotary ({rotary.Dims} of {attention.HeadDim} head channels){Later}";
+        if (plan.Bias) return $"biases{Later}";
+        if (new[] { plan.MixerNorm, plan.FeedForwardNorm, plan.FinalNorm }.Any(n => n.Kind != NormKind.RmsNorm)) return $"LayerNorm{Later}";
+        if (plan.Dense is not { } dense) return $"a model without a dense feed-forward{Later}";
+        if (dense.Activation != ActivationKind.SwiGlu) return $"the {dense.Activation} feed-forward{Later}";
         // What is left is the Llama layout, which the table below renders; a layer differing from it would need more.
         if (plan.Layers.Any(l => l.Mixer != TokenMixer.Attention || l.FeedForward != FeedForwardKind.Dense || !l.OwnsKeysAndValues))
-            return $"layers of different kinds {Later}";
+            return $"layers of different kinds{Later}";
         return null;
     }
 

@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class Gpt2Small
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("GPT-2 naming (fused c_attn and c_fc, LayerNorm) has no GGUF export yet");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("GPT-2 naming (fused c_attn and c_fc, LayerNorm): no GGUF export yet");
 }

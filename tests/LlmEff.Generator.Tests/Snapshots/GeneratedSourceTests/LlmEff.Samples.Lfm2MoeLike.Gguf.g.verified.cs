@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class Lfm2MoeLike
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("hybrid short-convolution layers has no GGUF export yet");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("hybrid short-convolution layers: no GGUF export yet");
 }

@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class TinyLatent
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("latent attention has no GGUF export yet");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("latent attention: no GGUF export yet");
 }

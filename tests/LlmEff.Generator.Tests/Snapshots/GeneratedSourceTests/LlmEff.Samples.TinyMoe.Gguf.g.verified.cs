@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class TinyMoe
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("[MoE] mixture of experts has no GGUF export yet");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("[MoE] mixture of experts: no GGUF export yet");
 }

@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class TinyNoKey
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("NoKey attention projections has no GGUF export yet; llama.cpp has no kind for keys or queries aliased to other projections");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("NoKey attention projections: no GGUF export yet; llama.cpp has no kind for keys or queries aliased to other projections");
 }

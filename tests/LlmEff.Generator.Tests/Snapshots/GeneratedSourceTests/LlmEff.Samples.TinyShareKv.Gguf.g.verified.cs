@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class TinyShareKv
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("cross-layer key/value sharing (ShareKvEvery = 2) has no GGUF export yet");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet");
 }

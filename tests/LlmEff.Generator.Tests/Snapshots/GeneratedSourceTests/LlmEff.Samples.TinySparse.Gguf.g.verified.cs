@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class TinySparse
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("sparse attention (lightning indexer) has no GGUF export yet; llama.cpp has no kind for it");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("sparse attention (lightning indexer): no GGUF export yet; llama.cpp has no kind for it");
 }
