@@ -13,7 +13,7 @@ using Spectre.Console;
 namespace LlmEff.Cli.Commands;
 
 /// <summary>
-/// <c>llmeff ablate</c>, the main job: trains declared variants of one small model with the same seed, data and
+/// <c>llmeff ablate</c>, the main job: trains declared variants of one small model with the same seeds, data and
 /// budget on the embedded default data (text plus associative recall), then prints and writes the comparison.
 /// </summary>
 internal static class AblateCommand
@@ -53,13 +53,15 @@ internal static class AblateCommand
             models, output, recallShare, recallPairs, assembly,
         };
         training.AddTo(command);
+        training.AddSeedsTo(command);
         command.SetAction(result => CommandLine.Guard(() =>
         {
             var options = training.Bind(result, evalEvery: Math.Max(1, result.GetValue(training.Steps) / 10));
+            var seeds = training.SeedList(result, options.Seed);
             training.UseThreads(result);
             var chosen = Resolve(CommandLine.LoadModels(result.GetValue(assembly)), result.GetValue(models)!);
             var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), new AssociativeRecall(options.SequenceLength, result.GetValue(recallPairs)), result.GetValue(recallShare));
-            return Run(chosen, data, options, result.GetValue(output)!);
+            return Run(chosen, data, options, seeds, result.GetValue(output)!);
         }));
         return command;
     }
@@ -75,7 +77,7 @@ internal static class AblateCommand
         return chosen;
     }
 
-    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, string output)
+    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, IReadOnlyList<int> seeds, string output)
     {
         foreach (var model in models)
         {
@@ -86,26 +88,30 @@ internal static class AblateCommand
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, seed {options.Seed}, " +
+            $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, {SeedText(seeds)}, " +
             $"{data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)."));
         // The reference matmul runs before and after the models; MFU is printed once both agree (see MatmulPeak).
         var peakBefore = MatmulPeak.MeasureBefore();
         var runs = new List<RunResult>();
         var speeds = new List<(ModelFacts Facts, double TokensPerSecond)>();
+        // Model-major: all seeds of a model together, so the report's rows and the progress lines read in the same order.
         foreach (var model in models)
         {
-            var (run, tokensPerSecond) = TrainOne(model, data, options);
-            runs.Add(run);
-            speeds.Add((model.Facts, tokensPerSecond));
+            foreach (var seed in seeds)
+            {
+                var (run, tokensPerSecond) = TrainOne(model, data, options with { Seed = seed }, seeds.Count > 1);
+                runs.Add(run);
+                speeds.Add((model.Facts, tokensPerSecond));
+            }
         }
         var peak = MatmulPeak.Complete(peakBefore);
         Console.WriteLine(ThroughputText.Reference(peak));
-        foreach (var (facts, tokensPerSecond) in speeds)
-            Console.WriteLine($"{facts.Name}: {ThroughputText.Of(facts, options.SequenceLength, tokensPerSecond, peak)}");
+        foreach (var group in speeds.GroupBy(s => s.Facts.Name))
+            Console.WriteLine($"{group.Key}: {ThroughputText.Of(group.First().Facts, options.SequenceLength, group.Average(s => s.TokensPerSecond), peak)}");
 
         var report = new ComparisonReport(
             $"Attention ablation: {string.Join(", ", models.Select(m => m.Facts.Name))}",
-            Settings(options, data),
+            Settings(options, data, seeds),
             runs,
             DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
         Console.WriteLine();
@@ -117,18 +123,19 @@ internal static class AblateCommand
         return 0;
     }
 
-    private static (RunResult Run, double TokensPerSecond) TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options)
+    private static (RunResult Run, double TokensPerSecond) TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options, bool labelSeed)
     {
+        var label = labelSeed ? $"{declared.Facts.Name} seed {options.Seed}" : declared.Facts.Name;
         var clock = Stopwatch.StartNew();
         Seeding.Seed(options.Seed);
         using var model = declared.Create();
         using var run = new TrainingRun(model, data, options);
-        var result = RunView.Track(declared.Facts.Name, options.Steps, 0, onStep => run.Complete(onStep));
+        var result = RunView.Track(label, options.Steps, 0, onStep => run.Complete(onStep));
         var recall = data.Recall.Accuracy(model, sequences: 256, seed: options.Seed + 1);
         clock.Stop();
         var tokensPerSecond = result.TokensSeen / Math.Max(1e-9, result.Elapsed.TotalSeconds);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{declared.Facts.Name}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s, {tokensPerSecond:N0} tok/s"));
+            $"{label}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s, {tokensPerSecond:N0} tok/s"));
         return (new RunResult(
             declared.Facts.Name,
             Descriptions.GetValueOrDefault(declared.Facts.Name, declared.Facts.Name),
@@ -141,16 +148,21 @@ internal static class AblateCommand
             result.HeldOutLoss,
             recall,
             tokensPerSecond,
-            clock.Elapsed.TotalSeconds), tokensPerSecond);
+            clock.Elapsed.TotalSeconds) { Seed = options.Seed }, tokensPerSecond);
     }
 
-    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data) => new()
+    /// <summary>"seed 1234" or "seeds 1234-1236 (3 runs per model)".</summary>
+    internal static string SeedText(IReadOnlyList<int> seeds) => seeds.Count == 1
+        ? $"seed {seeds[0].ToString(CultureInfo.InvariantCulture)}"
+        : string.Create(CultureInfo.InvariantCulture, $"seeds {seeds[0]}-{seeds[^1]} ({seeds.Count} runs per model)");
+
+    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data, IReadOnlyList<int> seeds) => new()
     {
         new("steps", options.Steps.ToString(CultureInfo.InvariantCulture)),
         new("batch", $"{options.BatchSize} sequences × {options.SequenceLength} tokens"),
         new("learning rate", string.Create(CultureInfo.InvariantCulture, $"{options.LearningRate} peak, {options.WarmupSteps} warm-up steps, cosine to {options.FinalLearningRateFraction:P0}")),
         new("optimizer", string.Create(CultureInfo.InvariantCulture, $"AdamW β=({options.Beta1}, {options.Beta2}), weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")),
-        new("seed", options.Seed.ToString(CultureInfo.InvariantCulture)),
+        new("seeds", SeedText(seeds) + (seeds.Count > 1 ? "; runs of different models with the same seed share initial weights and batches and are compared pairwise" : "")),
         new("data", string.Create(CultureInfo.InvariantCulture,
             $"embedded synthetic corpus ({data.Text.TrainTokens:N0} training / {data.Text.HeldOutTokens:N0} held-out bytes) with {data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)")),
         new("held-out", $"{options.EvalBatches} batches of held-out text, every {options.EvalEvery} steps; recall accuracy on 256 fresh sequences"),
