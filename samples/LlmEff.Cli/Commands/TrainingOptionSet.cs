@@ -15,7 +15,7 @@ internal sealed class TrainingOptionSet
     /// default to what suits the tiny sample models on 2 CPU cores.</summary>
     public TrainingOptionSet(int steps = 200, int batch = 8, int seeds = 1)
     {
-        Seeds = new("--seeds") { Description = "Runs per configuration, with seeds --seed, --seed+1, ...; 2 or more give 95% intervals and paired differences.", DefaultValueFactory = _ => seeds };
+        Seeds = new("--seeds") { Description = "Runs per configuration, with consecutive seeds (--seed, --seed+1, ...; 1, 2, ... in the study); 2 or more give 95% intervals and paired differences.", DefaultValueFactory = _ => seeds };
         Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => steps };
         Batch = new("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => batch };
         SequenceLength = new("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 128 };
