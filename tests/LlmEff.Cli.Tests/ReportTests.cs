@@ -123,5 +123,25 @@ public sealed class ReportTests : System.IDisposable
             name => Assert.True(new FileInfo(Path.Combine(temp.Path, name)).Length > 10_000));
     }
 
+    [Fact]
+    public void The_study_table_report_and_json_show_accuracy_intervals_and_differences_from_Full_paired_by_seed()
+    {
+        StudyRun Run(string variant, int seed, double accuracy) => new("E64L2H2N16", "REVERSE", variant, seed, accuracy, 0.01, 0.5, 1.0);
+        var results = new StudyResults("2026-11-30T00:00:00Z", new List<KeyValuePair<string, string>>(), new[] { "Full", "NoKey" }, new[] { "REVERSE" },
+            new[] { Run("Full", 1, 0.9), Run("NoKey", 1, 0.7), Run("Full", 2, 0.8), Run("NoKey", 2, 0.6) });
+
+        var table = StudyReport.Table(results);
+        var markdown = StudyReport.Markdown(results);
+        StudyReport.Write(temp.Path, results);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(temp.Path, "results.json")));
+
+        // Full: mean 0.85, s = 0.0707, ± 12.706 · 0.05 = 0.635; NoKey is 0.2 lower on both seeds.
+        Assert.All(new[] { table, markdown }, text => Assert.Contains("0.850 ± 0.635", text));
+        Assert.All(new[] { table, markdown }, text => Assert.Contains("-0.200 ± 0.000 resolved, lower", text));
+        var noKey = json.RootElement.GetProperty("summary").EnumerateArray().Single(e => e.GetProperty("variant").GetString() == "NoKey");
+        Assert.Equal("resolved, lower", noKey.GetProperty("versusBaseline").GetProperty("mark").GetString());
+        Assert.Equal(0.65, noKey.GetProperty("accuracy").GetProperty("mean").GetDouble(), 12);
+    }
+
     public void Dispose() => temp.Dispose();
 }
