@@ -71,6 +71,29 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void Ablate_with_two_jobs_trains_in_worker_processes_and_gives_the_same_numbers_as_one_process()
+    {
+        string[] Arguments(string folder, params string[] more) =>
+            new[] { "ablate", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--models", "TinyDecoder,TinyNoKey", "--threads", "1", "--out", folder }.Concat(more).ToArray();
+        string Runs(string folder)
+        {
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "results.json")));
+            // Everything but the timings, which differ from run to run.
+            return string.Join("\n", json.RootElement.GetProperty("runs").EnumerateArray().Select(r =>
+                $"{r.GetProperty("model")} {r.GetProperty("seed")} {r.GetProperty("trainLosses")} {r.GetProperty("heldOutCurve")} {r.GetProperty("heldOutLoss")} {r.GetProperty("recallAccuracy")}"));
+        }
+
+        var inProcess = CliHarness.Run(Arguments(temp.File("one")));
+        var inWorkers = CliHarness.Run(Arguments(temp.File("two"), "--jobs", "2"));
+
+        Assert.True(inProcess.ExitCode == 0, inProcess.Error);
+        Assert.True(inWorkers.ExitCode == 0, inWorkers.Error);
+        Assert.Contains("4 runs in 2 worker processes at once, 1 torch thread(s) each.", inWorkers.Output);
+        Assert.Contains("TinyNoKey seed 1235: held-out loss", inWorkers.Output); // the workers' lines come through
+        Assert.Equal(Runs(temp.File("one")), Runs(temp.File("two")));
+    }
+
+    [Fact]
     public void Qat_with_two_seeds_shows_intervals_and_the_paired_difference_from_full_precision()
     {
         var (code, output, error) = CliHarness.Run("qat", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--out", temp.Path);
@@ -270,6 +293,7 @@ public sealed class CommandTests : IDisposable
     [InlineData(2, "--seeds must be at least 1 (2 or more for intervals). (got -2)", "qat", "--seeds", "-2")]
     [InlineData(2, "--seeds must be at least 1 (2 or more for intervals). (got 0)", "study", "--seeds", "0")]
     [InlineData(1, "Unrecognized command or argument '--seeds'", "train", "--seeds", "2")]
+    [InlineData(2, "--jobs must be at least 1. (got 0)", "ablate", "--jobs", "0")]
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {

@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Threading.Tasks;
 using LlmEff.Cli.Reporting;
 using LlmEff.Data;
 using LlmEff.Training;
@@ -39,7 +40,16 @@ internal static class AblateCommand
         ["TinySparse"] = "Sparse attention: top-32",
     };
 
-    public static Command Create()
+    /// <summary>Name of the hidden subcommand a <c>--jobs</c> run starts once per (model, seed).</summary>
+    internal const string WorkerName = "ablate-run";
+
+    public static Command Create() => Define("ablate", worker: false);
+
+    /// <summary>The hidden worker: <c>ablate</c>'s options plus --result-file; trains the given models and seeds in this
+    /// process and writes their results as JSON instead of a report. <c>ablate --jobs</c> starts it.</summary>
+    public static Command CreateWorker() => Define(WorkerName, worker: true);
+
+    private static Command Define(string name, bool worker)
     {
         var models = new Option<string>("--models") { Description = "Comma-separated models to compare, or 'all' for every Tiny* variant.", DefaultValueFactory = _ => string.Join(",", DefaultModels) };
         var training = new TrainingOptionSet(steps: 300);
@@ -47,24 +57,48 @@ internal static class AblateCommand
         var output = new Option<string>("--out") { Description = "Folder for report.md, results.json and the plots.", DefaultValueFactory = _ => "ablation" };
         var recallShare = new Option<double>("--recall-share") { Description = "Share of each training batch given to associative-recall sequences.", DefaultValueFactory = _ => 0.5 };
         var recallPairs = new Option<int>("--recall-pairs") { Description = "Key-value pairs per recall sequence (1-26).", DefaultValueFactory = _ => 4 };
+        var jobs = new Option<int>("--jobs") { Description = "Training processes at once, one (model, seed) each, with cores/jobs torch threads unless --threads says otherwise; 1 trains everything in this process.", DefaultValueFactory = _ => 1 };
+        var resultFile = new Option<string>("--result-file") { Description = "Where the worker writes its runs as JSON.", Required = true };
 
-        var command = new Command("ablate", "Train declared variants of one small model side by side on the embedded data and compare them (the main job).")
+        var command = new Command(name, "Train declared variants of one small model side by side on the embedded data and compare them (the main job).")
         {
             models, output, recallShare, recallPairs, assembly,
         };
         training.AddTo(command);
         training.AddSeedsTo(command);
+        if (worker)
+        {
+            command.Hidden = true;
+            command.Options.Add(resultFile);
+        }
+        else
+        {
+            command.Options.Add(jobs);
+        }
         command.SetAction(result => CommandLine.Guard(() =>
         {
             var options = training.Bind(result, evalEvery: Math.Max(1, result.GetValue(training.Steps) / 10));
             var seeds = training.SeedList(result, options.Seed);
             training.UseThreads(result);
-            var chosen = Resolve(CommandLine.LoadModels(result.GetValue(assembly)), result.GetValue(models)!);
+            var assemblyPath = result.GetValue(assembly);
+            var chosen = Resolve(CommandLine.LoadModels(assemblyPath), result.GetValue(models)!);
             var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), new AssociativeRecall(options.SequenceLength, result.GetValue(recallPairs)), result.GetValue(recallShare));
-            return Run(chosen, data, options, seeds, result.GetValue(output)!);
+            if (worker)
+            {
+                var runs = chosen.SelectMany(model => seeds.Select(seed => TrainOne(model, data, options with { Seed = seed }, labelSeed: true).Run)).ToList();
+                LlmEff.IO.AtomicFile.WriteAllText(result.GetValue(resultFile)!, System.Text.Json.JsonSerializer.Serialize(runs, ReportJson.Options));
+                return 0;
+            }
+            var jobCount = result.GetValue(jobs);
+            if (jobCount < 1) throw new ArgumentOutOfRangeException(jobs.Name, jobCount, $"{jobs.Name} must be at least 1.");
+            var workers = jobCount == 1 ? null : new WorkerSettings(jobCount, result.GetValue(training.Threads), result.GetValue(recallShare), result.GetValue(recallPairs), assemblyPath);
+            return Run(chosen, data, options, seeds, result.GetValue(output)!, workers);
         }));
         return command;
     }
+
+    /// <summary>What a --jobs run hands its workers beyond the training options.</summary>
+    private sealed record WorkerSettings(int Jobs, int Threads, double RecallShare, int RecallPairs, string? Assembly);
 
     private static List<DeclaredModelType> Resolve(System.Reflection.Assembly assembly, string names)
     {
@@ -77,7 +111,7 @@ internal static class AblateCommand
         return chosen;
     }
 
-    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, IReadOnlyList<int> seeds, string output)
+    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, IReadOnlyList<int> seeds, string output, WorkerSettings? workers)
     {
         foreach (var model in models)
         {
@@ -94,14 +128,22 @@ internal static class AblateCommand
         var peakBefore = MatmulPeak.MeasureBefore();
         var runs = new List<RunResult>();
         var speeds = new List<(ModelFacts Facts, double TokensPerSecond)>();
-        // Model-major: all seeds of a model together, so the report's rows and the progress lines read in the same order.
-        foreach (var model in models)
+        if (workers is not null)
         {
-            foreach (var seed in seeds)
+            runs.AddRange(RunInWorkers(models, seeds, options, workers));
+            speeds.AddRange(runs.Select(r => (models.First(m => m.Facts.Name == r.Model).Facts, r.TokensPerSecond)));
+        }
+        else
+        {
+            // Model-major: all seeds of a model together, so the report's rows and the progress lines read in the same order.
+            foreach (var model in models)
             {
-                var (run, tokensPerSecond) = TrainOne(model, data, options with { Seed = seed }, seeds.Count > 1);
-                runs.Add(run);
-                speeds.Add((model.Facts, tokensPerSecond));
+                foreach (var seed in seeds)
+                {
+                    var (run, tokensPerSecond) = TrainOne(model, data, options with { Seed = seed }, seeds.Count > 1);
+                    runs.Add(run);
+                    speeds.Add((model.Facts, tokensPerSecond));
+                }
             }
         }
         var peak = MatmulPeak.Complete(peakBefore);
@@ -111,7 +153,7 @@ internal static class AblateCommand
 
         var report = new ComparisonReport(
             $"Attention ablation: {string.Join(", ", models.Select(m => m.Facts.Name))}",
-            Settings(options, data, seeds),
+            Settings(options, data, seeds, workers),
             runs,
             DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
         Console.WriteLine();
@@ -121,6 +163,83 @@ internal static class AblateCommand
         Console.WriteLine();
         Console.WriteLine($"Wrote {string.Join(", ", written.Select(Path.GetFileName))} to {Path.GetFullPath(output)}");
         return 0;
+    }
+
+    /// <summary>
+    /// Trains every (model, seed) in a worker process of its own, <see cref="WorkerSettings.Jobs"/> at a time, and
+    /// returns the results in model-major order. Each worker's output is printed when it finishes, in one piece.
+    /// </summary>
+    /// <remarks>
+    /// Processes rather than threads: torch's thread pool and its global random generator belong to the process, so
+    /// runs in threads of one process would neither get their own cores nor their own seeds. A worker gets
+    /// cores / jobs threads (at least 1) unless --threads was given.
+    /// </remarks>
+    private static List<RunResult> RunInWorkers(List<DeclaredModelType> models, IReadOnlyList<int> seeds, TrainingOptions options, WorkerSettings workers)
+    {
+        var threads = workers.Threads > 0 ? workers.Threads : Math.Max(1, Environment.ProcessorCount / workers.Jobs);
+        var work = models.SelectMany(model => seeds.Select(seed => (Model: model.Facts.Name, Seed: seed))).ToList();
+        Console.WriteLine($"{work.Count} runs in {Math.Min(workers.Jobs, work.Count)} worker processes at once, {threads} torch thread(s) each.");
+        var folder = Directory.CreateTempSubdirectory("llmeff-jobs-").FullName;
+        var print = new object();
+        try
+        {
+            var results = new List<RunResult>[work.Count];
+            Parallel.For(0, work.Count, new ParallelOptions { MaxDegreeOfParallelism = workers.Jobs }, i =>
+            {
+                var (model, seed) = work[i];
+                var resultFile = Path.Combine(folder, $"{i}.json");
+                var arguments = new List<string>
+                {
+                    WorkerName, "--models", model, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--seeds", "1",
+                    "--steps", options.Steps.ToString(CultureInfo.InvariantCulture), "--batch", options.BatchSize.ToString(CultureInfo.InvariantCulture),
+                    "--seq", options.SequenceLength.ToString(CultureInfo.InvariantCulture), "--lr", options.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+                    "--recall-share", workers.RecallShare.ToString("R", CultureInfo.InvariantCulture), "--recall-pairs", workers.RecallPairs.ToString(CultureInfo.InvariantCulture),
+                    "--threads", threads.ToString(CultureInfo.InvariantCulture), "--result-file", resultFile,
+                };
+                if (!string.IsNullOrEmpty(workers.Assembly)) arguments.AddRange(new[] { "--assembly", Path.GetFullPath(workers.Assembly) });
+                using var process = Process.Start(Self(arguments)) ?? throw new InvalidOperationException("Could not start a worker process.");
+                var error = process.StandardError.ReadToEndAsync();
+                var printed = process.StandardOutput.ReadToEnd();
+                process.WaitForExit();
+                lock (print) Console.Write(printed);
+                if (process.ExitCode != 0)
+                    throw new InvalidOperationException($"The worker training {model} with seed {seed} failed (exit code {process.ExitCode}): {error.Result.Trim()}");
+                results[i] = System.Text.Json.JsonSerializer.Deserialize<List<RunResult>>(File.ReadAllText(resultFile), ReportJson.Options)!;
+            });
+            return results.SelectMany(r => r).ToList();
+        }
+        catch (AggregateException failed) when (failed.InnerExceptions.Count > 0)
+        {
+            throw failed.InnerExceptions[0];
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>This program again: the llmeff executable when it runs as one, else the dotnet host with this assembly
+    /// (under <c>dotnet llmeff.dll</c> and in tests).</summary>
+    private static ProcessStartInfo Self(IEnumerable<string> arguments)
+    {
+        var current = Environment.ProcessPath;
+        var name = current is null ? "" : Path.GetFileNameWithoutExtension(current);
+        ProcessStartInfo start;
+        if (name == "llmeff")
+        {
+            start = new ProcessStartInfo(current!);
+        }
+        else
+        {
+            var host = name == "dotnet" ? current! : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+            start = new ProcessStartInfo(host);
+            start.ArgumentList.Add(typeof(AblateCommand).Assembly.Location);
+        }
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.UseShellExecute = false;
+        return start;
     }
 
     private static (RunResult Run, double TokensPerSecond) TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options, bool labelSeed)
@@ -156,8 +275,11 @@ internal static class AblateCommand
         ? $"seed {seeds[0].ToString(CultureInfo.InvariantCulture)}"
         : string.Create(CultureInfo.InvariantCulture, $"seeds {seeds[0]}-{seeds[^1]} ({seeds.Count} runs per model)");
 
-    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data, IReadOnlyList<int> seeds) => new()
+    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data, IReadOnlyList<int> seeds, WorkerSettings? workers) => new()
     {
+        new("processes", workers is null
+            ? "one: every run in turn in this process"
+            : string.Create(CultureInfo.InvariantCulture, $"{workers.Jobs} worker processes at once (--jobs); tokens/s and MFU are per worker while they shared the machine")),
         new("steps", options.Steps.ToString(CultureInfo.InvariantCulture)),
         new("batch", $"{options.BatchSize} sequences × {options.SequenceLength} tokens"),
         new("learning rate", string.Create(CultureInfo.InvariantCulture, $"{options.LearningRate} peak, {options.WarmupSteps} warm-up steps, cosine to {options.FinalLearningRateFraction:P0}")),
