@@ -13,6 +13,7 @@ public static class Program
         var root = new RootCommand("LlmEff: train, compare and inspect language-model architectures declared as annotated C# classes.")
         {
             AblateCommand.Create(),
+            AblateCommand.CreateWorker(),
             TrainCommand.Create(),
             GenerateCommand.Create(),
             InspectCommand.Create(),

@@ -30,6 +30,81 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void Ablate_with_two_seeds_runs_each_model_per_seed_and_shows_intervals_and_resolution_marks()
+    {
+        var (code, output, error) = CliHarness.Run("ablate", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--models", "TinyDecoder,TinyNoKey", "--out", temp.Path);
+
+        Assert.True(code == 0, error);
+        Assert.Contains("seeds 1234-1235 (2 runs per model)", output);
+        Assert.Contains("TinyNoKey seed 1235: held-out loss", output);
+        // The held-out cell may carry the '*' of the lowest loss, so the mean is matched by its last digit.
+        Assert.Matches(@"TinyNoKey .*\d ± [\d.]+ +[+-][\d.]+ ± [\d.]+ (not resolved|resolved, higher|resolved, lower)", output);
+        Assert.Contains("2 seeds: mean ± 95% interval", output);
+        using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
+        Assert.Equal(new[] { 1234, 1235, 1234, 1235 }, json.RootElement.GetProperty("runs").EnumerateArray().Select(r => r.GetProperty("seed").GetInt32()));
+        var noKey = json.RootElement.GetProperty("models")[1];
+        Assert.Equal(2, noKey.GetProperty("heldOutLoss").GetProperty("count").GetInt32());
+        Assert.Contains(noKey.GetProperty("heldOutLossVersusBaseline").GetProperty("mark").GetString(), new[] { "not resolved", "resolved, higher", "resolved, lower" });
+        Assert.Contains(noKey.GetProperty("recallVersusBaseline").GetProperty("mark").GetString(), new[] { "not resolved", "resolved, higher", "resolved, lower" });
+        Assert.Contains("paired difference", File.ReadAllText(temp.File("report.md")));
+    }
+
+    [Fact]
+    public void Ablate_with_two_seeds_gives_the_same_numbers_twice()
+    {
+        double[] Losses(string folder)
+        {
+            var (code, _, error) = CliHarness.Run("ablate", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--models", "TinyDecoder,TinyMqa", "--out", folder);
+            Assert.True(code == 0, error);
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "results.json")));
+            return json.RootElement.GetProperty("runs").EnumerateArray()
+                .SelectMany(r => r.GetProperty("trainLosses").EnumerateArray().Select(l => l.GetDouble())
+                    .Append(r.GetProperty("heldOutLoss").GetDouble()).Append(r.GetProperty("recallAccuracy").GetDouble()))
+                .ToArray();
+        }
+
+        var first = Losses(temp.File("first"));
+        var second = Losses(temp.File("second"));
+
+        Assert.Equal(4 * (2 + 2), first.Length);
+        Assert.Equal(first, second); // exact: same seeds, settings and thread count (the harness pins one thread)
+    }
+
+    [Fact]
+    public void Ablate_with_two_jobs_trains_in_worker_processes_and_gives_the_same_numbers_as_one_process()
+    {
+        string[] Arguments(string folder, params string[] more) =>
+            new[] { "ablate", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--models", "TinyDecoder,TinyNoKey", "--threads", "1", "--out", folder }.Concat(more).ToArray();
+        string Runs(string folder)
+        {
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "results.json")));
+            // Everything but the timings, which differ from run to run.
+            return string.Join("\n", json.RootElement.GetProperty("runs").EnumerateArray().Select(r =>
+                $"{r.GetProperty("model")} {r.GetProperty("seed")} {r.GetProperty("trainLosses")} {r.GetProperty("heldOutCurve")} {r.GetProperty("heldOutLoss")} {r.GetProperty("recallAccuracy")}"));
+        }
+
+        var inProcess = CliHarness.Run(Arguments(temp.File("one")));
+        var inWorkers = CliHarness.Run(Arguments(temp.File("two"), "--jobs", "2"));
+
+        Assert.True(inProcess.ExitCode == 0, inProcess.Error);
+        Assert.True(inWorkers.ExitCode == 0, inWorkers.Error);
+        Assert.Contains("4 runs in 2 worker processes at once, 1 torch thread(s) each.", inWorkers.Output);
+        Assert.Contains("TinyNoKey seed 1235: held-out loss", inWorkers.Output); // the workers' lines come through
+        Assert.Equal(Runs(temp.File("one")), Runs(temp.File("two")));
+    }
+
+    [Fact]
+    public void Qat_with_two_seeds_shows_intervals_and_the_paired_difference_from_full_precision()
+    {
+        var (code, output, error) = CliHarness.Run("qat", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--out", temp.Path);
+
+        Assert.True(code == 0, error);
+        Assert.Contains("Seed 1235:", output);
+        Assert.Matches(@"QAT \(From = [\d.]+\) .* [\d.]+ ± [\d.]+ +[+-][\d.]+ ± [\d.]+ (not resolved|resolved, higher|resolved, lower)", output);
+        Assert.Contains("2 seeds: mean ± 95% interval", output);
+    }
+
+    [Fact]
     public void Train_writes_a_checkpoint_that_resume_and_generate_read()
     {
         var checkpoint = temp.File("tiny.safetensors");
@@ -214,6 +289,11 @@ public sealed class CommandTests : IDisposable
     [InlineData(2, "--steps must be positive. (got 0)", "train", "--steps", "0")]
     [InlineData(2, "--lr must be a positive number. (got -1)", "ablate", "--lr", "-1")]
     [InlineData(2, "--seq must be positive. (got 0)", "qat", "--seq", "0")]
+    [InlineData(2, "--seeds must be at least 1 (2 or more for intervals). (got 0)", "ablate", "--seeds", "0")]
+    [InlineData(2, "--seeds must be at least 1 (2 or more for intervals). (got -2)", "qat", "--seeds", "-2")]
+    [InlineData(2, "--seeds must be at least 1 (2 or more for intervals). (got 0)", "study", "--seeds", "0")]
+    [InlineData(1, "Unrecognized command or argument '--seeds'", "train", "--seeds", "2")]
+    [InlineData(2, "--jobs must be at least 1. (got 0)", "ablate", "--jobs", "0")]
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {
@@ -250,6 +330,9 @@ public sealed class CommandTests : IDisposable
         foreach (var option in new[] { "--seq", "--lr", "--seed", "--threads" })
             Assert.All(new[] { "ablate", "qat" }, command => Assert.Equal(HelpLine("train", option), HelpLine(command, option)));
         Assert.Equal(HelpLine("train", "--threads"), HelpLine("study", "--threads"));
+        Assert.Equal(HelpLine("ablate", "--seeds"), HelpLine("qat", "--seeds"));
+        Assert.EndsWith("[default: 1]", HelpLine("ablate", "--seeds"));
+        Assert.Equal(HelpLine("ablate", "--seeds").Replace("[default: 1]", "[default: 3]"), HelpLine("study", "--seeds"));
         // Only the defaults differ where the workloads do.
         Assert.EndsWith("[default: 200]", HelpLine("train", "--steps"));
         Assert.Equal(HelpLine("train", "--steps").Replace("[default: 200]", "[default: 300]"), HelpLine("ablate", "--steps"));

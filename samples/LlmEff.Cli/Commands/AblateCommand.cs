@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
+using System.Threading.Tasks;
 using LlmEff.Cli.Reporting;
 using LlmEff.Data;
 using LlmEff.Training;
@@ -13,7 +14,7 @@ using Spectre.Console;
 namespace LlmEff.Cli.Commands;
 
 /// <summary>
-/// <c>llmeff ablate</c>, the main job: trains declared variants of one small model with the same seed, data and
+/// <c>llmeff ablate</c>, the main job: trains declared variants of one small model with the same seeds, data and
 /// budget on the embedded default data (text plus associative recall), then prints and writes the comparison.
 /// </summary>
 internal static class AblateCommand
@@ -39,7 +40,16 @@ internal static class AblateCommand
         ["TinySparse"] = "Sparse attention: top-32",
     };
 
-    public static Command Create()
+    /// <summary>Name of the hidden subcommand a <c>--jobs</c> run starts once per (model, seed).</summary>
+    internal const string WorkerName = "ablate-run";
+
+    public static Command Create() => Define("ablate", worker: false);
+
+    /// <summary>The hidden worker: <c>ablate</c>'s options plus --result-file; trains the given models and seeds in this
+    /// process and writes their results as JSON instead of a report. <c>ablate --jobs</c> starts it.</summary>
+    public static Command CreateWorker() => Define(WorkerName, worker: true);
+
+    private static Command Define(string name, bool worker)
     {
         var models = new Option<string>("--models") { Description = "Comma-separated models to compare, or 'all' for every Tiny* variant.", DefaultValueFactory = _ => string.Join(",", DefaultModels) };
         var training = new TrainingOptionSet(steps: 300);
@@ -47,22 +57,48 @@ internal static class AblateCommand
         var output = new Option<string>("--out") { Description = "Folder for report.md, results.json and the plots.", DefaultValueFactory = _ => "ablation" };
         var recallShare = new Option<double>("--recall-share") { Description = "Share of each training batch given to associative-recall sequences.", DefaultValueFactory = _ => 0.5 };
         var recallPairs = new Option<int>("--recall-pairs") { Description = "Key-value pairs per recall sequence (1-26).", DefaultValueFactory = _ => 4 };
+        var jobs = new Option<int>("--jobs") { Description = "Training processes at once, one (model, seed) each, with cores/jobs torch threads unless --threads says otherwise; 1 trains everything in this process.", DefaultValueFactory = _ => 1 };
+        var resultFile = new Option<string>("--result-file") { Description = "Where the worker writes its runs as JSON.", Required = true };
 
-        var command = new Command("ablate", "Train declared variants of one small model side by side on the embedded data and compare them (the main job).")
+        var command = new Command(name, "Train declared variants of one small model side by side on the embedded data and compare them (the main job).")
         {
             models, output, recallShare, recallPairs, assembly,
         };
         training.AddTo(command);
+        training.AddSeedsTo(command);
+        if (worker)
+        {
+            command.Hidden = true;
+            command.Options.Add(resultFile);
+        }
+        else
+        {
+            command.Options.Add(jobs);
+        }
         command.SetAction(result => CommandLine.Guard(() =>
         {
             var options = training.Bind(result, evalEvery: Math.Max(1, result.GetValue(training.Steps) / 10));
+            var seeds = training.SeedList(result, options.Seed);
             training.UseThreads(result);
-            var chosen = Resolve(CommandLine.LoadModels(result.GetValue(assembly)), result.GetValue(models)!);
+            var assemblyPath = result.GetValue(assembly);
+            var chosen = Resolve(CommandLine.LoadModels(assemblyPath), result.GetValue(models)!);
             var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), new AssociativeRecall(options.SequenceLength, result.GetValue(recallPairs)), result.GetValue(recallShare));
-            return Run(chosen, data, options, result.GetValue(output)!);
+            if (worker)
+            {
+                var runs = chosen.SelectMany(model => seeds.Select(seed => TrainOne(model, data, options with { Seed = seed }, labelSeed: true).Run)).ToList();
+                LlmEff.IO.AtomicFile.WriteAllText(result.GetValue(resultFile)!, System.Text.Json.JsonSerializer.Serialize(runs, ReportJson.Options));
+                return 0;
+            }
+            var jobCount = result.GetValue(jobs);
+            if (jobCount < 1) throw new ArgumentOutOfRangeException(jobs.Name, jobCount, $"{jobs.Name} must be at least 1.");
+            var workers = jobCount == 1 ? null : new WorkerSettings(jobCount, result.GetValue(training.Threads), result.GetValue(recallShare), result.GetValue(recallPairs), assemblyPath);
+            return Run(chosen, data, options, seeds, result.GetValue(output)!, workers);
         }));
         return command;
     }
+
+    /// <summary>What a --jobs run hands its workers beyond the training options.</summary>
+    private sealed record WorkerSettings(int Jobs, int Threads, double RecallShare, int RecallPairs, string? Assembly);
 
     private static List<DeclaredModelType> Resolve(System.Reflection.Assembly assembly, string names)
     {
@@ -75,7 +111,7 @@ internal static class AblateCommand
         return chosen;
     }
 
-    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, string output)
+    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, IReadOnlyList<int> seeds, string output, WorkerSettings? workers)
     {
         foreach (var model in models)
         {
@@ -86,26 +122,38 @@ internal static class AblateCommand
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, seed {options.Seed}, " +
+            $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, {SeedText(seeds)}, " +
             $"{data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)."));
         // The reference matmul runs before and after the models; MFU is printed once both agree (see MatmulPeak).
         var peakBefore = MatmulPeak.MeasureBefore();
         var runs = new List<RunResult>();
         var speeds = new List<(ModelFacts Facts, double TokensPerSecond)>();
-        foreach (var model in models)
+        if (workers is not null)
         {
-            var (run, tokensPerSecond) = TrainOne(model, data, options);
-            runs.Add(run);
-            speeds.Add((model.Facts, tokensPerSecond));
+            runs.AddRange(RunInWorkers(models, seeds, options, workers));
+            speeds.AddRange(runs.Select(r => (models.First(m => m.Facts.Name == r.Model).Facts, r.TokensPerSecond)));
+        }
+        else
+        {
+            // Model-major: all seeds of a model together, so the report's rows and the progress lines read in the same order.
+            foreach (var model in models)
+            {
+                foreach (var seed in seeds)
+                {
+                    var (run, tokensPerSecond) = TrainOne(model, data, options with { Seed = seed }, seeds.Count > 1);
+                    runs.Add(run);
+                    speeds.Add((model.Facts, tokensPerSecond));
+                }
+            }
         }
         var peak = MatmulPeak.Complete(peakBefore);
         Console.WriteLine(ThroughputText.Reference(peak));
-        foreach (var (facts, tokensPerSecond) in speeds)
-            Console.WriteLine($"{facts.Name}: {ThroughputText.Of(facts, options.SequenceLength, tokensPerSecond, peak)}");
+        foreach (var group in speeds.GroupBy(s => s.Facts.Name))
+            Console.WriteLine($"{group.Key}: {ThroughputText.Of(group.First().Facts, options.SequenceLength, group.Average(s => s.TokensPerSecond), peak)}");
 
         var report = new ComparisonReport(
             $"Attention ablation: {string.Join(", ", models.Select(m => m.Facts.Name))}",
-            Settings(options, data),
+            Settings(options, data, seeds, workers),
             runs,
             DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
         Console.WriteLine();
@@ -117,18 +165,96 @@ internal static class AblateCommand
         return 0;
     }
 
-    private static (RunResult Run, double TokensPerSecond) TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options)
+    /// <summary>
+    /// Trains every (model, seed) in a worker process of its own, <see cref="WorkerSettings.Jobs"/> at a time, and
+    /// returns the results in model-major order. Each worker's output is printed when it finishes, in one piece.
+    /// </summary>
+    /// <remarks>
+    /// Processes rather than threads: torch's thread pool and its global random generator belong to the process, so
+    /// runs in threads of one process would neither get their own cores nor their own seeds. A worker gets
+    /// cores / jobs threads (at least 1) unless --threads was given.
+    /// </remarks>
+    private static List<RunResult> RunInWorkers(List<DeclaredModelType> models, IReadOnlyList<int> seeds, TrainingOptions options, WorkerSettings workers)
     {
+        var threads = workers.Threads > 0 ? workers.Threads : Math.Max(1, Environment.ProcessorCount / workers.Jobs);
+        var work = models.SelectMany(model => seeds.Select(seed => (Model: model.Facts.Name, Seed: seed))).ToList();
+        Console.WriteLine($"{work.Count} runs in {Math.Min(workers.Jobs, work.Count)} worker processes at once, {threads} torch thread(s) each.");
+        var folder = Directory.CreateTempSubdirectory("llmeff-jobs-").FullName;
+        var print = new object();
+        try
+        {
+            var results = new List<RunResult>[work.Count];
+            Parallel.For(0, work.Count, new ParallelOptions { MaxDegreeOfParallelism = workers.Jobs }, i =>
+            {
+                var (model, seed) = work[i];
+                var resultFile = Path.Combine(folder, $"{i}.json");
+                var arguments = new List<string>
+                {
+                    WorkerName, "--models", model, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--seeds", "1",
+                    "--steps", options.Steps.ToString(CultureInfo.InvariantCulture), "--batch", options.BatchSize.ToString(CultureInfo.InvariantCulture),
+                    "--seq", options.SequenceLength.ToString(CultureInfo.InvariantCulture), "--lr", options.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+                    "--recall-share", workers.RecallShare.ToString("R", CultureInfo.InvariantCulture), "--recall-pairs", workers.RecallPairs.ToString(CultureInfo.InvariantCulture),
+                    "--threads", threads.ToString(CultureInfo.InvariantCulture), "--result-file", resultFile,
+                };
+                if (!string.IsNullOrEmpty(workers.Assembly)) arguments.AddRange(new[] { "--assembly", Path.GetFullPath(workers.Assembly) });
+                using var process = Process.Start(Self(arguments)) ?? throw new InvalidOperationException("Could not start a worker process.");
+                var error = process.StandardError.ReadToEndAsync();
+                var printed = process.StandardOutput.ReadToEnd();
+                process.WaitForExit();
+                lock (print) Console.Write(printed);
+                if (process.ExitCode != 0)
+                    throw new InvalidOperationException($"The worker training {model} with seed {seed} failed (exit code {process.ExitCode}): {error.Result.Trim()}");
+                results[i] = System.Text.Json.JsonSerializer.Deserialize<List<RunResult>>(File.ReadAllText(resultFile), ReportJson.Options)!;
+            });
+            return results.SelectMany(r => r).ToList();
+        }
+        catch (AggregateException failed) when (failed.InnerExceptions.Count > 0)
+        {
+            throw failed.InnerExceptions[0];
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>This program again: the llmeff executable when it runs as one, else the dotnet host with this assembly
+    /// (under <c>dotnet llmeff.dll</c> and in tests).</summary>
+    private static ProcessStartInfo Self(IEnumerable<string> arguments)
+    {
+        var current = Environment.ProcessPath;
+        var name = current is null ? "" : Path.GetFileNameWithoutExtension(current);
+        ProcessStartInfo start;
+        if (name == "llmeff")
+        {
+            start = new ProcessStartInfo(current!);
+        }
+        else
+        {
+            var host = name == "dotnet" ? current! : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+            start = new ProcessStartInfo(host);
+            start.ArgumentList.Add(typeof(AblateCommand).Assembly.Location);
+        }
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.UseShellExecute = false;
+        return start;
+    }
+
+    private static (RunResult Run, double TokensPerSecond) TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options, bool labelSeed)
+    {
+        var label = labelSeed ? $"{declared.Facts.Name} seed {options.Seed}" : declared.Facts.Name;
         var clock = Stopwatch.StartNew();
         Seeding.Seed(options.Seed);
         using var model = declared.Create();
         using var run = new TrainingRun(model, data, options);
-        var result = RunView.Track(declared.Facts.Name, options.Steps, 0, onStep => run.Complete(onStep));
+        var result = RunView.Track(label, options.Steps, 0, onStep => run.Complete(onStep));
         var recall = data.Recall.Accuracy(model, sequences: 256, seed: options.Seed + 1);
         clock.Stop();
         var tokensPerSecond = result.TokensSeen / Math.Max(1e-9, result.Elapsed.TotalSeconds);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{declared.Facts.Name}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s, {tokensPerSecond:N0} tok/s"));
+            $"{label}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s, {tokensPerSecond:N0} tok/s"));
         return (new RunResult(
             declared.Facts.Name,
             Descriptions.GetValueOrDefault(declared.Facts.Name, declared.Facts.Name),
@@ -141,16 +267,24 @@ internal static class AblateCommand
             result.HeldOutLoss,
             recall,
             tokensPerSecond,
-            clock.Elapsed.TotalSeconds), tokensPerSecond);
+            clock.Elapsed.TotalSeconds) { Seed = options.Seed }, tokensPerSecond);
     }
 
-    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data) => new()
+    /// <summary>"seed 1234" or "seeds 1234-1236 (3 runs per model)".</summary>
+    internal static string SeedText(IReadOnlyList<int> seeds) => seeds.Count == 1
+        ? $"seed {seeds[0].ToString(CultureInfo.InvariantCulture)}"
+        : string.Create(CultureInfo.InvariantCulture, $"seeds {seeds[0]}-{seeds[^1]} ({seeds.Count} runs per model)");
+
+    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data, IReadOnlyList<int> seeds, WorkerSettings? workers) => new()
     {
+        new("processes", workers is null
+            ? "one: every run in turn in this process"
+            : string.Create(CultureInfo.InvariantCulture, $"{workers.Jobs} worker processes at once (--jobs); tokens/s and MFU are per worker while they shared the machine")),
         new("steps", options.Steps.ToString(CultureInfo.InvariantCulture)),
         new("batch", $"{options.BatchSize} sequences × {options.SequenceLength} tokens"),
         new("learning rate", string.Create(CultureInfo.InvariantCulture, $"{options.LearningRate} peak, {options.WarmupSteps} warm-up steps, cosine to {options.FinalLearningRateFraction:P0}")),
         new("optimizer", string.Create(CultureInfo.InvariantCulture, $"AdamW β=({options.Beta1}, {options.Beta2}), weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")),
-        new("seed", options.Seed.ToString(CultureInfo.InvariantCulture)),
+        new("seeds", SeedText(seeds) + (seeds.Count > 1 ? "; runs of different models with the same seed share initial weights and batches and are compared pairwise" : "")),
         new("data", string.Create(CultureInfo.InvariantCulture,
             $"embedded synthetic corpus ({data.Text.TrainTokens:N0} training / {data.Text.HeldOutTokens:N0} held-out bytes) with {data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)")),
         new("held-out", $"{options.EvalBatches} batches of held-out text, every {options.EvalEvery} steps; recall accuracy on 256 fresh sequences"),

@@ -7,6 +7,7 @@ using System.IO;
 using System.Linq;
 using System.Text;
 using LlmEff.Checkpoints;
+using LlmEff.Cli.Reporting;
 using LlmEff.Data;
 using LlmEff.Layers;
 using LlmEff.Quantization;
@@ -37,17 +38,19 @@ internal static class QatCommand
             model, assembly, output, from,
         };
         training.AddTo(command);
+        training.AddSeedsTo(command);
         command.SetAction(result => CommandLine.Guard(() =>
         {
             var qatFrom = result.GetValue(from);
             if (qatFrom is { } f && f is not (>= 0 and < 1))
                 throw new ArgumentOutOfRangeException("--from", f, "--from must lie in [0, 1): the fraction of the steps after which fake quantization switches on.");
             var options = training.Bind(result) with { QatFrom = qatFrom };
+            var seeds = training.SeedList(result, options.Seed);
             training.UseThreads(result);
             var declared = CommandLine.Model(result, model, assembly);
             var data = TokenDataset.EmbeddedDefault();
             Check(declared.Facts, data, options);
-            return Run(declared, data, options, result.GetValue(output)!);
+            return Run(declared, data, options, seeds, result.GetValue(output)!);
         }));
         return command;
     }
@@ -65,7 +68,7 @@ internal static class QatCommand
     /// <summary>One row of the comparison.</summary>
     internal sealed record QatRow(string Run, string Training, double HeldOutLoss, WeightMemory Memory, string? PackedFile);
 
-    private static int Run(DeclaredModelType declared, TokenDataset data, TrainingOptions options, string output)
+    private static int Run(DeclaredModelType declared, TokenDataset data, TrainingOptions options, IReadOnlyList<int> seeds, string output)
     {
         var facts = declared.Facts;
         var quant = facts.Quant!;
@@ -73,8 +76,32 @@ internal static class QatCommand
         Directory.CreateDirectory(output);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{facts.Name}: {quant.Parameters:N0} of {facts.ParameterCount:N0} parameters ({quant.Target}) in {format}, " +
-            $"{options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens, seed {options.Seed}, embedded corpus."));
+            $"{options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens, {AblateCommand.SeedText(seeds)}, embedded corpus."));
 
+        var perSeed = new List<IReadOnlyList<QatRow>>();
+        var notes = new List<string>();
+        foreach (var seed in seeds)
+        {
+            if (seeds.Count > 1) Console.WriteLine($"Seed {seed}:");
+            var (rows, note) = RunSeed(declared, data, options with { Seed = seed }, output, format);
+            perSeed.Add(rows);
+            notes.Add(seeds.Count > 1 ? $"Seed {seed}: {note}" : note);
+        }
+
+        Console.WriteLine();
+        Console.Write(Table(perSeed, seeds, quant));
+        Console.WriteLine(string.Join("\n", notes));
+        var packed = perSeed[^1].Where(r => r.PackedFile is not null).ToList();
+        // Every seed writes the same two files, so the last seed's remain; a later seed replacing an earlier one keeps the folder small.
+        Console.WriteLine($"Packed exports{(seeds.Count > 1 ? $" (seed {seeds[^1]})" : "")}: {string.Join(", ", packed.Select(r => $"{Path.GetFullPath(r.PackedFile!)} ({Mb(new FileInfo(r.PackedFile!).Length)})"))}");
+        return 0;
+    }
+
+    /// <summary>The three rows of one seed (full precision, post-training quantization, QAT) and that seed's note.</summary>
+    private static (IReadOnlyList<QatRow> Rows, string Note) RunSeed(DeclaredModelType declared, TokenDataset data, TrainingOptions options, string output, string format)
+    {
+        var facts = declared.Facts;
+        var quant = facts.Quant!;
         // One full-precision run serves twice: as the baseline, and quantized after training (post-training quantization).
         var fullPrecisionOptions = options with { QatFrom = 1 };
         var (fullPrecision, fullPrecisionResult, _) = Train(declared, data, fullPrecisionOptions, "full precision");
@@ -91,12 +118,8 @@ internal static class QatCommand
         var aware = Packed(declared, qatModel, data, options, Path.Combine(output, $"{facts.Name}.qat.safetensors"),
             $"QAT (From = {qatFrom})", start == 0 ? $"fake {format} throughout" : $"fp32, fake {format} from step {start + 1}");
 
-        var rows = new[] { fullPrecisionRow, postTraining.Row, aware.Row };
-        Console.WriteLine();
-        Console.Write(Table(rows, quant));
-        Console.WriteLine(Notes(quant, start, fullPrecisionResult.Losses, qatResult.Losses, new[] { postTraining.FakeQuantizedGap, aware.FakeQuantizedGap }));
-        Console.WriteLine($"Packed exports: {string.Join(", ", new[] { postTraining.Row, aware.Row }.Select(r => $"{Path.GetFullPath(r.PackedFile!)} ({Mb(new FileInfo(r.PackedFile!).Length)})"))}");
-        return 0;
+        return (new[] { fullPrecisionRow, postTraining.Row, aware.Row },
+            Notes(quant, start, fullPrecisionResult.Losses, qatResult.Losses, new[] { postTraining.FakeQuantizedGap, aware.FakeQuantizedGap }));
     }
 
     /// <summary>Trains a fresh model; returns it, its result, and the first fake-quantized step.</summary>
@@ -135,21 +158,28 @@ internal static class QatCommand
         return (new QatRow(run, training, loss, memory, path), Math.Abs(loss - fakeQuantizedLoss));
     }
 
-    /// <summary>The comparison as aligned plain text.</summary>
-    internal static string Table(IReadOnlyList<QatRow> rows, QuantFacts quant)
+    /// <summary>The comparison as aligned plain text, from one row list per seed (rows in the same order for every seed):
+    /// held-out loss as mean ± 95% interval over seeds, and its difference from full precision paired by seed with
+    /// its resolved / not resolved mark.</summary>
+    internal static string Table(IReadOnlyList<IReadOnlyList<QatRow>> perSeed, IReadOnlyList<int> seeds, QuantFacts quant)
     {
-        var baseline = rows[0].HeldOutLoss;
-        var header = new[] { "run", "training", "held-out loss", "vs fp32", "weight bytes", "quantized weights" };
-        var cells = rows.Select((r, i) => new[]
+        var loss = Statistics.Fixed(4);
+        var baseline = seeds.Select((seed, k) => (seed, perSeed[k][0].HeldOutLoss)).ToDictionary(p => p.seed, p => p.HeldOutLoss);
+        var header = new[] { "run", "training", "held-out loss", "vs fp32 (paired)", "weight bytes", "quantized weights" };
+        var cells = perSeed[0].Select((r, i) =>
         {
-            r.Run,
-            r.Training,
-            r.HeldOutLoss.ToString("F4", CultureInfo.InvariantCulture),
-            i == 0 ? "—" : ((r.HeldOutLoss - baseline) / baseline).ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture),
-            r.Memory.TotalBytes.ToString("N0", CultureInfo.InvariantCulture),
-            r.Memory.PackedValues == 0
-                ? string.Create(CultureInfo.InvariantCulture, $"{quant.Fp32Bytes:N0} B fp32 (32 bits)")
-                : string.Create(CultureInfo.InvariantCulture, $"{r.Memory.PackedBytes:N0} B ({r.Memory.BitsPerPackedValue:0.###} bits, {r.Memory.PackedRatioToFp32:F2}x smaller)"),
+            var values = seeds.Select((seed, k) => (seed, perSeed[k][i].HeldOutLoss)).ToDictionary(p => p.seed, p => p.HeldOutLoss);
+            return new[]
+            {
+                r.Run,
+                r.Training,
+                Statistics.IntervalOf(values.Values.ToList()).Format(loss),
+                i == 0 ? "—" : Statistics.Paired(values, baseline).Format(loss),
+                r.Memory.TotalBytes.ToString("N0", CultureInfo.InvariantCulture),
+                r.Memory.PackedValues == 0
+                    ? string.Create(CultureInfo.InvariantCulture, $"{quant.Fp32Bytes:N0} B fp32 (32 bits)")
+                    : string.Create(CultureInfo.InvariantCulture, $"{r.Memory.PackedBytes:N0} B ({r.Memory.BitsPerPackedValue:0.###} bits, {r.Memory.PackedRatioToFp32:F2}x smaller)"),
+            };
         }).ToList();
         var numeric = new[] { false, false, true, true, true, false };
         var widths = header.Select((h, j) => Math.Max(h.Length, cells.Max(c => c[j].Length))).ToArray();
@@ -159,6 +189,9 @@ internal static class QatCommand
         Row(header);
         Row(widths.Select(w => new string('-', w)).ToArray());
         foreach (var row in cells) Row(row);
+        text.Append(seeds.Count < 2
+            ? $"{Statistics.NoInterval}: single runs (use --seeds 2 or more for intervals and resolved/not resolved marks).\n"
+            : string.Create(CultureInfo.InvariantCulture, $"{seeds.Count} seeds: mean ± 95% interval (Student t); \"vs fp32\" pairs runs by seed, \"not resolved\" where its interval contains 0.\n"));
         return text.ToString();
     }
 

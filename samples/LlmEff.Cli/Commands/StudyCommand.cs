@@ -34,19 +34,20 @@ internal static class StudyCommand
     public static Command Create()
     {
         var sweep = new Option<string>("--sweep") { Description = "reduced (embedding 64, 2 layers, 2 heads, length 16), full (32/64/256 × 2/4 × 2/4 × 16/64/128), or one cell as E64L2H2N64.", DefaultValueFactory = _ => "reduced" };
-        var seeds = new Option<int>("--seeds") { Description = "Seeds per configuration (data and weights regenerated per seed).", DefaultValueFactory = _ => 3 };
         var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks, or 'all'.", DefaultValueFactory = _ => "all" };
         var variants = new Option<string>("--variants") { Description = "Comma-separated variants (Full, NoQuery, NoQuery+, NoKey, Shared, Shared+), or 'all'.", DefaultValueFactory = _ => "all" };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training sequences.", DefaultValueFactory = _ => 2 };
         var train = new Option<int>("--train") { Description = "Training sequences per task and seed.", DefaultValueFactory = _ => 10_000 };
         var test = new Option<int>("--test") { Description = "Test sequences per task and seed.", DefaultValueFactory = _ => 2_000 };
         var output = new Option<string>("--out") { Description = "Folder for report.md, results.json and accuracy.png.", DefaultValueFactory = _ => "study" };
-        var training = new TrainingOptionSet(batch: 32);
+        // Three seeds by default, as the study has always run; its seeds are 1, 2, … (it has no --seed).
+        var training = new TrainingOptionSet(batch: 32, seeds: 3);
         var command = new Command("study", "Reproduce the QKV study's synthetic-task comparison (REVERSE, SORT, SUB, SWAP, COPY) over its six attention variants.")
         {
-            sweep, seeds, tasks, variants, epochs, train, test, output,
+            sweep, tasks, variants, epochs, train, test, output,
         };
         training.AddBatchAndThreadsTo(command);
+        training.AddSeedsTo(command);
         command.SetAction(result => CommandLine.Guard(() =>
         {
             training.UseThreads(result);
@@ -60,10 +61,10 @@ internal static class StudyCommand
             };
             var chosenTasks = Pick(result.GetValue(tasks)!, Enum.GetValues<SequenceTask>().Select(t => (t.ToString().ToUpperInvariant(), t)).ToArray(), "--tasks");
             var chosenVariants = Pick(result.GetValue(variants)!, Variants.Select(v => (v.Label, v)).ToArray(), "--variants");
-            var seedCount = Positive(result.GetValue(seeds), "--seeds");
+            var seeds = training.SeedList(result, first: 1);
             var settings = new Settings(Positive(result.GetValue(epochs), "--epochs"), Positive(result.GetValue(train), "--train"),
                 Positive(result.GetValue(test), "--test"), training.BatchSize(result));
-            return Run(cells, chosenTasks, chosenVariants, seedCount, settings, result.GetValue(output)!);
+            return Run(cells, chosenTasks, chosenVariants, seeds, settings, result.GetValue(output)!);
         }));
         return command;
     }
@@ -94,17 +95,17 @@ internal static class StudyCommand
         };
     }
 
-    private static int Run((int E, int L, int H, int N)[] cells, SequenceTask[] tasks, (string Stem, string Label)[] variants, int seeds, Settings settings, string output)
+    private static int Run((int E, int L, int H, int N)[] cells, SequenceTask[] tasks, (string Stem, string Label)[] variants, IReadOnlyList<int> seeds, Settings settings, string output)
     {
         var catalog = ModelCatalog.In(CommandLine.LoadModels(null)); // listed once: a full sweep looks up 3,240 models
-        var total = cells.Length * tasks.Length * variants.Length * seeds;
+        var total = cells.Length * tasks.Length * variants.Length * seeds.Count;
         var skipped = cells.Any(c => c.N % 2 != 0) ? " (SWAP needs even lengths)" : "";
-        Console.WriteLine($"Training {total} encoders: {cells.Length} configuration(s) × {tasks.Length} tasks × {variants.Length} variants × {seeds} seeds{skipped}.");
+        Console.WriteLine($"Training {total} encoders: {cells.Length} configuration(s) × {tasks.Length} tasks × {variants.Length} variants × {seeds.Count} seeds{skipped}.");
         var runs = new List<StudyRun>();
         var clock = Stopwatch.StartNew();
         foreach (var (e, l, h, n) in cells)
         foreach (var task in tasks)
-        foreach (var seed in Enumerable.Range(1, seeds))
+        foreach (var seed in seeds)
         {
             var data = new SequenceTaskData(task, n, settings.Train, settings.Test, seed);
             foreach (var (stem, label) in variants)
@@ -132,7 +133,7 @@ internal static class StudyCommand
                 new("configurations", string.Join(", ", cells.Select(c => $"embedding {c.E}, {c.L} layers, {c.H} heads, length {c.N}"))),
                 new("data", $"{settings.Train:N0} training and {settings.Test:N0} test sequences of uniform symbols 0-9 per task, regenerated per seed"),
                 new("training", $"{settings.Epochs} epochs, batch {settings.Batch}, Adam lr 1e-3, linear warm-up over 5% then cosine to 0, gradient clip 5"),
-                new("seeds", string.Join(", ", Enumerable.Range(1, seeds))),
+                new("seeds", string.Join(", ", seeds) + "; every variant of a task trains on the same sequences of a seed, so variants are compared pairwise by seed"),
                 new("models", "generated encoders (samples/LlmEff.Samples/Study): bidirectional attention, learned positions, LayerNorm, GELU MLP 4·embedding, untied 10-way head"),
                 new("wall time", $"{clock.Elapsed.TotalMinutes:F1} min on {Environment.ProcessorCount} CPU threads"),
             },

@@ -13,8 +13,9 @@ internal sealed class TrainingOptionSet
 {
     /// <summary>Declares the options with the defaults <paramref name="steps"/> and <paramref name="batch"/>; the rest
     /// default to what suits the tiny sample models on 2 CPU cores.</summary>
-    public TrainingOptionSet(int steps = 200, int batch = 8)
+    public TrainingOptionSet(int steps = 200, int batch = 8, int seeds = 1)
     {
+        Seeds = new("--seeds") { Description = "Runs per configuration, with consecutive seeds (--seed, --seed+1, ...; 1, 2, ... in the study); 2 or more give 95% intervals and paired differences.", DefaultValueFactory = _ => seeds };
         Steps = new("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => steps };
         Batch = new("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => batch };
         SequenceLength = new("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 128 };
@@ -30,11 +31,22 @@ internal sealed class TrainingOptionSet
     public Option<int> Seed { get; }
     public Option<int> Threads { get; }
 
+    /// <summary>--seeds, for the commands that compare configurations (added by <see cref="AddSeedsTo"/>, not by <see cref="AddTo"/>:
+    /// <c>train</c> trains one model once).</summary>
+    public Option<int> Seeds { get; }
+
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
         foreach (var option in new Option[] { Steps, Batch, SequenceLength, LearningRate, Seed, Threads }) command.Options.Add(option);
     }
+
+    /// <summary>Adds --seeds to a command that compares configurations.</summary>
+    public void AddSeedsTo(Command command) => command.Options.Add(Seeds);
+
+    /// <summary>--seeds as the list of seeds first, first + 1, …; refused below 1, naming the value.</summary>
+    public System.Collections.Generic.IReadOnlyList<int> SeedList(ParseResult result, int first) =>
+        Cli.Reporting.Statistics.Seeds(first, result.GetValue(Seeds));
 
     /// <summary>Adds --batch and --threads only, for the study: its steps follow from --epochs, its lengths from the
     /// sweep, and its learning rate and seeds are the study's recipe.</summary>

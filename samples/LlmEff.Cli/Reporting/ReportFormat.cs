@@ -1,16 +1,16 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 
 namespace LlmEff.Cli.Reporting;
 
 /// <summary>One column of the results table, shared by the Markdown report, the terminal table and the plain-text table.</summary>
 /// <param name="Title">Heading in the Markdown report, which has room for the full name.</param>
-/// <param name="Compact">Heading in the terminal and plain-text tables: abbreviated, a line break where it may split,
-/// so that the eleven columns fit a 120-character terminal.</param>
+/// <param name="Compact">Heading in the terminal and plain-text tables: abbreviated, a line break where it may split.</param>
 /// <param name="Numeric">Right-aligned when true.</param>
-/// <param name="Format">Text of the cell for one run.</param>
-internal sealed record ReportColumn(string Title, string Compact, bool Numeric, Func<RunResult, string> Format);
+/// <param name="Format">Text of the cell for one model (all its seeds).</param>
+internal sealed record ReportColumn(string Title, string Compact, bool Numeric, Func<ModelSummary, string> Format);
 
 /// <summary>Number formatting and column definitions of the report.</summary>
 /// <remarks>
@@ -23,21 +23,34 @@ internal static class ReportFormat
     /// <summary>Shown for values that were not measured.</summary>
     public const string Missing = "—";
 
-    /// <summary>The columns of every results table, in display order.</summary>
+    /// <summary>The columns of every results table, in display order. Losses and recall are means over seeds ± the 95%
+    /// interval; the "vs base" columns are differences from the first model paired by seed, with their mark.</summary>
     public static IReadOnlyList<ReportColumn> Columns { get; } =
     [
-        new("model", "model", false, r => r.Model),
-        new("description", "description", false, r => r.Description),
-        new("parameters", "params", true, r => Integer(r.Parameters)),
-        new("attention parameters", "attention\nparams", true, r => Integer(r.AttentionParameters)),
-        new("KV bytes/token", "KV\nB/token", true, r => Integer(r.KvBytesPerToken)),
-        new("final train loss", "train\nloss", true, r => Loss(r.FinalTrainLoss)),
-        new("held-out loss", "held-out\nloss", true, r => Loss(r.HeldOutLoss)),
-        new("perplexity", "ppl", true, r => Perplexity(r.Perplexity)),
-        new("recall accuracy", "recall\nacc.", true, r => r.RecallAccuracy is { } a ? Percent(a) : Missing),
-        new("tokens/s", "tok/s", true, r => Integer(r.TokensPerSecond)),
-        new("wall time", "wall\ntime", true, r => Duration(r.WallSeconds)),
+        new("model", "model", false, m => m.Model),
+        new("description", "description", false, m => m.Description),
+        new("parameters", "params", true, m => Integer(m.Runs[0].Parameters)),
+        new("attention parameters", "attention\nparams", true, m => Integer(m.Runs[0].AttentionParameters)),
+        new("KV bytes/token", "KV\nB/token", true, m => Integer(m.Runs[0].KvBytesPerToken)),
+        new("final train loss", "train\nloss", true, m => Loss(m.Runs.Average(r => r.FinalTrainLoss))),
+        new("held-out loss", "held-out\nloss", true, m => m.HeldOutLoss.Format(Loss)),
+        new("held-out loss vs baseline", "held-out\nvs base", true, m => m.HeldOutLossVersusBaseline?.Format(Loss) ?? Missing),
+        new("perplexity", "ppl", true, m => Perplexity(Math.Exp(m.HeldOutLoss.Mean))),
+        new("recall accuracy", "recall\nacc.", true, m => m.RecallAccuracy?.Format(Percent) ?? Missing),
+        new("recall vs baseline", "recall\nvs base", true, m => m.RecallVersusBaseline?.Format(Percent) ?? Missing),
+        new("tokens/s", "tok/s", true, m => Integer(m.Runs.Average(r => r.TokensPerSecond))),
+        new("wall time", "wall\ntime", true, m => Duration(m.Runs.Average(r => r.WallSeconds))),
     ];
+
+    /// <summary>The line under every results table saying what the numbers are, seeds included.</summary>
+    public static string IntervalNote(IReadOnlyList<ModelSummary> models)
+    {
+        var seeds = models.Count == 0 ? 0 : models.Min(m => m.Runs.Count);
+        if (seeds < 2)
+            return $"{Statistics.NoInterval}: values are single runs (use --seeds 2 or more for intervals and resolved/not resolved marks).";
+        return string.Create(CultureInfo.InvariantCulture, $"{seeds} seeds: mean ± 95% interval (Student t); \"vs base\" is the difference from {models[0].Model} paired by seed, ")
+            + "\"not resolved\" where its interval contains 0.";
+    }
 
     /// <summary>Index in <see cref="Columns"/> of the held-out loss, the cell the tables highlight.</summary>
     public static int HeldOutColumn { get; } = IndexOf("held-out loss");
@@ -90,19 +103,19 @@ internal static class ReportFormat
     }
 
     /// <summary>
-    /// Index of the run with the lowest finite held-out loss, or -1 when there is no such run or only one run
+    /// Index of the model with the lowest finite mean held-out loss, or -1 when there is no such model or only one
     /// (highlighting the only row would suggest a comparison that did not happen).
     /// </summary>
-    public static int BestHeldOutIndex(IReadOnlyList<RunResult> runs)
+    public static int BestHeldOutIndex(IReadOnlyList<ModelSummary> models)
     {
-        ArgumentNullException.ThrowIfNull(runs);
-        if (runs.Count < 2)
+        ArgumentNullException.ThrowIfNull(models);
+        if (models.Count < 2)
             return -1;
         var best = -1;
-        for (var i = 0; i < runs.Count; i++)
+        for (var i = 0; i < models.Count; i++)
         {
-            var loss = runs[i].HeldOutLoss;
-            if (double.IsFinite(loss) && (best < 0 || loss < runs[best].HeldOutLoss))
+            var loss = models[i].HeldOutLoss.Mean;
+            if (double.IsFinite(loss) && (best < 0 || loss < models[best].HeldOutLoss.Mean))
                 best = i;
         }
         return best;

@@ -109,13 +109,24 @@ internal static class ReportPlots
     public static byte[] LossCurves(IReadOnlyList<RunResult> runs)
     {
         ArgumentNullException.ThrowIfNull(runs);
+        // One line per model: the mean over its seeds, with a band from the lowest to the highest seed when it has several.
+        var models = ModelSummary.Of(runs);
         var train = new List<(double[] Steps, double[] Losses)>();
         var heldOut = new List<(double[] Steps, double[] Losses)>();
-        foreach (var run in runs)
+        var bands = new List<(double[] Steps, double[] Low, double[] High)?>();
+        foreach (var model in models)
         {
-            var smoothed = MovingAverage(run.TrainLosses, SmoothingWindow(run.TrainLosses.Count));
-            train.Add(Finite(Enumerable.Range(1, smoothed.Length).Select(s => (double)s), smoothed));
-            heldOut.Add(Finite(run.HeldOutCurve.Select(p => (double)p.Step), run.HeldOutCurve.Select(p => p.Loss)));
+            var smoothed = model.Runs.Select(r => MovingAverage(r.TrainLosses, SmoothingWindow(r.TrainLosses.Count))).ToList();
+            var length = smoothed.Min(c => c.Length);
+            var mean = Enumerable.Range(0, length).Select(i => smoothed.Average(c => c[i])).ToArray();
+            train.Add(Finite(Enumerable.Range(1, length).Select(s => (double)s), mean));
+            var points = model.Runs.Min(r => r.HeldOutCurve.Count);
+            heldOut.Add(Finite(model.Runs[0].HeldOutCurve.Take(points).Select(p => (double)p.Step),
+                Enumerable.Range(0, points).Select(i => model.Runs.Average(r => r.HeldOutCurve[i].Loss))));
+            bands.Add(model.Runs.Count < 2 || length == 0 ? null : (
+                Enumerable.Range(1, length).Select(s => (double)s).ToArray(),
+                Enumerable.Range(0, length).Select(i => smoothed.Min(c => c[i])).ToArray(),
+                Enumerable.Range(0, length).Select(i => smoothed.Max(c => c[i])).ToArray()));
         }
         var all = train.Concat(heldOut).ToArray();
         var maxStep = all.SelectMany(s => s.Steps).DefaultIfEmpty(1).Max();
@@ -125,7 +136,7 @@ internal static class ReportPlots
         var values = all.SelectMany(s => s.Losses).ToArray();
         // Log only when the range is wide and positive; over a narrow range a linear axis reads better.
         var logScale = values.Length > 0 && values.Min() > 0 && values.Max() / values.Min() >= 3;
-        AddLossSeries(whole, train, heldOut, logScale ? Math.Log10 : v => v);
+        AddLossSeries(whole, train, heldOut, bands, logScale ? Math.Log10 : v => v);
         whole.Axes.Title.Label.Text = "Training and held-out loss";
         whole.XLabel("training step");
         whole.YLabel(logScale ? "cross-entropy, nats/token (log scale)" : "cross-entropy, nats/token");
@@ -149,12 +160,12 @@ internal static class ReportPlots
 
         var halfway = Math.Floor(maxStep / 2);
         var late = all.SelectMany(s => s.Steps.Zip(s.Losses)).Where(p => p.First >= halfway).Select(p => p.Second).ToArray();
-        using var legend = Legend(runs);
+        using var legend = Legend(models);
         if (maxStep < MinimumStepsForZoom || late.Length == 0)
             return Compose([whole], legend);
 
         using var zoom = NewPlot();
-        AddLossSeries(zoom, train, heldOut, v => v);
+        AddLossSeries(zoom, train, heldOut, bands, v => v);
         zoom.Axes.Title.Label.Text = "Second half, linear scale";
         zoom.XLabel("training step");
         zoom.YLabel("cross-entropy, nats/token");
@@ -167,11 +178,22 @@ internal static class ReportPlots
     }
 
     private static void AddLossSeries(Plot plot, List<(double[] Steps, double[] Losses)> train,
-        List<(double[] Steps, double[] Losses)> heldOut, Func<double, double> y)
+        List<(double[] Steps, double[] Losses)> heldOut, List<(double[] Steps, double[] Low, double[] High)?> bands, Func<double, double> y)
     {
         for (var i = 0; i < train.Count; i++)
         {
             var color = RunColor(i);
+            if (bands[i] is { } band)
+            {
+                var (low, high) = (band.Low.Select(y).ToArray(), band.High.Select(y).ToArray());
+                // A diverged seed (or a zero on a log axis) gives no band rather than a broken one.
+                if (low.Concat(high).All(double.IsFinite))
+                {
+                    var fill = plot.Add.FillY(band.Steps, low, high);
+                    fill.FillColor = color.WithAlpha(0.2);
+                    fill.LineWidth = 0;
+                }
+            }
             if (train[i].Steps.Length > 0)
             {
                 var line = plot.Add.ScatterLine(train[i].Steps, train[i].Losses.Select(y).ToArray(), color);
@@ -194,12 +216,15 @@ internal static class ReportPlots
     /// placed beside the panels rather than inside one because where the curves run depends on the data, so no corner
     /// of a data area is reliably empty; and it is shared because both panels show the same runs.
     /// </remarks>
-    private static Image Legend(IReadOnlyList<RunResult> runs)
+    private static Image Legend(IReadOnlyList<ModelSummary> models)
     {
         using var plot = NewPlot();
-        var smoothing = "training: " + SmoothingDescription(runs, "mean of", "steps");
-        for (var i = 0; i < runs.Count; i++)
-            plot.Legend.ManualItems.Add(new LegendItem { LabelText = runs[i].Model, LineColor = RunColor(i), LineWidth = 3, MarkerShape = MarkerShape.None });
+        var smoothing = "training: " + SmoothingDescription(models.SelectMany(m => m.Runs).ToList(), "mean of", "steps");
+        var seeds = models.Count == 0 ? 1 : models.Min(m => m.Runs.Count);
+        for (var i = 0; i < models.Count; i++)
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = models[i].Model, LineColor = RunColor(i), LineWidth = 3, MarkerShape = MarkerShape.None });
+        if (seeds >= 2)
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"mean of {seeds} seeds; band: lowest to highest seed", LineColor = KeyGray, LineWidth = 8, MarkerShape = MarkerShape.None });
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = smoothing, LineColor = KeyGray, LineWidth = 2, MarkerShape = MarkerShape.None });
         plot.Legend.ManualItems.Add(new LegendItem
         {
@@ -243,21 +268,28 @@ internal static class ReportPlots
         return png.ToArray();
     }
 
-    /// <summary>Final held-out loss against KV-cache bytes per token, one labelled point per run.</summary>
+    /// <summary>Final held-out loss against KV-cache bytes per token, one labelled point per model at its mean over
+    /// seeds, with a vertical bar over its 95% interval when it ran two seeds or more.</summary>
     public static byte[] LossVersusKvCache(IReadOnlyList<RunResult> runs)
     {
         ArgumentNullException.ThrowIfNull(runs);
         using var plot = NewPlot();
 
+        var models = ModelSummary.Of(runs);
         var points = new List<(Coordinates At, string Label, Color Color)>();
-        for (var i = 0; i < runs.Count; i++)
+        var bars = new List<(double X, double Low, double High, Color Color)>();
+        for (var i = 0; i < models.Count; i++)
         {
-            var run = runs[i];
-            if (double.IsFinite(run.HeldOutLoss))
-                points.Add((new Coordinates(run.KvBytesPerToken, run.HeldOutLoss), run.Model, RunColor(i)));
+            var model = models[i];
+            if (!double.IsFinite(model.HeldOutLoss.Mean)) continue;
+            points.Add((new Coordinates(model.Runs[0].KvBytesPerToken, model.HeldOutLoss.Mean), model.Model, RunColor(i)));
+            if (model.HeldOutLoss.HalfWidth is { } half && double.IsFinite(half))
+                bars.Add((model.Runs[0].KvBytesPerToken, model.HeldOutLoss.Low, model.HeldOutLoss.High, RunColor(i)));
         }
 
-        plot.Axes.Title.Label.Text = "Held-out loss vs KV cache (lower left is better)";
+        plot.Axes.Title.Label.Text = bars.Count > 0
+            ? "Held-out loss vs KV cache (lower left is better; bars: 95% interval over seeds)"
+            : "Held-out loss vs KV cache (lower left is better)";
         plot.XLabel("KV cache per token, bytes (bf16)");
         plot.YLabel("final held-out loss, nats/token");
         plot.Axes.Bottom.TickGenerator = new NumericAutomatic { LabelFormatter = Thousands };
@@ -271,6 +303,12 @@ internal static class ReportPlots
             return plot.GetImageBytes(Width, Height, ImageFormat.Png);
         }
 
+        foreach (var (x, low, high, color) in bars)
+        {
+            var bar = plot.Add.Line(x, low, x, high);
+            bar.LineColor = color;
+            bar.LineWidth = 2.5f;
+        }
         foreach (var (at, _, color) in points)
         {
             var marker = plot.Add.Marker(at, MarkerShape.FilledCircle, 14, color);
@@ -282,7 +320,7 @@ internal static class ReportPlots
         // The x axis starts at zero so the horizontal distance between points reads as the saving; the extra room on
         // the right is for the labels of the largest caches.
         var xMax = Math.Max(1, points.Max(p => p.At.X)) * 1.3;
-        var (yLow, yHigh) = Padded(points.Min(p => p.At.Y), points.Max(p => p.At.Y), 0.15);
+        var (yLow, yHigh) = Padded(points.Select(p => p.At.Y).Concat(bars.Select(b => b.Low)).Min(), points.Select(p => p.At.Y).Concat(bars.Select(b => b.High)).Max(), 0.15);
         plot.Axes.SetLimits(0, xMax, yLow, yHigh);
 
         // Label positions are chosen in pixels, so lay the figure out once to learn where each point lands.

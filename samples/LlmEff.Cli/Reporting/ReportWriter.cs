@@ -104,13 +104,14 @@ public static class ReportWriter
         var columns = ReportFormat.Columns;
         Line("| " + string.Join(" | ", columns.Select(c => Escape(c.Title))) + " |");
         Line("|" + string.Join("|", columns.Select(c => c.Numeric ? "---:" : "---")) + "|");
-        var best = ReportFormat.BestHeldOutIndex(report.Runs);
-        for (var i = 0; i < report.Runs.Count; i++)
+        var models = report.Models;
+        var best = ReportFormat.BestHeldOutIndex(models);
+        for (var i = 0; i < models.Count; i++)
         {
-            var run = report.Runs[i];
+            var model = models[i];
             var cells = columns.Select((c, j) =>
             {
-                var text = Escape(c.Format(run));
+                var text = Escape(c.Format(model));
                 return i == best && j == ReportFormat.HeldOutColumn ? $"**{text}**" : text;
             });
             Line("| " + string.Join(" | ", cells) + " |");
@@ -120,10 +121,12 @@ public static class ReportWriter
             + "over the last tenth of the steps; KV bytes per token are for a bf16 cache."
             + (best >= 0 ? " The lowest held-out loss is in bold." : ""));
         Line();
+        Line(Escape(ReportFormat.IntervalNote(models)) + " A 95% interval that contains 0 means these seeds cannot tell which side is better.");
+        Line();
 
         Line("## Reading the table");
         Line();
-        foreach (var text in Reading(report.Runs))
+        foreach (var text in Reading(models))
             Line(text);
         Line();
 
@@ -141,33 +144,36 @@ public static class ReportWriter
         return md.ToString();
     }
 
-    /// <summary>The "Reading the table" text: the best run, then every run against the first (the baseline).</summary>
-    private static IEnumerable<string> Reading(IReadOnlyList<RunResult> runs)
+    /// <summary>The "Reading the table" text: the best model, then every model against the first (the baseline).</summary>
+    private static IEnumerable<string> Reading(IReadOnlyList<ModelSummary> models)
     {
-        if (runs.Count == 0)
+        if (models.Count == 0)
         {
             yield return "No runs were recorded.";
             yield break;
         }
-        if (runs.Count == 1)
+        if (models.Count == 1)
         {
-            yield return $"Only one run, **{Escape(runs[0].Model)}**, so there is nothing to compare against: held-out loss "
-                + $"{ReportFormat.Loss(runs[0].HeldOutLoss)} nats/token (perplexity {ReportFormat.Perplexity(runs[0].Perplexity)}).";
+            yield return $"Only one model, **{Escape(models[0].Model)}**, so there is nothing to compare against: held-out loss "
+                + $"{Escape(models[0].HeldOutLoss.Format(ReportFormat.Loss))} nats/token.";
             yield break;
         }
 
-        var best = ReportFormat.BestHeldOutIndex(runs);
-        var baseline = runs[0];
+        var best = ReportFormat.BestHeldOutIndex(models);
+        var baseline = models[0];
         yield return (best < 0
-                ? "No run finished with a finite held-out loss."
-                : $"**{Escape(runs[best].Model)}** had the lowest held-out loss, {ReportFormat.Loss(runs[best].HeldOutLoss)} nats/token "
-                  + $"(perplexity {ReportFormat.Perplexity(runs[best].Perplexity)}).")
-            + $" Relative to the baseline **{Escape(baseline.Model)}** (the first run, {ReportFormat.Integer(baseline.KvBytesPerToken)} "
-            + $"KV bytes per token, held-out loss {ReportFormat.Loss(baseline.HeldOutLoss)}):";
+                ? "No model finished with a finite held-out loss."
+                : $"**{Escape(models[best].Model)}** had the lowest mean held-out loss, {Escape(models[best].HeldOutLoss.Format(ReportFormat.Loss))} nats/token "
+                  + $"(perplexity {ReportFormat.Perplexity(Math.Exp(models[best].HeldOutLoss.Mean))}).")
+            + $" Relative to the baseline **{Escape(baseline.Model)}** (the first model, {ReportFormat.Integer(baseline.Runs[0].KvBytesPerToken)} "
+            + $"KV bytes per token, held-out loss {Escape(baseline.HeldOutLoss.Format(ReportFormat.Loss))}):";
         yield return "";
-        foreach (var run in runs.Skip(1))
-            yield return $"- **{Escape(run.Model)}**: {KvChange(run.KvBytesPerToken, baseline.KvBytesPerToken)}; "
-                + $"{LossChange(run.HeldOutLoss, baseline.HeldOutLoss)}.";
+        foreach (var model in models.Skip(1))
+            yield return $"- **{Escape(model.Model)}**: {KvChange(model.Runs[0].KvBytesPerToken, baseline.Runs[0].KvBytesPerToken)}; "
+                + $"{LossChange(model.HeldOutLoss.Mean, baseline.HeldOutLoss.Mean)}"
+                + (model.HeldOutLossVersusBaseline is { } loss ? $", paired difference {Escape(loss.Format(ReportFormat.Loss))}" : "")
+                + (model.RecallVersusBaseline is { } recall ? $"; recall {Escape(recall.Format(ReportFormat.Percent))}" : "")
+                + ".";
     }
 
     private static string KvChange(long kv, long baseline)

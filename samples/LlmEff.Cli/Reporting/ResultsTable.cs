@@ -11,13 +11,14 @@ namespace LlmEff.Cli.Reporting;
 public static class ResultsTable
 {
     /// <summary>
-    /// A Spectre.Console table with one row per run: numbers right-aligned, the lowest held-out loss in bold when
-    /// there is more than one run.
+    /// A Spectre.Console table with one row per model (all its seeds): numbers right-aligned, the lowest held-out
+    /// loss in bold when there is more than one model, and a caption saying what the intervals are.
     /// </summary>
     public static Table Build(IReadOnlyList<RunResult> runs)
     {
         ArgumentNullException.ThrowIfNull(runs);
-        var table = new Table { Border = TableBorder.Rounded };
+        var models = ModelSummary.Of(runs);
+        var table = new Table { Border = TableBorder.Rounded, Caption = new TableTitle(ReportFormat.IntervalNote(models)) };
         for (var j = 0; j < ReportFormat.Columns.Count; j++)
         {
             var column = ReportFormat.Columns[j];
@@ -30,13 +31,13 @@ public static class ResultsTable
             });
         }
 
-        var best = ReportFormat.BestHeldOutIndex(runs);
+        var best = ReportFormat.BestHeldOutIndex(models);
         var bold = new Style(decoration: Decoration.Bold);
-        for (var i = 0; i < runs.Count; i++)
+        for (var i = 0; i < models.Count; i++)
         {
-            var run = runs[i];
+            var model = models[i];
             var cells = ReportFormat.Columns.Select((column, j) =>
-                (IRenderable)new Text(column.Format(run), i == best && j == ReportFormat.HeldOutColumn ? bold : Style.Plain));
+                (IRenderable)new Text(column.Format(model), i == best && j == ReportFormat.HeldOutColumn ? bold : Style.Plain));
             table.AddRow(cells);
         }
         return table;
@@ -44,7 +45,7 @@ public static class ResultsTable
 
     /// <summary>
     /// The same table as aligned plain text, for redirected output and for pasting into documentation; the lowest
-    /// held-out loss is marked with <c>*</c> and explained in a footnote.
+    /// held-out loss is marked with <c>*</c>; footnotes explain it and the intervals.
     /// </summary>
     /// <remarks>
     /// Columns are separated by two spaces and lines end with <c>\n</c> without trailing spaces, so the text is stable
@@ -54,13 +55,14 @@ public static class ResultsTable
     {
         ArgumentNullException.ThrowIfNull(runs);
         var columns = ReportFormat.Columns;
-        var best = ReportFormat.BestHeldOutIndex(runs);
+        var models = ModelSummary.Of(runs);
+        var best = ReportFormat.BestHeldOutIndex(models);
 
         var headers = columns.Select(c => c.Compact.Split('\n')).ToArray();
         var headerLines = headers.Max(h => h.Length);
-        var rows = runs.Select((run, i) => columns.Select((c, j) =>
+        var rows = models.Select((model, i) => columns.Select((c, j) =>
         {
-            var text = c.Format(run);
+            var text = c.Format(model);
             // A leading mark keeps the digits of the column aligned on the right.
             return i == best && j == ReportFormat.HeldOutColumn ? "*" + text : text;
         }).ToArray()).ToArray();
@@ -83,6 +85,7 @@ public static class ResultsTable
             Row(row);
         if (best >= 0)
             text.Append("* lowest held-out loss\n");
+        text.Append(ReportFormat.IntervalNote(models)).Append('\n');
         return text.ToString();
     }
 }

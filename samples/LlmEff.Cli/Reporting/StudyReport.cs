@@ -22,39 +22,94 @@ namespace LlmEff.Cli.Reporting;
 public sealed record StudyRun(string Cell, string Task, string Variant, int Seed, double Accuracy, double Asymmetry, double FinalTrainLoss, double Seconds);
 
 /// <summary>The sweep's results and settings.</summary>
-public sealed record StudyResults(string Date, IReadOnlyList<KeyValuePair<string, string>> Settings, IReadOnlyList<string> Variants, IReadOnlyList<string> Tasks, IReadOnlyList<StudyRun> Runs);
+public sealed record StudyResults(string Date, IReadOnlyList<KeyValuePair<string, string>> Settings, IReadOnlyList<string> Variants, IReadOnlyList<string> Tasks, IReadOnlyList<StudyRun> Runs)
+{
+    /// <summary>Per cell, task and variant: accuracy over seeds ± 95% interval and the difference from the first variant
+    /// (the baseline) paired by seed (written to results.json as "summary").</summary>
+    public IReadOnlyList<StudySummary> Summary =>
+        Runs.Select(r => r.Cell).Distinct().SelectMany(cell => Tasks.SelectMany(task => Variants.Select(variant =>
+            StudyReport.Accuracy(this, variant, task, cell) is { } accuracy
+                ? new StudySummary(cell, task, variant, accuracy, StudyReport.VersusBaseline(this, variant, task, cell))
+                : null))).OfType<StudySummary>().ToList();
+}
+
+/// <summary>One variant on one task in one cell, over its seeds.</summary>
+/// <param name="Cell">Sweep cell.</param>
+/// <param name="Task">Task name.</param>
+/// <param name="Variant">Attention variant.</param>
+/// <param name="Accuracy">Test token accuracy: mean ± 95% interval over seeds.</param>
+/// <param name="VersusBaseline">Accuracy minus the baseline variant's, paired by seed; null for the baseline itself.</param>
+public sealed record StudySummary(string Cell, string Task, string Variant, Interval Accuracy, PairedDifference? VersusBaseline);
 
 /// <summary>Writes the study's table, results.json, report.md and a bar chart.</summary>
 public static class StudyReport
 {
-    /// <summary>Mean and spread (population standard deviation) of accuracy over seeds for every variant × task, across all cells.</summary>
-    public static (double Mean, double Spread) Cell(StudyResults results, string variant, string task, string? cell = null)
+    /// <summary>Accuracy of a variant on a task over its seeds, mean ± 95% interval (in one cell, or pooled over all
+    /// cells); null when it did not run.</summary>
+    public static Interval? Accuracy(StudyResults results, string variant, string task, string? cell = null)
     {
         var values = results.Runs.Where(r => r.Variant == variant && r.Task == task && (cell is null || r.Cell == cell)).Select(r => r.Accuracy).ToList();
-        if (values.Count == 0) return (double.NaN, double.NaN);
-        var mean = values.Average();
-        return (mean, Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / values.Count));
+        return values.Count == 0 ? null : Statistics.IntervalOf(values);
+    }
+
+    /// <summary>Accuracy of a variant minus the baseline's (the first variant) on a task in one cell, paired by seed;
+    /// null for the baseline itself or when either did not run.</summary>
+    public static PairedDifference? VersusBaseline(StudyResults results, string variant, string task, string cell)
+    {
+        var baseline = results.Variants[0];
+        if (variant == baseline) return null;
+        Dictionary<int, double> BySeed(string v) => results.Runs.Where(r => r.Variant == v && r.Task == task && r.Cell == cell).ToDictionary(r => r.Seed, r => r.Accuracy);
+        var (values, reference) = (BySeed(variant), BySeed(baseline));
+        return values.Keys.Any(reference.ContainsKey) ? Statistics.Paired(values, reference) : null;
     }
 
     /// <summary>Mean |S − Sᵀ| of a variant over all its runs.</summary>
     public static double Asymmetry(StudyResults results, string variant) =>
         results.Runs.Where(r => r.Variant == variant).Select(r => r.Asymmetry).DefaultIfEmpty(double.NaN).Average();
 
-    /// <summary>The variant × task table in plain text: mean accuracy ± spread over seeds, and the symmetry check.</summary>
-    public static string Table(StudyResults results, string? cell = null)
+    /// <summary>The variant × task tables in plain text, per cell: mean accuracy ± 95% interval over seeds with the
+    /// symmetry check, then each variant's difference from the baseline paired by seed with its mark.</summary>
+    public static string Table(StudyResults results)
     {
-        var header = new[] { "variant" }.Concat(results.Tasks).Append("mean |S−Sᵀ|").ToArray();
-        var rows = results.Variants.Select(v => new[] { v }
-            .Concat(results.Tasks.Select(t => Format(Cell(results, v, t, cell))))
-            .Append(Asymmetry(results, v).ToString("0.0000", CultureInfo.InvariantCulture)).ToArray()).ToList();
-        var widths = header.Select((h, i) => Math.Max(h.Length, rows.Max(r => r[i].Length))).ToArray();
         var text = new StringBuilder();
+        var cells = results.Runs.Select(r => r.Cell).Distinct().ToList();
+        foreach (var cell in cells)
+        {
+            if (cells.Count > 1) text.Append(cell).Append('\n');
+            var header = new[] { "variant" }.Concat(results.Tasks).Append("mean |S−Sᵀ|").ToArray();
+            var rows = results.Variants.Select(v => new[] { v }
+                .Concat(results.Tasks.Select(t => Format(Accuracy(results, v, t, cell))))
+                .Append(Asymmetry(results, v).ToString("0.0000", CultureInfo.InvariantCulture)).ToArray()).ToList();
+            Aligned(text, header, rows);
+            if (results.Variants.Count > 1)
+            {
+                text.Append($"\nAccuracy minus {results.Variants[0]}'s, paired by seed:\n");
+                Aligned(text, new[] { "variant" }.Concat(results.Tasks).ToArray(), results.Variants.Skip(1).Select(v => new[] { v }
+                    .Concat(results.Tasks.Select(t => VersusBaseline(results, v, t, cell)?.Format(Statistics.Fixed(3)) ?? ReportFormat.Missing)).ToArray()).ToList());
+            }
+            text.Append('\n');
+        }
+        text.Append(IntervalNote(results)).Append('\n');
+        return text.ToString();
+    }
+
+    private static void Aligned(StringBuilder text, string[] header, List<string[]> rows)
+    {
+        var widths = header.Select((h, i) => Math.Max(h.Length, rows.Select(r => r[i].Length).DefaultIfEmpty(0).Max())).ToArray();
         void Line(IEnumerable<string> cells) =>
             text.Append(string.Join("  ", cells.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))).TrimEnd()).Append('\n');
         Line(header);
         Line(widths.Select(w => new string('-', w)));
         foreach (var row in rows) Line(row);
-        return text.ToString();
+    }
+
+    /// <summary>What the numbers are: seeds, interval, and the meaning of the marks.</summary>
+    private static string IntervalNote(StudyResults results)
+    {
+        var seeds = results.Runs.Select(r => r.Seed).Distinct().Count();
+        return seeds < 2
+            ? $"{Statistics.NoInterval}: accuracies are single runs (use --seeds 2 or more for intervals and resolved/not resolved marks)."
+            : string.Create(CultureInfo.InvariantCulture, $"{seeds} seeds: mean ± 95% interval (Student t); differences pair runs of the same seed, \"not resolved\" where the interval contains 0.");
     }
 
     /// <summary>Writes results.json, report.md and accuracy.png into <paramref name="folder"/>; returns the paths.</summary>
@@ -76,14 +131,21 @@ public static class StudyReport
         var text = new StringBuilder();
         text.Append("# QKV variants on synthetic sequence tasks\n\n").Append($"Run {results.Date}.\n\n");
         foreach (var (key, value) in results.Settings) text.Append($"- **{key}**: {value}\n");
-        text.Append("\nMean token accuracy on the test set ± spread (standard deviation) across seeds; ")
-            .Append("the last column is the mean |S − Sᵀ| of the pre-softmax score maps (0 means symmetric).\n\n");
+        text.Append("\nMean token accuracy on the test set ± 95% interval over seeds (Student t), then each variant's accuracy minus ")
+            .Append($"{results.Variants[0]}'s, paired by seed: \"not resolved\" where that interval contains 0. ")
+            .Append(IntervalNote(results)).Append(" The symmetry check is the mean |S − Sᵀ| of the pre-softmax score maps (0 means symmetric).\n\n");
         foreach (var cell in results.Runs.Select(r => r.Cell).Distinct())
         {
             text.Append($"## {cell}\n\n| variant | ").Append(string.Join(" | ", results.Tasks)).Append(" |\n|---|")
                 .Append(string.Concat(results.Tasks.Select(_ => "---:|"))).Append('\n');
             foreach (var variant in results.Variants)
-                text.Append($"| {variant} | ").Append(string.Join(" | ", results.Tasks.Select(t => Format(Cell(results, variant, t, cell))))).Append(" |\n");
+                text.Append($"| {variant} | ").Append(string.Join(" | ", results.Tasks.Select(t => Format(Accuracy(results, variant, t, cell))))).Append(" |\n");
+            text.Append('\n');
+            if (results.Variants.Count < 2) continue;
+            text.Append($"Accuracy minus {results.Variants[0]}'s, paired by seed:\n\n| variant | ").Append(string.Join(" | ", results.Tasks)).Append(" |\n|---|")
+                .Append(string.Concat(results.Tasks.Select(_ => "---:|"))).Append('\n');
+            foreach (var variant in results.Variants.Skip(1))
+                text.Append($"| {variant} | ").Append(string.Join(" | ", results.Tasks.Select(t => VersusBaseline(results, variant, t, cell)?.Format(Statistics.Fixed(3)) ?? ReportFormat.Missing))).Append(" |\n");
             text.Append('\n');
         }
         text.Append("## Symmetry check\n\n| variant | mean \\|S − Sᵀ\\| |\n|---|---:|\n");
@@ -93,10 +155,9 @@ public static class StudyReport
         return text.ToString();
     }
 
-    private static string Format((double Mean, double Spread) cell) =>
-        double.IsNaN(cell.Mean) ? "—" : string.Create(CultureInfo.InvariantCulture, $"{cell.Mean:0.000} ± {cell.Spread:0.000}");
+    private static string Format(Interval? accuracy) => accuracy?.Format(Statistics.Fixed(3)) ?? ReportFormat.Missing;
 
-    /// <summary>Grouped bars: tasks along x, one bar per variant, whiskers at ± spread.</summary>
+    /// <summary>Grouped bars: tasks along x, one bar per variant, whiskers over the 95% interval (none from one seed).</summary>
     private static byte[] Chart(StudyResults results)
     {
         var plot = ReportPlots.NewPlot();
@@ -106,8 +167,8 @@ public static class StudyReport
         {
             var bars = results.Tasks.Select((task, t) =>
             {
-                var (mean, spread) = Cell(results, results.Variants[v], task);
-                return new Bar { Position = t * groupWidth + v, Value = double.IsNaN(mean) ? 0 : mean, Error = double.IsNaN(spread) ? 0 : spread, FillColor = palette.GetColor(v) };
+                var accuracy = Accuracy(results, results.Variants[v], task);
+                return new Bar { Position = t * groupWidth + v, Value = accuracy?.Mean ?? 0, Error = accuracy?.HalfWidth ?? 0, FillColor = palette.GetColor(v) };
             }).ToList();
             plot.Add.Bars(bars);
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = results.Variants[v], FillColor = palette.GetColor(v) });
@@ -118,7 +179,7 @@ public static class StudyReport
         plot.Axes.SetLimitsY(0, 1.2);
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
             Enumerable.Range(0, 6).Select(i => new Tick(i * 0.2, (i * 0.2).ToString("0.0", CultureInfo.InvariantCulture))).ToArray());
-        plot.Title("Token accuracy by task and attention variant (mean ± spread over seeds)");
+        plot.Title("Token accuracy by task and attention variant (mean ± 95% interval over seeds)");
         plot.YLabel("test token accuracy");
         plot.Legend.Orientation = Orientation.Horizontal;
         plot.ShowLegend(Alignment.UpperCenter);
