@@ -127,6 +127,9 @@ public sealed class GeneratorFuzzTests
     [Theory]
     [InlineData("public partial class Outer { [Model(Vocab = 32, Dim = 64, Layers = 16, Context = 32)][Attention(Projections.Full, Heads = 4)]" +
                 "[MoE(Experts = null, Active = 1, ExpertHidden = 32)][Quant(QuantFormat.Fp8E4M3, From = 0.5)] public partial class M; }")]
+    // A model wide enough that the hybrid layout the analyzer suggests would overflow 64 bits (in_proj is Dim × 3·Dim).
+    [InlineData("[Model(Vocab = 32, Dim = int.MaxValue, Layers = 16, Context = 64, Positions = Positions.Rope)]" +
+                "[Attention((Projections)3, Heads = 4, HeadDim = 8, KvRank = 16, QRank = 24)][Mlp(Hidden = 32)] public partial class M { }")]
     public void Declarations_that_once_broke_the_contract_hold_it(string declaration) =>
         Check("using LlmEff;\nnamespace Fuzz;\n" + declaration + "\n");
 

@@ -69,7 +69,8 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         if (!spec.Causal || spec.Hybrid is not null || a.Latent is not null || a.ShareKvEvery > 1 || spec.Layers < HybridHintLayers) return;
         // LFM2's proportion: attention in one layer of four (the last of each four), short convolutions elsewhere.
         var attentionLayers = Enumerable.Range(0, spec.Layers / 4).Select(k => 4 * k + 3).ToEquatableArray();
-        var hybrid = ModelSizing.Compute(spec with { Hybrid = new HybridSpec(attentionLayers, ConvKernel: 3) });
+        // The hybrid's convolutions can outgrow the attention they replace (in_proj is Dim × 3·Dim): no hint then.
+        if (ModelSizing.TryCompute(spec with { Hybrid = new HybridSpec(attentionLayers, ConvKernel: 3) }) is not { } hybrid) return;
         var bytes = ModelSizing.InBf16(sizes.KvCacheElementsPerToken);
         var hybridBytes = ModelSizing.InBf16(hybrid.KvCacheElementsPerToken);
         site.Report(DiagnosticDescriptors.HybridKvCache, site.AttentionOrModel(), null,

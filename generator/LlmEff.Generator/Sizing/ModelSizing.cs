@@ -38,6 +38,20 @@ internal static class ModelSizing
 
     public static ModelSizes Compute(ModelSpec spec) => Compute(LayoutPlanner.Plan(spec));
 
+    /// <summary>The sizes of a hypothetical variant of a valid model (what an analyzer suggests), or null when they do
+    /// not fit 64 bits: a suggestion is dropped rather than reported with wrapped numbers.</summary>
+    public static ModelSizes? TryCompute(ModelSpec spec)
+    {
+        try
+        {
+            return Compute(spec);
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
+    }
+
     public static ModelSizes Compute(LayoutPlan plan)
     {
         checked
