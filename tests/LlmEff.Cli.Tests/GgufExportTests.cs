@@ -60,13 +60,33 @@ public sealed class GgufExportTests
     {
         using var temp = new TempFolder();
 
-        var result = CliHarness.Run("export-gguf", "TinyNoKey", "--out", temp.File("nokey.gguf"));
+        var result = CliHarness.Run("export-gguf", "TinyShareKv", "--out", temp.File("sharekv.gguf"));
 
         Assert.NotEqual(0, result.ExitCode);
-        Assert.Contains("TinyNoKey cannot be exported to GGUF: NoKey attention projections", result.Error);
-        Assert.False(File.Exists(temp.File("nokey.gguf")));
+        Assert.Contains("TinyShareKv cannot be exported to GGUF: cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet", result.Error);
+        Assert.False(File.Exists(temp.File("sharekv.gguf")));
         Assert.Contains("mixture of experts", TinyMoe.Gguf.Refusal);
         Assert.Contains("GPT-2 naming", Gpt2Small.Gguf.Refusal);
+    }
+
+    [Fact]
+    public void Aliased_projections_are_written_under_every_name_they_stand_for_and_the_command_says_the_cache_does_not_shrink()
+    {
+        using var temp = new TempFolder();
+        var path = temp.File("nokey.gguf");
+
+        var result = CliHarness.Run("export-gguf", "TinyNoKey", "--out", path);
+
+        Assert.Equal(0, result.ExitCode);
+        // 34 state-dict tensors, 38 in the file: each layer's v_proj is attn_v and attn_k.
+        Assert.Contains("as llama.cpp's 'llama', 38 tensors, f32", result.Output);
+        Assert.Contains("Note: NoKey attention: llama.cpp has no kind for keys that are the values, so v_proj is written twice (as attn_v and attn_k, same numbers) " +
+                        "and llama.cpp caches keys and values separately, 4,096 bytes per token at f16 where our cached decoding keeps 2,048: no KV-cache saving there.", result.Output);
+        var file = GgufFile.Read(path);
+        Assert.Equal(file.Tensor("blk.0.attn_v.weight").Dimensions, file.Tensor("blk.0.attn_k.weight").Dimensions);
+        Assert.Null(TinyDecoder.Gguf.Note);
+        Assert.Contains("so qkv_proj is written three times (as attn_q, attn_k and attn_v, same numbers)", TinyShared.Gguf.Note);
+        Assert.Contains("4,096 bytes per token at f16, as our cached decoding does", TinyNoQuery.Gguf.Note);
     }
 
     [Fact]

@@ -17,7 +17,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     private const int PromptLength = 64;
     private const int Generated = 32;
 
-    // Measured on this 2-core machine (2026-11-30): the largest difference over 64 × 256 logits is 1.8e-5 to 2.2e-5
+    // Measured on this 2-core machine (2026-11-30): the largest difference over 64 × 256 logits is 4.1e-6 to 2.2e-5
     // for logits up to ~6 (see the test output), f32 rounding from summing in another order; a wrong rotary pairing,
     // tensor name or norm moves logits by whole units. 1e-3 leaves fifty times that for other CPUs' kernels (AVX-512
     // and AVX2 sum in other orders) and still catches any layout mistake.
@@ -31,6 +31,26 @@ public sealed class GgufParityTests(ITestOutputHelper output)
 
     [Fact]
     public void TinyMqa_exported_as_f32_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyMqa>();
+
+    // Aliased projections: llama.cpp gets the projection they alias written again under the other names.
+
+    [Fact]
+    public void TinyNoKey_exported_with_v_proj_as_the_keys_too_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyNoKey>();
+
+    [Fact]
+    public void TinyNoQuery_exported_with_k_proj_as_the_queries_too_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyNoQuery>();
+
+    [Fact]
+    public void TinyShared_exported_with_qkv_proj_three_times_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyShared>();
+
+    // Queries that are the keys with fewer key heads than query heads (no sample has it): the query copy repeats each
+    // key head for its group, in the order our module repeats its per-key-head results.
+
+    [Fact]
+    public void NoQuery_with_grouped_keys_exported_with_repeated_query_heads_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufNoQueryGqa>();
+
+    [Fact]
+    public void Shared_with_one_key_head_exported_with_repeated_query_heads_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufSharedMqa>();
 
     private void Check<TModel>() where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
     {

@@ -109,3 +109,14 @@ public sealed class ParityUnported : nn.Module<Tensor, Tensor>, IDeclaredModel<P
 
     public override Tensor forward(Tensor input) => input;
 }
+
+/// <summary>For the llama.cpp parity test: queries that are the keys with 2 key heads for 4 query heads (the GGUF
+/// query copy repeats each key head for its group).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Projections.NoQuery, Heads = 4, KvHeads = 2)]
+public partial class GgufNoQueryGqa;
+
+/// <summary>For the llama.cpp parity test: one projection for queries, keys and values, with one key head for 4 query heads.</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Projections.Shared, Heads = 4, KvHeads = 1)]
+public partial class GgufSharedMqa;

@@ -38,7 +38,28 @@ public sealed class GgufEmitterTests
     }
 
     [Theory]
-    [InlineData("NoKey attention projections: no GGUF export yet")]
+    [InlineData("NoKey", "v_proj", "v_proj", "v_proj", "q_proj", ", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 4)")]
+    [InlineData("NoQuery", "k_proj", "k_proj", "v_proj", "k_proj", ", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 2, Repeats: 2)")]
+    [InlineData("Shared", "qkv_proj", "qkv_proj", "qkv_proj", "qkv_proj", ", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 2, Repeats: 2)")]
+    public void Aliased_projections_are_written_under_every_name_they_stand_for_keys_and_queries_paired_and_queries_repeated_per_group(
+        string kind, string shared, string keySource, string valueSource, string querySource, string queryTransform)
+    {
+        // Plain has 4 query heads and 2 key/value heads: queries that are the keys repeat each key head twice.
+        var spec = Plain with { Attention = Plain.Attention with { Projections = System.Enum.Parse<ProjectionKind>(kind) } };
+        var plan = LayoutPlanner.Plan(spec);
+        var part = GgufEmitter.Emit(Model(spec));
+
+        Assert.Null(GgufEmitter.Refusal(plan));
+        Assert.Contains($"model.layers.0.self_attn.{shared}.weight", PlannedTensors.Of(plan).Select(t => t.Name));
+        Assert.Contains($"yield return new($\"model.layers.{{i}}.self_attn.{querySource}.weight\", $\"blk.{{i}}.attn_q.weight\"{queryTransform};", part);
+        Assert.Contains($"yield return new($\"model.layers.{{i}}.self_attn.{keySource}.weight\", $\"blk.{{i}}.attn_k.weight\", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 2);", part);
+        Assert.Contains($"yield return new($\"model.layers.{{i}}.self_attn.{valueSource}.weight\", $\"blk.{{i}}.attn_v.weight\");", part);
+        Assert.Contains("llama.cpp caches keys and values separately", GgufEmitter.AliasNote(plan));
+        Assert.Contains(GgufEmitter.AliasNote(plan)!, part); // the note has no quotes to escape
+    }
+
+    [Theory]
+    [InlineData("cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet")]
     [InlineData("GPT-2 naming")]
     [InlineData("QkNorm")]
     [InlineData("biases: no GGUF export yet")]
@@ -55,7 +76,7 @@ public sealed class GgufEmitterTests
             "learned positions" => Plain with { Positions = PositionKind.Learned },
             "an encoder" => Plain with { Causal = false },
             _ when feature.StartsWith("biases", System.StringComparison.Ordinal) => Plain with { Bias = true },
-            _ => Plain with { Attention = Plain.Attention with { Projections = ProjectionKind.NoKey } },
+            _ => Plain with { Attention = Plain.Attention with { ShareKvEvery = 2 } },
         };
 
         var refusal = GgufEmitter.Refusal(LayoutPlanner.Plan(spec));

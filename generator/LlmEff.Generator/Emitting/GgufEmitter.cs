@@ -35,7 +35,6 @@ internal static class GgufEmitter
         if (plan.Mixture is not null) return $"[MoE] mixture of experts{Later}";
         if (plan.Quant is not null) return $"[Quant] fake-quantized weights ({plan.Quant.FormatName}){Later}: the float weights alone would not compute what the model computes";
         if (plan.Attention is not { } attention) return $"a model without standard attention{Later}";
-        if (attention.Aliasing != QueryKeyAliasing.None) return $"{attention.Variant} attention projections{Later}; llama.cpp has no kind for keys or queries aliased to other projections";
         if (attention.SharesKeyValues) return $"cross-layer key/value sharing (ShareKvEvery = {attention.ShareKvEvery}){Later}";
         if (attention.ScoreMixer) return "the positional score term (BreakSymmetry) cannot be exported: llama.cpp has no kind for it";
         if (attention.QueryNorm is not null || attention.KeyNorm is not null) return $"QkNorm (per-head query/key norms){Later}";
@@ -109,7 +108,9 @@ internal static class GgufEmitter
         Entry(Key("rope.freq_base"), Float32(rotary.Theta));
         // Token ids go in directly: "no_vocab" makes llama.cpp size its vocabulary from vocab_size and tokenize nothing.
         Entry("tokenizer.ggml.model", "String(\"no_vocab\")");
-        writer.Line("    },").Line("    GgufTensorTable());").Line();
+        writer.Line("    },");
+        if (AliasNote(plan) is { } note) writer.Line("    GgufTensorTable(),").Line($"    {CSharpString(note)});").Line();
+        else writer.Line("    GgufTensorTable());").Line();
 
         var stack = names.Stack + ".";
         var layer = $"{stack}{names.Layers}.{{i}}.";
@@ -125,16 +126,15 @@ internal static class GgufEmitter
                 string Pairs(int heads) => $", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: {heads}";
                 Row(plan.MixerNorm.Name, "attn_norm");
                 var attentionPrefix = names.Attention + ".";
-                foreach (var (part, linear) in attention.Parts.Zip(attention.Projections, (p, l) => (p, l)))
-                {
-                    switch (part.Name)
-                    {
-                        // Queries and keys are rotated: their rows go from our half-split pairs to llama.cpp's adjacent ones.
-                        case "q": Row(attentionPrefix + linear.Name, "attn_q", Pairs(attention.Heads)); break;
-                        case "k": Row(attentionPrefix + linear.Name, "attn_k", Pairs(attention.KvHeads)); break;
-                        default: Row(attentionPrefix + linear.Name, "attn_v"); break;
-                    }
-                }
+                // Queries and keys are rotated: their rows go from our half-split pairs to llama.cpp's adjacent ones.
+                // llama.cpp has no kind for aliased projections: the one a tensor is aliased to is written again under
+                // its name (same numbers, and the same pairing where it is rotated as queries or keys are).
+                var source = Aliases(attention);
+                Row(attentionPrefix + source["q"], "attn_q", attention.RepeatedQueries
+                    ? Pairs(attention.KvHeads) + $", Repeats: {attention.Heads / attention.KvHeads}" // query head h is key head h / Repeats
+                    : Pairs(attention.Heads));
+                Row(attentionPrefix + source["k"], "attn_k", Pairs(attention.KvHeads));
+                Row(attentionPrefix + source["v"], "attn_v");
                 Row(attentionPrefix + attention.Output.Name, "attn_output");
                 Row(plan.FeedForwardNorm.Name, "ffn_norm");
                 var dense = plan.Dense!.Linears;
@@ -148,6 +148,48 @@ internal static class GgufEmitter
             if (plan.OutputHead is { } head) writer.Line($"yield return new({CSharpString(head.Name + ".weight")}, \"output.weight\");");
         }
     }
+
+    /// <summary>The linear layer whose weight llama.cpp gets as each of q, k and v: a projection of its own, or the one
+    /// the plan aliases it to (q := k, k := v, q := k := v).</summary>
+    private static System.Collections.Generic.Dictionary<string, string> Aliases(AttentionPlan attention)
+    {
+        var linear = attention.Parts.Zip(attention.Projections, (p, l) => (p.Name, l.Name)).ToDictionary(p => p.Item1, p => p.Item2);
+        var v = linear.TryGetValue("qkv", out var shared) ? shared : linear["v"];
+        var k = attention.KeysAreValues ? v : linear["k"];
+        var q = attention.QueriesAreKeys ? k : linear["q"];
+        return new() { ["q"] = q, ["k"] = k, ["v"] = v };
+    }
+
+    /// <summary>
+    /// For a plan with aliased projections, one line saying what llama.cpp gets instead and what it costs its cache:
+    /// it caches keys and values separately (head_count_kv × (key_length + value_length) per layer) where our cached
+    /// decoding keeps the plan's cache streams; bytes at f16, llama.cpp's default cache type. Null without aliasing.
+    /// </summary>
+    internal static string? AliasNote(LayoutPlan plan)
+    {
+        var attention = plan.Attention!;
+        if (attention.Aliasing == QueryKeyAliasing.None) return null;
+        var source = Aliases(attention);
+        var (what, written) = attention.Aliasing switch
+        {
+            QueryKeyAliasing.KeysAreValues => ("keys that are the values", $"{source["v"]} is written twice (as attn_v and attn_k"),
+            QueryKeyAliasing.QueriesAreKeys => ("queries that are the keys", $"{source["k"]} is written twice (as attn_k and attn_q"),
+            _ => ("one projection for queries, keys and values", $"{source["v"]} is written three times (as attn_q, attn_k and attn_v"),
+        };
+        var repeated = attention.RepeatedQueries
+            ? $", the attn_q copy repeating each of its {attention.KvHeads} heads for the {attention.Heads / attention.KvHeads} query heads of its group"
+            : "";
+        const long F16 = 2;
+        var ours = plan.Layers.Sum(l => l.Cache.Sum(c => c.ElementsPerToken)) * F16;
+        var theirs = plan.Layers.Count * 2 * attention.KvWidth * F16;
+        var cost = ours < theirs
+            ? $"{Bytes(theirs)} bytes per token at f16 where our cached decoding keeps {Bytes(ours)}: no KV-cache saving there"
+            : $"{Bytes(theirs)} bytes per token at f16, as our cached decoding does";
+        return $"{attention.Variant} attention: llama.cpp has no kind for {what}, so {written}, same numbers{repeated}) " +
+               $"and llama.cpp caches keys and values separately, {cost}.";
+    }
+
+    private static string Bytes(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     private static string UInt32(long value) => $"UInt32({value.ToString(CultureInfo.InvariantCulture)})";
 

@@ -13,8 +13,9 @@ namespace LlmEff;
 /// </summary>
 public sealed record GgufExport
 {
-    private GgufExport(string? architecture, IReadOnlyList<KeyValuePair<string, GgufValue>> metadata, IReadOnlyList<GgufTensorMapping> tensors, string? refusal)
+    private GgufExport(string? architecture, IReadOnlyList<KeyValuePair<string, GgufValue>> metadata, IReadOnlyList<GgufTensorMapping> tensors, string? refusal, string? note = null)
     {
+        Note = note;
         Architecture = architecture;
         Metadata = metadata;
         Tensors = tensors;
@@ -22,13 +23,14 @@ public sealed record GgufExport
     }
 
     /// <summary>An exportable model: llama.cpp's <paramref name="architecture"/> name, its metadata (without
-    /// <c>general.alignment</c> or <c>general.file_type</c>, which the writer and exporter add) and its tensor table.</summary>
-    public static GgufExport Model(string architecture, IEnumerable<KeyValuePair<string, GgufValue>> metadata, IEnumerable<GgufTensorMapping> tensors)
+    /// <c>general.alignment</c> or <c>general.file_type</c>, which the writer and exporter add), its tensor table and
+    /// what llama.cpp runs differently from our module, if anything (<see cref="Note"/>).</summary>
+    public static GgufExport Model(string architecture, IEnumerable<KeyValuePair<string, GgufValue>> metadata, IEnumerable<GgufTensorMapping> tensors, string? note = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(architecture);
         ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(tensors);
-        return new GgufExport(architecture, metadata.ToArray(), tensors.ToArray(), null);
+        return new GgufExport(architecture, metadata.ToArray(), tensors.ToArray(), null, note);
     }
 
     /// <summary>A model llama.cpp cannot run yet; <paramref name="reason"/> names the feature.</summary>
@@ -49,6 +51,10 @@ public sealed record GgufExport
 
     /// <summary>Why the model cannot be exported (names the feature); null when it can.</summary>
     public string? Refusal { get; }
+
+    /// <summary>What llama.cpp runs differently from our module, for the user (a projection written more than once
+    /// because llama.cpp has no kind for aliased projections, and what that costs its cache); null when nothing.</summary>
+    public string? Note { get; }
 
     /// <summary>Whether the model can be exported to GGUF.</summary>
     public bool IsAvailable => Architecture is not null;

@@ -85,6 +85,7 @@ public static class GgufExporter
         var values = tensor.detach().to(CPU).to(ScalarType.Float32);
         RefuseNonFinite(values, mapping, "");
         if (mapping.Transform == GgufTransform.RotaryPairs) values = PairRotaryRows(values, mapping);
+        if (mapping.Repeats != 1) values = RepeatHeads(values, mapping);
         var fileType = tensor.dim() == 1 ? GgufTensorType.F32 : type;
         var converted = fileType switch
         {
@@ -114,6 +115,17 @@ public static class GgufExporter
         // [heads, half, i, …] → [heads, i, half, …]: row h·d + half·d/2 + i lands at h·d + 2i + half.
         var split = weight.reshape(new long[] { mapping.Heads, 2, headDim / 2 }.Concat(rest).ToArray());
         return split.transpose(1, 2).reshape(weight.shape);
+    }
+
+    /// <summary>Writes each head's rows <see cref="GgufTensorMapping.Repeats"/> times in a row: head h of the result is head h / Repeats.</summary>
+    private static Tensor RepeatHeads(Tensor weight, GgufTensorMapping mapping)
+    {
+        var rows = weight.shape[0];
+        if (mapping.Repeats < 1 || mapping.Heads <= 0 || rows % mapping.Heads != 0)
+            throw new InvalidOperationException($"{mapping.Source} has {rows} rows, which cannot be written {mapping.Repeats} times per head of {mapping.Heads} heads.");
+        var rest = weight.shape.Skip(1).ToArray();
+        var heads = weight.reshape(new long[] { mapping.Heads, rows / mapping.Heads }.Concat(rest).ToArray());
+        return heads.repeat_interleave(mapping.Repeats, dim: 0).reshape(new long[] { rows * mapping.Repeats }.Concat(rest).ToArray());
     }
 
     private static GgufTensorType TypeOf(Tensor data) => data.dtype switch

@@ -19,4 +19,8 @@ public enum GgufTransform
 /// <param name="Name">Its GGUF name ("blk.0.attn_q.weight").</param>
 /// <param name="Transform">What happens to its values on the way.</param>
 /// <param name="Heads">The heads its rows hold, for <see cref="GgufTransform.RotaryPairs"/>; 0 otherwise.</param>
-public sealed record GgufTensorMapping(string Source, string Name, GgufTransform Transform = GgufTransform.None, int Heads = 0);
+/// <param name="Repeats">How many times each of the <paramref name="Heads"/> heads is written, its copies next to each
+/// other (after any pairing): the query copy of a key projection when queries are the keys but there are fewer key
+/// heads than query heads, since llama.cpp's query head h reads key head h / Repeats, as our module's
+/// repeat_interleave gives query head h the result of key head h / Repeats. 1: written once.</param>
+public sealed record GgufTensorMapping(string Source, string Name, GgufTransform Transform = GgufTransform.None, int Heads = 0, int Repeats = 1);

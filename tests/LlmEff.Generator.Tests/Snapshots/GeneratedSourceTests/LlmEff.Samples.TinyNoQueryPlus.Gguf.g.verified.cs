@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class TinyNoQueryPlus
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("NoQuery attention projections: no GGUF export yet; llama.cpp has no kind for keys or queries aliased to other projections");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("the positional score term (BreakSymmetry) cannot be exported: llama.cpp has no kind for it");
 }
