@@ -93,6 +93,18 @@ public sealed class HybridDiagnosticsTests
         Verify.Diagnostic("LLM003").WithLocation(7).WithArguments("Attention", "KvRank"));
 
     [Fact]
+    public Task Settings_latent_attention_ignores_are_named_where_they_are_written() => Verify.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16)]
+        [Attention(Heads = 4, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8, {|#0:QkNorm = true|}, {|#1:BreakSymmetry = true|})]
+        public partial class Latent;
+        """,
+        new DiagnosticResult("LLM013", DiagnosticSeverity.Warning).WithLocation(0).WithArguments("QkNorm",
+            "latent attention normalises its latent vectors instead (kv_a_layernorm, q_a_layernorm)"),
+        new DiagnosticResult("LLM013", DiagnosticSeverity.Warning).WithLocation(1).WithArguments("BreakSymmetry",
+            "latent attention has distinct queries and keys, so its scores are not symmetric"));
+
+    [Fact]
     public Task Sparse_attention_needs_a_positive_top_k_and_a_causal_model() => Verify.VerifyAsync("""
         using LlmEff;
         [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16)]

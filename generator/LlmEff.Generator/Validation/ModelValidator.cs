@@ -233,6 +233,9 @@ internal static class ModelValidator
         if (reader.Bool("QkNorm", false))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "QkNorm", "QkNorm",
                 "latent attention normalises its latent vectors instead (kv_a_layernorm, q_a_layernorm)"));
+        if (reader.Bool("BreakSymmetry", false))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "BreakSymmetry", "BreakSymmetry",
+                "latent attention has distinct queries and keys, so its scores are not symmetric"));
         if (ropeDim > 0 && ropeDim % 2 != 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "RopeDim", "RopeDim", ropeDim,
                 "rotary positions rotate channel pairs, so the width must be even"));
