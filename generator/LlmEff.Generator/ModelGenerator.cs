@@ -52,9 +52,8 @@ public sealed class ModelGenerator : IIncrementalGenerator
         if (TypeShape.Check(type).Problem != TypeShape.Problem.None) return null;
         token.ThrowIfCancellationRequested();
         var result = ModelValidator.Validate(ModelReader.Read(type), type.Name);
-        if (result.Spec is not { } spec || result.Sizes is null) return null;
-        // Decide the layout once; every back end renders this plan and sizing adds it up.
-        var plan = LayoutPlanner.Plan(spec);
-        return new ModelToEmit(ModelReader.Target(type), spec, plan, ModelSizing.Compute(plan));
+        // The validator decided the layout once; every back end renders this plan and sizing added it up.
+        if (result.Spec is not { } spec || result.Plan is not { } plan || result.Sizes is not { } sizes) return null;
+        return new ModelToEmit(ModelReader.Target(type), spec, plan, sizes);
     }
 }

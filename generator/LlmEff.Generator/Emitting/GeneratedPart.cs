@@ -8,6 +8,9 @@ namespace LlmEff.Generator.Emitting;
 /// model's namespace and its enclosing types around what the back end writes.</summary>
 internal static class GeneratedPart
 {
+    /// <summary>The file name of a part: the model's full name (generic brackets made file-safe) and the part's suffix.</summary>
+    public static string HintName(TypeTarget target, string suffix) => target.FullName.Replace('<', '_').Replace('>', '_') + suffix;
+
     /// <param name="what">What the part holds, after "LlmEff.Generator: ", ending in a full stop.</param>
     public static string Write(TypeTarget target, string what, Action<SourceWriter> members)
     {
@@ -23,4 +26,7 @@ internal static class GeneratedPart
         for (var i = enclosing.Count - 1; i >= 0; i--) enclosing[i].Dispose();
         return writer.ToString();
     }
+
+    /// <summary><paramref name="value"/> as a C# string literal.</summary>
+    public static string StringLiteral(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 }

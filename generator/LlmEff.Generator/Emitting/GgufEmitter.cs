@@ -17,7 +17,7 @@ internal static class GgufEmitter
     /// <summary>llama.cpp's architecture for Llama-style dense decoders.</summary>
     public const string LlamaArchitecture = "llama";
 
-    public static string HintName(TypeTarget target) => target.FullName.Replace('<', '_').Replace('>', '_') + ".Gguf.g.cs";
+    public static string HintName(TypeTarget target) => GeneratedPart.HintName(target, ".Gguf.g.cs");
 
     /// <summary>
     /// Why <paramref name="plan"/> cannot be written as GGUF yet, naming the feature; null when it can. Every feature
@@ -62,7 +62,7 @@ internal static class GgufEmitter
             if (Refusal(plan) is { } refusal)
             {
                 writer.Line("/// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>")
-                    .Line($"public static global::LlmEff.GgufExport Gguf {{ get; }} = global::LlmEff.GgufExport.Refused({CSharpString(refusal)});");
+                    .Line($"public static global::LlmEff.GgufExport Gguf {{ get; }} = global::LlmEff.GgufExport.Refused({GeneratedPart.StringLiteral(refusal)});");
             }
             else
             {
@@ -80,11 +80,11 @@ internal static class GgufEmitter
         string Key(string key) => $"{LlamaArchitecture}.{key}";
 
         writer.Line("/// <summary>The model as llama.cpp's <c>llama</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>")
-            .Line($"public static global::LlmEff.GgufExport Gguf {{ get; }} = global::LlmEff.GgufExport.Model({CSharpString(LlamaArchitecture)},");
+            .Line($"public static global::LlmEff.GgufExport Gguf {{ get; }} = global::LlmEff.GgufExport.Model({GeneratedPart.StringLiteral(LlamaArchitecture)},");
         writer.Line("    new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]").Line("    {");
-        void Entry(string key, string value) => writer.Line($"        new({CSharpString(key)}, {Value}.{value}),");
-        Entry("general.architecture", $"String({CSharpString(LlamaArchitecture)})");
-        Entry("general.name", $"String({CSharpString(target.Name)})");
+        void Entry(string key, string value) => writer.Line($"        new({GeneratedPart.StringLiteral(key)}, {Value}.{value}),");
+        Entry("general.architecture", $"String({GeneratedPart.StringLiteral(LlamaArchitecture)})");
+        Entry("general.name", $"String({GeneratedPart.StringLiteral(target.Name)})");
         Entry(Key("vocab_size"), UInt32(plan.Vocab));
         Entry(Key("context_length"), UInt32(plan.Context));
         Entry(Key("embedding_length"), UInt32(plan.Dim));
@@ -100,7 +100,7 @@ internal static class GgufEmitter
         // Token ids go in directly: "no_vocab" makes llama.cpp size its vocabulary from vocab_size and tokenize nothing.
         Entry("tokenizer.ggml.model", "String(\"no_vocab\")");
         writer.Line("    },");
-        if (AliasNote(plan) is { } note) writer.Line("    GgufTensorTable(),").Line($"    {CSharpString(note)});").Line();
+        if (AliasNote(plan) is { } note) writer.Line("    GgufTensorTable(),").Line($"    {GeneratedPart.StringLiteral(note)});").Line();
         else writer.Line("    GgufTensorTable());").Line();
 
         var stack = names.Stack + ".";
@@ -109,7 +109,7 @@ internal static class GgufEmitter
         writer.Line("/// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>");
         using (writer.Block($"private static global::System.Collections.Generic.IEnumerable<{Mapping}> GgufTensorTable()"))
         {
-            writer.Line($"yield return new({CSharpString(stack + names.TokenEmbedding + ".weight")}, \"token_embd.weight\");");
+            writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + names.TokenEmbedding + ".weight")}, \"token_embd.weight\");");
             using (writer.Block($"for (var i = 0; i < {plan.Layers.Count}; i++)"))
             {
                 void Row(string source, string gguf, string transform = "") =>
@@ -134,9 +134,9 @@ internal static class GgufEmitter
                 Row(mlpPrefix + dense[1].Name, "ffn_up");
                 Row(mlpPrefix + dense[2].Name, "ffn_down");
             }
-            writer.Line($"yield return new({CSharpString(stack + plan.FinalNorm.Name + ".weight")}, \"output_norm.weight\");");
+            writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + plan.FinalNorm.Name + ".weight")}, \"output_norm.weight\");");
             // Without output.weight llama.cpp reuses token_embd.weight: the tied head.
-            if (plan.OutputHead is { } head) writer.Line($"yield return new({CSharpString(head.Name + ".weight")}, \"output.weight\");");
+            if (plan.OutputHead is { } head) writer.Line($"yield return new({GeneratedPart.StringLiteral(head.Name + ".weight")}, \"output.weight\");");
         }
     }
 
@@ -170,9 +170,10 @@ internal static class GgufEmitter
         var repeated = attention.RepeatedQueries
             ? $", the attn_q copy repeating each of its {attention.KvHeads} heads for the {attention.Heads / attention.KvHeads} query heads of its group"
             : "";
-        const long F16 = 2;
-        var ours = plan.Layers.Sum(l => l.Cache.Sum(c => c.ElementsPerToken)) * F16;
-        var theirs = plan.Layers.Count * 2 * attention.KvWidth * F16;
+        // f16, llama.cpp's default cache type, is 2 bytes like bf16, which our sizes are quoted in.
+        var ours = Sizing.ModelSizing.InBf16(plan.Layers.Sum(l => l.Cache.Sum(c => c.ElementsPerToken)));
+        const int KeysAndValues = 2;
+        var theirs = Sizing.ModelSizing.InBf16(plan.Layers.Count * KeysAndValues * attention.KvWidth);
         var cost = ours < theirs
             ? $"{Bytes(theirs)} bytes per token at f16 where our cached decoding keeps {Bytes(ours)}: no KV-cache saving there"
             : $"{Bytes(theirs)} bytes per token at f16, as our cached decoding does";
@@ -186,5 +187,4 @@ internal static class GgufEmitter
 
     private static string Float32(double value) => $"Float32({((float)value).ToString("R", CultureInfo.InvariantCulture)}f)";
 
-    private static string CSharpString(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 }

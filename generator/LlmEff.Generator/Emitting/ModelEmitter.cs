@@ -14,7 +14,7 @@ internal static class ModelEmitter
 {
     public const string GeneratorName = "LlmEff.Generator";
 
-    public static string HintName(TypeTarget target) => target.FullName.Replace('<', '_').Replace('>', '_') + ".g.cs";
+    public static string HintName(TypeTarget target) => GeneratedPart.HintName(target, ".g.cs");
 
     public static string Emit(ModelToEmit model)
     {
@@ -506,12 +506,15 @@ internal static class ModelEmitter
             }
         }
 
+        /// <summary>The constructor call of the planned lightning indexer; null without one.</summary>
+        private string? NewIndexer => plan.Indexer is { } ix
+            ? $"new LightningIndexer({plan.Dim}, heads: {ix.Heads}, indexDim: {ix.Dim}, topK: {ix.TopK}, device, dtype)"
+            : null;
+
         /// <summary>The constructor call of a layer's attention.</summary>
         private string NewAttention()
         {
-            var indexer = plan.Indexer is { } ix
-                ? $"new LightningIndexer({plan.Dim}, heads: {ix.Heads}, indexDim: {ix.Dim}, topK: {ix.TopK}, device, dtype)"
-                : "null";
+            var indexer = NewIndexer ?? "null";
             if (plan.Latent is { } l)
                 return $"new LatentAttention(new LatentAttentionOptions(Dim: {plan.Dim}, Heads: {l.Heads}, HeadDim: {l.HeadDim}, KvRank: {l.KvRank}, RopeDim: {l.RopeDim}, QRank: {l.QRank}, " +
                        $"Context: {plan.Context}, RopeTheta: {D(l.RopeTheta)}, NormEps: {D(l.LatentNorm.Eps)}, Layers: {plan.Layers.Count}{(plan.Causal ? "" : ", Causal: false")}), indexer: {indexer}, device, dtype)";
@@ -524,7 +527,7 @@ internal static class ModelEmitter
             var parts = a.Parts;
             var repeatedQueries = a.RepeatedQueries;
 
-            w.Line($"/// <summary>{(plan.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Variant} projections ({ProjectionSummary(a.Aliasing)}): " +
+            w.Line($"/// <summary>{(plan.Causal ? "Causal" : "Bidirectional")} self-attention, {a.Variant} projections ({a.AliasingSummary}): " +
                    $"{a.Heads} query heads and {a.KvHeads} key/value heads of width {a.HeadDim}.</summary>");
             using (w.Block($"public sealed class SelfAttention : {LayerModule}"))
             {
@@ -564,7 +567,7 @@ internal static class ModelEmitter
                     if (a.ScoreMixer) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
                     foreach (var norm in new[] { a.QueryNorm, a.KeyNorm }.Where(n => n is not null))
                         w.Line($"{norm!.Name} = new RmsNorm({norm.Width}, eps: {D(norm.Eps)}, device, dtype);");
-                    if (plan.Indexer is { } ix) w.Line($"indexer = new LightningIndexer({plan.Dim}, heads: {ix.Heads}, indexDim: {ix.Dim}, topK: {ix.TopK}, device, dtype);");
+                    if (NewIndexer is { } newIndexer) w.Line($"indexer = {newIndexer};");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
@@ -763,13 +766,6 @@ internal static class ModelEmitter
             }
         }
 
-        private static string ProjectionSummary(QueryKeyAliasing aliasing) => aliasing switch
-        {
-            QueryKeyAliasing.KeysAreValues => "keys are the values",
-            QueryKeyAliasing.QueriesAreKeys => "queries are the keys",
-            QueryKeyAliasing.OneProjection => "one projection for Q, K and V",
-            _ => "distinct Q, K and V",
-        };
 
         /// <summary>A decoding-cache stream by the runtime's name for it.</summary>
         private static string Slot(string name) => "LayerState." + name;

@@ -15,7 +15,7 @@ namespace LlmEff.Generator.Emitting;
 /// </summary>
 internal static class PyTorchEmitter
 {
-    public static string HintName(TypeTarget target) => target.FullName.Replace('<', '_').Replace('>', '_') + ".PyTorch.g.cs";
+    public static string HintName(TypeTarget target) => GeneratedPart.HintName(target, ".PyTorch.g.cs");
 
     /// <summary>
     /// Why <paramref name="spec"/> cannot be written as PyTorch, naming the feature; null when it can. Every feature
@@ -51,14 +51,14 @@ internal static class PyTorchEmitter
             if (Refusal(model.Spec) is { } refusal)
             {
                 writer.Line("/// <summary>This declaration has no PyTorch twin yet; the reason says which feature.</summary>")
-                    .Line($"public static global::LlmEff.PyTorchExport PyTorch {{ get; }} = global::LlmEff.PyTorchExport.Refused({CSharpString(refusal)});");
+                    .Line($"public static global::LlmEff.PyTorchExport PyTorch {{ get; }} = global::LlmEff.PyTorchExport.Refused({GeneratedPart.StringLiteral(refusal)});");
             }
             else
             {
                 var python = EmitPython(model);
                 var delimiter = new string('"', System.Math.Max(3, LongestQuoteRun(python) + 1));
                 writer.Line("/// <summary>The equivalent PyTorch module (Python source): same architecture, same parameter names and shapes.</summary>")
-                    .Line($"public static global::LlmEff.PyTorchExport PyTorch {{ get; }} = global::LlmEff.PyTorchExport.Module({CSharpString(target.Name + ".py")},")
+                    .Line($"public static global::LlmEff.PyTorchExport PyTorch {{ get; }} = global::LlmEff.PyTorchExport.Module({GeneratedPart.StringLiteral(target.Name + ".py")},")
                     .Line($"    {delimiter}");
                 // Every line of a raw string literal is indented at least as far as its closing delimiter, which
                 // the compiler strips: indent each Python line by exactly that much, so the text comes out verbatim.
@@ -80,7 +80,6 @@ internal static class PyTorchEmitter
         return longest;
     }
 
-    private static string CSharpString(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
     /// <summary>The Python module for a spec that <see cref="Refusal"/> accepts.</summary>
     public static string EmitPython(ModelToEmit model) => new ModuleWriter(model).Write();
@@ -308,7 +307,7 @@ internal static class PyTorchEmitter
 
             using (w.Block("class SelfAttention(nn.Module):"))
             {
-                w.Line($"\"\"\"{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {attention.Variant} projections ({ProjectionSummary(attention.Aliasing)}): {a.Heads} query heads and")
+                w.Line($"\"\"\"{(spec.Causal ? "Causal" : "Bidirectional")} self-attention, {attention.Variant} projections ({attention.AliasingSummary}): {a.Heads} query heads and")
                  .Line($"{a.KvHeads} key/value heads of width {a.HeadDim}.{(notes.Count == 0 ? "\"\"\"" : "")}");
                 for (var i = 0; i < notes.Count; i++) w.Line(notes[i] + (i == notes.Count - 1 ? "\"\"\"" : ""));
                 w.Line();
@@ -448,13 +447,6 @@ internal static class PyTorchEmitter
 
         private static string Local(string part) => part == "qkv" ? "v" : part;
 
-        private static string ProjectionSummary(QueryKeyAliasing aliasing) => aliasing switch
-        {
-            QueryKeyAliasing.KeysAreValues => "keys are the values",
-            QueryKeyAliasing.QueriesAreKeys => "queries are the keys",
-            QueryKeyAliasing.OneProjection => "one projection for Q, K and V",
-            _ => "distinct Q, K and V",
-        };
 
         private void WriteFeedForward()
         {

@@ -137,6 +137,15 @@ internal sealed record AttentionPlan(
 
     public long QueryWidth => (long)Heads * HeadDim;
 
+    /// <summary>The aliasing in words, for the generated code's comments.</summary>
+    public string AliasingSummary => Aliasing switch
+    {
+        QueryKeyAliasing.KeysAreValues => "keys are the values",
+        QueryKeyAliasing.QueriesAreKeys => "queries are the keys",
+        QueryKeyAliasing.OneProjection => "one projection for Q, K and V",
+        _ => "distinct Q, K and V",
+    };
+
     public long KvWidth => (long)KvHeads * HeadDim;
 }
 

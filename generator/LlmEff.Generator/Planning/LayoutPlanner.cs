@@ -186,7 +186,7 @@ internal static class LayoutPlanner
         var mixer = !spec.IsAttentionLayer(index) ? TokenMixer.ShortConvolution
             : latent is not null ? TokenMixer.LatentAttention
             : TokenMixer.Attention;
-        var owns = attention is null || index % attention.ShareKvEvery == 0;
+        var owns = attention is null || spec.Attention.OwnsKeysAndValues(index);
         var feedForward = spec.Moe is { } moe && moe.IsRouted(index) ? FeedForwardKind.Mixture : FeedForwardKind.Dense;
 
         var cache = new List<CacheStream>();

@@ -5,6 +5,7 @@ using System.Linq;
 using Microsoft.CodeAnalysis;
 using LlmEff.Generator.Diagnostics;
 using LlmEff.Generator.Model;
+using LlmEff.Generator.Planning;
 using LlmEff.Generator.Parsing;
 using LlmEff.Generator.Sizing;
 
@@ -18,15 +19,19 @@ internal static class ModelValidator
 {
     public sealed class Result
     {
-        public Result(ModelSpec? spec, ModelSizes? sizes, IReadOnlyList<ConfigurationIssue> issues)
+        public Result(ModelSpec? spec, LayoutPlan? plan, ModelSizes? sizes, IReadOnlyList<ConfigurationIssue> issues)
         {
             Spec = spec;
+            Plan = plan;
             Sizes = sizes;
             Issues = issues;
         }
 
         /// <summary>The resolved model, or null when an error makes it meaningless.</summary>
         public ModelSpec? Spec { get; }
+
+        /// <summary>The layout of <see cref="Spec"/>, decided once for the back ends and sizing; null with it.</summary>
+        public LayoutPlan? Plan { get; }
 
         /// <summary>Size facts of <see cref="Spec"/>, or null when they overflow.</summary>
         public ModelSizes? Sizes { get; }
@@ -86,24 +91,25 @@ internal static class ModelValidator
         // An attribute whose arguments the compiler already rejects (Experts = null) resolves to nothing: emit no stand-in.
         if (HasErrors(issues) || attention is null || mlp is null || (declared.MoE.Present && moe is null)
             || (declared.SparseAttention.Present && sparse is null) || ((declared.Layers.Present || declared.ShortConv.Present) && hybrid is null))
-            return new Result(null, null, issues);
+            return new Result(null, null, null, issues);
 
         var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, quant, checkpointing,
             hybrid, sparse);
         if (quant is not null)
         {
             CheckQuantFits(spec, quant, declared.Quant, className, issues);
-            if (HasErrors(issues)) return new Result(null, null, issues);
+            if (HasErrors(issues)) return new Result(null, null, null, issues);
         }
         try
         {
-            return new Result(spec, ModelSizing.Compute(spec), issues);
+            var plan = LayoutPlanner.Plan(spec);
+            return new Result(spec, plan, ModelSizing.Compute(plan), issues);
         }
         catch (OverflowException)
         {
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.SizeOverflow, declared.Model.Name, null, className,
                 $"Vocab = {vocab}, Dim = {dim}, Layers = {layers}, Context = {context}"));
-            return new Result(null, null, issues);
+            return new Result(null, null, null, issues);
         }
     }
 
