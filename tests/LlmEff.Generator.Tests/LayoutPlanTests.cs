@@ -108,11 +108,18 @@ public sealed class LayoutPlanTests
     private static List<ModelToEmit> Models(string sample) => Generate(sample).Run.Results.Single().TrackedSteps[TrackingNames.Models]
         .SelectMany(step => step.Outputs).Select(output => (ModelToEmit)output.Value).ToList();
 
+    // Each sample is generated, compiled and loaded once for the three theories that walk it.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<(Compilation Output, GeneratorDriverRunResult Run)>> Generated = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<(List<ModelToEmit> Models, System.Reflection.Assembly Assembly)>> Built = new();
+
     private static (Compilation Output, GeneratorDriverRunResult Run) Generate(string sample) =>
-        CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources()[sample]));
+        Generated.GetOrAdd(sample, key => new(() => CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources()[key])))).Value;
+
+    private static (List<ModelToEmit> Models, System.Reflection.Assembly Assembly) Build(string sample) =>
+        Built.GetOrAdd(sample, key => new(() => Load(key))).Value;
 
     /// <summary>The sample's planned models and its compiled assembly (generated code included), loaded beside the runtime.</summary>
-    private static (List<ModelToEmit> Models, System.Reflection.Assembly Assembly) Build(string sample)
+    private static (List<ModelToEmit> Models, System.Reflection.Assembly Assembly) Load(string sample)
     {
         var (output, run) = Generate(sample);
         using var image = new MemoryStream();

@@ -45,7 +45,7 @@ public static class Attention
         if (offset == 0) return Causal(query, key, value);
         if (time == 1) return Attend(query, key, value);
         // Query t (position offset + t) sees key s when s ≤ offset + t.
-        using var keep = torch.ones(time, keys, dtype: ScalarType.Bool, device: query.device).tril(offset);
+        using var keep = CausalKeep(time, keys, offset, query.device);
         return Attend(query, key, value, keep);
     }
 
@@ -71,6 +71,11 @@ public static class Attention
         return nn.functional.scaled_dot_product_attention(rows, key, value, mask)
             .view(batch, heads, time, value.shape[3]).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The causal keep-mask [time, keys] of queries at positions <paramref name="offset"/> … offset + time − 1:
+    /// query t sees key s when s ≤ offset + t (true = attend).</summary>
+    public static Tensor CausalKeep(long time, long keys, long offset, Device device) =>
+        torch.ones(time, keys, dtype: ScalarType.Bool, device: device).tril(offset);
 
     /// <summary>Pre-softmax scores q·kᵀ/√headDim [batch, heads, time, time], without mask (for inspection).</summary>
     public static Tensor Scores(Tensor query, Tensor key)

@@ -213,7 +213,7 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
         var query = torch.cat(new[] { queryNope.matmul(keyUp), queryRope }, dim: -1) * rescale;
         var key = torch.cat(new[] { latents.unsqueeze(1), keyRope }, dim: -1);
         Tensor? keep = indexer is not null ? indexer.Select(x, indexKeys!, offset)
-            : time > 1 ? torch.ones(time, keys, dtype: ScalarType.Bool, device: x.device).tril(offset) // query t sees keys ≤ offset + t
+            : time > 1 ? Attention.CausalKeep(time, keys, offset, x.device)
             : null;
         var context = Attention.OverOneKeyValueHead(query, key, latents.unsqueeze(1), keep);
         return o_proj.forward(Attention.MergeHeads(context.matmul(valueUp.transpose(1, 2))));

@@ -109,7 +109,7 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
         ArgumentNullException.ThrowIfNull(keys);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var visible = Visible(x.shape[1], keys.shape[1], offset, x.device);
+        var visible = Attention.CausalKeep(x.shape[1], keys.shape[1], offset, x.device);
         var count = keys.shape[1];
         Tensor keep;
         if (count <= TopK) keep = visible.expand(x.shape[0], -1, -1);
@@ -150,7 +150,7 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
                 $"Queries [{string.Join(", ", queries.shape)}] and keys [{string.Join(", ", keys.shape)}] must be [batch, heads, time, d] " +
                 $"matching x [{string.Join(", ", x.shape)}] and index keys [{string.Join(", ", indexKeys.shape)}].", nameof(queries));
         using var scope = NewDisposeScope();
-        var visible = Visible(x.shape[1], indexKeys.shape[1], offset, x.device);
+        var visible = Attention.CausalKeep(x.shape[1], indexKeys.shape[1], offset, x.device);
         var hidden = visible.logical_not();
         Tensor target;
         using (no_grad())
@@ -182,9 +182,6 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
         base.Dispose(disposing);
     }
 
-    // [time, keys]: query t (position offset + t) sees key s when s ≤ offset + t.
-    private static Tensor Visible(long time, long keys, long offset, Device device) =>
-        torch.ones(time, keys, dtype: ScalarType.Bool, device: device).tril(offset);
 
     private void CheckInput(Tensor x, string name)
     {
