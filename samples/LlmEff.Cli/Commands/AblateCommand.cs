@@ -91,14 +91,29 @@ internal static class AblateCommand
             }
             var jobCount = result.GetValue(jobs);
             if (jobCount < 1) throw new ArgumentOutOfRangeException(jobs.Name, jobCount, $"{jobs.Name} must be at least 1.");
-            var workers = jobCount == 1 ? null : new WorkerSettings(jobCount, result.GetValue(training.Threads), result.GetValue(recallShare), result.GetValue(recallPairs), assemblyPath);
+            // Workers get every option the user gave except those each run sets itself, so an option added to the
+            // command reaches the workers without being copied here by hand.
+            var perRun = new HashSet<Option> { models, training.Seed, training.Seeds, training.Threads, jobs, output };
+            var workers = jobCount == 1 ? null : new WorkerSettings(jobCount, result.GetValue(training.Threads), GivenOptions(result, command, perRun));
             return Run(chosen, data, options, seeds, result.GetValue(output)!, workers);
         }));
         return command;
     }
 
-    /// <summary>What a --jobs run hands its workers beyond the training options.</summary>
-    private sealed record WorkerSettings(int Jobs, int Threads, double RecallShare, int RecallPairs, string? Assembly);
+    /// <summary>What a --jobs run hands its workers: how many at once, their threads, and the user's other options as
+    /// given on the command line.</summary>
+    private sealed record WorkerSettings(int Jobs, int Threads, IReadOnlyList<string> GivenArguments);
+
+    /// <summary>The options of <paramref name="command"/> given explicitly (not defaulted), as command-line tokens, except
+    /// <paramref name="excluded"/>. Workers run in this process's folder, so relative paths keep their meaning.</summary>
+    private static List<string> GivenOptions(ParseResult result, Command command, IReadOnlySet<Option> excluded) =>
+        command.Options
+            .Where(option => !excluded.Contains(option))
+            .Select(result.GetResult)
+            .OfType<System.CommandLine.Parsing.OptionResult>()
+            .Where(given => !given.Implicit)
+            .SelectMany(given => given.Tokens.Select(token => token.Value).Prepend(given.Option.Name))
+            .ToList();
 
     private static List<DeclaredModelType> Resolve(System.Reflection.Assembly assembly, string names)
     {
@@ -191,12 +206,9 @@ internal static class AblateCommand
                 var arguments = new List<string>
                 {
                     WorkerName, "--models", model, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--seeds", "1",
-                    "--steps", options.Steps.ToString(CultureInfo.InvariantCulture), "--batch", options.BatchSize.ToString(CultureInfo.InvariantCulture),
-                    "--seq", options.SequenceLength.ToString(CultureInfo.InvariantCulture), "--lr", options.LearningRate.ToString("R", CultureInfo.InvariantCulture),
-                    "--recall-share", workers.RecallShare.ToString("R", CultureInfo.InvariantCulture), "--recall-pairs", workers.RecallPairs.ToString(CultureInfo.InvariantCulture),
                     "--threads", threads.ToString(CultureInfo.InvariantCulture), "--result-file", resultFile,
                 };
-                if (!string.IsNullOrEmpty(workers.Assembly)) arguments.AddRange(new[] { "--assembly", Path.GetFullPath(workers.Assembly) });
+                arguments.AddRange(workers.GivenArguments);
                 using var process = Process.Start(Self(arguments)) ?? throw new InvalidOperationException("Could not start a worker process.");
                 var error = process.StandardError.ReadToEndAsync();
                 var printed = process.StandardOutput.ReadToEnd();
