@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using LlmEff.Cli.LlamaCpp;
 using LlmEff.Export;
 using LlmEff.Samples;
 using static TorchSharp.torch;
@@ -23,7 +24,7 @@ public sealed class GgufExportTests
         Assert.Equal(GgufValue.String("llama"), file["general.architecture"]);
         Assert.Equal(GgufValue.UInt32(4), file["llama.block_count"]);
         Assert.Equal(GgufValue.UInt32(256), file["llama.vocab_size"]);
-        Assert.Equal(GgufValue.String("no_vocab"), file["tokenizer.ggml.model"]);
+        Assert.Equal(GgufValue.String("gpt2"), file["tokenizer.ggml.model"]); // the byte tokenizer, by default
         Assert.Equal(GgufValue.UInt32(0), file[GgufExporter.FileTypeKey]);
         // Tied head: no output.weight, llama.cpp reuses token_embd.weight.
         Assert.DoesNotContain(file.Tensors, t => t.Name == "output.weight");
@@ -46,7 +47,7 @@ public sealed class GgufExportTests
         Assert.Equal(GgufTensorType.F32, file.Tensor("blk.0.attn_norm.weight").Type);
         Assert.Equal(GgufValue.UInt32(1), file[GgufExporter.FileTypeKey]);
         var prompt = Enumerable.Range(0, 16).Select(i => i * 13 % 256).ToArray();
-        using var llama = new LlamaCpp(path, 16);
+        using var llama = new LlamaCppEngine(path, 16);
         var theirs = llama.Logits(prompt);
         using var _ = no_grad();
         using var ours = model.forward(tensor(prompt.Select(t => (long)t).ToArray()).unsqueeze(0))[0];

@@ -1,5 +1,6 @@
 using System;
 using System.Linq;
+using LlmEff.Cli.LlamaCpp;
 using LlmEff.Export;
 using LlmEff.Samples;
 using LlmEff.Training;
@@ -63,7 +64,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
         GgufExporter.Export(model, path, GgufTensorType.F32);
 
         var prompt = Enumerable.Range(0, PromptLength).Select(_ => random.Next(TModel.Facts.Vocab)).ToArray();
-        using var llama = new LlamaCpp(path, PromptLength + Generated);
+        using var llama = new LlamaCppEngine(path, PromptLength + Generated);
         Assert.Equal(TModel.Facts.Vocab, llama.Vocab);
         var theirs = llama.Logits(prompt);
         var ours = Logits(model, prompt);

@@ -120,3 +120,8 @@ public partial class GgufNoQueryGqa;
 [Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
 [Attention(Projections.Shared, Heads = 4, KvHeads = 1)]
 public partial class GgufSharedMqa;
+
+/// <summary>For the llama.cpp tokenizer test: room for GPT-2's 50,257 tokens, as a model trained with --tokenizer gpt2 has.</summary>
+[Model(Vocab = 50257, Dim = 32, Layers = 1, Context = 64)]
+[Attention(Heads = 2)]
+public partial class GgufGpt2Vocab;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace LlmEff.Export;
 
-/// <summary>What <see cref="GgufExporter.Export(nn.Module, GgufExport, string, string, GgufTensorType)"/> wrote.</summary>
+/// <summary>What <see cref="GgufExporter.Export(nn.Module, GgufExport, string, string, GgufTensorType, GgufVocabulary)"/> wrote.</summary>
 /// <param name="Path">The file, as a full path.</param>
 /// <param name="Architecture">llama.cpp's architecture name in it.</param>
 /// <param name="Tensors">Tensors in the file.</param>
@@ -23,18 +23,19 @@ public static class GgufExporter
     public const string FileTypeKey = "general.file_type";
 
     /// <summary>Exports <paramref name="model"/> to <paramref name="path"/> with matrices in <paramref name="type"/>.</summary>
-    public static GgufExportResult Export<TModel>(TModel model, string path, GgufTensorType type = GgufTensorType.F32)
+    public static GgufExportResult Export<TModel>(TModel model, string path, GgufTensorType type = GgufTensorType.F32, GgufVocabulary? vocabulary = null)
         where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel> =>
-        Export(model, TModel.Gguf, TModel.Facts.Name, path, type);
+        Export(model, TModel.Gguf, TModel.Facts.Name, path, type, vocabulary);
 
     /// <summary>
     /// Exports <paramref name="model"/>, whose generated GGUF table is <paramref name="export"/>, to
     /// <paramref name="path"/> atomically. Matrices and embeddings take <paramref name="type"/>; vectors (norm
     /// weights) stay f32, as llama.cpp's own converter keeps them. Refuses, naming the reason, a model the generator
     /// refused, a state dict that does not match the table, and a tensor holding NaN or infinity (before or after
-    /// rounding to <paramref name="type"/>).
+    /// rounding to <paramref name="type"/>). With a <paramref name="vocabulary"/> the file carries that tokenizer, so
+    /// llama.cpp turns text into our token ids; without one it says <c>no_vocab</c> and takes ids.
     /// </summary>
-    public static GgufExportResult Export(nn.Module model, GgufExport export, string modelName, string path, GgufTensorType type = GgufTensorType.F32)
+    public static GgufExportResult Export(nn.Module model, GgufExport export, string modelName, string path, GgufTensorType type = GgufTensorType.F32, GgufVocabulary? vocabulary = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(export);
@@ -50,6 +51,10 @@ public static class GgufExporter
         if (missing.Count > 0)
             throw new InvalidOperationException($"The GGUF table of {modelName} maps tensors its state dict lacks: {string.Join(", ", missing)}. The generated table and the module disagree; rebuild.");
 
+        if (vocabulary is not null && export.Tensors.FirstOrDefault(t => t.Name == "token_embd.weight") is { } embedding
+            && state[embedding.Source].shape[0] != vocabulary.Tokens.Count)
+            throw new ArgumentException($"The {vocabulary.Name} vocabulary has {vocabulary.Tokens.Count:N0} tokens; {modelName} embeds {state[embedding.Source].shape[0]:N0}.", nameof(vocabulary));
+
         var prepared = new List<(GgufTensorMapping Mapping, Tensor Data)>();
         try
         {
@@ -58,7 +63,7 @@ public static class GgufExporter
                 foreach (var mapping in export.Tensors)
                     prepared.Add((mapping, Prepare(state[mapping.Source], mapping, type)));
             }
-            var metadata = export.Metadata.Append(new(FileTypeKey, GgufValue.UInt32(FileType(type)))).ToList();
+            var metadata = WithVocabulary(export.Metadata, vocabulary).Append(new(FileTypeKey, GgufValue.UInt32(FileType(type)))).ToList();
             var sources = prepared.Select(p => new GgufTensorSource(p.Mapping.Name, p.Data.shape, TypeOf(p.Data), stream => WriteBytes(p.Data, stream))).ToList();
             GgufFile.Write(path, metadata, sources);
         }
@@ -68,6 +73,10 @@ public static class GgufExporter
         }
         return new GgufExportResult(Path.GetFullPath(path), export.Architecture!, prepared.Count, new FileInfo(path).Length);
     }
+
+    /// <summary>The generated metadata with its <c>tokenizer.*</c> keys replaced by <paramref name="vocabulary"/>'s, when given.</summary>
+    private static IEnumerable<KeyValuePair<string, GgufValue>> WithVocabulary(IEnumerable<KeyValuePair<string, GgufValue>> metadata, GgufVocabulary? vocabulary) =>
+        vocabulary is null ? metadata : metadata.Where(entry => !entry.Key.StartsWith("tokenizer.", StringComparison.Ordinal)).Concat(vocabulary.Metadata());
 
     /// <summary>llama.cpp's LLAMA_FTYPE for a file whose matrices are <paramref name="type"/>.</summary>
     public static uint FileType(GgufTensorType type) => type switch

@@ -25,11 +25,12 @@ internal static class ExportGgufCommand
         var assembly = CommandLine.Assembly();
         var output = new Option<string>("--out") { Description = "The .gguf file to write.", Required = true };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "A checkpoint of the model (from 'llmeff train'); default: freshly initialised weights." };
+        var tokenizer = new Option<string>("--tokenizer") { Description = "The tokenizer written into the file, so llama.cpp takes text: byte or gpt2 (the one the model was trained with), or none (token ids only).", DefaultValueFactory = _ => "byte" };
         var type = new Option<string>("--type") { Description = "Type of the matrices and embeddings: f32, f16 or bf16 (norm weights stay f32).", DefaultValueFactory = _ => "f32" };
 
         var command = new Command("export-gguf", "Write a declared model as a GGUF file that llama.cpp (and Ollama, LM Studio) runs; token ids go in directly.")
         {
-            modelName, assembly, output, checkpoint, type,
+            modelName, assembly, output, checkpoint, type, tokenizer,
         };
         command.SetAction(result => CommandLine.Guard(() =>
         {
@@ -37,6 +38,8 @@ internal static class ExportGgufCommand
             var tensorType = ParseType(result.GetValue(type)!);
             if (!declared.Gguf.IsAvailable)
                 throw new ArgumentException($"{declared.Facts.Name} cannot be exported to GGUF: {declared.Gguf.Refusal}.");
+            var tokenizerName = result.GetValue(tokenizer)!;
+            var vocabulary = tokenizerName.Equals("none", StringComparison.OrdinalIgnoreCase) ? null : Vocabulary(tokenizerName, declared.Facts);
             var path = result.GetValue(output)!;
             var source = result.GetValue(checkpoint);
             if (source is not null && !File.Exists(source)) throw new FileNotFoundException($"--checkpoint: no file at {Path.GetFullPath(source)}.", source);
@@ -44,15 +47,27 @@ internal static class ExportGgufCommand
             using var model = declared.Create();
             if (source is not null) Checkpoint.Load(source, model, declared.Facts);
             model.eval();
-            var written = GgufExporter.Export(model, declared.Gguf, declared.Facts.Name, path, tensorType);
+            var written = GgufExporter.Export(model, declared.Gguf, declared.Facts.Name, path, tensorType, vocabulary);
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Wrote {written.Path}: {declared.Facts.Name} as llama.cpp's '{written.Architecture}', {written.Tensors} tensors, {result.GetValue(type)!.ToLowerInvariant()}, {written.Bytes:N0} bytes{(source is null ? " (untrained: freshly initialised weights)" : "")}."));
             // Aliased projections: llama.cpp gets the shared one written again, and its cache does not shrink.
             if (declared.Gguf.Note is { } note) Console.WriteLine("Note: " + note);
-            Console.WriteLine("Its tokenizer is 'no_vocab': give llama.cpp token ids (bytes for the byte tokenizer), not text.");
+            Console.WriteLine(vocabulary is null
+                ? "Its tokenizer is 'no_vocab': give llama.cpp token ids, not text."
+                : $"Its tokenizer is the {vocabulary.Name} tokenizer as llama.cpp's byte-level BPE: llama.cpp turns text into the ids the model was trained on.");
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The vocabulary --tokenizer names for <paramref name="facts"/>' model; a model with fewer tokens than the
+    /// tokenizer is refused naming both.</summary>
+    private static GgufVocabulary Vocabulary(string name, ModelFacts facts)
+    {
+        var tokenizer = LlmEff.Data.Tokenizers.ByName(name);
+        if (facts.Vocab < tokenizer.VocabSize)
+            throw new ArgumentException($"--tokenizer {name}: {facts.Name} has a vocabulary of {facts.Vocab:N0}, smaller than the tokenizer's {tokenizer.VocabSize:N0}; use the tokenizer it was trained with, or --tokenizer none.");
+        return GgufVocabulary.For(name, facts.Vocab);
     }
 }
