@@ -195,6 +195,28 @@ public sealed class CompressedAttentionTests
         for (var i = 0; i < counts.Length; i++) Assert.Equal(Math.Min(2, visibleCounts[i % 30]), counts[i]);
     }
 
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Gradients_reach_every_parameter_but_the_indexers_whose_selection_is_discrete(CompressedAttentionKind kind, int ratio)
+    {
+        manual_seed(8);
+        using var layer = new CompressedAttention(Small(kind, ratio, topK: 2));
+        using var x = randn(2, 19, 24);
+
+        using var output = layer.forward(x);
+        output.square().sum().backward();
+
+        foreach (var (name, parameter) in layer.named_parameters())
+        {
+            if (name.StartsWith("indexer.")) Assert.True(parameter.grad is null, $"{name} got a gradient");
+            else
+            {
+                Assert.True(parameter.grad is not null, $"{name} got no gradient");
+                Assert.True(parameter.grad!.isfinite().all().item<bool>() && parameter.grad.abs().sum().item<float>() > 0, $"{name}: zero or non-finite gradient");
+            }
+        }
+    }
+
     [Fact]
     public void Settings_that_cannot_work_are_refused_naming_the_setting()
     {
