@@ -38,6 +38,25 @@ public sealed class CompressedAttentionSizingTests
         Assert.Equal(counted, CompressedAttentionSizing.Parameters(shape, ratio, sparse: kind == CompressedAttentionKind.CompressedSparse));
     }
 
+    [Theory]
+    [InlineData(CompressedAttentionKind.SlidingWindow, 0, 3)]
+    [InlineData(CompressedAttentionKind.CompressedSparse, 4, 23)]
+    [InlineData(CompressedAttentionKind.HeavilyCompressed, 8, 23)]
+    public void The_decoding_cache_holds_exactly_what_sizing_says(CompressedAttentionKind kind, int ratio, int tokens)
+    {
+        var shape = new CompressedAttentionShape(40, 6, 64, 16, 24, 3, 12, 8, 5, 32);
+        using var layer = new CompressedAttention(new CompressedAttentionOptions(shape.Dim, shape.Heads, shape.HeadDim, shape.RopeDim, shape.QueryRank,
+            shape.OutputGroups, shape.OutputRank, shape.Window, kind, ratio, shape.IndexerHeads, shape.IndexerDim, TopK: 4, IndexerPrecision.Fp4,
+            Bf16Scores: false, Context: 32, RopeTheta: 10000, NormEps: 1e-6));
+        using var cache = layer.NewCache(2);
+        using var x = TorchSharp.torch.randn(2, tokens, shape.Dim);
+
+        using var output = layer.Decode(x, cache);
+
+        var expected = CompressedAttentionSizing.Cache(shape, ratio, sparse: kind == CompressedAttentionKind.CompressedSparse, tokens);
+        Assert.Equal(expected.Elements, cache.ElementsPerSequence);
+    }
+
     [Fact]
     public void The_cache_holds_the_window_and_only_complete_windows()
     {

@@ -217,6 +217,47 @@ public sealed class CompressedAttentionTests
         }
     }
 
+    public static TheoryData<CompressedAttentionKind, int, IndexerPrecision> DecodingKinds() => new()
+    {
+        { CompressedAttentionKind.SlidingWindow, 0, IndexerPrecision.Fp32 },
+        { CompressedAttentionKind.CompressedSparse, 4, IndexerPrecision.Fp32 },
+        { CompressedAttentionKind.CompressedSparse, 4, IndexerPrecision.Fp4 },
+        { CompressedAttentionKind.HeavilyCompressed, 8, IndexerPrecision.Fp32 },
+    };
+
+    [Theory]
+    [MemberData(nameof(DecodingKinds))]
+    public void Prefill_single_tokens_and_chunks_from_the_cache_equal_the_full_forward_across_window_boundaries(
+        CompressedAttentionKind kind, int ratio, IndexerPrecision precision)
+    {
+        const int time = 42;
+        manual_seed(12);
+        using var layer = new CompressedAttention(Small(kind, ratio, window: 5, topK: 3, precision: precision));
+        using (no_grad()) layer.named_parameters().Single(p => p.name == "attn_sink").parameter.fill_(0.3);
+        using var x = randn(2, time, 24);
+        using var full = layer.forward(x);
+
+        using var cache = layer.NewCache(2);
+        // A prefill ending inside a window, single tokens across a boundary, then chunks of odd lengths.
+        var pieces = new[] { 6, 1, 1, 1, 1, 3, 7, 1, 9, 12 };
+        Assert.Equal(time, pieces.Sum());
+        var outputs = new System.Collections.Generic.List<Tensor>();
+        var start = 0;
+        foreach (var length in pieces)
+        {
+            outputs.Add(layer.Decode(x.narrow(1, start, length), cache));
+            start += length;
+        }
+        using var decoded = cat(outputs, 1);
+
+        Assert.Equal(time, cache.Position);
+        using var difference = (decoded - full).abs().max();
+        Assert.True(difference.item<float>() < 1e-4f, $"max difference {difference.item<float>()}");
+        Assert.Equal(System.Math.Min(time, 5), cache.Window.shape[1]);
+        Assert.Equal(ratio == 0 ? 0 : time / ratio, cache.Entries.shape[1]);
+        foreach (var output in outputs) output.Dispose();
+    }
+
     [Fact]
     public void Settings_that_cannot_work_are_refused_naming_the_setting()
     {

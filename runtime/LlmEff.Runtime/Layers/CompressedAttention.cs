@@ -142,12 +142,12 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
     /// <summary>The rotary tables (RopeDim wide).</summary>
     public RotaryEmbedding Rotary => rotary;
 
-    /// <summary>[time, entries]: query t sees compressed entry w when its window is complete, w &lt; (t + 1) div ratio
-    /// (DeepSeek's <c>get_compress_topk_idxs</c> mask).</summary>
-    public static Tensor VisibleEntries(long time, long entries, int ratio, Device device)
+    /// <summary>[time, entries]: the query at position offset + t sees compressed entry w when its window is complete,
+    /// w &lt; (offset + t + 1) div ratio (DeepSeek's <c>get_compress_topk_idxs</c> mask).</summary>
+    public static Tensor VisibleEntries(long time, long entries, int ratio, Device device, long offset = 0)
     {
         using var scope = NewDisposeScope();
-        var complete = torch.arange(1, time + 1, dtype: ScalarType.Int64, device: device).div(ratio, RoundingMode.floor).unsqueeze(1);
+        var complete = torch.arange(offset + 1, offset + time + 1, dtype: ScalarType.Int64, device: device).div(ratio, RoundingMode.floor).unsqueeze(1);
         return torch.arange(entries, dtype: ScalarType.Int64, device: device).unsqueeze(0).lt(complete).MoveToOuterDisposeScope();
     }
 
@@ -163,22 +163,10 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
     /// <summary>Normalised input [batch, time, Dim] at positions 0 … time − 1 → [batch, time, Dim].</summary>
     public override Tensor forward(Tensor x)
     {
-        ArgumentNullException.ThrowIfNull(x);
-        if (x.dim() != 3 || x.shape[2] != o.Dim)
-            throw new ArgumentException($"Expected input [batch, time, {o.Dim}], got [{string.Join(", ", x.shape)}].", nameof(x));
+        CheckInput(x, 0);
         long batch = x.shape[0], time = x.shape[1];
-        if (time > o.Context) throw new ArgumentException($"{time} tokens exceed the layer's context {o.Context}.", nameof(x));
         using var scope = NewDisposeScope();
-        var (cos, sin) = rotary.Angles(time);
-
-        var queryLatent = q_norm.forward(wq_a.forward(x));
-        var q = wq_b.forward(queryLatent).view(batch, time, o.Heads, o.HeadDim);
-        var q32 = q.to(ScalarType.Float32);
-        // Weightless per-head RMS norm (DeepSeek: q *= rsqrt(mean(q²) + eps)).
-        q = (q32 * torch.rsqrt(q32.square().mean(new long[] { -1 }, keepdim: true) + o.NormEps)).to(x.dtype);
-        q = RotateTail(q, cos.unsqueeze(1), sin.unsqueeze(1));
-        var kv = RotateTail(kv_norm.forward(wkv.forward(x)), cos, sin);
-
+        var (queryLatent, q, kv, cos, sin) = Project(x, 0);
         var keys = kv;
         var keep = VisibleWindow(time, o.Window, x.device).unsqueeze(0).expand(batch, -1, -1);
         if (compressor is not null)
@@ -190,20 +178,106 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
             keys = torch.cat(new[] { kv, entries }, 1);
             keep = torch.cat(new[] { keep, visible }, 2);
         }
+        return Attend(q, keys, keep, cos, sin).MoveToOuterDisposeScope();
+    }
 
+    /// <summary>An empty decoding cache for <paramref name="batch"/> sequences.</summary>
+    public CompressedAttentionCache NewCache(long batch)
+    {
+        var device = wkv.weight.device;
+        return new CompressedAttentionCache(
+            torch.zeros(batch, 0, o.HeadDim, dtype: wkv.weight.dtype, device: device),
+            torch.zeros(batch, 0, o.HeadDim, dtype: wkv.weight.dtype, device: device),
+            indexer is null ? null : torch.zeros(batch, 0, o.IndexerDim, dtype: wkv.weight.dtype, device: device),
+            compressor?.NewState(batch, device), indexer?.Compressor.NewState(batch, device));
+    }
+
+    /// <summary>
+    /// Cached decoding: the next tokens <paramref name="x"/> [batch, n, Dim] (a prefill, one token or a chunk) at
+    /// positions cache.Position … → [batch, n, Dim], equal to the rows of <see cref="forward"/> over the whole sequence.
+    /// The cache keeps the last Window keys/values, every compressed entry and index key so far, and the compressors'
+    /// unfinished-window state (<see cref="CompressedAttentionCache"/>). Inference only (no gradient).
+    /// </summary>
+    public Tensor Decode(Tensor x, CompressedAttentionCache cache)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        var offset = cache.Position;
+        CheckInput(x, offset);
+        long batch = x.shape[0], time = x.shape[1];
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var (queryLatent, q, kv, cos, sin) = Project(x, offset);
+        // Window keys: the cached ones (positions offset − held … offset − 1), then the new tokens'.
+        var held = cache.Window.shape[1];
+        var windowKeys = torch.cat(new[] { cache.Window, kv }, 1);
+        var t = torch.arange(offset, offset + time, dtype: ScalarType.Int64, device: x.device).unsqueeze(1);
+        var s = torch.arange(offset - held, offset + time, dtype: ScalarType.Int64, device: x.device).unsqueeze(0);
+        var keep = s.le(t).logical_and(s.gt(t - o.Window)).unsqueeze(0).expand(batch, -1, -1);
+        var keys = windowKeys;
+        if (compressor is not null)
+        {
+            var entries = torch.cat(new[] { cache.Entries, compressor.Step(x, offset, cache.MainState!, rotary) }, 1);
+            cache.entries = CompressedAttentionCache.Swap(cache.entries, entries);
+            Tensor visible;
+            if (indexer is not null)
+            {
+                var newKeys = IndexerQuantizer.FakeQuantize(Hadamard.Rotate(indexer.Compressor.Step(x, offset, cache.IndexState!, rotary)), indexer.Precision);
+                cache.indexKeys = CompressedAttentionCache.Swap(cache.indexKeys, torch.cat(new[] { cache.IndexKeys!, newKeys }, 1));
+                visible = indexer.SelectAmong(x, queryLatent, cache.IndexKeys!, offset, rotary);
+            }
+            else visible = VisibleEntries(time, entries.shape[1], o.Ratio, x.device, offset).unsqueeze(0).expand(batch, -1, -1);
+            keys = torch.cat(new[] { windowKeys, cache.Entries }, 1);
+            keep = torch.cat(new[] { keep, visible }, 2);
+        }
+        var output = Attend(q, keys, keep, cos, sin);
+        var kept = Math.Min(windowKeys.shape[1], o.Window);
+        cache.window = CompressedAttentionCache.Swap(cache.window, windowKeys.narrow(1, windowKeys.shape[1] - kept, kept).contiguous());
+        cache.Position = offset + time;
+        return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Query latent, rotated normalised queries [batch, time, Heads, HeadDim], rotated key/values
+    /// [batch, time, HeadDim] and the rotary tables of tokens at positions <paramref name="offset"/> ….</summary>
+    private (Tensor QueryLatent, Tensor Q, Tensor Kv, Tensor Cos, Tensor Sin) Project(Tensor x, long offset)
+    {
+        long batch = x.shape[0], time = x.shape[1];
+        var (cos, sin) = rotary.Angles(time, offset);
+        var queryLatent = q_norm.forward(wq_a.forward(x));
+        var q = wq_b.forward(queryLatent).view(batch, time, o.Heads, o.HeadDim);
+        var q32 = q.to(ScalarType.Float32);
+        // Weightless per-head RMS norm (DeepSeek: q *= rsqrt(mean(q²) + eps)).
+        q = (q32 * torch.rsqrt(q32.square().mean(new long[] { -1 }, keepdim: true) + o.NormEps)).to(x.dtype);
+        q = RotateTail(q, cos.unsqueeze(1), sin.unsqueeze(1));
+        var kv = RotateTail(kv_norm.forward(wkv.forward(x)), cos, sin);
+        return (queryLatent, q, kv, cos, sin);
+    }
+
+    /// <summary>Softmax over the kept keys plus the sink, the weighted sum of the keys (they are the values), the
+    /// rotation back and the grouped low-rank output. <paramref name="keep"/> is [batch, time, keys].</summary>
+    private Tensor Attend(Tensor q, Tensor keys, Tensor keep, Tensor cos, Tensor sin)
+    {
+        long batch = q.shape[0], time = q.shape[1];
         // [batch, heads, time, keys] in fp32; the sink is one more logit per head with no value.
         var logits = torch.einsum("bthd,bsd->bhts", q.to(ScalarType.Float32), keys.to(ScalarType.Float32)) * (float)(1 / Math.Sqrt(o.HeadDim));
         logits = logits.masked_fill(keep.unsqueeze(1).logical_not(), double.NegativeInfinity);
         var sink = attn_sink.view(1, o.Heads, 1, 1).expand(batch, -1, time, 1);
         var probabilities = torch.cat(new[] { logits, sink }, -1).softmax(-1).narrow(-1, 0, keys.shape[1]);
-        var output = torch.einsum("bhts,bsd->bthd", probabilities, keys.to(ScalarType.Float32)).to(x.dtype);
+        var output = torch.einsum("bhts,bsd->bthd", probabilities, keys.to(ScalarType.Float32)).to(q.dtype);
         // The value carried its key's rotation: rotate the output's rotary part back by the query's angle.
         output = RotateTail(output, cos.unsqueeze(1), -sin.unsqueeze(1));
-
         var grouped = output.reshape(batch, time, o.OutputGroups, -1);
         var projections = wo_a.weight.view(o.OutputGroups, o.OutputRank, -1);
         var low = torch.einsum("btgi,gri->btgr", grouped, projections).reshape(batch, time, -1);
-        return wo_b.forward(low).MoveToOuterDisposeScope();
+        return wo_b.forward(low);
+    }
+
+    private void CheckInput(Tensor x, long offset)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.dim() != 3 || x.shape[2] != o.Dim)
+            throw new ArgumentException($"Expected input [batch, time, {o.Dim}], got [{string.Join(", ", x.shape)}].", nameof(x));
+        if (offset + x.shape[1] > o.Context)
+            throw new ArgumentException($"Positions up to {offset + x.shape[1]} exceed the layer's context {o.Context}.", nameof(x));
     }
 
     private Tensor RotateTail(Tensor x, Tensor cos, Tensor sin)
@@ -212,5 +286,67 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
         var split = o.HeadDim - o.RopeDim;
         var rotated = RotaryEmbedding.Rotate(x.narrow(-1, split, o.RopeDim), cos.to(x.dtype), sin.to(x.dtype));
         return torch.cat(new[] { x.narrow(-1, 0, split), rotated }, -1);
+    }
+}
+
+/// <summary>
+/// One <see cref="CompressedAttention"/> layer's decoding cache: the last Window rotated keys/values (position order),
+/// every compressed entry and (CSA) index key so far, and the compressors' state for the unfinished window — what
+/// DeepSeek's reference caches (<c>kv_cache</c>, the indexer's <c>kv_cache</c>, <c>kv_state</c>, <c>score_state</c>).
+/// </summary>
+public sealed class CompressedAttentionCache : IDisposable
+{
+    internal Tensor window;
+    internal Tensor entries;
+    internal Tensor? indexKeys;
+
+    internal CompressedAttentionCache(Tensor window, Tensor entries, Tensor? indexKeys, CompressorState? mainState, CompressorState? indexState)
+    {
+        this.window = window.DetachFromDisposeScope();
+        this.entries = entries.DetachFromDisposeScope();
+        this.indexKeys = indexKeys?.DetachFromDisposeScope();
+        MainState = mainState;
+        IndexState = indexState;
+    }
+
+    /// <summary>Tokens fed so far (the next token's position).</summary>
+    public long Position { get; internal set; }
+
+    /// <summary>The last min(Position, Window) keys/values [batch, ·, HeadDim].</summary>
+    public Tensor Window => window;
+
+    /// <summary>Compressed entries of every complete window [batch, Position div Ratio, HeadDim].</summary>
+    public Tensor Entries => entries;
+
+    /// <summary>CSA: index keys of every complete window [batch, Position div Ratio, IndexerDim].</summary>
+    public Tensor? IndexKeys => indexKeys;
+
+    /// <summary>The attention compressor's state (null for sliding-window layers).</summary>
+    public CompressorState? MainState { get; }
+
+    /// <summary>The indexer compressor's state (CSA only).</summary>
+    public CompressorState? IndexState { get; }
+
+    /// <summary>Values held per sequence: window, entries, index keys and both states.</summary>
+    public long ElementsPerSequence =>
+        (window.numel() + entries.numel() + (indexKeys?.numel() ?? 0)) / window.shape[0]
+        + (MainState?.ElementsPerSequence ?? 0) + (IndexState?.ElementsPerSequence ?? 0);
+
+    /// <summary><paramref name="value"/>, kept beyond the caller's dispose scope, after disposing <paramref name="old"/>.</summary>
+    internal static Tensor Swap(Tensor? old, Tensor value)
+    {
+        var kept = value.DetachFromDisposeScope();
+        if (!ReferenceEquals(kept, old)) old?.Dispose();
+        return kept;
+    }
+
+    /// <summary>Releases every tensor.</summary>
+    public void Dispose()
+    {
+        window.Dispose();
+        entries.Dispose();
+        indexKeys?.Dispose();
+        MainState?.Dispose();
+        IndexState?.Dispose();
     }
 }

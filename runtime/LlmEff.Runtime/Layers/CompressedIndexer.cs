@@ -78,15 +78,15 @@ public sealed class CompressedIndexer : nn.Module
     }
 
     /// <summary>Index queries [batch, time, Heads, IndexDim] of the query latent <paramref name="queryLatent"/> at
-    /// positions 0 …: rotary, rotated and quantized.</summary>
-    public Tensor Queries(Tensor queryLatent, RotaryEmbedding rotary)
+    /// positions <paramref name="offset"/> …: rotary, rotated and quantized.</summary>
+    public Tensor Queries(Tensor queryLatent, RotaryEmbedding rotary, long offset = 0)
     {
         using var scope = NewDisposeScope();
         long batch = queryLatent.shape[0], time = queryLatent.shape[1];
         var q = wq_b.forward(queryLatent).view(batch, time, Heads, IndexDim);
         if (ropeDim > 0)
         {
-            var (cos, sin) = rotary.Angles(time);
+            var (cos, sin) = rotary.Angles(time, offset);
             var rotated = RotaryEmbedding.Rotate(q.narrow(-1, IndexDim - ropeDim, ropeDim), cos.unsqueeze(1), sin.unsqueeze(1));
             q = torch.cat(new[] { q.narrow(-1, 0, IndexDim - ropeDim), rotated }, -1);
         }
@@ -113,13 +113,21 @@ public sealed class CompressedIndexer : nn.Module
     /// </summary>
     public Tensor Select(Tensor x, Tensor queryLatent, RotaryEmbedding rotary)
     {
+        using var keys = Keys(x, rotary);
+        return SelectAmong(x, queryLatent, keys, 0, rotary);
+    }
+
+    /// <summary>Like <see cref="Select"/> for queries at positions <paramref name="offset"/> … over index keys already
+    /// computed (decoding: the cached keys of every complete window so far).</summary>
+    public Tensor SelectAmong(Tensor x, Tensor queryLatent, Tensor keys, long offset, RotaryEmbedding rotary)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var keys = Keys(x, rotary);
-        var visible = CompressedAttention.VisibleEntries(x.shape[1], keys.shape[1], compressor.Ratio, x.device);
+        var visible = CompressedAttention.VisibleEntries(x.shape[1], keys.shape[1], compressor.Ratio, x.device, offset);
         var count = keys.shape[1];
         if (count <= TopK) return visible.expand(x.shape[0], -1, -1).MoveToOuterDisposeScope();
-        var scores = Scores(x, Queries(queryLatent, rotary), keys).masked_fill(visible.logical_not(), double.NegativeInfinity);
+        var scores = Scores(x, Queries(queryLatent, rotary, offset), keys).masked_fill(visible.logical_not(), double.NegativeInfinity);
         var order = scores.flip(-1).sort(-1, descending: true, stable: true).Indices.narrow(-1, 0, TopK);
         var chosen = torch.zeros(scores.shape, dtype: ScalarType.Bool, device: scores.device)
             .scatter_(-1, (count - 1) - order, torch.ones(order.shape, dtype: ScalarType.Bool, device: scores.device));
