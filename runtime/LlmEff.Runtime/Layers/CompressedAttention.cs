@@ -89,7 +89,8 @@ public sealed record CompressedAttentionOptions(int Dim, int Heads, int HeadDim,
 /// OutputRank, concatenated and projected to Dim by <c>wo_b</c>.</item>
 /// </list>
 /// Scores are scaled by HeadDim^−½ and softmaxed in fp32. Rotary pairs halves (this runtime's convention), not DeepSeek's
-/// adjacent pairs; the FP8 storage simulation of DeepSeek's KV entries and cached decoding are not implemented.
+/// adjacent pairs; the FP8 storage simulation of DeepSeek's KV entries and YaRN are not implemented. <see cref="Decode"/> runs
+/// it from a cache.
 /// </summary>
 public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
 {
