@@ -77,6 +77,68 @@ public static class ReferenceQuantizer
         return (byte)(exponent + E8M0.Bias);
     }
 
+    /// <summary>
+    /// The scalar reference for <see cref="IndexerQuantizer.FakeQuantize"/>: rows of <paramref name="rowLength"/> values
+    /// fake-quantized to <paramref name="precision"/>. For FP4 and FP8 the block scale is found by search, the smallest
+    /// power of two 2^e with <c>max·2^e ≥ amax</c> (amax floored as DeepSeek floors it), in exact double arithmetic, and
+    /// elements round with the nearest-value encoders <see cref="E2M1.Encode"/> and <see cref="E4M3.Encode"/>; bf16
+    /// rounds the fp32 bit pattern to nearest even. Shares no code with the vectorised path.
+    /// </summary>
+    public static float[] IndexerFakeQuantize(ReadOnlySpan<float> values, int rowLength, IndexerPrecision precision)
+    {
+        if (rowLength <= 0 || values.Length % rowLength != 0)
+            throw new ArgumentException($"{values.Length} values do not make whole rows of {rowLength}.", nameof(values));
+        var result = values.ToArray();
+        switch (precision)
+        {
+            case IndexerPrecision.Fp32:
+                return result;
+            case IndexerPrecision.Bf16:
+                for (var i = 0; i < result.Length; i++) result[i] = RoundToBf16(result[i]);
+                return result;
+            case IndexerPrecision.Fp4:
+            case IndexerPrecision.Fp8:
+                var fp4 = precision == IndexerPrecision.Fp4;
+                var blockSize = fp4 ? IndexerQuantizer.Fp4BlockSize : IndexerQuantizer.Fp8BlockSize;
+                if (rowLength % blockSize != 0)
+                    throw new ArgumentException($"The row length ({rowLength}) must be a multiple of the block size {blockSize}.", nameof(rowLength));
+                double max = fp4 ? E2M1.MaxMagnitude : E4M3.MaxValue;
+                var floor = fp4 ? IndexerQuantizer.Fp4AmaxFloor : IndexerQuantizer.Fp8AmaxFloor;
+                ForEachBlock(result.Length, rowLength, blockSize, (_, start, length) =>
+                {
+                    var (finite, amax) = Scan(result.AsSpan(start, length));
+                    if (!finite)
+                    {
+                        for (var i = start; i < start + length; i++) result[i] = float.NaN;
+                        return;
+                    }
+                    amax = Math.Max(amax, floor);
+                    // Start where max·2^e ≤ 448·amax/1024 < amax, below the answer, and step up.
+                    var exponent = Math.ILogB((double)amax) - 10;
+                    while (max * Math.ScaleB(1.0, exponent) < amax) exponent++;
+                    var scale = Math.ScaleB(1.0, exponent);
+                    for (var i = start; i < start + length; i++)
+                    {
+                        var scaled = (float)(result[i] / scale); // exact: a power of two
+                        var element = fp4 ? E2M1.Decode(E2M1.Encode(scaled)) : E4M3.Decode(E4M3.Encode(scaled));
+                        result[i] = (float)(element * scale);
+                    }
+                });
+                return result;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(precision), precision, "Not an indexer precision.");
+        }
+    }
+
+    /// <summary>fp32 → bf16 → fp32 with round to nearest, ties to even, on the bit pattern (NaN stays NaN).</summary>
+    private static float RoundToBf16(float value)
+    {
+        if (float.IsNaN(value)) return value;
+        var bits = (uint)BitConverter.SingleToInt32Bits(value);
+        var rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
+        return BitConverter.Int32BitsToSingle((int)(rounded & 0xFFFF0000u));
+    }
+
     private static int BlockIndex(int valueIndex, int rowLength, int blockSize)
     {
         if (blockSize == 0) return 0;

@@ -1,0 +1,137 @@
+using System;
+using LlmEff.Quantization;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LlmEff.Layers;
+
+/// <summary>
+/// DeepSeek V4's indexer for compressed sparse attention (CSA): scores every visible compressed entry for each query and
+/// keeps the <see cref="TopK"/> best. Queries come from the layer's query latent (<c>wq_b</c>: <see cref="Heads"/> heads
+/// of <see cref="IndexDim"/>, rotary on the last RopeDim channels at the token's position); keys from the indexer's own
+/// overlapping <see cref="Compressor"/> (IndexDim wide). Both are rotated by <see cref="Hadamard"/> and fake-quantized to
+/// <see cref="Precision"/> (FP4 in DeepSeek V4); the score of entry s is <c>Σ_h w_h(t)·ReLU(q_h(t)·k_s)</c> with
+/// <c>w = weights_proj(x)·IndexDim^−½·Heads^−½</c>, optionally rounded to bf16 before ranking (<see cref="Bf16Scores"/>:
+/// the report's BF16 index scores). Source: <c>Indexer</c> in deepseek-ai's V4 <c>inference/model.py</c>.
+/// </summary>
+/// <remarks>Selection is discrete and passes no gradient; the indexer's own training loss is not implemented here yet.</remarks>
+public sealed class CompressedIndexer : nn.Module
+{
+    private readonly Linear wq_b;
+    private readonly Linear weights_proj;
+    private readonly Compressor compressor;
+    private readonly int ropeDim;
+
+    /// <summary>Creates the indexer for a layer of width <paramref name="dim"/> whose query latent is
+    /// <paramref name="queryRank"/> wide.</summary>
+    public CompressedIndexer(int dim, int queryRank, int heads, int indexDim, int ropeDim, int ratio, int topK,
+        IndexerPrecision precision, bool bf16Scores, double normEps, Device? device = null, ScalarType? dtype = null) : base(nameof(CompressedIndexer))
+    {
+        if (queryRank <= 0) throw new ArgumentOutOfRangeException(nameof(queryRank), queryRank, "The query latent width must be positive.");
+        if (heads <= 0) throw new ArgumentOutOfRangeException(nameof(heads), heads, "Indexer heads must be positive.");
+        if (indexDim <= 0 || (indexDim & (indexDim - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(indexDim), indexDim, "The indexer head width must be a power of two (Hadamard rotation).");
+        if (ropeDim < 0 || ropeDim % 2 != 0 || ropeDim > indexDim)
+            throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, $"The rotary part must be even and at most the indexer head width {indexDim}.");
+        if (topK <= 0) throw new ArgumentOutOfRangeException(nameof(topK), topK, "TopK must keep at least one entry.");
+        var block = precision switch { IndexerPrecision.Fp4 => IndexerQuantizer.Fp4BlockSize, IndexerPrecision.Fp8 => IndexerQuantizer.Fp8BlockSize, _ => 1 };
+        if (indexDim % block != 0)
+            throw new ArgumentOutOfRangeException(nameof(indexDim), indexDim, $"{precision} quantizes blocks of {block}: the indexer head width must be a multiple.");
+        Heads = heads;
+        IndexDim = indexDim;
+        TopK = topK;
+        Precision = precision;
+        Bf16Scores = bf16Scores;
+        this.ropeDim = ropeDim;
+        wq_b = nn.Linear(queryRank, (long)heads * indexDim, hasBias: false, device: device, dtype: dtype);
+        weights_proj = nn.Linear(dim, heads, hasBias: false, device: device, dtype: dtype);
+        compressor = new Compressor(dim, indexDim, ratio, overlap: true, ropeDim, normEps, device);
+        RegisterComponents();
+        Init.Normal(wq_b.weight);
+        Init.Normal(weights_proj.weight);
+    }
+
+    /// <summary>Indexer heads.</summary>
+    public int Heads { get; }
+
+    /// <summary>Width of an index query head and of one index key.</summary>
+    public int IndexDim { get; }
+
+    /// <summary>Compressed entries kept per query.</summary>
+    public int TopK { get; }
+
+    /// <summary>What queries and keys are fake-quantized to.</summary>
+    public IndexerPrecision Precision { get; }
+
+    /// <summary>Whether scores are rounded to bf16 before ranking.</summary>
+    public bool Bf16Scores { get; }
+
+    /// <summary>The indexer's compressor (its keys).</summary>
+    public Compressor Compressor => compressor;
+
+    /// <summary>Index keys [batch, time div Ratio, IndexDim]: compressed, rotated and quantized.</summary>
+    public Tensor Keys(Tensor x, RotaryEmbedding rotary)
+    {
+        using var scope = NewDisposeScope();
+        return IndexerQuantizer.FakeQuantize(Hadamard.Rotate(compressor.forward(x, rotary)), Precision).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Index queries [batch, time, Heads, IndexDim] of the query latent <paramref name="queryLatent"/> at
+    /// positions <paramref name="offset"/> …: rotary, rotated and quantized.</summary>
+    public Tensor Queries(Tensor queryLatent, RotaryEmbedding rotary, long offset = 0)
+    {
+        using var scope = NewDisposeScope();
+        long batch = queryLatent.shape[0], time = queryLatent.shape[1];
+        var q = wq_b.forward(queryLatent).view(batch, time, Heads, IndexDim);
+        if (ropeDim > 0)
+        {
+            var (cos, sin) = rotary.Angles(time, offset);
+            var rotated = RotaryEmbedding.Rotate(q.narrow(-1, IndexDim - ropeDim, ropeDim), cos.unsqueeze(1), sin.unsqueeze(1));
+            q = torch.cat(new[] { q.narrow(-1, 0, IndexDim - ropeDim), rotated }, -1);
+        }
+        return IndexerQuantizer.FakeQuantize(Hadamard.Rotate(q), Precision).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Index scores [batch, time, entries] (fp32, unmasked) of <paramref name="queries"/> over
+    /// <paramref name="keys"/>, with head weights from the layer input <paramref name="x"/>.</summary>
+    public Tensor Scores(Tensor x, Tensor queries, Tensor keys)
+    {
+        using var scope = NewDisposeScope();
+        var dots = torch.einsum("bthd,bsd->bths", queries.to(ScalarType.Float32), keys.to(ScalarType.Float32)).relu();
+        var weights = weights_proj.forward(x).to(ScalarType.Float32) * (float)(1 / Math.Sqrt((double)IndexDim * Heads));
+        var scores = (dots * weights.unsqueeze(-1)).sum(2);
+        if (Bf16Scores) scores = scores.to(ScalarType.BFloat16).to(ScalarType.Float32);
+        return scores.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Keep-mask [batch, time, entries] for queries at positions 0 … time − 1 over the index keys of the same
+    /// sequence: entry w is kept when it is visible (w &lt; (t + 1) div Ratio: its window is complete) and among the
+    /// <see cref="TopK"/> highest visible scores. Ties go to the later entry (a stable sort over the entries in reverse),
+    /// so both twins choose alike.
+    /// </summary>
+    public Tensor Select(Tensor x, Tensor queryLatent, RotaryEmbedding rotary)
+    {
+        using var keys = Keys(x, rotary);
+        return SelectAmong(x, queryLatent, keys, 0, rotary);
+    }
+
+    /// <summary>Like <see cref="Select"/> for queries at positions <paramref name="offset"/> … over index keys already
+    /// computed (decoding: the cached keys of every complete window so far).</summary>
+    public Tensor SelectAmong(Tensor x, Tensor queryLatent, Tensor keys, long offset, RotaryEmbedding rotary)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var visible = CompressedAttention.VisibleEntries(x.shape[1], keys.shape[1], compressor.Ratio, x.device, offset);
+        var count = keys.shape[1];
+        if (count <= TopK) return visible.expand(x.shape[0], -1, -1).MoveToOuterDisposeScope();
+        var scores = Scores(x, Queries(queryLatent, rotary, offset), keys).masked_fill(visible.logical_not(), double.NegativeInfinity);
+        var order = scores.flip(-1).sort(-1, descending: true, stable: true).Indices.narrow(-1, 0, TopK);
+        var chosen = torch.zeros(scores.shape, dtype: ScalarType.Bool, device: scores.device)
+            .scatter_(-1, (count - 1) - order, torch.ones(order.shape, dtype: ScalarType.Bool, device: scores.device));
+        // Rows seeing fewer than TopK entries picked hidden ones too; drop them.
+        return chosen.logical_and(visible).MoveToOuterDisposeScope();
+    }
+}
