@@ -74,3 +74,9 @@ public partial class DecodeLatent;
 [Attention(Heads = 4)]
 [SparseAttention(IndexerHeads = 4, IndexerDim = 32, TopK = 64)]
 public partial class DecodeSparse;
+
+/// <summary>The llama.cpp decode comparison's ~100M-parameter Llama-style model (GPT-2 small's width and depth, a
+/// 32,000-token vocabulary, tied head): large enough that reading the weights bounds a decode step.</summary>
+[Model(Vocab = 32000, Dim = 768, Layers = 12, Context = 1024)]
+[Attention(Heads = 12)]
+public partial class Decode100M;

@@ -1,0 +1,143 @@
+using System;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using LlmEff.Cli.LlamaCpp;
+using LlmEff.Export;
+using LlmEff.Generation;
+using static TorchSharp.torch;
+
+namespace LlmEff.Benchmarks;
+
+/// <summary>
+/// `dotnet run -c Release -- decode-llama`: our cached decoding against llama.cpp on the same weights (our GGUF export,
+/// f32, f32 KV cache), batch 1, the same threads, greedy after a prompt. Each side's prefill and decode are timed
+/// apart; decode tokens/s is what is compared. The bound is what memory bandwidth allows: weight bytes read per token
+/// over a copy bandwidth measured in the same run. Models llama.cpp cannot run yet are listed with the reason.
+/// </summary>
+internal static class LlamaCppDecodeComparison
+{
+    public static int Run(string[] args)
+    {
+        var prompt = BenchmarkArguments.Option(args, "--context", 512, minimum: 1);
+        var tokens = BenchmarkArguments.Option(args, "--tokens", 128, minimum: 1);
+        var repeats = BenchmarkArguments.Option(args, "--repeats", 3, minimum: 1);
+        var threads = BenchmarkArguments.Option(args, "--threads", 2, minimum: 1);
+        set_num_threads(threads);
+        var inv = CultureInfo.InvariantCulture;
+        var bandwidth = CopyBandwidth();
+        Console.WriteLine(string.Create(inv, $"Decoding {tokens} tokens after a {prompt}-token prompt, batch 1, greedy, f32 weights and cache, {threads} threads on both sides, median of {repeats}; {DateTime.UtcNow:yyyy-MM-dd}."));
+        Console.WriteLine(string.Create(inv, $"Copy bandwidth (best of 5 copies of 256 MiB, bytes read + written per second): {bandwidth / 1e9:F1} GB/s."));
+        Console.WriteLine();
+        Console.WriteLine("| model | parameters | weight MB read per token | bound tokens/s | ours: tokens/s | llama.cpp: tokens/s | ours / llama.cpp | prefill ours / llama.cpp (s) | same greedy tokens |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var (name, create, facts, export) in new (string, Func<nn.Module<Tensor, Tensor>>, ModelFacts, GgufExport)[]
+                 {
+                     ("Decode100M", () => new Decode100M(), Decode100M.Facts, Decode100M.Gguf),
+                     ("DecodeFull", () => new DecodeFull(), DecodeFull.Facts, DecodeFull.Gguf),
+                     ("DecodeHybrid", () => new DecodeHybrid(), DecodeHybrid.Facts, DecodeHybrid.Gguf),
+                     ("DecodeLatent", () => new DecodeLatent(), DecodeLatent.Facts, DecodeLatent.Gguf),
+                 })
+        {
+            if (!export.IsAvailable)
+            {
+                Console.WriteLine($"| {name} | {facts.ParameterCount:N0} | | | | not exportable: {export.Refusal} | | | |");
+                continue;
+            }
+            if (prompt + tokens > facts.Context) throw new ArgumentException($"--context {prompt} plus --tokens {tokens} exceed {name}'s context of {facts.Context}.");
+            manual_seed(1);
+            using var model = create();
+            model.eval();
+            using var _ = no_grad();
+            var path = Path.Combine(Path.GetTempPath(), $"llmeff-decode-{name}-{Environment.ProcessId}.gguf");
+            try
+            {
+                GgufExporter.Export(model, export, name, path);
+                var promptTokens = randint(0, facts.Vocab, new long[] { 1, prompt }, generator: new Generator(2));
+                var promptIds = promptTokens[0].data<long>().Select(id => (int)id).ToArray();
+                using var llama = new LlamaCppEngine(path, prompt + tokens, threads);
+                var ours = new (double Prefill, double Decode)[repeats];
+                var theirs = new (double Prefill, double Decode)[repeats];
+                long[] ourTokens = Array.Empty<long>();
+                int[] theirTokens = Array.Empty<int>();
+                for (var r = 0; r < repeats; r++)
+                {
+                    (ours[r], ourTokens) = Ours((IDecoder)model, promptTokens, tokens);
+                    (theirs[r], theirTokens) = Theirs(llama, promptIds, tokens);
+                }
+                // Weights read per decoded token: every matrix once, the tied embedding as the head (its lookup reads one row).
+                var weightBytes = 4.0 * facts.ParameterCount;
+                var bound = bandwidth / weightBytes;
+                var ourRate = tokens / BenchmarkArguments.Median(ours.Select(o => o.Decode));
+                var theirRate = tokens / BenchmarkArguments.Median(theirs.Select(t => t.Decode));
+                var agree = ourTokens.Select(t => (int)t).Zip(theirTokens).TakeWhile(p => p.First == p.Second).Count();
+                Console.WriteLine(string.Create(inv,
+                    $"| {name} | {facts.ParameterCount:N0} | {weightBytes / 1e6:F0} | {bound:F1} | {ourRate:F1} | {theirRate:F1} | {ourRate / theirRate:F2} | {BenchmarkArguments.Median(ours.Select(o => o.Prefill)):F2} / {BenchmarkArguments.Median(theirs.Select(t => t.Prefill)):F2} | {(agree == tokens ? "all" : $"first {agree} of {tokens}")} |"));
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>Our cached decoding: the prompt once (prefill), then one token per step.</summary>
+    private static ((double Prefill, double Decode), long[]) Ours(IDecoder model, Tensor prompt, int count)
+    {
+        using var cache = model.NewCache();
+        var chosen = new long[count];
+        var clock = Stopwatch.StartNew();
+        var input = prompt.alias();
+        double prefill = 0;
+        for (var i = 0; i < count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var next = model.forward(input, cache)[0, -1].argmax().reshape(1, 1);
+            chosen[i] = next.item<long>();
+            if (i == 0) { prefill = clock.Elapsed.TotalSeconds; clock.Restart(); }
+            input.Dispose();
+            input = next.DetachFromDisposeScope();
+        }
+        input.Dispose();
+        // The first token comes from the prefill; the decode rate counts the count − 1 steps after it, scaled to count.
+        var decode = clock.Elapsed.TotalSeconds * count / Math.Max(1, count - 1);
+        return ((prefill, decode), chosen);
+    }
+
+    /// <summary>llama.cpp the same way: the prompt in one batch, then one token per decode call.</summary>
+    private static ((double Prefill, double Decode), int[]) Theirs(LlamaCppEngine llama, int[] prompt, int count)
+    {
+        var chosen = new int[count];
+        var clock = Stopwatch.StartNew();
+        var logits = llama.Start(prompt);
+        var prefill = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        for (var i = 0; i < count; i++)
+        {
+            chosen[i] = LlamaCppEngine.ArgMax(logits);
+            if (i + 1 < count) logits = llama.Next(chosen[i]);
+        }
+        var decode = clock.Elapsed.TotalSeconds * count / Math.Max(1, count - 1);
+        return ((prefill, decode), chosen);
+    }
+
+    /// <summary>Bytes read plus written per second copying 256 MiB, best of five: what a step that streams the
+    /// weights once can at most move.</summary>
+    private static double CopyBandwidth()
+    {
+        const int Bytes = 256 << 20;
+        var source = new byte[Bytes];
+        var target = new byte[Bytes];
+        new Random(1).NextBytes(source);
+        var best = double.MaxValue;
+        for (var i = 0; i < 5; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            source.AsSpan().CopyTo(target);
+            best = Math.Min(best, clock.Elapsed.TotalSeconds);
+        }
+        return 2.0 * Bytes / best;
+    }
+}
