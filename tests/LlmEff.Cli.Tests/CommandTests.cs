@@ -13,7 +13,7 @@ public sealed class CommandTests : IDisposable
     [Fact]
     public void Ablate_trains_each_model_and_writes_table_report_json_and_plots()
     {
-        var (code, output, error) = CliHarness.Run("ablate", "--steps", "3", "--batch", "2", "--seq", "64", "--models", "TinyDecoder,TinyNoKey", "--out", temp.Path);
+        var (code, output, error) = CliHarness.Run("ablate", "--seeds", "1", "--steps", "3", "--batch", "2", "--seq", "64", "--models", "TinyDecoder,TinyNoKey", "--out", temp.Path);
 
         Assert.True(code == 0, error);
         Assert.Contains("TinyNoKey", output);
@@ -54,7 +54,7 @@ public sealed class CommandTests : IDisposable
     {
         double[] Losses(string folder)
         {
-            var (code, _, error) = CliHarness.Run("ablate", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--models", "TinyDecoder,TinyMqa", "--out", folder);
+            var (code, _, error) = CliHarness.Run("ablate", "--seeds", "2", "--jobs", "1", "--steps", "2", "--batch", "2", "--seq", "32", "--models", "TinyDecoder,TinyMqa", "--out", folder);
             Assert.True(code == 0, error);
             using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "results.json")));
             return json.RootElement.GetProperty("runs").EnumerateArray()
@@ -293,7 +293,7 @@ public sealed class CommandTests : IDisposable
     [InlineData(2, "--seeds must be at least 1 (2 or more for intervals). (got -2)", "qat", "--seeds", "-2")]
     [InlineData(2, "--seeds must be at least 1 (2 or more for intervals). (got 0)", "study", "--seeds", "0")]
     [InlineData(1, "Unrecognized command or argument '--seeds'", "train", "--seeds", "2")]
-    [InlineData(2, "--jobs must be at least 1. (got 0)", "ablate", "--jobs", "0")]
+    [InlineData(2, "--jobs must not be negative. (got -1)", "ablate", "--jobs", "-1")]
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {
@@ -330,9 +330,9 @@ public sealed class CommandTests : IDisposable
         foreach (var option in new[] { "--seq", "--lr", "--seed", "--threads" })
             Assert.All(new[] { "ablate", "qat" }, command => Assert.Equal(HelpLine("train", option), HelpLine(command, option)));
         Assert.Equal(HelpLine("train", "--threads"), HelpLine("study", "--threads"));
-        Assert.Equal(HelpLine("ablate", "--seeds"), HelpLine("qat", "--seeds"));
-        Assert.EndsWith("[default: 1]", HelpLine("ablate", "--seeds"));
-        Assert.Equal(HelpLine("ablate", "--seeds").Replace("[default: 1]", "[default: 3]"), HelpLine("study", "--seeds"));
+        Assert.EndsWith("[default: 1]", HelpLine("qat", "--seeds"));
+        Assert.Equal(HelpLine("qat", "--seeds").Replace("[default: 1]", "[default: 3]"), HelpLine("ablate", "--seeds"));
+        Assert.Equal(HelpLine("ablate", "--seeds"), HelpLine("study", "--seeds"));
         // Only the defaults differ where the workloads do.
         Assert.EndsWith("[default: 200]", HelpLine("train", "--steps"));
         Assert.Equal(HelpLine("train", "--steps").Replace("[default: 200]", "[default: 300]"), HelpLine("ablate", "--steps"));

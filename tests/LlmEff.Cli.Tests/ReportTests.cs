@@ -143,5 +143,25 @@ public sealed class ReportTests : System.IDisposable
         Assert.Equal(0.65, noKey.GetProperty("accuracy").GetProperty("mean").GetDouble(), 12);
     }
 
+    [Fact]
+    public void The_verdict_names_each_difference_the_seeds_resolve_and_each_they_do_not()
+    {
+        // Baseline 1.00/1.01/0.99; "Worse" is 0.10 higher on every seed (resolved); "Noisy" is +0.2, -0.2, +0.1 (not
+        // resolved: mean 0.0333, s = 0.2082, t(2) = 4.303, half-width 0.5171). No recall measured: no recall differences.
+        RunResult Seeded(string model, int seed, double heldOut) => Run(model, 4096, heldOut, null) with { Seed = seed };
+        var runs = new[]
+        {
+            Seeded("Baseline", 1, 1.00), Seeded("Baseline", 2, 1.01), Seeded("Baseline", 3, 0.99),
+            Seeded("Worse", 1, 1.10), Seeded("Worse", 2, 1.11), Seeded("Worse", 3, 1.09),
+            Seeded("Noisy", 1, 1.20), Seeded("Noisy", 2, 0.81), Seeded("Noisy", 3, 1.09),
+        };
+
+        var verdict = ResultsTable.Verdict(ModelSummary.Of(runs));
+
+        Assert.Equal("Resolved against Baseline: Worse held-out loss higher (+0.1000 ± 0.0000). " +
+                     "Not resolved (these seeds cannot tell which side is better): Noisy held-out loss (+0.0333 ± 0.5171).", verdict);
+        Assert.Null(ResultsTable.Verdict(ModelSummary.Of(new[] { Run("Baseline", 4096, 1.0, 0.5), Run("Other", 2048, 1.1, 0.4) })));
+    }
+
     public void Dispose() => temp.Dispose();
 }

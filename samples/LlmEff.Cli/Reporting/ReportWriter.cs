@@ -123,6 +123,11 @@ public static class ReportWriter
         Line();
         Line(Escape(ReportFormat.IntervalNote(models)) + " A 95% interval that contains 0 means these seeds cannot tell which side is better.");
         Line();
+        if (ResultsTable.Verdict(models) is { } verdict)
+        {
+            Line(Escape(verdict));
+            Line();
+        }
 
         Line("## Reading the table");
         Line();

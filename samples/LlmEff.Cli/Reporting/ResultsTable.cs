@@ -44,6 +44,35 @@ public static class ResultsTable
     }
 
     /// <summary>
+    /// What the seeds settle, in words: each difference from the baseline (held-out loss, recall) listed as resolved,
+    /// with its direction, or not resolved; null with fewer than two seeds or no model to compare. Said plainly because
+    /// a reader of a table reads the means first.
+    /// </summary>
+    public static string? Verdict(IReadOnlyList<ModelSummary> models)
+    {
+        if (models.Count < 2 || models.Min(m => m.Runs.Count) < 2) return null;
+        var resolved = new List<string>();
+        var open = new List<string>();
+        foreach (var model in models.Skip(1))
+        {
+            foreach (var (metric, difference, format) in new (string, PairedDifference?, Func<double, string>)[]
+                     {
+                         ("held-out loss", model.HeldOutLossVersusBaseline, ReportFormat.Loss),
+                         ("recall", model.RecallVersusBaseline, ReportFormat.Percent),
+                     })
+            {
+                if (difference?.Interval.HalfWidth is not { } half) continue;
+                var amount = (difference.Interval.Mean < 0 ? "-" : "+") + format(Math.Abs(difference.Interval.Mean)) + " ± " + format(half);
+                if (difference.Resolution == Resolution.NotResolved) open.Add($"{model.Model} {metric} ({amount})");
+                else resolved.Add($"{model.Model} {metric} {(difference.Resolution == Resolution.Higher ? "higher" : "lower")} ({amount})");
+            }
+        }
+        var baseline = models[0].Model;
+        var text = resolved.Count == 0 ? $"Resolved against {baseline}: nothing." : $"Resolved against {baseline}: {string.Join("; ", resolved)}.";
+        return text + (open.Count == 0 ? " Every difference is resolved." : $" Not resolved (these seeds cannot tell which side is better): {string.Join("; ", open)}.");
+    }
+
+    /// <summary>
     /// The same table as aligned plain text, for redirected output and for pasting into documentation; the lowest
     /// held-out loss is marked with <c>*</c>; footnotes explain it and the intervals.
     /// </summary>
