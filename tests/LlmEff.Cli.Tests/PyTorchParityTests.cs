@@ -252,6 +252,33 @@ public sealed class PyTorchParityTests : IDisposable
     }
 
     [SkippableFact]
+    public void Train_py_with_muon_resumes_exactly_and_refuses_to_resume_with_adamw()
+    {
+        Skip.If(Python.WhyUnavailable is not null, Python.WhyUnavailable);
+        var folder = Export("TinyGqa");
+        var settings = new[] { "train.py", "--model", "TinyGqa.py", "--data", "tokens.safetensors", "--steps", "4", "--batch", "2", "--seq", "32", "--eval-batches", "1", "--threads", "1", "--optimizer", "muon" };
+        var full = Python.Run(settings.Concat(new[] { "--checkpoint", "full.safetensors", "--log-json", "full.json" }), folder, 120_000);
+        Assert.True(full.Code == 0, full.Output);
+        var part = Python.Run(settings.Concat(new[] { "--stop-after", "2", "--checkpoint", "part.safetensors" }), folder, 120_000);
+        Assert.True(part.Code == 0, part.Output);
+        var rest = Python.Run(settings.Concat(new[] { "--resume", "part.safetensors", "--checkpoint", "rest.safetensors", "--log-json", "rest.json" }), folder, 120_000);
+        Assert.True(rest.Code == 0, rest.Output);
+
+        List<double> Losses(string file) => JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, file))).RootElement.GetProperty("losses").EnumerateArray().Select(l => l.GetDouble()).ToList();
+        Assert.Equal(Losses("full.json"), Losses("rest.json"));
+        using (var part2 = SafeTensors.Load(Path.Combine(folder, "part.safetensors")))
+            Assert.Contains("__trainer__.torch.model.layers.0.self_attn.q_proj.weight.momentum_buffer", part2.Tensors.Keys);
+        using (var a = SafeTensors.Load(Path.Combine(folder, "full.safetensors")))
+        using (var b = SafeTensors.Load(Path.Combine(folder, "rest.safetensors")))
+        {
+            foreach (var (name, tensor) in a.Tensors) Assert.True(MaxAbsDifference(tensor, b.Tensors[name]) == 0, $"{name} differs after resuming");
+        }
+        var adamw = Python.Run(settings.Select(a => a == "muon" ? "adamw" : a).Concat(new[] { "--resume", "part.safetensors" }), folder, 120_000);
+        Assert.NotEqual(0, adamw.Code);
+        Assert.Contains("optimizer: muon in the checkpoint, adamw now", adamw.Output);
+    }
+
+    [SkippableFact]
     public void Two_Muon_steps_in_python_give_the_weights_two_steps_in_TorchSharp_give()
     {
         Skip.If(Python.WhyUnavailable is not null, Python.WhyUnavailable);
