@@ -29,11 +29,12 @@ public partial class ParityGpt2SharedKv;
 public partial class ParitySharedMoeInt4;
 
 /// <summary>SwiGLU clamping with a limit small enough to bite at initialisation (gate and up outputs have a standard
-/// deviation near 0.16 here), in the dense layer, the routed experts and the shared expert.</summary>
+/// deviation near 0.16 here), in the dense layer, the routed experts and the shared expert; DeepSeek V4's √softplus
+/// router, with the auxiliary loss on its per-token renormalised scores.</summary>
 [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
 [Attention(Heads = 4, KvHeads = 2)]
 [Mlp(Hidden = 64, ClampLimit = 0.1)]
-[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLoss)]
 public partial class ParityClampedMoe;
 
 /// <summary>SwiGLU clamping on GPT-2's fused gate-and-up projection (c_fc), biases included.</summary>

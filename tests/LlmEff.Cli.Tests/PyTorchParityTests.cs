@@ -106,7 +106,7 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityLatentEncoder", false),    // latent attention, direct query, bidirectional
         ("ParitySparseGqa", false),        // lightning indexer over GQA, its KL loss
         ("ParityLatentSparseMoe", false),  // latent + indexer + experts: both auxiliary losses
-        ("ParityClampedMoe", false),       // SwiGLU clamping in dense, routed and shared feed-forwards
+        ("ParityClampedMoe", false),       // SwiGLU clamping in dense, routed and shared feed-forwards; √softplus router, aux loss
         ("ParityGpt2Clamped", false),      // SwiGLU clamping on the fused c_fc
     };
 

@@ -833,7 +833,7 @@ internal static class ModelEmitter
         private void WriteMixtureOfExperts(MixturePlan mixture)
         {
             var m = mixture.Settings;
-            var scoring = m.Router == RouterKind.Softmax ? "softmax" : "sigmoid";
+            var scoring = m.Router switch { RouterKind.Softmax => "softmax", RouterKind.Sigmoid => "sigmoid", _ => "√softplus" };
             var balance = m.Balance switch
             {
                 BalanceKind.AuxLoss => "an auxiliary balancing loss",

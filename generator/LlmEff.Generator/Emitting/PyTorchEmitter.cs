@@ -190,7 +190,7 @@ internal static class PyTorchEmitter
         /// <summary>ExpertRouter's construction: the [MoE] scoring, balancing and weighting as arguments.</summary>
         private static string NewRouter(MoeSpec m)
         {
-            var arguments = new List<string> { "DIM", "EXPERTS", "ACTIVE_EXPERTS", m.Router == RouterKind.Softmax ? "\"softmax\"" : "\"sigmoid\"" };
+            var arguments = new List<string> { "DIM", "EXPERTS", "ACTIVE_EXPERTS", m.Router switch { RouterKind.Softmax => "\"softmax\"", RouterKind.Sigmoid => "\"sigmoid\"", _ => "\"sqrt_softplus\"" } };
             arguments.Add(m.Balance switch
             {
                 BalanceKind.AuxLoss => "\"aux_loss\", aux_loss_weight=AUX_LOSS_WEIGHT",
