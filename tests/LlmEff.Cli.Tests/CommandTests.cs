@@ -355,6 +355,7 @@ public sealed class CommandTests : IDisposable
         foreach (var option in new[] { "--seq", "--lr", "--seed", "--threads" })
             Assert.All(new[] { "ablate", "qat" }, command => Assert.Equal(HelpLine("train", option), HelpLine(command, option)));
         Assert.Equal(HelpLine("train", "--threads"), HelpLine("study", "--threads"));
+        Assert.All(new[] { "ablate", "qat", "study" }, command => Assert.Equal(HelpLine("train", "--optimizer"), HelpLine(command, "--optimizer")));
         Assert.Equal(HelpLine("ablate", "--seeds"), HelpLine("qat", "--seeds"));
         Assert.EndsWith("[default: 1]", HelpLine("ablate", "--seeds"));
         Assert.Equal(HelpLine("ablate", "--seeds").Replace("[default: 1]", "[default: 3]"), HelpLine("study", "--seeds"));
