@@ -94,6 +94,29 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void Ablate_with_muon_says_so_in_the_report_and_its_worker_processes_train_with_muon_too()
+    {
+        string[] Arguments(string folder, string optimizer, params string[] more) =>
+            new[] { "ablate", "--seeds", "2", "--steps", "3", "--batch", "2", "--seq", "32", "--models", "TinyDecoder", "--threads", "1", "--optimizer", optimizer, "--out", folder }.Concat(more).ToArray();
+        string Runs(string folder)
+        {
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "results.json")));
+            return string.Join("\n", json.RootElement.GetProperty("runs").EnumerateArray().Select(r => $"{r.GetProperty("seed")} {r.GetProperty("trainLosses")} {r.GetProperty("heldOutLoss")}"));
+        }
+
+        var muon = CliHarness.Run(Arguments(temp.File("muon"), "muon"));
+        var muonInWorkers = CliHarness.Run(Arguments(temp.File("workers"), "Muon", "--jobs", "2"));
+        var adamw = CliHarness.Run(Arguments(temp.File("adamw"), "adamw"));
+
+        Assert.True(muon.ExitCode == 0, muon.Error);
+        Assert.True(muonInWorkers.ExitCode == 0, muonInWorkers.Error);
+        Assert.True(adamw.ExitCode == 0, adamw.Error);
+        Assert.Contains("Muon for hidden matrices (Nesterov 0.95, Newton-Schulz 8+2 steps, update RMS 0.18)", File.ReadAllText(Path.Combine(temp.File("muon"), "report.md")));
+        Assert.Equal(Runs(temp.File("muon")), Runs(temp.File("workers")));
+        Assert.NotEqual(Runs(temp.File("muon")), Runs(temp.File("adamw")));
+    }
+
+    [Fact]
     public void Qat_with_two_seeds_shows_intervals_and_the_paired_difference_from_full_precision()
     {
         var (code, output, error) = CliHarness.Run("qat", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--out", temp.Path);
@@ -295,6 +318,8 @@ public sealed class CommandTests : IDisposable
     [InlineData(1, "Unrecognized command or argument '--seeds'", "train", "--seeds", "2")]
     [InlineData(2, "--jobs must not be negative. (got -1)", "ablate", "--jobs", "-1")]
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
+    [InlineData(2, "--optimizer must be adamw or muon, not 'sgd'", "train", "--optimizer", "sgd")]
+    [InlineData(2, "--optimizer must be adamw or muon, not 'lion'", "study", "--optimizer", "lion")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {
         var (code, output, error) = CliHarness.Run(args);
@@ -330,6 +355,7 @@ public sealed class CommandTests : IDisposable
         foreach (var option in new[] { "--seq", "--lr", "--seed", "--threads" })
             Assert.All(new[] { "ablate", "qat" }, command => Assert.Equal(HelpLine("train", option), HelpLine(command, option)));
         Assert.Equal(HelpLine("train", "--threads"), HelpLine("study", "--threads"));
+        Assert.All(new[] { "ablate", "qat", "study" }, command => Assert.Equal(HelpLine("train", "--optimizer"), HelpLine(command, "--optimizer")));
         Assert.EndsWith("[default: 1]", HelpLine("qat", "--seeds"));
         Assert.Equal(HelpLine("qat", "--seeds").Replace("[default: 1]", "[default: 3]"), HelpLine("ablate", "--seeds"));
         Assert.Equal(HelpLine("ablate", "--seeds"), HelpLine("study", "--seeds"));

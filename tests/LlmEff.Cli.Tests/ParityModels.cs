@@ -28,6 +28,21 @@ public partial class ParityGpt2SharedKv;
 [Quant(QuantFormat.Int4, GroupSize = 16, From = 0.5)]
 public partial class ParitySharedMoeInt4;
 
+/// <summary>SwiGLU clamping with a limit small enough to bite at initialisation (gate and up outputs have a standard
+/// deviation near 0.16 here), in the dense layer, the routed experts and the shared expert; DeepSeek V4's √softplus
+/// router, with the auxiliary loss on its per-token renormalised scores.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Heads = 4, KvHeads = 2)]
+[Mlp(Hidden = 64, ClampLimit = 0.1)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLoss)]
+public partial class ParityClampedMoe;
+
+/// <summary>SwiGLU clamping on GPT-2's fused gate-and-up projection (c_fc), biases included.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)]
+[Attention(Heads = 4)]
+[Mlp(Hidden = 48, ClampLimit = 0.1)]
+public partial class ParityGpt2Clamped;
+
 /// <summary>FP8 weights everywhere, activation checkpointing, a head width unrelated to Dim / Heads.</summary>
 [Model(Vocab = 64, Dim = 64, Layers = 3, Context = 32, Checkpointing = true)]
 [Attention(Heads = 2, HeadDim = 48)]

@@ -106,6 +106,8 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityLatentEncoder", false),    // latent attention, direct query, bidirectional
         ("ParitySparseGqa", false),        // lightning indexer over GQA, its KL loss
         ("ParityLatentSparseMoe", false),  // latent + indexer + experts: both auxiliary losses
+        ("ParityClampedMoe", false),       // SwiGLU clamping in dense, routed and shared feed-forwards; √softplus router, aux loss
+        ("ParityGpt2Clamped", false),      // SwiGLU clamping on the fused c_fc
     };
 
     [SkippableFact]
@@ -251,12 +253,95 @@ public sealed class PyTorchParityTests : IDisposable
         Assert.Contains("holds no optimizer state", resume.Error); // the TorchSharp optimizer state stays C#'s own
     }
 
+    [SkippableFact]
+    public void Train_py_with_muon_resumes_exactly_and_refuses_to_resume_with_adamw()
+    {
+        Skip.If(Python.WhyUnavailable is not null, Python.WhyUnavailable);
+        var folder = Export("TinyGqa");
+        var settings = new[] { "train.py", "--model", "TinyGqa.py", "--data", "tokens.safetensors", "--steps", "4", "--batch", "2", "--seq", "32", "--eval-batches", "1", "--threads", "1", "--optimizer", "muon" };
+        var full = Python.Run(settings.Concat(new[] { "--checkpoint", "full.safetensors", "--log-json", "full.json" }), folder, 120_000);
+        Assert.True(full.Code == 0, full.Output);
+        var part = Python.Run(settings.Concat(new[] { "--stop-after", "2", "--checkpoint", "part.safetensors" }), folder, 120_000);
+        Assert.True(part.Code == 0, part.Output);
+        var rest = Python.Run(settings.Concat(new[] { "--resume", "part.safetensors", "--checkpoint", "rest.safetensors", "--log-json", "rest.json" }), folder, 120_000);
+        Assert.True(rest.Code == 0, rest.Output);
+
+        List<double> Losses(string file) => JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, file))).RootElement.GetProperty("losses").EnumerateArray().Select(l => l.GetDouble()).ToList();
+        Assert.Equal(Losses("full.json"), Losses("rest.json"));
+        using (var part2 = SafeTensors.Load(Path.Combine(folder, "part.safetensors")))
+            Assert.Contains("__trainer__.torch.model.layers.0.self_attn.q_proj.weight.momentum_buffer", part2.Tensors.Keys);
+        using (var a = SafeTensors.Load(Path.Combine(folder, "full.safetensors")))
+        using (var b = SafeTensors.Load(Path.Combine(folder, "rest.safetensors")))
+        {
+            foreach (var (name, tensor) in a.Tensors) Assert.True(MaxAbsDifference(tensor, b.Tensors[name]) == 0, $"{name} differs after resuming");
+        }
+        var adamw = Python.Run(settings.Select(a => a == "muon" ? "adamw" : a).Concat(new[] { "--resume", "part.safetensors" }), folder, 120_000);
+        Assert.NotEqual(0, adamw.Code);
+        Assert.Contains("optimizer: muon in the checkpoint, adamw now", adamw.Output);
+    }
+
+    [SkippableFact]
+    public void Two_Muon_steps_in_python_give_the_weights_two_steps_in_TorchSharp_give()
+    {
+        Skip.If(Python.WhyUnavailable is not null, Python.WhyUnavailable);
+        var folder = Export("TinyDecoder"); // muon.py and llmeff_safetensors.py as export-pytorch ships them
+        // Wide and tall matrices on Muon (with decay), a table on AdamW with decay, a scale on AdamW without.
+        var shapes = new (string Name, long[] Shape, bool Muon, double Decay)[]
+        {
+            ("wide", new long[] { 24, 40 }, true, 0.1), ("tall", new long[] { 40, 16 }, true, 0.1),
+            ("table", new long[] { 30, 8 }, false, 0.1), ("scale", new long[] { 12 }, false, 0.0),
+        };
+        var rates = new[] { 0.01, 0.02 };
+        var generator = new Generator(5);
+        var inputs = new List<(string, Tensor)>();
+        foreach (var (name, shape, _, _) in shapes)
+        {
+            inputs.Add((name, randn(shape, generator: generator)));
+            inputs.Add(("grad1." + name, randn(shape, generator: generator)));
+            inputs.Add(("grad2." + name, randn(shape, generator: generator)));
+        }
+        var tensors = inputs.ToDictionary(t => t.Item1, t => t.Item2);
+        var groups = shapes.GroupBy(s => (s.Muon, s.Decay)).Select(g => (Names: g.Select(s => s.Name).ToList(), g.Key.Muon, g.Key.Decay)).ToList();
+        var input = Path.Combine(folder, "muon-in.safetensors");
+        SafeTensors.Save(input, inputs, new Dictionary<string, string>
+        {
+            ["groups"] = JsonSerializer.Serialize(groups.Select(g => new { names = g.Names, use_muon = g.Muon, weight_decay = g.Decay })),
+            ["rates"] = JsonSerializer.Serialize(rates),
+        });
+
+        var parameters = shapes.ToDictionary(s => s.Name, s => new TorchSharp.Modules.Parameter(tensors[s.Name].clone()));
+        using (var optimizer = new Muon(groups.Select(g => new TorchSharp.Modules.ParamGroup<Muon.Options>(g.Names.Select(n => parameters[n]).ToList(),
+                   new Muon.Options { UseMuon = g.Muon, WeightDecay = g.Decay, Momentum = 0.95, Beta1 = 0.9, Beta2 = 0.95, Epsilon = 1e-8 })).ToList(), rates[0]))
+        {
+            for (var step = 1; step <= rates.Length; step++)
+            {
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = rates[step - 1];
+                foreach (var (name, parameter) in parameters) parameter.grad = tensors[$"grad{step}.{name}"].clone();
+                optimizer.step();
+            }
+        }
+
+        var output = Path.Combine(folder, "muon-out.safetensors");
+        var (code, log) = Python.Run(new[] { Path.Combine(AppContext.BaseDirectory, "PyTorch", "muon_step.py"), folder, input, output }, folder, 60_000);
+        Assert.True(code == 0, log);
+        using var python = SafeTensors.Load(output);
+        foreach (var (name, parameter) in parameters)
+        {
+            // Both sides moved: the difference is measured against the distance travelled.
+            var travelled = MaxAbsDifference(parameter.detach(), tensors[name]);
+            var difference = MaxAbsDifference(parameter.detach(), python.Tensors[name]);
+            this.log.WriteLine(FormattableString.Invariant($"{name}: moved {travelled:E2}, C# vs Python {difference:E2}"));
+            Assert.True(travelled > 1e-3, $"{name} did not move");
+            Assert.True(difference <= 1e-5 * Math.Max(1, travelled), $"{name}: C# and Python differ by {difference:E3} after moving {travelled:E3}");
+        }
+    }
+
     [Fact]
     public void Export_writes_the_module_the_script_the_safetensors_module_and_the_tokens()
     {
         var folder = Export("TinyNoKey");
 
-        Assert.Equal(new[] { "TinyNoKey.py", "llmeff_safetensors.py", "tokens.safetensors", "train.py" }, Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(new[] { "TinyNoKey.py", "llmeff_safetensors.py", "muon.py", "tokens.safetensors", "train.py" }, Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         var module = File.ReadAllText(Path.Combine(folder, "TinyNoKey.py"));
         Assert.Contains("class TinyNoKey(nn.Module):", module);
         Assert.Contains("k = rotate(v, cos, sin)  # keys are the values", module);

@@ -17,6 +17,11 @@ public sealed class CombinationDiagnosticsTests
     /// with #0 on the argument the diagnostic belongs to, and the two sides the message must name.</summary>
     private static readonly Dictionary<string, (string Declaration, string Setting, string ConflictsWith)> Declarations = new()
     {
+        ["SwiGLU clamping without SwiGLU"] = ("""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16)]
+            [Attention(Heads = 4)]
+            [Mlp(Activation = Activation.Gelu, {|#0:ClampLimit = 10|})]
+            """, "ClampLimit", "Activation.Gelu"),
         ["Checkpointing with KV sharing"] = ("""
             [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#0:Checkpointing = true|})]
             [Attention(Heads = 4, ShareKvEvery = 2)]

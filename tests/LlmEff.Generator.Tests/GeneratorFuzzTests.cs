@@ -68,7 +68,7 @@ public sealed class GeneratorFuzzTests
         .Select((projection, named) => $"[Attention({string.Join(", ", new[] { projection, named }.Where(p => p.Length > 0))})]");
 
     private static readonly Gen<string> MlpAttribute =
-        Arguments(("Hidden", Size, 5), ("Activation", Enum("Activation", "SwiGlu", "Gelu"), 5)).Select(a => $"[Mlp({a})]");
+        Arguments(("Hidden", Size, 5), ("Activation", Enum("Activation", "SwiGlu", "Gelu"), 5), ("ClampLimit", Real, 2)).Select(a => $"[Mlp({a})]");
 
     private static readonly Gen<string> Count = Gen.Frequency((8, Gen.OneOf<string>("0", "1", "2", "3")), (1, Size));
 

@@ -86,6 +86,7 @@ public sealed class MixtureOfExpertsTests
     [Theory]
     [InlineData(RouterScoring.Softmax)]
     [InlineData(RouterScoring.Sigmoid)]
+    [InlineData(RouterScoring.SqrtSoftplus)]
     public void Chosen_weights_are_the_normalised_unbiased_scores_times_the_routed_scale(RouterScoring scoring)
     {
         using var _ = NewDisposeScope();
@@ -98,6 +99,20 @@ public sealed class MixtureOfExpertsTests
         var perToken = zeros(5).index_add_(0, routing.TokenOfSlot, routing.WeightOfSlot, 1);
         Assert.True(allclose(full(5, 2.5f), perToken, rtol: 1e-5, atol: 1e-6)); // weights sum to one per token, then × 2.5
         Assert.All(routing.WeightOfSlot.data<float>().ToArray(), w => Assert.InRange(w, 0f, 2.5f)); // the bias adds nothing to them
+    }
+
+    [Fact]
+    public void Sqrt_softplus_scores_are_the_square_root_of_softplus_and_do_not_saturate_like_the_sigmoid()
+    {
+        using var _ = NewDisposeScope();
+        var logits = tensor(new[] { -20f, -1f, 0f, 1f, 20f, 100f });
+        var expected = logits.data<float>().ToArray().Select(x => (float)Math.Sqrt(Math.Log(1 + Math.Exp(Math.Min(x, 80))) + Math.Max(0, x - 80))).ToArray();
+
+        var scores = ExpertRouter.Score(logits, RouterScoring.SqrtSoftplus).data<float>().ToArray();
+
+        for (var i = 0; i < expected.Length; i++) Assert.Equal(expected[i], scores[i], 1e-5f);
+        Assert.Equal(10f, scores[^1], 1e-4f); // √100: a confident expert keeps rising where the sigmoid is stuck at 1
+        Assert.Equal(1f, ExpertRouter.Score(logits, RouterScoring.Sigmoid).data<float>()[5], 1e-6f);
     }
 
     [Fact]

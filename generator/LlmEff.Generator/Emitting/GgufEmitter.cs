@@ -45,6 +45,7 @@ internal static class GgufEmitter
         if (new[] { plan.MixerNorm, plan.FeedForwardNorm, plan.FinalNorm }.Any(n => n.Kind != NormKind.RmsNorm)) return $"LayerNorm{Later}";
         if (plan.Dense is not { } dense) return $"a model without a dense feed-forward{Later}";
         if (dense.Activation != ActivationKind.SwiGlu) return $"the {dense.Activation} feed-forward{Later}";
+        if (dense.ClampLimit is { } limit) return $"SwiGLU clamping (ClampLimit = {limit.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}){Later}: llama.cpp's llama architecture does not clamp, so it would compute another model";
         // What is left is the Llama layout, which the table below renders; a layer differing from it would need more.
         if (plan.Layers.Any(l => l.Mixer != TokenMixer.Attention || l.FeedForward != FeedForwardKind.Dense || !l.OwnsKeysAndValues))
             return $"layers of different kinds{Later}";

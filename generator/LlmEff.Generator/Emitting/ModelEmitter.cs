@@ -782,8 +782,9 @@ internal static class ModelEmitter
             var quantizationNote = plan.FeedForwardQuantization == Planning.FeedForwardQuantization.PerInstance
                 ? $" Fake-quantized only where built with a quantization: in {(plan.Mixture!.Expert.Quantized ? "the routed experts" : "the dense layers and shared experts")}."
                 : "";
+            var clampNote = template.ClampLimit is { } limit ? $" The gate is clamped to at most {D(limit)} and up to [−{D(limit)}, {D(limit)}] before SiLU (SwiGLU clamping)." : "";
             w.Line(swiGlu
-                ? $"/// <summary>SwiGLU feed-forward{widthNote}: down(silu(gate(x)) ⊙ up(x)).{quantizationNote}</summary>"
+                ? $"/// <summary>SwiGLU feed-forward{widthNote}: down(silu(gate(x)) ⊙ up(x)).{clampNote}{quantizationNote}</summary>"
                 : $"/// <summary>GELU feed-forward{widthNote}: down(gelu(up(x))).{quantizationNote}</summary>");
             using (w.Block("public sealed class FeedForward : nn.Module<Tensor, Tensor>"))
             {
@@ -807,7 +808,15 @@ internal static class ModelEmitter
                     var inputs = template.Inputs.ToList();
                     var down = template.Output.Name;
                     string result;
-                    if (names.FusedProjections && swiGlu)
+                    if (swiGlu && template.ClampLimit is { } clamp)
+                    {
+                        if (names.FusedProjections) w.Line($"var gateAndUp = {inputs[0].Name}.forward(x).chunk(2, dim: -1);");
+                        var (gate, up) = names.FusedProjections ? ("gateAndUp[0]", "gateAndUp[1]") : ($"{inputs[0].Name}.forward(x)", $"{inputs[1].Name}.forward(x)");
+                        w.Line($"var gate = {gate}.clamp_max({D(clamp)});")
+                         .Line($"var up = {up}.clamp({D(-clamp)}, {D(clamp)});");
+                        result = $"{down}.forward(nn.functional.silu(gate) * up)";
+                    }
+                    else if (names.FusedProjections && swiGlu)
                     {
                         w.Line($"var gateAndUp = {inputs[0].Name}.forward(x).chunk(2, dim: -1);");
                         result = $"{down}.forward(nn.functional.silu(gateAndUp[0]) * gateAndUp[1])";
@@ -824,7 +833,7 @@ internal static class ModelEmitter
         private void WriteMixtureOfExperts(MixturePlan mixture)
         {
             var m = mixture.Settings;
-            var scoring = m.Router == RouterKind.Softmax ? "softmax" : "sigmoid";
+            var scoring = m.Router switch { RouterKind.Softmax => "softmax", RouterKind.Sigmoid => "sigmoid", _ => "√softplus" };
             var balance = m.Balance switch
             {
                 BalanceKind.AuxLoss => "an auxiliary balancing loss",

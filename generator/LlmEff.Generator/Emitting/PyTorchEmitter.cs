@@ -190,7 +190,7 @@ internal static class PyTorchEmitter
         /// <summary>ExpertRouter's construction: the [MoE] scoring, balancing and weighting as arguments.</summary>
         private static string NewRouter(MoeSpec m)
         {
-            var arguments = new List<string> { "DIM", "EXPERTS", "ACTIVE_EXPERTS", m.Router == RouterKind.Softmax ? "\"softmax\"" : "\"sigmoid\"" };
+            var arguments = new List<string> { "DIM", "EXPERTS", "ACTIVE_EXPERTS", m.Router switch { RouterKind.Softmax => "\"softmax\"", RouterKind.Sigmoid => "\"sigmoid\"", _ => "\"sqrt_softplus\"" } };
             arguments.Add(m.Balance switch
             {
                 BalanceKind.AuxLoss => "\"aux_loss\", aux_loss_weight=AUX_LOSS_WEIGHT",
@@ -462,7 +462,9 @@ internal static class PyTorchEmitter
             using (w.Block("class FeedForward(nn.Module):"))
             {
                 w.Line(swiGlu
-                    ? "\"\"\"SwiGLU feed-forward: down(silu(gate(x)) * up(x)).\"\"\""
+                    ? template.ClampLimit is { } limit
+                        ? $"\"\"\"SwiGLU feed-forward: down(silu(min(gate(x), {D(limit)})) * clamp(up(x), {D(-limit)}, {D(limit)})).\"\"\""
+                        : "\"\"\"SwiGLU feed-forward: down(silu(gate(x)) * up(x)).\"\"\""
                     : "\"\"\"GELU feed-forward (tanh approximation): down(gelu(up(x))).\"\"\"")
                  .Line();
                 var parameters = (moe ? ", hidden" : "") + (perInstance ? ", quantized" : "");
@@ -478,7 +480,16 @@ internal static class PyTorchEmitter
                 {
                     var inputs = template.Inputs.Select(l => l.Name).ToList();
                     var down = template.Output.Name;
-                    if (fused && swiGlu)
+                    if (swiGlu && template.ClampLimit is { } clamp)
+                    {
+                        // DeepSeek V4's SwiGLU clamping: the gate from above only, the linear branch both ways.
+                        if (fused) w.Line($"gate, up = self.{inputs[0]}(x).chunk(2, dim=-1)");
+                        else w.Line($"gate, up = self.{inputs[0]}(x), self.{inputs[1]}(x)");
+                        w.Line($"gate = gate.clamp(max={D(clamp)})")
+                         .Line($"up = up.clamp(min={D(-clamp)}, max={D(clamp)})")
+                         .Line($"return self.{down}(F.silu(gate) * up)");
+                    }
+                    else if (fused && swiGlu)
                     {
                         w.Line($"gate, up = self.{inputs[0]}(x).chunk(2, dim=-1)")
                          .Line($"return self.{down}(F.silu(gate) * up)");

@@ -17,7 +17,7 @@ internal enum AttentionForm { Standard = 0, Latent = 1 }
 
 internal enum NamingKind { Llama = 0, Gpt2 = 1 }
 
-internal enum RouterKind { Softmax = 0, Sigmoid = 1 }
+internal enum RouterKind { Softmax = 0, Sigmoid = 1, SqrtSoftplus = 2 }
 
 internal enum BalanceKind { AuxLoss = 0, AuxLossFree = 1, None = 2 }
 

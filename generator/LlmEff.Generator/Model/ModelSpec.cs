@@ -69,7 +69,8 @@ internal sealed record HybridSpec(EquatableArray<int> AttentionLayers, int ConvK
 internal sealed record SparseSpec(int IndexerHeads, int IndexerDim, int TopK);
 
 /// <summary>Feed-forward network of every block, with defaults resolved.</summary>
-internal sealed record MlpSpec(int Hidden, ActivationKind Activation);
+/// <param name="ClampLimit">SwiGLU clamping: gate ≤ limit, up in [−limit, limit] before SiLU (DeepSeek V4); null: none.</param>
+internal sealed record MlpSpec(int Hidden, ActivationKind Activation, double? ClampLimit = null);
 
 /// <summary>Mixture of experts replacing the dense feed-forward of layers <see cref="FirstLayer"/> and on.</summary>
 /// <param name="Experts">Routed experts per layer.</param>

@@ -197,7 +197,9 @@ internal sealed record ConvPlan(int Kernel, long Channels, bool Bias, LinearPlan
 
 /// <summary>One feed-forward network <see cref="Hidden"/> wide.</summary>
 /// <param name="Linears">gate_proj (SwiGLU), up_proj, down_proj; or c_fc (gate and up fused for SwiGLU), c_proj.</param>
-internal sealed record FeedForwardPlan(string Role, long Hidden, ActivationKind Activation, EquatableArray<LinearPlan> Linears, bool Quantized)
+/// <param name="ClampLimit">SwiGLU clamping (DeepSeek V4): before SiLU the gate is clamped to at most it, the up branch
+/// to [−it, it]; null: none. Only SwiGLU feed-forwards carry one.</param>
+internal sealed record FeedForwardPlan(string Role, long Hidden, ActivationKind Activation, EquatableArray<LinearPlan> Linears, bool Quantized, double? ClampLimit = null)
 {
     /// <summary>The input projections: gate then up (SwiGLU) or up; or c_fc alone, gate and up fused for SwiGLU.</summary>
     public System.Collections.Generic.IEnumerable<LinearPlan> Inputs => Linears.Take(Linears.Count - 1);

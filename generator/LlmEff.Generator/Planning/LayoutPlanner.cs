@@ -178,7 +178,7 @@ internal static class LayoutPlanner
             linears.Add(Linear(spec, names, names.FeedForwardInput, $"{kind} up projection", "Dim", spec.Dim, hidden, target, quantized, WeightInit.Normal));
         }
         linears.Add(Linear(spec, names, names.FeedForwardOutput, $"{kind} down projection", hiddenName, hidden, spec.Dim, target, quantized, WeightInit.ResidualOutput));
-        return new FeedForwardPlan(kind, hidden, spec.Mlp.Activation, linears.ToEquatableArray(), quantized);
+        return new FeedForwardPlan(kind, hidden, spec.Mlp.Activation, linears.ToEquatableArray(), quantized, swiGlu ? spec.Mlp.ClampLimit : null);
     }
 
     private static LayerPlan PlanLayer(ModelSpec spec, int index, AttentionPlan? attention, LatentPlan? latent, IndexerPlan? indexer, ConvPlan? conv)

@@ -29,6 +29,8 @@ internal sealed class DeclaredFeatures
         MoE = declared.MoE.Present;
         ShortConv = declared.ShortConv.Present;
         SparseAttention = declared.SparseAttention.Present;
+        Activation = Defined(declared.Mlp.Named.TryGetValue("Activation", out var activation) ? activation : null, ActivationKind.SwiGlu);
+        Clamped = declared.Mlp.Named.ContainsKey("ClampLimit");
         if (declared.Quant.Present)
         {
             // Same default as the validator: experts alone when the model has them, else every linear layer.
@@ -52,6 +54,10 @@ internal sealed class DeclaredFeatures
     public bool MoE { get; }
     public bool ShortConv { get; }
     public bool SparseAttention { get; }
+    public ActivationKind Activation { get; }
+
+    /// <summary>Whether [Mlp] declares a ClampLimit (any value: a non-positive one is LLM007 as well).</summary>
+    public bool Clamped { get; }
 
     /// <summary>What [Quant] fake-quantizes; null without [Quant].</summary>
     public QuantTargetKind? QuantTarget { get; }
@@ -111,6 +117,10 @@ internal static class IncompatibleCombinations
 
     public static readonly IReadOnlyList<IncompatibleCombination> All = new IncompatibleCombination[]
     {
+        new("SwiGLU clamping without SwiGLU", f => f.Clamped && f.Activation != ActivationKind.SwiGlu,
+            "Mlp", "ClampLimit", _ => "ClampLimit", f => $"Activation.{f.Activation}",
+            "the clamp bounds SwiGLU's gate and linear branches, which a GELU feed-forward does not have"),
+
         new("Checkpointing with KV sharing", f => f.Checkpointing && f.SharesKv,
             "Model", "Checkpointing", _ => "Checkpointing = true", ShareKvEvery,
             "layers that share keys and values pass tensors from block to block, which a recomputed block would cut off from their gradient"),

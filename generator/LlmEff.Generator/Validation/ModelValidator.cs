@@ -376,7 +376,10 @@ internal static class ModelValidator
             return null;
         }
         var hidden = reader.OptionalSize("Hidden", (int)fallback);
-        return hidden > 0 ? new MlpSpec(hidden, activation) : null;
+        double? clamp = reader.Has("ClampLimit")
+            ? reader.Double("ClampLimit", 0, v => v > 0, "SwiGLU clamping keeps the gate at most the limit and the up branch within ±limit, so the limit must be positive")
+            : null;
+        return hidden > 0 ? new MlpSpec(hidden, activation, clamp) : null;
     }
 
     private static MoeSpec? ResolveMoe(Reader reader, int layers, MlpSpec mlp, List<ConfigurationIssue> issues)

@@ -71,6 +71,9 @@ public enum RouterScoring
     Softmax = 0,
     /// <summary>Independent sigmoid per expert (DeepSeek-V3, LFM2-8B-A1B): scores do not compete.</summary>
     Sigmoid = 1,
+    /// <summary>Independent <c>√softplus(logit)</c> per expert (DeepSeek V4): scores do not compete and, unlike the
+    /// sigmoid, do not saturate at 1 (they grow like √logit).</summary>
+    SqrtSoftplus = 2,
 }
 
 /// <summary>How a mixture-of-experts layer keeps its experts evenly loaded.</summary>

@@ -161,6 +161,11 @@ public sealed class MlpAttribute : Attribute
 
     /// <summary>Activation. Default <see cref="LlmEff.Activation.SwiGlu"/>.</summary>
     public Activation Activation { get; set; }
+
+    /// <summary>SwiGLU clamping, as DeepSeek V4 stabilises low-precision training (V4: 10): before SiLU the gate branch
+    /// is clamped to at most this and the linear (up) branch to [−limit, limit], in every SwiGLU feed-forward (dense
+    /// MLPs and experts, shared ones included). Must be positive; SwiGLU only. Default: no clamping.</summary>
+    public double ClampLimit { get; set; }
 }
 
 /// <summary>

@@ -126,7 +126,7 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
             throw new ArgumentException($"Expected tokens [n, {Options.Dim}], got [{string.Join(", ", tokens.shape)}].", nameof(tokens));
         var o = Options;
         var logits = nn.functional.linear(tokens, weight).to(ScalarType.Float32);
-        var scores = o.Scoring == RouterScoring.Softmax ? logits.softmax(-1) : logits.sigmoid();
+        var scores = Score(logits, o.Scoring);
 
         Tensor chosen;
         using (no_grad())
@@ -159,9 +159,19 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
         return routing;
     }
 
+    /// <summary>Expert scores from router logits: softmax over the experts, or per expert sigmoid or √softplus
+    /// (DeepSeek V4's <c>F.softplus(x).sqrt()</c>).</summary>
+    public static Tensor Score(Tensor logits, RouterScoring scoring) => scoring switch
+    {
+        RouterScoring.Softmax => logits.softmax(-1),
+        RouterScoring.Sigmoid => logits.sigmoid(),
+        RouterScoring.SqrtSoftplus => nn.functional.softplus(logits).sqrt(),
+        _ => throw new ArgumentOutOfRangeException(nameof(scoring), scoring, "Router scoring must be Softmax, Sigmoid or SqrtSoftplus."),
+    };
+
     /// <summary>
     /// <c>weight · Experts · Σ_e f_e · P_e</c>: f_e the share of slots expert e received (a constant), P_e its mean
-    /// score over the batch (scores renormalised per token for sigmoid routers). It is smallest when load is even.
+    /// score over the batch (scores renormalised per token for sigmoid and √softplus routers). It is smallest when load is even.
     /// </summary>
     private void KeepAuxiliaryLoss(Tensor scores, long[] counts)
     {

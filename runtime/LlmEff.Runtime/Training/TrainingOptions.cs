@@ -19,6 +19,9 @@ public sealed record TrainingOptions
     public int WarmupSteps { get; init; } = 20;
     /// <summary>Decoupled weight decay, applied to matrices only (not to norms, biases or 1-D tensors).</summary>
     public double WeightDecay { get; init; } = 0.1;
+    /// <summary>The optimizer: AdamW for everything, or Muon for hidden weight matrices with AdamW for the rest
+    /// (<see cref="Training.Muon"/>). Learning rate, schedule, weight decay and clipping apply to both.</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
     /// <summary>AdamW β₁.</summary>
     public double Beta1 { get; init; } = 0.9;
     /// <summary>AdamW β₂.</summary>
@@ -55,6 +58,7 @@ public sealed record TrainingOptions
         if (GradientClip < 0) throw new ArgumentOutOfRangeException(nameof(GradientClip), GradientClip, "GradientClip must not be negative.");
         if (Beta1 < 0 || Beta1 >= 1) throw new ArgumentOutOfRangeException(nameof(Beta1), Beta1, "Beta1 must lie in [0, 1).");
         if (QatFrom is { } from && from is not (>= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(QatFrom), from, "QatFrom must lie in [0, 1] (1: no fake quantization during training).");
+        if (!Enum.IsDefined(Optimizer)) throw new ArgumentOutOfRangeException(nameof(Optimizer), Optimizer, "Optimizer must be AdamW or Muon.");
         if (Beta2 < 0 || Beta2 >= 1) throw new ArgumentOutOfRangeException(nameof(Beta2), Beta2, "Beta2 must lie in [0, 1).");
     }
 }

@@ -18,7 +18,7 @@ public sealed class TrainingDivergedException(int step, string what) : Exception
 
 /// <summary>
 /// Next-token training of any module mapping tokens [batch, time] to logits [batch, time, vocab], one step at a
-/// time: AdamW with decoupled weight decay on matrices only, warm-up + cosine learning rate, global gradient
+/// time: AdamW with decoupled weight decay on matrices only (or Muon for hidden matrices, <see cref="Muon"/>), warm-up + cosine learning rate, global gradient
 /// clipping. Batches depend only on the seed and the step number, so a run resumed from a checkpoint sees the
 /// same data as one that never stopped.
 /// </summary>
@@ -27,7 +27,7 @@ public sealed class TrainingRun : IDisposable
     private readonly nn.Module<Tensor, Tensor> model;
     private readonly ITrainingData data;
     private readonly Device device;
-    private readonly AdamW optimizer;
+    private readonly OptimizerHelper optimizer;
     private readonly IReadOnlyList<Layers.ExpertRouter> routers;
     private readonly IReadOnlyList<IAuxiliaryLoss> auxiliaryLosses;
     private readonly IReadOnlyList<Layers.QuantizedLinear> quantizedLayers;
@@ -76,8 +76,9 @@ public sealed class TrainingRun : IDisposable
     /// <summary>The run's settings.</summary>
     public TrainingOptions Options { get; }
 
-    /// <summary>The optimizer, whose state a checkpoint carries.</summary>
-    public AdamW Optimizer => optimizer;
+    /// <summary>The optimizer (TorchSharp's <see cref="AdamW"/> or <see cref="Training.Muon"/>, as <see cref="TrainingOptions.Optimizer"/>
+    /// says), whose state a checkpoint carries.</summary>
+    public OptimizerHelper Optimizer => optimizer;
 
     /// <summary>Steps completed, including those of the run this one resumed.</summary>
     public int StepsDone => losses.Count;
@@ -234,8 +235,10 @@ public sealed class TrainingRun : IDisposable
             .Where(p => !Equals(p.GetValue(saved), p.GetValue(now)))
             .Select(p => FormattableString.Invariant($"{p.Name}: {p.GetValue(saved)} in the checkpoint, {p.GetValue(now)} now")));
 
-    private static AdamW CreateOptimizer(nn.Module<Tensor, Tensor> model, TrainingOptions options)
+    private static OptimizerHelper CreateOptimizer(nn.Module<Tensor, Tensor> model, TrainingOptions options)
     {
+        if (options.Optimizer == OptimizerKind.Muon)
+            return Muon.For(model, options.LearningRate, options.WeightDecay, options.Beta1, options.Beta2);
         // Decay matrices only: shrinking norm scales and biases toward zero hurts and buys no regularisation.
         var parameters = model.parameters().ToList();
         var groups = new List<AdamW.ParamGroup>

@@ -300,7 +300,9 @@ internal static class AblateCommand
         new("steps", options.Steps.ToString(CultureInfo.InvariantCulture)),
         new("batch", $"{options.BatchSize} sequences × {options.SequenceLength} tokens"),
         new("learning rate", string.Create(CultureInfo.InvariantCulture, $"{options.LearningRate} peak, {options.WarmupSteps} warm-up steps, cosine to {options.FinalLearningRateFraction:P0}")),
-        new("optimizer", string.Create(CultureInfo.InvariantCulture, $"AdamW β=({options.Beta1}, {options.Beta2}), weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")),
+        new("optimizer", options.Optimizer == OptimizerKind.Muon
+            ? string.Create(CultureInfo.InvariantCulture, $"Muon for hidden matrices (Nesterov {Muon.DefaultMomentum}, Newton-Schulz {Muon.FastSteps}+{Muon.SettleSteps} steps, update RMS {Muon.UpdateRms}), AdamW β=({options.Beta1}, {options.Beta2}) for embeddings, head, norms and biases; weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")
+            : string.Create(CultureInfo.InvariantCulture, $"AdamW β=({options.Beta1}, {options.Beta2}), weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")),
         new("seeds", SeedText(seeds) + (seeds.Count > 1 ? "; runs of different models with the same seed share initial weights and batches and are compared pairwise" : "")),
         new("data", string.Create(CultureInfo.InvariantCulture,
             $"embedded synthetic corpus ({data.Text.TrainTokens:N0} training / {data.Text.HeldOutTokens:N0} held-out bytes) with {data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)")),

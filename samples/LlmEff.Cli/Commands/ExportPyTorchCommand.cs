@@ -14,7 +14,7 @@ namespace LlmEff.Cli.Commands;
 internal static class ExportPyTorchCommand
 {
     /// <summary>Files written besides the model's module, from the embedded copies.</summary>
-    internal static readonly string[] SupportFiles = { "train.py", "llmeff_safetensors.py" };
+    internal static readonly string[] SupportFiles = { "train.py", "llmeff_safetensors.py", "muon.py" };
 
     /// <summary>Name of the token file.</summary>
     internal const string TokensFile = "tokens.safetensors";

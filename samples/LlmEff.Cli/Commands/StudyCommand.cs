@@ -63,13 +63,13 @@ internal static class StudyCommand
             var chosenVariants = Pick(result.GetValue(variants)!, Variants.Select(v => (v.Label, v)).ToArray(), "--variants");
             var seeds = training.SeedList(result, first: 1);
             var settings = new Settings(Positive(result.GetValue(epochs), "--epochs"), Positive(result.GetValue(train), "--train"),
-                Positive(result.GetValue(test), "--test"), training.BatchSize(result));
+                Positive(result.GetValue(test), "--test"), training.BatchSize(result), training.OptimizerKind(result));
             return Run(cells, chosenTasks, chosenVariants, seeds, settings, result.GetValue(output)!);
         }));
         return command;
     }
 
-    internal sealed record Settings(int Epochs, int Train, int Test, int Batch);
+    internal sealed record Settings(int Epochs, int Train, int Test, int Batch, OptimizerKind Optimizer = OptimizerKind.AdamW);
 
     private static int Positive(int value, string name) =>
         value > 0 ? value : throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive.");
@@ -84,7 +84,7 @@ internal static class StudyCommand
             .ToArray();
     }
 
-    /// <summary>Study steps: the study's recipe (Adam, lr 1e-3, short linear warm-up then cosine to 0, clip 5).</summary>
+    /// <summary>Study steps: the study's recipe (Adam, lr 1e-3, short linear warm-up then cosine to 0, clip 5); --optimizer muon puts the hidden matrices on Muon.</summary>
     internal static TrainingOptions Recipe(Settings settings, int length, int seed)
     {
         var steps = Math.Max(1, settings.Epochs * settings.Train / settings.Batch);
@@ -92,6 +92,7 @@ internal static class StudyCommand
         {
             Steps = steps, BatchSize = settings.Batch, SequenceLength = length, LearningRate = 1e-3, WarmupSteps = Math.Max(1, steps / 20),
             FinalLearningRateFraction = 0, WeightDecay = 0, Beta1 = 0.9, Beta2 = 0.999, GradientClip = 5, Seed = seed, EvalBatches = 1,
+            Optimizer = settings.Optimizer,
         };
     }
 

@@ -22,6 +22,11 @@ internal sealed class TrainingOptionSet
         LearningRate = new("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => 3e-3 };
         Seed = new("--seed") { Description = "Seed of weights and batches.", DefaultValueFactory = _ => 1234 };
         Threads = new("--threads") { Description = "CPU threads for torch (0: torch's default).", DefaultValueFactory = _ => 0 };
+        Optimizer = new("--optimizer")
+        {
+            Description = "adamw, or muon: Muon (DeepSeek V4's: Newton-Schulz 8+2 steps, Nesterov 0.95, update RMS 0.18) for hidden matrices, AdamW for embeddings, head, norms and biases.",
+            DefaultValueFactory = _ => "adamw",
+        };
     }
 
     public Option<int> Steps { get; }
@@ -30,6 +35,7 @@ internal sealed class TrainingOptionSet
     public Option<double> LearningRate { get; }
     public Option<int> Seed { get; }
     public Option<int> Threads { get; }
+    public Option<string> Optimizer { get; }
 
     /// <summary>--seeds, for the commands that compare configurations (added by <see cref="AddSeedsTo"/>, not by <see cref="AddTo"/>:
     /// <c>train</c> trains one model once).</summary>
@@ -38,7 +44,7 @@ internal sealed class TrainingOptionSet
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Steps, Batch, SequenceLength, LearningRate, Seed, Threads }) command.Options.Add(option);
+        foreach (var option in new Option[] { Steps, Batch, SequenceLength, LearningRate, Seed, Threads, Optimizer }) command.Options.Add(option);
     }
 
     /// <summary>Adds --seeds to a command that compares configurations.</summary>
@@ -48,12 +54,25 @@ internal sealed class TrainingOptionSet
     public System.Collections.Generic.IReadOnlyList<int> SeedList(ParseResult result, int first) =>
         Cli.Reporting.Statistics.Seeds(first, result.GetValue(Seeds));
 
-    /// <summary>Adds --batch and --threads only, for the study: its steps follow from --epochs, its lengths from the
+    /// <summary>Adds --batch, --threads and --optimizer only, for the study: its steps follow from --epochs, its lengths from the
     /// sweep, and its learning rate and seeds are the study's recipe.</summary>
     public void AddBatchAndThreadsTo(Command command)
     {
         command.Options.Add(Batch);
         command.Options.Add(Threads);
+        command.Options.Add(Optimizer);
+    }
+
+    /// <summary>--optimizer as the runtime's kind; anything but adamw or muon (any case) is refused naming the value.</summary>
+    public OptimizerKind OptimizerKind(ParseResult result)
+    {
+        var name = result.GetValue(Optimizer)!;
+        return name.Trim().ToLowerInvariant() switch
+        {
+            "adamw" => Training.OptimizerKind.AdamW,
+            "muon" => Training.OptimizerKind.Muon,
+            _ => throw new ArgumentOutOfRangeException(Optimizer.Name, name, $"{Optimizer.Name} must be adamw or muon, not '{name}'."),
+        };
     }
 
     /// <summary>The runtime's training settings from the parsed options; warm-up is a tenth of the steps, at most 20.
@@ -72,6 +91,7 @@ internal sealed class TrainingOptionSet
             Seed = result.GetValue(Seed),
             WarmupSteps = Math.Min(20, steps / 10),
             EvalEvery = evalEvery,
+            Optimizer = OptimizerKind(result),
         };
         options.Validate();
         return options;

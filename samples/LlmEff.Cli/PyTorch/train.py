@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 train.py --model TinyDecoder.py --data tokens.safetensors --steps 200
 
 The recipe is the C# trainer's (LlmEff.Training.TrainingRun): AdamW (decay 0.1 on matrices only, betas 0.9/0.95,
-eps 1e-8), linear warm-up then cosine to 10% of the peak, global gradient clipping at 1, next-token cross-entropy
+eps 1e-8), or with --optimizer muon DeepSeek V4's Muon for hidden matrices and AdamW for the rest (muon.py, the twin
+of LlmEff.Training.Muon), linear warm-up then cosine to 10% of the peak, global gradient clipping at 1, next-token cross-entropy
 plus the mixture-of-experts balancing loss and the sparse-attention indexers' loss, auxiliary-loss-free bias updates
 after each step, and [Quant] fake quantization from step floor(From * steps) on. Batches are drawn from the token file with a generator seeded by
 (seed, step) and every process draws the same global batch and keeps its own rows, so a torchrun job sees exactly
@@ -15,7 +16,7 @@ Under torchrun the model is wrapped in FullyShardedDataParallel when CUDA is ava
 
 Checkpoints are llmeff checkpoints (format llmeff-checkpoint/1): the model's tensors under their own names, so
 `llmeff generate --checkpoint` reads them. This script adds its own AdamW moments under `__trainer__.torch.*` and
-its progress as `pytorch_trainer` metadata, which the C# side ignores; `--resume` continues such a run exactly.
+its progress as `pytorch_trainer` metadata, which the C# side ignores (Muon: the momentum buffers, same prefix); `--resume` continues such a run exactly.
 `--init-from` starts a new run from the weights of any llmeff checkpoint (one written by `llmeff train` included:
 its TorchSharp optimizer state is not read).
 """
@@ -35,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llmeff_safetensors as safetensors  # noqa: E402  (beside this script)
+from muon import Muon  # noqa: E402  (beside this script)
 
 CHECKPOINT_FORMAT = "llmeff-checkpoint/1"
 RESERVED = "__trainer__."
@@ -54,6 +56,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--beta1", type=float, default=0.9)
     parser.add_argument("--beta2", type=float, default=0.95)
+    parser.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw",
+                        help="muon: Muon for hidden matrices (DeepSeek V4's), AdamW for embeddings, head, norms and biases")
     parser.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip; 0 disables it")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--qat-from", type=float, default=None, help="override the declared [Quant] From (1: never)")
@@ -115,8 +119,12 @@ def quantization_start(module, args):
 
 def settings(args):
     """What a resumed run must share with the saved one: the schedule and the batches depend on it."""
-    keys = ("steps", "batch", "seq", "lr", "warmup", "final_lr_fraction", "weight_decay", "beta1", "beta2", "clip", "seed", "qat_from")
+    keys = ("steps", "batch", "seq", "lr", "warmup", "final_lr_fraction", "weight_decay", "beta1", "beta2", "clip", "seed", "qat_from", "optimizer")
     return {key: getattr(args, key) for key in keys}
+
+
+# A setting a checkpoint written before it existed was trained with.
+SETTING_DEFAULTS = {"optimizer": "adamw"}
 
 
 def sample(tokens, generator, batch, seq):
@@ -159,6 +167,11 @@ def load_weights(model, path, name):
 
 
 def make_optimizer(model, args):
+    if args.optimizer == "muon":
+        # Muon's split needs the parameters' names (lm_head) and modules (embeddings), which a DDP wrapper keeps
+        # under "module.": roles are read from the plain model the wrapper holds.
+        plain = model.module if hasattr(model, "module") else model
+        return Muon.for_model(plain, args.lr, args.weight_decay, args.beta1, args.beta2)
     # Decay matrices only: shrinking norm scales and biases toward zero hurts and buys no regularisation.
     matrices = [p for p in model.parameters() if p.dim() >= 2]
     others = [p for p in model.parameters() if p.dim() < 2]
@@ -169,7 +182,7 @@ def make_optimizer(model, args):
 
 
 def optimizer_tensors(plain, optimizer):
-    """AdamW state under the parameter names: step, exp_avg, exp_avg_sq (moments on the CPU)."""
+    """Optimizer state under the parameter names: step, exp_avg, exp_avg_sq (AdamW) or momentum_buffer (Muon), on the CPU."""
     out = {}
     for name, parameter in plain.named_parameters():
         state = optimizer.state.get(parameter)
@@ -192,11 +205,9 @@ def restore_optimizer(plain, optimizer, tensors, path):
     for name, parameter in plain.named_parameters():
         if name in states:
             state = states[name]
-            optimizer.state[parameter] = {
-                "step": state["step"].reshape(()).clone(),
-                "exp_avg": state["exp_avg"].to(parameter.device),
-                "exp_avg_sq": state["exp_avg_sq"].to(parameter.device),
-            }
+            # torch's AdamW counts steps in a tensor, muon.py in an int.
+            step = int(state["step"].item()) if isinstance(optimizer, Muon) else state["step"].reshape(()).clone()
+            optimizer.state[parameter] = {"step": step, **{k: v.to(parameter.device) for k, v in state.items() if k != "step"}}
 
 
 def main(argv=None):
@@ -239,7 +250,8 @@ def main(argv=None):
             raise SystemExit(f"error: {args.resume} was not written by train.py (no pytorch_trainer progress); use --init-from")
         progress = json.loads(metadata["pytorch_trainer"])
         saved = progress["settings"]
-        differences = [f"{k}: {saved.get(k)} in the checkpoint, {v} now" for k, v in settings(args).items() if saved.get(k) != v]
+        differences = [f"{k}: {saved.get(k, SETTING_DEFAULTS.get(k))} in the checkpoint, {v} now"
+                       for k, v in settings(args).items() if saved.get(k, SETTING_DEFAULTS.get(k)) != v]
         if differences:
             raise SystemExit(f"error: {args.resume} was trained with other settings ({'; '.join(differences)}); resume with the same ones")
         start_step, losses = progress["step"], progress["losses"]
@@ -256,6 +268,8 @@ def main(argv=None):
         model = torch.nn.parallel.DistributedDataParallel(plain, find_unused_parameters=module.HAS_EXPERTS)
     else:
         model = plain
+    if fsdp and args.optimizer == "muon":
+        raise SystemExit("error: --optimizer muon cannot run under FSDP, which flattens the weight matrices Muon orthogonalizes; use DDP (CPU) or one process")
     optimizer = make_optimizer(model, args)
     if resumed is not None:
         if fsdp:
@@ -282,7 +296,8 @@ def main(argv=None):
         progress = {"step": steps_done, "losses": losses, "settings": settings(args), "world_size": world}
         safetensors.save(path, tensors, {
             "format": CHECKPOINT_FORMAT, "model": module.MODEL_NAME, "parameters": str(module.PARAMETER_COUNT),
-            "pytorch_trainer": json.dumps(progress, separators=(",", ":")), "pytorch_optimizer": "torch.optim.AdamW",
+            "pytorch_trainer": json.dumps(progress, separators=(",", ":")),
+            "pytorch_optimizer": "muon.Muon" if args.optimizer == "muon" else "torch.optim.AdamW",
         })
 
     if rank == 0:

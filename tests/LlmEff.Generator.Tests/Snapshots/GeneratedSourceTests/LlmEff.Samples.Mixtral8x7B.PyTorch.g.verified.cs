@@ -124,7 +124,7 @@ partial class Mixtral8x7B
         # ---- from runtime/LlmEff.Runtime/Layers/expert_router.py ----
 
         class ExpertRouter(nn.Module):
-            """Scores every expert for every token (softmax or sigmoid of x W^T, in fp32), picks the top `active`, and weighs
+            """Scores every expert for every token (softmax, sigmoid or sqrt(softplus) of x W^T, in fp32), picks the top `active`, and weighs
             them by their unbiased scores, renormalised to sum to 1 when normalize_weights, times routed_scale. Balancing:
             "aux_loss" leaves an auxiliary loss after each training forward; "aux_loss_free" keeps a selection bias, nudged
             toward even load after each optimizer step, that shifts who is chosen; "none" does neither.
@@ -134,8 +134,8 @@ partial class Mixtral8x7B
             def __init__(self, dim, experts, active, scoring, balance, aux_loss_weight=0.0, bias_update_rate=0.0,
                          normalize_weights=True, routed_scale=1.0):
                 super().__init__()
-                if scoring not in ("softmax", "sigmoid"):
-                    raise ValueError(f"Router scoring {scoring!r} is not softmax or sigmoid.")
+                if scoring not in ("softmax", "sigmoid", "sqrt_softplus"):
+                    raise ValueError(f"Router scoring {scoring!r} is not softmax, sigmoid or sqrt_softplus.")
                 if balance not in ("none", "aux_loss", "aux_loss_free"):
                     raise ValueError(f"Balancing {balance!r} is not none, aux_loss or aux_loss_free.")
                 self.experts = experts
@@ -161,7 +161,12 @@ partial class Mixtral8x7B
             def forward(self, tokens):
                 """Chosen experts [tokens, active] and their weights [tokens, active] for tokens [tokens, dim]."""
                 logits = F.linear(tokens, self.weight).float()
-                scores = logits.softmax(-1) if self.scoring == "softmax" else logits.sigmoid()
+                if self.scoring == "softmax":
+                    scores = logits.softmax(-1)
+                elif self.scoring == "sigmoid":
+                    scores = logits.sigmoid()
+                else:
+                    scores = F.softplus(logits).sqrt()  # DeepSeek V4
                 with torch.no_grad():
                     if self.balance == "aux_loss_free":
                         chosen = (scores + self.e_score_correction_bias).topk(self.active, dim=-1).indices  # the bias decides who, never how much
@@ -185,7 +190,7 @@ partial class Mixtral8x7B
                         if self.scoring == "softmax":
                             probabilities = scores
                         else:
-                            probabilities = scores / scores.sum(-1, keepdim=True)  # sigmoid scores renormalised per token
+                            probabilities = scores / scores.sum(-1, keepdim=True)  # sigmoid or sqrt-softplus scores renormalised per token
                         self.auxiliary_loss = (fractions * probabilities.mean(0)).sum() * (self.aux_loss_weight * self.experts)
                 return chosen, weights.to(tokens.dtype)
 
