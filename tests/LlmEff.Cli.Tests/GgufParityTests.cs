@@ -52,6 +52,39 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     [Fact]
     public void Shared_with_one_key_head_exported_with_repeated_query_heads_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufSharedMqa>();
 
+    // Mixtures of experts: Mixtral's router as llama's experts, any other router (with a shared expert) as glm4moe.
+
+    [Fact]
+    public void TinyMoe_exported_as_llama_experts_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyMoe>();
+
+    [Fact]
+    public void TinyMoeDeepSeek_exported_as_glm4moe_with_its_selection_bias_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyMoeDeepSeek>();
+
+    [Fact]
+    public void A_softmax_router_without_renormalisation_exported_as_glm4moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufSoftmaxSharedMoe>();
+
+    // Latent attention as deepseek2.
+
+    [Fact]
+    public void TinyLatent_exported_as_deepseek2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyLatent>();
+
+    [Fact]
+    public void Latent_attention_without_a_query_latent_exported_as_deepseek2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufLatentDirectQuery>();
+
+    [Fact]
+    public void Latent_attention_with_sigmoid_routed_and_shared_experts_exported_as_deepseek2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufLatentMoe>();
+
+    // LFM2 hybrids: short convolutions and attention by layer, dense (lfm2) or with experts (lfm2moe).
+
+    [Fact]
+    public void TinyHybrid_exported_as_lfm2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyHybrid>();
+
+    [Fact]
+    public void A_hybrid_with_sigmoid_experts_exported_as_lfm2moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufHybridMoe>();
+
+    [Fact]
+    public void A_hybrid_with_softmax_experts_and_a_longer_filter_exported_as_lfm2moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufHybridSoftmaxMoe>();
+
     private void Check<TModel>() where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
     {
         using var temp = new TempFolder();
@@ -87,7 +120,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     /// Widens the random weights so that every part of the layout shows in the logits: at the initial N(0, 0.02²)
     /// attention is nearly uniform (scores ~0.1), which would hide a wrong rotary pairing, and all norm weights are
     /// one, which would hide swapped norms. Matrices get N(0, (1.5/√inputs)²) (query-key scores of spread ~2), norms
-    /// 1 + N(0, 0.1²).
+    /// 1 + N(0, 0.1²), selection biases N(0, 0.1²).
     /// </summary>
     private static void Spread(nn.Module model)
     {
@@ -97,6 +130,9 @@ public sealed class GgufParityTests(ITestOutputHelper output)
             if (parameter.dim() == 1) parameter.copy_(1 + 0.1 * randn_like(parameter));
             else parameter.copy_(randn_like(parameter) * (1.5 / Math.Sqrt(parameter.shape[1])));
         }
+        // A selection bias as training leaves it, so that it changes which experts are chosen (it starts at zero).
+        foreach (var (name, buffer) in model.named_buffers())
+            if (name.EndsWith(".e_score_correction_bias", StringComparison.Ordinal)) buffer.copy_(0.1 * randn_like(buffer));
     }
 
     private static float[,] Logits(nn.Module<Tensor, Tensor> model, int[] prompt)

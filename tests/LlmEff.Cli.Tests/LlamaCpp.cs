@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -14,6 +15,8 @@ internal sealed class LlamaCpp : IDisposable
 {
     private static readonly object Configure = new();
     private static bool configured;
+    // What llama.cpp logged since the last load, to say why a file was refused (it logs the reason at any level).
+    private static readonly System.Text.StringBuilder problems = new();
 
     private readonly LLamaWeights weights;
     private readonly LLamaContext context;
@@ -22,9 +25,11 @@ internal sealed class LlamaCpp : IDisposable
     {
         lock (Configure)
         {
-            // llama.cpp logs every tensor it loads; keep the test output to what failed. Settable only before the first load.
-            if (!configured) NativeLibraryConfig.All.WithLogCallback((level, message) => { });
+            // llama.cpp logs every tensor it loads: keep it out of the test output, for the message when a load fails.
+            // Settable only before the first load.
+            if (!configured) NativeLibraryConfig.All.WithLogCallback((level, message) => { lock (problems) problems.Append(message); });
             configured = true;
+            lock (problems) problems.Clear();
         }
         var parameters = new ModelParams(path)
         {
@@ -40,7 +45,16 @@ internal sealed class LlamaCpp : IDisposable
             // llama.cpp's CPU flash attention rounds queries to f16 (measured: logits off by 8.5e-3 with it, 2e-5 without).
             FlashAttention = false,
         };
-        weights = LLamaWeights.LoadFromFile(parameters);
+        try
+        {
+            weights = LLamaWeights.LoadFromFile(parameters);
+        }
+        catch (LLama.Exceptions.LoadWeightsFailedException e)
+        {
+            string[] errors;
+            lock (problems) errors = problems.ToString().Split('\n').Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)).ToArray();
+            throw new InvalidOperationException($"llama.cpp refused {path}: {string.Join(" ", errors)}", e);
+        }
         context = weights.CreateContext(parameters);
     }
 

@@ -43,10 +43,10 @@ public static class GgufExporter
         _ = GgufFile.ElementBytes(type);
 
         var state = model.state_dict();
-        var unmapped = state.Keys.Except(export.Tensors.Select(t => t.Source), StringComparer.Ordinal).ToList();
+        var unmapped = state.Keys.Except(export.Tensors.SelectMany(t => t.Sources), StringComparer.Ordinal).ToList();
         if (unmapped.Count > 0)
             throw new InvalidOperationException($"{modelName}'s state dict has tensors the GGUF table does not map: {string.Join(", ", unmapped)}. The generated table and the module disagree; rebuild.");
-        var missing = export.Tensors.Where(t => !state.ContainsKey(t.Source)).Select(t => t.Source).ToList();
+        var missing = export.Tensors.SelectMany(t => t.Sources).Where(s => !state.ContainsKey(s)).Distinct().ToList();
         if (missing.Count > 0)
             throw new InvalidOperationException($"The GGUF table of {modelName} maps tensors its state dict lacks: {string.Join(", ", missing)}. The generated table and the module disagree; rebuild.");
 
@@ -56,7 +56,7 @@ public static class GgufExporter
             using (no_grad())
             {
                 foreach (var mapping in export.Tensors)
-                    prepared.Add((mapping, Prepare(state[mapping.Source], mapping, type)));
+                    prepared.Add((mapping, Prepare(state, mapping, type)));
             }
             var metadata = export.Metadata.Append(new(FileTypeKey, GgufValue.UInt32(FileType(type)))).ToList();
             var sources = prepared.Select(p => new GgufTensorSource(p.Mapping.Name, p.Data.shape, TypeOf(p.Data), stream => WriteBytes(p.Data, stream))).ToList();
@@ -78,15 +78,41 @@ public static class GgufExporter
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Not a type the exporter writes."),
     };
 
+    /// <summary>What a row reads from the state dict, as fp32 on the CPU: one tensor, its experts stacked, or zeros
+    /// (in the caller's dispose scope).</summary>
+    private static Tensor Read(IDictionary<string, Tensor> state, GgufTensorMapping mapping)
+    {
+        Tensor Values(string source) => state[source].detach().to(CPU).to(ScalarType.Float32);
+        Tensor values;
+        if (mapping.Transform == GgufTransform.ZeroBias) values = zeros(state[mapping.Source].shape[0], dtype: ScalarType.Float32);
+        else if (mapping.Stacked is { } parts)
+        {
+            var tensors = parts.Select(Values).ToArray();
+            var shape = tensors[0].shape;
+            var odd = Array.FindIndex(tensors, t => !t.shape.SequenceEqual(shape));
+            if (odd >= 0)
+                throw new InvalidOperationException($"{parts[odd]} is [{string.Join(", ", tensors[odd].shape)}], not [{string.Join(", ", shape)}] like {parts[0]}: tensors stacked as {mapping.Name} must have one shape.");
+            values = stack(tensors, 0);
+        }
+        else values = Values(mapping.Source);
+        return values;
+    }
+
     /// <summary>The tensor as it goes into the file: on the CPU, transformed, in its file type, contiguous.</summary>
-    private static Tensor Prepare(Tensor tensor, GgufTensorMapping mapping, GgufTensorType type)
+    private static Tensor Prepare(IDictionary<string, Tensor> state, GgufTensorMapping mapping, GgufTensorType type)
     {
         using var scope = NewDisposeScope();
-        var values = tensor.detach().to(CPU).to(ScalarType.Float32);
+        var values = Read(state, mapping);
         RefuseNonFinite(values, mapping, "");
         if (mapping.Transform == GgufTransform.RotaryPairs) values = PairRotaryRows(values, mapping);
         if (mapping.Repeats != 1) values = RepeatHeads(values, mapping);
-        var fileType = tensor.dim() == 1 ? GgufTensorType.F32 : type;
+        if (mapping.Transform == GgufTransform.DepthwiseFilter)
+        {
+            if (values.dim() != 3 || values.shape[1] != 1)
+                throw new InvalidOperationException($"{mapping.Source} is [{string.Join(", ", values.shape)}], not a depthwise filter [channels, 1, taps].");
+            values = values.squeeze(1);
+        }
+        var fileType = values.dim() == 1 ? GgufTensorType.F32 : type;
         var converted = fileType switch
         {
             GgufTensorType.F16 => values.to(ScalarType.Float16),
@@ -111,10 +137,16 @@ public static class GgufExporter
         if (mapping.Heads <= 0 || rows % mapping.Heads != 0 || rows / mapping.Heads % 2 != 0)
             throw new InvalidOperationException($"{mapping.Source} has {rows} rows, which do not split into {mapping.Heads} heads of an even width.");
         var headDim = rows / mapping.Heads;
+        var rotated = mapping.RotaryRows == 0 ? headDim : mapping.RotaryRows;
+        if (rotated < 0 || rotated > headDim || rotated % 2 != 0)
+            throw new InvalidOperationException($"{mapping.Source}'s heads are {headDim} rows wide, so {mapping.RotaryRows} of them cannot be rotated in pairs.");
         var rest = weight.shape.Skip(1).ToArray();
-        // [heads, half, i, …] → [heads, i, half, …]: row h·d + half·d/2 + i lands at h·d + 2i + half.
-        var split = weight.reshape(new long[] { mapping.Heads, 2, headDim / 2 }.Concat(rest).ToArray());
-        return split.transpose(1, 2).reshape(weight.shape);
+        var heads = weight.reshape(new long[] { mapping.Heads, headDim }.Concat(rest).ToArray());
+        var kept = heads.narrow(1, 0, headDim - rotated);
+        // [heads, half, i, …] → [heads, i, half, …]: row half·r/2 + i of a head's rotated part lands at 2i + half.
+        var split = heads.narrow(1, headDim - rotated, rotated).reshape(new long[] { mapping.Heads, 2, rotated / 2 }.Concat(rest).ToArray());
+        var paired = split.transpose(1, 2).reshape(new long[] { mapping.Heads, rotated }.Concat(rest).ToArray());
+        return cat(new[] { kept, paired }, 1).reshape(weight.shape);
     }
 
     /// <summary>Writes each head's rows <see cref="GgufTensorMapping.Repeats"/> times in a row: head h of the result is head h / Repeats.</summary>
