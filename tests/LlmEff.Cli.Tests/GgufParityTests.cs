@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using LlmEff.Export;
 using LlmEff.Samples;
@@ -85,35 +86,82 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     [Fact]
     public void A_hybrid_with_softmax_experts_and_a_longer_filter_exported_as_lfm2moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufHybridSoftmaxMoe>();
 
+    // The checks above can fail: each of these exports gets one decision wrong on purpose, and llama.cpp's logits
+    // then differ from ours by far more than the tolerance.
+
+    [Fact]
+    public void An_export_that_drops_the_selection_bias_is_caught_by_the_parity_check() =>
+        Caught<TinyMoeDeepSeek>(export => Mutated(export, tensors: export.Tensors.Select(t => t.Name.EndsWith("exp_probs_b.bias", StringComparison.Ordinal)
+            ? t with { Transform = GgufTransform.ZeroBias }
+            : t)));
+
+    [Fact]
+    public void An_export_that_leaves_the_experts_weights_unnormalised_is_caught_by_the_parity_check() =>
+        Caught<Models.GgufLatentMoe>(export => Mutated(export, metadata: export.Metadata.Select(m => m.Key.EndsWith("expert_weights_norm", StringComparison.Ordinal)
+            ? new KeyValuePair<string, GgufValue>(m.Key, GgufValue.Bool(false))
+            : m)));
+
+    [Fact]
+    public void An_export_that_leaves_latent_rotary_rows_in_halves_is_caught_by_the_parity_check() =>
+        Caught<TinyLatent>(export => Mutated(export, tensors: export.Tensors.Select(t => t with { Transform = t.Transform == GgufTransform.RotaryPairs ? GgufTransform.None : t.Transform })));
+
+    [Fact]
+    public void An_export_that_pairs_a_hybrid_s_rotary_rows_is_caught_by_the_parity_check() =>
+        Caught<TinyHybrid>(export => Mutated(export, tensors: export.Tensors.Select(t => t.Name.EndsWith("attn_q.weight", StringComparison.Ordinal) || t.Name.EndsWith("attn_k.weight", StringComparison.Ordinal)
+            ? t with { Transform = GgufTransform.RotaryPairs, Heads = 4 } // TinyHybrid: 4 query and 4 key heads
+            : t)));
+
+    private static GgufExport Mutated(GgufExport export, IEnumerable<KeyValuePair<string, GgufValue>>? metadata = null, IEnumerable<GgufTensorMapping>? tensors = null) =>
+        GgufExport.Model(export.Architecture!, (metadata ?? export.Metadata).ToList(), (tensors ?? export.Tensors).ToList());
+
+    private void Caught<TModel>(Func<GgufExport, GgufExport> mistake) where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
+    {
+        using var temp = new TempFolder();
+        using var model = TModel.Create();
+        var (largest, _) = Compare(model, temp, mistake(TModel.Gguf), TModel.Facts, out var llama, out _);
+        llama.Dispose();
+        output.WriteLine($"{TModel.Facts.Name} exported wrongly: max |llama.cpp − TorchSharp| = {largest:E2}");
+        Assert.True(largest > 100 * Tolerance, $"The wrong export differs by only {largest:E2}: the parity check would not notice it.");
+    }
+
     private void Check<TModel>() where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
     {
         using var temp = new TempFolder();
-        var random = Seeding.Seed(20261130);
         using var model = TModel.Create();
-        Spread(model);
-        model.eval();
-        var path = temp.File(TModel.Facts.Name + ".gguf");
-        GgufExporter.Export(model, path, GgufTensorType.F32);
-
-        var prompt = Enumerable.Range(0, PromptLength).Select(_ => random.Next(TModel.Facts.Vocab)).ToArray();
-        using var llama = new LlamaCpp(path, PromptLength + Generated);
-        Assert.Equal(TModel.Facts.Vocab, llama.Vocab);
-        var theirs = llama.Logits(prompt);
-        var ours = Logits(model, prompt);
-
-        float largest = 0, spread = 0;
-        for (var position = 0; position < PromptLength; position++)
-            for (var token = 0; token < TModel.Facts.Vocab; token++)
-            {
-                largest = Math.Max(largest, Math.Abs(theirs[position][token] - ours[position, token]));
-                spread = Math.Max(spread, Math.Abs(ours[position, token]));
-            }
+        var (largest, spread) = Compare(model, temp, TModel.Gguf, TModel.Facts, out var llama, out var prompt);
+        using var _ = llama;
         output.WriteLine($"{TModel.Facts.Name}: max |llama.cpp − TorchSharp| over {PromptLength}×{TModel.Facts.Vocab} logits = {largest:E2} (largest |logit| {spread:F2})");
         Assert.True(largest < Tolerance, $"llama.cpp's logits differ from ours by up to {largest:E2}, over the tolerance {Tolerance:E0}.");
 
         var ourTokens = Greedy(model, prompt, Generated);
         var theirTokens = llama.Greedy(prompt, Generated);
         Assert.Equal(ourTokens, theirTokens);
+    }
+
+    /// <summary>Spreads <paramref name="model"/>'s weights, exports them with <paramref name="export"/>'s table and
+    /// compares the logits of a random 64-token prompt: the largest difference and the largest logit.</summary>
+    private static (float Largest, float Spread) Compare(nn.Module<Tensor, Tensor> model, TempFolder temp, GgufExport export, ModelFacts facts, out LlamaCpp llama, out int[] prompt)
+    {
+        var random = Seeding.Seed(20261130);
+        Spread(model);
+        model.eval();
+        var path = temp.File(facts.Name + ".gguf");
+        GgufExporter.Export(model, export, facts.Name, path, GgufTensorType.F32);
+
+        prompt = Enumerable.Range(0, PromptLength).Select(_ => random.Next(facts.Vocab)).ToArray();
+        llama = new LlamaCpp(path, PromptLength + Generated);
+        Assert.Equal(facts.Vocab, llama.Vocab);
+        var theirs = llama.Logits(prompt);
+        var ours = Logits(model, prompt);
+
+        float largest = 0, spread = 0;
+        for (var position = 0; position < PromptLength; position++)
+            for (var token = 0; token < facts.Vocab; token++)
+            {
+                largest = Math.Max(largest, Math.Abs(theirs[position][token] - ours[position, token]));
+                spread = Math.Max(spread, Math.Abs(ours[position, token]));
+            }
+        return (largest, spread);
     }
 
     /// <summary>
