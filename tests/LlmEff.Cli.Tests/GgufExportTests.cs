@@ -65,8 +65,28 @@ public sealed class GgufExportTests
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("TinyShareKv cannot be exported to GGUF: cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet", result.Error);
         Assert.False(File.Exists(temp.File("sharekv.gguf")));
-        Assert.Contains("mixture of experts", TinyMoe.Gguf.Refusal);
         Assert.Contains("GPT-2 naming", Gpt2Small.Gguf.Refusal);
+        Assert.Contains("sparse attention (lightning indexer)", TinySparse.Gguf.Refusal);
+        Assert.Contains("[Quant] fake-quantized weights (MXFP4)", TinyMoeFp4.Gguf.Refusal);
+    }
+
+    [Theory]
+    [InlineData("TinyMoe", "llama", "blk.0.ffn_gate_exps.weight", new ulong[] { 256, 352, 8 })] // 8 experts stacked outermost
+    [InlineData("TinyMoeDeepSeek", "glm4moe", "blk.1.ffn_down_exps.weight", new ulong[] { 176, 256, 16 })]
+    [InlineData("TinyLatent", "deepseek2", "blk.0.attn_kv_b.weight", new ulong[] { 32, 512 })] // 4 heads × [64 key | 64 value]
+    [InlineData("TinyHybrid", "lfm2", "blk.0.shortconv.conv.weight", new ulong[] { 3, 256 })] // [Dim, 1, 3] without its unit dimension
+    public void Experts_latent_attention_and_hybrids_export_as_the_llama_cpp_architecture_that_computes_them(string model, string architecture, string tensor, ulong[] dimensions)
+    {
+        using var temp = new TempFolder();
+        var path = temp.File(model + ".gguf");
+
+        var result = CliHarness.Run("export-gguf", model, "--out", path);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains($"{model} as llama.cpp's '{architecture}'", result.Output);
+        var file = GgufFile.Read(path);
+        Assert.Equal(GgufValue.String(architecture), file["general.architecture"]);
+        Assert.Equal(dimensions, file.Tensor(tensor).Dimensions);
     }
 
     [Fact]

@@ -308,7 +308,8 @@ internal static class GgufEmitter
                     var router = $"{mlpPrefix}{MixturePlan.RouterName}";
                     writer.Line($"yield return new($\"{layer}{router}.weight\", $\"blk.{{i}}.ffn_gate_inp.weight\");");
                     // The selection bias shifts which experts are chosen, never their weights: llama.cpp's exp_probs_b.
-                    // glm4moe requires it: a model without one gets zeros, which choose as no bias does.
+                    // glm4moe's loader requires one and lfm2moe's is written one too (LFM2 always has it): a model without
+                    // a selection bias gets zeros, which choose as no bias does.
                     if (mixture.SelectionBias)
                         writer.Line($"yield return new($\"{layer}{router}.{MixturePlan.SelectionBiasName}\", $\"blk.{{i}}.exp_probs_b.bias\");");
                     else if (architecture is Glm4MoeArchitecture or Lfm2MoeArchitecture)
