@@ -117,8 +117,9 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     private void Caught<TModel>(Func<GgufExport, GgufExport> mistake) where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
     {
         using var temp = new TempFolder();
+        var random = Seeding.Seed(20261130);
         using var model = TModel.Create();
-        var (largest, _) = Compare(model, temp, mistake(TModel.Gguf), TModel.Facts, out var llama, out _);
+        var (largest, _) = Compare(model, random, temp, mistake(TModel.Gguf), TModel.Facts, out var llama, out _);
         llama.Dispose();
         output.WriteLine($"{TModel.Facts.Name} exported wrongly: max |llama.cpp − TorchSharp| = {largest:E2}");
         Assert.True(largest > 100 * Tolerance, $"The wrong export differs by only {largest:E2}: the parity check would not notice it.");
@@ -127,8 +128,9 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     private void Check<TModel>() where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
     {
         using var temp = new TempFolder();
+        var random = Seeding.Seed(20261130);
         using var model = TModel.Create();
-        var (largest, spread) = Compare(model, temp, TModel.Gguf, TModel.Facts, out var llama, out var prompt);
+        var (largest, spread) = Compare(model, random, temp, TModel.Gguf, TModel.Facts, out var llama, out var prompt);
         using var _ = llama;
         output.WriteLine($"{TModel.Facts.Name}: max |llama.cpp − TorchSharp| over {PromptLength}×{TModel.Facts.Vocab} logits = {largest:E2} (largest |logit| {spread:F2})");
         Assert.True(largest < Tolerance, $"llama.cpp's logits differ from ours by up to {largest:E2}, over the tolerance {Tolerance:E0}.");
@@ -138,11 +140,11 @@ public sealed class GgufParityTests(ITestOutputHelper output)
         Assert.Equal(ourTokens, theirTokens);
     }
 
-    /// <summary>Spreads <paramref name="model"/>'s weights, exports them with <paramref name="export"/>'s table and
-    /// compares the logits of a random 64-token prompt: the largest difference and the largest logit.</summary>
-    private static (float Largest, float Spread) Compare(nn.Module<Tensor, Tensor> model, TempFolder temp, GgufExport export, ModelFacts facts, out LlamaCpp llama, out int[] prompt)
+    /// <summary>Spreads <paramref name="model"/>'s weights (drawn after seeding, before creating it), exports them with
+    /// <paramref name="export"/>'s table and compares the logits of a random 64-token prompt: the largest difference
+    /// and the largest logit.</summary>
+    private static (float Largest, float Spread) Compare(nn.Module<Tensor, Tensor> model, Random random, TempFolder temp, GgufExport export, ModelFacts facts, out LlamaCpp llama, out int[] prompt)
     {
-        var random = Seeding.Seed(20261130);
         Spread(model);
         model.eval();
         var path = temp.File(facts.Name + ".gguf");

@@ -160,6 +160,9 @@ public sealed class GgufEmitterTests
         Assert.Contains("$\"model.layers.{i}.self_attn.kv_b_proj.weight\", $\"blk.{i}.attn_kv_b.weight\");", part);
         Assert.Contains("new(\"deepseek2.attention.key_length\", global::LlmEff.Export.GgufValue.UInt32(24))", part);
         Assert.Contains("new(\"deepseek2.attention.kv_lora_rank\", global::LlmEff.Export.GgufValue.UInt32(24))", part);
+        // 3 layers × 4 heads × (16 + 8 + 16) elements at 2 bytes, against 3 × (24 + 8) × 2 for our latent cache.
+        Assert.Contains("960 bytes per token at f16 where our cached decoding keeps the latent and the rotary key, 192", GgufEmitter.LatentNote(LayoutPlanner.Plan(Latent)));
+        Assert.Contains(GgufEmitter.LatentNote(LayoutPlanner.Plan(Latent))!, part);
     }
 
     [Fact]

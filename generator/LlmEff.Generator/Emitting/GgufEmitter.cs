@@ -216,7 +216,7 @@ internal static class GgufEmitter
         // Token ids go in directly: "no_vocab" makes llama.cpp size its vocabulary from vocab_size and tokenize nothing.
         Entry("tokenizer.ggml.model", "String(\"no_vocab\")");
         writer.Line("    },");
-        if (attention is not null && AliasNote(plan) is { } note) writer.Line("    GgufTensorTable(),").Line($"    {GeneratedPart.StringLiteral(note)});").Line();
+        if ((attention is not null ? AliasNote(plan) : LatentNote(plan)) is { } note) writer.Line("    GgufTensorTable(),").Line($"    {GeneratedPart.StringLiteral(note)});").Line();
         else writer.Line("    GgufTensorTable());").Line();
 
         var stack = names.Stack + ".";
@@ -374,6 +374,20 @@ internal static class GgufEmitter
             : $"{Bytes(theirs)} bytes per token at f16, as our cached decoding does";
         return $"{attention.Variant} attention: llama.cpp has no kind for {what}, so {written}, same numbers{repeated}) " +
                $"and llama.cpp caches keys and values separately, {cost}.";
+    }
+
+    /// <summary>
+    /// For latent attention, one line saying what llama.cpp's cache holds: on the path this export takes (attn_kv_b,
+    /// without key_length_mla) it caches every head's expanded key (HeadDim + RopeDim) and value (HeadDim) where our
+    /// cached decoding keeps the latent and the shared rotary key; bytes at f16. Null for other plans.
+    /// </summary>
+    internal static string? LatentNote(LayoutPlan plan)
+    {
+        if (plan.Latent is not { } latent) return null;
+        var ours = Sizing.ModelSizing.InBf16(plan.Layers.Sum(l => l.Cache.Sum(c => c.ElementsPerToken)));
+        var theirs = Sizing.ModelSizing.InBf16(checked((long)plan.Layers.Count * latent.Heads * (2L * latent.HeadDim + latent.RopeDim)));
+        return $"latent attention: llama.cpp expands every head's key and value from the latent (attn_kv_b) and caches them, " +
+               $"{Bytes(theirs)} bytes per token at f16 where our cached decoding keeps the latent and the rotary key, {Bytes(ours)}: same numbers, no cache saving there.";
     }
 
     private static string Bytes(long value) => value.ToString("N0", CultureInfo.InvariantCulture);

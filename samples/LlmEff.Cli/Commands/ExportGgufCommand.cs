@@ -48,7 +48,7 @@ internal static class ExportGgufCommand
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Wrote {written.Path}: {declared.Facts.Name} as llama.cpp's '{written.Architecture}', {written.Tensors} tensors, {result.GetValue(type)!.ToLowerInvariant()}, {written.Bytes:N0} bytes{(source is null ? " (untrained: freshly initialised weights)" : "")}."));
-            // Aliased projections: llama.cpp gets the shared one written again, and its cache does not shrink.
+            // Aliased projections and latent attention: llama.cpp's cache does not shrink as ours does.
             if (declared.Gguf.Note is { } note) Console.WriteLine("Note: " + note);
             Console.WriteLine("Its tokenizer is 'no_vocab': give llama.cpp token ids (bytes for the byte tokenizer), not text.");
             return 0;

@@ -38,7 +38,8 @@ partial class DeepSeekV3Like
             new("deepseek2.expert_weights_scale", global::LlmEff.Export.GgufValue.Float32(2.5f)),
             new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
         },
-        GgufTensorTable());
+        GgufTensorTable(),
+        "latent attention: llama.cpp expands every head's key and value from the latent (attn_kv_b) and caches them, 4,997,120 bytes per token at f16 where our cached decoding keeps the latent and the rotary key, 70,272: same numbers, no cache saving there.");
 
     /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
     private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
