@@ -64,6 +64,14 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     [Fact]
     public void A_softmax_router_without_renormalisation_exported_as_glm4moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufSoftmaxSharedMoe>();
 
+    // Per-head query/key norms (QkNorm) as qwen3, with Mixtral's router as qwen3moe.
+
+    [Fact]
+    public void QkNorm_exported_as_qwen3_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufQkNorm>();
+
+    [Fact]
+    public void QkNorm_with_experts_exported_as_qwen3moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufQkNormMoe>();
+
     // Latent attention as deepseek2.
 
     [Fact]

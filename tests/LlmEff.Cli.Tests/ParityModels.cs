@@ -160,3 +160,14 @@ public partial class GgufHybridMoe;
 [Attention(Heads = 4, QkNorm = true)]
 [MoE(Experts = 4, Active = 2, ExpertHidden = 64)]
 public partial class GgufHybridSoftmaxMoe;
+
+/// <summary>For the llama.cpp parity test: GQA with per-head Q/K norm (qwen3).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Heads = 4, KvHeads = 2, QkNorm = true)]
+public partial class GgufQkNorm;
+
+/// <summary>For the llama.cpp parity test: per-head Q/K norm with Mixtral's router over 4 experts (qwen3moe).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Heads = 4, KvHeads = 2, QkNorm = true)]
+[MoE(Experts = 4, Active = 2, ExpertHidden = 64)]
+public partial class GgufQkNormMoe;

@@ -61,7 +61,6 @@ public sealed class GgufEmitterTests
     [Theory]
     [InlineData("cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet")]
     [InlineData("GPT-2 naming")]
-    [InlineData("QkNorm")]
     [InlineData("biases: no GGUF export yet")]
     [InlineData("the Gelu feed-forward")]
     [InlineData("learned positions")]
@@ -71,7 +70,6 @@ public sealed class GgufEmitterTests
         var spec = feature switch
         {
             "GPT-2 naming" => Plain with { Naming = NamingKind.Gpt2 },
-            "QkNorm" => Plain with { Attention = Plain.Attention with { QkNorm = true } },
             "the Gelu feed-forward" => Plain with { Mlp = new MlpSpec(192, ActivationKind.Gelu) },
             "learned positions" => Plain with { Positions = PositionKind.Learned },
             "an encoder" => Plain with { Causal = false },
@@ -108,6 +106,8 @@ public sealed class GgufEmitterTests
     [InlineData("latent attention", "deepseek2")]
     [InlineData("latent attention without a query latent", "deepseek2")]
     [InlineData("latent attention with experts", "deepseek2")]
+    [InlineData("QkNorm", "qwen3")]
+    [InlineData("QkNorm with Mixtral's router", "qwen3moe")]
     [InlineData("a hybrid", "lfm2")]
     [InlineData("a hybrid with experts", "lfm2moe")]
     public void Each_exportable_kind_becomes_the_llama_cpp_architecture_that_computes_it(string kind, string architecture)
@@ -122,6 +122,8 @@ public sealed class GgufEmitterTests
             "latent attention" => Latent,
             "latent attention without a query latent" => Latent with { Attention = Latent.Attention with { Latent = new LatentSpec(24, 8, 0) } },
             "latent attention with experts" => Latent with { Moe = Experts(RouterKind.Sigmoid, shared: 1, firstLayer: 1, balance: BalanceKind.AuxLossFree) },
+            "QkNorm" => Plain with { Attention = Plain.Attention with { QkNorm = true } },
+            "QkNorm with Mixtral's router" => Plain with { Attention = Plain.Attention with { QkNorm = true }, Moe = Experts() },
             "a hybrid" => Hybrid,
             _ => Hybrid with { Moe = Experts(RouterKind.Sigmoid, firstLayer: 1, balance: BalanceKind.AuxLossFree) },
         };
@@ -184,7 +186,8 @@ public sealed class GgufEmitterTests
     [InlineData("hybrid experts with a shared expert")]
     [InlineData("hybrid experts with weights not renormalised")]
     [InlineData("NoKey attention in a hybrid")]
-    [InlineData("QkNorm (per-head query/key norms) outside a hybrid")]
+    [InlineData("QkNorm with NoKey attention")]
+    [InlineData("QkNorm with experts whose router is not Mixtral's")]
     public void A_kind_llama_cpp_computes_differently_is_refused_by_name(string feature)
     {
         var spec = feature switch
@@ -195,7 +198,8 @@ public sealed class GgufEmitterTests
             "hybrid experts with a shared expert" => Hybrid with { Moe = Experts(shared: 1) },
             "hybrid experts with weights not renormalised" => Hybrid with { Moe = Experts(normalize: false) },
             "NoKey attention in a hybrid" => Hybrid with { Attention = Hybrid.Attention with { Projections = ProjectionKind.NoKey } },
-            _ => Plain with { Attention = Plain.Attention with { QkNorm = true } },
+            "QkNorm with NoKey attention" => Plain with { Attention = Plain.Attention with { QkNorm = true, Projections = ProjectionKind.NoKey } },
+            _ => Plain with { Attention = Plain.Attention with { QkNorm = true }, Moe = Experts(shared: 1) },
         };
 
         var refusal = GgufEmitter.Refusal(LayoutPlanner.Plan(spec));

@@ -31,6 +31,10 @@ internal static class GgufEmitter
     /// leading dense layers (renormalised, unscaled, no shared expert).</summary>
     public const string Lfm2Architecture = "lfm2", Lfm2MoeArchitecture = "lfm2moe";
 
+    /// <summary>llama.cpp's architectures for Qwen3: standard attention with per-head RMSNorm of queries and keys
+    /// before halves-rotated RoPE, dense or with experts whose router is Mixtral's (softmax, renormalised).</summary>
+    public const string Qwen3Architecture = "qwen3", Qwen3MoeArchitecture = "qwen3moe";
+
     // llama.cpp's llama_expert_gating_func_type values (llama-hparams.h).
     private const int GatingSoftmax = 1, GatingSigmoid = 2;
 
@@ -82,19 +86,30 @@ internal static class GgufEmitter
                        "llama.cpp's lfm2moe renormalises the chosen weights, does not scale them and has no shared expert";
             return null;
         }
-        if (attention.QueryNorm is not null || attention.KeyNorm is not null) return $"QkNorm (per-head query/key norms) outside a hybrid{Later}";
+        if (attention.QueryNorm is not null || attention.KeyNorm is not null)
+        {
+            // Qwen3's layout: q_norm and k_norm over each head of separate q and k projections, before RoPE.
+            if (attention.QueryNorm is null || attention.KeyNorm is null || attention.Aliasing != QueryKeyAliasing.None)
+                return $"QkNorm with {attention.Variant} attention{Later}; llama.cpp's qwen3 normalises separately projected queries and keys";
+            if (attention.QueryNorm.Eps != plan.MixerNorm.Eps || attention.KeyNorm.Eps != plan.MixerNorm.Eps) return $"RMSNorm epsilons that differ between norms{Later}; llama.cpp takes one";
+            if (plan.Mixture is not null && !MixtralRouter(plan))
+                return $"QkNorm with experts whose router is not Mixtral's (softmax, renormalised, unscaled, no selection bias, no shared expert, every layer routed){Later}; llama.cpp's qwen3moe fixes that router";
+            return null;
+        }
         if (plan.Mixture is { } mixture && !MixtralRouter(plan) && mixture.Shared is null)
             return $"experts without a shared expert whose router is not Mixtral's (softmax, renormalised, unscaled, no selection bias, every layer routed){Later}: " +
                    "llama.cpp's llama architecture fixes that router, and glm4moe, which takes the others, always adds a shared expert";
         return null;
     }
 
-    /// <summary>The llama.cpp architecture an exportable <paramref name="plan"/> becomes: deepseek2 for latent attention;
-    /// llama for standard attention, dense or with Mixtral's router; glm4moe for standard attention with any other
-    /// router (its shared experts required).</summary>
+    /// <summary>The llama.cpp architecture an exportable <paramref name="plan"/> becomes: lfm2 or lfm2moe for hybrids;
+    /// deepseek2 for latent attention; qwen3 or qwen3moe (Mixtral's router) for standard attention with QkNorm; llama
+    /// for standard attention, dense or with Mixtral's router; glm4moe for standard attention with any other router
+    /// (its shared experts required).</summary>
     public static string Architecture(LayoutPlan plan) =>
         plan.Hybrid ? (plan.Mixture is null ? Lfm2Architecture : Lfm2MoeArchitecture)
         : plan.Latent is not null ? DeepSeek2Architecture
+        : plan.Attention is { QueryNorm: not null } ? (plan.Mixture is null ? Qwen3Architecture : Qwen3MoeArchitecture)
         : plan.Mixture is null || MixtralRouter(plan) ? LlamaArchitecture
         : Glm4MoeArchitecture;
 
@@ -137,8 +152,8 @@ internal static class GgufEmitter
         var attention = plan.Attention;
         var mixture = plan.Mixture;
         var leadingDense = LeadingDenseLayers(plan);
-        // llama and deepseek2 rotate adjacent channel pairs (LLAMA_ROPE_TYPE_NORM); glm4moe and lfm2 rotate the two
-        // halves (NEOX), as we do.
+        // llama and deepseek2 rotate adjacent channel pairs (LLAMA_ROPE_TYPE_NORM); glm4moe, lfm2 and qwen3 rotate the
+        // two halves (NEOX), as we do.
         var pairs = architecture is LlamaArchitecture or DeepSeek2Architecture;
 
         writer.Line($"/// <summary>The model as llama.cpp's <c>{architecture}</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>")
@@ -190,7 +205,8 @@ internal static class GgufEmitter
             var m = mixture.Settings;
             Entry(Key("expert_count"), UInt32(m.Experts));
             Entry(Key("expert_used_count"), UInt32(m.Active));
-            if (architecture != LlamaArchitecture)
+            if (architecture == Qwen3MoeArchitecture) Entry(Key("expert_feed_forward_length"), UInt32(mixture.Expert.Hidden));
+            else if (architecture != LlamaArchitecture)
             {
                 Entry(Key("expert_feed_forward_length"), UInt32(mixture.Expert.Hidden));
                 Entry(Key("leading_dense_block_count"), UInt32(leadingDense));
@@ -285,6 +301,11 @@ internal static class GgufEmitter
                     Row(attentionPrefix + source["k"], "attn_k", Pairs(attention.KvHeads));
                     Row(attentionPrefix + source["v"], "attn_v");
                     Row(attentionPrefix + attention.Output.Name, "attn_output");
+                    if (attention.QueryNorm is { } queryNorm)
+                    {
+                        Row(attentionPrefix + queryNorm.Name, "attn_q_norm");
+                        Row(attentionPrefix + attention.KeyNorm!.Name, "attn_k_norm");
+                    }
                 }
                 // glm4moe names the norm before the feed-forward after the attention it follows.
                 Row(plan.FeedForwardNorm.Name, architecture == Glm4MoeArchitecture ? "post_attention_norm" : "ffn_norm");
