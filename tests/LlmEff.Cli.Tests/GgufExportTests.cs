@@ -8,8 +8,13 @@ using static TorchSharp.torch;
 
 namespace LlmEff.Cli.Tests;
 
-public sealed class GgufExportTests
+public sealed class GgufExportTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    // Measured 2026-11-30 (TinyMoeDeepSeek, logits up to 2.7): 1.2e-2 between llama.cpp on the q8_0 file and our model
+    // with its weights read back from it, 0.32 with them exact. What remains is llama.cpp rounding activations to Q8_0
+    // before each product with a Q8_0 matrix; 5e-2 leaves room for other CPUs and stays far below the exact weights'.
+    private const float Q8_0Tolerance = 5e-2f;
+
     [Fact]
     public void Export_gguf_writes_a_llama_file_with_every_tensor_and_the_loader_keys()
     {
@@ -57,6 +62,54 @@ public sealed class GgufExportTests
     }
 
     [Fact]
+    public void A_q8_0_export_runs_in_llama_cpp_as_our_model_does_with_its_weights_read_back_from_q8_0()
+    {
+        using var temp = new TempFolder();
+        var path = temp.File("tiny8.gguf");
+        Training.Seeding.Seed(5);
+        using var model = TinyMoeDeepSeek.Create();
+        model.eval();
+
+        var result = CliHarness.Run("export-gguf", "TinyMoeDeepSeek", "--out", path, "--type", "q8_0");
+        Assert.Equal(0, result.ExitCode);
+        GgufExporter.Export(model, path, GgufTensorType.Q8_0);
+
+        var file = GgufFile.Read(path);
+        Assert.Equal(GgufValue.UInt32(7), file[GgufExporter.FileTypeKey]);
+        Assert.Equal(GgufTensorType.Q8_0, file.Tensor("blk.0.attn_q.weight").Type);
+        Assert.Equal(GgufTensorType.Q8_0, file.Tensor("blk.1.ffn_gate_exps.weight").Type);
+        Assert.Equal(GgufTensorType.F32, file.Tensor("blk.1.ffn_gate_inp.weight").Type); // the router, as llama.cpp's quantizer keeps it
+        Assert.Equal(GgufTensorType.F16, file.Tensor("blk.1.ffn_down_exps.weight").Type); // rows of 176: not whole blocks
+        Assert.Equal(GgufTensorType.F32, file.Tensor("blk.0.attn_norm.weight").Type);
+
+        var prompt = Enumerable.Range(0, 64).Select(i => i * 37 % 256).ToArray();
+        using var input = tensor(prompt.Select(t => (long)t).ToArray()).unsqueeze(0);
+        using var exact = Logits(model, input);
+        // Our model with every weight as the file holds it: Q8_0 read back, or f16 for the rows that are not whole blocks.
+        using (no_grad())
+            foreach (var (name, parameter) in model.named_parameters())
+            {
+                if (parameter.dim() < 2 || name.EndsWith("mlp.gate.weight", StringComparison.Ordinal)) continue;
+                using var held = parameter.shape[^1] % 32 == 0 ? GgufExporter.Q8_0Values(parameter) : parameter.to(ScalarType.Float16).to(ScalarType.Float32);
+                parameter.copy_(held);
+            }
+        using var llama = new LlamaCppEngine(path, 64);
+        using var theirs = tensor(llama.Logits(prompt).SelectMany(row => row).ToArray()).reshape(64, 256);
+        using var ours = Logits(model, input);
+        var largest = (theirs - ours).abs().max().item<float>();
+        output.WriteLine($"q8_0: max |llama.cpp − TorchSharp| = {largest:E2} with our weights read back from the file, " +
+                         $"{(theirs - exact).abs().max().item<float>():E2} with them exact (largest |logit| {exact.abs().max().item<float>():F2})");
+        // What remains is llama.cpp's own rounding of activations to Q8_0 before each product with a Q8_0 matrix.
+        Assert.True(largest < Q8_0Tolerance, $"q8_0 logits differ by {largest}.");
+    }
+
+    private static Tensor Logits(nn.Module<Tensor, Tensor> model, Tensor input)
+    {
+        using var _ = no_grad();
+        return model.forward(input)[0].contiguous();
+    }
+
+    [Fact]
     public void A_model_llama_cpp_has_no_kind_for_is_refused_naming_the_feature()
     {
         using var temp = new TempFolder();
@@ -66,8 +119,28 @@ public sealed class GgufExportTests
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("TinyShareKv cannot be exported to GGUF: cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet", result.Error);
         Assert.False(File.Exists(temp.File("sharekv.gguf")));
-        Assert.Contains("mixture of experts", TinyMoe.Gguf.Refusal);
         Assert.Contains("GPT-2 naming", Gpt2Small.Gguf.Refusal);
+        Assert.Contains("sparse attention (lightning indexer)", TinySparse.Gguf.Refusal);
+        Assert.Contains("[Quant] fake-quantized weights (MXFP4)", TinyMoeFp4.Gguf.Refusal);
+    }
+
+    [Theory]
+    [InlineData("TinyMoe", "llama", "blk.0.ffn_gate_exps.weight", new ulong[] { 256, 352, 8 })] // 8 experts stacked outermost
+    [InlineData("TinyMoeDeepSeek", "glm4moe", "blk.1.ffn_down_exps.weight", new ulong[] { 176, 256, 16 })]
+    [InlineData("TinyLatent", "deepseek2", "blk.0.attn_kv_b.weight", new ulong[] { 32, 512 })] // 4 heads × [64 key | 64 value]
+    [InlineData("TinyHybrid", "lfm2", "blk.0.shortconv.conv.weight", new ulong[] { 3, 256 })] // [Dim, 1, 3] without its unit dimension
+    public void Experts_latent_attention_and_hybrids_export_as_the_llama_cpp_architecture_that_computes_them(string model, string architecture, string tensor, ulong[] dimensions)
+    {
+        using var temp = new TempFolder();
+        var path = temp.File(model + ".gguf");
+
+        var result = CliHarness.Run("export-gguf", model, "--out", path);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains($"{model} as llama.cpp's '{architecture}'", result.Output);
+        var file = GgufFile.Read(path);
+        Assert.Equal(GgufValue.String(architecture), file["general.architecture"]);
+        Assert.Equal(dimensions, file.Tensor(tensor).Dimensions);
     }
 
     [Fact]
@@ -98,7 +171,7 @@ public sealed class GgufExportTests
         var result = CliHarness.Run("export-gguf", "TinyDecoder", "--out", temp.File("x.gguf"), "--type", "q3_k");
 
         Assert.NotEqual(0, result.ExitCode);
-        Assert.Contains("--type: 'q3_k' is not a type export-gguf writes; use f32, f16 or bf16.", result.Error);
+        Assert.Contains("--type: 'q3_k' is not a type export-gguf writes; use f32, f16, bf16 or q8_0.", result.Error);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using LlmEff.Cli.LlamaCpp;
 using LlmEff.Export;
@@ -53,29 +54,93 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     [Fact]
     public void Shared_with_one_key_head_exported_with_repeated_query_heads_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufSharedMqa>();
 
+    // Mixtures of experts: Mixtral's router as llama's experts, any other router (with a shared expert) as glm4moe.
+
+    [Fact]
+    public void TinyMoe_exported_as_llama_experts_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyMoe>();
+
+    [Fact]
+    public void TinyMoeDeepSeek_exported_as_glm4moe_with_its_selection_bias_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyMoeDeepSeek>();
+
+    [Fact]
+    public void A_softmax_router_without_renormalisation_exported_as_glm4moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufSoftmaxSharedMoe>();
+
+    // Per-head query/key norms (QkNorm) as qwen3, with Mixtral's router as qwen3moe.
+
+    [Fact]
+    public void QkNorm_exported_as_qwen3_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufQkNorm>();
+
+    [Fact]
+    public void QkNorm_with_experts_exported_as_qwen3moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufQkNormMoe>();
+
+    // Latent attention as deepseek2.
+
+    [Fact]
+    public void TinyLatent_exported_as_deepseek2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyLatent>();
+
+    [Fact]
+    public void Latent_attention_without_a_query_latent_exported_as_deepseek2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufLatentDirectQuery>();
+
+    [Fact]
+    public void Latent_attention_with_sigmoid_routed_and_shared_experts_exported_as_deepseek2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufLatentMoe>();
+
+    // LFM2 hybrids: short convolutions and attention by layer, dense (lfm2) or with experts (lfm2moe).
+
+    [Fact]
+    public void TinyHybrid_exported_as_lfm2_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<TinyHybrid>();
+
+    [Fact]
+    public void A_hybrid_with_sigmoid_experts_exported_as_lfm2moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufHybridMoe>();
+
+    [Fact]
+    public void A_hybrid_with_softmax_experts_and_a_longer_filter_exported_as_lfm2moe_gives_llama_cpp_the_same_logits_and_greedy_tokens() => Check<Models.GgufHybridSoftmaxMoe>();
+
+    // The checks above can fail: each of these exports gets one decision wrong on purpose, and llama.cpp's logits
+    // then differ from ours by far more than the tolerance.
+
+    [Fact]
+    public void An_export_that_drops_the_selection_bias_is_caught_by_the_parity_check() =>
+        Caught<TinyMoeDeepSeek>(export => Mutated(export, tensors: export.Tensors.Select(t => t.Name.EndsWith("exp_probs_b.bias", StringComparison.Ordinal)
+            ? t with { Transform = GgufTransform.ZeroBias }
+            : t)));
+
+    [Fact]
+    public void An_export_that_leaves_the_experts_weights_unnormalised_is_caught_by_the_parity_check() =>
+        Caught<Models.GgufLatentMoe>(export => Mutated(export, metadata: export.Metadata.Select(m => m.Key.EndsWith("expert_weights_norm", StringComparison.Ordinal)
+            ? new KeyValuePair<string, GgufValue>(m.Key, GgufValue.Bool(false))
+            : m)));
+
+    [Fact]
+    public void An_export_that_leaves_latent_rotary_rows_in_halves_is_caught_by_the_parity_check() =>
+        Caught<TinyLatent>(export => Mutated(export, tensors: export.Tensors.Select(t => t with { Transform = t.Transform == GgufTransform.RotaryPairs ? GgufTransform.None : t.Transform })));
+
+    [Fact]
+    public void An_export_that_pairs_a_hybrid_s_rotary_rows_is_caught_by_the_parity_check() =>
+        Caught<TinyHybrid>(export => Mutated(export, tensors: export.Tensors.Select(t => t.Name.EndsWith("attn_q.weight", StringComparison.Ordinal) || t.Name.EndsWith("attn_k.weight", StringComparison.Ordinal)
+            ? t with { Transform = GgufTransform.RotaryPairs, Heads = 4 } // TinyHybrid: 4 query and 4 key heads
+            : t)));
+
+    private static GgufExport Mutated(GgufExport export, IEnumerable<KeyValuePair<string, GgufValue>>? metadata = null, IEnumerable<GgufTensorMapping>? tensors = null) =>
+        GgufExport.Model(export.Architecture!, (metadata ?? export.Metadata).ToList(), (tensors ?? export.Tensors).ToList());
+
+    private void Caught<TModel>(Func<GgufExport, GgufExport> mistake) where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
+    {
+        using var temp = new TempFolder();
+        var random = Seeding.Seed(20261130);
+        using var model = TModel.Create();
+        var (largest, _) = Compare(model, random, temp, mistake(TModel.Gguf), TModel.Facts, out var llama, out _);
+        llama.Dispose();
+        output.WriteLine($"{TModel.Facts.Name} exported wrongly: max |llama.cpp − TorchSharp| = {largest:E2}");
+        Assert.True(largest > 100 * Tolerance, $"The wrong export differs by only {largest:E2}: the parity check would not notice it.");
+    }
+
     private void Check<TModel>() where TModel : nn.Module<Tensor, Tensor>, IDeclaredModel<TModel>
     {
         using var temp = new TempFolder();
         var random = Seeding.Seed(20261130);
         using var model = TModel.Create();
-        Spread(model);
-        model.eval();
-        var path = temp.File(TModel.Facts.Name + ".gguf");
-        GgufExporter.Export(model, path, GgufTensorType.F32);
-
-        var prompt = Enumerable.Range(0, PromptLength).Select(_ => random.Next(TModel.Facts.Vocab)).ToArray();
-        using var llama = new LlamaCppEngine(path, PromptLength + Generated);
-        Assert.Equal(TModel.Facts.Vocab, llama.Vocab);
-        var theirs = llama.Logits(prompt);
-        var ours = Logits(model, prompt);
-
-        float largest = 0, spread = 0;
-        for (var position = 0; position < PromptLength; position++)
-            for (var token = 0; token < TModel.Facts.Vocab; token++)
-            {
-                largest = Math.Max(largest, Math.Abs(theirs[position][token] - ours[position, token]));
-                spread = Math.Max(spread, Math.Abs(ours[position, token]));
-            }
+        var (largest, spread) = Compare(model, random, temp, TModel.Gguf, TModel.Facts, out var llama, out var prompt);
+        using var _ = llama;
         output.WriteLine($"{TModel.Facts.Name}: max |llama.cpp − TorchSharp| over {PromptLength}×{TModel.Facts.Vocab} logits = {largest:E2} (largest |logit| {spread:F2})");
         Assert.True(largest < Tolerance, $"llama.cpp's logits differ from ours by up to {largest:E2}, over the tolerance {Tolerance:E0}.");
 
@@ -84,11 +149,37 @@ public sealed class GgufParityTests(ITestOutputHelper output)
         Assert.Equal(ourTokens, theirTokens);
     }
 
+    /// <summary>Spreads <paramref name="model"/>'s weights (drawn after seeding, before creating it), exports them with
+    /// <paramref name="export"/>'s table and compares the logits of a random 64-token prompt: the largest difference
+    /// and the largest logit.</summary>
+    private static (float Largest, float Spread) Compare(nn.Module<Tensor, Tensor> model, Random random, TempFolder temp, GgufExport export, ModelFacts facts, out LlamaCppEngine llama, out int[] prompt)
+    {
+        Spread(model);
+        model.eval();
+        var path = temp.File(facts.Name + ".gguf");
+        GgufExporter.Export(model, export, facts.Name, path, GgufTensorType.F32);
+
+        prompt = Enumerable.Range(0, PromptLength).Select(_ => random.Next(facts.Vocab)).ToArray();
+        llama = new LlamaCppEngine(path, PromptLength + Generated);
+        Assert.Equal(facts.Vocab, llama.Vocab);
+        var theirs = llama.Logits(prompt);
+        var ours = Logits(model, prompt);
+
+        float largest = 0, spread = 0;
+        for (var position = 0; position < PromptLength; position++)
+            for (var token = 0; token < facts.Vocab; token++)
+            {
+                largest = Math.Max(largest, Math.Abs(theirs[position][token] - ours[position, token]));
+                spread = Math.Max(spread, Math.Abs(ours[position, token]));
+            }
+        return (largest, spread);
+    }
+
     /// <summary>
     /// Widens the random weights so that every part of the layout shows in the logits: at the initial N(0, 0.02²)
     /// attention is nearly uniform (scores ~0.1), which would hide a wrong rotary pairing, and all norm weights are
     /// one, which would hide swapped norms. Matrices get N(0, (1.5/√inputs)²) (query-key scores of spread ~2), norms
-    /// 1 + N(0, 0.1²).
+    /// 1 + N(0, 0.1²), selection biases N(0, 0.1²).
     /// </summary>
     private static void Spread(nn.Module model)
     {
@@ -98,6 +189,9 @@ public sealed class GgufParityTests(ITestOutputHelper output)
             if (parameter.dim() == 1) parameter.copy_(1 + 0.1 * randn_like(parameter));
             else parameter.copy_(randn_like(parameter) * (1.5 / Math.Sqrt(parameter.shape[1])));
         }
+        // A selection bias as training leaves it, so that it changes which experts are chosen (it starts at zero).
+        foreach (var (name, buffer) in model.named_buffers())
+            if (name.EndsWith(".e_score_correction_bias", StringComparison.Ordinal)) buffer.copy_(0.1 * randn_like(buffer));
     }
 
     private static float[,] Logits(nn.Module<Tensor, Tensor> model, int[] prompt)

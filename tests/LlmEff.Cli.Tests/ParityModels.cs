@@ -140,3 +140,54 @@ public partial class GgufSharedMqa;
 [Model(Vocab = 50257, Dim = 32, Layers = 1, Context = 64)]
 [Attention(Heads = 2)]
 public partial class GgufGpt2Vocab;
+
+/// <summary>For the llama.cpp parity test: latent attention with directly projected queries (no query latent), as
+/// DeepSeek-V2-Lite has.</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Heads = 4, HeadDim = 32, Kind = AttentionKind.Latent, KvRank = 48, RopeDim = 16)]
+public partial class GgufLatentDirectQuery;
+
+/// <summary>For the llama.cpp parity test: DeepSeek-V3 in small, latent attention with a query latent, a dense first
+/// layer, then 8 experts (top-2, sigmoid scores, a selection bias, routed scale 2.5) and a shared expert.</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 3, Context = 128)]
+[Attention(Heads = 4, HeadDim = 32, Kind = AttentionKind.Latent, KvRank = 48, RopeDim = 16, QRank = 64)]
+[Mlp(Hidden = 256)]
+[MoE(Experts = 8, Active = 2, Shared = 1, ExpertHidden = 64, FirstLayer = 1, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree, RoutedScale = 2.5)]
+public partial class GgufLatentMoe;
+
+/// <summary>For the llama.cpp parity test: a softmax router whose weights are not renormalised, with a shared expert
+/// and GQA (glm4moe, its selection bias written as zeros).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Heads = 4, KvHeads = 2)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 64, NormalizeWeights = false)]
+public partial class GgufSoftmaxSharedMoe;
+
+/// <summary>For the llama.cpp parity test: LFM2-8B-A1B in small, short convolutions with attention (GQA, QkNorm) in
+/// layers 1 and 3, a dense first layer, then 4 experts (top-2, sigmoid scores with a selection bias).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 4, Context = 128)]
+[Layers(Attention = "1,3")]
+[ShortConv(Kernel = 3)]
+[Attention(Heads = 4, KvHeads = 2, QkNorm = true)]
+[Mlp(Hidden = 256)]
+[MoE(Experts = 4, Active = 2, ExpertHidden = 64, FirstLayer = 1, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree)]
+public partial class GgufHybridMoe;
+
+/// <summary>For the llama.cpp parity test: a hybrid with attention in layers 0 and 2, short convolutions over 4 tokens,
+/// and softmax-routed experts in every layer (lfm2moe, its selection bias written as zeros).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 3, Context = 128)]
+[Layers(Attention = "0,2")]
+[ShortConv(Kernel = 4)]
+[Attention(Heads = 4, QkNorm = true)]
+[MoE(Experts = 4, Active = 2, ExpertHidden = 64)]
+public partial class GgufHybridSoftmaxMoe;
+
+/// <summary>For the llama.cpp parity test: GQA with per-head Q/K norm (qwen3).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Heads = 4, KvHeads = 2, QkNorm = true)]
+public partial class GgufQkNorm;
+
+/// <summary>For the llama.cpp parity test: per-head Q/K norm with Mixtral's router over 4 experts (qwen3moe).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128)]
+[Attention(Heads = 4, KvHeads = 2, QkNorm = true)]
+[MoE(Experts = 4, Active = 2, ExpertHidden = 64)]
+public partial class GgufQkNormMoe;

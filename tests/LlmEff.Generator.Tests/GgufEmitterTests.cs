@@ -61,7 +61,6 @@ public sealed class GgufEmitterTests
     [Theory]
     [InlineData("cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet")]
     [InlineData("GPT-2 naming")]
-    [InlineData("QkNorm")]
     [InlineData("biases: no GGUF export yet")]
     [InlineData("the Gelu feed-forward")]
     [InlineData("learned positions")]
@@ -71,7 +70,6 @@ public sealed class GgufEmitterTests
         var spec = feature switch
         {
             "GPT-2 naming" => Plain with { Naming = NamingKind.Gpt2 },
-            "QkNorm" => Plain with { Attention = Plain.Attention with { QkNorm = true } },
             "the Gelu feed-forward" => Plain with { Mlp = new MlpSpec(192, ActivationKind.Gelu) },
             "learned positions" => Plain with { Positions = PositionKind.Learned },
             "an encoder" => Plain with { Causal = false },
@@ -86,5 +84,127 @@ public sealed class GgufEmitterTests
         Assert.Contains(feature, refusal);
         Assert.Contains("global::LlmEff.GgufExport.Refused(\"", part);
         Assert.DoesNotContain("GgufTensorTable", part);
+    }
+
+    private static MoeSpec Experts(RouterKind router = RouterKind.Softmax, int shared = 0, int firstLayer = 0, bool normalize = true, double scale = 1.0,
+        BalanceKind balance = BalanceKind.AuxLoss) => new(4, 2, shared, 32, firstLayer, router, balance, normalize, scale, 0.01, 0.001);
+
+    private static readonly ModelSpec Latent = Plain with { Attention = Plain.Attention with { KvHeads = 4, Latent = new LatentSpec(KvRank: 24, RopeDim: 8, QRank: 32) } };
+
+    private static readonly ModelSpec Hybrid = Plain with
+    {
+        Attention = Plain.Attention with { QkNorm = true },
+        Hybrid = new HybridSpec(new[] { 1 }.ToEquatableArray(), ConvKernel: 3),
+    };
+
+    [Theory]
+    [InlineData("dense", "llama")]
+    [InlineData("Mixtral's router", "llama")]
+    [InlineData("a sigmoid router with a shared expert", "glm4moe")]
+    [InlineData("an unnormalised softmax router with a shared expert", "glm4moe")]
+    [InlineData("leading dense layers with a shared expert", "glm4moe")]
+    [InlineData("latent attention", "deepseek2")]
+    [InlineData("latent attention without a query latent", "deepseek2")]
+    [InlineData("latent attention with experts", "deepseek2")]
+    [InlineData("QkNorm", "qwen3")]
+    [InlineData("QkNorm with Mixtral's router", "qwen3moe")]
+    [InlineData("a hybrid", "lfm2")]
+    [InlineData("a hybrid with experts", "lfm2moe")]
+    public void Each_exportable_kind_becomes_the_llama_cpp_architecture_that_computes_it(string kind, string architecture)
+    {
+        var spec = kind switch
+        {
+            "dense" => Plain,
+            "Mixtral's router" => Plain with { Moe = Experts() },
+            "a sigmoid router with a shared expert" => Plain with { Moe = Experts(RouterKind.Sigmoid, shared: 1, scale: 2.5, balance: BalanceKind.AuxLossFree) },
+            "an unnormalised softmax router with a shared expert" => Plain with { Moe = Experts(shared: 1, normalize: false) },
+            "leading dense layers with a shared expert" => Plain with { Moe = Experts(shared: 1, firstLayer: 1) },
+            "latent attention" => Latent,
+            "latent attention without a query latent" => Latent with { Attention = Latent.Attention with { Latent = new LatentSpec(24, 8, 0) } },
+            "latent attention with experts" => Latent with { Moe = Experts(RouterKind.Sigmoid, shared: 1, firstLayer: 1, balance: BalanceKind.AuxLossFree) },
+            "QkNorm" => Plain with { Attention = Plain.Attention with { QkNorm = true } },
+            "QkNorm with Mixtral's router" => Plain with { Attention = Plain.Attention with { QkNorm = true }, Moe = Experts() },
+            "a hybrid" => Hybrid,
+            _ => Hybrid with { Moe = Experts(RouterKind.Sigmoid, firstLayer: 1, balance: BalanceKind.AuxLossFree) },
+        };
+        var plan = LayoutPlanner.Plan(spec);
+
+        Assert.Null(GgufEmitter.Refusal(plan));
+        Assert.Equal(architecture, GgufEmitter.Architecture(plan));
+        Assert.Contains($"global::LlmEff.GgufExport.Model(\"{architecture}\",", GgufEmitter.Emit(Model(spec)));
+    }
+
+    [Fact]
+    public void Experts_are_stacked_per_kind_with_the_router_settings_llama_cpp_reads_and_dense_layers_first()
+    {
+        var spec = Plain with { Moe = Experts(RouterKind.Sigmoid, shared: 1, firstLayer: 1, scale: 2.5, balance: BalanceKind.AuxLossFree) };
+        var part = GgufEmitter.Emit(Model(spec));
+
+        Assert.Contains("if (i < 1)", part);
+        Assert.Contains("$\"model.layers.{i}.mlp.experts.{e}.gate_proj.weight\"", part);
+        Assert.Contains("yield return new(ffn_gate_exps[0], $\"blk.{i}.ffn_gate_exps.weight\", Stacked: ffn_gate_exps);", part);
+        Assert.Contains("$\"model.layers.{i}.mlp.gate.e_score_correction_bias\", $\"blk.{i}.exp_probs_b.bias\"", part);
+        Assert.Contains("$\"model.layers.{i}.mlp.shared_experts.down_proj.weight\", $\"blk.{i}.ffn_down_shexp.weight\"", part);
+        Assert.Contains("new(\"glm4moe.expert_gating_func\", global::LlmEff.Export.GgufValue.UInt32(2))", part);
+        Assert.Contains("new(\"glm4moe.expert_weights_scale\", global::LlmEff.Export.GgufValue.Float32(2.5f))", part);
+        Assert.Contains("new(\"glm4moe.leading_dense_block_count\", global::LlmEff.Export.GgufValue.UInt32(1))", part);
+        // glm4moe rotates halves, as we do: no pairing.
+        Assert.DoesNotContain("RotaryPairs", part);
+    }
+
+    [Fact]
+    public void Latent_attention_pairs_only_the_rotary_rows_of_its_queries_and_of_its_latent_projection()
+    {
+        var part = GgufEmitter.Emit(Model(Latent));
+
+        Assert.Contains("$\"blk.{i}.attn_q_b.weight\", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 4, RotaryRows: 8)", part);
+        Assert.Contains("$\"blk.{i}.attn_kv_a_mqa.weight\", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 1, RotaryRows: 8)", part);
+        Assert.Contains("$\"model.layers.{i}.self_attn.kv_b_proj.weight\", $\"blk.{i}.attn_kv_b.weight\");", part);
+        Assert.Contains("new(\"deepseek2.attention.key_length\", global::LlmEff.Export.GgufValue.UInt32(24))", part);
+        Assert.Contains("new(\"deepseek2.attention.kv_lora_rank\", global::LlmEff.Export.GgufValue.UInt32(24))", part);
+        // 3 layers × 4 heads × (16 + 8 + 16) elements at 2 bytes, against 3 × (24 + 8) × 2 for our latent cache.
+        Assert.Contains("960 bytes per token at f16 where our cached decoding keeps the latent and the rotary key, 192", GgufEmitter.LatentNote(LayoutPlanner.Plan(Latent)));
+        Assert.Contains(GgufEmitter.LatentNote(LayoutPlanner.Plan(Latent))!, part);
+    }
+
+    [Fact]
+    public void A_hybrid_names_its_attention_layers_by_key_value_heads_and_writes_its_filters_as_two_dimensional()
+    {
+        var part = GgufEmitter.Emit(Model(Hybrid));
+
+        Assert.Contains("new(\"lfm2.attention.head_count_kv\", global::LlmEff.Export.GgufValue.Array(global::LlmEff.Export.GgufValueType.Int32, new[] { " +
+                        "global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(2), global::LlmEff.Export.GgufValue.Int32(0) }))", part);
+        Assert.Contains("if (i == 1)", part);
+        Assert.Contains("$\"model.layers.{i}.conv.conv.weight\", $\"blk.{i}.shortconv.conv.weight\", global::LlmEff.Export.GgufTransform.DepthwiseFilter);", part);
+        Assert.Contains("\"token_embd_norm.weight\"", part);
+    }
+
+    [Theory]
+    [InlineData("experts without a shared expert whose router is not Mixtral's")]
+    [InlineData("experts without a shared expert on latent attention")]
+    [InlineData("hybrid short-convolution layers without QkNorm")]
+    [InlineData("hybrid experts with a shared expert")]
+    [InlineData("hybrid experts with weights not renormalised")]
+    [InlineData("NoKey attention in a hybrid")]
+    [InlineData("QkNorm with NoKey attention")]
+    [InlineData("QkNorm with experts whose router is not Mixtral's")]
+    public void A_kind_llama_cpp_computes_differently_is_refused_by_name(string feature)
+    {
+        var spec = feature switch
+        {
+            "experts without a shared expert whose router is not Mixtral's" => Plain with { Moe = Experts(RouterKind.Sigmoid) },
+            "experts without a shared expert on latent attention" => Latent with { Moe = Experts() },
+            "hybrid short-convolution layers without QkNorm" => Hybrid with { Attention = Hybrid.Attention with { QkNorm = false } },
+            "hybrid experts with a shared expert" => Hybrid with { Moe = Experts(shared: 1) },
+            "hybrid experts with weights not renormalised" => Hybrid with { Moe = Experts(normalize: false) },
+            "NoKey attention in a hybrid" => Hybrid with { Attention = Hybrid.Attention with { Projections = ProjectionKind.NoKey } },
+            "QkNorm with NoKey attention" => Plain with { Attention = Plain.Attention with { QkNorm = true, Projections = ProjectionKind.NoKey } },
+            _ => Plain with { Attention = Plain.Attention with { QkNorm = true }, Moe = Experts(shared: 1) },
+        };
+
+        var refusal = GgufEmitter.Refusal(LayoutPlanner.Plan(spec));
+
+        Assert.NotNull(refusal);
+        Assert.Contains(feature, refusal);
     }
 }

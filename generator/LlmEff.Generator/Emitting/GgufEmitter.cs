@@ -14,8 +14,29 @@ namespace LlmEff.Generator.Emitting;
 /// </summary>
 internal static class GgufEmitter
 {
-    /// <summary>llama.cpp's architecture for Llama-style dense decoders.</summary>
+    /// <summary>llama.cpp's architecture for Llama-style decoders, dense or with Mixtral's experts.</summary>
     public const string LlamaArchitecture = "llama";
+
+    /// <summary>llama.cpp's architecture for GLM-4.5's decoders: standard attention with halves-rotated RoPE, leading
+    /// dense layers, then experts with a configurable router (softmax or sigmoid, selection bias, renormalisation,
+    /// scale) and shared experts.</summary>
+    public const string Glm4MoeArchitecture = "glm4moe";
+
+    /// <summary>llama.cpp's architecture for DeepSeek-V2/V3: multi-head latent attention (with or without a query
+    /// latent), leading dense layers, then experts with a configurable router and shared experts.</summary>
+    public const string DeepSeek2Architecture = "deepseek2";
+
+    /// <summary>llama.cpp's architectures for LFM2 hybrids: gated short convolutions and attention (with per-head
+    /// query/key norms) in the layers it is told (head_count_kv 0 for convolution layers), dense or with experts after
+    /// leading dense layers (renormalised, unscaled, no shared expert).</summary>
+    public const string Lfm2Architecture = "lfm2", Lfm2MoeArchitecture = "lfm2moe";
+
+    /// <summary>llama.cpp's architectures for Qwen3: standard attention with per-head RMSNorm of queries and keys
+    /// before halves-rotated RoPE, dense or with experts whose router is Mixtral's (softmax, renormalised).</summary>
+    public const string Qwen3Architecture = "qwen3", Qwen3MoeArchitecture = "qwen3moe";
+
+    // llama.cpp's llama_expert_gating_func_type values (llama-hparams.h).
+    private const int GatingSoftmax = 1, GatingSigmoid = 2;
 
     public static string HintName(TypeTarget target) => GeneratedPart.HintName(target, ".Gguf.g.cs");
 
@@ -27,30 +48,82 @@ internal static class GgufEmitter
     public static string? Refusal(LayoutPlan plan)
     {
         const string Later = ": no GGUF export yet";
-        if (!plan.Causal) return $"an encoder (bidirectional attention){Later}; llama.cpp's llama architecture is causal";
+        if (!plan.Causal) return $"an encoder (bidirectional attention){Later}; llama.cpp's decoder architectures are causal";
         if (plan.Names.FusedProjections) return $"GPT-2 naming (fused c_attn and c_fc, LayerNorm){Later}";
-        if (plan.Latent is not null) return $"latent attention{Later}";
         if (plan.Indexer is not null) return $"sparse attention (lightning indexer){Later}; llama.cpp has no kind for it";
-        if (plan.Hybrid) return $"hybrid short-convolution layers{Later}";
-        if (plan.Mixture is not null) return $"[MoE] mixture of experts{Later}";
         if (plan.Quant is not null) return $"[Quant] fake-quantized weights ({plan.Quant.FormatName}){Later}: the float weights alone would not compute what the model computes";
+        if (plan.LearnedPositions) return $"learned positions{Later}";
+        if (plan.Bias) return $"biases{Later}";
+        if (new[] { plan.MixerNorm, plan.FeedForwardNorm, plan.FinalNorm }.Any(n => n.Kind != NormKind.RmsNorm)) return $"LayerNorm{Later}";
+        if (new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.FirstOrDefault(f => f is not null && f.Activation != ActivationKind.SwiGlu) is { } gelu)
+            return $"the {gelu.Activation} feed-forward{Later}";
+        if (new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.FirstOrDefault(f => f?.ClampLimit is not null) is { ClampLimit: { } limit })
+            return $"SwiGLU clamping (ClampLimit = {limit.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}){Later}: llama.cpp does not clamp, so it would compute another model";
+        // Dense layers first, then routed ones: llama.cpp's leading_dense_block_count.
+        if (plan.Layers.Any(l => l.FeedForward == FeedForwardKind.Dense && l.Index >= LeadingDenseLayers(plan)))
+            return $"dense layers after routed ones{Later}";
+        if (plan.Hybrid && plan.Latent is not null) return $"hybrid short-convolution layers with latent attention{Later}; llama.cpp's lfm2 pairs them with standard attention";
+        if (plan.Latent is { } latent)
+        {
+            // deepseek2 adds its shared-expert feed-forward to every routed layer's output.
+            if (plan.Mixture is { Shared: null }) return $"experts without a shared expert on latent attention{Later}; llama.cpp's deepseek2 always adds one";
+            var eps = plan.MixerNorm.Eps;
+            if (new[] { plan.FeedForwardNorm, plan.FinalNorm, latent.LatentNorm, latent.QueryNorm }.Any(n => n is not null && n.Eps != eps))
+                return $"RMSNorm epsilons that differ between norms{Later}; llama.cpp takes one";
+            return null;
+        }
         if (plan.Attention is not { } attention) return $"a model without standard attention{Later}";
         if (attention.SharesKeyValues) return $"cross-layer key/value sharing (ShareKvEvery = {attention.ShareKvEvery}){Later}";
         if (attention.ScoreMixer) return "the positional score term (BreakSymmetry) cannot be exported: llama.cpp has no kind for it";
-        if (attention.QueryNorm is not null || attention.KeyNorm is not null) return $"QkNorm (per-head query/key norms){Later}";
-        if (plan.LearnedPositions) return $"learned positions{Later}";
         if (plan.StackRotary is not { } rotary) return $"attention without rotary positions{Later}";
         if (rotary.Dims != attention.HeadDim) return $"partial rotary ({rotary.Dims} of {attention.HeadDim} head channels){Later}";
-        if (plan.Bias) return $"biases{Later}";
-        if (new[] { plan.MixerNorm, plan.FeedForwardNorm, plan.FinalNorm }.Any(n => n.Kind != NormKind.RmsNorm)) return $"LayerNorm{Later}";
-        if (plan.Dense is not { } dense) return $"a model without a dense feed-forward{Later}";
-        if (dense.Activation != ActivationKind.SwiGlu) return $"the {dense.Activation} feed-forward{Later}";
-        if (dense.ClampLimit is { } limit) return $"SwiGLU clamping (ClampLimit = {limit.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}){Later}: llama.cpp's llama architecture does not clamp, so it would compute another model";
-        // What is left is the Llama layout, which the table below renders; a layer differing from it would need more.
-        if (plan.Layers.Any(l => l.Mixer != TokenMixer.Attention || l.FeedForward != FeedForwardKind.Dense || !l.OwnsKeysAndValues))
-            return $"layers of different kinds{Later}";
+        if (plan.Hybrid)
+        {
+            // lfm2's attention layers always normalise queries and keys per head (a missing weight would still normalise).
+            if (attention.QueryNorm is null || attention.KeyNorm is null) return $"hybrid short-convolution layers without QkNorm{Later}; llama.cpp's lfm2 always normalises queries and keys per head";
+            if (attention.Aliasing != QueryKeyAliasing.None) return $"{attention.Variant} attention in a hybrid{Later}; llama.cpp's lfm2 projects q, k and v";
+            if (attention.QueryNorm.Eps != plan.MixerNorm.Eps || attention.KeyNorm.Eps != plan.MixerNorm.Eps) return $"RMSNorm epsilons that differ between norms{Later}; llama.cpp takes one";
+            if (plan.Mixture is { } routed && !(routed.Settings is { NormalizeWeights: true, RoutedScale: 1.0 } && routed.Shared is null))
+                return $"hybrid experts with {(routed.Shared is not null ? "a shared expert" : !routed.Settings.NormalizeWeights ? "weights not renormalised" : $"routed scale {routed.Settings.RoutedScale}")}{Later}; " +
+                       "llama.cpp's lfm2moe renormalises the chosen weights, does not scale them and has no shared expert";
+            return null;
+        }
+        if (attention.QueryNorm is not null || attention.KeyNorm is not null)
+        {
+            // Qwen3's layout: q_norm and k_norm over each head of separate q and k projections, before RoPE.
+            if (attention.QueryNorm is null || attention.KeyNorm is null || attention.Aliasing != QueryKeyAliasing.None)
+                return $"QkNorm with {attention.Variant} attention{Later}; llama.cpp's qwen3 normalises separately projected queries and keys";
+            if (attention.QueryNorm.Eps != plan.MixerNorm.Eps || attention.KeyNorm.Eps != plan.MixerNorm.Eps) return $"RMSNorm epsilons that differ between norms{Later}; llama.cpp takes one";
+            if (plan.Mixture is not null && !MixtralRouter(plan))
+                return $"QkNorm with experts whose router is not Mixtral's (softmax, renormalised, unscaled, no selection bias, no shared expert, every layer routed){Later}; llama.cpp's qwen3moe fixes that router";
+            return null;
+        }
+        if (plan.Mixture is { } mixture && !MixtralRouter(plan) && mixture.Shared is null)
+            return $"experts without a shared expert whose router is not Mixtral's (softmax, renormalised, unscaled, no selection bias, every layer routed){Later}: " +
+                   "llama.cpp's llama architecture fixes that router, and glm4moe, which takes the others, always adds a shared expert";
         return null;
     }
+
+    /// <summary>The llama.cpp architecture an exportable <paramref name="plan"/> becomes: lfm2 or lfm2moe for hybrids;
+    /// deepseek2 for latent attention; qwen3 or qwen3moe (Mixtral's router) for standard attention with QkNorm; llama
+    /// for standard attention, dense or with Mixtral's router; glm4moe for standard attention with any other router
+    /// (its shared experts required).</summary>
+    public static string Architecture(LayoutPlan plan) =>
+        plan.Hybrid ? (plan.Mixture is null ? Lfm2Architecture : Lfm2MoeArchitecture)
+        : plan.Latent is not null ? DeepSeek2Architecture
+        : plan.Attention is { QueryNorm: not null } ? (plan.Mixture is null ? Qwen3Architecture : Qwen3MoeArchitecture)
+        : plan.Mixture is null || MixtralRouter(plan) ? LlamaArchitecture
+        : Glm4MoeArchitecture;
+
+    /// <summary>What llama.cpp's llama architecture hard-codes for experts (build_moe_ffn with softmax, renormalised
+    /// weights, no scale, no selection bias, no shared expert) in every layer.</summary>
+    private static bool MixtralRouter(LayoutPlan plan) => plan.Mixture is { } m
+        && m.Settings is { Router: RouterKind.Softmax, NormalizeWeights: true, RoutedScale: 1.0 }
+        && !m.SelectionBias && m.Shared is null && LeadingDenseLayers(plan) == 0;
+
+    /// <summary>The layers before the first routed one (all of them without experts).</summary>
+    private static int LeadingDenseLayers(LayoutPlan plan) =>
+        plan.Layers.FirstOrDefault(l => l.FeedForward == FeedForwardKind.Mixture)?.Index ?? plan.Layers.Count;
 
     /// <summary>The generated C# part: a <c>Gguf</c> property holding the export's description or its refusal.</summary>
     public static string Emit(ModelToEmit model)
@@ -67,75 +140,219 @@ internal static class GgufEmitter
             }
             else
             {
-                EmitLlama(writer, target, plan);
+                EmitModel(writer, target, plan, Architecture(plan));
             }
         });
     }
 
-    private static void EmitLlama(SourceWriter writer, TypeTarget target, LayoutPlan plan)
+    private static void EmitModel(SourceWriter writer, TypeTarget target, LayoutPlan plan, string architecture)
     {
-        var attention = plan.Attention!;
-        var rotary = plan.StackRotary!;
         var names = plan.Names;
         const string Value = "global::LlmEff.Export.GgufValue";
-        string Key(string key) => $"{LlamaArchitecture}.{key}";
+        string Key(string key) => $"{architecture}.{key}";
+        var latent = plan.Latent;
+        var attention = plan.Attention;
+        var mixture = plan.Mixture;
+        var leadingDense = LeadingDenseLayers(plan);
+        // llama and deepseek2 rotate adjacent channel pairs (LLAMA_ROPE_TYPE_NORM); glm4moe, lfm2 and qwen3 rotate the
+        // two halves (NEOX), as we do.
+        var pairs = architecture is LlamaArchitecture or DeepSeek2Architecture;
 
-        writer.Line("/// <summary>The model as llama.cpp's <c>llama</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>")
-            .Line($"public static global::LlmEff.GgufExport Gguf {{ get; }} = global::LlmEff.GgufExport.Model({GeneratedPart.StringLiteral(LlamaArchitecture)},");
+        writer.Line($"/// <summary>The model as llama.cpp's <c>{architecture}</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>")
+            .Line($"public static global::LlmEff.GgufExport Gguf {{ get; }} = global::LlmEff.GgufExport.Model({GeneratedPart.StringLiteral(architecture)},");
         writer.Line("    new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]").Line("    {");
         void Entry(string key, string value) => writer.Line($"        new({GeneratedPart.StringLiteral(key)}, {Value}.{value}),");
-        Entry("general.architecture", $"String({GeneratedPart.StringLiteral(LlamaArchitecture)})");
+        Entry("general.architecture", $"String({GeneratedPart.StringLiteral(architecture)})");
         Entry("general.name", $"String({GeneratedPart.StringLiteral(target.Name)})");
         Entry(Key("vocab_size"), UInt32(plan.Vocab));
         Entry(Key("context_length"), UInt32(plan.Context));
         Entry(Key("embedding_length"), UInt32(plan.Dim));
         Entry(Key("block_count"), UInt32(plan.Layers.Count));
-        Entry(Key("feed_forward_length"), UInt32(plan.Dense!.Hidden));
-        Entry(Key("attention.head_count"), UInt32(attention.Heads));
-        Entry(Key("attention.head_count_kv"), UInt32(attention.KvHeads));
-        Entry(Key("attention.key_length"), UInt32(attention.HeadDim));
-        Entry(Key("attention.value_length"), UInt32(attention.HeadDim));
+        // llama's experts are feed_forward_length wide; the others name the dense width there and the experts' apart.
+        Entry(Key("feed_forward_length"), UInt32(plan.Dense?.Hidden ?? (architecture == LlamaArchitecture ? mixture!.Expert.Hidden : 0)));
         Entry(Key("attention.layer_norm_rms_epsilon"), Float32(plan.MixerNorm.Eps));
-        Entry(Key("rope.dimension_count"), UInt32(rotary.Dims));
-        Entry(Key("rope.freq_base"), Float32(rotary.Theta));
+        if (latent is not null)
+        {
+            // Without key_length_mla llama.cpp takes the path that expands every head's key and value from the latent
+            // (attn_kv_b), as our full forward does: head_count_kv heads of key_length and value_length.
+            Entry(Key("attention.head_count"), UInt32(latent.Heads));
+            Entry(Key("attention.head_count_kv"), UInt32(latent.Heads));
+            Entry(Key("attention.key_length"), UInt32(latent.HeadDim + latent.RopeDim));
+            Entry(Key("attention.value_length"), UInt32(latent.HeadDim));
+            Entry(Key("attention.kv_lora_rank"), UInt32(latent.KvRank));
+            Entry(Key("attention.q_lora_rank"), UInt32(latent.QRank));
+            Entry(Key("rope.dimension_count"), UInt32(latent.RopeDim));
+            Entry(Key("rope.freq_base"), Float32(latent.RopeTheta));
+            // No YaRN: DeepSeek's softmax scale is then 1/√(key_length), ours.
+            Entry(Key("rope.scaling.yarn_log_multiplier"), Float32(0));
+        }
+        else
+        {
+            Entry(Key("attention.head_count"), UInt32(attention!.Heads));
+            if (plan.Hybrid)
+            {
+                // Per layer: llama.cpp's lfm2 takes a layer with no key/value heads for a short convolution.
+                var perLayer = string.Join(", ", plan.Layers.Select(l => $"{Value}.Int32({(l.Mixer == TokenMixer.Attention ? attention.KvHeads : 0)})"));
+                Entry(Key("attention.head_count_kv"), $"Array(global::LlmEff.Export.GgufValueType.Int32, new[] {{ {perLayer} }})");
+                Entry(Key("shortconv.l_cache"), UInt32(plan.Conv!.Kernel));
+            }
+            else Entry(Key("attention.head_count_kv"), UInt32(attention.KvHeads));
+            Entry(Key("attention.key_length"), UInt32(attention.HeadDim));
+            Entry(Key("attention.value_length"), UInt32(attention.HeadDim));
+            Entry(Key("rope.dimension_count"), UInt32(plan.StackRotary!.Dims));
+            Entry(Key("rope.freq_base"), Float32(plan.StackRotary.Theta));
+        }
+        if (mixture is not null)
+        {
+            var m = mixture.Settings;
+            Entry(Key("expert_count"), UInt32(m.Experts));
+            Entry(Key("expert_used_count"), UInt32(m.Active));
+            if (architecture == Qwen3MoeArchitecture) Entry(Key("expert_feed_forward_length"), UInt32(mixture.Expert.Hidden));
+            else if (architecture != LlamaArchitecture)
+            {
+                Entry(Key("expert_feed_forward_length"), UInt32(mixture.Expert.Hidden));
+                Entry(Key("leading_dense_block_count"), UInt32(leadingDense));
+                Entry(Key("expert_gating_func"), UInt32(m.Router == RouterKind.Softmax ? GatingSoftmax : GatingSigmoid));
+            }
+            // lfm2moe fixes renormalised, unscaled weights without shared experts (Refusal holds it to them).
+            if (architecture is Glm4MoeArchitecture or DeepSeek2Architecture)
+            {
+                Entry(Key("expert_shared_count"), UInt32(m.Shared));
+                Entry(Key("expert_weights_norm"), $"Bool({(m.NormalizeWeights ? "true" : "false")})");
+                Entry(Key("expert_weights_scale"), Float32(m.RoutedScale));
+            }
+            if (architecture == Glm4MoeArchitecture) Entry(Key("nextn_predict_layers"), UInt32(0));
+        }
+        else if (architecture == DeepSeek2Architecture)
+        {
+            // deepseek2 without experts: every layer is one of its leading dense layers.
+            Entry(Key("leading_dense_block_count"), UInt32(plan.Layers.Count));
+            Entry(Key("expert_feed_forward_length"), UInt32(0));
+            Entry(Key("expert_shared_count"), UInt32(0));
+            Entry(Key("expert_weights_scale"), Float32(1));
+        }
         // Token ids go in directly: "no_vocab" makes llama.cpp size its vocabulary from vocab_size and tokenize nothing.
         Entry("tokenizer.ggml.model", "String(\"no_vocab\")");
         writer.Line("    },");
-        if (AliasNote(plan) is { } note) writer.Line("    GgufTensorTable(),").Line($"    {GeneratedPart.StringLiteral(note)});").Line();
+        if ((attention is not null ? AliasNote(plan) : LatentNote(plan)) is { } note) writer.Line("    GgufTensorTable(),").Line($"    {GeneratedPart.StringLiteral(note)});").Line();
         else writer.Line("    GgufTensorTable());").Line();
 
         var stack = names.Stack + ".";
         var layer = $"{stack}{names.Layers}.{{i}}.";
         const string Mapping = "global::LlmEff.Export.GgufTensorMapping";
+        const string Transform = "global::LlmEff.Export.GgufTransform";
         writer.Line("/// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>");
         using (writer.Block($"private static global::System.Collections.Generic.IEnumerable<{Mapping}> GgufTensorTable()"))
         {
             writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + names.TokenEmbedding + ".weight")}, \"token_embd.weight\");");
             using (writer.Block($"for (var i = 0; i < {plan.Layers.Count}; i++)"))
             {
-                void Row(string source, string gguf, string transform = "") =>
-                    writer.Line($"yield return new($\"{layer}{source}.weight\", $\"blk.{{i}}.{gguf}.weight\"{transform});");
-                string Pairs(int heads) => $", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: {heads}";
+                void Row(string source, string gguf, string transform = "", string suffix = "weight") =>
+                    writer.Line($"yield return new($\"{layer}{source}.{suffix}\", $\"blk.{{i}}.{gguf}.{suffix}\"{transform});");
+                // Rotated rows go from our half-split pairs to llama.cpp's adjacent ones where it rotates adjacent pairs.
+                string Pairs(int heads, int rotaryRows = 0) => pairs
+                    ? $", {Transform}.RotaryPairs, Heads: {heads}{(rotaryRows > 0 ? $", RotaryRows: {rotaryRows}" : "")}"
+                    : "";
                 Row(plan.MixerNorm.Name, "attn_norm");
                 var attentionPrefix = names.Attention + ".";
-                // Queries and keys are rotated: their rows go from our half-split pairs to llama.cpp's adjacent ones.
-                // llama.cpp has no kind for aliased projections: the one a tensor is aliased to is written again under
-                // its name (same numbers, and the same pairing where it is rotated as queries or keys are).
-                var source = Aliases(attention);
-                Row(attentionPrefix + source["q"], "attn_q", attention.RepeatedQueries
-                    ? Pairs(attention.KvHeads) + $", Repeats: {attention.Heads / attention.KvHeads}" // query head h is key head h / Repeats
-                    : Pairs(attention.Heads));
-                Row(attentionPrefix + source["k"], "attn_k", Pairs(attention.KvHeads));
-                Row(attentionPrefix + source["v"], "attn_v");
-                Row(attentionPrefix + attention.Output.Name, "attn_output");
-                Row(plan.FeedForwardNorm.Name, "ffn_norm");
-                var dense = plan.Dense!.Linears;
+                if (latent is not null)
+                {
+                    // Each head's query is [position-free | rotary] as llama.cpp splits it; the latent projection is
+                    // [latent | shared rotary key]; only the rotary rows are rotated.
+                    if (latent.QueryDown is { } down)
+                    {
+                        Row(attentionPrefix + down.Name, "attn_q_a");
+                        Row(attentionPrefix + latent.QueryNorm!.Name, "attn_q_a_norm");
+                        Row(attentionPrefix + latent.QueryUp.Name, "attn_q_b", Pairs(latent.Heads, latent.RopeDim));
+                    }
+                    else Row(attentionPrefix + latent.QueryUp.Name, "attn_q", Pairs(latent.Heads, latent.RopeDim));
+                    Row(attentionPrefix + latent.LatentDown.Name, "attn_kv_a_mqa", Pairs(1, latent.RopeDim));
+                    Row(attentionPrefix + latent.LatentNorm.Name, "attn_kv_a_norm");
+                    // Rows per head [k_nope | v], as llama.cpp's attn_kv_b splits them.
+                    Row(attentionPrefix + latent.LatentUp.Name, "attn_kv_b");
+                    Row(attentionPrefix + latent.Output.Name, "attn_output");
+                }
+                else if (plan.Conv is { } conv)
+                {
+                    var attentionLayers = plan.Layers.Where(l => l.Mixer == TokenMixer.Attention).Select(l => $"i == {l.Index}").ToList();
+                    using (writer.Block($"if ({(attentionLayers.Count == 0 ? "false" : string.Join(" || ", attentionLayers))})"))
+                    {
+                        Row(attentionPrefix + attention!.Projections[0].Name, "attn_q");
+                        Row(attentionPrefix + attention.Projections[1].Name, "attn_k");
+                        Row(attentionPrefix + attention.Projections[2].Name, "attn_v");
+                        Row(attentionPrefix + attention.Output.Name, "attn_output");
+                        Row(attentionPrefix + attention.QueryNorm!.Name, "attn_q_norm");
+                        Row(attentionPrefix + attention.KeyNorm!.Name, "attn_k_norm");
+                    }
+                    using (writer.Block("else"))
+                    {
+                        var block = ConvPlan.BlockName + ".";
+                        Row(block + conv.InProjection.Name, "shortconv.in_proj");
+                        Row(block + ConvPlan.FilterName, "shortconv.conv", $", {Transform}.DepthwiseFilter");
+                        Row(block + conv.OutProjection.Name, "shortconv.out_proj");
+                    }
+                }
+                else
+                {
+                    // llama.cpp has no kind for aliased projections: the one a tensor is aliased to is written again under
+                    // its name (same numbers, and the same pairing where it is rotated as queries or keys are).
+                    var source = Aliases(attention!);
+                    var repeats = attention!.RepeatedQueries ? $", Repeats: {attention.Heads / attention.KvHeads}" : ""; // query head h is key head h / Repeats
+                    var queryHeads = attention.RepeatedQueries ? attention.KvHeads : attention.Heads;
+                    Row(attentionPrefix + source["q"], "attn_q", pairs ? Pairs(queryHeads) + repeats : repeats.Length > 0 ? $", Heads: {queryHeads}{repeats}" : "");
+                    Row(attentionPrefix + source["k"], "attn_k", Pairs(attention.KvHeads));
+                    Row(attentionPrefix + source["v"], "attn_v");
+                    Row(attentionPrefix + attention.Output.Name, "attn_output");
+                    if (attention.QueryNorm is { } queryNorm)
+                    {
+                        Row(attentionPrefix + queryNorm.Name, "attn_q_norm");
+                        Row(attentionPrefix + attention.KeyNorm!.Name, "attn_k_norm");
+                    }
+                }
+                // glm4moe names the norm before the feed-forward after the attention it follows.
+                Row(plan.FeedForwardNorm.Name, architecture == Glm4MoeArchitecture ? "post_attention_norm" : "ffn_norm");
                 var mlpPrefix = names.Mlp + ".";
-                Row(mlpPrefix + dense[0].Name, "ffn_gate");
-                Row(mlpPrefix + dense[1].Name, "ffn_up");
-                Row(mlpPrefix + dense[2].Name, "ffn_down");
+                void Dense(FeedForwardPlan dense, string prefix, string tag)
+                {
+                    var linears = dense.Linears;
+                    Row(prefix + linears[0].Name, "ffn_gate" + tag);
+                    Row(prefix + linears[1].Name, "ffn_up" + tag);
+                    Row(prefix + linears[2].Name, "ffn_down" + tag);
+                }
+                if (mixture is null) Dense(plan.Dense!, mlpPrefix, "");
+                else
+                {
+                    System.IDisposable? routedBlock = null;
+                    if (leadingDense > 0)
+                    {
+                        using (writer.Block($"if (i < {leadingDense})")) Dense(plan.Dense!, mlpPrefix, "");
+                        routedBlock = writer.Block("else");
+                    }
+                    var router = $"{mlpPrefix}{MixturePlan.RouterName}";
+                    writer.Line($"yield return new($\"{layer}{router}.weight\", $\"blk.{{i}}.ffn_gate_inp.weight\");");
+                    // The selection bias shifts which experts are chosen, never their weights: llama.cpp's exp_probs_b.
+                    // glm4moe's loader requires one and lfm2moe's is written one too (LFM2 always has it): a model without
+                    // a selection bias gets zeros, which choose as no bias does.
+                    if (mixture.SelectionBias)
+                        writer.Line($"yield return new($\"{layer}{router}.{MixturePlan.SelectionBiasName}\", $\"blk.{{i}}.exp_probs_b.bias\");");
+                    else if (architecture is Glm4MoeArchitecture or Lfm2MoeArchitecture)
+                        writer.Line($"yield return new($\"{layer}{router}.weight\", $\"blk.{{i}}.exp_probs_b.bias\", {Transform}.ZeroBias);");
+                    // Each routed expert's matrices stacked into one tensor per kind: [experts, rows, columns].
+                    var expertLinears = mixture.Expert.Linears;
+                    foreach (var (linear, gguf) in new[] { (expertLinears[0], "ffn_gate_exps"), (expertLinears[1], "ffn_up_exps"), (expertLinears[2], "ffn_down_exps") })
+                    {
+                        const string Linq = "global::System.Linq.Enumerable";
+                        var experts = $"{Linq}.ToArray({Linq}.Select({Linq}.Range(0, {mixture.Settings.Experts}), e => $\"{layer}{mlpPrefix}{MixturePlan.ExpertsName}.{{e}}.{linear.Name}.weight\"))";
+                        writer.Line($"var {gguf} = {experts};");
+                        writer.Line($"yield return new({gguf}[0], $\"blk.{{i}}.{gguf}.weight\", Stacked: {gguf});");
+                    }
+                    if (mixture.Shared is { } shared) Dense(shared, $"{mlpPrefix}{MixturePlan.SharedName}.", "_shexp");
+                    routedBlock?.Dispose();
+                }
             }
-            writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + plan.FinalNorm.Name + ".weight")}, \"output_norm.weight\");");
+            // lfm2 takes the final norm under Hugging Face Lfm2's name for it, embedding_norm.
+            var finalNorm = architecture is Lfm2Architecture or Lfm2MoeArchitecture ? "token_embd_norm" : "output_norm";
+            writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + plan.FinalNorm.Name + ".weight")}, \"{finalNorm}.weight\");");
             // Without output.weight llama.cpp reuses token_embd.weight: the tied head.
             if (plan.OutputHead is { } head) writer.Line($"yield return new({GeneratedPart.StringLiteral(head.Name + ".weight")}, \"output.weight\");");
         }
@@ -180,6 +397,20 @@ internal static class GgufEmitter
             : $"{Bytes(theirs)} bytes per token at f16, as our cached decoding does";
         return $"{attention.Variant} attention: llama.cpp has no kind for {what}, so {written}, same numbers{repeated}) " +
                $"and llama.cpp caches keys and values separately, {cost}.";
+    }
+
+    /// <summary>
+    /// For latent attention, one line saying what llama.cpp's cache holds: on the path this export takes (attn_kv_b,
+    /// without key_length_mla) it caches every head's expanded key (HeadDim + RopeDim) and value (HeadDim) where our
+    /// cached decoding keeps the latent and the shared rotary key; bytes at f16. Null for other plans.
+    /// </summary>
+    internal static string? LatentNote(LayoutPlan plan)
+    {
+        if (plan.Latent is not { } latent) return null;
+        var ours = Sizing.ModelSizing.InBf16(plan.Layers.Sum(l => l.Cache.Sum(c => c.ElementsPerToken)));
+        var theirs = Sizing.ModelSizing.InBf16(checked((long)plan.Layers.Count * latent.Heads * (2L * latent.HeadDim + latent.RopeDim)));
+        return $"latent attention: llama.cpp expands every head's key and value from the latent (attn_kv_b) and caches them, " +
+               $"{Bytes(theirs)} bytes per token at f16 where our cached decoding keeps the latent and the rotary key, {Bytes(ours)}: same numbers, no cache saving there.";
     }
 
     private static string Bytes(long value) => value.ToString("N0", CultureInfo.InvariantCulture);

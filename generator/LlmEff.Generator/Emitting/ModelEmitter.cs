@@ -447,7 +447,7 @@ internal static class ModelEmitter
                 var optional = Hybrid ? "?" : "";
                 w.Line($"private readonly {NormType} {names.AttentionNorm};");
                 w.Line($"private readonly {AttentionType}{optional} {names.Attention};");
-                if (Hybrid) w.Line("private readonly ShortConv? conv;");
+                if (Hybrid) w.Line($"private readonly ShortConv? {ConvPlan.BlockName};");
                 w.Line($"private readonly {NormType} {names.MlpNorm};");
                 w.Line($"private readonly {FeedForwardFieldType} {names.Mlp};");
                 w.Line();
@@ -457,7 +457,7 @@ internal static class ModelEmitter
                     if (plan.Conv is { } conv)
                     {
                         w.Line($"if (attention) {names.Attention} = {NewAttention()};");
-                        w.Line($"else conv = new ShortConv({conv.Channels}, kernel: {conv.Kernel}, bias: {(conv.Bias ? "true" : "false")}, layers: {plan.Layers.Count}, device, dtype);");
+                        w.Line($"else {ConvPlan.BlockName} = new ShortConv({conv.Channels}, kernel: {conv.Kernel}, bias: {(conv.Bias ? "true" : "false")}, layers: {plan.Layers.Count}, device, dtype);");
                     }
                     else
                         w.Line($"{names.Attention} = {NewAttention()};");
@@ -845,9 +845,9 @@ internal static class ModelEmitter
             using (w.Block("public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor>"))
             {
                 w.Line($"private const int Experts = {m.Experts};");
-                w.Line("private readonly ExpertRouter gate;");
-                w.Line("private readonly ModuleList<FeedForward> experts;");
-                if (m.Shared > 0) w.Line("private readonly FeedForward shared_experts;");
+                w.Line($"private readonly ExpertRouter {MixturePlan.RouterName};");
+                w.Line($"private readonly ModuleList<FeedForward> {MixturePlan.ExpertsName};");
+                if (m.Shared > 0) w.Line($"private readonly FeedForward {MixturePlan.SharedName};");
                 w.Line();
                 using (w.Block("internal MixtureOfExperts(Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))"))
                 {

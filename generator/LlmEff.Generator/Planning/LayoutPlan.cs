@@ -186,6 +186,9 @@ internal sealed record IndexerPlan(int Heads, int Dim, int TopK, EquatableArray<
 /// filter of <see cref="Kernel"/> taps per channel (conv.weight [Dim, 1, Kernel], conv.bias [Dim] with biases), out_proj.</summary>
 internal sealed record ConvPlan(int Kernel, long Channels, bool Bias, LinearPlan InProjection, LinearPlan OutProjection)
 {
+    /// <summary>The block's name in its layer and its filter's name inside the block (Hugging Face Lfm2's conv.conv).</summary>
+    public const string BlockName = "conv", FilterName = "conv";
+
     /// <summary>Filter taps: multiply-accumulates per token like matrix weights.</summary>
     public long FilterWeights => checked(Channels * Kernel);
 
@@ -215,6 +218,11 @@ internal sealed record FeedForwardPlan(string Role, long Hidden, ActivationKind 
 /// e_score_correction_bias [Experts] with auxiliary-loss-free balancing), the routed experts and the shared ones.</summary>
 internal sealed record MixturePlan(MoeSpec Settings, FeedForwardPlan Expert, FeedForwardPlan? Shared)
 {
+    /// <summary>Component names inside the mixture (DeepSeek-V3's, so checkpoints line up): the router, the routed
+    /// experts (a list: experts.0, experts.1, …), the shared experts fused into one feed-forward, and the router's
+    /// selection-bias buffer.</summary>
+    public const string RouterName = "gate", ExpertsName = "experts", SharedName = "shared_experts", SelectionBiasName = "e_score_correction_bias";
+
     public long RouterWeights => checked((long)Settings.Experts * Expert.Linears[0].Inputs);
 
     public bool SelectionBias => Settings.Balance == BalanceKind.AuxLossFree;

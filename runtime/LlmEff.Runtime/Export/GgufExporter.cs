@@ -41,13 +41,13 @@ public static class GgufExporter
         ArgumentNullException.ThrowIfNull(export);
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!export.IsAvailable) throw new NotSupportedException($"{modelName} cannot be exported to GGUF: {export.Refusal}.");
-        _ = GgufFile.ElementBytes(type);
+        _ = FileType(type);
 
         var state = model.state_dict();
-        var unmapped = state.Keys.Except(export.Tensors.Select(t => t.Source), StringComparer.Ordinal).ToList();
+        var unmapped = state.Keys.Except(export.Tensors.SelectMany(t => t.Sources), StringComparer.Ordinal).ToList();
         if (unmapped.Count > 0)
             throw new InvalidOperationException($"{modelName}'s state dict has tensors the GGUF table does not map: {string.Join(", ", unmapped)}. The generated table and the module disagree; rebuild.");
-        var missing = export.Tensors.Where(t => !state.ContainsKey(t.Source)).Select(t => t.Source).ToList();
+        var missing = export.Tensors.SelectMany(t => t.Sources).Where(s => !state.ContainsKey(s)).Distinct().ToList();
         if (missing.Count > 0)
             throw new InvalidOperationException($"The GGUF table of {modelName} maps tensors its state dict lacks: {string.Join(", ", missing)}. The generated table and the module disagree; rebuild.");
 
@@ -55,21 +55,21 @@ public static class GgufExporter
             && state[embedding.Source].shape[0] != vocabulary.Tokens.Count)
             throw new ArgumentException($"The {vocabulary.Name} vocabulary has {vocabulary.Tokens.Count:N0} tokens; {modelName} embeds {state[embedding.Source].shape[0]:N0}.", nameof(vocabulary));
 
-        var prepared = new List<(GgufTensorMapping Mapping, Tensor Data)>();
+        var prepared = new List<(GgufTensorMapping Mapping, Tensor Data, long[] Shape, GgufTensorType Type)>();
         try
         {
             using (no_grad())
             {
                 foreach (var mapping in export.Tensors)
-                    prepared.Add((mapping, Prepare(state[mapping.Source], mapping, type)));
+                    prepared.Add(Prepare(state, mapping, type));
             }
             var metadata = WithVocabulary(export.Metadata, vocabulary).Append(new(FileTypeKey, GgufValue.UInt32(FileType(type)))).ToList();
-            var sources = prepared.Select(p => new GgufTensorSource(p.Mapping.Name, p.Data.shape, TypeOf(p.Data), stream => WriteBytes(p.Data, stream))).ToList();
+            var sources = prepared.Select(p => new GgufTensorSource(p.Mapping.Name, p.Shape, p.Type, stream => WriteBytes(p.Data, stream))).ToList();
             GgufFile.Write(path, metadata, sources);
         }
         finally
         {
-            foreach (var (_, data) in prepared) data.Dispose();
+            foreach (var p in prepared) p.Data.Dispose();
         }
         return new GgufExportResult(Path.GetFullPath(path), export.Architecture!, prepared.Count, new FileInfo(path).Length);
     }
@@ -84,26 +84,118 @@ public static class GgufExporter
         GgufTensorType.F32 => 0,
         GgufTensorType.F16 => 1,
         GgufTensorType.BF16 => 32,
+        GgufTensorType.Q8_0 => 7,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Not a type the exporter writes."),
     };
 
-    /// <summary>The tensor as it goes into the file: on the CPU, transformed, in its file type, contiguous.</summary>
-    private static Tensor Prepare(Tensor tensor, GgufTensorMapping mapping, GgufTensorType type)
+    /// <summary>What a row reads from the state dict, as fp32 on the CPU: one tensor, its experts stacked, or zeros
+    /// (in the caller's dispose scope).</summary>
+    private static Tensor Read(IDictionary<string, Tensor> state, GgufTensorMapping mapping)
+    {
+        Tensor Values(string source) => state[source].detach().to(CPU).to(ScalarType.Float32);
+        Tensor values;
+        if (mapping.Transform == GgufTransform.ZeroBias) values = zeros(state[mapping.Source].shape[0], dtype: ScalarType.Float32);
+        else if (mapping.Stacked is { } parts)
+        {
+            var tensors = parts.Select(Values).ToArray();
+            var shape = tensors[0].shape;
+            var odd = Array.FindIndex(tensors, t => !t.shape.SequenceEqual(shape));
+            if (odd >= 0)
+                throw new InvalidOperationException($"{parts[odd]} is [{string.Join(", ", tensors[odd].shape)}], not [{string.Join(", ", shape)}] like {parts[0]}: tensors stacked as {mapping.Name} must have one shape.");
+            values = stack(tensors, 0);
+        }
+        else values = Values(mapping.Source);
+        return values;
+    }
+
+    /// <summary>The tensor as it goes into the file: on the CPU, transformed, in its file type, contiguous (Q8_0 as its
+    /// blocks' bytes), with its shape and type.</summary>
+    private static (GgufTensorMapping, Tensor, long[], GgufTensorType) Prepare(IDictionary<string, Tensor> state, GgufTensorMapping mapping, GgufTensorType type)
     {
         using var scope = NewDisposeScope();
-        var values = tensor.detach().to(CPU).to(ScalarType.Float32);
+        var values = Read(state, mapping);
         RefuseNonFinite(values, mapping, "");
         if (mapping.Transform == GgufTransform.RotaryPairs) values = PairRotaryRows(values, mapping);
         if (mapping.Repeats != 1) values = RepeatHeads(values, mapping);
-        var fileType = tensor.dim() == 1 ? GgufTensorType.F32 : type;
+        if (mapping.Transform == GgufTransform.DepthwiseFilter)
+        {
+            if (values.dim() != 3 || values.shape[1] != 1)
+                throw new InvalidOperationException($"{mapping.Source} is [{string.Join(", ", values.shape)}], not a depthwise filter [channels, 1, taps].");
+            values = values.squeeze(1);
+        }
+        var fileType = TypeFor(mapping, values, type);
         var converted = fileType switch
         {
             GgufTensorType.F16 => values.to(ScalarType.Float16),
             GgufTensorType.BF16 => values.to(ScalarType.BFloat16),
+            GgufTensorType.Q8_0 => Q8_0Blocks(values),
             _ => values,
         };
-        if (fileType != GgufTensorType.F32) RefuseNonFinite(converted, mapping, $" once rounded to {fileType} (values beyond its range)");
-        return converted.contiguous().MoveToOuterDisposeScope();
+        if (fileType is GgufTensorType.F16 or GgufTensorType.BF16) RefuseNonFinite(converted, mapping, $" once rounded to {fileType} (values beyond its range)");
+        return (mapping, converted.contiguous().MoveToOuterDisposeScope(), values.shape, fileType);
+    }
+
+    /// <summary>
+    /// The type a tensor is written in when matrices are <paramref name="type"/>: vectors (norms, biases) stay f32, as
+    /// llama.cpp's converter keeps them. For Q8_0, as llama.cpp's own quantizer does: the expert router
+    /// (ffn_gate_inp, whose choices a rounding would change) stays f32, and a matrix whose rows do not split into
+    /// 32-value blocks (a short filter, a 176-wide expert) is written f16.
+    /// </summary>
+    private static GgufTensorType TypeFor(GgufTensorMapping mapping, Tensor values, GgufTensorType type)
+    {
+        if (values.dim() == 1) return GgufTensorType.F32;
+        if (type != GgufTensorType.Q8_0) return type;
+        if (mapping.Name.EndsWith("ffn_gate_inp.weight", StringComparison.Ordinal)) return GgufTensorType.F32;
+        return values.shape[^1] % GgufFile.BlockValues(GgufTensorType.Q8_0) == 0 ? GgufTensorType.Q8_0 : GgufTensorType.F16;
+    }
+
+    /// <summary>
+    /// ggml's Q8_0 bytes of <paramref name="values"/> (innermost dimension a multiple of 32): [blocks, 2 + 32], each
+    /// block's scale d as little-endian f16, then its 32 signed codes (see <see cref="Q8_0Encode"/>).
+    /// </summary>
+    public static Tensor Q8_0Blocks(Tensor values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        using var scope = NewDisposeScope();
+        var (scale, codes) = Q8_0Encode(values);
+        var scaleBytes = scale.contiguous().bytes;
+        var codeBytes = codes.contiguous().bytes;
+        var blocks = (int)codes.shape[0];
+        const int ScaleBytes = 2, Block = 32;
+        var packed = new byte[checked(blocks * (ScaleBytes + Block))];
+        for (var b = 0; b < blocks; b++)
+        {
+            scaleBytes.Slice(b * ScaleBytes, ScaleBytes).CopyTo(packed.AsSpan(b * (ScaleBytes + Block)));
+            codeBytes.Slice(b * Block, Block).CopyTo(packed.AsSpan(b * (ScaleBytes + Block) + ScaleBytes));
+        }
+        return tensor(packed).reshape(blocks, ScaleBytes + Block).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>What llama.cpp reads back from a Q8_0 tensor of <paramref name="values"/>: d·q per value, in fp32 and the same shape.</summary>
+    public static Tensor Q8_0Values(Tensor values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        using var scope = NewDisposeScope();
+        var (scale, codes) = Q8_0Encode(values);
+        return (scale.to(ScalarType.Float32) * codes.to(ScalarType.Float32)).reshape(values.shape).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// ggml's reference quantize_row_q8_0, per block of 32 consecutive values: d = max|x| / 127, q = round(x / d) half
+    /// away from zero (0 where d is 0), d stored as f16. Returns d [blocks, 1] in f16 and q [blocks, 32] in int8.
+    /// </summary>
+    private static (Tensor Scale, Tensor Codes) Q8_0Encode(Tensor values)
+    {
+        var block = GgufFile.BlockValues(GgufTensorType.Q8_0);
+        if (values.dim() == 0 || values.shape[^1] % block != 0)
+            throw new ArgumentException($"Q8_0 needs rows that split into {block}-value blocks; these are [{string.Join(", ", values.shape)}].", nameof(values));
+        var blocks = values.detach().to(ScalarType.Float32).reshape(-1, block);
+        var d = blocks.abs().amax(new long[] { 1 }, keepdim: true) / 127f;
+        var scaled = blocks * where(d > 0, 1f / d, zeros_like(d));
+        var codes = (scaled.sign() * (scaled.abs() + 0.5f).floor()).to(ScalarType.Int8);
+        var half = d.to(ScalarType.Float16);
+        if (!half.isfinite().all().item<bool>()) throw new InvalidDataException("Refusing to export: a Q8_0 block scale is beyond f16's range.");
+        return (half, codes);
     }
 
     private static void RefuseNonFinite(Tensor values, GgufTensorMapping mapping, string when)
@@ -120,10 +212,16 @@ public static class GgufExporter
         if (mapping.Heads <= 0 || rows % mapping.Heads != 0 || rows / mapping.Heads % 2 != 0)
             throw new InvalidOperationException($"{mapping.Source} has {rows} rows, which do not split into {mapping.Heads} heads of an even width.");
         var headDim = rows / mapping.Heads;
+        var rotated = mapping.RotaryRows == 0 ? headDim : mapping.RotaryRows;
+        if (rotated < 0 || rotated > headDim || rotated % 2 != 0)
+            throw new InvalidOperationException($"{mapping.Source}'s heads are {headDim} rows wide, so {mapping.RotaryRows} of them cannot be rotated in pairs.");
         var rest = weight.shape.Skip(1).ToArray();
-        // [heads, half, i, …] → [heads, i, half, …]: row h·d + half·d/2 + i lands at h·d + 2i + half.
-        var split = weight.reshape(new long[] { mapping.Heads, 2, headDim / 2 }.Concat(rest).ToArray());
-        return split.transpose(1, 2).reshape(weight.shape);
+        var heads = weight.reshape(new long[] { mapping.Heads, headDim }.Concat(rest).ToArray());
+        var kept = heads.narrow(1, 0, headDim - rotated);
+        // [heads, half, i, …] → [heads, i, half, …]: row half·r/2 + i of a head's rotated part lands at 2i + half.
+        var split = heads.narrow(1, headDim - rotated, rotated).reshape(new long[] { mapping.Heads, 2, rotated / 2 }.Concat(rest).ToArray());
+        var paired = split.transpose(1, 2).reshape(new long[] { mapping.Heads, rotated }.Concat(rest).ToArray());
+        return cat(new[] { kept, paired }, 1).reshape(weight.shape);
     }
 
     /// <summary>Writes each head's rows <see cref="GgufTensorMapping.Repeats"/> times in a row: head h of the result is head h / Repeats.</summary>
@@ -136,14 +234,6 @@ public static class GgufExporter
         var heads = weight.reshape(new long[] { mapping.Heads, rows / mapping.Heads }.Concat(rest).ToArray());
         return heads.repeat_interleave(mapping.Repeats, dim: 0).reshape(new long[] { rows * mapping.Repeats }.Concat(rest).ToArray());
     }
-
-    private static GgufTensorType TypeOf(Tensor data) => data.dtype switch
-    {
-        ScalarType.Float32 => GgufTensorType.F32,
-        ScalarType.Float16 => GgufTensorType.F16,
-        ScalarType.BFloat16 => GgufTensorType.BF16,
-        var other => throw new InvalidOperationException($"No GGUF type for {other}."),
-    };
 
     /// <summary>Writes the tensor's bytes in pieces, so a tensor over 2 GiB (past a span's reach) writes too.</summary>
     private static void WriteBytes(Tensor data, Stream stream)

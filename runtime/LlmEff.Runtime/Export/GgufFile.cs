@@ -18,6 +18,10 @@ public enum GgufTensorType : uint
 
     /// <summary>bfloat16 (the top half of an f32), 2 bytes.</summary>
     BF16 = 30,
+
+    /// <summary>ggml's Q8_0: blocks of 32 consecutive values along the innermost dimension, each an f16 scale d
+    /// followed by 32 signed bytes q, the values being d·q (34 bytes per block).</summary>
+    Q8_0 = 8,
 }
 
 /// <summary>One tensor to write: its name, its shape outermost dimension first (as torch lists it; the file lists
@@ -35,7 +39,7 @@ public sealed record GgufTensorInfo(string Name, ulong[] Dimensions, GgufTensorT
     public ulong Elements => Dimensions.Aggregate(1UL, (product, size) => checked(product * size));
 
     /// <summary>Bytes of its data.</summary>
-    public ulong Bytes => checked(Elements * (ulong)GgufFile.ElementBytes(Type));
+    public ulong Bytes => GgufFile.DataBytes(Type, Elements);
 }
 
 /// <summary>What a GGUF file holds besides the tensor data: the version, the metadata in file order, the tensor
@@ -75,13 +79,20 @@ public static class GgufFile
     private static readonly byte[] Magic = "GGUF"u8.ToArray();
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    /// <summary>Bytes per element of <paramref name="type"/>.</summary>
-    public static int ElementBytes(GgufTensorType type) => type switch
+    /// <summary>Values per block of <paramref name="type"/> (1 for the float types), along the innermost dimension.</summary>
+    public static int BlockValues(GgufTensorType type) => type == GgufTensorType.Q8_0 ? 32 : BlockBytes(type) > 0 ? 1 : 0;
+
+    /// <summary>Bytes per block of <paramref name="type"/>: an element of the float types, 34 for Q8_0's 32 values.</summary>
+    public static int BlockBytes(GgufTensorType type) => type switch
     {
         GgufTensorType.F32 => 4,
         GgufTensorType.F16 or GgufTensorType.BF16 => 2,
+        GgufTensorType.Q8_0 => 2 + 32,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Not a tensor type this writer knows."),
     };
+
+    /// <summary>Bytes of <paramref name="elements"/> values of <paramref name="type"/> (a whole number of blocks).</summary>
+    public static ulong DataBytes(GgufTensorType type, ulong elements) => checked(elements / (ulong)BlockValues(type) * (ulong)BlockBytes(type));
 
     /// <summary>
     /// Writes <paramref name="metadata"/> (in order; <c>general.alignment</c> is added first) and
@@ -184,6 +195,7 @@ public static class GgufFile
                 for (var d = 0; d < dimensions.Length; d++) dimensions[d] = reader.ReadUInt64();
                 var type = (GgufTensorType)reader.ReadUInt32();
                 if (!Enum.IsDefined(type)) throw Invalid(path, $"gives tensor '{name}' type {(uint)type}, which this reader does not know");
+                if (dimensions[0] % (ulong)BlockValues(type) != 0) throw Invalid(path, $"gives tensor '{name}' rows of {dimensions[0]} values, not whole {type} blocks");
                 var offset = reader.ReadUInt64();
                 if (offset % alignment != 0) throw Invalid(path, $"places tensor '{name}' at offset {offset}, not a multiple of the alignment {alignment}");
                 tensors.Add(new GgufTensorInfo(name, dimensions, type, offset));
@@ -214,7 +226,7 @@ public static class GgufFile
 
     /// <summary>Bytes of <paramref name="tensor"/>'s data (shape already checked).</summary>
     private static ulong Bytes(GgufTensorSource tensor) =>
-        tensor.Shape.Aggregate((ulong)ElementBytes(tensor.Type), (product, size) => checked(product * (ulong)size));
+        DataBytes(tensor.Type, tensor.Shape.Aggregate(1UL, (product, size) => checked(product * (ulong)size)));
 
     private static void Check(GgufTensorSource tensor)
     {
@@ -223,7 +235,9 @@ public static class GgufFile
         if (Utf8.GetByteCount(tensor.Name) > MaxNameBytes) throw new ArgumentException($"Tensor name '{tensor.Name}' is over ggml's {MaxNameBytes} bytes.", nameof(tensor));
         if (tensor.Shape.Length is 0 or > MaxDimensions) throw new ArgumentException($"Tensor '{tensor.Name}' has {tensor.Shape.Length} dimensions; ggml takes 1 to {MaxDimensions}.", nameof(tensor));
         if (tensor.Shape.Any(size => size <= 0)) throw new ArgumentException($"Tensor '{tensor.Name}' has shape [{string.Join(", ", tensor.Shape)}]; every dimension must be positive.", nameof(tensor));
-        _ = ElementBytes(tensor.Type);
+        var block = BlockValues(tensor.Type);
+        if (tensor.Shape[^1] % block != 0)
+            throw new ArgumentException($"Tensor '{tensor.Name}' has rows of {tensor.Shape[^1]} values, not a whole number of {tensor.Type}'s {block}-value blocks.", nameof(tensor));
     }
 
     private static ulong Align(ulong offset) => AlignUp(offset, Alignment);

@@ -1,3 +1,5 @@
+using System.Collections.Generic;
+
 namespace LlmEff.Export;
 
 /// <summary>What happens to a tensor's values between our state dict and the GGUF file.</summary>
@@ -10,12 +12,25 @@ public enum GgufTransform
     /// The rows of a query or key projection are reordered within each head so that llama.cpp, which rotates
     /// adjacent pairs of a head's channels (2i, 2i + 1), rotates the pairs our rotary embedding rotates, which are
     /// the two halves (i, i + HeadDim/2), as in Hugging Face Llama: row i of half h of a head moves to 2i + h.
+    /// With <see cref="GgufTensorMapping.RotaryRows"/> only that many trailing rows of each head are rotated (latent
+    /// attention's rotary part) and only they are reordered.
     /// </summary>
     RotaryPairs,
+
+    /// <summary>
+    /// Not a tensor of ours: a vector of zeros as long as the source has rows, for a tensor llama.cpp's architecture
+    /// requires where our model has none and adds nothing (a zero selection bias changes no expert choice).
+    /// </summary>
+    ZeroBias,
+
+    /// <summary>A depthwise convolution filter [channels, 1, taps] written as [channels, taps], the shape llama.cpp's
+    /// ggml_ssm_conv reads (both correlate the last taps inputs with the taps in the same order).</summary>
+    DepthwiseFilter,
 }
 
 /// <summary>One row of a GGUF tensor table.</summary>
-/// <param name="Source">The tensor's state-dict name ("model.layers.0.self_attn.q_proj.weight").</param>
+/// <param name="Source">The tensor's state-dict name ("model.layers.0.self_attn.q_proj.weight"); with
+/// <paramref name="Stacked"/>, the first of them.</param>
 /// <param name="Name">Its GGUF name ("blk.0.attn_q.weight").</param>
 /// <param name="Transform">What happens to its values on the way.</param>
 /// <param name="Heads">The heads its rows hold, for <see cref="GgufTransform.RotaryPairs"/>; 0 otherwise.</param>
@@ -23,4 +38,13 @@ public enum GgufTransform
 /// other (after any pairing): the query copy of a key projection when queries are the keys but there are fewer key
 /// heads than query heads, since llama.cpp's query head h reads key head h / Repeats, as our module's
 /// repeat_interleave gives query head h the result of key head h / Repeats. 1: written once.</param>
-public sealed record GgufTensorMapping(string Source, string Name, GgufTransform Transform = GgufTransform.None, int Heads = 0, int Repeats = 1);
+/// <param name="RotaryRows">For <see cref="GgufTransform.RotaryPairs"/>: the rows at the end of each head that are
+/// rotated (the others are left in place); 0: the whole head.</param>
+/// <param name="Stacked">Several state-dict tensors of one shape written as one GGUF tensor with a new outermost
+/// dimension, in this order (each routed expert's matrix, as llama.cpp's ffn_*_exps hold them); null: one tensor.</param>
+public sealed record GgufTensorMapping(string Source, string Name, GgufTransform Transform = GgufTransform.None, int Heads = 0, int Repeats = 1,
+    int RotaryRows = 0, IReadOnlyList<string>? Stacked = null)
+{
+    /// <summary>Every state-dict tensor this row reads.</summary>
+    public IReadOnlyList<string> Sources => Stacked ?? new[] { Source };
+}

@@ -16,7 +16,8 @@ internal static class ExportGgufCommand
         "f32" => GgufTensorType.F32,
         "f16" => GgufTensorType.F16,
         "bf16" => GgufTensorType.BF16,
-        _ => throw new ArgumentException($"--type: '{name}' is not a type export-gguf writes; use f32, f16 or bf16."),
+        "q8_0" => GgufTensorType.Q8_0,
+        _ => throw new ArgumentException($"--type: '{name}' is not a type export-gguf writes; use f32, f16, bf16 or q8_0."),
     };
 
     public static Command Create()
@@ -26,7 +27,7 @@ internal static class ExportGgufCommand
         var output = new Option<string>("--out") { Description = "The .gguf file to write.", Required = true };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "A checkpoint of the model (from 'llmeff train'); default: freshly initialised weights." };
         var tokenizer = new Option<string>("--tokenizer") { Description = "The tokenizer written into the file, so llama.cpp takes text: byte or gpt2 (the one the model was trained with), or none (token ids only).", DefaultValueFactory = _ => "byte" };
-        var type = new Option<string>("--type") { Description = "Type of the matrices and embeddings: f32, f16 or bf16 (norm weights stay f32).", DefaultValueFactory = _ => "f32" };
+        var type = new Option<string>("--type") { Description = "Type of the matrices and embeddings: f32, f16, bf16 or q8_0 (norm weights stay f32; with q8_0 the expert router stays f32 and rows that are not whole 32-value blocks f16).", DefaultValueFactory = _ => "f32" };
 
         var command = new Command("export-gguf", "Write a declared model as a GGUF file that llama.cpp (and Ollama, LM Studio) runs; token ids go in directly.")
         {
@@ -51,7 +52,7 @@ internal static class ExportGgufCommand
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Wrote {written.Path}: {declared.Facts.Name} as llama.cpp's '{written.Architecture}', {written.Tensors} tensors, {result.GetValue(type)!.ToLowerInvariant()}, {written.Bytes:N0} bytes{(source is null ? " (untrained: freshly initialised weights)" : "")}."));
-            // Aliased projections: llama.cpp gets the shared one written again, and its cache does not shrink.
+            // Aliased projections and latent attention: llama.cpp's cache does not shrink as ours does.
             if (declared.Gguf.Note is { } note) Console.WriteLine("Note: " + note);
             Console.WriteLine(vocabulary is null
                 ? "Its tokenizer is 'no_vocab': give llama.cpp token ids, not text."

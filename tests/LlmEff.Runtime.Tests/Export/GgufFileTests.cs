@@ -18,7 +18,7 @@ public sealed class GgufFileTests : IDisposable
     private static GgufTensorSource Tensor(string name, long[] shape, GgufTensorType type, byte fill) =>
         new(name, shape, type, stream =>
         {
-            var bytes = shape.Aggregate((long)GgufFile.ElementBytes(type), (p, s) => p * s);
+            var bytes = (long)GgufFile.DataBytes(type, (ulong)shape.Aggregate(1L, (p, s) => p * s));
             stream.Write(Enumerable.Repeat(fill, (int)bytes).ToArray());
         });
 
@@ -88,6 +88,22 @@ public sealed class GgufFileTests : IDisposable
         Assert.Equal(GgufTensorType.F16, read.Tensor("matrix").Type);
         Assert.All(GgufFile.ReadData(path, read, read.Tensor("matrix")), b => Assert.Equal(2, b));
         Assert.Equal(0, new FileInfo(path).Length % GgufFile.Alignment);
+    }
+
+    [Fact]
+    public void A_q8_0_tensor_takes_34_bytes_per_32_values_and_rows_that_are_not_whole_blocks_are_refused()
+    {
+        var path = File("q.gguf");
+        var metadata = new List<KeyValuePair<string, GgufValue>> { new("general.architecture", GgufValue.String("llama")) };
+        GgufFile.Write(path, metadata, new[] { Tensor("q", new long[] { 3, 64 }, GgufTensorType.Q8_0, 4), Tensor("next", new long[] { 1 }, GgufTensorType.F32, 5) });
+
+        var read = GgufFile.Read(path);
+
+        Assert.Equal(3ul * 2 * 34, read.Tensor("q").Bytes); // 3 rows of 2 blocks
+        Assert.Equal(new ulong[] { 64, 3 }, read.Tensor("q").Dimensions);
+        Assert.Equal(224ul, read.Tensor("next").Offset); // 204 bytes, aligned up to 32
+        var odd = Assert.Throws<ArgumentException>(() => GgufFile.Write(File("odd.gguf"), metadata, new[] { Tensor("odd", new long[] { 2, 48 }, GgufTensorType.Q8_0, 1) }));
+        Assert.Contains("rows of 48 values, not a whole number of Q8_0's 32-value blocks", odd.Message);
     }
 
     [Fact]

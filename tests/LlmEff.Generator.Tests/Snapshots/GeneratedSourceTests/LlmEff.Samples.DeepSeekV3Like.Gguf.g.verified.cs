@@ -7,6 +7,77 @@ namespace LlmEff.Samples;
 
 partial class DeepSeekV3Like
 {
-    /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("latent attention: no GGUF export yet");
+    /// <summary>The model as llama.cpp's <c>deepseek2</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Model("deepseek2",
+        new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]
+        {
+            new("general.architecture", global::LlmEff.Export.GgufValue.String("deepseek2")),
+            new("general.name", global::LlmEff.Export.GgufValue.String("DeepSeekV3Like")),
+            new("deepseek2.vocab_size", global::LlmEff.Export.GgufValue.UInt32(129280)),
+            new("deepseek2.context_length", global::LlmEff.Export.GgufValue.UInt32(4096)),
+            new("deepseek2.embedding_length", global::LlmEff.Export.GgufValue.UInt32(7168)),
+            new("deepseek2.block_count", global::LlmEff.Export.GgufValue.UInt32(61)),
+            new("deepseek2.feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(18432)),
+            new("deepseek2.attention.layer_norm_rms_epsilon", global::LlmEff.Export.GgufValue.Float32(1E-05f)),
+            new("deepseek2.attention.head_count", global::LlmEff.Export.GgufValue.UInt32(128)),
+            new("deepseek2.attention.head_count_kv", global::LlmEff.Export.GgufValue.UInt32(128)),
+            new("deepseek2.attention.key_length", global::LlmEff.Export.GgufValue.UInt32(192)),
+            new("deepseek2.attention.value_length", global::LlmEff.Export.GgufValue.UInt32(128)),
+            new("deepseek2.attention.kv_lora_rank", global::LlmEff.Export.GgufValue.UInt32(512)),
+            new("deepseek2.attention.q_lora_rank", global::LlmEff.Export.GgufValue.UInt32(1536)),
+            new("deepseek2.rope.dimension_count", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("deepseek2.rope.freq_base", global::LlmEff.Export.GgufValue.Float32(10000f)),
+            new("deepseek2.rope.scaling.yarn_log_multiplier", global::LlmEff.Export.GgufValue.Float32(0f)),
+            new("deepseek2.expert_count", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("deepseek2.expert_used_count", global::LlmEff.Export.GgufValue.UInt32(8)),
+            new("deepseek2.expert_feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(2048)),
+            new("deepseek2.leading_dense_block_count", global::LlmEff.Export.GgufValue.UInt32(3)),
+            new("deepseek2.expert_gating_func", global::LlmEff.Export.GgufValue.UInt32(2)),
+            new("deepseek2.expert_shared_count", global::LlmEff.Export.GgufValue.UInt32(1)),
+            new("deepseek2.expert_weights_norm", global::LlmEff.Export.GgufValue.Bool(true)),
+            new("deepseek2.expert_weights_scale", global::LlmEff.Export.GgufValue.Float32(2.5f)),
+            new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
+        },
+        GgufTensorTable(),
+        "latent attention: llama.cpp expands every head's key and value from the latent (attn_kv_b) and caches them, 4,997,120 bytes per token at f16 where our cached decoding keeps the latent and the rotary key, 70,272: same numbers, no cache saving there.");
+
+    /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
+    private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
+    {
+        yield return new("model.embed_tokens.weight", "token_embd.weight");
+        for (var i = 0; i < 61; i++)
+        {
+            yield return new($"model.layers.{i}.input_layernorm.weight", $"blk.{i}.attn_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.q_a_proj.weight", $"blk.{i}.attn_q_a.weight");
+            yield return new($"model.layers.{i}.self_attn.q_a_layernorm.weight", $"blk.{i}.attn_q_a_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.q_b_proj.weight", $"blk.{i}.attn_q_b.weight", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 128, RotaryRows: 64);
+            yield return new($"model.layers.{i}.self_attn.kv_a_proj_with_mqa.weight", $"blk.{i}.attn_kv_a_mqa.weight", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 1, RotaryRows: 64);
+            yield return new($"model.layers.{i}.self_attn.kv_a_layernorm.weight", $"blk.{i}.attn_kv_a_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.kv_b_proj.weight", $"blk.{i}.attn_kv_b.weight");
+            yield return new($"model.layers.{i}.self_attn.o_proj.weight", $"blk.{i}.attn_output.weight");
+            yield return new($"model.layers.{i}.post_attention_layernorm.weight", $"blk.{i}.ffn_norm.weight");
+            if (i < 3)
+            {
+                yield return new($"model.layers.{i}.mlp.gate_proj.weight", $"blk.{i}.ffn_gate.weight");
+                yield return new($"model.layers.{i}.mlp.up_proj.weight", $"blk.{i}.ffn_up.weight");
+                yield return new($"model.layers.{i}.mlp.down_proj.weight", $"blk.{i}.ffn_down.weight");
+            }
+            else
+            {
+                yield return new($"model.layers.{i}.mlp.gate.weight", $"blk.{i}.ffn_gate_inp.weight");
+                yield return new($"model.layers.{i}.mlp.gate.e_score_correction_bias", $"blk.{i}.exp_probs_b.bias");
+                var ffn_gate_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 256), e => $"model.layers.{i}.mlp.experts.{e}.gate_proj.weight"));
+                yield return new(ffn_gate_exps[0], $"blk.{i}.ffn_gate_exps.weight", Stacked: ffn_gate_exps);
+                var ffn_up_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 256), e => $"model.layers.{i}.mlp.experts.{e}.up_proj.weight"));
+                yield return new(ffn_up_exps[0], $"blk.{i}.ffn_up_exps.weight", Stacked: ffn_up_exps);
+                var ffn_down_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 256), e => $"model.layers.{i}.mlp.experts.{e}.down_proj.weight"));
+                yield return new(ffn_down_exps[0], $"blk.{i}.ffn_down_exps.weight", Stacked: ffn_down_exps);
+                yield return new($"model.layers.{i}.mlp.shared_experts.gate_proj.weight", $"blk.{i}.ffn_gate_shexp.weight");
+                yield return new($"model.layers.{i}.mlp.shared_experts.up_proj.weight", $"blk.{i}.ffn_up_shexp.weight");
+                yield return new($"model.layers.{i}.mlp.shared_experts.down_proj.weight", $"blk.{i}.ffn_down_shexp.weight");
+            }
+        }
+        yield return new("model.norm.weight", "output_norm.weight");
+        yield return new("lm_head.weight", "output.weight");
+    }
 }

@@ -7,6 +7,75 @@ namespace LlmEff.Samples;
 
 partial class Lfm2MoeLike
 {
-    /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("hybrid short-convolution layers: no GGUF export yet");
+    /// <summary>The model as llama.cpp's <c>lfm2moe</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Model("lfm2moe",
+        new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]
+        {
+            new("general.architecture", global::LlmEff.Export.GgufValue.String("lfm2moe")),
+            new("general.name", global::LlmEff.Export.GgufValue.String("Lfm2MoeLike")),
+            new("lfm2moe.vocab_size", global::LlmEff.Export.GgufValue.UInt32(65536)),
+            new("lfm2moe.context_length", global::LlmEff.Export.GgufValue.UInt32(32768)),
+            new("lfm2moe.embedding_length", global::LlmEff.Export.GgufValue.UInt32(2048)),
+            new("lfm2moe.block_count", global::LlmEff.Export.GgufValue.UInt32(24)),
+            new("lfm2moe.feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(7168)),
+            new("lfm2moe.attention.layer_norm_rms_epsilon", global::LlmEff.Export.GgufValue.Float32(1E-05f)),
+            new("lfm2moe.attention.head_count", global::LlmEff.Export.GgufValue.UInt32(32)),
+            new("lfm2moe.attention.head_count_kv", global::LlmEff.Export.GgufValue.Array(global::LlmEff.Export.GgufValueType.Int32, new[] { global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(8), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(8), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(8), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(8), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(8), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(8), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(0) })),
+            new("lfm2moe.shortconv.l_cache", global::LlmEff.Export.GgufValue.UInt32(3)),
+            new("lfm2moe.attention.key_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("lfm2moe.attention.value_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("lfm2moe.rope.dimension_count", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("lfm2moe.rope.freq_base", global::LlmEff.Export.GgufValue.Float32(1000000f)),
+            new("lfm2moe.expert_count", global::LlmEff.Export.GgufValue.UInt32(32)),
+            new("lfm2moe.expert_used_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("lfm2moe.expert_feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(1792)),
+            new("lfm2moe.leading_dense_block_count", global::LlmEff.Export.GgufValue.UInt32(2)),
+            new("lfm2moe.expert_gating_func", global::LlmEff.Export.GgufValue.UInt32(2)),
+            new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
+        },
+        GgufTensorTable());
+
+    /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
+    private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
+    {
+        yield return new("model.embed_tokens.weight", "token_embd.weight");
+        for (var i = 0; i < 24; i++)
+        {
+            yield return new($"model.layers.{i}.input_layernorm.weight", $"blk.{i}.attn_norm.weight");
+            if (i == 2 || i == 6 || i == 10 || i == 14 || i == 18 || i == 21)
+            {
+                yield return new($"model.layers.{i}.self_attn.q_proj.weight", $"blk.{i}.attn_q.weight");
+                yield return new($"model.layers.{i}.self_attn.k_proj.weight", $"blk.{i}.attn_k.weight");
+                yield return new($"model.layers.{i}.self_attn.v_proj.weight", $"blk.{i}.attn_v.weight");
+                yield return new($"model.layers.{i}.self_attn.o_proj.weight", $"blk.{i}.attn_output.weight");
+                yield return new($"model.layers.{i}.self_attn.q_layernorm.weight", $"blk.{i}.attn_q_norm.weight");
+                yield return new($"model.layers.{i}.self_attn.k_layernorm.weight", $"blk.{i}.attn_k_norm.weight");
+            }
+            else
+            {
+                yield return new($"model.layers.{i}.conv.in_proj.weight", $"blk.{i}.shortconv.in_proj.weight");
+                yield return new($"model.layers.{i}.conv.conv.weight", $"blk.{i}.shortconv.conv.weight", global::LlmEff.Export.GgufTransform.DepthwiseFilter);
+                yield return new($"model.layers.{i}.conv.out_proj.weight", $"blk.{i}.shortconv.out_proj.weight");
+            }
+            yield return new($"model.layers.{i}.post_attention_layernorm.weight", $"blk.{i}.ffn_norm.weight");
+            if (i < 2)
+            {
+                yield return new($"model.layers.{i}.mlp.gate_proj.weight", $"blk.{i}.ffn_gate.weight");
+                yield return new($"model.layers.{i}.mlp.up_proj.weight", $"blk.{i}.ffn_up.weight");
+                yield return new($"model.layers.{i}.mlp.down_proj.weight", $"blk.{i}.ffn_down.weight");
+            }
+            else
+            {
+                yield return new($"model.layers.{i}.mlp.gate.weight", $"blk.{i}.ffn_gate_inp.weight");
+                yield return new($"model.layers.{i}.mlp.gate.e_score_correction_bias", $"blk.{i}.exp_probs_b.bias");
+                var ffn_gate_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 32), e => $"model.layers.{i}.mlp.experts.{e}.gate_proj.weight"));
+                yield return new(ffn_gate_exps[0], $"blk.{i}.ffn_gate_exps.weight", Stacked: ffn_gate_exps);
+                var ffn_up_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 32), e => $"model.layers.{i}.mlp.experts.{e}.up_proj.weight"));
+                yield return new(ffn_up_exps[0], $"blk.{i}.ffn_up_exps.weight", Stacked: ffn_up_exps);
+                var ffn_down_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 32), e => $"model.layers.{i}.mlp.experts.{e}.down_proj.weight"));
+                yield return new(ffn_down_exps[0], $"blk.{i}.ffn_down_exps.weight", Stacked: ffn_down_exps);
+            }
+        }
+        yield return new("model.norm.weight", "token_embd_norm.weight");
+    }
 }

@@ -7,6 +7,56 @@ namespace LlmEff.Samples;
 
 partial class TinyHybrid
 {
-    /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("hybrid short-convolution layers: no GGUF export yet");
+    /// <summary>The model as llama.cpp's <c>lfm2</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Model("lfm2",
+        new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]
+        {
+            new("general.architecture", global::LlmEff.Export.GgufValue.String("lfm2")),
+            new("general.name", global::LlmEff.Export.GgufValue.String("TinyHybrid")),
+            new("lfm2.vocab_size", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("lfm2.context_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("lfm2.embedding_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("lfm2.block_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("lfm2.feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(704)),
+            new("lfm2.attention.layer_norm_rms_epsilon", global::LlmEff.Export.GgufValue.Float32(1E-05f)),
+            new("lfm2.attention.head_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("lfm2.attention.head_count_kv", global::LlmEff.Export.GgufValue.Array(global::LlmEff.Export.GgufValueType.Int32, new[] { global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(4), global::LlmEff.Export.GgufValue.Int32(0), global::LlmEff.Export.GgufValue.Int32(4) })),
+            new("lfm2.shortconv.l_cache", global::LlmEff.Export.GgufValue.UInt32(3)),
+            new("lfm2.attention.key_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("lfm2.attention.value_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("lfm2.rope.dimension_count", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("lfm2.rope.freq_base", global::LlmEff.Export.GgufValue.Float32(10000f)),
+            new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
+        },
+        GgufTensorTable());
+
+    /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
+    private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
+    {
+        yield return new("model.embed_tokens.weight", "token_embd.weight");
+        for (var i = 0; i < 4; i++)
+        {
+            yield return new($"model.layers.{i}.input_layernorm.weight", $"blk.{i}.attn_norm.weight");
+            if (i == 1 || i == 3)
+            {
+                yield return new($"model.layers.{i}.self_attn.q_proj.weight", $"blk.{i}.attn_q.weight");
+                yield return new($"model.layers.{i}.self_attn.k_proj.weight", $"blk.{i}.attn_k.weight");
+                yield return new($"model.layers.{i}.self_attn.v_proj.weight", $"blk.{i}.attn_v.weight");
+                yield return new($"model.layers.{i}.self_attn.o_proj.weight", $"blk.{i}.attn_output.weight");
+                yield return new($"model.layers.{i}.self_attn.q_layernorm.weight", $"blk.{i}.attn_q_norm.weight");
+                yield return new($"model.layers.{i}.self_attn.k_layernorm.weight", $"blk.{i}.attn_k_norm.weight");
+            }
+            else
+            {
+                yield return new($"model.layers.{i}.conv.in_proj.weight", $"blk.{i}.shortconv.in_proj.weight");
+                yield return new($"model.layers.{i}.conv.conv.weight", $"blk.{i}.shortconv.conv.weight", global::LlmEff.Export.GgufTransform.DepthwiseFilter);
+                yield return new($"model.layers.{i}.conv.out_proj.weight", $"blk.{i}.shortconv.out_proj.weight");
+            }
+            yield return new($"model.layers.{i}.post_attention_layernorm.weight", $"blk.{i}.ffn_norm.weight");
+            yield return new($"model.layers.{i}.mlp.gate_proj.weight", $"blk.{i}.ffn_gate.weight");
+            yield return new($"model.layers.{i}.mlp.up_proj.weight", $"blk.{i}.ffn_up.weight");
+            yield return new($"model.layers.{i}.mlp.down_proj.weight", $"blk.{i}.ffn_down.weight");
+        }
+        yield return new("model.norm.weight", "token_embd_norm.weight");
+    }
 }

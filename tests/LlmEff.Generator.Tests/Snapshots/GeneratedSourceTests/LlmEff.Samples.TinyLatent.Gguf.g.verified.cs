@@ -7,6 +7,55 @@ namespace LlmEff.Samples;
 
 partial class TinyLatent
 {
-    /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("latent attention: no GGUF export yet");
+    /// <summary>The model as llama.cpp's <c>deepseek2</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Model("deepseek2",
+        new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]
+        {
+            new("general.architecture", global::LlmEff.Export.GgufValue.String("deepseek2")),
+            new("general.name", global::LlmEff.Export.GgufValue.String("TinyLatent")),
+            new("deepseek2.vocab_size", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("deepseek2.context_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("deepseek2.embedding_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("deepseek2.block_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("deepseek2.feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(704)),
+            new("deepseek2.attention.layer_norm_rms_epsilon", global::LlmEff.Export.GgufValue.Float32(1E-05f)),
+            new("deepseek2.attention.head_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("deepseek2.attention.head_count_kv", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("deepseek2.attention.key_length", global::LlmEff.Export.GgufValue.UInt32(80)),
+            new("deepseek2.attention.value_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("deepseek2.attention.kv_lora_rank", global::LlmEff.Export.GgufValue.UInt32(32)),
+            new("deepseek2.attention.q_lora_rank", global::LlmEff.Export.GgufValue.UInt32(96)),
+            new("deepseek2.rope.dimension_count", global::LlmEff.Export.GgufValue.UInt32(16)),
+            new("deepseek2.rope.freq_base", global::LlmEff.Export.GgufValue.Float32(10000f)),
+            new("deepseek2.rope.scaling.yarn_log_multiplier", global::LlmEff.Export.GgufValue.Float32(0f)),
+            new("deepseek2.leading_dense_block_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("deepseek2.expert_feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(0)),
+            new("deepseek2.expert_shared_count", global::LlmEff.Export.GgufValue.UInt32(0)),
+            new("deepseek2.expert_weights_scale", global::LlmEff.Export.GgufValue.Float32(1f)),
+            new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
+        },
+        GgufTensorTable(),
+        "latent attention: llama.cpp expands every head's key and value from the latent (attn_kv_b) and caches them, 4,608 bytes per token at f16 where our cached decoding keeps the latent and the rotary key, 384: same numbers, no cache saving there.");
+
+    /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
+    private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
+    {
+        yield return new("model.embed_tokens.weight", "token_embd.weight");
+        for (var i = 0; i < 4; i++)
+        {
+            yield return new($"model.layers.{i}.input_layernorm.weight", $"blk.{i}.attn_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.q_a_proj.weight", $"blk.{i}.attn_q_a.weight");
+            yield return new($"model.layers.{i}.self_attn.q_a_layernorm.weight", $"blk.{i}.attn_q_a_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.q_b_proj.weight", $"blk.{i}.attn_q_b.weight", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 4, RotaryRows: 16);
+            yield return new($"model.layers.{i}.self_attn.kv_a_proj_with_mqa.weight", $"blk.{i}.attn_kv_a_mqa.weight", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 1, RotaryRows: 16);
+            yield return new($"model.layers.{i}.self_attn.kv_a_layernorm.weight", $"blk.{i}.attn_kv_a_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.kv_b_proj.weight", $"blk.{i}.attn_kv_b.weight");
+            yield return new($"model.layers.{i}.self_attn.o_proj.weight", $"blk.{i}.attn_output.weight");
+            yield return new($"model.layers.{i}.post_attention_layernorm.weight", $"blk.{i}.ffn_norm.weight");
+            yield return new($"model.layers.{i}.mlp.gate_proj.weight", $"blk.{i}.ffn_gate.weight");
+            yield return new($"model.layers.{i}.mlp.up_proj.weight", $"blk.{i}.ffn_up.weight");
+            yield return new($"model.layers.{i}.mlp.down_proj.weight", $"blk.{i}.ffn_down.weight");
+        }
+        yield return new("model.norm.weight", "output_norm.weight");
+    }
 }

@@ -7,6 +7,70 @@ namespace LlmEff.Samples;
 
 partial class TinyMoeDeepSeek
 {
-    /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("[MoE] mixture of experts: no GGUF export yet");
+    /// <summary>The model as llama.cpp's <c>glm4moe</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Model("glm4moe",
+        new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]
+        {
+            new("general.architecture", global::LlmEff.Export.GgufValue.String("glm4moe")),
+            new("general.name", global::LlmEff.Export.GgufValue.String("TinyMoeDeepSeek")),
+            new("glm4moe.vocab_size", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("glm4moe.context_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("glm4moe.embedding_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("glm4moe.block_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("glm4moe.feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(704)),
+            new("glm4moe.attention.layer_norm_rms_epsilon", global::LlmEff.Export.GgufValue.Float32(1E-05f)),
+            new("glm4moe.attention.head_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("glm4moe.attention.head_count_kv", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("glm4moe.attention.key_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("glm4moe.attention.value_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("glm4moe.rope.dimension_count", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("glm4moe.rope.freq_base", global::LlmEff.Export.GgufValue.Float32(10000f)),
+            new("glm4moe.expert_count", global::LlmEff.Export.GgufValue.UInt32(16)),
+            new("glm4moe.expert_used_count", global::LlmEff.Export.GgufValue.UInt32(2)),
+            new("glm4moe.expert_feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(176)),
+            new("glm4moe.leading_dense_block_count", global::LlmEff.Export.GgufValue.UInt32(1)),
+            new("glm4moe.expert_gating_func", global::LlmEff.Export.GgufValue.UInt32(2)),
+            new("glm4moe.expert_shared_count", global::LlmEff.Export.GgufValue.UInt32(1)),
+            new("glm4moe.expert_weights_norm", global::LlmEff.Export.GgufValue.Bool(true)),
+            new("glm4moe.expert_weights_scale", global::LlmEff.Export.GgufValue.Float32(2.5f)),
+            new("glm4moe.nextn_predict_layers", global::LlmEff.Export.GgufValue.UInt32(0)),
+            new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
+        },
+        GgufTensorTable());
+
+    /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
+    private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
+    {
+        yield return new("model.embed_tokens.weight", "token_embd.weight");
+        for (var i = 0; i < 4; i++)
+        {
+            yield return new($"model.layers.{i}.input_layernorm.weight", $"blk.{i}.attn_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.q_proj.weight", $"blk.{i}.attn_q.weight");
+            yield return new($"model.layers.{i}.self_attn.k_proj.weight", $"blk.{i}.attn_k.weight");
+            yield return new($"model.layers.{i}.self_attn.v_proj.weight", $"blk.{i}.attn_v.weight");
+            yield return new($"model.layers.{i}.self_attn.o_proj.weight", $"blk.{i}.attn_output.weight");
+            yield return new($"model.layers.{i}.post_attention_layernorm.weight", $"blk.{i}.post_attention_norm.weight");
+            if (i < 1)
+            {
+                yield return new($"model.layers.{i}.mlp.gate_proj.weight", $"blk.{i}.ffn_gate.weight");
+                yield return new($"model.layers.{i}.mlp.up_proj.weight", $"blk.{i}.ffn_up.weight");
+                yield return new($"model.layers.{i}.mlp.down_proj.weight", $"blk.{i}.ffn_down.weight");
+            }
+            else
+            {
+                yield return new($"model.layers.{i}.mlp.gate.weight", $"blk.{i}.ffn_gate_inp.weight");
+                yield return new($"model.layers.{i}.mlp.gate.e_score_correction_bias", $"blk.{i}.exp_probs_b.bias");
+                var ffn_gate_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 16), e => $"model.layers.{i}.mlp.experts.{e}.gate_proj.weight"));
+                yield return new(ffn_gate_exps[0], $"blk.{i}.ffn_gate_exps.weight", Stacked: ffn_gate_exps);
+                var ffn_up_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 16), e => $"model.layers.{i}.mlp.experts.{e}.up_proj.weight"));
+                yield return new(ffn_up_exps[0], $"blk.{i}.ffn_up_exps.weight", Stacked: ffn_up_exps);
+                var ffn_down_exps = global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(global::System.Linq.Enumerable.Range(0, 16), e => $"model.layers.{i}.mlp.experts.{e}.down_proj.weight"));
+                yield return new(ffn_down_exps[0], $"blk.{i}.ffn_down_exps.weight", Stacked: ffn_down_exps);
+                yield return new($"model.layers.{i}.mlp.shared_experts.gate_proj.weight", $"blk.{i}.ffn_gate_shexp.weight");
+                yield return new($"model.layers.{i}.mlp.shared_experts.up_proj.weight", $"blk.{i}.ffn_up_shexp.weight");
+                yield return new($"model.layers.{i}.mlp.shared_experts.down_proj.weight", $"blk.{i}.ffn_down_shexp.weight");
+            }
+        }
+        yield return new("model.norm.weight", "output_norm.weight");
+    }
 }

@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class TinyMoeFp4
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("[MoE] mixture of experts: no GGUF export yet");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("[Quant] fake-quantized weights (MXFP4): no GGUF export yet: the float weights alone would not compute what the model computes");
 }
