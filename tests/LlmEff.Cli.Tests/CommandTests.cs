@@ -269,7 +269,7 @@ public sealed class CommandTests : IDisposable
     [Fact]
     public void Study_trains_every_variant_and_reports_accuracy_and_the_symmetry_check()
     {
-        var (code, output, error) = CliHarness.Run("study", "--seeds", "1", "--tasks", "SUB", "--train", "64", "--test", "32", "--batch", "32", "--out", temp.Path);
+        var (code, output, error) = CliHarness.Run("study", "--recipe", "ours", "--seeds", "1", "--tasks", "SUB", "--train", "64", "--test", "32", "--batch", "32", "--out", temp.Path);
 
         Assert.True(code == 0, error);
         using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
@@ -283,6 +283,27 @@ public sealed class CommandTests : IDisposable
         Assert.Contains("| NoQuery+ |", File.ReadAllText(temp.File("report.md")));
         Assert.Equal((1000, 600), PngSize(temp.File("accuracy.png")));
         Assert.Contains("mean |S−Sᵀ|", output);
+    }
+
+    [Fact]
+    public void Study_runs_the_authors_recipe_beside_ours_with_their_seeds_batches_and_a_position_ablation_and_checks_the_claims()
+    {
+        var (code, output, error) = CliHarness.Run("study", "--seeds", "2", "--tasks", "SUB", "--variants", "Full,NoKey", "--pos-std", "0.5",
+            "--train", "64", "--test", "32", "--out", temp.Path);
+
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
+        var runs = json.RootElement.GetProperty("runs").EnumerateArray()
+            .Select(r => (Recipe: r.GetProperty("recipe").GetString()!, Seed: r.GetProperty("seed").GetInt32())).ToList();
+        // The default cell runs both recipes: the authors' seeds 0, 1 and ours 1, 2, each variant of a seed once.
+        Assert.Equal(new[] { ("authors, positions N(0, 0.5²)", 0), ("authors, positions N(0, 0.5²)", 1), ("ours, positions N(0, 0.5²)", 1), ("ours, positions N(0, 0.5²)", 2) },
+            runs.Distinct().OrderBy(r => r.Recipe).ThenBy(r => r.Seed).ToArray());
+        Assert.Equal(8, runs.Count);
+        Assert.Equal(8, json.RootElement.GetProperty("claims").GetArrayLength()); // four claims for each recipe
+        Assert.Contains("Full ≈ NoKey", output);
+        Assert.Contains("E64L2H2N16, authors, positions N(0, 0.5²)", output);
+        Assert.Contains("steps", output); // the authors' 64 sequences at batch 128: one short batch an epoch, 2 steps
+        Assert.Contains(" 2 steps ", output);
     }
 
     [Fact]
@@ -302,6 +323,10 @@ public sealed class CommandTests : IDisposable
     [Theory]
     [InlineData(2, "--sweep: 'huge' is neither 'reduced', 'full' nor a cell", "study", "--sweep", "huge")]
     [InlineData(2, "--tasks: unknown 'SPIN'", "study", "--tasks", "SPIN")]
+    [InlineData(2, "--recipe: the authors' recipe is declared for the cell E64L2H2N16 only", "study", "--recipe", "authors", "--sweep", "E32L2H2N16")]
+    [InlineData(2, "--recipe: 'theirs' is none of ours, authors, both, auto.", "study", "--recipe", "theirs")]
+    [InlineData(2, "--pos-std: '-1' is not a positive number (or use 'sweep').", "study", "--pos-std", "0.5,-1")]
+    [InlineData(2, "--merge: no results.json in 'no-such-folder'", "study", "--merge", "no-such-folder")]
     [InlineData(2, "No model named 'Nope'", "train", "--model", "Nope")]
     [InlineData(2, "--seq 512 exceeds the context of TinyDecoder (256)", "train", "--seq", "512")]
     [InlineData(2, "--dtypes: unknown type 'fp9'", "inspect", "--dtypes", "fp9")]

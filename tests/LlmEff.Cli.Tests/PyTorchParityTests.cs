@@ -90,6 +90,7 @@ public sealed class PyTorchParityTests : IDisposable
         ("TinyShareKv", false),            // cross-layer KV sharing
         ("TinyNoQueryPlus", false),        // symmetric scores + positional term, causal
         ("StudyEncoder", false),           // encoder, learned positions, untied, NoQuery+ bidirectional
+        ("StudyEncoderTorchInit", false),  // PyTorch's defaults: biased linears and head, input bias, Shared+ encoder
         ("TinyMoe", false),                // softmax router, auxiliary loss
         ("TinyMoeDeepSeek", false),        // sigmoid, aux-loss-free bias, shared expert, dense first layer, routed scale
         ("TinyDecoderFp4", true),          // MXFP4 fake quantization

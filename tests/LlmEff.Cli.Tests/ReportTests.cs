@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
@@ -161,6 +162,74 @@ public sealed class ReportTests : System.IDisposable
         Assert.Equal("Resolved against Baseline: Worse held-out loss higher (+0.1000 ± 0.0000). " +
                      "Not resolved (these seeds cannot tell which side is better): Noisy held-out loss (+0.0333 ± 0.5171).", verdict);
         Assert.Null(ResultsTable.Verdict(ModelSummary.Of(new[] { Run("Baseline", 4096, 1.0, 0.5), Run("Other", 2048, 1.1, 0.4) })));
+    }
+
+    /// <summary>Runs of one recipe: REVERSE and SWAP from <paramref name="hard"/> (variant → accuracy per seed), SUB and
+    /// COPY at <paramref name="easy"/> for every variant.</summary>
+    private static IEnumerable<StudyRun> Recipe(string recipe, Dictionary<string, double[]> hard, double easy = 1.0) =>
+        from task in new[] { "REVERSE", "SWAP", "SUB", "COPY" }
+        from variant in hard.Keys
+        from seed in Enumerable.Range(0, hard[variant].Length)
+        select new StudyRun("E64L2H2N16", task, variant, seed, task is "SUB" or "COPY" ? easy : hard[variant][seed], 0, 0.1, 1, recipe);
+
+    private static readonly string[] StudyVariants = { "Full", "NoQuery", "NoQuery+", "NoKey", "Shared", "Shared+" };
+
+    [Fact]
+    public void The_study_claims_are_supported_where_the_paired_intervals_say_so_and_not_where_ties_or_reversals_do()
+    {
+        var paper = Recipe("authors", new()
+        {
+            ["Full"] = new[] { 1.0, 0.99, 1.0 }, ["NoQuery"] = new[] { 0.7, 0.75, 0.72 }, ["NoQuery+"] = new[] { 0.95, 0.97, 0.96 },
+            ["NoKey"] = new[] { 1.0, 0.99, 0.995 }, ["Shared"] = new[] { 0.4, 0.5, 0.45 }, ["Shared+"] = new[] { 0.9, 0.95, 0.92 },
+        });
+        var solved = Recipe("ours", StudyVariants.ToDictionary(v => v, _ => new[] { 1.0, 1.0, 1.0 }));
+        var noisy = Recipe("one seed", StudyVariants.ToDictionary(v => v, v => new[] { v == "Shared" ? 0.5 : 0.9 }), easy: 0.99);
+        var results = new StudyResults("2026-11-30T00:00:00Z", new List<KeyValuePair<string, string>>(), StudyVariants, new[] { "REVERSE", "SWAP", "SUB", "COPY" },
+            paper.Concat(solved).Concat(noisy).ToList());
+
+        ClaimVerdict Verdict(string group, int claim) => results.Claims.Single(c => c.Group == "E64L2H2N16, " + group && c.Claim == StudyClaims.Names[claim]).Verdict;
+
+        Assert.Equal(new[] { ClaimVerdict.Supported, ClaimVerdict.Supported, ClaimVerdict.Supported, ClaimVerdict.Supported },
+            Enumerable.Range(0, 4).Select(c => Verdict("authors", c)));
+        // Everything solved: Full ≈ NoKey and easy hold, but a tie is no "worst" and no "lift".
+        Assert.Equal(new[] { ClaimVerdict.Supported, ClaimVerdict.NotSupported, ClaimVerdict.NotSupported, ClaimVerdict.Supported },
+            Enumerable.Range(0, 4).Select(c => Verdict("ours", c)));
+        // One seed has no interval, so nothing is resolved either way.
+        Assert.All(Enumerable.Range(0, 4), c => Assert.Equal(ClaimVerdict.Unresolved, Verdict("one seed", c)));
+        Assert.Contains("REVERSE Shared 0.450, lowest other NoQuery 0.723", results.Claims.Single(c => c.Group == "E64L2H2N16, authors" && c.Claim == StudyClaims.Names[1]).Evidence);
+
+        // The table puts the recipes side by side, one column each, and the files carry the same verdicts.
+        var table = StudyReport.Table(results);
+        Assert.Contains(table.Split('\n'), line => line.StartsWith("Shared worst on REVERSE and SWAP") && line.Contains("supported") && line.Contains("NOT supported"));
+        StudyReport.Write(temp.Path, results);
+        Assert.Contains("| Shared worst on REVERSE and SWAP | supported | NOT supported | unresolved |", File.ReadAllText(Path.Combine(temp.Path, "report.md")));
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(temp.Path, "results.json")));
+        Assert.Equal("NotSupported", json.RootElement.GetProperty("claims").EnumerateArray()
+            .Single(c => c.GetProperty("group").GetString() == "E64L2H2N16, ours" && c.GetProperty("claim").GetString() == StudyClaims.Names[2]).GetProperty("verdict").GetString());
+    }
+
+    [Fact]
+    public void A_claim_whose_variants_or_tasks_did_not_run_is_not_tested()
+    {
+        var runs = Recipe("ours", new() { ["Full"] = new[] { 1.0, 1.0 }, ["NoKey"] = new[] { 1.0, 1.0 } }).Where(r => r.Task == "REVERSE").ToList();
+        var results = new StudyResults("2026-11-30T00:00:00Z", new List<KeyValuePair<string, string>>(), new[] { "Full", "NoKey" }, new[] { "REVERSE" }, runs);
+
+        Assert.Equal(new[] { ClaimVerdict.Supported, ClaimVerdict.NotTested, ClaimVerdict.NotTested, ClaimVerdict.NotTested }, results.Claims.Select(c => c.Verdict));
+    }
+
+    [Fact]
+    public void Merged_study_parts_report_as_one_and_a_run_in_two_parts_is_refused()
+    {
+        var reverse = new StudyResults("d1", new List<KeyValuePair<string, string>> { new("wall time", "1 min") }, new[] { "Full", "Shared" }, new[] { "REVERSE" },
+            Recipe("authors", new() { ["Full"] = new[] { 1.0, 1.0 }, ["Shared"] = new[] { 0.5, 0.52 } }).Where(r => r.Task == "REVERSE").ToList());
+        var swap = reverse with { Date = "d2", Tasks = new[] { "SWAP" }, Runs = reverse.Runs.Select(r => r with { Task = "SWAP" }).ToList() };
+
+        var merged = StudyReport.Merge(new[] { reverse, swap });
+
+        Assert.Equal(new[] { "REVERSE", "SWAP" }, merged.Tasks);
+        Assert.Equal((8, "d2"), (merged.Runs.Count, merged.Date));
+        Assert.Equal(ClaimVerdict.Supported, merged.Claims.Single(c => c.Claim == StudyClaims.Names[1]).Verdict);
+        Assert.Contains("seed 0 ran in more than one part", Assert.Throws<ArgumentException>(() => StudyReport.Merge(new[] { reverse, reverse })).Message);
     }
 
     public void Dispose() => temp.Dispose();

@@ -96,7 +96,42 @@ public sealed class CombinationDiagnosticsTests
             [Attention(Projections.Shared, Heads = 4, BreakSymmetry = true)]
             [{|#0:{{Sparse}}|}]
             """, "[SparseAttention]", "BreakSymmetry = true"),
+        ["PyTorch's initialisation with tied embeddings"] = ("""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention(Heads = 4)]
+            """, TorchInit, "TiedEmbeddings = true (the default)"),
+        ["PyTorch's initialisation with GPT-2 names"] = ("""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, Naming = ParameterNaming.Gpt2, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention(Heads = 4)]
+            """, TorchInit, "ParameterNaming.Gpt2"),
+        ["PyTorch's initialisation with latent attention"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention({{LatentAttention}})]
+            """, TorchInit, Latent),
+        ["PyTorch's initialisation with experts"] = ("""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention(Heads = 4)]
+            [MoE(Experts = 4, Active = 2)]
+            """, TorchInit, "[MoE]"),
+        ["PyTorch's initialisation in a hybrid"] = ("""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention(Heads = 4)]
+            [Layers(Attention = "1")]
+            [ShortConv]
+            """, TorchInit, "[ShortConv]"),
+        ["PyTorch's initialisation with sparse attention"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention(Heads = 4)]
+            [{{Sparse}}]
+            """, TorchInit, "[SparseAttention]"),
+        ["PyTorch's initialisation quantized"] = ("""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention(Heads = 4)]
+            [Quant(QuantFormat.Nvfp4)]
+            """, TorchInit, "[Quant]"),
     };
+
+    private const string TorchInit = "Init = InitScheme.PyTorchDefault";
 
     public static TheoryData<string> Rows => new(IncompatibleCombinations.All.Select(row => row.Name));
 

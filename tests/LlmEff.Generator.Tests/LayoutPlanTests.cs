@@ -78,7 +78,8 @@ public sealed class LayoutPlanTests
 
             Assert.Equal(tensors.Where(t => t.Trainable).Sum(t => t.Elements), model.Sizes.Parameters);
             Assert.Equal(tensors.Where(t => t.Name.StartsWith(model.Plan.Names.Stack + "." + model.Plan.Names.TokenEmbedding + ".", StringComparison.Ordinal)
-                                            || t.Name.StartsWith(model.Plan.Names.Stack + "." + model.Plan.Names.PositionEmbedding + ".", StringComparison.Ordinal)).Sum(t => t.Elements),
+                                            || t.Name.StartsWith(model.Plan.Names.Stack + "." + model.Plan.Names.PositionEmbedding + ".", StringComparison.Ordinal)
+                                            || t.Name == model.Plan.Names.Stack + "." + PlannedTensors.InputBiasName(model.Plan)).Sum(t => t.Elements),
                 model.Sizes.EmbeddingParameters);
             Assert.Equal(model.Plan.Layers.Sum(l => l.Cache.Sum(s => s.ElementsPerToken)), model.Sizes.KvCacheElementsPerToken);
             Assert.Equal(ModelSizing.Compute(model.Spec), model.Sizes);
@@ -96,6 +97,88 @@ public sealed class LayoutPlanTests
         Assert.Contains("model.layers.1.self_attn.q_proj.weight", names);
         Assert.Equal(new[] { true, false, true, false }, plan.Layers.Select(l => l.OwnsKeysAndValues));
         Assert.Empty(plan.Layers[1].Cache);
+    }
+
+    [Fact]
+    public void PyTorchs_initialisation_gives_every_linear_layer_the_head_and_the_input_a_bias_and_a_uniform_start()
+    {
+        var spec = SizingTests.Llama3_8B with
+        {
+            Vocab = 10, Dim = 64, Layers = 2, Context = 16, Positions = PositionKind.Learned, Causal = false, Init = InitKind.PyTorchDefault,
+            Attention = SizingTests.Llama3_8B.Attention with { Projections = ProjectionKind.Shared, Heads = 2, KvHeads = 2, HeadDim = 32, BreakSymmetry = true },
+            Mlp = new MlpSpec(256, ActivationKind.Gelu),
+        };
+        var plan = LayoutPlanner.Plan(spec);
+        var gpt2 = LayoutPlanner.Plan(spec with { Init = InitKind.Gpt2 });
+        var linears = plan.Attention!.Projections.Append(plan.Attention.Output).Concat(plan.Dense!.Linears).Append(plan.OutputHead!).ToList();
+
+        Assert.All(linears, l => Assert.Equal((true, WeightInit.PyTorchUniform), (l.Bias, l.Init)));
+        Assert.Equal((true, 1.0, 0.02), (plan.InputBias, plan.PositionStd, plan.ScoreMixerStd));
+        Assert.Equal((false, 0.01, (double?)null), (gpt2.InputBias, gpt2.PositionStd, gpt2.ScoreMixerStd));
+        Assert.DoesNotContain(gpt2.Attention!.Projections.Append(gpt2.OutputHead!), l => l.Bias || l.Init == WeightInit.PyTorchUniform);
+        // The biases are counted: one per output of every linear layer, the head's 10, and the input's 64.
+        var biases = linears.Sum(l => l.Outputs * (l == plan.OutputHead ? 1 : spec.Layers)) + spec.Dim;
+        Assert.Equal(ModelSizing.Compute(gpt2).Parameters + biases, ModelSizing.Compute(plan).Parameters);
+    }
+
+    [SkippableFact]
+    public void A_module_declared_with_PyTorchs_initialisation_starts_as_PyTorchs_default_layers_do_and_so_does_its_twin()
+    {
+        const string sample = "StudyEncoderTorchInit";
+        var (models, assembly) = Build(sample);
+        var type = assembly.GetType(models.Single().Target.FullName, throwOnError: true)!;
+        torch.manual_seed(1);
+        using var module = (torch.nn.Module)type.GetMethod("Create")!.Invoke(null, new object?[] { null, null })!; // on the CPU, default dtype
+        var generated = module.named_parameters().Select(p => (p.name, p.parameter.shape,
+            p.parameter.abs().max().item<float>(), p.parameter.numel() > 1 ? p.parameter.to(torch.float64).std().item<double>() : 0.0)).ToList();
+        CheckPyTorchDefaults(generated);
+
+        Skip.If(Python.WhyNoTorch is not null, Python.WhyNoTorch);
+        var export = (PyTorchExport)type.GetProperty("PyTorch")!.GetValue(null)!;
+        var twin = Path.Combine(Path.GetTempPath(), $"llmeff-{Guid.NewGuid():N}.py");
+        File.WriteAllText(twin, export.Source);
+        try
+        {
+            var (code, output) = Python.Run(Repository.Path("tests", "LlmEff.Generator.Tests", "Python", "twin_init_stats.py"), twin);
+            Assert.True(code == 0, $"the twin did not build (exit {code}): {output}");
+            var twinStats = JsonSerializer.Deserialize<List<JsonElement>>(output)!.Select(t => (t[0].GetString()!, t[1].EnumerateArray().Select(d => d.GetInt64()).ToArray(),
+                (float)t[2].GetDouble(), t[3].GetDouble())).ToList();
+            Assert.Equal(generated.Select(g => g.name).OrderBy(n => n, StringComparer.Ordinal), twinStats.Select(t => t.Item1).OrderBy(n => n, StringComparer.Ordinal));
+            CheckPyTorchDefaults(twinStats);
+        }
+        finally
+        {
+            File.Delete(twin);
+        }
+    }
+
+    /// <summary>PyTorch's defaults for the study encoder (Dim 64, vocabulary 10, context 16): positions N(0, 1); the
+    /// token table and its bias U(±1/√10), a one-hot layer's; every linear weight and bias U(±1/√fan_in) (a uniform's
+    /// standard deviation is bound/√3); the mixer's weights N(0, 0.02²); norms one and zero.</summary>
+    private static void CheckPyTorchDefaults(IReadOnlyList<(string Name, long[] Shape, float MaxAbs, double Std)> parameters)
+    {
+        void Uniform(string name, double bound, double maxAbs, double std)
+        {
+            Assert.True(maxAbs <= bound * (1 + 1e-6), $"{name}: |x| up to {maxAbs}, beyond ±{bound}");
+            Assert.True(maxAbs > 0.8 * bound, $"{name}: |x| only up to {maxAbs}, far inside ±{bound}");
+            Assert.InRange(std, 0.85 * bound / Math.Sqrt(3), 1.15 * bound / Math.Sqrt(3));
+        }
+        var byName = parameters.ToDictionary(p => p.Name);
+        var positions = byName["model.embed_positions.weight"];
+        Assert.InRange(positions.Std, 0.9, 1.1);
+        Uniform("model.embed_tokens.weight", 1 / Math.Sqrt(10), byName["model.embed_tokens.weight"].MaxAbs, byName["model.embed_tokens.weight"].Std);
+        Assert.True(byName["model.embed_tokens_bias"].MaxAbs <= 1 / Math.Sqrt(10) * (1 + 1e-6));
+        var linears = parameters.Where(p => p.Name.EndsWith("proj.weight", StringComparison.Ordinal) || p.Name == "lm_head.weight").ToList();
+        Assert.Equal(2 * 4 + 1, linears.Count); // qkv, o, up, down per layer, and the head
+        foreach (var weight in linears)
+        {
+            var bound = 1 / Math.Sqrt(weight.Shape[1]);
+            Uniform(weight.Name, bound, weight.MaxAbs, weight.Std);
+            var bias = byName[weight.Name[..^"weight".Length] + "bias"];
+            Assert.True(bias.MaxAbs <= bound * (1 + 1e-6) && bias.MaxAbs > 0, $"{bias.Name}: |b| up to {bias.MaxAbs}, not within ±{bound}");
+        }
+        // Ten draws of N(0, 0.02²) per layer: all within 5σ, where the GPT-2 scheme's start (≈ 0.1 each) is not.
+        Assert.All(parameters.Where(p => p.Name.EndsWith("score_mixer.weight", StringComparison.Ordinal)), m => Assert.InRange(m.MaxAbs, 1e-4f, 0.1f));
     }
 
     /// <summary>"name [d0, d1] parameter|buffer": one line per tensor, so a failure shows the first tensor that differs.</summary>

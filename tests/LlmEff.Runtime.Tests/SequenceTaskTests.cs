@@ -42,6 +42,33 @@ public sealed class SequenceTaskTests
     }
 
     [Fact]
+    public void Two_instances_of_one_seed_serve_identical_batches_in_identical_order_and_another_seed_does_not()
+    {
+        // How the study pairs its variants: each variant of a seed builds its data afresh from the seed.
+        static string[] Batches(int seed, Random unused)
+        {
+            var data = new SequenceTaskData(SequenceTask.Reverse, length: 4, trainCount: 10, testCount: 2, seed: seed);
+            return Enumerable.Range(0, 7).SelectMany(_ => Rows(data.SampleTrain(unused, 3, 4).Inputs)).ToArray(); // into the third epoch
+        }
+
+        Assert.Equal(Batches(3, new Random(1)), Batches(3, new Random(2))); // the argument does not steer the order
+        Assert.NotEqual(Batches(3, new Random(1)), Batches(4, new Random(1)));
+    }
+
+    [Fact]
+    public void Epoch_batches_end_with_their_epoch_as_the_study_authors_code_slices_them()
+    {
+        var data = new SequenceTaskData(SequenceTask.Copy, length: 4, trainCount: 10, testCount: 2, seed: 1, epochBatches: true);
+
+        var sizes = Enumerable.Range(0, 6).Select(_ => data.SampleTrain(new Random(0), 4, 4).Inputs.shape[0]).ToArray();
+
+        Assert.Equal(new long[] { 4, 4, 2, 4, 4, 2 }, sizes); // ⌈10/4⌉ = 3 batches an epoch, the last of 2
+        Assert.Equal(3, data.BatchesPerEpoch(4));
+        Assert.Equal(79, new SequenceTaskData(SequenceTask.Copy, 16, 10_000, 2, 1, epochBatches: true).BatchesPerEpoch(128)); // 158 steps in 2 epochs
+        Assert.Equal(2, new SequenceTaskData(SequenceTask.Copy, 4, 10, 2, 1).BatchesPerEpoch(4)); // running on: ⌊10/4⌋
+    }
+
+    [Fact]
     public void Swap_refuses_odd_lengths()
     {
         var error = Assert.Throws<ArgumentException>(() => new SequenceTaskData(SequenceTask.Swap, length: 7));

@@ -32,7 +32,7 @@ internal static class GlobalNames
         {
             foreach (var type in types) names[type] = $"global::{ns}.{type}";
         }
-        Add("TorchSharp.Modules", "Linear", "Embedding", "ModuleList", "LayerNorm", "GELU");
+        Add("TorchSharp.Modules", "Linear", "Embedding", "ModuleList", "LayerNorm", "GELU", "Parameter");
         Add("LlmEff", "IDeclaredModel", "IAttentionScores", "ModelFacts", "QuantFormat", "QuantTarget", "RouterScoring", "ExpertBalance");
         Add("LlmEff.Generation", "DecodingCache", "LayerState", "IDecoder");
         Add("LlmEff.Layers", "Attention", "RotaryEmbedding", "RmsNorm", "Init", "KeyValueShare", "QuantizedLinear", "TransposedLinear",

@@ -268,6 +268,9 @@ internal static class ModelEmitter
         }
 
         /// <summary>Logits from the final hidden states <c>hidden</c>: through the token embedding when tied.</summary>
+        /// <summary>The stack's token-input bias parameter (<see cref="LayoutPlan.InputBias"/>).</summary>
+        private string InputBias => PlannedTensors.InputBiasName(plan);
+
         private string Logits => plan.TiedEmbeddings
             ? $"nn.functional.linear(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
             : $"{plan.OutputHead!.Name}.forward(hidden)";
@@ -327,6 +330,7 @@ internal static class ModelEmitter
                 if (Hybrid)
                     w.Line($"private static readonly int[] AttentionLayers = {{ {string.Join(", ", AttentionLayerIndices)} }};");
                 w.Line($"internal readonly Embedding {names.TokenEmbedding};");
+                if (plan.InputBias) w.Line($"private readonly Parameter {InputBias};");
                 if (positions) w.Line($"private readonly Embedding {names.PositionEmbedding};");
                 w.Line($"private readonly ModuleList<DecoderLayer> {names.Layers};");
                 w.Line($"private readonly {NormType} {names.FinalNorm};");
@@ -335,11 +339,17 @@ internal static class ModelEmitter
                 using (w.Block("internal DecoderStack(Device? device, ScalarType? dtype) : base(nameof(DecoderStack))"))
                 {
                     w.Line($"{names.TokenEmbedding} = nn.Embedding({spec.Vocab}, {spec.Dim}, device: device, dtype: dtype);");
-                    w.Line($"Init.Normal({names.TokenEmbedding}.weight);");
+                    if (plan.InputBias)
+                    {
+                        // The symbols one-hot through a biased linear layer: its weight, transposed, is this table.
+                        w.Line($"{InputBias} = new Parameter(torch.empty({spec.Dim}, device: device, dtype: dtype));");
+                        w.Line($"Init.PyTorchLinear({names.TokenEmbedding}.weight, {InputBias}, fanIn: {spec.Vocab});");
+                    }
+                    else w.Line($"Init.Normal({names.TokenEmbedding}.weight);");
                     if (positions)
                     {
                         w.Line($"{names.PositionEmbedding} = nn.Embedding(Context, {spec.Dim}, device: device, dtype: dtype);");
-                        w.Line($"Init.Normal({names.PositionEmbedding}.weight, std: 0.01);");
+                        w.Line($"Init.Normal({names.PositionEmbedding}.weight, std: {D(plan.PositionStd)});");
                     }
                     w.Line($"{names.Layers} = new ModuleList<DecoderLayer>();");
                     var layerArguments = (Sharing ? $"ownsKeysAndValues: i % {plan.Attention!.ShareKvEvery} == 0, " : "") +
@@ -399,9 +409,10 @@ internal static class ModelEmitter
                     w.Line("var time = tokens.shape[1];");
                     w.Line("if (offset + time > Context)");
                     w.Line($"    throw new System.ArgumentException($\"{{offset + time}} tokens exceed the declared context of {{Context}}.\", nameof(tokens));");
+                    var input = plan.InputBias ? $"{names.TokenEmbedding}.forward(tokens) + {InputBias}" : $"{names.TokenEmbedding}.forward(tokens)";
                     w.Line(positions
-                        ? $"return {names.TokenEmbedding}.forward(tokens) + {names.PositionEmbedding}.forward(torch.arange(offset, offset + time, device: tokens.device));"
-                        : $"return {names.TokenEmbedding}.forward(tokens);");
+                        ? $"return {input} + {names.PositionEmbedding}.forward(torch.arange(offset, offset + time, device: tokens.device));"
+                        : $"return {input};");
                 }
             }
         }
@@ -564,7 +575,7 @@ internal static class ModelEmitter
                                 WriteLinear(linear, AttentionQuantization);
                     }
                     WriteLinear(a.Output, AttentionQuantization);
-                    if (a.ScoreMixer) w.Line("score_mixer = new PositionalScoreMixer(device, dtype);");
+                    if (a.ScoreMixer) w.Line(plan.ScoreMixerStd is { } mixerStd ? $"score_mixer = new PositionalScoreMixer(device, dtype, weightStd: {D(mixerStd)});" : "score_mixer = new PositionalScoreMixer(device, dtype);");
                     foreach (var norm in new[] { a.QueryNorm, a.KeyNorm }.Where(n => n is not null))
                         w.Line($"{norm!.Name} = new RmsNorm({norm.Width}, eps: {D(norm.Eps)}, device, dtype);");
                     if (NewIndexer is { } newIndexer) w.Line($"indexer = {newIndexer};");
@@ -889,8 +900,20 @@ internal static class ModelEmitter
                 w.Line(linear.Transposed
                     ? $"{field} = new TransposedLinear({inputs}, {outputs}, hasBias: {bias}, device, dtype);"
                     : $"{field} = nn.Linear({inputs}, {outputs}, hasBias: {bias}, device: device, dtype: dtype);");
-            w.Line(linear.Init == WeightInit.ResidualOutput ? $"Init.ResidualOutput({field}.weight, layers: {plan.Layers.Count});" : $"Init.Normal({field}.weight);");
-            if (linear.Bias) w.Line($"Init.Zeros({field}.bias);");
+            switch (linear.Init)
+            {
+                case WeightInit.PyTorchUniform:
+                    w.Line($"Init.PyTorchLinear({field}.weight, {field}.bias, fanIn: {L(linear.Inputs)});");
+                    break;
+                case WeightInit.ResidualOutput:
+                    w.Line($"Init.ResidualOutput({field}.weight, layers: {plan.Layers.Count});");
+                    if (linear.Bias) w.Line($"Init.Zeros({field}.bias);");
+                    break;
+                default:
+                    w.Line($"Init.Normal({field}.weight);");
+                    if (linear.Bias) w.Line($"Init.Zeros({field}.bias);");
+                    break;
+            }
         }
 
         private static string NewNorm(NormPlan norm) => norm.Kind == NormKind.LayerNorm

@@ -121,7 +121,7 @@ internal static class PyTorchEmitter
         private bool MixedFeedForward => plan.MixedFeedForward;
         private bool QuantizesAttention => attention is { Quantized: true };
         private bool AnyQuantized => QuantizesAttention || plan.FeedForwardQuantization != FeedForwardQuantization.None;
-        private string Bias => spec.Bias ? "True" : "False";
+        private string Bias => plan.Bias ? "True" : "False";
         private string Causal => spec.Causal ? "True" : "False";
 
         /// <summary>Inputs a layer takes besides the hidden states.</summary>
@@ -331,7 +331,7 @@ internal static class PyTorchEmitter
                         }
                     }
                     w.Line($"self.{attention.Output.Name} = {Linear(L(attention.Output.Inputs), "DIM", quantized)}");
-                    if (attention.ScoreMixer) w.Line("self.score_mixer = PositionalScoreMixer()");
+                    if (attention.ScoreMixer) w.Line(plan.ScoreMixerStd is { } mixerStd ? $"self.score_mixer = PositionalScoreMixer(weight_std={D(mixerStd)})" : "self.score_mixer = PositionalScoreMixer()");
                     if (attention.QueryNorm is { } queryNorm) w.Line($"self.{queryNorm.Name} = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation");
                     if (attention.KeyNorm is { } keyNorm) w.Line($"self.{keyNorm.Name} = RMSNorm(HEAD_DIM, NORM_EPS)  # per head, before rotation{(attention.KeysAreValues ? " (of the values, which are the keys)" : "")}");
                     if (plan.Indexer is not null) w.Line($"self.indexer = {NewIndexer}");
@@ -585,6 +585,7 @@ internal static class PyTorchEmitter
                 {
                     w.Line("super().__init__()")
                      .Line($"self.{names.TokenEmbedding} = nn.Embedding(VOCAB, DIM)");
+                    if (plan.InputBias) w.Line($"self.{InputBias} = nn.Parameter(torch.empty(DIM))  # the one-hot symbols through a biased linear layer");
                     if (learned) w.Line($"self.{names.PositionEmbedding} = nn.Embedding(CONTEXT, DIM)");
                     var arguments = new List<string>();
                     if (Sharing) arguments.Add($"owns_keys_and_values=i % {a.ShareKvEvery} == 0");
@@ -600,9 +601,10 @@ internal static class PyTorchEmitter
                     w.Line("time = tokens.shape[1]")
                      .Line("if time > CONTEXT:")
                      .Line("    raise ValueError(f\"{time} tokens exceed the declared context of {CONTEXT}.\")");
+                    var input = plan.InputBias ? $"self.{names.TokenEmbedding}(tokens) + self.{InputBias}" : $"self.{names.TokenEmbedding}(tokens)";
                     w.Line(learned
-                        ? $"x = self.{names.TokenEmbedding}(tokens) + self.{names.PositionEmbedding}(torch.arange(time, device=tokens.device))"
-                        : $"x = self.{names.TokenEmbedding}(tokens)");
+                        ? $"x = {input} + self.{names.PositionEmbedding}(torch.arange(time, device=tokens.device))"
+                        : $"x = {input}");
                     if (rope) w.Line($"cos, sin = self.{names.Rotary}.cos[:time], self.{names.Rotary}.sin[:time]");
                     if (Sharing) w.Line($"shared = {{}}  # the first layer of every {a.ShareKvEvery} fills it");
                     if (plan.Checkpointing)
@@ -639,7 +641,7 @@ internal static class PyTorchEmitter
                 {
                     w.Line("super().__init__()")
                      .Line($"self.{names.Stack} = DecoderStack()");
-                    if (plan.OutputHead is { } head) w.Line($"self.{head.Name} = nn.Linear(DIM, VOCAB, bias=False)");
+                    if (plan.OutputHead is { } head) w.Line($"self.{head.Name} = nn.Linear(DIM, VOCAB, bias={(head.Bias ? "True" : "False")})");
                     w.Line("self.reset_parameters()");
                 }
                 w.Line();
@@ -705,37 +707,66 @@ internal static class PyTorchEmitter
                 w.Line();
                 using (w.Block("def reset_parameters(self):"))
                 {
-                    w.Line("\"\"\"GPT-2's initialisation, as the TorchSharp module's: N(0, 0.02) weights, residual output projections")
-                     .Line("N(0, (0.02 / sqrt(2 * LAYERS))^2), learned positions N(0, 0.01^2), biases zero, norms one.\"\"\"")
-                     .Line("residual_std = 0.02 / math.sqrt(2 * LAYERS)");
-                    // The projections the plan starts at the residual scale, by name (names are unique per role).
-                    var residual = ResidualOutputNames().ToList();
-                    var residualNames = $"({string.Join(", ", residual.Select(r => $"\"{r}\""))}{(residual.Count == 1 ? "," : "")})";
-                    using (w.Block("for name, module in self.named_modules():"))
+                    if (plan.Init == InitKind.PyTorchDefault)
                     {
-                        var linearTypes = new List<string> { "nn.Linear", "nn.Embedding" };
-                        if (fused) linearTypes.Add("TransposedLinear");
-                        if (AnyQuantized) linearTypes.Add("QuantizedLinear");
-                        w.Line($"if isinstance(module, ({string.Join(", ", linearTypes)})):");
-                        w.Line($"    std = residual_std if name.rsplit(\".\", 1)[-1] in {residualNames} else 0.02");
-                        if (plan.LearnedPositions) w.Line($"    std = 0.01 if name.endswith(\"{names.PositionEmbedding}\") else std");
-                        w.Line("    nn.init.normal_(module.weight, 0.0, std)")
-                         .Line("    if getattr(module, \"bias\", None) is not None:")
-                         .Line("        nn.init.zeros_(module.bias)");
-                        if (routers)
-                            w.Line("elif isinstance(module, ExpertRouter):")
-                             .Line("    nn.init.normal_(module.weight, 0.0, 0.02)");
-                        if (hybrid is not null)
-                            w.Line("elif isinstance(module, nn.Conv1d):")
-                             .Line("    nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default for convolutions, as in C#")
-                             .Line("    if module.bias is not None:")
+                        WritePyTorchDefaultInit();
+                    }
+                    else
+                    {
+                        w.Line("\"\"\"GPT-2's initialisation, as the TorchSharp module's: N(0, 0.02) weights, residual output projections")
+                         .Line("N(0, (0.02 / sqrt(2 * LAYERS))^2), learned positions N(0, 0.01^2), biases zero, norms one.\"\"\"")
+                         .Line("residual_std = 0.02 / math.sqrt(2 * LAYERS)");
+                        // The projections the plan starts at the residual scale, by name (names are unique per role).
+                        var residual = ResidualOutputNames().ToList();
+                        var residualNames = $"({string.Join(", ", residual.Select(r => $"\"{r}\""))}{(residual.Count == 1 ? "," : "")})";
+                        using (w.Block("for name, module in self.named_modules():"))
+                        {
+                            var linearTypes = new List<string> { "nn.Linear", "nn.Embedding" };
+                            if (fused) linearTypes.Add("TransposedLinear");
+                            if (AnyQuantized) linearTypes.Add("QuantizedLinear");
+                            w.Line($"if isinstance(module, ({string.Join(", ", linearTypes)})):");
+                            w.Line($"    std = residual_std if name.rsplit(\".\", 1)[-1] in {residualNames} else 0.02");
+                            if (plan.LearnedPositions) w.Line($"    std = 0.01 if name.endswith(\"{names.PositionEmbedding}\") else std");
+                            w.Line("    nn.init.normal_(module.weight, 0.0, std)")
+                             .Line("    if getattr(module, \"bias\", None) is not None:")
                              .Line("        nn.init.zeros_(module.bias)");
+                            if (routers)
+                                w.Line("elif isinstance(module, ExpertRouter):")
+                                 .Line("    nn.init.normal_(module.weight, 0.0, 0.02)");
+                            if (hybrid is not null)
+                                w.Line("elif isinstance(module, nn.Conv1d):")
+                                 .Line("    nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # PyTorch's default for convolutions, as in C#")
+                                 .Line("    if module.bias is not None:")
+                                 .Line("        nn.init.zeros_(module.bias)");
+                        }
                     }
                 }
             }
             w.Line().Line()
              .Line($"MODEL = {name}  # what train.py builds");
         }
+
+        /// <summary>reset_parameters for Init = InitScheme.PyTorchDefault, as the TorchSharp module's.</summary>
+        private void WritePyTorchDefaultInit()
+        {
+            w.Line("\"\"\"PyTorch's defaults, as the TorchSharp module's: every nn.Linear U(+-1/sqrt(fan_in)) with its bias, the")
+             .Line("symbols one-hot through a biased linear layer (embedding and bias U(+-1/sqrt(VOCAB))), learned positions N(0, 1),")
+             .Line("the positional score mixer's weights N(0, 0.02^2), norms one and zero.\"\"\"")
+             .Line("for module in self.modules():")
+             .Line("    if isinstance(module, nn.Linear):")
+             .Line("        module.reset_parameters()  # kaiming_uniform_(a=sqrt(5)): U(+-1/sqrt(fan_in)); bias the same");
+            if (plan.Attention is { ScoreMixer: true })
+                w.Line("    elif isinstance(module, PositionalScoreMixer):")
+                 .Line($"        nn.init.normal_(module.weight, 0.0, {D(plan.ScoreMixerStd!.Value)})")
+                 .Line("        nn.init.zeros_(module.bias)");
+            w.Line("bound = 1.0 / math.sqrt(VOCAB)")
+             .Line($"nn.init.uniform_(self.{names.Stack}.{names.TokenEmbedding}.weight, -bound, bound)")
+             .Line($"nn.init.uniform_(self.{names.Stack}.{InputBias}, -bound, bound)");
+            if (plan.LearnedPositions) w.Line($"nn.init.normal_(self.{names.Stack}.{names.PositionEmbedding}.weight, 0.0, {D(plan.PositionStd)})");
+        }
+
+        /// <summary>The stack's token-input bias parameter (<see cref="LayoutPlan.InputBias"/>).</summary>
+        private string InputBias => PlannedTensors.InputBiasName(plan);
 
         /// <summary>Names of the linear layers the plan initialises at the residual scale.</summary>
         private IEnumerable<string> ResidualOutputNames()

@@ -8,6 +8,8 @@ internal enum NormKind { RmsNorm = 0, LayerNorm = 1 }
 
 internal enum PositionKind { Rope = 0, Learned = 1, None = 2 }
 
+internal enum InitKind { Gpt2 = 0, PyTorchDefault = 1 }
+
 internal enum ActivationKind { SwiGlu = 0, Gelu = 1 }
 
 internal enum ProjectionKind { Full = 0, NoKey = 1, NoQuery = 2, Shared = 3 }

@@ -146,7 +146,8 @@ internal sealed record ModelSpec(
     QuantSpec? Quant = null,
     bool Checkpointing = false,
     HybridSpec? Hybrid = null,
-    SparseSpec? Sparse = null)
+    SparseSpec? Sparse = null,
+    InitKind Init = InitKind.Gpt2)
 {
     /// <summary>Whether 0-based <paramref name="layer"/> is an attention block (every layer unless hybrid).</summary>
     public bool IsAttentionLayer(int layer) => Hybrid is not { } h || h.IsAttention(layer);

@@ -16,6 +16,9 @@ internal enum WeightInit
     /// <summary>N(0, (0.02 / √(2 · layers))²): projections that write into the residual stream, so the stream's
     /// variance does not grow with depth.</summary>
     ResidualOutput,
+
+    /// <summary>PyTorch's nn.Linear default: weight and bias U(±1/√fan_in) (kaiming_uniform with a = √5).</summary>
+    PyTorchUniform,
 }
 
 /// <summary>What mixes tokens in a layer.</summary>
@@ -276,8 +279,25 @@ internal sealed record LayoutPlan(
     bool Decodes,
     bool ExposesScores,
     bool Checkpointing,
-    QuantSpec? Quant)
+    QuantSpec? Quant,
+    InitKind Init = InitKind.Gpt2)
 {
+    /// <summary>The token input carries a bias of Dim (the one-hot symbols through a biased linear layer, as with
+    /// PyTorch's defaults): <c>x = E[token] + b (+ positions)</c>.</summary>
+    public bool InputBias => Init == InitKind.PyTorchDefault;
+
+    /// <summary>Standard deviation the learned position table starts with: N(0, 1) is nn.Embedding's default,
+    /// 0.01 GPT-2's scheme here.</summary>
+    public double PositionStd => Init == InitKind.PyTorchDefault ? 1.0 : 0.01;
+
+    /// <summary>Half-width of the uniform start of the token embedding and its bias with PyTorch's defaults: the
+    /// one-hot layer's fan-in is the vocabulary, so U(±1/√Vocab).</summary>
+    public double InputBound => 1.0 / System.Math.Sqrt(Vocab);
+
+    /// <summary>Standard deviation of the positional score mixer's weights with PyTorch's defaults (the study's code
+    /// draws them N(0, 0.02²)); null: the mixer's own start (Σw ≈ 1).</summary>
+    public double? ScoreMixerStd => Init == InitKind.PyTorchDefault ? 0.02 : null;
+
     public bool Hybrid => Conv is not null;
 
     /// <summary>Some layers keep the dense feed-forward and later ones route to experts.</summary>

@@ -50,11 +50,14 @@ internal static class LayoutPlanner
 
         var layers = Enumerable.Range(0, spec.Layers).Select(i => PlanLayer(spec, i, attention, latent, indexer, conv)).ToEquatableArray();
 
+        // PyTorch's defaults give the head nn.Linear's bias and uniform start; GPT-2's scheme has neither.
+        var pytorch = spec.Init == InitKind.PyTorchDefault;
         LinearPlan? head = spec.TiedEmbeddings ? null
-            : new LinearPlan("lm_head", "output head", "Dim", spec.Dim, spec.Vocab, Bias: false, Transposed: false, QuantTargetKind.AllLinear, Quantized: false, WeightInit.Normal);
+            : new LinearPlan("lm_head", "output head", "Dim", spec.Dim, spec.Vocab, Bias: pytorch, Transposed: false, QuantTargetKind.AllLinear, Quantized: false,
+                pytorch ? WeightInit.PyTorchUniform : WeightInit.Normal);
 
         return new LayoutPlan(
-            names, spec.Vocab, spec.Dim, spec.Context, spec.Causal, spec.Bias,
+            names, spec.Vocab, spec.Dim, spec.Context, spec.Causal, LinearBias(spec),
             LearnedPositions: spec.Positions == PositionKind.Learned,
             stackRotary,
             inputs,
@@ -66,14 +69,21 @@ internal static class LayoutPlanner
             Decodes: spec.Causal && !spec.Attention.BreakSymmetry,
             ExposesScores: attention is not null,
             spec.Checkpointing,
-            quant);
+            quant,
+            spec.Init);
     }
+
+    /// <summary>Whether the blocks' linear layers carry biases: declared, or implied by PyTorch's defaults.</summary>
+    private static bool LinearBias(ModelSpec spec) => spec.Bias || spec.Init == InitKind.PyTorchDefault;
 
     private static NormPlan Norm(ModelSpec spec, string name) => new(name, spec.Norm, spec.Dim, spec.NormEps);
 
     private static LinearPlan Linear(ModelSpec spec, NamingScheme names, string name, string role, string inputName, long inputs, long outputs,
         QuantTargetKind target, bool quantized, WeightInit init) =>
-        new(name, role, inputName, inputs, outputs, spec.Bias, names.FusedProjections, target, quantized, init);
+        spec.Init == InitKind.PyTorchDefault
+            // nn.Linear's defaults: a bias, and weight and bias U(±1/√fan_in) whatever the layer's role.
+            ? new(name, role, inputName, inputs, outputs, Bias: true, names.FusedProjections, target, quantized, WeightInit.PyTorchUniform)
+            : new(name, role, inputName, inputs, outputs, spec.Bias, names.FusedProjections, target, quantized, init);
 
     private static AttentionPlan PlanAttention(ModelSpec spec, NamingScheme names, bool quantized)
     {

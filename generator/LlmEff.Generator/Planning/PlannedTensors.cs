@@ -20,10 +20,15 @@ internal sealed record PlannedTensor(string Name, long[] Shape, bool Trainable)
 /// </summary>
 internal static class PlannedTensors
 {
+    /// <summary>The token input's bias (<see cref="LayoutPlan.InputBias"/>), a parameter of the stack.</summary>
+    public static string InputBiasName(LayoutPlan plan) => plan.Names.TokenEmbedding + "_bias";
+
     public static IEnumerable<PlannedTensor> Of(LayoutPlan plan)
     {
         var names = plan.Names;
         var stack = names.Stack + ".";
+        // The stack's own parameter first: PyTorch's state_dict lists a module's parameters before its children's.
+        if (plan.InputBias) yield return new(stack + InputBiasName(plan), new long[] { plan.Dim }, true);
         yield return new(stack + names.TokenEmbedding + ".weight", new long[] { plan.Vocab, plan.Dim }, true);
         if (plan.LearnedPositions) yield return new(stack + names.PositionEmbedding + ".weight", new long[] { plan.Context, plan.Dim }, true);
         foreach (var layer in plan.Layers)

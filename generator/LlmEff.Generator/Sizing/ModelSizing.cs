@@ -57,7 +57,7 @@ internal static class ModelSizing
         checked
         {
             long dim = plan.Dim;
-            var embeddings = (long)plan.Vocab * dim + (plan.LearnedPositions ? (long)plan.Context * dim : 0);
+            var embeddings = (long)plan.Vocab * dim + (plan.LearnedPositions ? (long)plan.Context * dim : 0) + (plan.InputBias ? dim : 0);
             var keysPerQuery = plan.Indexer is { } ix ? Math.Min(ix.TopK, plan.Context) : plan.Context;
 
             long attentionParameters = 0, attentionWeights = 0, mixing = 0, kvCache = 0;

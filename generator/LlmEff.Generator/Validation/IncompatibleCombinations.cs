@@ -19,6 +19,8 @@ internal sealed class DeclaredFeatures
         Checkpointing = Bool(declared.Model, "Checkpointing", false);
         Causal = Bool(declared.Model, "Causal", true);
         Bias = Bool(declared.Model, "Bias", false);
+        TiedEmbeddings = Bool(declared.Model, "TiedEmbeddings", true);
+        PyTorchInit = Defined(declared.Model.Named.TryGetValue("Init", out var init) ? init : null, InitKind.Gpt2) == InitKind.PyTorchDefault;
         Naming = Defined(declared.Model.Named.TryGetValue("Naming", out var naming) ? naming : null, NamingKind.Llama);
         Positions = Defined(declared.Model.Named.TryGetValue("Positions", out var positions) ? positions : null, PositionKind.Rope);
         Projections = Defined(declared.Attention.FirstConstructorArgument, ProjectionKind.Full);
@@ -44,6 +46,10 @@ internal sealed class DeclaredFeatures
     public bool Checkpointing { get; }
     public bool Causal { get; }
     public bool Bias { get; }
+    public bool TiedEmbeddings { get; }
+
+    /// <summary>Init = InitScheme.PyTorchDefault.</summary>
+    public bool PyTorchInit { get; }
     public NamingKind Naming { get; }
     public PositionKind Positions { get; }
     public ProjectionKind Projections { get; }
@@ -113,6 +119,8 @@ internal static class IncompatibleCombinations
 {
     private const string Latent = "Kind = AttentionKind.Latent";
 
+    private const string PyTorchInit = "Init = InitScheme.PyTorchDefault";
+
     private static string ShareKvEvery(DeclaredFeatures f) => $"ShareKvEvery = {f.ShareKvEvery}";
 
     public static readonly IReadOnlyList<IncompatibleCombination> All = new IncompatibleCombination[]
@@ -172,6 +180,29 @@ internal static class IncompatibleCombinations
         new("Sparse attention with the positional score mixer", f => f.SparseAttention && f.ScoreMixer,
             "SparseAttention", null, _ => "[SparseAttention]", _ => "BreakSymmetry = true",
             "the positional score mixer works on whole score maps, which sparse attention never forms"),
+        // PyTorch's defaults are reproduced for the layers a plain PyTorch model is built from (the QKV study's
+        // encoders); the blocks below build their own weights with their own schemes.
+        new("PyTorch's initialisation with tied embeddings", f => f.PyTorchInit && f.TiedEmbeddings,
+            "Model", "Init", _ => PyTorchInit, _ => "TiedEmbeddings = true (the default)",
+            "the one-hot input layer and the biased output head are two matrices in PyTorch's defaults; declare TiedEmbeddings = false"),
+        new("PyTorch's initialisation with GPT-2 names", f => f.PyTorchInit && f.Naming == NamingKind.Gpt2,
+            "Model", "Init", _ => PyTorchInit, _ => "ParameterNaming.Gpt2",
+            "GPT-2's fused Conv1D projections are not PyTorch's nn.Linear; use the default naming"),
+        new("PyTorch's initialisation with latent attention", f => f.PyTorchInit && f.Latent,
+            "Model", "Init", _ => PyTorchInit, _ => Latent,
+            "latent attention initialises its own unbiased projections"),
+        new("PyTorch's initialisation with experts", f => f.PyTorchInit && f.MoE,
+            "Model", "Init", _ => PyTorchInit, _ => "[MoE]",
+            "experts and routers initialise their own weights"),
+        new("PyTorch's initialisation in a hybrid", f => f.PyTorchInit && f.ShortConv,
+            "Model", "Init", _ => PyTorchInit, _ => "[ShortConv]",
+            "the short-convolution blocks initialise their own weights"),
+        new("PyTorch's initialisation with sparse attention", f => f.PyTorchInit && f.SparseAttention,
+            "Model", "Init", _ => PyTorchInit, _ => "[SparseAttention]",
+            "the indexer initialises its own weights"),
+        new("PyTorch's initialisation quantized", f => f.PyTorchInit && f.QuantTarget is not null,
+            "Model", "Init", _ => PyTorchInit, _ => "[Quant]",
+            "fake-quantized layers initialise their own weights"),
     };
 
     /// <summary>The LLM021 issues of a declaration: one per row that applies.</summary>

@@ -68,6 +68,7 @@ internal static class ModelValidator
         var kvBudget = model.OptionalLong("KvBudgetBytes");
         var causal = model.Bool("Causal", true);
         var checkpointing = model.Bool("Checkpointing", false);
+        var init = model.Enum("Init", InitKind.Gpt2);
         if (!causal && kvBudget > 0)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Model", "KvBudgetBytes", "KvBudgetBytes",
                 "an encoder (Causal = false) reads whole sequences at once and keeps no KV cache"));
@@ -94,7 +95,7 @@ internal static class ModelValidator
             return new Result(null, null, null, issues);
 
         var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, quant, checkpointing,
-            hybrid, sparse);
+            hybrid, sparse, init);
         if (quant is not null)
         {
             CheckQuantFits(spec, quant, declared.Quant, className, issues);

@@ -104,3 +104,17 @@ public enum QuantTarget
     /// <summary>Every linear weight of attention, MLPs and experts.</summary>
     AllLinear = Mlp | Attention | Experts,
 }
+
+/// <summary>How a generated module's weights start.</summary>
+public enum InitScheme
+{
+    /// <summary>GPT-2's scheme: weights N(0, 0.02²), residual output projections N(0, (0.02/√(2·layers))²), token
+    /// embedding N(0, 0.02²), learned positions N(0, 0.01²), biases zero, norms one.</summary>
+    Gpt2 = 0,
+    /// <summary>What a model built from PyTorch's default layers starts with (the QKV study's published code): the
+    /// symbols enter as one-hot vectors through a biased <c>nn.Linear</c> (an embedding U(±1/√Vocab) plus a bias
+    /// U(±1/√Vocab)), learned positions N(0, 1) (<c>nn.Embedding</c>'s default), every linear layer, the output head
+    /// included, U(±1/√fan_in) with a bias U(±1/√fan_in), the positional score mixer's weights N(0, 0.02²). Adds the
+    /// biases to the parameter count.</summary>
+    PyTorchDefault = 1,
+}

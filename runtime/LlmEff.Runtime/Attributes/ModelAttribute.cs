@@ -51,6 +51,10 @@ public sealed class ModelAttribute : Attribute
     /// element). Over it, warning LLM014 names the cache size and the KvHeads or variant that would fit. Default: none.</summary>
     public long KvBudgetBytes { get; set; }
 
+    /// <summary>How the weights start. Default <see cref="InitScheme.Gpt2"/>; <see cref="InitScheme.PyTorchDefault"/>
+    /// reproduces code built from PyTorch's default layers (and gives every linear layer, the head included, a bias).</summary>
+    public InitScheme Init { get; set; }
+
     /// <summary>Activation checkpointing: each block keeps only its input during training and recomputes its
     /// forward in backward (less peak memory for about one more forward per step). Default false.</summary>
     public bool Checkpointing { get; set; }

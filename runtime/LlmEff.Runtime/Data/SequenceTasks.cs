@@ -34,8 +34,17 @@ public sealed class SequenceTaskData : ITrainingData
     private int cursor;
 
     /// <summary>Generates the task's data for sequences of <paramref name="length"/> symbols.</summary>
-    public SequenceTaskData(SequenceTask task, int length, int trainCount = 10_000, int testCount = 2_000, int seed = 1)
+    /// <param name="task">The task.</param>
+    /// <param name="length">Symbols per sequence.</param>
+    /// <param name="trainCount">Training sequences.</param>
+    /// <param name="testCount">Test sequences.</param>
+    /// <param name="seed">Seeds the sequences and the order of every epoch: two instances of one seed serve identical
+    /// batches in identical order (how the study pairs its variants).</param>
+    /// <param name="epochBatches">Batches end with their epoch: the last batch of an epoch holds what is left of it
+    /// (the QKV study's code walks <c>perm[i:i + batch]</c>); otherwise a batch runs on into the next epoch.</param>
+    public SequenceTaskData(SequenceTask task, int length, int trainCount = 10_000, int testCount = 2_000, int seed = 1, bool epochBatches = false)
     {
+        EpochBatches = epochBatches;
         if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "Sequences need at least one symbol.");
         if (task == SequenceTask.Swap && length % 2 != 0) throw new ArgumentException($"SWAP exchanges two halves: the length must be even, not {length}.", nameof(length));
         if (trainCount < 1 || testCount < 1) throw new ArgumentOutOfRangeException(nameof(trainCount), "Both splits need at least one sequence.");
@@ -49,6 +58,14 @@ public sealed class SequenceTaskData : ITrainingData
 
     /// <summary>The task.</summary>
     public SequenceTask Task { get; }
+
+    /// <summary>Whether batches end with their epoch (the last one shorter).</summary>
+    public bool EpochBatches { get; }
+
+    /// <summary>Batches of <paramref name="batch"/> sequences one pass over the training set takes.</summary>
+    public int BatchesPerEpoch(int batch) =>
+        batch > 0 ? EpochBatches ? (TrainCount + batch - 1) / batch : Math.Max(1, TrainCount / batch)
+            : throw new ArgumentOutOfRangeException(nameof(batch), batch, "A batch holds at least one sequence.");
 
     /// <summary>Symbols per sequence.</summary>
     public int Length { get; }
@@ -79,14 +96,22 @@ public sealed class SequenceTaskData : ITrainingData
 
     /// <summary>
     /// The next <paramref name="batch"/> training sequences of the current shuffled epoch (a new shuffle when one
-    /// ends). The <paramref name="random"/> argument is unused: the walk through epochs is the data's own state.
+    /// ends; with <see cref="EpochBatches"/>, fewer at the end of an epoch). The <paramref name="random"/> argument is
+    /// unused: the walk through epochs is the data's own state, so it depends on the seed alone.
     /// </summary>
     public (Tensor Inputs, Tensor Targets) SampleTrain(Random random, int batch, int length)
     {
         CheckLength(length);
-        var inputs = new long[batch * Length];
-        var targets = new long[batch * Length];
-        for (var b = 0; b < batch; b++)
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "A batch holds at least one sequence.");
+        if (cursor == order.Length)
+        {
+            order = Enumerable.Range(0, TrainCount).OrderBy(_ => shuffler.Next()).ToArray();
+            cursor = 0;
+        }
+        var rows = EpochBatches ? Math.Min(batch, order.Length - cursor) : batch;
+        var inputs = new long[rows * Length];
+        var targets = new long[rows * Length];
+        for (var b = 0; b < rows; b++)
         {
             if (cursor == order.Length)
             {
@@ -97,7 +122,7 @@ public sealed class SequenceTaskData : ITrainingData
             Array.Copy(trainInputs, row * Length, inputs, b * Length, Length);
             Array.Copy(trainTargets, row * Length, targets, b * Length, Length);
         }
-        return (tensor(inputs, new long[] { batch, Length }), tensor(targets, new long[] { batch, Length }));
+        return (tensor(inputs, new long[] { rows, Length }), tensor(targets, new long[] { rows, Length }));
     }
 
     /// <summary>Random test sequences (for a held-out loss along the way).</summary>

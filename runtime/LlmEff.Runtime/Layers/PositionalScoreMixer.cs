@@ -29,11 +29,17 @@ public sealed class PositionalScoreMixer : nn.Module
     /// <summary>Creates the mixer with weights near 1/Channels (Σw ≈ 1: scores start about unscaled) and zero bias.</summary>
     /// <remarks>Equal weights on the query and key halves would make the term symmetric too, so a little noise
     /// breaks the tie from the first step.</remarks>
-    public PositionalScoreMixer(Device? device = null, ScalarType? dtype = null) : base(nameof(PositionalScoreMixer))
+    /// <param name="device">Where the parameters live.</param>
+    /// <param name="dtype">Their type.</param>
+    /// <param name="weightStd">When given, the weights start N(0, weightStd²) instead, as the QKV study's code draws
+    /// them (0.02: Σw ≈ 0, so the scores start scaled towards 0).</param>
+    public PositionalScoreMixer(Device? device = null, ScalarType? dtype = null, double? weightStd = null) : base(nameof(PositionalScoreMixer))
     {
         var shape = new long[] { 1, Channels, 1, 1 };
-        weight = new Parameter(torch.full(shape, 1.0 / Channels, dtype: dtype, device: device)
-                               + 0.1 / Channels * torch.randn(shape, dtype: dtype, device: device));
+        if (weightStd is { } std && !(std > 0)) throw new ArgumentOutOfRangeException(nameof(weightStd), std, "The standard deviation must be positive.");
+        weight = new Parameter(weightStd is { } s
+            ? s * torch.randn(shape, dtype: dtype, device: device)
+            : torch.full(shape, 1.0 / Channels, dtype: dtype, device: device) + 0.1 / Channels * torch.randn(shape, dtype: dtype, device: device));
         bias = new Parameter(torch.zeros(1, dtype: dtype, device: device));
         RegisterComponents();
     }

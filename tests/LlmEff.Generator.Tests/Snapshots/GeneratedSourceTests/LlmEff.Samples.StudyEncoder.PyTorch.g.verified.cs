@@ -106,11 +106,15 @@ partial class StudyEncoder
 
             CHANNELS = 10
 
-            def __init__(self):
+            def __init__(self, weight_std=None):
                 super().__init__()
-                # Near 1 / CHANNELS with a little noise: equal weights on both halves would keep the term symmetric.
-                self.weight = nn.Parameter(torch.full((1, self.CHANNELS, 1, 1), 1.0 / self.CHANNELS)
-                                           + 0.1 / self.CHANNELS * torch.randn(1, self.CHANNELS, 1, 1))
+                if weight_std is not None:
+                    # The QKV study's code: N(0, weight_std^2), so sum(w) starts near 0.
+                    self.weight = nn.Parameter(weight_std * torch.randn(1, self.CHANNELS, 1, 1))
+                else:
+                    # Near 1 / CHANNELS with a little noise: equal weights on both halves would keep the term symmetric.
+                    self.weight = nn.Parameter(torch.full((1, self.CHANNELS, 1, 1), 1.0 / self.CHANNELS)
+                                               + 0.1 / self.CHANNELS * torch.randn(1, self.CHANNELS, 1, 1))
                 self.bias = nn.Parameter(torch.zeros(1))
 
             @staticmethod
