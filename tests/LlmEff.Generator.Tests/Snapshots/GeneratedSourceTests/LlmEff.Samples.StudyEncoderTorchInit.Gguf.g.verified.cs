@@ -8,5 +8,5 @@ namespace LlmEff.Samples;
 partial class StudyEncoderTorchInit
 {
     /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("an encoder (bidirectional attention): no GGUF export yet; llama.cpp's llama architecture is causal");
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("an encoder (bidirectional attention): no GGUF export yet; llama.cpp's decoder architectures are causal");
 }
