@@ -26,7 +26,7 @@ internal static class StepComparison
         var steps = BenchmarkArguments.Option(args, "--steps", 10, minimum: 1);
         var warmup = BenchmarkArguments.Option(args, "--warmup", 2);
         var threads = BenchmarkArguments.Option(args, "--threads", 0);
-        // --headline: the generated-vs-hand-written rows only (no PyTorch, no variants), to measure one change quickly.
+        // --headline: no per-variant table; --no-python: no PyTorch row (to measure one change quickly).
         var headline = args.Contains("--headline");
         if (threads > 0) set_num_threads(threads);
         threads = get_num_threads();
@@ -48,7 +48,7 @@ internal static class StepComparison
             models.Add(("hand-written + roll rotate", new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence, rollRotate: true)));
         }
         var timings = Measure(models, steps, warmup);
-        var python = headline ? (null, "", "skipped (--headline)") : PyTorchEager(steps, warmup, threads);
+        var python = args.Contains("--no-python") ? (null, "", "skipped (--no-python)") : PyTorchEager(steps, warmup, threads);
 
         var baseline = timings["hand-written"];
         Console.WriteLine();
