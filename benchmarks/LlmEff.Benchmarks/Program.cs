@@ -6,13 +6,14 @@ using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 // No arguments: the headline comparison (generated vs hand-written vs PyTorch, every variant).
-if (args.Length == 0 || args[0] is "compare" or "checkpointing" or "decode" or "decode-llama")
+if (args.Length == 0 || args[0] is "compare" or "checkpointing" or "decode" or "decode-llama" or "rotation")
 {
     try
     {
         return args.Length == 0 || args[0] == "compare" ? LlmEff.Benchmarks.StepComparison.Run(args.Length == 0 ? args : args[1..])
             : args[0] == "decode" ? LlmEff.Benchmarks.DecodeComparison.Run(args[1..])
             : args[0] == "decode-llama" ? LlmEff.Benchmarks.LlamaCppDecodeComparison.Run(args[1..])
+            : args[0] == "rotation" ? LlmEff.Benchmarks.RotationComparison.Run(args[1..])
             : LlmEff.Benchmarks.CheckpointingComparison.Run(args[1..]);
     }
     catch (ArgumentException error)

@@ -26,6 +26,8 @@ internal static class StepComparison
         var steps = BenchmarkArguments.Option(args, "--steps", 10, minimum: 1);
         var warmup = BenchmarkArguments.Option(args, "--warmup", 2);
         var threads = BenchmarkArguments.Option(args, "--threads", 0);
+        // --headline: no per-variant table; --no-python: no PyTorch row (to measure one change quickly).
+        var headline = args.Contains("--headline");
         if (threads > 0) set_num_threads(threads);
         threads = get_num_threads();
         var inv = CultureInfo.InvariantCulture;
@@ -38,8 +40,15 @@ internal static class StepComparison
         if (handCount != Bench512.ParameterCount)
             throw new InvalidOperationException($"The hand-written model has {handCount:N0} parameters, the generated one {Bench512.ParameterCount:N0}: not the same architecture.");
 
-        var timings = Measure(new[] { ("generated", (nn.Module<Tensor, Tensor>)generated), ("hand-written", handWritten) }, steps, warmup);
-        var python = PyTorchEager(steps, warmup, threads);
+        var models = new List<(string, nn.Module<Tensor, Tensor>)> { ("generated", generated), ("hand-written", handWritten) };
+        // --ablate: the hand-written model with one of the generated code's specialisations each, interleaved with the rest.
+        if (args.Contains("--ablate"))
+        {
+            models.Add(("hand-written + one matmul", new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence, oneMatmul: true)));
+            models.Add(("hand-written + roll rotate", new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence, rollRotate: true)));
+        }
+        var timings = Measure(models, steps, warmup);
+        var python = args.Contains("--no-python") ? (null, "", "skipped (--no-python)") : PyTorchEager(steps, warmup, threads);
 
         var baseline = timings["hand-written"];
         Console.WriteLine();
@@ -53,6 +62,7 @@ internal static class StepComparison
             Console.WriteLine($"| PyTorch eager | not measured: {python.Reason} | |");
         var versusPython = python.Median is { } p ? string.Create(inv, $"; generated / PyTorch eager = {timings["generated"] / p:F3}") : "";
         Console.WriteLine(string.Create(inv, $"generated / hand-written = {timings["generated"] / baseline:F3}{versusPython}"));
+        if (headline) return 0;
 
         Console.WriteLine();
         Console.WriteLine("| variant | parameters | KV bytes/token (bf16) | median ms/step | vs Full |");

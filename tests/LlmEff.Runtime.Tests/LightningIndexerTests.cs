@@ -138,6 +138,30 @@ public sealed class LightningIndexerTests
         Assert.All(projection.parameters(), p => Assert.True(p.grad is null));
     }
 
+    [Fact]
+    public void Selecting_and_supervising_at_once_gives_the_mask_and_loss_of_both_calls()
+    {
+        manual_seed(11);
+        using var indexer = new LightningIndexer(16, 2, 4, topK: 3);
+        using var projection = nn.Linear(16, 2 * 8);
+        using var x = randn(2, 7, 16);
+        using var scope = NewDisposeScope();
+        var qk = Attention.SplitHeads(projection.forward(x), 2);
+        var indexKeys = indexer.Keys(x.detach());
+
+        var keep = indexer.Select(x, indexKeys, 0);
+        indexer.Supervise(qk, qk, x, indexKeys, 0);
+        var loss = indexer.TakeAuxiliaryLoss()!;
+        var keepAtOnce = indexer.SelectAndSupervise(qk, qk, x, indexKeys, 0);
+        var lossAtOnce = indexer.TakeAuxiliaryLoss()!;
+
+        Assert.True(keep.eq(keepAtOnce).all().item<bool>());
+        Assert.True(keep.logical_not().any().item<bool>(), "7 keys with top 3: some must be dropped, or the test shows nothing");
+        Assert.Equal(loss.item<float>(), lossAtOnce.item<float>(), 6);
+        lossAtOnce.backward();
+        Assert.All(indexer.parameters(), p => Assert.True(p.grad is { } g && g.abs().max().item<float>() > 0));
+    }
+
     /// <summary>fp32 rounding then bf16 rounding (nearest, ties to even), as the indexer ranks its scores.</summary>
     private static double Bf16(double value)
     {

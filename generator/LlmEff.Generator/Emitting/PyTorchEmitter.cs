@@ -440,9 +440,9 @@ internal static class PyTorchEmitter
         private void WriteSparseAttend()
         {
             w.Line("index_keys = self.indexer.keys(x.detach())  # the indexer's loss must not reach the layers below")
-             .Line("if self.training:")
-             .Line("    self.indexer.supervise(q, k, x, index_keys)  # the indexer learns which keys attention uses")
-             .Line("mixed = attend_kept(q, k, v, self.indexer.select(x, index_keys))  # each query sees its top-k past tokens");
+             .Line("# In training the indexer also learns which keys attention uses, from the same index scores it ranks by.")
+             .Line("keep = self.indexer.select_and_supervise(q, k, x, index_keys) if self.training else self.indexer.select(x, index_keys)")
+             .Line("mixed = attend_kept(q, k, v, keep)  # each query sees its top-k past tokens");
         }
 
         private static string Local(string part) => part == "qkv" ? "v" : part;

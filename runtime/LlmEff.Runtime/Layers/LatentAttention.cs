@@ -185,8 +185,9 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
         Tensor attended;
         if (indexer is not null)
         {
-            attended = Attention.Masked(query, key, value, indexer.Select(x, indexKeys!, offset));
-            if (supervise) indexer.Supervise(query, key, x, indexKeys!, offset);
+            // In training, one computation of the index scores serves selection and the indexer's loss.
+            var keep = supervise ? indexer.SelectAndSupervise(query, key, x, indexKeys!, offset) : indexer.Select(x, indexKeys!, offset);
+            attended = Attention.Masked(query, key, value, keep);
         }
         else if (!o.Causal) attended = Attention.Bidirectional(query, key, value);
         else attended = Attention.CausalFrom(query, key, value, offset);

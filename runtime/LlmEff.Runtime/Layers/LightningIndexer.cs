@@ -110,24 +110,46 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var visible = Attention.CausalKeep(x.shape[1], keys.shape[1], offset, x.device);
-        var count = keys.shape[1];
+        return Keep(keys.shape[1] <= TopK ? null : Scores(x, keys), visible, x.shape[0]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Training: <see cref="Select"/>'s keep-mask and <see cref="Supervise"/>'s loss from one computation of the index
+    /// scores (calling both would compute them twice: once without gradient to rank, once with it for the loss).
+    /// Arguments as in <see cref="Supervise"/>; <paramref name="indexKeys"/> from the detached input.
+    /// </summary>
+    public Tensor SelectAndSupervise(Tensor queries, Tensor keys, Tensor x, Tensor indexKeys, long offset)
+    {
+        CheckSupervision(queries, keys, x, indexKeys, offset);
+        using var scope = NewDisposeScope();
+        var visible = Attention.CausalKeep(x.shape[1], indexKeys.shape[1], offset, x.device);
+        var scores = Scores(x.detach(), indexKeys);
+        SuperviseFrom(scores, queries, keys, visible);
+        using var _ = no_grad();
+        return Keep(scores.detach(), visible, x.shape[0]).MoveToOuterDisposeScope();
+    }
+
+    // The keep-mask [batch, 1, time, keys] from index scores (null when every visible key is kept anyway).
+    private Tensor Keep(Tensor? scores, Tensor visible, long batch)
+    {
+        var count = visible.shape[1];
         Tensor keep;
-        if (count <= TopK) keep = visible.expand(x.shape[0], -1, -1);
+        if (scores is null || count <= TopK) keep = visible.expand(batch, -1, -1);
         else
         {
             // Ranked at bf16 precision (DeepSeek ranks in FP8): scores that differ only in their last bits, as the full and
             // the cached forward's do (different matmul shapes), or as two copies of one token's key do, tie instead of
             // ordering by rounding noise, so both paths choose the same keys.
-            var scores = Scores(x, keys).to(ScalarType.BFloat16).to(ScalarType.Float32);
+            var ranked = scores.to(ScalarType.BFloat16).to(ScalarType.Float32);
             // Reversed key order + stable descending sort: among equal scores the later key comes first.
-            var reversed = scores.masked_fill(visible.logical_not(), double.NegativeInfinity).flip(-1);
+            var reversed = ranked.masked_fill(visible.logical_not(), double.NegativeInfinity).flip(-1);
             var order = reversed.sort(-1, descending: true, stable: true).Indices.narrow(-1, 0, TopK);
-            var chosen = torch.zeros(scores.shape, dtype: ScalarType.Bool, device: scores.device)
-                .scatter_(-1, (count - 1) - order, torch.ones(order.shape, dtype: ScalarType.Bool, device: scores.device));
+            var chosen = torch.zeros(ranked.shape, dtype: ScalarType.Bool, device: ranked.device)
+                .scatter_(-1, (count - 1) - order, torch.ones(order.shape, dtype: ScalarType.Bool, device: ranked.device));
             // Rows seeing fewer than TopK keys picked some invisible ones too; drop them.
             keep = chosen.logical_and(visible);
         }
-        return keep.unsqueeze(1).MoveToOuterDisposeScope();
+        return keep.unsqueeze(1);
     }
 
     /// <summary>
@@ -137,9 +159,17 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
     /// heads, detached); <c>p_index</c> the softmax of the index scores of <c>x.detach()</c> over
     /// <paramref name="indexKeys"/> with the same visibility. Pass index keys computed from the detached input too
     /// (<c>Keys(x.detach())</c>), as DeepSeek does: then the loss trains the indexer's weights and nothing else.
-    /// The target is dense (all visible keys), DeepSeek's warm-up form.
+    /// The target is dense (all visible keys), DeepSeek's warm-up form. With selection as well, <see cref="SelectAndSupervise"/>.
     /// </summary>
     public void Supervise(Tensor queries, Tensor keys, Tensor x, Tensor indexKeys, long offset)
+    {
+        CheckSupervision(queries, keys, x, indexKeys, offset);
+        using var scope = NewDisposeScope();
+        var visible = Attention.CausalKeep(x.shape[1], indexKeys.shape[1], offset, x.device);
+        SuperviseFrom(Scores(x.detach(), indexKeys), queries, keys, visible);
+    }
+
+    private static void CheckSupervision(Tensor queries, Tensor keys, Tensor x, Tensor indexKeys, long offset)
     {
         ArgumentNullException.ThrowIfNull(queries);
         ArgumentNullException.ThrowIfNull(keys);
@@ -149,8 +179,11 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
             throw new ArgumentException(
                 $"Queries [{string.Join(", ", queries.shape)}] and keys [{string.Join(", ", keys.shape)}] must be [batch, heads, time, d] " +
                 $"matching x [{string.Join(", ", x.shape)}] and index keys [{string.Join(", ", indexKeys.shape)}].", nameof(queries));
-        using var scope = NewDisposeScope();
-        var visible = Attention.CausalKeep(x.shape[1], indexKeys.shape[1], offset, x.device);
+    }
+
+    // The KL loss of Supervise from index scores of the detached input (with gradient to the indexer's weights).
+    private void SuperviseFrom(Tensor indexScores, Tensor queries, Tensor keys, Tensor visible)
+    {
         var hidden = visible.logical_not();
         Tensor target;
         using (no_grad())
@@ -158,7 +191,7 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
             var scores = Attention.Scores(queries.detach(), keys.detach()).to(ScalarType.Float32);
             target = scores.masked_fill(hidden, double.NegativeInfinity).softmax(-1).mean(new long[] { 1 });
         }
-        var logIndex = Scores(x.detach(), indexKeys).to(ScalarType.Float32).masked_fill(hidden, double.NegativeInfinity).log_softmax(-1);
+        var logIndex = indexScores.to(ScalarType.Float32).masked_fill(hidden, double.NegativeInfinity).log_softmax(-1);
         // Hidden keys have p = 0 on both sides; zero their terms instead of computing 0 · (−∞).
         var terms = (target * (target.clamp_min(1e-30).log() - logIndex)).masked_fill(hidden, 0);
         var loss = terms.sum(-1).mean();

@@ -67,11 +67,17 @@ public sealed class RotaryEmbedding : nn.Module
     public (Tensor Cos, Tensor Sin) Angles(long time, long offset = 0) => (tables[0].narrow(0, offset, time), tables[1].narrow(0, offset, time));
 
     /// <summary>Rotates <paramref name="x"/> [batch, heads, time, headDim] by the angles of <see cref="Angles"/>.</summary>
+    /// <remarks>
+    /// x·cos + rotate_half(x)·sin, with rotate_half(x) = [−x₂, x₁] written as roll(x, half)·[−1, +1]: the sign goes
+    /// onto the (small, [time, headDim]) sine table instead of the activations, so the activations see three
+    /// operations (mul, roll, addcmul) instead of five (neg, cat, two muls, add), and backward no longer scatters
+    /// two half-width slices into zero-filled gradients. Same values as Hugging Face's rotate_half form.
+    /// </remarks>
     public static Tensor Rotate(Tensor x, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
         var half = x.shape[^1] / 2;
-        var rotated = torch.cat(new[] { -x.narrow(-1, half, half), x.narrow(-1, 0, half) }, dim: -1);
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        var signedSin = torch.cat(new[] { -sin.narrow(-1, 0, half), sin.narrow(-1, half, half) }, dim: -1);
+        return (x * cos).addcmul_(x.roll(half, -1), signedSin, 1).MoveToOuterDisposeScope();
     }
 }

@@ -48,7 +48,7 @@ class LatentAttention(nn.Module):
             mixed = attend(q, k, v, causal=self.causal)
         else:
             index_keys = self.indexer.keys(x.detach())  # the indexer's loss must not reach the layers below
-            if self.training:
-                self.indexer.supervise(q, k, x, index_keys)  # the indexer learns which keys attention uses
-            mixed = attend_kept(q, k, v, self.indexer.select(x, index_keys))  # each query sees its top-k past tokens
+            # In training the indexer also learns which keys attention uses, from the same index scores it ranks by.
+            keep = self.indexer.select_and_supervise(q, k, x, index_keys) if self.training else self.indexer.select(x, index_keys)
+            mixed = attend_kept(q, k, v, keep)  # each query sees its top-k past tokens
         return self.o_proj(merge_heads(mixed))

@@ -47,11 +47,22 @@ class LightningIndexer(nn.Module):
         """Keep-mask [batch, 1, time, keys]: key s is kept for query t when s <= t and s is among t's top_k highest index
         scores, ranked at bf16 precision so that scores differing only in their last bits tie. Ties go to the more
         recent key. Rows with at most top_k visible keys keep them all."""
-        count = keys.shape[1]
-        visible = visible_keys(x.shape[1], count, x.device)
-        if count <= self.top_k:
-            return visible.expand(x.shape[0], -1, -1).unsqueeze(1)
-        scores = self.scores(x, keys).to(torch.bfloat16).float()
+        visible = visible_keys(x.shape[1], keys.shape[1], x.device)
+        return self._keep(None if keys.shape[1] <= self.top_k else self.scores(x, keys), visible, x.shape[0])
+
+    def select_and_supervise(self, q, k, x, index_keys):
+        """Training: select's keep-mask and supervise's loss from one computation of the index scores."""
+        visible = visible_keys(x.shape[1], index_keys.shape[1], x.device)
+        scores = self.scores(x.detach(), index_keys)
+        self._supervise_from(scores, q, k, visible)
+        with torch.no_grad():
+            return self._keep(scores.detach(), visible, x.shape[0])
+
+    def _keep(self, scores, visible, batch):
+        count = visible.shape[1]
+        if scores is None or count <= self.top_k:
+            return visible.expand(batch, -1, -1).unsqueeze(1)
+        scores = scores.to(torch.bfloat16).float()
         # Keys in reverse order and a stable descending sort: among equal scores the later key comes first.
         reversed_scores = scores.masked_fill(~visible, float("-inf")).flip(-1)
         order = reversed_scores.sort(dim=-1, descending=True, stable=True).indices[..., :self.top_k]
@@ -61,13 +72,18 @@ class LightningIndexer(nn.Module):
     def supervise(self, q, k, x, index_keys):
         """Training: leaves KL(p_attention || p_index) per query, averaged over queries, as self.auxiliary_loss.
         p_attention is the causal softmax of q k^T / sqrt(d) averaged over heads (the target, detached); p_index the
-        softmax of the index scores of x.detach(). With index keys from x.detach() too, it trains the indexer alone."""
-        hidden = ~visible_keys(x.shape[1], index_keys.shape[1], x.device)
+        softmax of the index scores of x.detach(). With index keys from x.detach() too, it trains the indexer alone.
+        With selection as well, select_and_supervise."""
+        visible = visible_keys(x.shape[1], index_keys.shape[1], x.device)
+        self._supervise_from(self.scores(x.detach(), index_keys), q, k, visible)
+
+    def _supervise_from(self, index_scores, q, k, visible):
+        hidden = ~visible
         with torch.no_grad():
             keys = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
             scores = (q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])).float()
             target = scores.masked_fill(hidden, float("-inf")).softmax(-1).mean(1)
-        log_index = self.scores(x.detach(), index_keys).float().masked_fill(hidden, float("-inf")).log_softmax(-1)
+        log_index = index_scores.float().masked_fill(hidden, float("-inf")).log_softmax(-1)
         # Hidden keys have p = 0 on both sides: zero their terms instead of computing 0 * (-inf).
         terms = (target * (target.clamp_min(1e-30).log() - log_index)).masked_fill(hidden, 0.0)
         self.auxiliary_loss = terms.sum(-1).mean()
