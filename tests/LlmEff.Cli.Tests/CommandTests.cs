@@ -281,6 +281,8 @@ public sealed class CommandTests : IDisposable
         Assert.True(Asymmetry("NoQuery+") > 1e-4 && Asymmetry("Shared+") > 1e-4 && Asymmetry("Full") > 1e-4);
         Assert.All(runs, r => Assert.InRange(r.GetProperty("accuracy").GetDouble(), 0, 1));
         Assert.Contains("| NoQuery+ |", File.ReadAllText(temp.File("report.md")));
+        // The threads it trained with, not the machine's cores (the harness pins one thread).
+        Assert.Contains(" 1 torch thread(s) on a ", File.ReadAllText(temp.File("report.md")));
         Assert.Equal((1000, 600), PngSize(temp.File("accuracy.png")));
         Assert.Contains("mean |S−Sᵀ|", output);
     }

@@ -219,7 +219,7 @@ internal static class StudyCommand
                     : "none (--pos-std)"),
                 new("pairing", "every variant of a seed trains on the same sequences in the same batches in the same order, so variants are compared pairwise by seed"),
                 new("models", "generated encoders (samples/LlmEff.Samples/Study): bidirectional attention, learned positions, LayerNorm, GELU MLP 4·embedding, untied 10-way head"),
-                new("wall time", $"{clock.Elapsed.TotalMinutes:F1} min on {Environment.ProcessorCount} CPU threads"),
+                new("wall time", $"{clock.Elapsed.TotalMinutes:F1} min, {TorchSharp.torch.get_num_threads()} torch thread(s) on a {Environment.ProcessorCount}-core machine"),
             },
             variants.Select(v => v.Label).ToList(),
             tasks.Select(t => t.ToString().ToUpperInvariant()).ToList(),
