@@ -124,32 +124,7 @@ public sealed class MuonTests : IDisposable
         Steps = 6, BatchSize = 2, SequenceLength = 16, WarmupSteps = 2, EvalBatches = 1, EvalEvery = 2, Optimizer = OptimizerKind.Muon,
     };
 
-    [Fact]
-    public void A_muon_run_resumed_from_a_checkpoint_continues_bit_exactly()
-    {
-        Seeding.Seed(11);
-        using var straight = new FullMha();
-        var expected = Trainer.Train(straight, Data, Options);
-
-        Seeding.Seed(11);
-        var path = Path.Combine(folder, "half.safetensors");
-        using (var first = new FullMha())
-        using (var run = new TrainingRun(first, Data, Options))
-        {
-            Assert.IsType<Muon>(run.Optimizer);
-            for (var i = 0; i < 3; i++) run.Step();
-            run.SaveCheckpoint(path, FullMha.Facts);
-        }
-        manual_seed(999);
-        using var resumedModel = new FullMha();
-        using var resumed = TrainingRun.Resume(path, resumedModel, FullMha.Facts, Data, Options);
-        var actual = resumed.Complete();
-
-        Assert.Equal(expected.Losses, actual.Losses);
-        Assert.Equal(expected.HeldOutCurve, actual.HeldOutCurve);
-        foreach (var ((name, a), (_, b)) in straight.named_parameters().Zip(resumedModel.named_parameters()))
-            Assert.True(a.equal(b).all().item<bool>(), $"{name} differs after resuming");
-    }
+    // Resuming a Muon run bit-exactly: ResumeTests.Resuming_from_a_checkpoint_continues_bit_exactly(Muon).
 
     [Fact]
     public void A_muon_checkpoint_is_not_resumed_with_AdamW()

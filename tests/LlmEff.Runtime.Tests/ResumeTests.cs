@@ -15,24 +15,29 @@ public sealed class ResumeTests : IDisposable
     private static readonly TrainingOptions Options = new() { Steps = 6, BatchSize = 2, SequenceLength = 16, WarmupSteps = 2, EvalBatches = 1, EvalEvery = 2 };
     private readonly string folder = Directory.CreateTempSubdirectory("llmeff-resume-").FullName;
 
-    [Fact]
-    public void Resuming_from_a_checkpoint_continues_bit_exactly()
+    // Each optimizer's state goes into the checkpoint (AdamW's moments, Muon's momentum buffers and its AdamW side).
+    [Theory]
+    [InlineData(OptimizerKind.AdamW)]
+    [InlineData(OptimizerKind.Muon)]
+    public void Resuming_from_a_checkpoint_continues_bit_exactly(OptimizerKind optimizer)
     {
+        var options = Options with { Optimizer = optimizer };
         Seeding.Seed(11);
         using var straight = new FullMha();
-        var expected = Trainer.Train(straight, Data, Options);
+        var expected = Trainer.Train(straight, Data, options);
 
         Seeding.Seed(11);
         var path = Path.Combine(folder, "half.safetensors");
         using (var first = new FullMha())
-        using (var run = new TrainingRun(first, Data, Options))
+        using (var run = new TrainingRun(first, Data, options))
         {
+            if (optimizer == OptimizerKind.Muon) Assert.IsType<Muon>(run.Optimizer);
             for (var i = 0; i < 3; i++) run.Step();
             run.SaveCheckpoint(path, FullMha.Facts);
         }
         manual_seed(999); // the resumed model starts from other weights: the checkpoint must overwrite them all
         using var resumedModel = new FullMha();
-        using var resumed = TrainingRun.Resume(path, resumedModel, FullMha.Facts, Data, Options);
+        using var resumed = TrainingRun.Resume(path, resumedModel, FullMha.Facts, Data, options);
         var actual = resumed.Complete();
 
         Assert.Equal(expected.Losses, actual.Losses);
