@@ -37,6 +37,13 @@ public partial class ParitySharedMoeInt4;
 [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLoss)]
 public partial class ParityClampedMoe;
 
+/// <summary>DeepSeek V4's router: √softplus scores and a selection bias, with the sequence-wise balance loss on top
+/// (weighted far above V3's 0.0001 so the parity of the loss is measurable).</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Heads = 4, KvHeads = 2)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLossFree, SequenceAuxLossWeight = 0.5)]
+public partial class ParitySequenceBalancedMoe;
+
 /// <summary>SwiGLU clamping on GPT-2's fused gate-and-up projection (c_fc), biases included.</summary>
 [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)]
 [Attention(Heads = 4)]
