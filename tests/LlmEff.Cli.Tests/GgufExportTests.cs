@@ -119,7 +119,6 @@ public sealed class GgufExportTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("TinyShareKv cannot be exported to GGUF: cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet", result.Error);
         Assert.False(File.Exists(temp.File("sharekv.gguf")));
-        Assert.Contains("GPT-2 naming", Gpt2Small.Gguf.Refusal);
         Assert.Contains("sparse attention (lightning indexer)", TinySparse.Gguf.Refusal);
         Assert.Contains("[Quant] fake-quantized weights (MXFP4)", TinyMoeFp4.Gguf.Refusal);
     }
@@ -161,6 +160,30 @@ public sealed class GgufExportTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Null(TinyDecoder.Gguf.Note);
         Assert.Contains("so qkv_proj is written three times (as attn_q, attn_k and attn_v, same numbers)", TinyShared.Gguf.Note);
         Assert.Contains("4,096 bytes per token at f16, as our cached decoding does", TinyNoQuery.Gguf.Note);
+    }
+
+    [Fact]
+    public void Export_gguf_writes_a_gpt2_model_as_llama_cpp_s_gpt2_with_its_input_by_output_weights_turned_and_its_positions()
+    {
+        using var temp = new TempFolder();
+        var path = temp.File("gpt2.gguf");
+
+        var result = CliHarness.Run("export-gguf", "GgufGpt2", "--assembly", typeof(GgufExportTests).Assembly.Location, "--out", path);
+
+        Assert.Equal(0, result.ExitCode);
+        // token_embd, position_embd, 12 per layer (2 norms, attn_qkv, attn_output, ffn_up, ffn_down, each with a bias),
+        // output_norm and its bias; the head is tied.
+        Assert.Contains("GgufGpt2 as llama.cpp's 'gpt2', 28 tensors, f32", result.Output);
+        var file = GgufFile.Read(path);
+        Assert.Equal(GgufValue.String("gpt2"), file["general.architecture"]);
+        Assert.Equal(GgufValue.Float32(1e-5f), file["gpt2.attention.layer_norm_epsilon"]);
+        // GGUF lists the innermost dimension first: [inputs, outputs], ggml's layout for x·Wᵀ, where c_attn is [128, 384].
+        Assert.Equal(new ulong[] { 128, 384 }, file.Tensor("blk.0.attn_qkv.weight").Dimensions);
+        Assert.Equal(new ulong[] { 512, 128 }, file.Tensor("blk.1.ffn_down.weight").Dimensions);
+        Assert.Equal(new ulong[] { 128, 128 }, file.Tensor("position_embd.weight").Dimensions);
+        Assert.DoesNotContain(file.Tensors, t => t.Name == "output.weight");
+        Assert.Null(Gpt2Small.Gguf.Refusal);
+        Assert.Equal("gpt2", Gpt2Small.Gguf.Architecture);
     }
 
     [Fact]
