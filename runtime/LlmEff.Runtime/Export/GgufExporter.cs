@@ -95,6 +95,15 @@ public static class GgufExporter
         Tensor Values(string source) => state[source].detach().to(CPU).to(ScalarType.Float32);
         Tensor values;
         if (mapping.Transform == GgufTransform.ZeroBias) values = zeros(state[mapping.Source].shape[0], dtype: ScalarType.Float32);
+        else if (mapping.Stacked is { } joined && mapping.Transform == GgufTransform.Concatenated)
+        {
+            var tensors = joined.Select(Values).ToArray();
+            var rest = tensors[0].shape.Skip(1).ToArray();
+            var odd = Array.FindIndex(tensors, t => !t.shape.Skip(1).SequenceEqual(rest));
+            if (odd >= 0)
+                throw new InvalidOperationException($"{joined[odd]} is [{string.Join(", ", tensors[odd].shape)}]: tensors joined as {mapping.Name} must agree past their first dimension with {joined[0]} [{string.Join(", ", tensors[0].shape)}].");
+            values = cat(tensors, 0);
+        }
         else if (mapping.Stacked is { } parts)
         {
             var tensors = parts.Select(Values).ToArray();
@@ -115,6 +124,11 @@ public static class GgufExporter
         using var scope = NewDisposeScope();
         var values = Read(state, mapping);
         RefuseNonFinite(values, mapping, "");
+        if (mapping.Transform == GgufTransform.Transposed)
+        {
+            if (values.dim() != 2) throw new InvalidOperationException($"{mapping.Source} is [{string.Join(", ", values.shape)}], not a matrix to transpose.");
+            values = values.t();
+        }
         if (mapping.Transform == GgufTransform.RotaryPairs) values = PairRotaryRows(values, mapping);
         if (mapping.Repeats != 1) values = RepeatHeads(values, mapping);
         if (mapping.Transform == GgufTransform.DepthwiseFilter)
