@@ -202,7 +202,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     /// one, which would hide swapped norms. Matrices get N(0, (1.5/√inputs)²) (query-key scores of spread ~2), norms
     /// 1 + N(0, 0.1²), selection biases N(0, 0.1²).
     /// </summary>
-    private static void Spread(nn.Module model)
+    internal static void Spread(nn.Module model)
     {
         using var _ = no_grad();
         foreach (var (_, parameter) in model.named_parameters())
@@ -215,7 +215,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
             if (name.EndsWith(".e_score_correction_bias", StringComparison.Ordinal)) buffer.copy_(0.1 * randn_like(buffer));
     }
 
-    private static float[,] Logits(nn.Module<Tensor, Tensor> model, int[] prompt)
+    internal static float[,] Logits(nn.Module<Tensor, Tensor> model, int[] prompt)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -226,7 +226,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
         return result;
     }
 
-    private static int[] Greedy(nn.Module<Tensor, Tensor> model, int[] prompt, int count)
+    internal static int[] Greedy(nn.Module<Tensor, Tensor> model, int[] prompt, int count)
     {
         var sequence = prompt.ToList();
         for (var step = 0; step < count; step++)
