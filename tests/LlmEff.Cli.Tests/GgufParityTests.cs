@@ -202,7 +202,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
     /// one, which would hide swapped norms. Matrices get N(0, (1.5/√inputs)²) (query-key scores of spread ~2), norms
     /// 1 + N(0, 0.1²), selection biases N(0, 0.1²).
     /// </summary>
-    internal static void Spread(nn.Module model)
+    private static void Spread(nn.Module model)
     {
         using var _ = no_grad();
         foreach (var (_, parameter) in model.named_parameters())
