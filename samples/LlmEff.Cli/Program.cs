@@ -21,6 +21,7 @@ public static class Program
             QatCommand.Create(),
             ExportPyTorchCommand.Create(),
             ExportGgufCommand.Create(),
+            IndexerRecallCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

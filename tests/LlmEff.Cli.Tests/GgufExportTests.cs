@@ -119,7 +119,6 @@ public sealed class GgufExportTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("TinyShareKv cannot be exported to GGUF: cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet", result.Error);
         Assert.False(File.Exists(temp.File("sharekv.gguf")));
-        Assert.Contains("GPT-2 naming", Gpt2Small.Gguf.Refusal);
         Assert.Contains("sparse attention (lightning indexer)", TinySparse.Gguf.Refusal);
     }
 
@@ -160,6 +159,93 @@ public sealed class GgufExportTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Null(TinyDecoder.Gguf.Note);
         Assert.Contains("so qkv_proj is written three times (as attn_q, attn_k and attn_v, same numbers)", TinyShared.Gguf.Note);
         Assert.Contains("4,096 bytes per token at f16, as our cached decoding does", TinyNoQuery.Gguf.Note);
+    }
+
+    [Fact]
+    public void Export_gguf_writes_a_gpt2_model_as_llama_cpp_s_gpt2_with_its_input_by_output_weights_turned_and_its_positions()
+    {
+        using var temp = new TempFolder();
+        var path = temp.File("gpt2.gguf");
+
+        var result = CliHarness.Run("export-gguf", "GgufGpt2", "--assembly", typeof(GgufExportTests).Assembly.Location, "--out", path);
+
+        Assert.Equal(0, result.ExitCode);
+        // token_embd, position_embd, 12 per layer (2 norms, attn_qkv, attn_output, ffn_up, ffn_down, each with a bias),
+        // output_norm and its bias; the head is tied.
+        Assert.Contains("GgufGpt2 as llama.cpp's 'gpt2', 28 tensors, f32", result.Output);
+        var file = GgufFile.Read(path);
+        Assert.Equal(GgufValue.String("gpt2"), file["general.architecture"]);
+        Assert.Equal(GgufValue.Float32(1e-5f), file["gpt2.attention.layer_norm_epsilon"]);
+        // GGUF lists the innermost dimension first: [inputs, outputs], ggml's layout for x·Wᵀ, where c_attn is [128, 384].
+        Assert.Equal(new ulong[] { 128, 384 }, file.Tensor("blk.0.attn_qkv.weight").Dimensions);
+        Assert.Equal(new ulong[] { 512, 128 }, file.Tensor("blk.1.ffn_down.weight").Dimensions);
+        Assert.Equal(new ulong[] { 128, 128 }, file.Tensor("position_embd.weight").Dimensions);
+        Assert.DoesNotContain(file.Tensors, t => t.Name == "output.weight");
+        Assert.Null(Gpt2Small.Gguf.Refusal);
+        Assert.Equal("gpt2", Gpt2Small.Gguf.Architecture);
+    }
+
+    /// <summary>Named tensors with known values, for the exporter's transforms.</summary>
+    private sealed class Pieces : nn.Module<Tensor, Tensor>
+    {
+#pragma warning disable IDE0052, CS0414 // read through the state dict
+        private readonly TorchSharp.Modules.Parameter c_attn = new(arange(6f).reshape(2, 3)); // input × output, as GPT-2's Conv1D
+        private readonly TorchSharp.Modules.Parameter q_proj = new(arange(6f).reshape(2, 3));
+        private readonly TorchSharp.Modules.Parameter k_proj = new(arange(6f, 9f).reshape(1, 3));
+        private readonly TorchSharp.Modules.Parameter v_proj;
+#pragma warning restore IDE0052, CS0414
+
+        public Pieces(long valueWidth) : base(nameof(Pieces))
+        {
+            v_proj = new(arange(9f, 9f + valueWidth).reshape(1, valueWidth));
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor input) => input;
+    }
+
+    private static readonly GgufTensorMapping[] PieceTable =
+    {
+        new("c_attn", "blk.0.attn_qkv.weight", GgufTransform.Transposed),
+        new("q_proj", "blk.1.attn_qkv.weight", GgufTransform.Concatenated, Stacked: new[] { "q_proj", "k_proj", "v_proj" }),
+    };
+
+    [Fact]
+    public void A_transposed_weight_is_written_output_by_input_and_joined_projections_one_after_another()
+    {
+        using var temp = new TempFolder();
+        var path = temp.File("pieces.gguf");
+        using var model = new Pieces(valueWidth: 3);
+
+        GgufExporter.Export(model, GgufExport.Model("gpt2", Array.Empty<System.Collections.Generic.KeyValuePair<string, GgufValue>>(), PieceTable), "Pieces", path);
+
+        var file = GgufFile.Read(path);
+        float[] Values(string name)
+        {
+            var bytes = GgufFile.ReadData(path, file, file.Tensor(name));
+            var values = new float[bytes.Length / sizeof(float)];
+            Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+            return values;
+        }
+        // [2 inputs, 3 outputs] becomes 3 rows of 2 (dimensions innermost first).
+        Assert.Equal(new ulong[] { 2, 3 }, file.Tensor("blk.0.attn_qkv.weight").Dimensions);
+        Assert.Equal(new float[] { 0, 3, 1, 4, 2, 5 }, Values("blk.0.attn_qkv.weight"));
+        // q's 2 rows, then k's, then v's.
+        Assert.Equal(new ulong[] { 3, 4 }, file.Tensor("blk.1.attn_qkv.weight").Dimensions);
+        Assert.Equal(Enumerable.Range(0, 12).Select(i => (float)i), Values("blk.1.attn_qkv.weight"));
+    }
+
+    [Fact]
+    public void Projections_that_cannot_be_joined_are_refused_naming_the_odd_one()
+    {
+        using var temp = new TempFolder();
+        using var model = new Pieces(valueWidth: 2);
+
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            GgufExporter.Export(model, GgufExport.Model("gpt2", Array.Empty<System.Collections.Generic.KeyValuePair<string, GgufValue>>(), PieceTable), "Pieces", temp.File("odd.gguf")));
+
+        Assert.Contains("v_proj is [1, 2]: tensors joined as blk.1.attn_qkv.weight must agree past their first dimension with q_proj [2, 3]", error.Message);
+        Assert.Empty(Directory.GetFiles(temp.Path));
     }
 
     [Fact]

@@ -37,6 +37,13 @@ public partial class ParitySharedMoeInt4;
 [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLoss)]
 public partial class ParityClampedMoe;
 
+/// <summary>DeepSeek V4's router: √softplus scores and a selection bias, with the sequence-wise balance loss on top
+/// (weighted far above V3's 0.0001 so the parity of the loss is measurable).</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32)]
+[Attention(Heads = 4, KvHeads = 2)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLossFree, SequenceAuxLossWeight = 0.5)]
+public partial class ParitySequenceBalancedMoe;
+
 /// <summary>SwiGLU clamping on GPT-2's fused gate-and-up projection (c_fc), biases included.</summary>
 [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)]
 [Attention(Heads = 4)]
@@ -191,3 +198,27 @@ public partial class GgufQkNorm;
 [Attention(Heads = 4, KvHeads = 2, QkNorm = true)]
 [MoE(Experts = 4, Active = 2, ExpertHidden = 64)]
 public partial class GgufQkNormMoe;
+
+/// <summary>For the llama.cpp parity test: GPT-2 in small (gpt2), as Gpt2Small is declared: GPT-2's names and
+/// input × output weights, learned positions, LayerNorm, biases, GELU, 4 heads, the head tied to the embedding.</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128, TiedEmbeddings = true,
+       Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true, Naming = ParameterNaming.Gpt2)]
+[Attention(Heads = 4)]
+[Mlp(Activation = Activation.Gelu)]
+public partial class GgufGpt2;
+
+/// <summary>For the llama.cpp parity test: GPT-2's computation with 2 key/value heads for 4 query heads and an untied
+/// head (gpt2's attn_qkv is then [q | k | v] of 128 + 64 + 64 rows).</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128, TiedEmbeddings = false,
+       Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true, Naming = ParameterNaming.Gpt2)]
+[Attention(Heads = 4, KvHeads = 2)]
+[Mlp(Activation = Activation.Gelu)]
+public partial class GgufGpt2Gqa;
+
+/// <summary>For the llama.cpp parity test: GPT-2's computation under Hugging Face Llama names (separate q_proj, k_proj,
+/// v_proj joined into gpt2's attn_qkv), 2 key/value heads.</summary>
+[Model(Vocab = 256, Dim = 128, Layers = 2, Context = 128, TiedEmbeddings = true,
+       Norm = Norm.LayerNorm, Positions = Positions.Learned, Bias = true)]
+[Attention(Heads = 4, KvHeads = 2)]
+[Mlp(Activation = Activation.Gelu)]
+public partial class GgufGpt2LlamaNames;

@@ -109,6 +109,7 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityLatentSparseMoe", false),  // latent + indexer + experts: both auxiliary losses
         ("ParityClampedMoe", false),       // SwiGLU clamping in dense, routed and shared feed-forwards; √softplus router, aux loss
         ("ParityGpt2Clamped", false),      // SwiGLU clamping on the fused c_fc
+        ("ParitySequenceBalancedMoe", false), // √softplus, selection bias and the sequence-wise balance loss
     };
 
     [SkippableFact]

@@ -27,7 +27,7 @@ public sealed class ExpertDiagnosticsTests
         public partial class NoActive;
         [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
         [Attention(Heads = 4)]
-        [MoE(Experts = 8, Active = 2, {|#6:RoutedScale = 0|}, {|#7:Router = (RouterScoring)5|})]
+        [MoE(Experts = 8, Active = 2, {|#6:RoutedScale = 0|}, {|#7:Router = (RouterScoring)5|}, {|#8:SequenceAuxLossWeight = -0.1|})]
         public partial class BadRouter;
         """,
         Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("Active", 9, "a token cannot use more than the layer's 8 experts"),
@@ -37,7 +37,8 @@ public sealed class ExpertDiagnosticsTests
         Verify.Diagnostic("LLM007").WithLocation(4).WithArguments("FirstLayer", -2, "must be zero or positive"),
         Verify.Diagnostic("LLM003").WithLocation(5).WithArguments("MoE", "Active"),
         Verify.Diagnostic("LLM007").WithLocation(6).WithArguments("RoutedScale", "0", "must be positive"),
-        Verify.Diagnostic("LLM007").WithLocation(7).WithArguments("Router", 5, "not a defined Router value"));
+        Verify.Diagnostic("LLM007").WithLocation(7).WithArguments("Router", 5, "not a defined Router value"),
+        Verify.Diagnostic("LLM007").WithLocation(8).WithArguments("SequenceAuxLossWeight", "-0.1", "must be zero or positive"));
 
     [Fact]
     public Task Balancing_settings_of_another_mode_are_reported_as_ignored() => Verify.VerifyAsync("""
@@ -59,7 +60,7 @@ public sealed class ExpertDiagnosticsTests
         using LlmEff;
         [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
         [Attention(Heads = 4)]
-        [MoE(Experts = 8, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 3, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree, BiasUpdateRate = 0.01)]
+        [MoE(Experts = 8, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 3, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree, BiasUpdateRate = 0.01, SequenceAuxLossWeight = 0.0001)]
         public partial class M;
         """);
 

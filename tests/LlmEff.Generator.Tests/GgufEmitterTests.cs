@@ -60,18 +60,12 @@ public sealed class GgufEmitterTests
 
     [Theory]
     [InlineData("cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet")]
-    [InlineData("GPT-2 naming")]
     [InlineData("biases: no GGUF export yet")]
-    [InlineData("the Gelu feed-forward")]
-    [InlineData("learned positions")]
     [InlineData("an encoder")]
     public void A_feature_llama_cpp_cannot_run_yet_is_refused_by_name_in_the_generated_part(string feature)
     {
         var spec = feature switch
         {
-            "GPT-2 naming" => Plain with { Naming = NamingKind.Gpt2 },
-            "the Gelu feed-forward" => Plain with { Mlp = new MlpSpec(192, ActivationKind.Gelu) },
-            "learned positions" => Plain with { Positions = PositionKind.Learned },
             "an encoder" => Plain with { Causal = false },
             _ when feature.StartsWith("biases", System.StringComparison.Ordinal) => Plain with { Bias = true },
             _ => Plain with { Attention = Plain.Attention with { ShareKvEvery = 2 } },
@@ -110,6 +104,8 @@ public sealed class GgufEmitterTests
     [InlineData("QkNorm with Mixtral's router", "qwen3moe")]
     [InlineData("a hybrid", "lfm2")]
     [InlineData("a hybrid with experts", "lfm2moe")]
+    [InlineData("GPT-2", "gpt2")]
+    [InlineData("GPT-2's computation under Llama names", "gpt2")]
     public void Each_exportable_kind_becomes_the_llama_cpp_architecture_that_computes_it(string kind, string architecture)
     {
         var spec = kind switch
@@ -125,6 +121,8 @@ public sealed class GgufEmitterTests
             "QkNorm" => Plain with { Attention = Plain.Attention with { QkNorm = true } },
             "QkNorm with Mixtral's router" => Plain with { Attention = Plain.Attention with { QkNorm = true }, Moe = Experts() },
             "a hybrid" => Hybrid,
+            "GPT-2" => Gpt2,
+            "GPT-2's computation under Llama names" => Gpt2 with { Naming = NamingKind.Llama },
             _ => Hybrid with { Moe = Experts(RouterKind.Sigmoid, firstLayer: 1, balance: BalanceKind.AuxLossFree) },
         };
         var plan = LayoutPlanner.Plan(spec);
@@ -255,5 +253,92 @@ public sealed class GgufEmitterTests
 
         Assert.Equal("[Quant] MXFP4 weights whose rows are not whole 32-value blocks (down_proj: 200 inputs): no GGUF export; llama.cpp's mxfp4 rows cannot hold a padded block",
             GgufEmitter.Refusal(LayoutPlanner.Plan(spec)));
+    }
+
+    /// <summary>GPT-2's computation: learned positions, LayerNorm, biases, GELU, multi-head attention (4 heads of 16 =
+    /// Dim) with 2 key/value heads, an untied head, under GPT-2's names.</summary>
+    private static readonly ModelSpec Gpt2 = Plain with
+    {
+        Naming = NamingKind.Gpt2, Norm = NormKind.LayerNorm, Positions = PositionKind.Learned, Bias = true, NormEps = 1e-5,
+        Mlp = new MlpSpec(192, ActivationKind.Gelu),
+    };
+
+    [Fact]
+    public void GPT_2_maps_every_planned_tensor_once_with_its_input_by_output_weights_transposed_and_its_norm_biases()
+    {
+        var plan = LayoutPlanner.Plan(Gpt2);
+        var part = GgufEmitter.Emit(Model(Gpt2));
+
+        Assert.Null(GgufEmitter.Refusal(plan));
+        var rows = Regex.Matches(part, "yield return new\\(\\$?\"([^\"]+)\", \\$?\"([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
+        var sources = rows.SelectMany(r => r.Contains("{i}") ? Enumerable.Range(0, Gpt2.Layers).Select(i => r.Replace("{i}", i.ToString(System.Globalization.CultureInfo.InvariantCulture))) : new[] { r });
+        Assert.Equal(PlannedTensors.Of(plan).Select(t => t.Name).OrderBy(n => n), sources.OrderBy(n => n));
+        const string Transposed = "global::LlmEff.Export.GgufTransform.Transposed";
+        Assert.Contains("(\"transformer.wpe.weight\", \"position_embd.weight\")", part);
+        Assert.Contains($"($\"transformer.h.{{i}}.attn.c_attn.weight\", $\"blk.{{i}}.attn_qkv.weight\", {Transposed})", part);
+        Assert.Contains("($\"transformer.h.{i}.attn.c_attn.bias\", $\"blk.{i}.attn_qkv.bias\")", part);
+        Assert.Contains($"($\"transformer.h.{{i}}.attn.c_proj.weight\", $\"blk.{{i}}.attn_output.weight\", {Transposed})", part);
+        Assert.Contains($"($\"transformer.h.{{i}}.mlp.c_fc.weight\", $\"blk.{{i}}.ffn_up.weight\", {Transposed})", part);
+        Assert.Contains($"($\"transformer.h.{{i}}.mlp.c_proj.weight\", $\"blk.{{i}}.ffn_down.weight\", {Transposed})", part);
+        Assert.Contains("($\"transformer.h.{i}.ln_2.bias\", $\"blk.{i}.ffn_norm.bias\")", part);
+        Assert.Contains("(\"transformer.ln_f.bias\", \"output_norm.bias\")", part);
+        Assert.Contains("(\"lm_head.weight\", \"output.weight\")", part); // nn.Linear's layout already
+        Assert.Contains("new(\"gpt2.attention.layer_norm_epsilon\", global::LlmEff.Export.GgufValue.Float32(1E-05f))", part);
+        Assert.Contains("new(\"gpt2.attention.head_count_kv\", global::LlmEff.Export.GgufValue.UInt32(2))", part);
+        Assert.DoesNotContain("rope", part);
+        Assert.DoesNotContain("layer_norm_rms_epsilon", part);
+    }
+
+    [Fact]
+    public void GPT_2_s_computation_under_Llama_names_joins_q_k_and_v_into_one_attn_qkv_weight_and_bias()
+    {
+        var part = GgufEmitter.Emit(Model(Gpt2 with { Naming = NamingKind.Llama }));
+
+        foreach (var suffix in new[] { "weight", "bias" })
+            Assert.Contains($"($\"model.layers.{{i}}.self_attn.q_proj.{suffix}\", $\"blk.{{i}}.attn_qkv.{suffix}\", global::LlmEff.Export.GgufTransform.Concatenated, Stacked: new[] {{ " +
+                            $"$\"model.layers.{{i}}.self_attn.q_proj.{suffix}\", $\"model.layers.{{i}}.self_attn.k_proj.{suffix}\", $\"model.layers.{{i}}.self_attn.v_proj.{suffix}\" }})", part);
+        Assert.Contains("($\"model.layers.{i}.mlp.up_proj.weight\", $\"blk.{i}.ffn_up.weight\")", part);
+        Assert.Contains("(\"model.embed_positions.weight\", \"position_embd.weight\")", part);
+        Assert.DoesNotContain("Transposed", part);
+    }
+
+    [Theory]
+    [InlineData("rotary positions with GPT-2 naming, LayerNorm, GELU")]
+    [InlineData("rotary positions with LayerNorm")]
+    [InlineData("no positions with GPT-2 naming")]
+    [InlineData("RmsNorm (ln_1) with GPT-2 naming, learned positions, GELU")]
+    [InlineData("linear layers without biases")]
+    [InlineData("the SwiGlu feed-forward")]
+    [InlineData("experts")]
+    [InlineData("NoKey attention (aliased projections)")]
+    [InlineData("Shared attention (aliased projections)")]
+    [InlineData("QkNorm")]
+    [InlineData("cross-layer key/value sharing (ShareKvEvery = 2)")]
+    [InlineData("a query width of 96 (Heads × HeadDim) other than Dim 64")]
+    public void A_GPT_2_like_kind_that_llama_cpp_s_gpt2_computes_differently_is_refused_by_name(string feature)
+    {
+        var spec = feature switch
+        {
+            "rotary positions with GPT-2 naming, LayerNorm, GELU" => Gpt2 with { Positions = PositionKind.Rope },
+            "rotary positions with LayerNorm" => Plain with { Norm = NormKind.LayerNorm },
+            "no positions with GPT-2 naming" => Gpt2 with { Positions = PositionKind.None },
+            "RmsNorm (ln_1) with GPT-2 naming, learned positions, GELU" => Gpt2 with { Norm = NormKind.RmsNorm },
+            "linear layers without biases" => Gpt2 with { Bias = false },
+            "the SwiGlu feed-forward" => Gpt2 with { Mlp = new MlpSpec(192, ActivationKind.SwiGlu) },
+            "experts" => Gpt2 with { Moe = Experts() },
+            "NoKey attention (aliased projections)" => Gpt2 with { Attention = Gpt2.Attention with { Projections = ProjectionKind.NoKey } },
+            "Shared attention (aliased projections)" => Gpt2 with { Attention = Gpt2.Attention with { Projections = ProjectionKind.Shared } },
+            "QkNorm" => Gpt2 with { Attention = Gpt2.Attention with { QkNorm = true } },
+            "cross-layer key/value sharing (ShareKvEvery = 2)" => Gpt2 with { Attention = Gpt2.Attention with { ShareKvEvery = 2 } },
+            _ => Gpt2 with { Attention = Gpt2.Attention with { HeadDim = 24 } },
+        };
+        var plan = LayoutPlanner.Plan(spec);
+
+        var refusal = GgufEmitter.Refusal(plan);
+
+        Assert.NotNull(refusal);
+        Assert.Contains(feature, refusal);
+        Assert.Contains("llama.cpp's gpt2", refusal);
+        Assert.Contains("global::LlmEff.GgufExport.Refused(\"", GgufEmitter.Emit(Model(spec)));
     }
 }

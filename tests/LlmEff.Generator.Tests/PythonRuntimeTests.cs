@@ -70,7 +70,7 @@ public sealed class PythonRuntimeTests
     {
         // The twin defines these per model; a block takes its sizes and settings as arguments instead.
         var constants = new[] { "VOCAB", "DIM", "LAYERS", "CONTEXT", "HEADS", "KV_HEADS", "HEAD_DIM", "NORM_EPS", "ROPE_THETA", "KV_RANK", "ROPE_DIM",
-            "Q_RANK", "INDEXER_HEADS", "INDEXER_DIM", "TOP_K", "CONV_KERNEL", "EXPERTS", "ACTIVE_EXPERTS", "AUX_LOSS_WEIGHT", "BIAS_UPDATE_RATE", "QUANTIZATION" };
+            "Q_RANK", "INDEXER_HEADS", "INDEXER_DIM", "TOP_K", "CONV_KERNEL", "EXPERTS", "ACTIVE_EXPERTS", "AUX_LOSS_WEIGHT", "BIAS_UPDATE_RATE", "SEQUENCE_AUX_LOSS_WEIGHT", "QUANTIZATION" };
         var used = constants.Where(c => Regex.IsMatch(PythonRuntime.Source(block), $@"(?<![\w.]){c}(?!\w)")).ToList();
         Assert.Empty(used);
     }

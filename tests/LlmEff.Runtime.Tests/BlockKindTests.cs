@@ -106,4 +106,17 @@ public sealed class BlockKindTests
         Assert.Equal(LlmEff.Samples.Lfm2MoeLike.Facts.Breakdown.Convolution,
             lfm2.named_parameters().Where(p => p.name.Contains(".conv.")).Sum(p => p.parameter.numel()));
     }
+
+    [Fact]
+    public void LFM2_5_8B_A1B_is_LFM2_8B_A1B_with_a_larger_tied_vocabulary_and_the_same_cache()
+    {
+        // REFERENCES §3: the same architecture with vocab 128,000; tied, so only the embedding grows (by 62,464 rows of 2,048).
+        Assert.Equal(LlmEff.Samples.Lfm2MoeLike.ParameterCount + (128_000L - 65_536) * 2048, LlmEff.Samples.Lfm25_8B_A1B.ParameterCount);
+        Assert.Equal(8_467_856_128, LlmEff.Samples.Lfm25_8B_A1B.ParameterCount);
+        Assert.Equal(LlmEff.Samples.Lfm2MoeLike.KvCacheElementsPerToken, LlmEff.Samples.Lfm25_8B_A1B.KvCacheElementsPerToken);
+        Assert.Equal(131_072, LlmEff.Samples.Lfm25_8B_A1B.Facts.Context);
+
+        using var lfm25 = new LlmEff.Samples.Lfm25_8B_A1B(META);
+        Assert.Equal(LlmEff.Samples.Lfm25_8B_A1B.ParameterCount, Zoo.CountElements(lfm25));
+    }
 }

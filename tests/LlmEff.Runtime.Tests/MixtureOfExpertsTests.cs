@@ -152,6 +152,72 @@ public sealed class MixtureOfExpertsTests
     }
 
     [Fact]
+    public void Sequence_wise_balance_loss_equals_deepseek_v3s_formula_computed_by_hand_per_sequence()
+    {
+        using var _ = NewDisposeScope();
+        random.manual_seed(6);
+        const int experts = 6, active = 2, sequences = 3, length = 5;
+        const double alpha = 0.25;
+        using var router = new ExpertRouter(new RouterOptions(Dim: 8, Experts: experts, Active: active, Scoring: RouterScoring.Sigmoid,
+            Balance: ExpertBalance.AuxLossFree, SequenceAuxLossWeight: alpha));
+        using (no_grad()) router.e_score_correction_bias!.copy_(tensor(new[] { 0.3f, -0.2f, 0f, 0.1f, 0f, -0.1f }));
+        var tokens = randn(sequences * length, 8);
+        router.train();
+
+        router.Route(tokens, sequenceLength: length);
+        var loss = router.TakeAuxiliaryLoss()!.item<float>();
+
+        // V3 report eqs. 17-20, in doubles: per sequence, f_e = E/(K·T)·#{t: e chosen at t (by score + bias)},
+        // P_e = mean over t of s_e,t / Σ_j s_j,t; the loss is α·Σ_e f_e·P_e, averaged over the sequences.
+        var w = router.weight.detach().to(ScalarType.Float64).data<double>().ToArray();
+        var bias = router.e_score_correction_bias!.to(ScalarType.Float64).data<double>().ToArray();
+        var x = tokens.to(ScalarType.Float64).data<double>().ToArray();
+        var expected = 0.0;
+        for (var sequence = 0; sequence < sequences; sequence++)
+        {
+            var (f, p) = (new double[experts], new double[experts]);
+            for (var t = 0; t < length; t++)
+            {
+                var row = sequence * length + t;
+                var scores = Enumerable.Range(0, experts)
+                    .Select(e => 1 / (1 + Math.Exp(-Enumerable.Range(0, 8).Sum(d => x[row * 8 + d] * w[e * 8 + d])))).ToArray();
+                foreach (var e in Enumerable.Range(0, experts).OrderByDescending(e => scores[e] + bias[e]).Take(active))
+                    f[e] += experts / (double)(active * length);
+                for (var e = 0; e < experts; e++) p[e] += scores[e] / scores.Sum() / length;
+            }
+            expected += alpha * Enumerable.Range(0, experts).Sum(e => f[e] * p[e]) / sequences;
+        }
+        Assert.Equal(expected, loss, 5);
+    }
+
+    [Fact]
+    public void Sequence_wise_balance_loss_adds_to_the_batch_loss_and_needs_whole_sequences_of_a_given_length()
+    {
+        using var _ = NewDisposeScope();
+        random.manual_seed(7);
+        var tokens = randn(12, 8);
+        ExpertRouter Router(double sequenceWeight) => new(new RouterOptions(Dim: 8, Experts: 4, Active: 2, AuxLossWeight: 0.5, SequenceAuxLossWeight: sequenceWeight));
+        using var batchOnly = Router(0);
+        using var both = Router(0.5);
+        using (no_grad()) both.weight.copy_(batchOnly.weight);
+        batchOnly.train();
+        both.train();
+
+        batchOnly.Route(tokens);
+        both.Route(tokens, sequenceLength: 12); // one sequence: its loss is the batch loss again
+        var batchLoss = batchOnly.TakeAuxiliaryLoss()!.item<float>();
+        Assert.Equal(2 * batchLoss, both.TakeAuxiliaryLoss()!.item<float>(), 5);
+
+        var missing = Assert.Throws<ArgumentException>(() => both.Route(tokens));
+        Assert.Contains("whole sequences", missing.Message);
+        Assert.Throws<ArgumentException>(() => both.Route(tokens, sequenceLength: 5));
+        both.eval();
+        both.Route(tokens); // inference leaves no loss, so it needs no sequence length
+        Assert.Null(both.TakeAuxiliaryLoss());
+        Assert.Throws<ArgumentOutOfRangeException>(() => Router(-1));
+    }
+
+    [Fact]
     public void Auxiliary_loss_is_left_in_training_only_and_pushes_toward_even_load()
     {
         using var _ = NewDisposeScope();

@@ -35,6 +35,11 @@ internal static class GgufEmitter
     /// before halves-rotated RoPE, dense or with experts whose router is Mixtral's (softmax, renormalised).</summary>
     public const string Qwen3Architecture = "qwen3", Qwen3MoeArchitecture = "qwen3moe";
 
+    /// <summary>llama.cpp's architecture for GPT-2: learned positions added to the token embedding, LayerNorm (with
+    /// bias), one fused q/k/v projection (attn_qkv, grouped key/value heads allowed), biases on every linear layer, a
+    /// tanh-approximated GELU feed-forward, no rotary positions (llama.cpp's src/models/gpt2.cpp).</summary>
+    public const string Gpt2Architecture = "gpt2";
+
     // llama.cpp's llama_expert_gating_func_type values (llama-hparams.h).
     private const int GatingSoftmax = 1, GatingSigmoid = 2;
 
@@ -49,14 +54,10 @@ internal static class GgufEmitter
     {
         const string Later = ": no GGUF export yet";
         if (!plan.Causal) return $"an encoder (bidirectional attention){Later}; llama.cpp's decoder architectures are causal";
-        if (plan.Names.FusedProjections) return $"GPT-2 naming (fused c_attn and c_fc, LayerNorm){Later}";
         if (plan.Indexer is not null) return $"sparse attention (lightning indexer){Later}; llama.cpp has no kind for it";
+        if (Gpt2Like(plan)) return Gpt2Refusal(plan);
         if (QuantRefusal(plan) is { } quant) return quant;
-        if (plan.LearnedPositions) return $"learned positions{Later}";
         if (plan.Bias) return $"biases{Later}";
-        if (new[] { plan.MixerNorm, plan.FeedForwardNorm, plan.FinalNorm }.Any(n => n.Kind != NormKind.RmsNorm)) return $"LayerNorm{Later}";
-        if (new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.FirstOrDefault(f => f is not null && f.Activation != ActivationKind.SwiGlu) is { } gelu)
-            return $"the {gelu.Activation} feed-forward{Later}";
         if (new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.FirstOrDefault(f => f?.ClampLimit is not null) is { ClampLimit: { } limit })
             return $"SwiGLU clamping (ClampLimit = {limit.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}){Later}: llama.cpp does not clamp, so it would compute another model";
         // Dense layers first, then routed ones: llama.cpp's leading_dense_block_count.
@@ -137,12 +138,70 @@ internal static class GgufEmitter
         return null;
     }
 
-    /// <summary>The llama.cpp architecture an exportable <paramref name="plan"/> becomes: lfm2 or lfm2moe for hybrids;
+    /// <summary>Whether <paramref name="plan"/> has any of what sets GPT-2 apart from Llama-style decoders (GPT-2's
+    /// naming, learned positions, LayerNorm, a GELU feed-forward): such a plan exports as llama.cpp's gpt2 or not at
+    /// all, and <see cref="Gpt2Refusal"/> says what it has that gpt2 does not compute.</summary>
+    private static bool Gpt2Like(LayoutPlan plan) =>
+        plan.Names.FusedProjections || plan.LearnedPositions || Norms(plan).Any(n => n.Kind == NormKind.LayerNorm)
+        || FeedForwards(plan).Any(f => f.Activation == ActivationKind.Gelu);
+
+    private static NormPlan[] Norms(LayoutPlan plan) => new[] { plan.MixerNorm, plan.FeedForwardNorm, plan.FinalNorm };
+
+    private static FeedForwardPlan[] FeedForwards(LayoutPlan plan) =>
+        new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.Where(f => f is not null).Select(f => f!).ToArray();
+
+    /// <summary>
+    /// Why a GPT-2-like plan (see <see cref="Gpt2Like"/>) is not what llama.cpp's gpt2 computes, naming the feature;
+    /// null when it is. gpt2 (src/models/gpt2.cpp, as read) adds a learned position table (position_embd, context_length
+    /// rows) to the token embedding, normalises with LayerNorm (weight and bias, one epsilon), projects q, k and v with
+    /// one biased matrix whose query part is embedding_length wide (grouped key/value heads allowed), attends with
+    /// scale 1/√head width and no rotary positions, projects back with a biased embedding_length × embedding_length
+    /// matrix, and runs a biased up → GELU → down feed-forward; its output head has no bias. Naming is free: GPT-2's
+    /// fused c_attn is written as it is, Llama-named q/k/v projections are joined into attn_qkv.
+    /// </summary>
+    private static string? Gpt2Refusal(LayoutPlan plan)
+    {
+        var features = string.Join(", ", new[]
+        {
+            plan.Names.FusedProjections ? "GPT-2 naming" : null,
+            plan.LearnedPositions ? "learned positions" : null,
+            Norms(plan).Any(n => n.Kind == NormKind.LayerNorm) ? "LayerNorm" : null,
+            FeedForwards(plan).Any(f => f.Activation == ActivationKind.Gelu) ? "GELU" : null,
+        }.Where(f => f is not null));
+        string Refuse(string feature) =>
+            $"{feature} with {features}: no GGUF export yet; llama.cpp's gpt2, the architecture for models with those, computes " +
+            "learned positions, LayerNorm, biased linear layers, a GELU feed-forward and multi-head attention without rotary positions";
+        // Ahead of any [Quant] export for other architectures: gpt2's export writes float weights only.
+        if (plan.Quant is not null) return Refuse($"[Quant] fake-quantized weights ({plan.Quant.FormatName})");
+        if (plan.Hybrid) return Refuse("short-convolution layers");
+        if (plan.Latent is not null) return Refuse("latent attention");
+        if (plan.Attention is not { } attention) return Refuse("a model without standard attention");
+        if (plan.StackRotary is not null) return Refuse("rotary positions");
+        if (!plan.LearnedPositions) return Refuse("no positions");
+        if (Norms(plan).FirstOrDefault(n => n.Kind != NormKind.LayerNorm) is { } rms) return Refuse($"{rms.Kind} ({rms.Name})");
+        if (Norms(plan).Select(n => n.Eps).Distinct().Count() > 1) return Refuse("LayerNorm epsilons that differ between norms (llama.cpp takes one)");
+        if (!plan.Bias) return Refuse("linear layers without biases");
+        if (plan.InputBias) return Refuse("a token-input bias (PyTorch's default initialisation)");
+        if (plan.OutputHead is { Bias: true }) return Refuse("an output head with a bias");
+        if (plan.Mixture is not null) return Refuse("experts");
+        if (plan.Dense is not { Activation: ActivationKind.Gelu }) return Refuse($"the {plan.Dense?.Activation} feed-forward");
+        if (attention.Aliasing != QueryKeyAliasing.None) return Refuse($"{attention.Variant} attention (aliased projections)");
+        if (attention.QueryNorm is not null || attention.KeyNorm is not null) return Refuse("QkNorm");
+        if (attention.SharesKeyValues) return Refuse($"cross-layer key/value sharing (ShareKvEvery = {attention.ShareKvEvery})");
+        if (attention.ScoreMixer) return Refuse("the positional score term (BreakSymmetry)");
+        // gpt2's attn_qkv and attn_output hold embedding_length query channels.
+        if (attention.QueryWidth != plan.Dim) return Refuse($"a query width of {attention.QueryWidth} (Heads × HeadDim) other than Dim {plan.Dim}");
+        return null;
+    }
+
+    /// <summary>The llama.cpp architecture an exportable <paramref name="plan"/> becomes: gpt2 for GPT-2-like plans
+    /// (learned positions, LayerNorm, GELU; any naming); lfm2 or lfm2moe for hybrids;
     /// deepseek2 for latent attention; qwen3 or qwen3moe (Mixtral's router) for standard attention with QkNorm; llama
     /// for standard attention, dense or with Mixtral's router; glm4moe for standard attention with any other router
     /// (its shared experts required).</summary>
     public static string Architecture(LayoutPlan plan) =>
-        plan.Hybrid ? (plan.Mixture is null ? Lfm2Architecture : Lfm2MoeArchitecture)
+        Gpt2Like(plan) ? Gpt2Architecture
+        : plan.Hybrid ? (plan.Mixture is null ? Lfm2Architecture : Lfm2MoeArchitecture)
         : plan.Latent is not null ? DeepSeek2Architecture
         : plan.Attention is { QueryNorm: not null } ? (plan.Mixture is null ? Qwen3Architecture : Qwen3MoeArchitecture)
         : plan.Mixture is null || MixtralRouter(plan) ? LlamaArchitecture
@@ -203,7 +262,8 @@ internal static class GgufEmitter
         Entry(Key("block_count"), UInt32(plan.Layers.Count));
         // llama's experts are feed_forward_length wide; the others name the dense width there and the experts' apart.
         Entry(Key("feed_forward_length"), UInt32(plan.Dense?.Hidden ?? (architecture == LlamaArchitecture ? mixture!.Expert.Hidden : 0)));
-        Entry(Key("attention.layer_norm_rms_epsilon"), Float32(plan.MixerNorm.Eps));
+        // gpt2 normalises with LayerNorm and reads its epsilon under another key (Refusal holds every norm to one).
+        Entry(Key(architecture == Gpt2Architecture ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon"), Float32(plan.MixerNorm.Eps));
         if (latent is not null)
         {
             // Without key_length_mla llama.cpp takes the path that expands every head's key and value from the latent
@@ -232,8 +292,11 @@ internal static class GgufEmitter
             else Entry(Key("attention.head_count_kv"), UInt32(attention.KvHeads));
             Entry(Key("attention.key_length"), UInt32(attention.HeadDim));
             Entry(Key("attention.value_length"), UInt32(attention.HeadDim));
-            Entry(Key("rope.dimension_count"), UInt32(plan.StackRotary!.Dims));
-            Entry(Key("rope.freq_base"), Float32(plan.StackRotary.Theta));
+            if (plan.StackRotary is { } rotary)
+            {
+                Entry(Key("rope.dimension_count"), UInt32(rotary.Dims));
+                Entry(Key("rope.freq_base"), Float32(rotary.Theta));
+            }
         }
         if (mixture is not null)
         {
@@ -278,20 +341,48 @@ internal static class GgufEmitter
         using (writer.Block($"private static global::System.Collections.Generic.IEnumerable<{Mapping}> GgufTensorTable()"))
         {
             writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + names.TokenEmbedding + ".weight")}, \"token_embd.weight\");");
+            // Learned positions (only gpt2 takes them: Refusal): [Context, Dim], as gpt2's position_embd.
+            if (plan.LearnedPositions) writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + names.PositionEmbedding + ".weight")}, \"position_embd.weight\");");
             using (writer.Block($"for (var i = 0; i < {plan.Layers.Count}; i++)"))
             {
                 void Row(string source, string gguf, string transform = "", string suffix = "weight") =>
                     writer.Line($"yield return new($\"{layer}{source}.{suffix}\", $\"blk.{{i}}.{gguf}.{suffix}\"{transform});");
-                // A linear layer's weight: as MXFP4 when the plan quantizes it (Refusal lets no other format through).
-                void Linear(string prefix, LinearPlan linear, string gguf, string transform = "") =>
-                    Row(prefix + linear.Name, gguf, transform + Quantized(linear));
                 // Rotated rows go from our half-split pairs to llama.cpp's adjacent ones where it rotates adjacent pairs.
                 string Pairs(int heads, int rotaryRows = 0) => pairs
                     ? $", {Transform}.RotaryPairs, Heads: {heads}{(rotaryRows > 0 ? $", RotaryRows: {rotaryRows}" : "")}"
                     : "";
-                Row(plan.MixerNorm.Name, "attn_norm");
+                // LayerNorm's bias goes with its weight (llama.cpp's gpt2 requires both).
+                void Norm(NormPlan norm, string gguf)
+                {
+                    Row(norm.Name, gguf);
+                    if (norm.Kind == NormKind.LayerNorm) Row(norm.Name, gguf, suffix: "bias");
+                }
+                // A linear layer with its bias, its weight turned output × input where the plan stores it transposed, and
+                // written MXFP4 where the plan quantizes it (Refusal lets no other format, and no transposed weight, through).
+                void Linear(string prefix, LinearPlan linear, string gguf, string transform = "")
+                {
+                    Row(prefix + linear.Name, gguf, (linear.Transposed ? $", {Transform}.Transposed" : "") + transform + Quantized(linear));
+                    if (linear.Bias) Row(prefix + linear.Name, gguf, suffix: "bias");
+                }
+                Norm(plan.MixerNorm, "attn_norm");
                 var attentionPrefix = names.Attention + ".";
-                if (latent is not null)
+                if (architecture == Gpt2Architecture)
+                {
+                    // gpt2 reads one q/k/v projection, rows [q | k | v]: GPT-2's c_attn is that (its columns, transposed),
+                    // separate projections are joined in that order.
+                    var projections = attention!.Projections;
+                    if (projections.Count == 1) Linear(attentionPrefix, projections[0], "attn_qkv");
+                    else
+                    {
+                        foreach (var suffix in projections[0].Bias ? new[] { "weight", "bias" } : new[] { "weight" })
+                        {
+                            var parts = string.Join(", ", projections.Select(p => $"$\"{layer}{attentionPrefix}{p.Name}.{suffix}\""));
+                            writer.Line($"yield return new($\"{layer}{attentionPrefix}{projections[0].Name}.{suffix}\", $\"blk.{{i}}.attn_qkv.{suffix}\", {Transform}.Concatenated, Stacked: new[] {{ {parts} }});");
+                        }
+                    }
+                    Linear(attentionPrefix, attention.Output, "attn_output");
+                }
+                else if (latent is not null)
                 {
                     // Each head's query is [position-free | rotary] as llama.cpp splits it; the latent projection is
                     // [latent | shared rotary key]; only the rotary rows are rotated.
@@ -346,7 +437,7 @@ internal static class GgufEmitter
                     }
                 }
                 // glm4moe names the norm before the feed-forward after the attention it follows.
-                Row(plan.FeedForwardNorm.Name, architecture == Glm4MoeArchitecture ? "post_attention_norm" : "ffn_norm");
+                Norm(plan.FeedForwardNorm, architecture == Glm4MoeArchitecture ? "post_attention_norm" : "ffn_norm");
                 var mlpPrefix = names.Mlp + ".";
                 void Dense(FeedForwardPlan dense, string prefix, string tag)
                 {
@@ -355,7 +446,13 @@ internal static class GgufEmitter
                     Linear(prefix, linears[1], "ffn_up" + tag);
                     Linear(prefix, linears[2], "ffn_down" + tag);
                 }
-                if (mixture is null) Dense(plan.Dense!, mlpPrefix, "");
+                if (plan.Dense is { Activation: ActivationKind.Gelu } gelu)
+                {
+                    // up → GELU → down, gpt2's feed-forward.
+                    Linear(mlpPrefix, gelu.Linears[0], "ffn_up");
+                    Linear(mlpPrefix, gelu.Output, "ffn_down");
+                }
+                else if (mixture is null) Dense(plan.Dense!, mlpPrefix, "");
                 else
                 {
                     System.IDisposable? routedBlock = null;
@@ -389,6 +486,7 @@ internal static class GgufEmitter
             // lfm2 takes the final norm under Hugging Face Lfm2's name for it, embedding_norm.
             var finalNorm = architecture is Lfm2Architecture or Lfm2MoeArchitecture ? "token_embd_norm" : "output_norm";
             writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + plan.FinalNorm.Name + ".weight")}, \"{finalNorm}.weight\");");
+            if (plan.FinalNorm.Kind == NormKind.LayerNorm) writer.Line($"yield return new({GeneratedPart.StringLiteral(stack + plan.FinalNorm.Name + ".bias")}, \"{finalNorm}.bias\");");
             // Without output.weight llama.cpp reuses token_embd.weight: the tied head.
             if (plan.OutputHead is { } head) writer.Line($"yield return new({GeneratedPart.StringLiteral(head.Name + ".weight")}, \"output.weight\");");
         }

@@ -873,6 +873,7 @@ internal static class ModelEmitter
                 BalanceKind.AuxLossFree => "auxiliary-loss-free balancing (a selection bias nudged after each step)",
                 _ => "no balancing",
             };
+            if (m.SequenceAuxLossWeight > 0) balance += $" and a sequence-wise balance loss (weight {D(m.SequenceAuxLossWeight)})";
             w.Line($"/// <summary>Mixture of experts: a {scoring} router sends each token to {m.Active} of {m.Experts} experts, with {balance}" +
                    $"{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s see" : " sees")} every token" : "")}. Only chosen experts run.</summary>");
             using (w.Block("public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor>"))
@@ -885,7 +886,8 @@ internal static class ModelEmitter
                 using (w.Block("internal MixtureOfExperts(Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))"))
                 {
                     w.Line($"gate = new ExpertRouter(new RouterOptions(Dim: {plan.Dim}, Experts: Experts, Active: {m.Active}, Scoring: RouterScoring.{m.Router}, Balance: ExpertBalance.{m.Balance},");
-                    w.Line($"    NormalizeWeights: {(m.NormalizeWeights ? "true" : "false")}, RoutedScale: {D(m.RoutedScale)}, AuxLossWeight: {D(m.AuxLossWeight)}, BiasUpdateRate: {D(m.BiasUpdateRate)}), device, dtype);");
+                    w.Line($"    NormalizeWeights: {(m.NormalizeWeights ? "true" : "false")}, RoutedScale: {D(m.RoutedScale)}, AuxLossWeight: {D(m.AuxLossWeight)}, BiasUpdateRate: {D(m.BiasUpdateRate)}" +
+                           (m.SequenceAuxLossWeight > 0 ? $", SequenceAuxLossWeight: {D(m.SequenceAuxLossWeight)}" : "") + "), device, dtype);");
                     w.Line("experts = new ModuleList<FeedForward>();");
                     w.Line($"for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: {mixture.Expert.Hidden}, {FeedForwardQuantizationArgument(mixture.Expert)}device, dtype));");
                     if (mixture.Shared is { } shared) w.Line($"shared_experts = new FeedForward(hidden: {L(shared.Hidden)}, {FeedForwardQuantizationArgument(shared)}device, dtype);");
@@ -897,7 +899,10 @@ internal static class ModelEmitter
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     w.Line($"var tokens = x.reshape(-1, {plan.Dim});");
-                    w.Line("var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);");
+                    // The sequence-wise balance loss needs to know where one sequence ends: x is [batch, time, dim].
+                    w.Line(m.SequenceAuxLossWeight > 0
+                        ? "var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens, sequenceLength: x.shape[1]), experts);"
+                        : "var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);");
                     w.Line(m.Shared > 0
                         ? "return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();"
                         : "return routed.view_as(x).MoveToOuterDisposeScope();");

@@ -199,6 +199,7 @@ internal static class PyTorchEmitter
             });
             arguments.Add($"normalize_weights={PythonBool(m.NormalizeWeights)}");
             if (m.RoutedScale != 1.0) arguments.Add($"routed_scale={D(m.RoutedScale)}");
+            if (m.SequenceAuxLossWeight > 0) arguments.Add("sequence_aux_loss_weight=SEQUENCE_AUX_LOSS_WEIGHT");
             return $"ExpertRouter({string.Join(", ", arguments)})";
         }
 
@@ -271,6 +272,7 @@ internal static class PyTorchEmitter
                  .Line($"ACTIVE_EXPERTS = {m.Active}");
                 if (m.Balance == BalanceKind.AuxLoss) w.Line($"AUX_LOSS_WEIGHT = {D(m.AuxLossWeight)}");
                 if (m.Balance == BalanceKind.AuxLossFree) w.Line($"BIAS_UPDATE_RATE = {D(m.BiasUpdateRate)}");
+                if (m.SequenceAuxLossWeight > 0) w.Line($"SEQUENCE_AUX_LOSS_WEIGHT = {D(m.SequenceAuxLossWeight)}");
             }
             w.Line("# Routed experts make which parameters receive gradients depend on the batch (DDP must be told).")
              .Line($"HAS_EXPERTS = {(spec.Moe is null ? "False" : "True")}");
@@ -523,7 +525,7 @@ internal static class PyTorchEmitter
                 using (w.Block("def forward(self, x):"))
                 {
                     w.Line("tokens = x.reshape(-1, DIM)")
-                     .Line("chosen, weights = self.gate(tokens)")
+                     .Line(m.SequenceAuxLossWeight > 0 ? "chosen, weights = self.gate(tokens, sequence_length=x.shape[1])  # the sequence-wise loss needs where sequences end" : "chosen, weights = self.gate(tokens)")
                      .Line("out = torch.zeros_like(tokens)");
                     using (w.Block("for e, expert in enumerate(self.experts):"))
                     {
@@ -657,7 +659,7 @@ internal static class PyTorchEmitter
                 using (w.Block("def auxiliary_loss(self):"))
                 {
                     var sources = new List<string>();
-                    if (spec.Moe is { Balance: BalanceKind.AuxLoss, AuxLossWeight: > 0 }) sources.Add("ExpertRouter");
+                    if (spec.Moe is { Balance: BalanceKind.AuxLoss, AuxLossWeight: > 0 } or { SequenceAuxLossWeight: > 0 }) sources.Add("ExpertRouter");
                     if (sparse is not null) sources.Add("LightningIndexer");
                     w.Line(sparse is null
                         ? "\"\"\"The balancing losses the last training forward left, summed, for the trainer to add to the next-token loss;"

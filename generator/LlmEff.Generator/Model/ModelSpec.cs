@@ -78,8 +78,9 @@ internal sealed record MlpSpec(int Hidden, ActivationKind Activation, double? Cl
 /// <param name="Shared">Always-on experts, fused into one feed-forward <c>Shared · ExpertHidden</c> wide.</param>
 /// <param name="ExpertHidden">Hidden width of one expert.</param>
 /// <param name="FirstLayer">0-based first layer with experts.</param>
+/// <param name="SequenceAuxLossWeight">Weight of the sequence-wise balance loss (DeepSeek-V3); 0: none.</param>
 internal sealed record MoeSpec(int Experts, int Active, int Shared, int ExpertHidden, int FirstLayer, RouterKind Router, BalanceKind Balance,
-    bool NormalizeWeights, double RoutedScale, double AuxLossWeight, double BiasUpdateRate)
+    bool NormalizeWeights, double RoutedScale, double AuxLossWeight, double BiasUpdateRate, double SequenceAuxLossWeight = 0)
 {
     /// <summary>Layers whose feed-forward is this mixture.</summary>
     public int RoutedLayers(int layers) => layers - FirstLayer;

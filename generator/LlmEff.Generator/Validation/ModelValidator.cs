@@ -402,6 +402,7 @@ internal static class ModelValidator
         var routedScale = reader.Double("RoutedScale", 1.0, v => v > 0, "must be positive");
         var auxLossWeight = reader.Double("AuxLossWeight", 0.01, v => v >= 0, "must be zero or positive");
         var biasUpdateRate = reader.Double("BiasUpdateRate", 0.001, v => v >= 0, "must be zero or positive");
+        var sequenceAuxLossWeight = reader.Double("SequenceAuxLossWeight", 0, v => v >= 0, "must be zero or positive");
         if (balance != BalanceKind.AuxLoss && reader.Has("AuxLossWeight"))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "AuxLossWeight", "AuxLossWeight",
                 $"the layer balances with ExpertBalance.{balance}, not an auxiliary loss"));
@@ -409,7 +410,7 @@ internal static class ModelValidator
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "BiasUpdateRate", "BiasUpdateRate",
                 $"the layer balances with ExpertBalance.{balance}, which keeps no selection bias"));
         if (experts <= 0 || active <= 0 || expertHidden <= 0 || shared < 0 || firstLayer < 0) return null;
-        return new MoeSpec(experts, active, shared, expertHidden, firstLayer, router, balance, normalize, routedScale, auxLossWeight, biasUpdateRate);
+        return new MoeSpec(experts, active, shared, expertHidden, firstLayer, router, balance, normalize, routedScale, auxLossWeight, biasUpdateRate, sequenceAuxLossWeight);
     }
 
     /// <summary>Typed access to one attribute's arguments that records what is wrong with them.</summary>

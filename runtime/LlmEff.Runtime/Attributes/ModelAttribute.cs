@@ -212,6 +212,11 @@ public sealed class MoEAttribute : Attribute
 
     /// <summary>Step by which the selection bias moves per training step (<see cref="ExpertBalance.AuxLossFree"/>). Default 0.001.</summary>
     public double BiasUpdateRate { get; set; }
+
+    /// <summary>Weight α of DeepSeek-V3's complementary sequence-wise balance loss, which keeps any one sequence from
+    /// piling onto a few experts while the batch as a whole is balanced (V3: 0.0001; V4 keeps "a small" one). Works with
+    /// every <see cref="Balance"/>. Default 0: none.</summary>
+    public double SequenceAuxLossWeight { get; set; }
 }
 
 /// <summary>

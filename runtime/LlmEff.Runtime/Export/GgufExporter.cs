@@ -124,8 +124,9 @@ public static class GgufExporter
     /// </summary>
     private static (GgufTensorMapping, Tensor, long[], GgufTensorType) PrepareMxfp4(IReadOnlyDictionary<string, QuantizedLinear> layers, GgufTensorMapping mapping)
     {
-        if (mapping.Transform is GgufTransform.ZeroBias or GgufTransform.DepthwiseFilter)
-            throw new InvalidOperationException($"{mapping.Name} cannot be both MXFP4 and {mapping.Transform}: only linear weights are quantized.");
+        // Only a Llama-style linear weight is quantized: gpt2's transposed or joined weights are refused with [Quant].
+        if (mapping.Transform is not (GgufTransform.None or GgufTransform.RotaryPairs))
+            throw new InvalidOperationException($"{mapping.Name} cannot be both MXFP4 and {mapping.Transform}: only Llama-style linear weights are written as MXFP4.");
         using var scope = NewDisposeScope();
         var parts = mapping.Sources.Select(source => Mxfp4Blocks(layers[source], source)).ToArray();
         var odd = Array.FindIndex(parts, p => !p.shape.SequenceEqual(parts[0].shape));
@@ -202,6 +203,15 @@ public static class GgufExporter
         Tensor Values(string source) => state[source].detach().to(CPU).to(ScalarType.Float32);
         Tensor values;
         if (mapping.Transform == GgufTransform.ZeroBias) values = zeros(state[mapping.Source].shape[0], dtype: ScalarType.Float32);
+        else if (mapping.Stacked is { } joined && mapping.Transform == GgufTransform.Concatenated)
+        {
+            var tensors = joined.Select(Values).ToArray();
+            var rest = tensors[0].shape.Skip(1).ToArray();
+            var odd = Array.FindIndex(tensors, t => !t.shape.Skip(1).SequenceEqual(rest));
+            if (odd >= 0)
+                throw new InvalidOperationException($"{joined[odd]} is [{string.Join(", ", tensors[odd].shape)}]: tensors joined as {mapping.Name} must agree past their first dimension with {joined[0]} [{string.Join(", ", tensors[0].shape)}].");
+            values = cat(tensors, 0);
+        }
         else if (mapping.Stacked is { } parts)
         {
             var tensors = parts.Select(Values).ToArray();
@@ -222,6 +232,11 @@ public static class GgufExporter
         using var scope = NewDisposeScope();
         var values = Read(state, mapping);
         RefuseNonFinite(values, mapping, "");
+        if (mapping.Transform == GgufTransform.Transposed)
+        {
+            if (values.dim() != 2) throw new InvalidOperationException($"{mapping.Source} is [{string.Join(", ", values.shape)}], not a matrix to transpose.");
+            values = values.t();
+        }
         if (mapping.Transform == GgufTransform.RotaryPairs) values = PairRotaryRows(values, mapping);
         if (mapping.Repeats != 1) values = RepeatHeads(values, mapping);
         if (mapping.Transform == GgufTransform.DepthwiseFilter)

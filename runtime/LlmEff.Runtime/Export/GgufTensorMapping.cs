@@ -26,6 +26,16 @@ public enum GgufTransform
     /// <summary>A depthwise convolution filter [channels, 1, taps] written as [channels, taps], the shape llama.cpp's
     /// ggml_ssm_conv reads (both correlate the last taps inputs with the taps in the same order).</summary>
     DepthwiseFilter,
+
+    /// <summary>A weight stored input × output, as GPT-2's <c>Conv1D</c> (and our <c>TransposedLinear</c>) keeps it,
+    /// written output × input: ggml's matmul reads a weight as rows of outputs (llama.cpp's convert_hf_to_gguf.py
+    /// transposes GPT-2's c_attn, c_proj and c_fc weights for the same reason).</summary>
+    Transposed,
+
+    /// <summary>The <see cref="GgufTensorMapping.Stacked"/> tensors joined along their first dimension (rows of a
+    /// weight, entries of a bias) instead of stacked under a new one: separate q, k and v projections written as the
+    /// one fused projection llama.cpp's gpt2 reads (attn_qkv, rows [q | k | v]).</summary>
+    Concatenated,
 }
 
 /// <summary>One row of a GGUF tensor table.</summary>
@@ -41,7 +51,8 @@ public enum GgufTransform
 /// <param name="RotaryRows">For <see cref="GgufTransform.RotaryPairs"/>: the rows at the end of each head that are
 /// rotated (the others are left in place); 0: the whole head.</param>
 /// <param name="Stacked">Several state-dict tensors of one shape written as one GGUF tensor with a new outermost
-/// dimension, in this order (each routed expert's matrix, as llama.cpp's ffn_*_exps hold them); null: one tensor.</param>
+/// dimension, in this order (each routed expert's matrix, as llama.cpp's ffn_*_exps hold them), or joined along their
+/// first dimension with <see cref="GgufTransform.Concatenated"/>; null: one tensor.</param>
 /// <param name="Type">The type the tensor is written in whatever type the other matrices take; null: that type. Only
 /// <see cref="GgufTensorType.MXFP4"/>, for the weight of a layer the model quantizes to MXFP4 (<c>[Quant]</c>): it is
 /// written as exactly the codes and scales our quantizer packs, the weights the model computes with once quantized.</param>

@@ -18,8 +18,9 @@ namespace LlmEff.Layers;
 /// <param name="RoutedScale">Factor on the chosen weights.</param>
 /// <param name="AuxLossWeight">Weight of the auxiliary loss (<see cref="ExpertBalance.AuxLoss"/>).</param>
 /// <param name="BiasUpdateRate">Bias step per training step (<see cref="ExpertBalance.AuxLossFree"/>).</param>
+/// <param name="SequenceAuxLossWeight">Weight of DeepSeek-V3's sequence-wise balance loss, with any balancing; 0: none.</param>
 public sealed record RouterOptions(int Dim, int Experts, int Active, RouterScoring Scoring = RouterScoring.Softmax, ExpertBalance Balance = ExpertBalance.AuxLoss,
-    bool NormalizeWeights = true, double RoutedScale = 1.0, double AuxLossWeight = 0.01, double BiasUpdateRate = 0.001)
+    bool NormalizeWeights = true, double RoutedScale = 1.0, double AuxLossWeight = 0.01, double BiasUpdateRate = 0.001, double SequenceAuxLossWeight = 0)
 {
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting that is out of range.</summary>
     public void Validate()
@@ -31,6 +32,8 @@ public sealed record RouterOptions(int Dim, int Experts, int Active, RouterScori
         if (!(RoutedScale > 0) || double.IsInfinity(RoutedScale)) throw new ArgumentOutOfRangeException(nameof(RoutedScale), RoutedScale, "RoutedScale must be a positive number.");
         if (!(AuxLossWeight >= 0) || double.IsInfinity(AuxLossWeight)) throw new ArgumentOutOfRangeException(nameof(AuxLossWeight), AuxLossWeight, "AuxLossWeight must be zero or positive.");
         if (!(BiasUpdateRate >= 0) || double.IsInfinity(BiasUpdateRate)) throw new ArgumentOutOfRangeException(nameof(BiasUpdateRate), BiasUpdateRate, "BiasUpdateRate must be zero or positive.");
+        if (!(SequenceAuxLossWeight >= 0) || double.IsInfinity(SequenceAuxLossWeight))
+            throw new ArgumentOutOfRangeException(nameof(SequenceAuxLossWeight), SequenceAuxLossWeight, "SequenceAuxLossWeight must be zero or positive.");
     }
 }
 
@@ -73,7 +76,8 @@ public sealed record ExpertLoad(long[] TokensPerExpert)
 /// top <see cref="RouterOptions.Active"/>, and weighs them by their unbiased scores (renormalised, scaled).
 /// Balancing: with <see cref="ExpertBalance.AuxLoss"/> each training forward leaves an auxiliary loss for the
 /// trainer to add; with <see cref="ExpertBalance.AuxLossFree"/> a per-expert bias (a buffer, saved in checkpoints)
-/// shifts selection only, and <see cref="UpdateSelectionBias"/> moves it toward equal load after each step.
+/// shifts selection only, and <see cref="UpdateSelectionBias"/> moves it toward equal load after each step. A
+/// sequence-wise balance loss (<see cref="RouterOptions.SequenceAuxLossWeight"/>) can be added to either.
 /// Routing runs in fp32 whatever the model's dtype, as DeepSeek-V3 does, so near-ties choose the same experts.
 /// </summary>
 public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
@@ -117,13 +121,18 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
         return model.modules().OfType<ExpertRouter>().ToList();
     }
 
-    /// <summary>Routes <paramref name="tokens"/> [tokens, Dim]. In training mode it also counts load and, for
-    /// <see cref="ExpertBalance.AuxLoss"/>, leaves the auxiliary loss for <see cref="TakeAuxiliaryLoss"/>.</summary>
-    public ExpertRouting Route(Tensor tokens)
+    /// <summary>Routes <paramref name="tokens"/> [tokens, Dim]: <paramref name="sequenceLength"/> consecutive rows make
+    /// one sequence (needed only for the sequence-wise loss; 0: not given). In training mode it also counts load and
+    /// leaves the balancing losses (<see cref="ExpertBalance.AuxLoss"/>'s, the sequence-wise one) for
+    /// <see cref="TakeAuxiliaryLoss"/>.</summary>
+    public ExpertRouting Route(Tensor tokens, long sequenceLength = 0)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         if (tokens.dim() != 2 || tokens.shape[1] != Options.Dim)
             throw new ArgumentException($"Expected tokens [n, {Options.Dim}], got [{string.Join(", ", tokens.shape)}].", nameof(tokens));
+        var sequenceLoss = training && Options.SequenceAuxLossWeight > 0;
+        if (sequenceLoss && (sequenceLength <= 0 || tokens.shape[0] % sequenceLength != 0))
+            throw new ArgumentException($"The sequence-wise balance loss needs the {tokens.shape[0]} tokens to be whole sequences of a given length; got {sequenceLength}.", nameof(sequenceLength));
         var o = Options;
         var logits = nn.functional.linear(tokens, weight).to(ScalarType.Float32);
         var scores = Score(logits, o.Scoring);
@@ -154,7 +163,18 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
                 loadSinceReset[e] += counts[e];
                 loadSinceBiasUpdate[e] += counts[e];
             }
-            if (o.Balance == ExpertBalance.AuxLoss && o.AuxLossWeight > 0) KeepAuxiliaryLoss(scores, counts);
+            var loss = o.Balance == ExpertBalance.AuxLoss && o.AuxLossWeight > 0 ? BatchBalanceLoss(scores, counts) : null;
+            if (sequenceLoss)
+            {
+                var perSequence = SequenceBalanceLoss(scores, chosen, sequenceLength);
+                loss = loss is null ? perSequence : loss + perSequence;
+            }
+            if (loss is not null)
+            {
+                auxiliaryLoss?.Dispose();
+                // Outlives the layer's dispose scope until the trainer takes it.
+                auxiliaryLoss = loss.DetachFromDisposeScope();
+            }
         }
         return routing;
     }
@@ -173,16 +193,36 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
     /// <c>weight · Experts · Σ_e f_e · P_e</c>: f_e the share of slots expert e received (a constant), P_e its mean
     /// score over the batch (scores renormalised per token for sigmoid and √softplus routers). It is smallest when load is even.
     /// </summary>
-    private void KeepAuxiliaryLoss(Tensor scores, long[] counts)
+    private Tensor BatchBalanceLoss(Tensor scores, long[] counts)
     {
         var total = (double)counts.Sum();
         var fractions = torch.tensor(counts.Select(c => (float)(c / total)).ToArray(), device: scores.device);
-        var probabilities = Options.Scoring == RouterScoring.Softmax ? scores : scores / scores.sum(-1, keepdim: true);
-        var loss = (fractions * probabilities.mean(new long[] { 0 })).sum() * (Options.AuxLossWeight * Options.Experts);
-        auxiliaryLoss?.Dispose();
-        // Outlives the layer's dispose scope until the trainer takes it.
-        auxiliaryLoss = loss.DetachFromDisposeScope();
+        return (fractions * Probabilities(scores).mean(new long[] { 0 })).sum() * (Options.AuxLossWeight * Options.Experts);
     }
+
+    /// <summary>
+    /// DeepSeek-V3's complementary sequence-wise balance loss (report §2.1.2, eqs. 17–20), which V4 keeps:
+    /// per sequence of T tokens, <c>α · Σ_e f_e · P_e</c> with <c>f_e = Experts / (Active · T) · (tokens of the sequence
+    /// sent to e)</c> (a constant) and <c>P_e</c> the mean over the sequence of e's score renormalised per token; averaged
+    /// over the sequences. It is α when the sequence spreads evenly. f counts the experts actually chosen, with the
+    /// selection bias, since that is the load the loss exists to even out.
+    /// </summary>
+    private Tensor SequenceBalanceLoss(Tensor scores, Tensor chosen, long sequenceLength)
+    {
+        var (experts, sequences) = (Options.Experts, scores.shape[0] / sequenceLength);
+        var probabilities = Probabilities(scores).view(sequences, sequenceLength, experts).mean(new long[] { 1 });
+        Tensor fractions;
+        using (no_grad())
+        {
+            var picked = torch.zeros(scores.shape[0], experts, device: scores.device).scatter_(1, chosen, torch.ones(chosen.shape, device: scores.device));
+            fractions = picked.view(sequences, sequenceLength, experts).sum(1) * (experts / (double)(Options.Active * sequenceLength));
+        }
+        return (fractions * probabilities).sum(-1).mean() * Options.SequenceAuxLossWeight;
+    }
+
+    /// <summary>Scores as probabilities over the experts: softmax's as they are, sigmoid's and √softplus's renormalised per token.</summary>
+    private Tensor Probabilities(Tensor scores) =>
+        Options.Scoring == RouterScoring.Softmax ? scores : scores / scores.sum(-1, keepdim: true);
 
     /// <summary>The auxiliary loss of the last training forward, once (the caller disposes it); null when there is none.</summary>
     public Tensor? TakeAuxiliaryLoss()

@@ -41,7 +41,7 @@ internal static class StudyCommand
     public static Command Create()
     {
         var sweep = new Option<string>("--sweep") { Description = "reduced (embedding 64, 2 layers, 2 heads, length 16), full (32/64/256 × 2/4 × 2/4 × 16/64/128), or one cell as E64L2H2N64.", DefaultValueFactory = _ => "reduced" };
-        var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks (REVERSE, SORT, SUB, SWAP, COPY), or 'all'.", DefaultValueFactory = _ => "REVERSE,SWAP" };
+        var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks (REVERSE, SORT, SUB, SWAP, COPY), or 'all'. The default holds every task a claim of the paper names.", DefaultValueFactory = _ => "REVERSE,SWAP,SUB,COPY" };
         var variants = new Option<string>("--variants") { Description = "Comma-separated variants (Full, NoQuery, NoQuery+, NoKey, Shared, Shared+), or 'all'.", DefaultValueFactory = _ => "all" };
         var recipe = new Option<string>("--recipe") { Description = "ours (GPT-2's initialisation, batch --batch, seeds 1…N), authors (their code's PyTorch defaults, batch 128, epoch-aligned batches, seeds 0…N−1; cell E64L2H2N16 only), both, or auto (both on E64L2H2N16, else ours).", DefaultValueFactory = _ => "auto" };
         var positionStd = new Option<string>("--pos-std") { Description = "Ablation: start the learned position table N(0, s²) for each s of a comma-separated list ('sweep': 1,0.3,0.1,0.02) in each recipe, instead of the recipe's own start.", DefaultValueFactory = _ => "" };

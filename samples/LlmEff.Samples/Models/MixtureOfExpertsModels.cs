@@ -35,6 +35,18 @@ public partial class DeepSeekV3Like;
 [MoE(Experts = 32, Active = 4, ExpertHidden = 1792, FirstLayer = 2, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree)]
 public partial class Lfm2MoeLike;
 
+/// <summary>LFM2.5-8B-A1B (Liquid, May 2026): LFM2-8B-A1B's architecture (<see cref="Lfm2MoeLike"/>) with a vocabulary
+/// of 128,000, RoPE θ 5·10⁶ and a 131,072-token context (REFERENCES §3; the attention layers and tied embeddings are
+/// assumed unchanged, as the card does not list them). The larger vocabulary adds (128,000 − 65,536) × 2,048 tied
+/// embedding parameters; the cache per token is LFM2's.</summary>
+[Model(Vocab = 128000, Dim = 2048, Layers = 24, Context = 131072, RopeTheta = 5000000)]
+[Layers(Attention = "2,6,10,14,18,21")]
+[ShortConv(Kernel = 3)]
+[Attention(Heads = 32, KvHeads = 8, QkNorm = true)]
+[Mlp(Hidden = 7168)]
+[MoE(Experts = 32, Active = 4, ExpertHidden = 1792, FirstLayer = 2, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree)]
+public partial class Lfm25_8B_A1B;
+
 /// <summary>TinyDecoder with its MLP split into 8 experts of half its width, 2 active per token (Mixtral-style
 /// softmax router with an auxiliary balancing loss): the same compute per token for 4x the MLP parameters.</summary>
 [Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]

@@ -7,6 +7,47 @@ namespace LlmEff.Samples;
 
 partial class Gpt2Small
 {
-    /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("GPT-2 naming (fused c_attn and c_fc, LayerNorm): no GGUF export yet");
+    /// <summary>The model as llama.cpp's <c>gpt2</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Model("gpt2",
+        new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]
+        {
+            new("general.architecture", global::LlmEff.Export.GgufValue.String("gpt2")),
+            new("general.name", global::LlmEff.Export.GgufValue.String("Gpt2Small")),
+            new("gpt2.vocab_size", global::LlmEff.Export.GgufValue.UInt32(50257)),
+            new("gpt2.context_length", global::LlmEff.Export.GgufValue.UInt32(1024)),
+            new("gpt2.embedding_length", global::LlmEff.Export.GgufValue.UInt32(768)),
+            new("gpt2.block_count", global::LlmEff.Export.GgufValue.UInt32(12)),
+            new("gpt2.feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(3072)),
+            new("gpt2.attention.layer_norm_epsilon", global::LlmEff.Export.GgufValue.Float32(1E-05f)),
+            new("gpt2.attention.head_count", global::LlmEff.Export.GgufValue.UInt32(12)),
+            new("gpt2.attention.head_count_kv", global::LlmEff.Export.GgufValue.UInt32(12)),
+            new("gpt2.attention.key_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("gpt2.attention.value_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
+        },
+        GgufTensorTable());
+
+    /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
+    private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
+    {
+        yield return new("transformer.wte.weight", "token_embd.weight");
+        yield return new("transformer.wpe.weight", "position_embd.weight");
+        for (var i = 0; i < 12; i++)
+        {
+            yield return new($"transformer.h.{i}.ln_1.weight", $"blk.{i}.attn_norm.weight");
+            yield return new($"transformer.h.{i}.ln_1.bias", $"blk.{i}.attn_norm.bias");
+            yield return new($"transformer.h.{i}.attn.c_attn.weight", $"blk.{i}.attn_qkv.weight", global::LlmEff.Export.GgufTransform.Transposed);
+            yield return new($"transformer.h.{i}.attn.c_attn.bias", $"blk.{i}.attn_qkv.bias");
+            yield return new($"transformer.h.{i}.attn.c_proj.weight", $"blk.{i}.attn_output.weight", global::LlmEff.Export.GgufTransform.Transposed);
+            yield return new($"transformer.h.{i}.attn.c_proj.bias", $"blk.{i}.attn_output.bias");
+            yield return new($"transformer.h.{i}.ln_2.weight", $"blk.{i}.ffn_norm.weight");
+            yield return new($"transformer.h.{i}.ln_2.bias", $"blk.{i}.ffn_norm.bias");
+            yield return new($"transformer.h.{i}.mlp.c_fc.weight", $"blk.{i}.ffn_up.weight", global::LlmEff.Export.GgufTransform.Transposed);
+            yield return new($"transformer.h.{i}.mlp.c_fc.bias", $"blk.{i}.ffn_up.bias");
+            yield return new($"transformer.h.{i}.mlp.c_proj.weight", $"blk.{i}.ffn_down.weight", global::LlmEff.Export.GgufTransform.Transposed);
+            yield return new($"transformer.h.{i}.mlp.c_proj.bias", $"blk.{i}.ffn_down.bias");
+        }
+        yield return new("transformer.ln_f.weight", "output_norm.weight");
+        yield return new("transformer.ln_f.bias", "output_norm.bias");
+    }
 }
