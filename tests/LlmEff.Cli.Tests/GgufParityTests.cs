@@ -340,7 +340,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
             if (name.EndsWith(".e_score_correction_bias", StringComparison.Ordinal)) buffer.copy_(0.1 * randn_like(buffer));
     }
 
-    private static float[,] Logits(nn.Module<Tensor, Tensor> model, int[] prompt)
+    internal static float[,] Logits(nn.Module<Tensor, Tensor> model, int[] prompt)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -351,7 +351,7 @@ public sealed class GgufParityTests(ITestOutputHelper output)
         return result;
     }
 
-    private static int[] Greedy(nn.Module<Tensor, Tensor> model, int[] prompt, int count)
+    internal static int[] Greedy(nn.Module<Tensor, Tensor> model, int[] prompt, int count)
     {
         var sequence = prompt.ToList();
         for (var step = 0; step < count; step++)

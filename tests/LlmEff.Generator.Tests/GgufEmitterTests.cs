@@ -206,6 +206,55 @@ public sealed class GgufEmitterTests
         Assert.Contains(feature, refusal);
     }
 
+    private static QuantSpec Quant(QuantFormatKind format, QuantTargetKind target = QuantTargetKind.AllLinear) => new(format, target, From: 0.8, Clipped: false, GroupSize: 0);
+
+    [Fact]
+    public void Mxfp4_weights_are_written_as_mxfp4_and_only_the_weights_the_plan_quantizes()
+    {
+        var dense = Plain with { Quant = Quant(QuantFormatKind.Mxfp4) };
+        var experts = Plain with { Moe = Experts(), Quant = Quant(QuantFormatKind.Mxfp4, QuantTargetKind.Experts) };
+        const string Mxfp4 = ", Type: global::LlmEff.Export.GgufTensorType.MXFP4);";
+
+        Assert.Null(GgufEmitter.Refusal(LayoutPlanner.Plan(dense)));
+        Assert.Null(GgufEmitter.Refusal(LayoutPlanner.Plan(experts)));
+        var densePart = GgufEmitter.Emit(Model(dense));
+        var expertPart = GgufEmitter.Emit(Model(experts));
+
+        // Every attention and MLP matrix, the rotary pairing kept; embeddings, norms and the head as --type says.
+        Assert.Contains("$\"blk.{i}.attn_q.weight\", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 4" + Mxfp4, densePart);
+        foreach (var name in new[] { "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down" })
+            Assert.Contains($"$\"blk.{{i}}.{name}.weight\"{Mxfp4}", densePart);
+        Assert.Equal(7, Regex.Matches(densePart, "MXFP4").Count);
+        Assert.Contains("(\"lm_head.weight\", \"output.weight\");", densePart);
+        // Experts only: the stacked experts, not attention or the router.
+        Assert.Contains("Stacked: ffn_gate_exps" + Mxfp4, expertPart);
+        Assert.Contains("Stacked: ffn_down_exps" + Mxfp4, expertPart);
+        Assert.Equal(3, Regex.Matches(expertPart, "MXFP4").Count);
+        Assert.Contains("$\"blk.{i}.ffn_gate_inp.weight\");", expertPart);
+    }
+
+    [Theory]
+    [InlineData("Nvfp4", "[Quant] NVFP4 weights: no GGUF export; llama.cpp's nvfp4 blocks (64 values, four UE4M3 scales) have no per-tensor fp32 scale")]
+    [InlineData("Fp8E4M3", "[Quant] FP8 E4M3 weights: no GGUF export; llama.cpp has no FP8 tensor type")]
+    [InlineData("Int4", "[Quant] Int4 weights: no GGUF export; llama.cpp's q4_0 holds an f16 scale per 32 values, not our fp32 scale per group of 32")]
+    public void A_quant_format_llama_cpp_has_no_tensor_type_for_is_refused_naming_the_format(string format, string reason)
+    {
+        var spec = Plain with { Quant = Quant(System.Enum.Parse<QuantFormatKind>(format)) };
+
+        Assert.StartsWith(reason, GgufEmitter.Refusal(LayoutPlanner.Plan(spec)), System.StringComparison.Ordinal);
+        Assert.Contains("global::LlmEff.GgufExport.Refused(\"[Quant] ", GgufEmitter.Emit(Model(spec)));
+    }
+
+    [Fact]
+    public void Mxfp4_weights_whose_rows_are_not_whole_blocks_are_refused_naming_the_layer()
+    {
+        // 200 hidden units: down_proj's rows are 200 inputs, six blocks and a partial one (LLM016 flags it too).
+        var spec = Plain with { Mlp = new MlpSpec(200, ActivationKind.SwiGlu), Quant = Quant(QuantFormatKind.Mxfp4, QuantTargetKind.Mlp) };
+
+        Assert.Equal("[Quant] MXFP4 weights whose rows are not whole 32-value blocks (down_proj: 200 inputs): no GGUF export; llama.cpp's mxfp4 rows cannot hold a padded block",
+            GgufEmitter.Refusal(LayoutPlanner.Plan(spec)));
+    }
+
     /// <summary>GPT-2's computation: learned positions, LayerNorm, biases, GELU, multi-head attention (4 heads of 16 =
     /// Dim) with 2 key/value heads, an untied head, under GPT-2's names.</summary>
     private static readonly ModelSpec Gpt2 = Plain with

@@ -55,8 +55,8 @@ internal static class GgufEmitter
         const string Later = ": no GGUF export yet";
         if (!plan.Causal) return $"an encoder (bidirectional attention){Later}; llama.cpp's decoder architectures are causal";
         if (plan.Indexer is not null) return $"sparse attention (lightning indexer){Later}; llama.cpp has no kind for it";
-        if (plan.Quant is not null) return $"[Quant] fake-quantized weights ({plan.Quant.FormatName}){Later}: the float weights alone would not compute what the model computes";
         if (Gpt2Like(plan)) return Gpt2Refusal(plan);
+        if (QuantRefusal(plan) is { } quant) return quant;
         if (plan.Bias) return $"biases{Later}";
         if (new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.FirstOrDefault(f => f?.ClampLimit is not null) is { ClampLimit: { } limit })
             return $"SwiGLU clamping (ClampLimit = {limit.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}){Later}: llama.cpp does not clamp, so it would compute another model";
@@ -102,6 +102,39 @@ internal static class GgufEmitter
         if (plan.Mixture is { } mixture && !MixtralRouter(plan) && mixture.Shared is null)
             return $"experts without a shared expert whose router is not Mixtral's (softmax, renormalised, unscaled, no selection bias, every layer routed){Later}: " +
                    "llama.cpp's llama architecture fixes that router, and glm4moe, which takes the others, always adds a shared expert";
+        return null;
+    }
+
+    /// <summary>llama.cpp's block of MXFP4 values (QK_MXFP4 in ggml-common.h): a row of an mxfp4 tensor is whole blocks.</summary>
+    public const int Mxfp4Block = 32;
+
+    /// <summary>
+    /// Why the weights a <c>[Quant]</c> plan quantizes cannot go to llama.cpp as the model computes them; null when they
+    /// can, or without <c>[Quant]</c>. Their fp32 values alone are not what the model computes once quantized, so they go
+    /// as a ggml type holding exactly our codes and scales, or not at all. MXFP4 has one: ggml's mxfp4 (block_mxfp4 in
+    /// ggml-common.h, 32 E2M1 codes and one E8M0 scale, decoded as we decode them), in every matrix product llama.cpp's
+    /// CPU back end runs (mul_mat and the experts' mul_mat_id, ggml-cpu.c), provided rows are whole 32-value blocks.
+    /// </summary>
+    private static string? QuantRefusal(LayoutPlan plan)
+    {
+        if (plan.Quant is not { } quant) return null;
+        var why = quant.Format switch
+        {
+            QuantFormatKind.Mxfp4 => null,
+            // ggml-common.h: block_nvfp4 holds 64 values with four UE4M3 scales and nothing for the tensor.
+            QuantFormatKind.Nvfp4 => "llama.cpp's nvfp4 blocks (64 values, four UE4M3 scales) have no per-tensor fp32 scale, which ours multiplies every E4M3 block scale by",
+            // ggml.h's ggml_type has no 8-bit float.
+            QuantFormatKind.Fp8E4M3 => "llama.cpp has no FP8 tensor type",
+            // ggml-common.h: block_q4_0 is an f16 scale d and codes q − 8 in −8…7, d · (q − 8); ours are fp32 group scales.
+            _ => $"llama.cpp's q4_0 holds an f16 scale per 32 values, not our fp32 scale per group of {quant.BlockSize}, so the weights would change",
+        };
+        if (why is not null) return $"[Quant] {quant.FormatName} weights: no GGUF export; {why}";
+        var linears = new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.SelectMany(f => f is null ? Enumerable.Empty<LinearPlan>() : f.Linears)
+            .Concat(plan.Attention is { } a ? a.Projections.Concat(a.QueryOnlyProjections).Append(a.Output) : Enumerable.Empty<LinearPlan>())
+            .Concat(plan.Latent?.Linears ?? Enumerable.Empty<LinearPlan>())
+            .Concat(plan.Conv is { } c ? new[] { c.InProjection, c.OutProjection } : Enumerable.Empty<LinearPlan>());
+        if (linears.FirstOrDefault(l => l.Quantized && l.Inputs % Mxfp4Block != 0) is { } partial)
+            return $"[Quant] MXFP4 weights whose rows are not whole {Mxfp4Block}-value blocks ({partial.Name}: {partial.Inputs} inputs): no GGUF export; llama.cpp's mxfp4 rows cannot hold a padded block";
         return null;
     }
 
@@ -324,10 +357,11 @@ internal static class GgufEmitter
                     Row(norm.Name, gguf);
                     if (norm.Kind == NormKind.LayerNorm) Row(norm.Name, gguf, suffix: "bias");
                 }
-                // A linear layer with its bias, its weight turned output × input where the plan stores it transposed.
-                void Linear(string prefix, LinearPlan linear, string gguf)
+                // A linear layer with its bias, its weight turned output × input where the plan stores it transposed, and
+                // written MXFP4 where the plan quantizes it (Refusal lets no other format, and no transposed weight, through).
+                void Linear(string prefix, LinearPlan linear, string gguf, string transform = "")
                 {
-                    Row(prefix + linear.Name, gguf, linear.Transposed ? $", {Transform}.Transposed" : "");
+                    Row(prefix + linear.Name, gguf, (linear.Transposed ? $", {Transform}.Transposed" : "") + transform + Quantized(linear));
                     if (linear.Bias) Row(prefix + linear.Name, gguf, suffix: "bias");
                 }
                 Norm(plan.MixerNorm, "attn_norm");
@@ -354,35 +388,35 @@ internal static class GgufEmitter
                     // [latent | shared rotary key]; only the rotary rows are rotated.
                     if (latent.QueryDown is { } down)
                     {
-                        Row(attentionPrefix + down.Name, "attn_q_a");
+                        Linear(attentionPrefix, down, "attn_q_a");
                         Row(attentionPrefix + latent.QueryNorm!.Name, "attn_q_a_norm");
-                        Row(attentionPrefix + latent.QueryUp.Name, "attn_q_b", Pairs(latent.Heads, latent.RopeDim));
+                        Linear(attentionPrefix, latent.QueryUp, "attn_q_b", Pairs(latent.Heads, latent.RopeDim));
                     }
-                    else Row(attentionPrefix + latent.QueryUp.Name, "attn_q", Pairs(latent.Heads, latent.RopeDim));
-                    Row(attentionPrefix + latent.LatentDown.Name, "attn_kv_a_mqa", Pairs(1, latent.RopeDim));
+                    else Linear(attentionPrefix, latent.QueryUp, "attn_q", Pairs(latent.Heads, latent.RopeDim));
+                    Linear(attentionPrefix, latent.LatentDown, "attn_kv_a_mqa", Pairs(1, latent.RopeDim));
                     Row(attentionPrefix + latent.LatentNorm.Name, "attn_kv_a_norm");
                     // Rows per head [k_nope | v], as llama.cpp's attn_kv_b splits them.
-                    Row(attentionPrefix + latent.LatentUp.Name, "attn_kv_b");
-                    Row(attentionPrefix + latent.Output.Name, "attn_output");
+                    Linear(attentionPrefix, latent.LatentUp, "attn_kv_b");
+                    Linear(attentionPrefix, latent.Output, "attn_output");
                 }
                 else if (plan.Conv is { } conv)
                 {
                     var attentionLayers = plan.Layers.Where(l => l.Mixer == TokenMixer.Attention).Select(l => $"i == {l.Index}").ToList();
                     using (writer.Block($"if ({(attentionLayers.Count == 0 ? "false" : string.Join(" || ", attentionLayers))})"))
                     {
-                        Row(attentionPrefix + attention!.Projections[0].Name, "attn_q");
-                        Row(attentionPrefix + attention.Projections[1].Name, "attn_k");
-                        Row(attentionPrefix + attention.Projections[2].Name, "attn_v");
-                        Row(attentionPrefix + attention.Output.Name, "attn_output");
+                        Linear(attentionPrefix, attention!.Projections[0], "attn_q");
+                        Linear(attentionPrefix, attention.Projections[1], "attn_k");
+                        Linear(attentionPrefix, attention.Projections[2], "attn_v");
+                        Linear(attentionPrefix, attention.Output, "attn_output");
                         Row(attentionPrefix + attention.QueryNorm!.Name, "attn_q_norm");
                         Row(attentionPrefix + attention.KeyNorm!.Name, "attn_k_norm");
                     }
                     using (writer.Block("else"))
                     {
                         var block = ConvPlan.BlockName + ".";
-                        Row(block + conv.InProjection.Name, "shortconv.in_proj");
+                        Linear(block, conv.InProjection, "shortconv.in_proj");
                         Row(block + ConvPlan.FilterName, "shortconv.conv", $", {Transform}.DepthwiseFilter");
-                        Row(block + conv.OutProjection.Name, "shortconv.out_proj");
+                        Linear(block, conv.OutProjection, "shortconv.out_proj");
                     }
                 }
                 else
@@ -392,10 +426,10 @@ internal static class GgufEmitter
                     var source = Aliases(attention!);
                     var repeats = attention!.RepeatedQueries ? $", Repeats: {attention.Heads / attention.KvHeads}" : ""; // query head h is key head h / Repeats
                     var queryHeads = attention.RepeatedQueries ? attention.KvHeads : attention.Heads;
-                    Row(attentionPrefix + source["q"], "attn_q", pairs ? Pairs(queryHeads) + repeats : repeats.Length > 0 ? $", Heads: {queryHeads}{repeats}" : "");
-                    Row(attentionPrefix + source["k"], "attn_k", Pairs(attention.KvHeads));
-                    Row(attentionPrefix + source["v"], "attn_v");
-                    Row(attentionPrefix + attention.Output.Name, "attn_output");
+                    Linear(attentionPrefix, source["q"], "attn_q", pairs ? Pairs(queryHeads) + repeats : repeats.Length > 0 ? $", Heads: {queryHeads}{repeats}" : "");
+                    Linear(attentionPrefix, source["k"], "attn_k", Pairs(attention.KvHeads));
+                    Linear(attentionPrefix, source["v"], "attn_v");
+                    Linear(attentionPrefix, attention.Output, "attn_output");
                     if (attention.QueryNorm is { } queryNorm)
                     {
                         Row(attentionPrefix + queryNorm.Name, "attn_q_norm");
@@ -408,9 +442,9 @@ internal static class GgufEmitter
                 void Dense(FeedForwardPlan dense, string prefix, string tag)
                 {
                     var linears = dense.Linears;
-                    Row(prefix + linears[0].Name, "ffn_gate" + tag);
-                    Row(prefix + linears[1].Name, "ffn_up" + tag);
-                    Row(prefix + linears[2].Name, "ffn_down" + tag);
+                    Linear(prefix, linears[0], "ffn_gate" + tag);
+                    Linear(prefix, linears[1], "ffn_up" + tag);
+                    Linear(prefix, linears[2], "ffn_down" + tag);
                 }
                 if (plan.Dense is { Activation: ActivationKind.Gelu } gelu)
                 {
@@ -443,7 +477,7 @@ internal static class GgufEmitter
                         const string Linq = "global::System.Linq.Enumerable";
                         var experts = $"{Linq}.ToArray({Linq}.Select({Linq}.Range(0, {mixture.Settings.Experts}), e => $\"{layer}{mlpPrefix}{MixturePlan.ExpertsName}.{{e}}.{linear.Name}.weight\"))";
                         writer.Line($"var {gguf} = {experts};");
-                        writer.Line($"yield return new({gguf}[0], $\"blk.{{i}}.{gguf}.weight\", Stacked: {gguf});");
+                        writer.Line($"yield return new({gguf}[0], $\"blk.{{i}}.{gguf}.weight\", Stacked: {gguf}{Quantized(linear)});");
                     }
                     if (mixture.Shared is { } shared) Dense(shared, $"{mlpPrefix}{MixturePlan.SharedName}.", "_shexp");
                     routedBlock?.Dispose();
@@ -460,9 +494,9 @@ internal static class GgufEmitter
 
     /// <summary>The linear layer whose weight llama.cpp gets as each of q, k and v: a projection of its own, or the one
     /// the plan aliases it to (q := k, k := v, q := k := v).</summary>
-    private static System.Collections.Generic.Dictionary<string, string> Aliases(AttentionPlan attention)
+    private static System.Collections.Generic.Dictionary<string, LinearPlan> Aliases(AttentionPlan attention)
     {
-        var linear = attention.Parts.Zip(attention.Projections, (p, l) => (p.Name, l.Name)).ToDictionary(p => p.Item1, p => p.Item2);
+        var linear = attention.Parts.Zip(attention.Projections, (p, l) => (p.Name, l)).ToDictionary(p => p.Item1, p => p.Item2);
         var v = linear.TryGetValue("qkv", out var shared) ? shared : linear["v"];
         var k = attention.KeysAreValues ? v : linear["k"];
         var q = attention.QueriesAreKeys ? k : linear["q"];
@@ -481,9 +515,9 @@ internal static class GgufEmitter
         var source = Aliases(attention);
         var (what, written) = attention.Aliasing switch
         {
-            QueryKeyAliasing.KeysAreValues => ("keys that are the values", $"{source["v"]} is written twice (as attn_v and attn_k"),
-            QueryKeyAliasing.QueriesAreKeys => ("queries that are the keys", $"{source["k"]} is written twice (as attn_k and attn_q"),
-            _ => ("one projection for queries, keys and values", $"{source["v"]} is written three times (as attn_q, attn_k and attn_v"),
+            QueryKeyAliasing.KeysAreValues => ("keys that are the values", $"{source["v"].Name} is written twice (as attn_v and attn_k"),
+            QueryKeyAliasing.QueriesAreKeys => ("queries that are the keys", $"{source["k"].Name} is written twice (as attn_k and attn_q"),
+            _ => ("one projection for queries, keys and values", $"{source["v"].Name} is written three times (as attn_q, attn_k and attn_v"),
         };
         var repeated = attention.RepeatedQueries
             ? $", the attn_q copy repeating each of its {attention.KvHeads} heads for the {attention.Heads / attention.KvHeads} query heads of its group"
@@ -512,6 +546,9 @@ internal static class GgufEmitter
         return $"latent attention: llama.cpp expands every head's key and value from the latent (attn_kv_b) and caches them, " +
                $"{Bytes(theirs)} bytes per token at f16 where our cached decoding keeps the latent and the rotary key, {Bytes(ours)}: same numbers, no cache saving there.";
     }
+
+    /// <summary>The table row's type argument for a linear layer's weight: MXFP4 where the plan quantizes it.</summary>
+    private static string Quantized(LinearPlan linear) => linear.Quantized ? ", Type: global::LlmEff.Export.GgufTensorType.MXFP4" : "";
 
     private static string Bytes(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 

@@ -2,6 +2,8 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using LlmEff.Layers;
+using LlmEff.Quantization;
 using static TorchSharp.torch;
 
 namespace LlmEff.Export;
@@ -11,7 +13,9 @@ namespace LlmEff.Export;
 /// <param name="Architecture">llama.cpp's architecture name in it.</param>
 /// <param name="Tensors">Tensors in the file.</param>
 /// <param name="Bytes">The file's length.</param>
-public sealed record GgufExportResult(string Path, string Architecture, int Tensors, long Bytes);
+/// <param name="Mxfp4Tensors">Tensors written as MXFP4: the weights the model quantizes (<c>[Quant]</c>), as our codes.</param>
+/// <param name="Mxfp4Values">The values those tensors hold (a weight written twice, an aliased projection, counts twice).</param>
+public sealed record GgufExportResult(string Path, string Architecture, int Tensors, long Bytes, int Mxfp4Tensors = 0, long Mxfp4Values = 0);
 
 /// <summary>
 /// Writes a declared model's weights as a GGUF file llama.cpp runs, following the tensor table the generator
@@ -21,6 +25,10 @@ public static class GgufExporter
 {
     /// <summary>llama.cpp's <c>general.file_type</c> key: the type most weights have (its LLAMA_FTYPE numbers).</summary>
     public const string FileTypeKey = "general.file_type";
+
+    /// <summary>llama.cpp's LLAMA_FTYPE_MOSTLY_MXFP4_MOE (llama.h), the file type llama-quantize writes for a file
+    /// with MXFP4 weights; llama.cpp only displays it.</summary>
+    public const uint Mxfp4FileType = 38;
 
     /// <summary>Exports <paramref name="model"/> to <paramref name="path"/> with matrices in <paramref name="type"/>.</summary>
     public static GgufExportResult Export<TModel>(TModel model, string path, GgufTensorType type = GgufTensorType.F32, GgufVocabulary? vocabulary = null)
@@ -34,6 +42,12 @@ public static class GgufExporter
     /// refused, a state dict that does not match the table, and a tensor holding NaN or infinity (before or after
     /// rounding to <paramref name="type"/>). With a <paramref name="vocabulary"/> the file carries that tokenizer, so
     /// llama.cpp turns text into our token ids; without one it says <c>no_vocab</c> and takes ids.
+    /// <para>Rows whose table says <see cref="GgufTensorType.MXFP4"/> (the weights of a <c>[Quant(Mxfp4)]</c> model) are
+    /// written as the codes and scales our quantizer packs (<see cref="QuantizedLinear.Pack"/>, or the codes of a layer
+    /// already running packed), whatever <paramref name="type"/> says and whether or not the layer is fake-quantizing
+    /// now: the file holds the quantized model, the one training from <c>From</c> on and <c>generate --checkpoint</c>
+    /// compute, also for a model exported before its quantized steps (a fresh one, or trained in full precision:
+    /// then it is post-training quantization).</para>
     /// </summary>
     public static GgufExportResult Export(nn.Module model, GgufExport export, string modelName, string path, GgufTensorType type = GgufTensorType.F32, GgufVocabulary? vocabulary = null)
     {
@@ -44,10 +58,12 @@ public static class GgufExporter
         _ = FileType(type);
 
         var state = model.state_dict();
+        var quantized = QuantizedWeights(model, export, modelName);
         var unmapped = state.Keys.Except(export.Tensors.SelectMany(t => t.Sources), StringComparer.Ordinal).ToList();
         if (unmapped.Count > 0)
             throw new InvalidOperationException($"{modelName}'s state dict has tensors the GGUF table does not map: {string.Join(", ", unmapped)}. The generated table and the module disagree; rebuild.");
-        var missing = export.Tensors.SelectMany(t => t.Sources).Where(s => !state.ContainsKey(s)).Distinct().ToList();
+        // A layer running from packed codes has no weight in the state dict: its codes are read from the layer.
+        var missing = export.Tensors.Where(t => t.Type != GgufTensorType.MXFP4).SelectMany(t => t.Sources).Where(s => !state.ContainsKey(s)).Distinct().ToList();
         if (missing.Count > 0)
             throw new InvalidOperationException($"The GGUF table of {modelName} maps tensors its state dict lacks: {string.Join(", ", missing)}. The generated table and the module disagree; rebuild.");
 
@@ -61,9 +77,10 @@ public static class GgufExporter
             using (no_grad())
             {
                 foreach (var mapping in export.Tensors)
-                    prepared.Add(Prepare(state, mapping, type));
+                    prepared.Add(mapping.Type == GgufTensorType.MXFP4 ? PrepareMxfp4(quantized, mapping) : Prepare(state, mapping, type));
             }
-            var metadata = WithVocabulary(export.Metadata, vocabulary).Append(new(FileTypeKey, GgufValue.UInt32(FileType(type)))).ToList();
+            var anyMxfp4 = prepared.Any(p => p.Type == GgufTensorType.MXFP4);
+            var metadata = WithVocabulary(export.Metadata, vocabulary).Append(new(FileTypeKey, GgufValue.UInt32(anyMxfp4 ? Mxfp4FileType : FileType(type)))).ToList();
             var sources = prepared.Select(p => new GgufTensorSource(p.Mapping.Name, p.Shape, p.Type, stream => WriteBytes(p.Data, stream))).ToList();
             GgufFile.Write(path, metadata, sources);
         }
@@ -71,7 +88,98 @@ public static class GgufExporter
         {
             foreach (var p in prepared) p.Data.Dispose();
         }
-        return new GgufExportResult(Path.GetFullPath(path), export.Architecture!, prepared.Count, new FileInfo(path).Length);
+        var mxfp4 = prepared.Where(p => p.Type == GgufTensorType.MXFP4).ToList();
+        return new GgufExportResult(Path.GetFullPath(path), export.Architecture!, prepared.Count, new FileInfo(path).Length,
+            mxfp4.Count, mxfp4.Sum(p => p.Shape.Aggregate(1L, (product, size) => checked(product * size))));
+    }
+
+    /// <summary>
+    /// The layers whose weights the table writes as MXFP4, by weight name (<c>….q_proj.weight</c>): each must be a
+    /// layer of the model that quantizes to MXFP4 (its <see cref="QuantizedLinear.Quantization"/>), else the table
+    /// and the module disagree and nothing is written.
+    /// </summary>
+    private static Dictionary<string, QuantizedLinear> QuantizedWeights(nn.Module model, GgufExport export, string modelName)
+    {
+        var layers = QuantizedLinear.NamedIn(model).ToDictionary(l => l.Name + ".weight", l => l.Layer, StringComparer.Ordinal);
+        var result = new Dictionary<string, QuantizedLinear>(StringComparer.Ordinal);
+        foreach (var source in export.Tensors.Where(t => t.Type is not null).SelectMany(t => t.Sources).Distinct(StringComparer.Ordinal))
+        {
+            var mapping = export.Tensors.First(t => t.Sources.Contains(source));
+            if (mapping.Type != GgufTensorType.MXFP4)
+                throw new InvalidOperationException($"The GGUF table of {modelName} asks for {mapping.Name} as {mapping.Type}; only weights the model quantizes to MXFP4 take a type of their own.");
+            if (!layers.TryGetValue(source, out var layer))
+                throw new InvalidOperationException($"The GGUF table of {modelName} writes {source} as MXFP4, but the model has no quantized layer of that name. The generated table and the module disagree; rebuild.");
+            if (layer.Quantization!.Format != QuantFormat.Mxfp4)
+                throw new InvalidOperationException($"The GGUF table of {modelName} writes {source} as MXFP4, but the layer quantizes to {QuantFormats.DisplayName(layer.Quantization.Format)}. The generated table and the module disagree; rebuild.");
+            result[source] = layer;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// A weight the model quantizes to MXFP4, as ggml's MXFP4 tensor: the codes and scales of our quantizer (packed from
+    /// the fp32 weight, or the layer's own packed codes), rearranged into ggml's blocks (<see cref="Mxfp4Blocks"/>), then
+    /// given the row transforms the table asks for. Quantization runs along each row and the transforms only move or
+    /// repeat whole rows, so moving the blocks gives exactly the codes of the moved weight.
+    /// </summary>
+    private static (GgufTensorMapping, Tensor, long[], GgufTensorType) PrepareMxfp4(IReadOnlyDictionary<string, QuantizedLinear> layers, GgufTensorMapping mapping)
+    {
+        // Only a Llama-style linear weight is quantized: gpt2's transposed or joined weights are refused with [Quant].
+        if (mapping.Transform is not (GgufTransform.None or GgufTransform.RotaryPairs))
+            throw new InvalidOperationException($"{mapping.Name} cannot be both MXFP4 and {mapping.Transform}: only Llama-style linear weights are written as MXFP4.");
+        using var scope = NewDisposeScope();
+        var parts = mapping.Sources.Select(source => Mxfp4Blocks(layers[source], source)).ToArray();
+        var odd = Array.FindIndex(parts, p => !p.shape.SequenceEqual(parts[0].shape));
+        if (odd >= 0)
+            throw new InvalidOperationException($"{mapping.Sources[odd]} is {parts[odd].shape[0]} × {parts[odd].shape[1] * Mxfp4BlockValues}, not {parts[0].shape[0]} × {parts[0].shape[1] * Mxfp4BlockValues} like {mapping.Sources[0]}: tensors stacked as {mapping.Name} must have one shape.");
+        var blocks = mapping.Stacked is null ? parts[0] : stack(parts, 0);
+        if (mapping.Transform == GgufTransform.RotaryPairs) blocks = PairRotaryRows(blocks, mapping);
+        if (mapping.Repeats != 1) blocks = RepeatHeads(blocks, mapping);
+        var shape = blocks.shape[..^2].Append(checked(blocks.shape[^2] * Mxfp4BlockValues)).ToArray();
+        return (mapping, blocks.contiguous().MoveToOuterDisposeScope(), shape, GgufTensorType.MXFP4);
+    }
+
+    private const int Mxfp4BlockValues = 32;
+
+    /// <summary>
+    /// ggml's block_mxfp4 bytes (ggml-common.h) of <paramref name="layer"/>'s weight as our quantizer packs it,
+    /// [output, input / 32, 17]: per block of 32 inputs, the E8M0 scale byte as we store it, then 16 bytes whose low
+    /// nibble is value j and high nibble value j + 16 (dequantize_row_mxfp4 in ggml-quants.c). Our packing pairs
+    /// neighbours (value 2i low, 2i + 1 high), so the codes are regrouped, never re-rounded. The scale needs no change:
+    /// ggml decodes a value as kvalues_mxfp4[code] · 2^(e−128) (GGML_E8M0_TO_FP32_HALF in ggml-impl.h, the E2M1
+    /// table doubled), which is E2M1(code) · 2^(e−127), ours, for every e from 0 to 254.
+    /// </summary>
+    private static Tensor Mxfp4Blocks(QuantizedLinear layer, string source)
+    {
+        if (layer.weight is { } weight)
+        {
+            using var finite = weight.isfinite().all();
+            if (!finite.item<bool>()) throw new InvalidDataException($"Refusing to export: {source} holds NaN or infinite values.");
+        }
+        var created = layer.Packed is null ? layer.Pack() : null;
+        try
+        {
+            var packed = created ?? layer.Packed!;
+            if (packed.Format != QuantFormat.Mxfp4 || packed.BlockSize != Mxfp4BlockValues || packed.Shape.Count != 2)
+                throw new InvalidOperationException($"{source} is packed as {QuantFormats.DisplayName(packed.Format)} in blocks of {packed.BlockSize}, not MXFP4 in blocks of {Mxfp4BlockValues}.");
+            var (rows, columns) = (packed.Shape[0], packed.Shape[1]);
+            // llama.cpp's mxfp4 rows are whole blocks; our quantizer would pad a partial one with zeros, which ggml cannot.
+            if (columns % Mxfp4BlockValues != 0)
+                throw new InvalidOperationException($"{source} has rows of {columns} inputs, not whole {Mxfp4BlockValues}-value MXFP4 blocks: llama.cpp's mxfp4 tensors cannot hold a padded block.");
+            var blocks = columns / Mxfp4BlockValues;
+            using var scope = NewDisposeScope();
+            var scales = packed.BlockScales!.reshape(rows, blocks, 1).to(CPU);
+            using (var poisoned = scales.eq(E8M0.NaNCode).any())
+                if (poisoned.item<bool>()) throw new InvalidDataException($"Refusing to export: {source} holds NaN or infinite values (an MXFP4 block with the NaN scale).");
+            // [rows, blocks, half, j]: value j of the block's first or second half.
+            var codes = packed.UnpackCodes().to(CPU).reshape(rows, blocks, 2, Mxfp4BlockValues / 2);
+            var bytes = (codes.select(2, 0) + codes.select(2, 1) * 16).to(ScalarType.Byte);
+            return cat(new[] { scales, bytes }, 2).MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            created?.Dispose();
+        }
     }
 
     /// <summary>The generated metadata with its <c>tokenizer.*</c> keys replaced by <paramref name="vocabulary"/>'s, when given.</summary>

@@ -22,6 +22,11 @@ public enum GgufTensorType : uint
     /// <summary>ggml's Q8_0: blocks of 32 consecutive values along the innermost dimension, each an f16 scale d
     /// followed by 32 signed bytes q, the values being d·q (34 bytes per block).</summary>
     Q8_0 = 8,
+
+    /// <summary>ggml's MXFP4 (ggml-common.h <c>block_mxfp4</c>): blocks of 32 consecutive values along the innermost
+    /// dimension, each one E8M0 scale byte e followed by 16 bytes of E2M1 codes, value j in the low nibble of byte j and
+    /// value j + 16 in its high nibble; a value is E2M1(code)·2^(e−127) (17 bytes per block).</summary>
+    MXFP4 = 39,
 }
 
 /// <summary>One tensor to write: its name, its shape outermost dimension first (as torch lists it; the file lists
@@ -80,14 +85,16 @@ public static class GgufFile
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Values per block of <paramref name="type"/> (1 for the float types), along the innermost dimension.</summary>
-    public static int BlockValues(GgufTensorType type) => type == GgufTensorType.Q8_0 ? 32 : BlockBytes(type) > 0 ? 1 : 0;
+    public static int BlockValues(GgufTensorType type) => type is GgufTensorType.Q8_0 or GgufTensorType.MXFP4 ? 32 : BlockBytes(type) > 0 ? 1 : 0;
 
-    /// <summary>Bytes per block of <paramref name="type"/>: an element of the float types, 34 for Q8_0's 32 values.</summary>
+    /// <summary>Bytes per block of <paramref name="type"/>: an element of the float types, 34 for Q8_0's 32 values, 17
+    /// for MXFP4's.</summary>
     public static int BlockBytes(GgufTensorType type) => type switch
     {
         GgufTensorType.F32 => 4,
         GgufTensorType.F16 or GgufTensorType.BF16 => 2,
         GgufTensorType.Q8_0 => 2 + 32,
+        GgufTensorType.MXFP4 => 1 + 32 / 2,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Not a tensor type this writer knows."),
     };
 

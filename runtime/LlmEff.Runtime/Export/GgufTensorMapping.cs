@@ -53,8 +53,11 @@ public enum GgufTransform
 /// <param name="Stacked">Several state-dict tensors of one shape written as one GGUF tensor with a new outermost
 /// dimension, in this order (each routed expert's matrix, as llama.cpp's ffn_*_exps hold them), or joined along their
 /// first dimension with <see cref="GgufTransform.Concatenated"/>; null: one tensor.</param>
+/// <param name="Type">The type the tensor is written in whatever type the other matrices take; null: that type. Only
+/// <see cref="GgufTensorType.MXFP4"/>, for the weight of a layer the model quantizes to MXFP4 (<c>[Quant]</c>): it is
+/// written as exactly the codes and scales our quantizer packs, the weights the model computes with once quantized.</param>
 public sealed record GgufTensorMapping(string Source, string Name, GgufTransform Transform = GgufTransform.None, int Heads = 0, int Repeats = 1,
-    int RotaryRows = 0, IReadOnlyList<string>? Stacked = null)
+    int RotaryRows = 0, IReadOnlyList<string>? Stacked = null, GgufTensorType? Type = null)
 {
     /// <summary>Every state-dict tensor this row reads.</summary>
     public IReadOnlyList<string> Sources => Stacked ?? new[] { Source };

@@ -125,11 +125,20 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
     /// <summary>The packed weight this layer runs from, or null while it holds an fp32 weight.</summary>
     public PackedTensor? Packed => packed;
 
+    /// <summary>
+    /// A rounding applied to the input before the product, to compute what another engine computes with the same
+    /// weights: llama.cpp's CPU back end rounds activations to Q8_0 before multiplying them by an MXFP4 matrix (its
+    /// vec_dot_type, ggml-cpu.c), which the GGUF parity tests reproduce with it. Null (the default): the input as it is,
+    /// in training and in inference.
+    /// </summary>
+    public Func<Tensor, Tensor>? InputRounding { get; set; }
+
     /// <summary><c>x·Wᵀ + b</c> with W in full precision, fake-quantized, or dequantized from its packed codes.</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return nn.functional.linear(x, EffectiveWeight().to(x.dtype), bias_).MoveToOuterDisposeScope();
+        var input = InputRounding is { } round ? round(x) : x;
+        return nn.functional.linear(input, EffectiveWeight().to(x.dtype), bias_).MoveToOuterDisposeScope();
     }
 
     /// <summary>The weight forward multiplies by, <c>[out, in]</c>: the fp32 weight, its fake-quantized form, or the

@@ -7,6 +7,44 @@ namespace LlmEff.Samples;
 
 partial class TinyDecoderFp4
 {
-    /// <summary>This declaration has no GGUF export yet; the reason says which feature.</summary>
-    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Refused("[Quant] fake-quantized weights (MXFP4): no GGUF export yet: the float weights alone would not compute what the model computes");
+    /// <summary>The model as llama.cpp's <c>llama</c> architecture: its metadata and the GGUF name of every state-dict tensor.</summary>
+    public static global::LlmEff.GgufExport Gguf { get; } = global::LlmEff.GgufExport.Model("llama",
+        new global::System.Collections.Generic.KeyValuePair<string, global::LlmEff.Export.GgufValue>[]
+        {
+            new("general.architecture", global::LlmEff.Export.GgufValue.String("llama")),
+            new("general.name", global::LlmEff.Export.GgufValue.String("TinyDecoderFp4")),
+            new("llama.vocab_size", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("llama.context_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("llama.embedding_length", global::LlmEff.Export.GgufValue.UInt32(256)),
+            new("llama.block_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("llama.feed_forward_length", global::LlmEff.Export.GgufValue.UInt32(704)),
+            new("llama.attention.layer_norm_rms_epsilon", global::LlmEff.Export.GgufValue.Float32(1E-05f)),
+            new("llama.attention.head_count", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("llama.attention.head_count_kv", global::LlmEff.Export.GgufValue.UInt32(4)),
+            new("llama.attention.key_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("llama.attention.value_length", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("llama.rope.dimension_count", global::LlmEff.Export.GgufValue.UInt32(64)),
+            new("llama.rope.freq_base", global::LlmEff.Export.GgufValue.Float32(10000f)),
+            new("tokenizer.ggml.model", global::LlmEff.Export.GgufValue.String("no_vocab")),
+        },
+        GgufTensorTable());
+
+    /// <summary>Each state-dict tensor and the GGUF tensor it becomes, in file order.</summary>
+    private static global::System.Collections.Generic.IEnumerable<global::LlmEff.Export.GgufTensorMapping> GgufTensorTable()
+    {
+        yield return new("model.embed_tokens.weight", "token_embd.weight");
+        for (var i = 0; i < 4; i++)
+        {
+            yield return new($"model.layers.{i}.input_layernorm.weight", $"blk.{i}.attn_norm.weight");
+            yield return new($"model.layers.{i}.self_attn.q_proj.weight", $"blk.{i}.attn_q.weight", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 4, Type: global::LlmEff.Export.GgufTensorType.MXFP4);
+            yield return new($"model.layers.{i}.self_attn.k_proj.weight", $"blk.{i}.attn_k.weight", global::LlmEff.Export.GgufTransform.RotaryPairs, Heads: 4, Type: global::LlmEff.Export.GgufTensorType.MXFP4);
+            yield return new($"model.layers.{i}.self_attn.v_proj.weight", $"blk.{i}.attn_v.weight", Type: global::LlmEff.Export.GgufTensorType.MXFP4);
+            yield return new($"model.layers.{i}.self_attn.o_proj.weight", $"blk.{i}.attn_output.weight", Type: global::LlmEff.Export.GgufTensorType.MXFP4);
+            yield return new($"model.layers.{i}.post_attention_layernorm.weight", $"blk.{i}.ffn_norm.weight");
+            yield return new($"model.layers.{i}.mlp.gate_proj.weight", $"blk.{i}.ffn_gate.weight", Type: global::LlmEff.Export.GgufTensorType.MXFP4);
+            yield return new($"model.layers.{i}.mlp.up_proj.weight", $"blk.{i}.ffn_up.weight", Type: global::LlmEff.Export.GgufTensorType.MXFP4);
+            yield return new($"model.layers.{i}.mlp.down_proj.weight", $"blk.{i}.ffn_down.weight", Type: global::LlmEff.Export.GgufTensorType.MXFP4);
+        }
+        yield return new("model.norm.weight", "output_norm.weight");
+    }
 }
