@@ -29,7 +29,7 @@ internal static class CheckpointingComparison
 
         var rounds = BenchmarkArguments.Option(args, "--rounds", 3, minimum: 1);
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine(string.Create(inv, $"Activation checkpointing, Bench512 (d 512, 8 layers) at seq {Sequence}, batch {batch}, fp32 CPU, {steps} timed steps after one warm-up per process, {rounds} rounds of one process per configuration, alternating; {DateTime.UtcNow:yyyy-MM-dd}"));
+        Console.WriteLine(string.Create(inv, $"Activation checkpointing, Bench512 (d 512, 8 layers) at seq {Sequence}, batch {batch}, fp32 CPU, {steps} timed steps after one warm-up per process, {rounds} round{(rounds == 1 ? "" : "s")} of one process per configuration, alternating; {DateTime.UtcNow:yyyy-MM-dd}"));
         var plain = new List<ChildResult>();
         var checkpointed = new List<ChildResult>();
         for (var round = 0; round < rounds; round++)
@@ -50,7 +50,7 @@ internal static class CheckpointingComparison
         var (plainPeak, checkpointedPeak) = (Median(plain, r => r.PeakMiB), Median(checkpointed, r => r.PeakMiB));
         var (plainActivations, checkpointedActivations) = (Median(plain, r => r.ActivationMiB), Median(checkpointed, r => r.ActivationMiB));
         Console.WriteLine(string.Create(inv,
-            $"peak memory {100 * (1 - checkpointedPeak / plainPeak):F1}% lower (activation part {100 * (1 - checkpointedActivations / plainActivations):F1}% lower), step time {StepTimeChange(Median(checkpointed, r => r.MedianMs) / Median(plain, r => r.MedianMs))} (medians over {rounds} rounds); paired: {timeRatio.Format(2)}"));
+            $"peak memory {100 * (1 - checkpointedPeak / plainPeak):F1}% lower (activation part {100 * (1 - checkpointedActivations / plainActivations):F1}% lower), step time {StepTimeChange(Median(checkpointed, r => r.MedianMs) / Median(plain, r => r.MedianMs))} (medians over {rounds} round{(rounds == 1 ? "" : "s")}); paired: {timeRatio.Format(2)}"));
         // Peak memory barely moves between processes of one configuration; its spread says whether the medians above can be read as one number.
         Console.WriteLine(string.Create(inv,
             $"peak RSS across rounds: activations kept {plain.Min(r => r.PeakMiB):N0}–{plain.Max(r => r.PeakMiB):N0} MiB, checkpointing {checkpointed.Min(r => r.PeakMiB):N0}–{checkpointed.Max(r => r.PeakMiB):N0} MiB"));
