@@ -4,6 +4,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using LlmEff.Cli.LlamaCpp;
+using LlmEff.Cli.Reporting;
 using LlmEff.Export;
 using LlmEff.Generation;
 using static TorchSharp.torch;
@@ -15,6 +16,8 @@ namespace LlmEff.Benchmarks;
 /// f32, f32 KV cache), batch 1, the same threads, greedy after a prompt. Each side's prefill and decode are timed
 /// apart; decode tokens/s is what is compared. The bound is what memory bandwidth allows: weight bytes read per token
 /// over the read bandwidth measured in the same run with the same threads. Models llama.cpp cannot run yet are listed with the reason.
+/// Each of the --repeats rounds decodes with ours then llama.cpp, so ours / llama.cpp is also taken round by round
+/// (geometric mean with a 95% t-interval of the log ratios) beside the ratio of the medians.
 /// </summary>
 internal static class LlamaCppDecodeComparison
 {
@@ -27,11 +30,14 @@ internal static class LlamaCppDecodeComparison
         set_num_threads(threads);
         var inv = CultureInfo.InvariantCulture;
         var bandwidth = ReadBandwidth(threads);
-        Console.WriteLine(string.Create(inv, $"Decoding {tokens} tokens after a {prompt}-token prompt, batch 1, greedy, f32 weights and cache, {threads} threads on both sides, median of {repeats}; {DateTime.UtcNow:yyyy-MM-dd}."));
+        Console.WriteLine(string.Create(inv, $"Decoding {tokens} tokens after a {prompt}-token prompt, batch 1, greedy, f32 weights and cache, {threads} threads on both sides, median of {repeats} interleaved rounds; {DateTime.UtcNow:yyyy-MM-dd}."));
         Console.WriteLine(string.Create(inv, $"Read bandwidth ({threads} threads summing 512 MiB, best of 5): {bandwidth / 1e9:F1} GB/s."));
+        Console.WriteLine(repeats < 2
+            ? "Paired ratio: no interval from 1 round (use --repeats 2 or more)."
+            : "Paired ratio: our decode tokens/s over llama.cpp's in each round, geometric mean (95% t-interval of the log ratios); \"not resolved\" where the interval contains 1.00.");
         Console.WriteLine();
-        Console.WriteLine("| model | parameters | weight MB read per token | bound tokens/s | ours: tokens/s | llama.cpp: tokens/s | ours / llama.cpp | prefill ours / llama.cpp (s) | same greedy tokens |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        Console.WriteLine("| model | parameters | weight MB read per token | bound tokens/s | ours: tokens/s | llama.cpp: tokens/s | ours / llama.cpp (medians) | ours / llama.cpp, paired by round | prefill ours / llama.cpp (s) | same greedy tokens |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---|");
         foreach (var (name, create, facts, export) in new (string, Func<nn.Module<Tensor, Tensor>>, ModelFacts, GgufExport)[]
                  {
                      ("Decode100M", () => new Decode100M(), Decode100M.Facts, Decode100M.Gguf),
@@ -42,7 +48,7 @@ internal static class LlamaCppDecodeComparison
         {
             if (!export.IsAvailable)
             {
-                Console.WriteLine($"| {name} | {facts.ParameterCount:N0} | | | | not exportable: {export.Refusal} | | | |");
+                Console.WriteLine($"| {name} | {facts.ParameterCount:N0} | | | | not exportable: {export.Refusal} | | | | |");
                 continue;
             }
             if (prompt + tokens > facts.Context) throw new ArgumentException($"--context {prompt} plus --tokens {tokens} exceed {name}'s context of {facts.Context}.");
@@ -71,9 +77,10 @@ internal static class LlamaCppDecodeComparison
                 var bound = bandwidth / weightBytes;
                 var ourRate = tokens / BenchmarkArguments.Median(ours.Select(o => o.Decode));
                 var theirRate = tokens / BenchmarkArguments.Median(theirs.Select(t => t.Decode));
+                var paired = Statistics.Ratio(ours.Select(o => tokens / o.Decode).ToList(), theirs.Select(t => tokens / t.Decode).ToList());
                 var agree = ourTokens.Select(t => (int)t).Zip(theirTokens).TakeWhile(p => p.First == p.Second).Count();
                 Console.WriteLine(string.Create(inv,
-                    $"| {name} | {facts.ParameterCount:N0} | {weightBytes / 1e6:F0} | {bound:F1} | {ourRate:F1} | {theirRate:F1} | {ourRate / theirRate:F2} | {BenchmarkArguments.Median(ours.Select(o => o.Prefill)):F2} / {BenchmarkArguments.Median(theirs.Select(t => t.Prefill)):F2} | {(agree == tokens ? "all" : $"first {agree} of {tokens}")} |"));
+                    $"| {name} | {facts.ParameterCount:N0} | {weightBytes / 1e6:F0} | {bound:F1} | {ourRate:F1} | {theirRate:F1} | {ourRate / theirRate:F2} | {paired.Format(2)} | {BenchmarkArguments.Median(ours.Select(o => o.Prefill)):F2} / {BenchmarkArguments.Median(theirs.Select(t => t.Prefill)):F2} | {(agree == tokens ? "all" : $"first {agree} of {tokens}")} |"));
             }
             finally
             {

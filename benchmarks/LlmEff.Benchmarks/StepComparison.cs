@@ -6,6 +6,7 @@ using System.IO;
 using System.Linq;
 using System.Text.Json;
 using LlmEff.Benchmarks.Reference;
+using LlmEff.Cli.Reporting;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -14,8 +15,10 @@ namespace LlmEff.Benchmarks;
 /// <summary>
 /// `dotnet run -c Release -- compare`: one training step (forward, backward, AdamW) of the generated Bench512, the
 /// same architecture hand-written in TorchSharp, and in PyTorch eager, measured in one run on the same threads;
-/// then every attention variant. Steps of the two TorchSharp models alternate, so drift of the machine hits both
-/// alike; medians are reported.
+/// then every attention variant. Steps of all models alternate (round i runs step i of each; PyTorch's in a child
+/// process that steps on request), so drift of the machine hits all alike; medians are the headline, and each model's
+/// step time is compared with the baseline's round by round: the geometric mean of the per-round ratios with a 95%
+/// t-interval on their logs, marked not resolved where that interval contains 1.
 /// </summary>
 internal static class StepComparison
 {
@@ -34,39 +37,44 @@ internal static class StepComparison
         Console.WriteLine(string.Create(inv, $"Training step, d 512, 8 layers, seq {Sequence}, batch {Batch}, fp32 CPU, {threads} threads, {steps} timed steps after {warmup} warm-up; {DateTime.UtcNow:yyyy-MM-dd}"));
 
         random.manual_seed(1);
-        using var generated = new Bench512();
+        using var generatedModel = new Bench512();
         using var handWritten = new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence);
         var handCount = handWritten.parameters().Sum(p => p.numel());
         if (handCount != Bench512.ParameterCount)
             throw new InvalidOperationException($"The hand-written model has {handCount:N0} parameters, the generated one {Bench512.ParameterCount:N0}: not the same architecture.");
 
-        var models = new List<(string, nn.Module<Tensor, Tensor>)> { ("generated", generated), ("hand-written", handWritten) };
+        var models = new List<(string, nn.Module<Tensor, Tensor>)> { ("generated", generatedModel), ("hand-written", handWritten) };
         // --ablate: the hand-written model with one of the generated code's specialisations each, interleaved with the rest.
         if (args.Contains("--ablate"))
         {
             models.Add(("hand-written + one matmul", new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence, oneMatmul: true)));
             models.Add(("hand-written + roll rotate", new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence, rollRotate: true)));
         }
-        var timings = Measure(models, steps, warmup);
-        var python = args.Contains("--no-python") ? (null, "", "skipped (--no-python)") : PyTorchEager(steps, warmup, threads);
+        // PyTorch eager runs in a child process that steps on request, so its steps interleave with the TorchSharp ones.
+        string? pythonReason = "skipped (--no-python)";
+        using var python = args.Contains("--no-python") ? null : PyTorchServer.Start(threads, out pythonReason);
+        var timings = Measure(models, steps, warmup, python);
 
         var baseline = timings["hand-written"];
+        var baselineMedian = BenchmarkArguments.Median(baseline);
         Console.WriteLine();
-        Console.WriteLine("| implementation | median ms/step | vs hand-written TorchSharp |");
-        Console.WriteLine("|---|---:|---:|");
-        foreach (var (name, median) in timings)
-            Console.WriteLine(string.Create(inv, $"| {name} TorchSharp | {median:F0} | {median / baseline:F2} |"));
-        if (python.Median is { } pythonMedian)
-            Console.WriteLine(string.Create(inv, $"| PyTorch {python.Version} eager | {pythonMedian:F0} | {pythonMedian / baseline:F2} |"));
-        else
-            Console.WriteLine($"| PyTorch eager | not measured: {python.Reason} | |");
-        var versusPython = python.Median is { } p ? string.Create(inv, $"; generated / PyTorch eager = {timings["generated"] / p:F3}") : "";
-        Console.WriteLine(string.Create(inv, $"generated / hand-written = {timings["generated"] / baseline:F3}{versusPython}"));
+        Console.WriteLine(RatioLegend(steps));
+        Console.WriteLine();
+        Console.WriteLine("| implementation | median ms/step | mean ± 95% ms/step | vs hand-written (medians) | vs hand-written, paired by round |");
+        Console.WriteLine("|---|---:|---:|---:|---|");
+        foreach (var (name, times) in timings)
+        {
+            var label = name == PyTorchServer.Name ? $"PyTorch {python!.Version} eager" : $"{name} TorchSharp";
+            Console.WriteLine(string.Create(inv, $"| {label} | {BenchmarkArguments.Median(times):N0} | {MeanText(times)} | {BenchmarkArguments.Median(times) / baselineMedian:F2} | {(name == "hand-written" ? "baseline" : Statistics.Ratio(times, baseline).Format())} |"));
+        }
+        if (python is null) Console.WriteLine($"| PyTorch eager | not measured: {pythonReason} | | | |");
+        var generated = timings["generated"];
+        var versusPython = python is null ? ""
+            : string.Create(inv, $"; generated / PyTorch eager = {BenchmarkArguments.Median(generated) / BenchmarkArguments.Median(timings[PyTorchServer.Name]):F3} (medians), {Statistics.Ratio(generated, timings[PyTorchServer.Name]).Format()} (paired)");
+        Console.WriteLine(string.Create(inv, $"generated / hand-written = {BenchmarkArguments.Median(generated) / baselineMedian:F3} (medians), {Statistics.Ratio(generated, baseline).Format()} (paired){versusPython}"));
         if (headline) return 0;
 
-        Console.WriteLine();
-        Console.WriteLine("| variant | parameters | KV bytes/token (bf16) | median ms/step | vs Full |");
-        Console.WriteLine("|---|---:|---:|---:|---:|");
+        // Every variant's steps interleaved in one loop, so each is paired with Full's step of the same round.
         var variants = new (string Name, ModelFacts Facts, Func<nn.Module<Tensor, Tensor>> Create)[]
         {
             ("Full", Bench512.Facts, () => new Bench512()),
@@ -76,33 +84,65 @@ internal static class StepComparison
             ("GQA (2 KV heads)", Bench512Gqa.Facts, () => new Bench512Gqa()),
             ("MQA", Bench512Mqa.Facts, () => new Bench512Mqa()),
         };
-        double? full = null;
-        foreach (var (name, facts, create) in variants)
+        var variantModels = variants.Select(v => (v.Name, Model: v.Create())).ToList();
+        try
         {
-            using var model = create();
-            var median = Measure(new[] { (name, model) }, steps, warmup)[name];
-            full ??= median;
-            Console.WriteLine(string.Create(inv, $"| {name} | {facts.ParameterCount:N0} | {facts.KvCacheBytesPerToken():N0} | {median:F0} | {median / full.Value:F2} |"));
+            var variantTimes = Measure(variantModels, steps, warmup);
+            var full = variantTimes["Full"];
+            var fullMedian = BenchmarkArguments.Median(full);
+            Console.WriteLine();
+            Console.WriteLine("| variant | parameters | KV bytes/token (bf16) | median ms/step | mean ± 95% ms/step | vs Full (medians) | vs Full, paired by round |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---|");
+            foreach (var (name, facts, _) in variants)
+            {
+                var times = variantTimes[name];
+                Console.WriteLine(string.Create(inv, $"| {name} | {facts.ParameterCount:N0} | {facts.KvCacheBytesPerToken():N0} | {BenchmarkArguments.Median(times):N0} | {MeanText(times)} | {BenchmarkArguments.Median(times) / fullMedian:F2} | {(name == "Full" ? "baseline" : Statistics.Ratio(times, full).Format())} |"));
+            }
+        }
+        finally
+        {
+            foreach (var (_, model) in variantModels) model.Dispose();
         }
         return 0;
     }
 
-    /// <summary>Median milliseconds per training step of each model, their steps interleaved.</summary>
-    private static Dictionary<string, double> Measure(IReadOnlyList<(string Name, nn.Module<Tensor, Tensor> Model)> models, int steps, int warmup)
+    /// <summary>What the paired column means, printed above the tables.</summary>
+    private static string RatioLegend(int rounds) => rounds < 2
+        ? "Paired ratios: no interval from 1 round (use --steps 2 or more)."
+        : string.Create(CultureInfo.InvariantCulture, $"Paired by round: step i of a model over step i of the baseline, {rounds} interleaved rounds (PyTorch's steps too: its process steps on request and times itself), as the geometric mean of the ratios (95% t-interval of their logs); \"not resolved\" where the interval contains 1.00.");
+
+    /// <summary>"2,231 ± 45": the mean step time with its 95% t-interval (the mean alone from one step).</summary>
+    private static string MeanText(IReadOnlyList<double> times) => Statistics.IntervalOf(times).Format(v => v.ToString("N0", CultureInfo.InvariantCulture));
+
+    /// <summary>Milliseconds of each timed training step of each model, in round order; round i runs step i of every
+    /// model in turn, then PyTorch's when <paramref name="python"/> is given.</summary>
+    private static Dictionary<string, List<double>> Measure(IReadOnlyList<(string Name, nn.Module<Tensor, Tensor> Model)> models, int steps, int warmup, PyTorchServer? python = null)
     {
-        var steppers = models.Select(m => (m.Name, Step: Stepper(m.Model, out var optimizer), Optimizer: optimizer)).ToList();
-        var times = steppers.ToDictionary(s => s.Name, _ => new List<double>());
-        for (var i = 0; i < warmup + steps; i++)
+        var optimizers = new List<AdamW>();
+        var steppers = new List<(string Name, Func<double> Step)>();
+        foreach (var (name, model) in models)
         {
-            foreach (var (name, step, _) in steppers)
+            var step = Stepper(model, out var optimizer);
+            optimizers.Add(optimizer);
+            steppers.Add((name, () =>
             {
                 var clock = Stopwatch.StartNew();
                 step();
-                if (i >= warmup) times[name].Add(clock.Elapsed.TotalMilliseconds);
+                return clock.Elapsed.TotalMilliseconds;
+            }));
+        }
+        if (python is not null) steppers.Add((PyTorchServer.Name, python.Step));
+        var times = steppers.ToDictionary(s => s.Name, _ => new List<double>());
+        for (var i = 0; i < warmup + steps; i++)
+        {
+            foreach (var (name, step) in steppers)
+            {
+                var milliseconds = step();
+                if (i >= warmup) times[name].Add(milliseconds);
             }
         }
-        foreach (var stepper in steppers) stepper.Optimizer.Dispose(); // AdamW moments: as large as the model
-        return times.ToDictionary(t => t.Key, t => BenchmarkArguments.Median(t.Value));
+        foreach (var optimizer in optimizers) optimizer.Dispose(); // AdamW moments: as large as the model
+        return times;
     }
 
     /// <summary>A training step of <paramref name="model"/> with the optimizer settings of LlmEff's TrainingRun.</summary>
@@ -127,28 +167,87 @@ internal static class StepComparison
         };
     }
 
-    private static (double? Median, string Version, string Reason) PyTorchEager(int steps, int warmup, int threads)
+    /// <summary>
+    /// benchmarks/pytorch/train_step.py --serve: the same model in PyTorch eager, in a child process that runs one
+    /// training step per "step" line and answers with the milliseconds it measured itself (so the pipe's round trip is
+    /// not counted).
+    /// </summary>
+    private sealed class PyTorchServer : IDisposable
     {
-        var script = FindUpwards(Path.Combine("benchmarks", "pytorch", "train_step.py"));
-        if (script is null) return (null, "", "benchmarks/pytorch/train_step.py not found above the working directory");
-        var python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-        var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { script, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--warmup", warmup.ToString(CultureInfo.InvariantCulture),
-                     "--threads", threads.ToString(CultureInfo.InvariantCulture), "--seq", Sequence.ToString(CultureInfo.InvariantCulture), "--batch", Batch.ToString(CultureInfo.InvariantCulture) })
-            start.ArgumentList.Add(argument);
-        try
+        /// <summary>The key of PyTorch's times among the models'.</summary>
+        public const string Name = "PyTorch eager";
+
+        private readonly Process process;
+        private readonly string python;
+        private string lastError = "";
+
+        private PyTorchServer(Process process, string python)
         {
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEnd();
-            var error = process.StandardError.ReadToEnd();
-            process.WaitForExit();
-            if (process.ExitCode != 0) return (null, "", $"{python} exited with {process.ExitCode}: {error.Trim().Split('\n').LastOrDefault()}");
-            using var json = JsonDocument.Parse(output.Trim().Split('\n').Last());
-            return (json.RootElement.GetProperty("median_ms").GetDouble(), json.RootElement.GetProperty("torch").GetString() ?? "?", "");
+            this.process = process;
+            this.python = python;
         }
-        catch (System.ComponentModel.Win32Exception error)
+
+        public string Version { get; private set; } = "?";
+
+        /// <summary>The server set up and ready, or null with the reason PyTorch cannot run here.</summary>
+        public static PyTorchServer? Start(int threads, out string? reason)
         {
-            return (null, "", $"{python} could not start ({error.Message})");
+            var script = FindUpwards(Path.Combine("benchmarks", "pytorch", "train_step.py"));
+            if (script is null)
+            {
+                reason = "benchmarks/pytorch/train_step.py not found above the working directory";
+                return null;
+            }
+            var python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+            var start = new ProcessStartInfo(python) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var argument in new[] { script, "--serve", "--threads", threads.ToString(CultureInfo.InvariantCulture),
+                         "--seq", Sequence.ToString(CultureInfo.InvariantCulture), "--batch", Batch.ToString(CultureInfo.InvariantCulture) })
+                start.ArgumentList.Add(argument);
+            Process process;
+            try
+            {
+                process = Process.Start(start)!;
+            }
+            catch (System.ComponentModel.Win32Exception error)
+            {
+                reason = $"{python} could not start ({error.Message})";
+                return null;
+            }
+            var server = new PyTorchServer(process, python);
+            // Read standard error as it comes, so a chatty child cannot block on a full pipe; keep its last line for errors.
+            process.ErrorDataReceived += (_, e) => { if (!string.IsNullOrWhiteSpace(e.Data)) server.lastError = e.Data; };
+            process.BeginErrorReadLine();
+            var ready = process.StandardOutput.ReadLine();
+            if (ready is null)
+            {
+                process.WaitForExit();
+                reason = $"{python} exited with {process.ExitCode}: {server.lastError}";
+                server.Dispose();
+                return null;
+            }
+            using var json = JsonDocument.Parse(ready);
+            server.Version = json.RootElement.GetProperty("torch").GetString() ?? "?";
+            reason = null;
+            return server;
+        }
+
+        /// <summary>One training step in PyTorch; its milliseconds as PyTorch timed them.</summary>
+        public double Step()
+        {
+            process.StandardInput.WriteLine("step");
+            process.StandardInput.Flush();
+            var answer = process.StandardOutput.ReadLine()
+                ?? throw new InvalidOperationException($"{python} stopped during a PyTorch step: {lastError}");
+            using var json = JsonDocument.Parse(answer);
+            return json.RootElement.GetProperty("ms").GetDouble();
+        }
+
+        public void Dispose()
+        {
+            // Closing standard input ends the child's loop.
+            if (!process.HasExited) process.StandardInput.Close();
+            process.WaitForExit();
+            process.Dispose();
         }
     }
 

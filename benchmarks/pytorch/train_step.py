@@ -4,10 +4,18 @@ Called by benchmarks/LlmEff.Benchmarks (`dotnet run -c Release -- compare`) with
 count as the TorchSharp runs, so the ratio is measured on the same machine in the same run. Runs on PyTorch
 1.13 (Debian's python3-torch) and 2.x: attention uses scaled_dot_product_attention where it exists, else the
 same computation written out. Prints one JSON line: {"median_ms": ..., "steps_ms": [...], "torch": "..."}.
+
+With --serve it runs no steps of its own: it prints {"torch": ..., "threads": ...} once set up, then runs one step
+for each line "step" on standard input and answers {"ms": ...}, until standard input closes. `compare` uses this to
+interleave PyTorch's steps with the TorchSharp models' (round i runs step i of each), so the ratios pair by round.
+It answers only --settle-ms (default 250) after the step: OpenBLAS's worker threads keep spinning for about 2^28
+cycles (~0.1 s) after their last call before they sleep, and without the pause that spinning would run into, and
+slow, whichever TorchSharp step comes next. The pause is not part of the time it reports.
 """
 import argparse
 import json
 import math
+import sys
 import time
 
 import torch
@@ -98,6 +106,8 @@ def main():
     for name, default in [("vocab", 256), ("dim", 512), ("layers", 8), ("heads", 8), ("hidden", 1408),
                           ("seq", 256), ("batch", 8), ("steps", 10), ("warmup", 2), ("threads", 0)]:
         parser.add_argument("--" + name, type=int, default=default)
+    parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--settle-ms", type=int, default=250)
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -109,16 +119,31 @@ def main():
                                   lr=3e-4, betas=(0.9, 0.95), eps=1e-8)
     tokens = torch.randint(0, args.vocab, (args.batch, args.seq))
     targets = torch.randint(0, args.vocab, (args.batch, args.seq))
-    timings = []
-    for step in range(args.warmup + args.steps):
+
+    def step():
         start = time.perf_counter()
         logits = model(tokens)
         loss = F.cross_entropy(logits.view(-1, args.vocab), targets.view(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if step >= args.warmup:
-            timings.append((time.perf_counter() - start) * 1000)
+        return (time.perf_counter() - start) * 1000
+
+    if args.serve:
+        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+        for line in sys.stdin:
+            if line.strip() != "step":
+                raise SystemExit(f"train_step.py --serve understands only 'step' lines, not {line.strip()!r}")
+            elapsed = step()
+            time.sleep(args.settle_ms / 1000)
+            print(json.dumps({"ms": elapsed}), flush=True)
+        return
+
+    timings = []
+    for index in range(args.warmup + args.steps):
+        elapsed = step()
+        if index >= args.warmup:
+            timings.append(elapsed)
     ordered = sorted(timings)
     middle = len(ordered) // 2
     median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -93,6 +93,81 @@ public sealed class StatisticsTests
     }
 
     [Fact]
+    public void A_clear_two_fold_slowdown_is_resolved_even_when_the_machine_drifts_between_rounds()
+    {
+        // The machine speeds up and slows down by 40% from round to round; within each round the variant takes 1.9-2.1x.
+        var baseline = new[] { 100.0, 140.0, 90.0, 120.0, 100.0 };
+        var variant = new[] { 200.0, 266.0, 189.0, 240.0, 205.0 };
+
+        var ratio = Statistics.Ratio(variant, baseline);
+
+        Assert.Equal(2.0, ratio.GeometricMean, 1);
+        Assert.True(ratio.Low > 1.8 && ratio.High < 2.2, ratio.Format());
+        Assert.Equal(Resolution.Higher, ratio.Resolution);
+        Assert.EndsWith("resolved, higher", ratio.Format());
+        var inverse = Statistics.Ratio(baseline, variant);
+        Assert.Equal(Resolution.Lower, inverse.Resolution);
+        Assert.Equal(1 / ratio.GeometricMean, inverse.GeometricMean, 12);
+    }
+
+    [Fact]
+    public void A_ratio_whose_interval_contains_one_is_not_resolved()
+    {
+        var baseline = new[] { 105.0, 100.0, 100.0 };
+        var variant = new[] { 100.0, 110.0, 95.0 };
+
+        var ratio = Statistics.Ratio(variant, baseline);
+
+        Assert.True(ratio.Low < 1 && ratio.High > 1, ratio.Format());
+        Assert.Equal(Resolution.NotResolved, ratio.Resolution);
+        Assert.EndsWith("not resolved", ratio.Format());
+    }
+
+    [Fact]
+    public void The_ratio_is_the_geometric_mean_of_the_per_round_ratios_with_a_t_interval_on_their_logs()
+    {
+        // Ratios 2 and 8: geometric mean 4 (the arithmetic mean would be 5); logs ln 2 and ln 8 have s = √2·ln 2, so
+        // the half-width of the log interval is t(0.975, 1)·√2·ln 2/√2 = 12.706205·ln 2.
+        var ratio = Statistics.Ratio(new[] { 2.0, 80.0 }, new[] { 1.0, 10.0 });
+
+        Assert.Equal(4, ratio.GeometricMean, 12);
+        Assert.Equal(4 * Math.Pow(2, -12.706205), ratio.Low, 9);
+        Assert.Equal(4 * Math.Pow(2, 12.706205), ratio.High, 3);
+        Assert.Equal(2, ratio.Count);
+        Assert.Equal(Resolution.NotResolved, ratio.Resolution);
+    }
+
+    [Fact]
+    public void One_round_gives_a_ratio_without_an_interval_or_a_mark()
+    {
+        var ratio = Statistics.Ratio(new[] { 150.0 }, new[] { 100.0 });
+
+        Assert.Equal(1.5, ratio.GeometricMean, 12);
+        Assert.Equal(Resolution.NoInterval, ratio.Resolution);
+        Assert.Equal("1.50", ratio.Format(2));
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(-3.0)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void A_ratio_refuses_a_time_that_is_not_positive_and_finite_naming_it(double bad)
+    {
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => Statistics.Ratio(new[] { 1.0, bad }, new[] { 1.0, 1.0 }));
+        Assert.Equal("values", error.ParamName);
+        Assert.Contains("Round 1", error.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Statistics.Ratio(new[] { 1.0, 1.0 }, new[] { bad, 1.0 }));
+    }
+
+    [Fact]
+    public void A_ratio_refuses_lists_of_different_lengths_since_it_pairs_rounds_by_position()
+    {
+        var error = Assert.Throws<ArgumentException>(() => Statistics.Ratio(new[] { 1.0, 2.0, 3.0 }, new[] { 1.0, 2.0 }));
+        Assert.Contains("3 values and 2 baseline values", error.Message);
+    }
+
+    [Fact]
     public void Seeds_count_up_from_the_first_and_a_count_below_one_is_refused_naming_the_option()
     {
         Assert.Equal(new[] { 1234, 1235, 1236 }, Statistics.Seeds(1234, 3));

@@ -59,8 +59,44 @@ public sealed record PairedDifference(Interval Interval, Resolution Resolution)
 }
 
 /// <summary>
+/// A ratio to a baseline, paired by round (timing benchmarks): the geometric mean of the per-round ratios and its 95%
+/// interval, taken as a Student-t interval of the log ratios and mapped back, so it is not symmetric about the mean.
+/// </summary>
+/// <param name="LogInterval">Mean and interval of ln(value / baseline) over the rounds.</param>
+/// <param name="Resolution">Higher or lower when the ratio's interval excludes 1, not resolved when it contains 1, no
+/// interval from a single round.</param>
+public sealed record PairedRatio(Interval LogInterval, Resolution Resolution)
+{
+    /// <summary>exp(mean log ratio): the geometric mean of the per-round ratios.</summary>
+    public double GeometricMean => Math.Exp(LogInterval.Mean);
+
+    /// <summary>Lower end of the ratio's interval (the geometric mean from one round).</summary>
+    public double Low => Math.Exp(LogInterval.Low);
+
+    /// <summary>Upper end of the ratio's interval (the geometric mean from one round).</summary>
+    public double High => Math.Exp(LogInterval.High);
+
+    /// <summary>Number of paired rounds.</summary>
+    public int Count => LogInterval.Count;
+
+    /// <summary>"resolved, higher", "resolved, lower", "not resolved", or the no-interval words.</summary>
+    public string Mark => Statistics.Mark(Resolution);
+
+    /// <summary>"1.021 (1.004–1.039) resolved, higher" with <paramref name="decimals"/> decimals; from one round the
+    /// ratio alone, since tables then say once that there is no interval.</summary>
+    public string Format(int decimals = 3)
+    {
+        var number = Statistics.Fixed(decimals);
+        return LogInterval.HalfWidth is null
+            ? number(GeometricMean)
+            : $"{number(GeometricMean)} ({number(Low)}–{number(High)}) {Mark}";
+    }
+}
+
+/// <summary>
 /// The few statistics a seeded comparison needs: mean, sample standard deviation, the Student-t 95% interval of a
-/// mean, and differences from a baseline paired by seed. Pure functions, no I/O.
+/// mean, differences from a baseline paired by seed, and ratios to a baseline paired by round (timings). Pure
+/// functions, no I/O.
 /// </summary>
 /// <remarks>
 /// Pairing matters: runs of two configurations with the same seed share initial weights and batches, so most of the
@@ -141,6 +177,29 @@ public static class Statistics
         if (differences.Count == 0) throw new ArgumentException("No seed ran both the configuration and the baseline, so nothing pairs.", nameof(values));
         var interval = IntervalOf(differences);
         return new PairedDifference(interval, Resolve(interval));
+    }
+
+    /// <summary>
+    /// value[i] / baseline[i] for each round i, summarised as a geometric mean with the t-interval of the log ratios.
+    /// Rounds pair by position: round i of both sides ran interleaved, so drift of the machine between rounds cancels
+    /// in their ratio. Refuses lists of different lengths and any time or rate that is not positive and finite.
+    /// </summary>
+    public static PairedRatio Ratio(IReadOnlyList<double> values, IReadOnlyList<double> baseline)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        ArgumentNullException.ThrowIfNull(baseline);
+        if (values.Count != baseline.Count)
+            throw new ArgumentException($"Ratios pair rounds by position, but there are {values.Count} values and {baseline.Count} baseline values.", nameof(values));
+        if (values.Count == 0) throw new ArgumentException("A ratio needs at least one round.", nameof(values));
+        for (var i = 0; i < values.Count; i++)
+        {
+            if (!(values[i] > 0) || double.IsInfinity(values[i]))
+                throw new ArgumentOutOfRangeException(nameof(values), values[i], $"Round {i}: a ratio needs positive, finite values, not {values[i]}.");
+            if (!(baseline[i] > 0) || double.IsInfinity(baseline[i]))
+                throw new ArgumentOutOfRangeException(nameof(baseline), baseline[i], $"Round {i}: a ratio needs positive, finite baseline values, not {baseline[i]}.");
+        }
+        var logInterval = IntervalOf(values.Select((value, i) => Math.Log(value / baseline[i])).ToList());
+        return new PairedRatio(logInterval, Resolve(logInterval));
     }
 
     /// <summary>Resolved when the interval excludes 0 (its sign says which way); an interval touching 0 is not resolved.</summary>
