@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
+using LlmEff.Cli.Reporting;
 using LlmEff.Layers;
 using static TorchSharp.torch;
 
@@ -21,9 +22,10 @@ internal static class RotationComparison
         if (threads > 0) set_num_threads(threads);
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(inv, $"Rotary rotation, fp32 CPU, {get_num_threads()} threads, median of {repeats} interleaved calls; {DateTime.UtcNow:yyyy-MM-dd}"));
+        Console.WriteLine("Paired by call: the roll form's time over the rotate_half form's just before it, geometric mean (95% t-interval of the log ratios); \"not resolved\" where the interval contains 1.00.");
         Console.WriteLine();
-        Console.WriteLine("| shape | rotate_half form µs | roll form µs | ratio |");
-        Console.WriteLine("|---|---:|---:|---:|");
+        Console.WriteLine("| shape | rotate_half form µs | roll form µs | ratio (medians) | ratio, paired by call |");
+        Console.WriteLine("|---|---:|---:|---:|---|");
         foreach (var (name, shape, backward) in new (string, long[], bool)[]
                  {
                      ("decode cache [1, 4, 512, 64], forward", new long[] { 1, 4, 512, 64 }, false),
@@ -42,7 +44,7 @@ internal static class RotationComparison
                 current.Add(Time(() => RotaryEmbedding.Rotate(x, cos, sin), backward));
             }
             double a = BenchmarkArguments.Median(old), b = BenchmarkArguments.Median(current);
-            Console.WriteLine(string.Create(inv, $"| {name} | {a:F0} | {b:F0} | {b / a:F2} |"));
+            Console.WriteLine(string.Create(inv, $"| {name} | {a:F0} | {b:F0} | {b / a:F2} | {Statistics.Ratio(current, old).Format(2)} |"));
         }
         return 0;
     }

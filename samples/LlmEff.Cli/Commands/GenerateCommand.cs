@@ -78,12 +78,14 @@ internal static class GenerateCommand
         sampling.Validate();
         if (!File.Exists(path)) throw new FileNotFoundException($"--gguf: no file at {Path.GetFullPath(path)}.", path);
         var codec = Tokenizers.ByName(tokenizerName);
-        // The context is sized once the prompt's length is known; the file's own trained context bounds it.
-        int[] prompt;
-        using (var probe = new LlamaCppEngine(path, contextSize: 16, threads: 1))
-            prompt = probe.HasTokenizer ? probe.Tokenize(text) : codec.Encode(text).Select(id => checked((int)id)).ToArray();
+        // The file is loaded once; the context is sized when the prompt's length is known (the trained context bounds it).
+        int[] prompt = [];
+        using var engine = new LlamaCppEngine(path, weights =>
+        {
+            prompt = weights.HasTokenizer ? weights.Tokenize(text) : codec.Encode(text).Select(id => checked((int)id)).ToArray();
+            return Math.Max(prompt.Length, 1) + Math.Max(count, 1);
+        }, threads: Math.Max(1, Environment.ProcessorCount));
         if (prompt.Length == 0) throw new ArgumentException("--prompt: the prompt is empty: give at least one token.");
-        using var engine = new LlamaCppEngine(path, contextSize: prompt.Length + Math.Max(count, 1), threads: Math.Max(1, Environment.ProcessorCount));
         if (prompt.Length + count > engine.TrainedContext)
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"--tokens {count}: the prompt's {prompt.Length} tokens plus {count} exceed the model's context of {engine.TrainedContext}; llama.cpp does not slide a window here."));

@@ -20,13 +20,21 @@ public sealed class LlamaCppEngine : IDisposable
     private static readonly Queue<string> RecentProblems = new();
 
     private readonly LLamaWeights weights;
-    private readonly LLamaContext context;
+    private readonly LLamaContext context = null!; // set once the weights have sized it, before any other use
     private int position;
 
     /// <summary>Loads <paramref name="path"/> with room for <paramref name="contextSize"/> tokens, on
     /// <paramref name="threads"/> CPU threads.</summary>
-    public LlamaCppEngine(string path, int contextSize, int threads = 2)
+    public LlamaCppEngine(string path, int contextSize, int threads = 2) : this(path, _ => contextSize, threads)
     {
+    }
+
+    /// <summary>Loads <paramref name="path"/> once and then sizes the context: <paramref name="contextSize"/> may read
+    /// what the weights alone tell (<see cref="Tokenize"/>, <see cref="Vocab"/>, <see cref="TrainedContext"/>,
+    /// <see cref="HasTokenizer"/>), so a prompt is measured without loading the file twice.</summary>
+    public LlamaCppEngine(string path, Func<LlamaCppEngine, int> contextSize, int threads = 2)
+    {
+        ArgumentNullException.ThrowIfNull(contextSize);
         lock (Configure)
         {
             // llama.cpp logs every tensor it loads; keep the output to what we print. Settable only before the first load.
@@ -36,9 +44,6 @@ public sealed class LlamaCppEngine : IDisposable
         }
         var parameters = new ModelParams(path)
         {
-            ContextSize = (uint)contextSize,
-            BatchSize = (uint)contextSize,
-            UBatchSize = (uint)contextSize,
             GpuLayerCount = 0,
             Threads = threads,
             BatchThreads = threads,
@@ -58,7 +63,18 @@ public sealed class LlamaCppEngine : IDisposable
             lock (Configure) said = string.Join(" ", RecentProblems);
             throw new System.IO.InvalidDataException($"llama.cpp could not load {path}: {(said.Length > 0 ? said : "it gave no reason")}");
         }
-        context = weights.CreateContext(parameters);
+        try
+        {
+            var size = contextSize(this);
+            if (size < 1) throw new ArgumentOutOfRangeException(nameof(contextSize), size, "The context must hold at least one token.");
+            parameters.ContextSize = parameters.BatchSize = parameters.UBatchSize = (uint)size;
+            context = weights.CreateContext(parameters);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
     }
 
     private static void Remember(LLamaLogLevel level, string message)
@@ -84,7 +100,7 @@ public sealed class LlamaCppEngine : IDisposable
     public int[] Tokenize(string text)
     {
         if (!HasTokenizer) throw new InvalidOperationException("The GGUF file has no tokenizer ('no_vocab'): give token ids.");
-        var tokens = context.Tokenize(text, addBos: false, special: false);
+        var tokens = weights.Tokenize(text, add_bos: false, special: false, Encoding.UTF8);
         return Array.ConvertAll(tokens, t => (int)t);
     }
 
