@@ -50,6 +50,8 @@ internal static class StepComparison
             models.Add(("hand-written + one matmul", new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence, oneMatmul: true)));
             models.Add(("hand-written + roll rotate", new HandWrittenLlama(Vocab, 512, 8, 8, 1408, Sequence, rollRotate: true)));
         }
+        // The two above are owned here, unlike the `using` models: released when the comparison ends.
+        using var ablated = new DisposeAll(models.Skip(2).Select(m => m.Item2));
         // PyTorch eager runs in a child process that steps on request, so its steps interleave with the TorchSharp ones.
         string? pythonReason = "skipped (--no-python)";
         using var python = args.Contains("--no-python") ? null : PyTorchServer.Start(threads, out pythonReason);
@@ -260,4 +262,12 @@ internal static class StepComparison
         }
         return null;
     }
+}
+
+/// <summary>Disposes every module it was given, for models created in a list rather than with <c>using</c>.</summary>
+internal sealed class DisposeAll(IEnumerable<System.IDisposable> owned) : System.IDisposable
+{
+    private readonly List<System.IDisposable> owned = owned.ToList();
+
+    public void Dispose() => owned.ForEach(o => o.Dispose());
 }

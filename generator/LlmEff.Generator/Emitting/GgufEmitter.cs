@@ -58,7 +58,7 @@ internal static class GgufEmitter
         if (Gpt2Like(plan)) return Gpt2Refusal(plan);
         if (QuantRefusal(plan) is { } quant) return quant;
         if (plan.Bias) return $"biases{Later}";
-        if (new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.FirstOrDefault(f => f?.ClampLimit is not null) is { ClampLimit: { } limit })
+        if (FeedForwards(plan).FirstOrDefault(f => f.ClampLimit is not null) is { ClampLimit: { } limit })
             return $"SwiGLU clamping (ClampLimit = {limit.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}){Later}: llama.cpp does not clamp, so it would compute another model";
         // Dense layers first, then routed ones: llama.cpp's leading_dense_block_count.
         if (plan.Layers.Any(l => l.FeedForward == FeedForwardKind.Dense && l.Index >= LeadingDenseLayers(plan)))
@@ -129,7 +129,7 @@ internal static class GgufEmitter
             _ => $"llama.cpp's q4_0 holds an f16 scale per 32 values, not our fp32 scale per group of {quant.BlockSize}, so the weights would change",
         };
         if (why is not null) return $"[Quant] {quant.FormatName} weights: no GGUF export; {why}";
-        var linears = new[] { plan.Dense, plan.Mixture?.Expert, plan.Mixture?.Shared }.SelectMany(f => f is null ? Enumerable.Empty<LinearPlan>() : f.Linears)
+        var linears = FeedForwards(plan).SelectMany(f => f.Linears)
             .Concat(plan.Attention is { } a ? a.Projections.Concat(a.QueryOnlyProjections).Append(a.Output) : Enumerable.Empty<LinearPlan>())
             .Concat(plan.Latent?.Linears ?? Enumerable.Empty<LinearPlan>())
             .Concat(plan.Conv is { } c ? new[] { c.InProjection, c.OutProjection } : Enumerable.Empty<LinearPlan>());

@@ -139,7 +139,7 @@ public static class GgufExporter
         return (mapping, blocks.contiguous().MoveToOuterDisposeScope(), shape, GgufTensorType.MXFP4);
     }
 
-    private const int Mxfp4BlockValues = 32;
+    private static readonly int Mxfp4BlockValues = GgufFile.BlockValues(GgufTensorType.MXFP4);
 
     /// <summary>
     /// ggml's block_mxfp4 bytes (ggml-common.h) of <paramref name="layer"/>'s weight as our quantizer packs it,

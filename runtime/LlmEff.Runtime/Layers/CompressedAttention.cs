@@ -259,11 +259,12 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
     {
         long batch = q.shape[0], time = q.shape[1];
         // [batch, heads, time, keys] in fp32; the sink is one more logit per head with no value.
-        var logits = torch.einsum("bthd,bsd->bhts", q.to(ScalarType.Float32), keys.to(ScalarType.Float32)) * (float)(1 / Math.Sqrt(o.HeadDim));
+        var keyValues = keys.to(ScalarType.Float32); // one key = value head: converted once, used twice
+        var logits = torch.einsum("bthd,bsd->bhts", q.to(ScalarType.Float32), keyValues) * (float)(1 / Math.Sqrt(o.HeadDim));
         logits = logits.masked_fill(keep.unsqueeze(1).logical_not(), double.NegativeInfinity);
         var sink = attn_sink.view(1, o.Heads, 1, 1).expand(batch, -1, time, 1);
         var probabilities = torch.cat(new[] { logits, sink }, -1).softmax(-1).narrow(-1, 0, keys.shape[1]);
-        var output = torch.einsum("bhts,bsd->bthd", probabilities, keys.to(ScalarType.Float32)).to(q.dtype);
+        var output = torch.einsum("bhts,bsd->bthd", probabilities, keyValues).to(q.dtype);
         // The value carried its key's rotation: rotate the output's rotary part back by the query's angle.
         output = RotateTail(output, cos.unsqueeze(1), -sin.unsqueeze(1));
         var grouped = output.reshape(batch, time, o.OutputGroups, -1);

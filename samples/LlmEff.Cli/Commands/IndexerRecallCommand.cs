@@ -123,24 +123,17 @@ internal static class IndexerRecallCommand
             .Append(CultureInfo.InvariantCulture, $"outlier inputs: {p.OutlierChannels} of {p.Dim} channels {p.OutlierScale.ToString(CultureInfo.InvariantCulture)}× larger in queries and keys.\n");
         text.Append("Recall |top-k ∩ top-k_fp32| / k against fp32 q, k and scores:\n\n");
         var rows = Scorings(results).Select(s => new[] { s }.Concat(InputKinds.Select(i => RecallOf(results, i, s).Format(Statistics.Fixed(4)))).ToArray()).ToList();
-        text.Append(Columns(new[] { "scoring" }.Concat(InputKinds).ToArray(), rows));
+        text.Append(TextTable.Render(new[] { "scoring" }.Concat(InputKinds).ToArray(), rows));
         text.Append(CultureInfo.InvariantCulture, $"{SeedsLine(results)}\n\nPaired by seed (both scorings on the same inputs), changed − baseline:\n\n");
         var effects = Effects.Select(e => new[] { e.Name }.Concat(InputKinds.Select(i => EffectOf(results, i, e.Changed, e.Baseline).Format(Statistics.Fixed(4)))).ToArray()).ToList();
-        text.Append(Columns(new[] { "effect" }.Concat(InputKinds).ToArray(), effects));
-        text.Append(CultureInfo.InvariantCulture, $"\nDeepSeek's V3.2/V4 report: {ReportedBf16Recall} recall with BF16 index scores.\n");
+        text.Append(TextTable.Render(new[] { "effect" }.Concat(InputKinds).ToArray(), effects));
+        text.Append(CultureInfo.InvariantCulture, $"\nFor reference, not comparable: DeepSeek's V3.2/V4 report gives {ReportedBf16Recall} recall with BF16 index scores on its own model and data.\n");
         return text.ToString();
     }
 
     private static string SeedsLine(RecallResults results) => results.Seeds.Count > 1
         ? $"{results.Seeds.Count} seeds ({results.Seeds[0]}–{results.Seeds[^1]}), a fresh draw of inputs each: mean ± 95% interval (Student t)."
         : $"Seed {results.Seeds[0]}: {Statistics.NoInterval}.";
-
-    private static string Columns(string[] header, IReadOnlyList<string[]> rows)
-    {
-        var widths = header.Select((h, c) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[c].Length))).ToArray();
-        string Line(string[] cells) => string.Join("  ", cells.Select((cell, c) => c == 0 ? cell.PadRight(widths[c]) : cell.PadLeft(widths[c]))).TrimEnd() + "\n";
-        return Line(header) + Line(widths.Select(w => new string('-', w)).ToArray()) + string.Concat(rows.Select(Line));
-    }
 
     /// <summary>Writes results.json, report.md and recall.png into <paramref name="folder"/>; returns the paths.</summary>
     internal static IReadOnlyList<string> Write(string folder, RecallResults results)

@@ -182,13 +182,7 @@ internal static class QatCommand
             };
         }).ToList();
         var numeric = new[] { false, false, true, true, true, false };
-        var widths = header.Select((h, j) => Math.Max(h.Length, cells.Max(c => c[j].Length))).ToArray();
-        var text = new StringBuilder();
-        void Row(IReadOnlyList<string> line) =>
-            text.Append(string.Join("  ", line.Select((cell, j) => numeric[j] ? cell.PadLeft(widths[j]) : cell.PadRight(widths[j]))).TrimEnd()).Append('\n');
-        Row(header);
-        Row(widths.Select(w => new string('-', w)).ToArray());
-        foreach (var row in cells) Row(row);
+        var text = new StringBuilder(TextTable.Render(header, cells, j => numeric[j]));
         text.Append(seeds.Count < 2
             ? $"{Statistics.NoInterval}: single runs (use --seeds 2 or more for intervals and resolved/not resolved marks).\n"
             : string.Create(CultureInfo.InvariantCulture, $"{seeds.Count} seeds: mean ± 95% interval (Student t); \"vs fp32\" pairs runs by seed, \"not resolved\" where its interval contains 0.\n"));

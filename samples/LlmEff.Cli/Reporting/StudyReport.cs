@@ -121,15 +121,7 @@ public static class StudyReport
         return text.ToString();
     }
 
-    private static void Aligned(StringBuilder text, string[] header, List<string[]> rows)
-    {
-        var widths = header.Select((h, i) => Math.Max(h.Length, rows.Select(r => r[i].Length).DefaultIfEmpty(0).Max())).ToArray();
-        void Line(IEnumerable<string> cells) =>
-            text.Append(string.Join("  ", cells.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))).TrimEnd()).Append('\n');
-        Line(header);
-        Line(widths.Select(w => new string('-', w)));
-        foreach (var row in rows) Line(row);
-    }
+    private static void Aligned(StringBuilder text, string[] header, List<string[]> rows) => text.Append(TextTable.Render(header, rows));
 
     /// <summary>What the numbers are: seeds, interval, and the meaning of the marks.</summary>
     private static string IntervalNote(StudyResults results)
