@@ -161,6 +161,18 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
         return s.le(t).logical_and(s.gt(t - window)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The indexer's queries, keys and head weights for normalised input <paramref name="x"/> at positions
+    /// 0 …, before rotation and quantization (<see cref="CompressedIndexer.ScoreInputs"/>); CSA layers only.</summary>
+    public (Tensor Queries, Tensor Keys, Tensor HeadWeights) IndexerScoreInputs(Tensor x)
+    {
+        if (indexer is null) throw new InvalidOperationException($"A {o.Kind} layer has no indexer: only {CompressedAttentionKind.CompressedSparse} layers select entries.");
+        CheckInput(x, 0);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var (queries, keys, weights) = indexer.ScoreInputs(x, q_norm.forward(wq_a.forward(x)), rotary);
+        return (queries.MoveToOuterDisposeScope(), keys.MoveToOuterDisposeScope(), weights.MoveToOuterDisposeScope());
+    }
+
     /// <summary>Normalised input [batch, time, Dim] at positions 0 … time − 1 → [batch, time, Dim].</summary>
     public override Tensor forward(Tensor x)
     {

@@ -82,16 +82,38 @@ public sealed class CompressedIndexer : nn.Module
     public Tensor Queries(Tensor queryLatent, RotaryEmbedding rotary, long offset = 0)
     {
         using var scope = NewDisposeScope();
+        return IndexerQuantizer.FakeQuantize(Hadamard.Rotate(RotaryQueries(queryLatent, rotary, offset)), Precision).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>wq_b's heads [batch, time, Heads, IndexDim] with rotary on their last RopeDim channels at positions
+    /// <paramref name="offset"/> ….</summary>
+    private Tensor RotaryQueries(Tensor queryLatent, RotaryEmbedding rotary, long offset)
+    {
         long batch = queryLatent.shape[0], time = queryLatent.shape[1];
         var q = wq_b.forward(queryLatent).view(batch, time, Heads, IndexDim);
-        if (ropeDim > 0)
-        {
-            var (cos, sin) = rotary.Angles(time, offset);
-            var rotated = RotaryEmbedding.Rotate(q.narrow(-1, IndexDim - ropeDim, ropeDim), cos.unsqueeze(1), sin.unsqueeze(1));
-            q = torch.cat(new[] { q.narrow(-1, 0, IndexDim - ropeDim), rotated }, -1);
-        }
-        return IndexerQuantizer.FakeQuantize(Hadamard.Rotate(q), Precision).MoveToOuterDisposeScope();
+        if (ropeDim == 0) return q;
+        var (cos, sin) = rotary.Angles(time, offset);
+        var rotated = RotaryEmbedding.Rotate(q.narrow(-1, IndexDim - ropeDim, ropeDim), cos.unsqueeze(1), sin.unsqueeze(1));
+        return torch.cat(new[] { q.narrow(-1, 0, IndexDim - ropeDim), rotated }, -1);
     }
+
+    /// <summary>
+    /// What <see cref="Scores"/> is computed from, before the Hadamard rotation and the quantization: index queries
+    /// [batch, time, Heads, IndexDim] (rotary applied), index keys [batch, time div Ratio, IndexDim] and head weights
+    /// [batch, time, Heads] (scaled as in <see cref="Scores"/>), all fp32. <see cref="IndexerRecall.MeasureOn"/> scores
+    /// them at every precision to see which entries each would choose.
+    /// </summary>
+    public (Tensor Queries, Tensor Keys, Tensor HeadWeights) ScoreInputs(Tensor x, Tensor queryLatent, RotaryEmbedding rotary)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var q = RotaryQueries(queryLatent, rotary, 0);
+        var keys = compressor.forward(x, rotary);
+        return (q.to(ScalarType.Float32).MoveToOuterDisposeScope(), keys.to(ScalarType.Float32).MoveToOuterDisposeScope(), HeadWeights(x).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Each head's weight per token [batch, time, Heads], fp32: <c>weights_proj(x)·IndexDim^−½·Heads^−½</c>.</summary>
+    private Tensor HeadWeights(Tensor x) => weights_proj.forward(x).to(ScalarType.Float32) * (float)(1 / Math.Sqrt((double)IndexDim * Heads));
 
     /// <summary>Index scores [batch, time, entries] (fp32, unmasked) of <paramref name="queries"/> over
     /// <paramref name="keys"/>, with head weights from the layer input <paramref name="x"/>.</summary>
@@ -99,8 +121,7 @@ public sealed class CompressedIndexer : nn.Module
     {
         using var scope = NewDisposeScope();
         var dots = torch.einsum("bthd,bsd->bths", queries.to(ScalarType.Float32), keys.to(ScalarType.Float32)).relu();
-        var weights = weights_proj.forward(x).to(ScalarType.Float32) * (float)(1 / Math.Sqrt((double)IndexDim * Heads));
-        var scores = (dots * weights.unsqueeze(-1)).sum(2);
+        var scores = (dots * HeadWeights(x).unsqueeze(-1)).sum(2);
         if (Bf16Scores) scores = scores.to(ScalarType.BFloat16).to(ScalarType.Float32);
         return scores.MoveToOuterDisposeScope();
     }
