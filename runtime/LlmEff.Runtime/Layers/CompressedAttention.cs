@@ -185,9 +185,10 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
         if (compressor is not null)
         {
             var entries = compressor.forward(x, rotary);
-            var visible = indexer is not null
-                ? indexer.Select(x, queryLatent, rotary)
-                : VisibleEntries(time, entries.shape[1], o.Ratio, x.device).unsqueeze(0).expand(batch, -1, -1);
+            // Training also leaves the indexer its distillation loss against this layer's attention over the entries.
+            var visible = indexer is null ? VisibleEntries(time, entries.shape[1], o.Ratio, x.device).unsqueeze(0).expand(batch, -1, -1)
+                : training && is_grad_enabled() ? indexer.SelectAndSupervise(x, queryLatent, rotary, q, entries)
+                : indexer.Select(x, queryLatent, rotary);
             keys = torch.cat(new[] { kv, entries }, 1);
             keep = torch.cat(new[] { keep, visible }, 2);
         }
