@@ -36,6 +36,8 @@ internal static class PyTorchEmitter
             if (!Known(m.Balance)) return $"[MoE] balancing {(int)m.Balance} has no PyTorch port";
         }
         if (spec.Quant is { } q && !Known(q.Format)) return $"[Quant] format {(int)q.Format} has no PyTorch port";
+        if (a.Compressed is not null)
+            return "compressed attention (DeepSeek V4) has no generated PyTorch twin yet; its blocks have Python twins (Layers/compressed_attention.py)";
         return null;
     }
 
