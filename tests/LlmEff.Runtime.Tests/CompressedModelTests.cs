@@ -73,7 +73,8 @@ public sealed class CompressedModelTests
         // At full context the per-token constant is the whole cache spread over it, and the long-context rate is the entries'.
         Assert.Equal(TinyV4.KvCacheElementsPerToken, (TinyV4.KvCacheElements(256) + 255) / 256);
         Assert.Equal(TinyV4.KvCacheElementsPerTokenLimit, 64.0 / 4 + 32.0 / 4 + 64.0 / 16);
-        Assert.Throws<ArgumentOutOfRangeException>(() => TinyV4.KvCacheElements(257));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TinyV4.KvCacheElements(-1));
+        Assert.Equal(TinyV4.KvCacheElements(100), TinyV4.Facts.KvCacheElementsAt(100));
     }
 
     [Fact]

@@ -264,9 +264,9 @@ internal static class ModelEmitter
              .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(sizes.MlpParameters)}, " +
                    $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}" +
                    $"{(Hybrid ? $", Convolution: {L(sizes.ConvParameters)}" : "")}){(spec.Causal ? "" : ", Causal: false")}" +
-                   (spec.Quant is null ? ");" : ","));
+                   (spec.Quant is null ? ")" + FactsInitializer + ";" : ","));
             if (spec.Quant is { } q)
-                w.Line($"    Quant: new(Quantization, {TargetExpression(q.Target)}, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes));");
+                w.Line($"    Quant: new(Quantization, {TargetExpression(q.Target)}, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes)){FactsInitializer};");
             w.Line()
              .Line("/// <summary>Builds the module; see the constructor.</summary>")
              .Line($"public static {name} Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);");
@@ -298,8 +298,9 @@ internal static class ModelEmitter
             var limit = Sizing.ModelSizing.CacheElementsPerTokenLimit(plan);
             w.Line($"/// <summary>Decoding-cache elements of one sequence after <paramref name=\"tokens\"/> tokens, every layer: {string.Join("; ", comments)}. " +
                    $"At the full context of {N(spec.Context)} tokens: {N(sizes.KvCacheElementsAtContext)}.</summary>")
-             .Line($"public static long KvCacheElements(long tokens) => tokens < 0 || tokens > {spec.Context}")
-             .Line($"    ? throw new System.ArgumentOutOfRangeException(nameof(tokens), tokens, \"Token counts lie in 0..{spec.Context}.\")")
+             .Line("/// Beyond the context the model cannot decode; the formula goes on, for what-if sizing.")
+             .Line("public static long KvCacheElements(long tokens) => tokens < 0")
+             .Line("    ? throw new System.ArgumentOutOfRangeException(nameof(tokens), tokens, \"A token count cannot be negative.\")")
              .Line($"    : checked({string.Join(" + ", terms)});")
              .Line()
              .Line($"/// <summary>Elements the cache grows by per token once the context is long (the compressed entries and index keys; the " +
@@ -309,6 +310,9 @@ internal static class ModelEmitter
         }
 
         private static string Layers(int count, string kind) => $"{count} {kind} layer{(count == 1 ? "" : "s")}";
+
+        /// <summary>What the facts carry beyond the constructor: compressed attention's cache as a function of the tokens.</summary>
+        private string FactsInitializer => Compressed ? " { KvCacheElements = KvCacheElements }" : "";
 
         /// <summary>How the cache per token adds up, for the facts' comment.</summary>
         private string KvCacheFormula()

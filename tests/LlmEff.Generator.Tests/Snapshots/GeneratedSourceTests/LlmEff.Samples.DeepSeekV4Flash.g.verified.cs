@@ -18,8 +18,9 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
     public const long KvCacheElementsPerToken = 3446;
 
     /// <summary>Decoding-cache elements of one sequence after <paramref name="tokens"/> tokens, every layer: 2 sliding-window layers: the last 128 keys = values; 21 CSA layers: the window, an entry and an index key per 4 tokens, 20,480 state values; 20 HCA layers: the window, an entry per 128 tokens, 131,072 state values. At the full context of 1,048,576 tokens: 3,612,971,008.</summary>
-    public static long KvCacheElements(long tokens) => tokens < 0 || tokens > 1048576
-        ? throw new global::System.ArgumentOutOfRangeException(nameof(tokens), tokens, "Token counts lie in 0..1048576.")
+    /// Beyond the context the model cannot decode; the formula goes on, for what-if sizing.
+    public static long KvCacheElements(long tokens) => tokens < 0
+        ? throw new global::System.ArgumentOutOfRangeException(nameof(tokens), tokens, "A token count cannot be negative.")
         : checked(2 * (global::System.Math.Min(tokens, 128) * 512) + 21 * (global::System.Math.Min(tokens, 128) * 512 + tokens / 4 * (512 + 128) + 20480) + 20 * (global::System.Math.Min(tokens, 128) * 512 + tokens / 128 * 512 + 131072));
 
     /// <summary>Elements the cache grows by per token once the context is long (the compressed entries and index keys; the window and the state stay fixed): 3440, against 3,446 per token at full context.</summary>
@@ -48,7 +49,7 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 26468679680,
         Breakdown: new(Embeddings: 529530880, Attention: 5086317888, Mlp: 278152609792, Norms: 356352, OutputHead: 529530880),
-        Quant: new(Quantization, global::LlmEff.QuantTarget.Experts, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes));
+        Quant: new(Quantization, global::LlmEff.QuantTarget.Experts, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes)) { KvCacheElements = KvCacheElements };
 
     /// <summary>Builds the module; see the constructor.</summary>
     public static DeepSeekV4Flash Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);

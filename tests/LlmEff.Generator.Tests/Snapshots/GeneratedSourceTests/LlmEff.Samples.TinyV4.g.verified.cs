@@ -18,8 +18,9 @@ partial class TinyV4 : global::TorchSharp.torch.nn.Module<global::TorchSharp.tor
     public const long KvCacheElementsPerToken = 80;
 
     /// <summary>Decoding-cache elements of one sequence after <paramref name="tokens"/> tokens, every layer: 2 sliding-window layers: the last 32 keys = values; 1 CSA layer: the window, an entry and an index key per 4 tokens, 3,072 state values; 1 HCA layer: the window, an entry per 16 tokens, 2,048 state values. At the full context of 256 tokens: 20,480.</summary>
-    public static long KvCacheElements(long tokens) => tokens < 0 || tokens > 256
-        ? throw new global::System.ArgumentOutOfRangeException(nameof(tokens), tokens, "Token counts lie in 0..256.")
+    /// Beyond the context the model cannot decode; the formula goes on, for what-if sizing.
+    public static long KvCacheElements(long tokens) => tokens < 0
+        ? throw new global::System.ArgumentOutOfRangeException(nameof(tokens), tokens, "A token count cannot be negative.")
         : checked(2 * (global::System.Math.Min(tokens, 32) * 64) + 1 * (global::System.Math.Min(tokens, 32) * 64 + tokens / 4 * (64 + 32) + 3072) + 1 * (global::System.Math.Min(tokens, 32) * 64 + tokens / 16 * 64 + 2048));
 
     /// <summary>Elements the cache grows by per token once the context is long (the compressed entries and index keys; the window and the state stay fixed): 28, against 80 per token at full context.</summary>
@@ -32,7 +33,7 @@ partial class TinyV4 : global::TorchSharp.torch.nn.Module<global::TorchSharp.tor
     public static global::LlmEff.ModelFacts Facts { get; } = new("TinyV4", Vocab: 256, Dim: 256, Layers: 4, Context: 256,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
         MatmulFlopsPerToken: 5662720,
-        Breakdown: new(Embeddings: 65536, Attention: 605744, Mlp: 2162688, Norms: 2304, OutputHead: 0));
+        Breakdown: new(Embeddings: 65536, Attention: 605744, Mlp: 2162688, Norms: 2304, OutputHead: 0)) { KvCacheElements = KvCacheElements };
 
     /// <summary>Builds the module; see the constructor.</summary>
     public static TinyV4 Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
