@@ -30,6 +30,22 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void Ablate_trains_DeepSeek_V4s_attention_beside_full_and_latent_attention_and_reports_its_cache_at_the_models_context()
+    {
+        // 64 tokens: past TinyV4's 32-token window, through 16 CSA windows of 4 and 4 HCA windows of 16.
+        var (code, output, error) = CliHarness.Run("ablate", "--seeds", "1", "--steps", "2", "--batch", "2", "--seq", "64", "--models", "TinyDecoder,TinyLatent,TinyV4", "--out", temp.Path);
+
+        Assert.True(code == 0, error);
+        Assert.Contains("TinyV4", output);
+        using var json = JsonDocument.Parse(File.ReadAllText(temp.File("results.json")));
+        var runs = json.RootElement.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(new[] { "TinyDecoder", "TinyLatent", "TinyV4" }, runs.Select(r => r.GetProperty("model").GetString()));
+        // TinyV4 caches 20,480 elements at its context of 256 tokens: 80 per token, 160 bytes in bf16.
+        Assert.Equal(new long[] { 4096, 384, 160 }, runs.Select(r => r.GetProperty("kvBytesPerToken").GetInt64()));
+        Assert.All(runs[2].GetProperty("trainLosses").EnumerateArray(), loss => Assert.True(double.IsFinite(loss.GetDouble())));
+    }
+
+    [Fact]
     public void Ablate_with_two_seeds_runs_each_model_per_seed_and_shows_intervals_and_resolution_marks()
     {
         var (code, output, error) = CliHarness.Run("ablate", "--seeds", "2", "--steps", "2", "--batch", "2", "--seq", "32", "--models", "TinyDecoder,TinyNoKey", "--out", temp.Path);
@@ -277,6 +293,18 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void Inspect_states_compressed_attentions_cache_at_each_length_not_per_token_times_length()
+    {
+        var (code, output, error) = CliHarness.Run("inspect", "--models", "DeepSeekV4Flash", "--contexts", "4096,max", "--dtypes", "bf16");
+
+        Assert.True(code == 0, error);
+        Assert.Contains("284,298,345,792", output);
+        // 2 sliding layers × 128 × 512, 21 CSA × (128 × 512 + 1,024 × 640 + 20,480), 20 HCA × (128 × 512 + 32 × 512 + 131,072) at 4,096 tokens.
+        Assert.Contains("KV cache at 4,096 tokens: bf16 38.07 MiB  (4,873.0 elements per token at this length", output);
+        Assert.Contains("KV cache at 1,048,576 tokens: bf16 6.73 GiB  (3,445.6 elements per token at this length", output);
+    }
+
+    [Fact]
     public void Study_trains_every_variant_and_reports_accuracy_and_the_symmetry_check()
     {
         var (code, output, error) = CliHarness.Run("study", "--recipe", "ours", "--seeds", "1", "--tasks", "SUB", "--train", "64", "--test", "32", "--batch", "32", "--out", temp.Path);
@@ -325,7 +353,8 @@ public sealed class CommandTests : IDisposable
 
         Assert.True(code == 0, error);
         var lines = output.Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(1 + 16 + 1 + 1, lines.Length); // header, 16 Tiny* models, Gpt2Small, footnote
+        Assert.Equal(1 + 17 + 1 + 2, lines.Length); // header, 17 Tiny* models, Gpt2Small, footnote and TinyV4's compressed-cache note
+        Assert.Contains(lines, l => l.StartsWith("TinyV4 ") && l.Contains(" 160 ")); // 20,480 elements at 256 tokens: 80 per token
         Assert.Contains(lines, l => l.StartsWith("TinyHybrid ") && l.Contains("2,048")); // 2 attention layers of 4 cache keys and values
         Assert.Contains(lines, l => l.StartsWith("Gpt2Small") && l.Contains("124,439,808") && l.Contains("36,864"));
         Assert.Contains(lines, l => l.StartsWith("TinyNoKey ") && l.Contains("2,048"));

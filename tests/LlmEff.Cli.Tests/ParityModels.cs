@@ -222,3 +222,10 @@ public partial class GgufGpt2Gqa;
 [Attention(Heads = 4, KvHeads = 2)]
 [Mlp(Activation = Activation.Gelu)]
 public partial class GgufGpt2LlamaNames;
+
+/// <summary>DeepSeek V4's attention at a size where everything happens within 16 tokens: a 4-token window, CSA entries of
+/// 2 tokens of which the FP4 indexer keeps 3, HCA entries of 4 tokens.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 3, Context = 32)]
+[Attention(Heads = 4, HeadDim = 32, Kind = AttentionKind.Compressed, RopeDim = 8, QRank = 32, OutputGroups = 2, OutputRank = 16, SlidingWindow = 4)]
+[CompressedLayers(Sparse = "1", Heavy = "2", SparseRatio = 2, HeavyRatio = 4, TopK = 3, IndexerHeads = 2, IndexerDim = 32)]
+public partial class ParityCompressed;

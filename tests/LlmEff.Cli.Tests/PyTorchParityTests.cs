@@ -110,6 +110,8 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityClampedMoe", false),       // SwiGLU clamping in dense, routed and shared feed-forwards; √softplus router, aux loss
         ("ParityGpt2Clamped", false),      // SwiGLU clamping on the fused c_fc
         ("ParitySequenceBalancedMoe", false), // √softplus, selection bias and the sequence-wise balance loss
+        ("ParityCompressed", false),       // DeepSeek V4's attention: sliding window, CSA with its FP4 indexer, HCA
+        ("TinyV4", false),                 // the same at the sample's size (16 tokens: inside its window)
     };
 
     [SkippableFact]

@@ -12,6 +12,9 @@ public sealed class CombinationDiagnosticsTests
     private const string Latent = "Kind = AttentionKind.Latent";
     private const string Sparse = "SparseAttention(IndexerHeads = 2, IndexerDim = 8, TopK = 4)";
     private const string LatentAttention = "Heads = 4, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8";
+    private const string Compressed = "Kind = AttentionKind.Compressed";
+    private const string CompressedShape = "HeadDim = 16, RopeDim = 8, QRank = 32, OutputGroups = 2, OutputRank = 16, SlidingWindow = 8";
+    private const string CompressedAttention = "Heads = 4, " + Compressed + ", " + CompressedShape;
 
     /// <summary>Per row of <see cref="IncompatibleCombinations.All"/>: a declaration that triggers it and nothing else,
     /// with #0 on the argument the diagnostic belongs to, and the two sides the message must name.</summary>
@@ -129,6 +132,58 @@ public sealed class CombinationDiagnosticsTests
             [Attention(Heads = 4)]
             [Quant(QuantFormat.Nvfp4)]
             """, TorchInit, "[Quant]"),
+        ["Compressed attention in an encoder"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, Causal = false)]
+            [Attention(Heads = 4, {|#0:{{Compressed}}|}, {{CompressedShape}})]
+            """, Compressed, "Causal = false"),
+        ["Compressed attention with sparse attention"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+            [Attention({{CompressedAttention}})]
+            [{|#0:{{Sparse}}|}]
+            """, "[SparseAttention]", Compressed),
+        ["Compressed attention in a hybrid"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+            [Attention(Heads = 4, {|#0:{{Compressed}}|}, {{CompressedShape}})]
+            [Layers(Attention = "1")]
+            [ShortConv]
+            """, Compressed, "[ShortConv] layers"),
+        ["Compressed attention with KV sharing"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+            [Attention({{CompressedAttention}}, {|#0:ShareKvEvery = 2|})]
+            """, "ShareKvEvery = 2", Compressed),
+        ["Compressed attention without rotary positions"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#0:Positions = Positions.Learned|})]
+            [Attention({{CompressedAttention}})]
+            """, "Positions.Learned", Compressed),
+        ["Compressed attention with GPT-2 names"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#0:Naming = ParameterNaming.Gpt2|})]
+            [Attention({{CompressedAttention}})]
+            """, "ParameterNaming.Gpt2", Compressed),
+        ["Compressed attention with the positional score mixer"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+            [Attention({{CompressedAttention}}, {|#0:BreakSymmetry = true|})]
+            """, "BreakSymmetry = true", Compressed),
+        ["Compressed attention with QK norm"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+            [Attention({{CompressedAttention}}, {|#0:QkNorm = true|})]
+            """, "QkNorm = true", Compressed),
+        ["Compressed attention with a projection variant"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+            [Attention({|#0:Projections.NoKey|}, {{CompressedAttention}})]
+            """, "Projections.NoKey", Compressed),
+        ["Compressed attention with biases"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#0:Bias = true|})]
+            [Attention({{CompressedAttention}})]
+            """, "Bias = true", Compressed),
+        ["Compressed attention quantized"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+            [Attention({{CompressedAttention}})]
+            [Quant(QuantFormat.Nvfp4, {|#0:Target = QuantTarget.Attention|})]
+            """, "QuantTarget.Attention", Compressed),
+        ["PyTorch's initialisation with compressed attention"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention({{CompressedAttention}})]
+            """, TorchInit, Compressed),
     };
 
     private const string TorchInit = "Init = InitScheme.PyTorchDefault";

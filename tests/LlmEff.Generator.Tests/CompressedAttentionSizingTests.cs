@@ -1,6 +1,8 @@
 using System;
 using System.Linq;
+using LlmEff.Generator.Model;
 using LlmEff.Generator.Sizing;
+using LlmEff.Generator.Tests.Infrastructure;
 using LlmEff.Layers;
 using LlmEff.Quantization;
 using Xunit.Abstractions;
@@ -110,5 +112,29 @@ public sealed class CompressedAttentionSizingTests
         // The report: about 7%. Counting elements gives 8.0%, bytes under the storage above 7.3%.
         Assert.InRange(elementShare, 0.079, 0.081);
         Assert.InRange(byteShare, 0.072, 0.073);
+    }
+
+    [Fact]
+    public void The_declared_DeepSeek_V4_Flash_adds_up_to_the_sizing_of_its_43_layers_and_its_cache_at_every_length()
+    {
+        var run = CompilationHarness.Generate(CompilationHarness.Compile(CompilationHarness.SampleSources()["DeepSeekV4Models"])).Run;
+        var flash = run.Results.Single().TrackedSteps[TrackingNames.Models].SelectMany(step => step.Outputs).Select(o => (ModelToEmit)o.Value)
+            .Single(m => m.Target.Name == "DeepSeekV4Flash");
+
+        Assert.Equal(FlashRatios, flash.Plan.Layers.Select(l => l.Compressed!.Ratio));
+        Assert.Equal(FlashRatios.Sum(r => CompressedAttentionSizing.Parameters(Flash, r, sparse: r == 4)), flash.Sizes.AttentionParameters);
+        foreach (var tokens in new long[] { 0, 1, 3, 4, 127, 128, 129, 4096, 1 << 20 })
+            Assert.Equal(FlashRatios.Sum(r => CompressedAttentionSizing.Cache(Flash, r, sparse: r == 4, tokens).Elements), ModelSizing.CacheElements(flash.Plan, tokens));
+        Assert.Equal(3446, flash.Sizes.KvCacheElementsPerToken); // 3,612,971,008 elements at 2^20 tokens, rounded up per token
+        Assert.Equal(3440.0, ModelSizing.CacheElementsPerTokenLimit(flash.Plan)); // 21 × (512 + 128) / 4 + 20 × 512 / 128
+
+        // What the declaration lacks (the sample's comment): mHC's per-layer hc_attn/hc_ffn fn [24, 4·4096], base [24] and
+        // scale [3], and the head's fn [4, 4·4096], base [4], scale [1] (deepseek-ai's V4 inference/model.py).
+        const long streams = 4, dim = 4096, mix = (2 + streams) * streams;
+        var mhc = 43 * 2 * (mix * streams * dim + mix + 3) + (streams * streams * dim + streams + 1);
+        Assert.Equal(284_298_345_792, flash.Sizes.Parameters);
+        Assert.Equal(33_884_439, mhc);
+        log.WriteLine($"DeepSeekV4Flash: {flash.Sizes.Parameters:N0} declared + {mhc:N0} mHC = {flash.Sizes.Parameters + mhc:N0} parameters; " +
+                      $"active {flash.Sizes.ActiveParameters:N0} + {mhc:N0}");
     }
 }

@@ -19,6 +19,9 @@ public sealed class EnumMirrorTests
     [InlineData(typeof(QuantTarget), typeof(QuantTargetKind))]
     [InlineData(typeof(AttentionKind), typeof(AttentionForm))]
     [InlineData(typeof(InitScheme), typeof(InitKind))]
+    [InlineData(typeof(IndexKeyPrecision), typeof(IndexerPrecisionKind))]
+    [InlineData(typeof(LlmEff.Quantization.IndexerPrecision), typeof(IndexerPrecisionKind))]
+    [InlineData(typeof(LlmEff.Layers.CompressedAttentionKind), typeof(CompressedKind))]
     public void Generator_mirror_has_the_same_names_and_values(Type runtime, Type mirror)
     {
         static string[] Describe(Type t) => Enum.GetNames(t).Select(n => $"{n}={Convert.ToInt32(Enum.Parse(t, n))}").ToArray();

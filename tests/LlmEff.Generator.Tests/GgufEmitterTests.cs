@@ -62,11 +62,21 @@ public sealed class GgufEmitterTests
     [InlineData("cross-layer key/value sharing (ShareKvEvery = 2): no GGUF export yet")]
     [InlineData("biases: no GGUF export yet")]
     [InlineData("an encoder")]
+    [InlineData("compressed attention (DeepSeek V4: sliding window, compressed entries, attention sink, grouped output): no GGUF export yet; llama.cpp has no kind for it")]
     public void A_feature_llama_cpp_cannot_run_yet_is_refused_by_name_in_the_generated_part(string feature)
     {
         var spec = feature switch
         {
             "an encoder" => Plain with { Causal = false },
+            _ when feature.StartsWith("compressed", System.StringComparison.Ordinal) => Plain with
+            {
+                Attention = Plain.Attention with
+                {
+                    KvHeads = 1,
+                    Compressed = new CompressedSpec(RopeDim: 8, QRank: 32, OutputGroups: 2, OutputRank: 16, Window: 4, SparseLayers: new[] { 1 }.ToEquatableArray(),
+                        HeavyLayers: new[] { 2 }.ToEquatableArray(), SparseRatio: 2, HeavyRatio: 4, TopK: 2, IndexerHeads: 2, IndexerDim: 32, IndexerPrecisionKind.Fp4, Bf16Scores: false),
+                },
+            },
             _ when feature.StartsWith("biases", System.StringComparison.Ordinal) => Plain with { Bias = true },
             _ => Plain with { Attention = Plain.Attention with { ShareKvEvery = 2 } },
         };

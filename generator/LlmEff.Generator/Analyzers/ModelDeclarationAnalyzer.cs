@@ -30,7 +30,9 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.QuantTargetMissing,
         DiagnosticDescriptors.InvalidLayerLayout,
         DiagnosticDescriptors.LatentRankTooLarge,
-        DiagnosticDescriptors.UnsupportedCombination);
+        DiagnosticDescriptors.UnsupportedCombination,
+        DiagnosticDescriptors.InvalidCompressedLayers,
+        DiagnosticDescriptors.CompressedShapeMismatch);
 
     public override void Initialize(AnalysisContext context)
     {

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Globalization;
@@ -5,6 +6,7 @@ using System.Linq;
 using LlmEff.Generator.Diagnostics;
 using LlmEff.Generator.Model;
 using LlmEff.Generator.Parsing;
+using LlmEff.Generator.Planning;
 using LlmEff.Generator.Sizing;
 using LlmEff.Generator.Validation;
 using Microsoft.CodeAnalysis;
@@ -35,7 +37,8 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.UntiedOutputHead,
         DiagnosticDescriptors.KvCacheOverBudget,
         DiagnosticDescriptors.ExpertParameters,
-        DiagnosticDescriptors.HybridKvCache);
+        DiagnosticDescriptors.HybridKvCache,
+        DiagnosticDescriptors.CompressedKvCache);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -58,7 +61,35 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         ReportKvBudget(site, spec, sizes);
         ReportExpertParameters(site, spec, sizes);
         ReportHybridKvCache(site, spec, sizes);
+        ReportCompressedKvCache(site, spec, result.Plan!, sizes);
     }
+
+    /// <summary>What compressed attention caches at full context, against full attention with per-layer keys and values of
+    /// the same heads (2 · Heads · HeadDim per token and layer) and latent attention caching one HeadDim-wide latent plus
+    /// RopeDim rotary channels per token and layer (DeepSeek-V3's 512 + 64, the comparison DeepSeek's V4 report makes).</summary>
+    private static void ReportCompressedKvCache(Site site, ModelSpec spec, LayoutPlan plan, ModelSizes sizes)
+    {
+        if (spec.Attention.Compressed is not { } c) return;
+        var a = spec.Attention;
+        var cached = sizes.KvCacheElementsAtContext;
+        long full, latent;
+        try
+        {
+            full = checked(2L * a.Heads * a.HeadDim * spec.Layers * spec.Context);
+            latent = checked((long)(a.HeadDim + c.RopeDim) * spec.Layers * spec.Context);
+        }
+        catch (OverflowException)
+        {
+            return; // a comparison too large for 64 bits is dropped rather than reported with wrapped numbers
+        }
+        int Count(CompressedKind kind) => plan.Layers.Count(l => l.Compressed?.Kind == kind);
+        site.Report(DiagnosticDescriptors.CompressedKvCache, site.Argument("Attention", "Kind") ?? site.AttentionOrModel(), null,
+            site.Type.Name, N(sizes.KvCacheElementsPerToken), N(spec.Context), Text(Count(CompressedKind.SlidingWindow)), Text(Count(CompressedKind.CompressedSparse)),
+            Text(Count(CompressedKind.HeavilyCompressed)), ModelSizing.CacheElementsPerTokenLimit(plan).ToString("0.#", CultureInfo.InvariantCulture),
+            Text(a.Heads), Text(a.HeadDim), N(full / spec.Context), Ratio(full, cached), Text(c.RopeDim), N(latent / spec.Context), Ratio(latent, cached));
+    }
+
+    private static string Ratio(long larger, long smaller) => (1.0 * larger / smaller).ToString("0.#", CultureInfo.InvariantCulture);
 
     /// <summary>Layers from which a full-attention model is deep enough for a hybrid layout to be worth showing.</summary>
     private const int HybridHintLayers = 8;
@@ -66,7 +97,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     private static void ReportHybridKvCache(Site site, ModelSpec spec, ModelSizes sizes)
     {
         var a = spec.Attention;
-        if (!spec.Causal || spec.Hybrid is not null || a.Latent is not null || a.ShareKvEvery > 1 || spec.Layers < HybridHintLayers) return;
+        if (!spec.Causal || spec.Hybrid is not null || a.Latent is not null || a.Compressed is not null || a.ShareKvEvery > 1 || spec.Layers < HybridHintLayers) return;
         // LFM2's proportion: attention in one layer of four (the last of each four), short convolutions elsewhere.
         var attentionLayers = Enumerable.Range(0, spec.Layers / 4).Select(k => 4 * k + 3).ToEquatableArray();
         // The hybrid's convolutions can outgrow the attention they replace (in_proj is Dim × 3·Dim): no hint then.
@@ -89,7 +120,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     private static void SuggestNoKey(Site site, ModelSpec spec, ModelSizes sizes)
     {
         // Encoders keep no KV cache, and the saving is what the suggestion is about.
-        if (spec.Attention.Projections != ProjectionKind.Full || spec.Attention.Latent is not null || !spec.Causal) return;
+        if (spec.Attention.Projections != ProjectionKind.Full || spec.Attention.Latent is not null || spec.Attention.Compressed is not null || !spec.Causal) return;
         var noKey = ModelSizing.Compute(spec with { Attention = spec.Attention with { Projections = ProjectionKind.NoKey } });
         var saved = sizes.Parameters - noKey.Parameters;
         site.Report(DiagnosticDescriptors.KeysCouldBeValues, site.AttentionOrModel(),
@@ -100,7 +131,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     private static void ReportCollapsingPairs(Site site, ModelSpec spec, ModelSizes sizes)
     {
         var a = spec.Attention;
-        if (a.Heads != 1 || a.HeadDim < spec.Dim || a.Latent is not null) return;
+        if (a.Heads != 1 || a.HeadDim < spec.Dim || a.Latent is not null || a.Compressed is not null) return;
         // A pair collapses only when both factors serve nothing else: W_K is shared with the values under
         // NoKey, and under Shared the one projection also feeds the value path.
         var pairs = new List<string>();
@@ -138,6 +169,7 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
     {
         var a = spec.Attention;
         if (a.Latent is not null) return ("a smaller KvRank or RopeDim, fewer attention layers or a shorter Context would shrink it", null);
+        if (a.Compressed is not null) return ("larger SparseRatio or HeavyRatio, a shorter SlidingWindow, fewer CSA layers or a shorter Context would shrink it", null);
         foreach (var projections in new[] { a.Projections, ProjectionKind.NoKey }.Distinct())
         {
             for (var kv = a.KvHeads - (projections == a.Projections ? 1 : 0); kv >= 1; kv--)

@@ -141,4 +141,22 @@ internal static class DiagnosticDescriptors
         "{0} cannot be combined with {1}: {2}",
         Configuration, DiagnosticSeverity.Error,
         "Some features exclude each other. One table (Validation/IncompatibleCombinations.cs) lists every such pair; the message names both sides, with this model's values, and says why.");
+
+    public static readonly DiagnosticDescriptor InvalidCompressedLayers = Create(
+        "LLM022", "Invalid compressed-attention layer lists",
+        "{0}: {1}",
+        Configuration, DiagnosticSeverity.Error,
+        "[CompressedLayers(Sparse = \"...\", Heavy = \"...\")] lists 0-based CSA and HCA layers (commas, inclusive ranges a-b), each once, below Layers and in one list only; it describes compressed attention, so it needs [Attention(Kind = AttentionKind.Compressed)].");
+
+    public static readonly DiagnosticDescriptor CompressedShapeMismatch = Create(
+        "LLM023", "Compressed-attention widths that cannot work together",
+        "{0} = {1} cannot work with {2}: {3}",
+        Configuration, DiagnosticSeverity.Error,
+        "Compressed attention splits its heads into OutputGroups equal groups, rotates the last RopeDim channels of every head, entry and index key, and Hadamard-rotates and block-quantizes the index keys; the widths must fit those operations.");
+
+    public static readonly DiagnosticDescriptor CompressedKvCache = Create(
+        "LLM024", "What compressed attention caches",
+        "'{0}' caches {1} elements per token at its full context of {2} tokens ({3} sliding-window, {4} CSA and {5} HCA layers; {6} per token at long context); full attention with per-layer keys and values ({7} heads of {8}) would cache {9}, {10}x more, and latent attention of rank {8} plus {11} rotary channels {12}, {13}x more",
+        Efficiency, DiagnosticSeverity.Info,
+        "DeepSeek V4's attention caches a bounded window plus one entry per SparseRatio or HeavyRatio tokens (and an index key per CSA entry), so its cache grows far slower than full or latent attention's. The figures are elements of one sequence at full context, the compressors' fixed state included.");
 }

@@ -39,7 +39,9 @@ internal static class GlobalNames
         Add("LlmEff.Generation", "DecodingCache", "LayerState", "IDecoder");
         Add("LlmEff.Layers", "Attention", "RotaryEmbedding", "RmsNorm", "Init", "KeyValueShare", "QuantizedLinear", "TransposedLinear",
             "WeightQuantization", "ExpertRouter", "RouterOptions", "ExpertDispatch", "ActivationCheckpoint", "PositionalScoreMixer",
-            "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv");
+            "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv",
+            "CompressedAttention", "CompressedAttentionOptions", "CompressedAttentionKind");
+        Add("LlmEff.Quantization", "IndexerPrecision");
         return names;
     }
 

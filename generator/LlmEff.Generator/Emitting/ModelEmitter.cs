@@ -48,12 +48,13 @@ internal static class ModelEmitter
         }
 
         private bool Latent => plan.Latent is not null;
+        private bool Compressed => plan.Compressed is not null;
         private bool Hybrid => plan.Hybrid;
         private bool Decodes => plan.Decodes;
         private bool ExposesScores => plan.ExposesScores;
 
         /// <summary>The module type of a layer's attention.</summary>
-        private string AttentionType => Latent ? "LatentAttention" : "SelfAttention";
+        private string AttentionType => Latent ? "LatentAttention" : Compressed ? "CompressedAttention" : "SelfAttention";
 
         private bool Sharing => plan.SharesKeyValues;
 
@@ -114,7 +115,7 @@ internal static class ModelEmitter
                 WriteStack();
                 w.Line();
                 WriteLayer();
-                if (!Latent)
+                if (!Latent && !Compressed)
                 {
                     w.Line();
                     WriteAttention();
@@ -135,10 +136,23 @@ internal static class ModelEmitter
             var attention = a.Latent is { } l ? $"{a.Heads}-head latent attention (KV rank {l.KvRank}, rotary {l.RopeDim}{(l.QRank > 0 ? $", query rank {l.QRank}" : "")})"
                 : a.KvHeads == a.Heads ? $"{a.Heads}-head attention" : a.KvHeads == 1 ? $"{a.Heads}-head multi-query attention" : $"{a.Heads}-head attention with {a.KvHeads} KV heads";
             if (spec.Sparse is { } sparse) attention += $" attending to the top {sparse.TopK} tokens a {sparse.IndexerHeads}-head indexer picks";
+            if (plan.Compressed is { } c) attention = DescribeCompressed(c);
             if (spec.Hybrid is { } h)
                 attention += $" in layers {string.Join(", ", h.AttentionLayers)} and short convolutions (kernel {h.ConvKernel}) in the other {spec.ConvLayers}";
             return $"{(spec.Causal ? "Decoder-only" : "Encoder (bidirectional)")} {(Hybrid ? "hybrid" : "transformer")}: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
                    $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}{DescribeExperts()}, vocabulary {spec.Vocab}, context {spec.Context}{DescribeQuant()}.";
+        }
+
+        /// <summary>"8-head compressed attention (...)": the kinds and how many layers of each.</summary>
+        private string DescribeCompressed(CompressedPlan c)
+        {
+            var kinds = new List<string>();
+            int Count(CompressedKind kind) => plan.Layers.Count(l => l.Compressed?.Kind == kind);
+            if (Count(CompressedKind.SlidingWindow) is > 0 and var sliding) kinds.Add($"{sliding} sliding-window");
+            if (Count(CompressedKind.CompressedSparse) is > 0 and var csa) kinds.Add($"{csa} CSA (ratio {c.SparseRatio}, top {c.TopK} of a {c.IndexerHeads}-head indexer)");
+            if (Count(CompressedKind.HeavilyCompressed) is > 0 and var hca) kinds.Add($"{hca} HCA (ratio {c.HeavyRatio})");
+            return $"{c.Heads}-head compressed attention (one key = value head of width {c.HeadDim}, window {c.Window}, query rank {c.QueryRank}, " +
+                   $"{c.OutputGroups} output groups of rank {c.OutputRank}; {string.Join(", ", kinds)} layers)";
         }
 
         private string DescribeExperts()
@@ -228,6 +242,7 @@ internal static class ModelEmitter
                    $"= {N(sizes.KvCacheElementsPerToken)} ({N(Sizing.ModelSizing.InBf16(sizes.KvCacheElementsPerToken))} bytes in bf16).</summary>")
              .Line($"public const long KvCacheElementsPerToken = {L(sizes.KvCacheElementsPerToken)};")
              .Line();
+            if (plan.Compressed is { } compressed) WriteCompressedCacheFacts(compressed);
             if (spec.Hybrid is { } hybrid)
                 w.Line($"/// <summary>Decoding state of the {spec.ConvLayers} short-convolution blocks per sequence: the last {hybrid.ConvKernel - 1} inputs × {spec.Dim} channels each. " +
                        "Constant: it does not grow with the context.</summary>")
@@ -235,7 +250,9 @@ internal static class ModelEmitter
                  .Line();
             w
              .Line($"/// <summary>Forward FLOPs of one token at position {N(spec.Context)}: 2 per weight multiply-accumulate " +
-                   "plus 4·Context·HeadDim per query head and layer for attention scores and mixing" +
+                   (Compressed
+                       ? "plus 4·HeadDim per query head, layer and key seen (the window, and the visible compressed entries: all in HCA, the top k in CSA) and the CSA indexer's scores"
+                       : "plus 4·Context·HeadDim per query head and layer for attention scores and mixing") +
                    (spec.Moe is null ? ".</summary>" : "; in expert layers only the router, the chosen and the shared experts count.</summary>"))
              .Line($"public const long FlopsPerToken = {L(sizes.FlopsPerToken)};")
              .Line();
@@ -247,18 +264,62 @@ internal static class ModelEmitter
              .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(sizes.MlpParameters)}, " +
                    $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}" +
                    $"{(Hybrid ? $", Convolution: {L(sizes.ConvParameters)}" : "")}){(spec.Causal ? "" : ", Causal: false")}" +
-                   (spec.Quant is null ? ");" : ","));
+                   (spec.Quant is null ? ")" + FactsInitializer + ";" : ","));
             if (spec.Quant is { } q)
-                w.Line($"    Quant: new(Quantization, {TargetExpression(q.Target)}, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes));");
+                w.Line($"    Quant: new(Quantization, {TargetExpression(q.Target)}, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes)){FactsInitializer};");
             w.Line()
              .Line("/// <summary>Builds the module; see the constructor.</summary>")
              .Line($"public static {name} Create(Device? device = null, ScalarType? dtype = null) => new(device, dtype);");
         }
 
+        /// <summary>Compressed attention's cache as a function of the context: a bounded window, an entry per window of
+        /// Ratio tokens (CSA: and an index key), and the compressors' fixed state, summed over the layers of each kind.</summary>
+        private void WriteCompressedCacheFacts(CompressedPlan c)
+        {
+            var terms = new List<string>();
+            var comments = new List<string>();
+            foreach (var group in plan.Layers.GroupBy(l => l.Compressed!))
+            {
+                var layer = group.Key;
+                var count = group.Count();
+                var parts = new List<string> { $"System.Math.Min(tokens, {c.Window}) * {c.HeadDim}" };
+                var state = group.First().Cache.Sum(stream => stream.StateElements);
+                if (layer.Kind != CompressedKind.SlidingWindow)
+                    parts.Add($"tokens / {layer.Ratio} * {(layer.Kind == CompressedKind.CompressedSparse ? $"({c.HeadDim} + {c.IndexerDim})" : L(c.HeadDim))}");
+                if (state > 0) parts.Add(L(state));
+                terms.Add($"{count} * ({string.Join(" + ", parts)})");
+                comments.Add(layer.Kind switch
+                {
+                    CompressedKind.SlidingWindow => $"{Layers(count, "sliding-window")}: the last {c.Window} keys = values",
+                    CompressedKind.CompressedSparse => $"{Layers(count, "CSA")}: the window, an entry and an index key per {layer.Ratio} tokens, {N(state)} state values",
+                    _ => $"{Layers(count, "HCA")}: the window, an entry per {layer.Ratio} tokens, {N(state)} state values",
+                });
+            }
+            var limit = Sizing.ModelSizing.CacheElementsPerTokenLimit(plan);
+            w.Line($"/// <summary>Decoding-cache elements of one sequence after <paramref name=\"tokens\"/> tokens, every layer: {string.Join("; ", comments)}. " +
+                   $"At the full context of {N(spec.Context)} tokens: {N(sizes.KvCacheElementsAtContext)}.</summary>")
+             .Line("/// Beyond the context the model cannot decode; the formula goes on, for what-if sizing.")
+             .Line("public static long KvCacheElements(long tokens) => tokens < 0")
+             .Line("    ? throw new System.ArgumentOutOfRangeException(nameof(tokens), tokens, \"A token count cannot be negative.\")")
+             .Line($"    : checked({string.Join(" + ", terms)});")
+             .Line()
+             .Line($"/// <summary>Elements the cache grows by per token once the context is long (the compressed entries and index keys; the " +
+                   $"window and the state stay fixed): {limit.ToString("0.###", CultureInfo.InvariantCulture)}, against {N(sizes.KvCacheElementsPerToken)} per token at full context.</summary>")
+             .Line($"public const double KvCacheElementsPerTokenLimit = {D(limit)};")
+             .Line();
+        }
+
+        private static string Layers(int count, string kind) => $"{count} {kind} layer{(count == 1 ? "" : "s")}";
+
+        /// <summary>What the facts carry beyond the constructor: compressed attention's cache as a function of the tokens.</summary>
+        private string FactsInitializer => Compressed ? " { KvCacheElements = KvCacheElements }" : "";
+
         /// <summary>How the cache per token adds up, for the facts' comment.</summary>
         private string KvCacheFormula()
         {
             var a = spec.Attention;
+            if (plan.Compressed is not null)
+                return $"everything the compressed-attention caches hold at full context ({N(sizes.KvCacheElementsAtContext)}, see KvCacheElements) over its {N(spec.Context)} tokens, rounded up";
             var layers = Hybrid ? $"{spec.AttentionLayers} attention layers (short convolutions cache nothing per token)" : $"{spec.Layers} layers";
             var indexer = spec.Sparse is { } sparse ? $" + {sparse.IndexerDim} (indexer key)" : "";
             if (a.Latent is { } l) return $"{layers} × ({l.KvRank} (latent) + {l.RopeDim} (rotary key){indexer})";
@@ -329,6 +390,11 @@ internal static class ModelEmitter
                 w.Line($"private const int Context = {spec.Context};");
                 if (Hybrid)
                     w.Line($"private static readonly int[] AttentionLayers = {{ {string.Join(", ", AttentionLayerIndices)} }};");
+                if (Compressed)
+                {
+                    w.Line($"private static readonly int[] SparseLayers = {{ {string.Join(", ", CompressedLayerIndices(CompressedKind.CompressedSparse))} }}; // CSA");
+                    w.Line($"private static readonly int[] HeavyLayers = {{ {string.Join(", ", CompressedLayerIndices(CompressedKind.HeavilyCompressed))} }}; // HCA");
+                }
                 w.Line($"internal readonly Embedding {names.TokenEmbedding};");
                 if (plan.InputBias) w.Line($"private readonly Parameter {InputBias};");
                 if (positions) w.Line($"private readonly Embedding {names.PositionEmbedding};");
@@ -354,7 +420,9 @@ internal static class ModelEmitter
                     w.Line($"{names.Layers} = new ModuleList<DecoderLayer>();");
                     var layerArguments = (Sharing ? $"ownsKeysAndValues: i % {plan.Attention!.ShareKvEvery} == 0, " : "") +
                                          (Hybrid ? "attention: System.Array.IndexOf(AttentionLayers, i) >= 0, " : "") +
-                                         (MixedFeedForward ? $"routedExperts: i >= {plan.Mixture!.Settings.FirstLayer}, " : "");
+                                         (MixedFeedForward ? $"routedExperts: i >= {plan.Mixture!.Settings.FirstLayer}, " : "") +
+                                         (Compressed ? "kind: System.Array.IndexOf(SparseLayers, i) >= 0 ? CompressedAttentionKind.CompressedSparse " +
+                                                       ": System.Array.IndexOf(HeavyLayers, i) >= 0 ? CompressedAttentionKind.HeavilyCompressed : CompressedAttentionKind.SlidingWindow, " : "");
                     w.Line($"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer({layerArguments}device, dtype));");
                     w.Line($"{names.FinalNorm} = {NewNorm(plan.FinalNorm)};");
                     if (plan.StackRotary is { } rotary) w.Line($"{names.Rotary} = new RotaryEmbedding({rotary.Dims}, Context, {D(rotary.Theta)}, device, dtype);");
@@ -462,7 +530,7 @@ internal static class ModelEmitter
                 w.Line($"private readonly {NormType} {names.MlpNorm};");
                 w.Line($"private readonly {FeedForwardFieldType} {names.Mlp};");
                 w.Line();
-                using (w.Block($"internal DecoderLayer({OwnsParameter}{(Hybrid ? "bool attention, " : "")}{RoutedParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
+                using (w.Block($"internal DecoderLayer({OwnsParameter}{(Hybrid ? "bool attention, " : "")}{RoutedParameter}{(Compressed ? "CompressedAttentionKind kind, " : "")}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
                 {
                     w.Line($"{names.AttentionNorm} = {NewNorm(plan.MixerNorm)};");
                     if (plan.Conv is { } conv)
@@ -470,6 +538,8 @@ internal static class ModelEmitter
                         w.Line($"if (attention) {names.Attention} = {NewAttention()};");
                         w.Line($"else {ConvPlan.BlockName} = new ShortConv({conv.Channels}, kernel: {conv.Kernel}, bias: {(conv.Bias ? "true" : "false")}, layers: {plan.Layers.Count}, device, dtype);");
                     }
+                    else if (plan.Compressed is { } compressed)
+                        WriteNewCompressedAttention(compressed);
                     else
                         w.Line($"{names.Attention} = {NewAttention()};");
                     w.Line($"{names.MlpNorm} = {NewNorm(plan.FeedForwardNorm)};");
@@ -501,7 +571,9 @@ internal static class ModelEmitter
                     {
                         w.Line("using var scope = NewDisposeScope();");
                         w.Line($"var normed = {names.AttentionNorm}.forward(x);");
-                        var attend = Latent ? $"{names.Attention}.forward(normed, state, offset)" : $"{names.Attention}.Decode(normed{LayerArguments}, state, offset)";
+                        var attend = Latent ? $"{names.Attention}.forward(normed, state, offset)"
+                            : Compressed ? $"{names.Attention}.Decode(normed, state.Block(LayerState.CompressedAttention, () => {names.Attention}.NewCache(x.shape[0])))"
+                            : $"{names.Attention}.Decode(normed{LayerArguments}, state, offset)";
                         w.Line(Hybrid
                             ? $"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed, state));"
                             : $"var h = x + {attend};");
@@ -521,6 +593,33 @@ internal static class ModelEmitter
         private string? NewIndexer => plan.Indexer is { } ix
             ? $"new LightningIndexer({plan.Dim}, heads: {ix.Heads}, indexDim: {ix.Dim}, topK: {ix.TopK}, device, dtype)"
             : null;
+
+        /// <summary>0-based layers of one compressed-attention kind.</summary>
+        private IEnumerable<int> CompressedLayerIndices(CompressedKind kind) => plan.Layers.Where(l => l.Compressed?.Kind == kind).Select(l => l.Index);
+
+        /// <summary>The options of a compressed-attention layer of <paramref name="kind"/>, literal sizes.</summary>
+        private string CompressedOptions(CompressedPlan c, CompressedKind kind)
+        {
+            var ratio = kind switch { CompressedKind.CompressedSparse => c.SparseRatio, CompressedKind.HeavilyCompressed => c.HeavyRatio, _ => 0 };
+            var sparse = kind == CompressedKind.CompressedSparse;
+            return $"new CompressedAttentionOptions(Dim: {plan.Dim}, Heads: {c.Heads}, HeadDim: {c.HeadDim}, RopeDim: {c.RopeDim}, QueryRank: {c.QueryRank}, " +
+                   $"OutputGroups: {c.OutputGroups}, OutputRank: {c.OutputRank}, Window: {c.Window}, Kind: CompressedAttentionKind.{kind}, Ratio: {ratio}, " +
+                   $"IndexerHeads: {(sparse ? c.IndexerHeads : 0)}, IndexerDim: {(sparse ? c.IndexerDim : 0)}, TopK: {(sparse ? c.TopK : 0)}, " +
+                   $"Precision: IndexerPrecision.{c.Precision}, Bf16Scores: {(sparse && c.Bf16Scores ? "true" : "false")}, " +
+                   $"Context: {plan.Context}, RopeTheta: {D(c.RopeTheta)}, NormEps: {D(c.NormEps)})";
+        }
+
+        /// <summary>A layer's compressed attention: one switch arm per kind the model has, the options' sizes literal.</summary>
+        private void WriteNewCompressedAttention(CompressedPlan c)
+        {
+            var arms = new[] { CompressedKind.CompressedSparse, CompressedKind.HeavilyCompressed, CompressedKind.SlidingWindow }
+                .Where(k => plan.Layers.Any(l => l.Compressed?.Kind == k)).ToList();
+            w.Line($"{names.Attention} = new CompressedAttention(kind switch");
+            w.Line("{");
+            for (var i = 0; i < arms.Count; i++)
+                w.Line($"    {(i == arms.Count - 1 ? "_" : $"CompressedAttentionKind.{arms[i]}")} => {CompressedOptions(c, arms[i])},");
+            w.Line("}, device, dtype);");
+        }
 
         /// <summary>The constructor call of a layer's attention.</summary>
         private string NewAttention()

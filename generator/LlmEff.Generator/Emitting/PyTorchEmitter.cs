@@ -99,6 +99,7 @@ internal static class PyTorchEmitter
         private readonly LatentSpec? latent;
         private readonly HybridSpec? hybrid;
         private readonly SparseSpec? sparse;
+        private readonly CompressedPlan? compressed;
 
         public ModuleWriter(ModelToEmit model)
         {
@@ -115,6 +116,7 @@ internal static class PyTorchEmitter
             latent = a.Latent;
             hybrid = spec.Hybrid;
             sparse = spec.Sparse;
+            compressed = plan.Compressed;
         }
 
         private bool Sharing => plan.SharesKeyValues;
@@ -147,7 +149,7 @@ internal static class PyTorchEmitter
         {
             var blocks = new List<string>();
             // nn.LayerNorm has the same parameters (weight, bias) and maths; per-head Q/K norms and latent norms are RMSNorms.
-            if (plan.MixerNorm.Kind != NormKind.LayerNorm || attention?.KeyNorm is not null || latent is not null) blocks.Add("Layers/rms_norm.py");
+            if (plan.MixerNorm.Kind != NormKind.LayerNorm || attention?.KeyNorm is not null || latent is not null || compressed is not null) blocks.Add("Layers/rms_norm.py");
             if (fused) blocks.Add("Layers/transposed_linear.py");
             if (AnyQuantized)
             {
@@ -159,12 +161,25 @@ internal static class PyTorchEmitter
                 blocks.Add("Quantization/straight_through.py");
                 blocks.Add("Layers/quantized_linear.py");
             }
-            if (rope || plan.Latent is not null) blocks.Add("Layers/rotary_embedding.py");
+            if (rope || plan.Latent is not null || compressed is not null) blocks.Add("Layers/rotary_embedding.py");
             blocks.Add("Layers/attention.py");
             if (attention is { ScoreMixer: true }) blocks.Add("Layers/positional_score_mixer.py");
             if (plan.Indexer is not null) blocks.Add("Layers/lightning_indexer.py");
             if (plan.Latent is not null) blocks.Add("Layers/latent_attention.py");
             if (plan.Conv is not null) blocks.Add("Layers/short_conv.py");
+            if (compressed is not null)
+            {
+                // The indexer's rotation and fake quantization only where a CSA layer has an indexer; a block [Quant]
+                // already brought is not included twice.
+                var kinds = plan.Layers.Select(l => l.Compressed!.Kind).ToList();
+                var csa = kinds.Contains(CompressedKind.CompressedSparse);
+                var needed = new List<string>();
+                if (csa) needed.AddRange(new[] { "Quantization/e2m1.py", "Quantization/e4m3.py", "Quantization/hadamard.py", "Quantization/indexer_quantizer.py" });
+                if (kinds.Any(k => k != CompressedKind.SlidingWindow)) needed.Add("Layers/compressor.py");
+                if (csa) needed.Add("Layers/compressed_indexer.py");
+                needed.Add("Layers/compressed_attention.py");
+                blocks.AddRange(needed.Where(b => !blocks.Contains(b)));
+            }
             if (plan.Mixture is not null) blocks.Add("Layers/expert_router.py");
             return blocks;
         }
@@ -186,6 +201,12 @@ internal static class PyTorchEmitter
             + (sparse is not null ? $", indexer={NewIndexer}" : "") + ")";
 
         private const string NewIndexer = "LightningIndexer(DIM, INDEXER_HEADS, INDEXER_DIM, TOP_K)";
+
+        /// <summary>CompressedAttention's construction for the layer's kind (the twin's compressed_attention.py).</summary>
+        private const string NewCompressedAttention =
+            "CompressedAttention(DIM, HEADS, HEAD_DIM, ROPE_DIM, Q_RANK, OUTPUT_GROUPS, OUTPUT_RANK, WINDOW, kind, " +
+            "SPARSE_RATIO if kind == \"compressed_sparse\" else HEAVY_RATIO if kind == \"heavily_compressed\" else 0, " +
+            "INDEXER_HEADS, INDEXER_DIM, TOP_K, INDEXER_PRECISION, BF16_SCORES, CONTEXT, ROPE_THETA, NORM_EPS)";
 
         /// <summary>ExpertRouter's construction: the [MoE] scoring, balancing and weighting as arguments.</summary>
         private static string NewRouter(MoeSpec m)
@@ -228,6 +249,9 @@ internal static class PyTorchEmitter
             var heads = a.KvHeads == a.Heads ? $"{a.Heads} heads" : $"{a.Heads} query heads sharing {a.KvHeads} KV heads";
             var attention = latent is { } l
                 ? $"latent attention with {a.Heads} heads (KV rank {l.KvRank}, rotary {l.RopeDim}{(l.QRank > 0 ? $", query rank {l.QRank}" : "")})"
+                : compressed is { } c
+                ? $"compressed attention (DeepSeek V4) with {a.Heads} heads and one key = value head of {c.HeadDim}, window {c.Window}, " +
+                  $"{plan.Layers.Count(x => x.Compressed!.Kind == CompressedKind.CompressedSparse)} CSA and {plan.Layers.Count(x => x.Compressed!.Kind == CompressedKind.HeavilyCompressed)} HCA layers"
                 : $"{a.Projections} attention{(a.QkNorm ? " (per-head Q/K norm)" : "")} with {heads}";
             if (sparse is { } s) attention += $" over the top {s.TopK} tokens a {s.IndexerHeads}-head indexer picks";
             if (hybrid is { } h) attention += $" in layers {string.Join(", ", h.AttentionLayers)}, short convolutions (kernel {h.ConvKernel}) elsewhere";
@@ -248,7 +272,29 @@ internal static class PyTorchEmitter
              .Line($"KV_HEADS = {a.KvHeads}")
              .Line(latent is null ? $"HEAD_DIM = {a.HeadDim}" : $"HEAD_DIM = {a.HeadDim}  # the position-free part of a query/key head, and a value head")
              .Line($"NORM_EPS = {D(spec.NormEps)}");
-            if ((plan.StackRotary?.Theta ?? plan.Latent?.RopeTheta) is { } theta) w.Line($"ROPE_THETA = {D(theta)}");
+            if ((plan.StackRotary?.Theta ?? plan.Latent?.RopeTheta ?? plan.Compressed?.RopeTheta) is { } theta) w.Line($"ROPE_THETA = {D(theta)}");
+            if (compressed is { } c)
+            {
+                string Layers(CompressedKind kind)
+                {
+                    var listed = plan.Layers.Where(l => l.Compressed!.Kind == kind).Select(l => l.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
+                    return listed.Count == 1 ? $"({listed[0]},)" : $"({string.Join(", ", listed)})";
+                }
+                w.Line($"ROPE_DIM = {c.RopeDim}  # rotary channels at the end of queries, keys and compressed entries")
+                 .Line($"Q_RANK = {c.QueryRank}  # the normalised query latent")
+                 .Line($"OUTPUT_GROUPS = {c.OutputGroups}  # groups of heads sharing one low-rank output projection")
+                 .Line($"OUTPUT_RANK = {c.OutputRank}")
+                 .Line($"WINDOW = {c.Window}  # tokens of the sliding window, the query's own included")
+                 .Line($"SPARSE_LAYERS = {Layers(CompressedKind.CompressedSparse)}  # CSA: overlapping entries of SPARSE_RATIO tokens, the indexer's TOP_K")
+                 .Line($"HEAVY_LAYERS = {Layers(CompressedKind.HeavilyCompressed)}  # HCA: every entry of HEAVY_RATIO tokens; the others: the window only")
+                 .Line($"SPARSE_RATIO = {c.SparseRatio}")
+                 .Line($"HEAVY_RATIO = {c.HeavyRatio}")
+                 .Line($"INDEXER_HEADS = {c.IndexerHeads}")
+                 .Line($"INDEXER_DIM = {c.IndexerDim}")
+                 .Line($"TOP_K = {c.TopK}  # compressed entries each CSA query keeps")
+                 .Line($"INDEXER_PRECISION = \"{c.Precision.ToString().ToLowerInvariant()}\"")
+                 .Line($"BF16_SCORES = {PythonBool(c.Bf16Scores)}");
+            }
             if (latent is { } l)
             {
                 w.Line($"KV_RANK = {l.KvRank}  # the normalised latent keys and values are expanded from")
@@ -543,7 +589,10 @@ internal static class PyTorchEmitter
         private void WriteLayer()
         {
             var parameters = (Sharing ? ", owns_keys_and_values" : "") + (hybrid is not null ? ", attention" : "") + (MixedFeedForward ? ", routed_experts" : "");
-            var newAttention = plan.Latent is { } latentPlan ? NewLatentAttention(latentPlan) : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
+            if (compressed is not null) parameters += ", kind";
+            var newAttention = plan.Latent is { } latentPlan ? NewLatentAttention(latentPlan)
+                : compressed is not null ? NewCompressedAttention
+                : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
             using (w.Block("class DecoderLayer(nn.Module):"))
             {
                 w.Line(hybrid is not null
@@ -593,6 +642,8 @@ internal static class PyTorchEmitter
                     if (Sharing) arguments.Add($"owns_keys_and_values=i % {a.ShareKvEvery} == 0");
                     if (hybrid is not null) arguments.Add("attention=i in ATTENTION_LAYERS");
                     if (MixedFeedForward) arguments.Add($"routed_experts=i >= {plan.Mixture!.Settings.FirstLayer}");
+                    if (compressed is not null)
+                        arguments.Add("kind=\"compressed_sparse\" if i in SPARSE_LAYERS else \"heavily_compressed\" if i in HEAVY_LAYERS else \"sliding_window\"");
                     w.Line($"self.{names.Layers} = nn.ModuleList(DecoderLayer({string.Join(", ", arguments)}) for {(arguments.Count > 0 ? "i" : "_")} in range(LAYERS))")
                      .Line($"self.{names.FinalNorm} = {NewNorm(plan.FinalNorm)}");
                     if (rope) w.Line($"self.{names.Rotary} = RotaryEmbedding(HEAD_DIM, CONTEXT, ROPE_THETA)");

@@ -17,8 +17,9 @@ internal sealed record TypeTarget(string Namespace, string Name, EquatableArray<
 /// <param name="Latent">DeepSeek's multi-head latent attention instead of per-head projections (then
 /// <see cref="Projections"/> is Full and KvHeads equals Heads).</param>
 /// <param name="QkNorm">Per-head RMSNorm of queries and keys before rotation.</param>
+/// <param name="Compressed">DeepSeek V4's attention (then Projections is Full and KvHeads is 1: one key = value head).</param>
 internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int KvHeads, int HeadDim, bool BreakSymmetry = false, int ShareKvEvery = 1,
-    LatentSpec? Latent = null, bool QkNorm = false)
+    LatentSpec? Latent = null, bool QkNorm = false, CompressedSpec? Compressed = null)
 {
     /// <summary>Layers that project keys and values themselves: the first of each group of <see cref="ShareKvEvery"/>.</summary>
     public int KvOwningLayers(int layers) => (layers + ShareKvEvery - 1) / ShareKvEvery;
@@ -55,6 +56,37 @@ internal sealed record AttentionSpec(ProjectionKind Projections, int Heads, int 
 /// <see cref="KvRank"/>; a rotary key of <see cref="RopeDim"/> is shared by all heads; queries optionally go
 /// through a compressed vector of <see cref="QRank"/> (0: projected directly). Nope and value heads are HeadDim wide.</summary>
 internal sealed record LatentSpec(int KvRank, int RopeDim, int QRank);
+
+/// <summary>DeepSeek V4's attention ([Attention(Kind = AttentionKind.Compressed)] with [CompressedLayers]): every layer
+/// attends to a sliding window of <see cref="Window"/> tokens through one key = value head; the layers in
+/// <see cref="SparseLayers"/> (CSA) add the indexer's <see cref="TopK"/> of the overlapping compressed entries of
+/// <see cref="SparseRatio"/> tokens each, those in <see cref="HeavyLayers"/> (HCA) every compressed entry of
+/// <see cref="HeavyRatio"/> tokens. Names as the runtime's CompressedAttentionOptions.</summary>
+/// <param name="RopeDim">Rotary channels at the end of queries, keys and entries.</param>
+/// <param name="QRank">Width of the normalised query latent (<c>q_lora_rank</c>).</param>
+/// <param name="OutputGroups">Head groups of the grouped low-rank output (<c>o_groups</c>).</param>
+/// <param name="OutputRank">Rank of each group's projection (<c>o_lora_rank</c>).</param>
+/// <param name="SparseLayers">0-based CSA layers, ascending.</param>
+/// <param name="HeavyLayers">0-based HCA layers, ascending, none of them in <see cref="SparseLayers"/>.</param>
+/// <param name="TopK">CSA: entries each query keeps (0 without CSA layers, as the indexer settings).</param>
+internal sealed record CompressedSpec(int RopeDim, int QRank, int OutputGroups, int OutputRank, int Window,
+    EquatableArray<int> SparseLayers, EquatableArray<int> HeavyLayers, int SparseRatio, int HeavyRatio,
+    int TopK, int IndexerHeads, int IndexerDim, IndexerPrecisionKind Precision, bool Bf16Scores)
+{
+    /// <summary>The kind of 0-based <paramref name="layer"/>.</summary>
+    public CompressedKind KindOf(int layer) =>
+        System.Linq.Enumerable.Contains(SparseLayers, layer) ? CompressedKind.CompressedSparse
+        : System.Linq.Enumerable.Contains(HeavyLayers, layer) ? CompressedKind.HeavilyCompressed
+        : CompressedKind.SlidingWindow;
+
+    /// <summary>Tokens per compressed entry of a layer of <paramref name="kind"/> (0: sliding window only).</summary>
+    public int RatioOf(CompressedKind kind) => kind switch
+    {
+        CompressedKind.CompressedSparse => SparseRatio,
+        CompressedKind.HeavilyCompressed => HeavyRatio,
+        _ => 0,
+    };
+}
 
 /// <summary>Which layers are attention in a hybrid model; the others are short-convolution blocks.</summary>
 /// <param name="AttentionLayers">0-based attention layers, ascending, distinct.</param>
@@ -172,6 +204,8 @@ internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, Planning.L
 /// <param name="QuantizedFp32Bytes">The same weights in fp32.</param>
 /// <param name="ConvParameters">Short-convolution blocks of a hybrid: projections, filters and biases.</param>
 /// <param name="ConvStateElements">Decoding state of the short-convolution blocks per sequence: constant, whatever the context.</param>
+/// <param name="KvCacheElementsAtContext">Compressed attention: everything its caches hold for one sequence at full context
+/// (window, entries, index keys, compressor state); 0 for other models.</param>
 internal sealed record ModelSizes(
     long Parameters,
     long ActiveParameters,
@@ -189,4 +223,5 @@ internal sealed record ModelSizes(
     long QuantizedWeightBytes = 0,
     long QuantizedFp32Bytes = 0,
     long ConvParameters = 0,
-    long ConvStateElements = 0);
+    long ConvStateElements = 0,
+    long KvCacheElementsAtContext = 0);

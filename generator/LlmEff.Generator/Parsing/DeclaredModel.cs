@@ -57,4 +57,7 @@ internal sealed class DeclaredModel
     public DeclaredAttribute Layers { get; }
     public DeclaredAttribute ShortConv { get; }
     public DeclaredAttribute SparseAttention { get; }
+
+    /// <summary>DeepSeek V4's per-layer attention kinds ([CompressedLayers]); absent unless written.</summary>
+    public DeclaredAttribute CompressedLayers { get; init; } = DeclaredAttribute.Absent("CompressedLayers");
 }

@@ -21,4 +21,7 @@ internal static class CacheSlots
 
     /// <summary>A short convolution's last inputs (a fixed-size state).</summary>
     public const int ConvolutionWindow = 0;
+
+    /// <summary>Compressed attention's own cache (window, compressed entries, index keys, compressor state), one object.</summary>
+    public const int CompressedAttention = 3;
 }

@@ -22,7 +22,7 @@ internal enum WeightInit
 }
 
 /// <summary>What mixes tokens in a layer.</summary>
-internal enum TokenMixer { Attention, LatentAttention, ShortConvolution }
+internal enum TokenMixer { Attention, LatentAttention, ShortConvolution, CompressedAttention }
 
 /// <summary>What a layer's feed-forward is.</summary>
 internal enum FeedForwardKind { Dense, Mixture }
@@ -201,6 +201,79 @@ internal sealed record ConvPlan(int Kernel, long Channels, bool Bias, LinearPlan
     public long StateElements => checked(Channels * (Kernel - 1));
 }
 
+/// <summary>DeepSeek V4's KV compressor (the runtime's Compressor): wkv and wgate project to <see cref="Channels"/>, a
+/// learned position bias ape [Ratio, Channels] and an RMS norm over <see cref="Width"/>; always fp32.</summary>
+/// <param name="Width">Width of one compressed entry.</param>
+/// <param name="Ratio">Tokens per entry.</param>
+/// <param name="Overlap">Each entry also pools the previous window (CSA, and every indexer's compressor).</param>
+internal sealed record CompressorPlan(long Width, int Ratio, bool Overlap)
+{
+    /// <summary>Tensor names inside the compressor (DeepSeek's).</summary>
+    public const string Values = "wkv", Gates = "wgate", PositionBias = "ape", Norm = "norm";
+
+    /// <summary>Outputs of wkv and wgate: twice the width when overlapping.</summary>
+    public long Channels => checked((Overlap ? 2L : 1L) * Width);
+
+    /// <summary>Multiply-accumulates per token: wkv and wgate.</summary>
+    public long Weights(long dim) => checked(2 * dim * Channels);
+
+    public long Parameters(long dim) => checked(Weights(dim) + Ratio * Channels + Width);
+
+    /// <summary>Decoding state per sequence: values and gate logits of the unfinished window(s), c·Ratio slots × c·Width
+    /// each (c = 2 when overlapping), as DeepSeek's reference allocates kv_state and score_state.</summary>
+    public long StateElements => checked(2 * ((Overlap ? 2L : 1L) * Ratio) * Channels);
+}
+
+/// <summary>One compressed-attention layer's kind and ratio (DeepSeek's compress_ratios entry: 0, SparseRatio or HeavyRatio).</summary>
+internal sealed record CompressedLayer(CompressedKind Kind, int Ratio);
+
+/// <summary>
+/// DeepSeek V4's attention (the runtime's CompressedAttention, deepseek-ai's V4 names): wq_a, q_norm, wq_b, wkv, kv_norm,
+/// wo_a (the groups' projections stacked), wo_b and the sink attn_sink [Heads] in every layer; a compressor in CSA and HCA
+/// layers; in CSA layers an indexer (wq_b, weights_proj and its own overlapping compressor). No biases. The runtime block
+/// builds all of it from one CompressedAttentionOptions per layer kind; listed so sizing and checks see every tensor.
+/// </summary>
+internal sealed record CompressedPlan(int Heads, int HeadDim, int RopeDim, int QueryRank, int OutputGroups, int OutputRank, int Window,
+    int SparseRatio, int HeavyRatio, int IndexerHeads, int IndexerDim, int TopK, IndexerPrecisionKind Precision, bool Bf16Scores,
+    double RopeTheta, double NormEps,
+    LinearPlan QueryDown, NormPlan QueryNorm, LinearPlan QueryUp, LinearPlan KeyValue, NormPlan KeyValueNorm, LinearPlan OutputDown, LinearPlan OutputUp,
+    LinearPlan IndexerQuery, LinearPlan IndexerWeights)
+{
+    /// <summary>Names of the sink parameter, the compressor and the indexer inside the block.</summary>
+    public const string SinkName = "attn_sink", CompressorName = "compressor", IndexerName = "indexer";
+
+    /// <summary>The linear layers every kind has, in the order the block registers them.</summary>
+    public System.Collections.Generic.IEnumerable<LinearPlan> Linears
+    {
+        get
+        {
+            yield return QueryDown;
+            yield return QueryUp;
+            yield return KeyValue;
+            yield return OutputDown;
+            yield return OutputUp;
+        }
+    }
+
+    /// <summary>The attention compressor of a layer (null for sliding-window layers).</summary>
+    public CompressorPlan? Compressor(CompressedLayer layer) =>
+        layer.Kind == CompressedKind.SlidingWindow ? null : new CompressorPlan(HeadDim, layer.Ratio, Overlap: layer.Kind == CompressedKind.CompressedSparse);
+
+    /// <summary>The indexer's compressor (CSA layers only; always overlapping).</summary>
+    public CompressorPlan? IndexerCompressor(CompressedLayer layer) =>
+        layer.Kind == CompressedKind.CompressedSparse ? new CompressorPlan(IndexerDim, layer.Ratio, Overlap: true) : null;
+
+    /// <summary>Multiply-accumulates per token of a layer's weights: projections, compressors, indexer.</summary>
+    public long Weights(CompressedLayer layer, long dim) => checked(Linears.Sum(l => l.Weights)
+        + (Compressor(layer)?.Weights(dim) ?? 0)
+        + (layer.Kind == CompressedKind.CompressedSparse ? IndexerQuery.Weights + IndexerWeights.Weights + IndexerCompressor(layer)!.Weights(dim) : 0));
+
+    /// <summary>Every parameter of a layer of this kind (equal to CompressedAttentionSizing.Parameters).</summary>
+    public long Parameters(CompressedLayer layer, long dim) => checked(Linears.Sum(l => l.Parameters) + QueryNorm.Parameters + KeyValueNorm.Parameters + Heads
+        + (Compressor(layer)?.Parameters(dim) ?? 0)
+        + (layer.Kind == CompressedKind.CompressedSparse ? IndexerQuery.Parameters + IndexerWeights.Parameters + IndexerCompressor(layer)!.Parameters(dim) : 0));
+}
+
 /// <summary>One feed-forward network <see cref="Hidden"/> wide.</summary>
 /// <param name="Linears">gate_proj (SwiGLU), up_proj, down_proj; or c_fc (gate and up fused for SwiGLU), c_proj.</param>
 /// <param name="ClampLimit">SwiGLU clamping (DeepSeek V4): before SiLU the gate is clamped to at most it, the up branch
@@ -239,11 +312,31 @@ internal sealed record MixturePlan(MoeSpec Settings, FeedForwardPlan Expert, Fee
 /// <param name="Name">What it holds ("keys", "values", "latent", …).</param>
 /// <param name="ElementsPerToken">Elements it adds per token (one sequence); 0 for a fixed-size state.</param>
 /// <param name="StateElements">Elements of a fixed-size state (a convolution's last inputs); 0 for a growing stream.</param>
-internal sealed record CacheStream(int Slot, string Name, long ElementsPerToken, long StateElements = 0);
+/// <param name="TokensPerEntry">Tokens per entry the stream adds (compressed entries: one per window of this many tokens);
+/// <paramref name="ElementsPerToken"/> is then the elements of one entry.</param>
+/// <param name="MostEntries">Entries the stream keeps at most (a sliding window); 0: it keeps every entry.</param>
+internal sealed record CacheStream(int Slot, string Name, long ElementsPerToken, long StateElements = 0, int TokensPerEntry = 1, long MostEntries = 0)
+{
+    /// <summary>Elements one sequence's stream holds after <paramref name="tokens"/> tokens, a fixed state included.</summary>
+    public long Elements(long tokens)
+    {
+        checked
+        {
+            var entries = tokens / TokensPerEntry;
+            if (MostEntries > 0) entries = System.Math.Min(entries, MostEntries);
+            return StateElements + ElementsPerToken * entries;
+        }
+    }
+
+    /// <summary>A stream that grows by <see cref="ElementsPerToken"/> with every token, without bound.</summary>
+    public bool PerToken => TokensPerEntry == 1 && MostEntries == 0;
+}
 
 /// <summary>One layer of the stack: what mixes its tokens, whether it projects its own keys and values, its
 /// feed-forward, and what decoding caches for it.</summary>
-internal sealed record LayerPlan(int Index, TokenMixer Mixer, bool OwnsKeysAndValues, FeedForwardKind FeedForward, EquatableArray<CacheStream> Cache);
+/// <param name="Compressed">A compressed-attention layer's kind and ratio; null for other mixers.</param>
+internal sealed record LayerPlan(int Index, TokenMixer Mixer, bool OwnsKeysAndValues, FeedForwardKind FeedForward, EquatableArray<CacheStream> Cache,
+    CompressedLayer? Compressed = null);
 
 /// <summary>Rotary tables of <see cref="Dims"/> channels for positions 0 … Context − 1.</summary>
 internal sealed record RotaryPlan(int Dims, int Context, double Theta);
@@ -281,7 +374,8 @@ internal sealed record LayoutPlan(
     bool ExposesScores,
     bool Checkpointing,
     QuantSpec? Quant,
-    InitKind Init = InitKind.Gpt2)
+    InitKind Init = InitKind.Gpt2,
+    CompressedPlan? Compressed = null)
 {
     /// <summary>The token input carries a bias of Dim (the one-hot symbols through a biased linear layer, as with
     /// PyTorch's defaults): <c>x = E[token] + b (+ positions)</c>.</summary>

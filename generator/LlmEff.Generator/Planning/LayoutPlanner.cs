@@ -17,7 +17,8 @@ internal static class LayoutPlanner
         var quant = spec.Quant;
         bool Quantizes(QuantTargetKind target) => quant?.Targets(target) == true;
 
-        var attention = spec.Attention.Latent is null ? PlanAttention(spec, names, Quantizes(QuantTargetKind.Attention)) : null;
+        var compressed = spec.Attention.Compressed is { } cs ? PlanCompressed(spec, cs) : null;
+        var attention = spec.Attention.Latent is null && compressed is null ? PlanAttention(spec, names, Quantizes(QuantTargetKind.Attention)) : null;
         var latent = spec.Attention.Latent is { } l ? PlanLatent(spec, l) : null;
         var indexer = spec.Sparse is { } s ? PlanIndexer(spec, s) : null;
         var conv = spec.Hybrid is { } h ? PlanConv(spec, h) : null;
@@ -48,7 +49,8 @@ internal static class LayoutPlanner
         var inputs = (stackRotary is not null ? LayerInputs.RotaryAngles : LayerInputs.None)
             | (attention is { SharesKeyValues: true } ? LayerInputs.KeyValueShare : LayerInputs.None);
 
-        var layers = Enumerable.Range(0, spec.Layers).Select(i => PlanLayer(spec, i, attention, latent, indexer, conv)).ToEquatableArray();
+        var layers = Enumerable.Range(0, spec.Layers)
+            .Select(i => compressed is not null ? PlanCompressedLayer(spec, i, compressed) : PlanLayer(spec, i, attention, latent, indexer, conv)).ToEquatableArray();
 
         // PyTorch's defaults give the head nn.Linear's bias and uniform start; GPT-2's scheme has neither.
         var pytorch = spec.Init == InitKind.PyTorchDefault;
@@ -70,7 +72,8 @@ internal static class LayoutPlanner
             ExposesScores: attention is not null,
             spec.Checkpointing,
             quant,
-            spec.Init);
+            spec.Init,
+            compressed);
     }
 
     /// <summary>Whether the blocks' linear layers carry biases: declared, or implied by PyTorch's defaults.</summary>
@@ -153,6 +156,54 @@ internal static class LayoutPlanner
             LatentNorm: new NormPlan("kv_a_layernorm", NormKind.RmsNorm, l.KvRank, spec.NormEps),
             LatentUp: Make("kv_b_proj", "key/value up projection (kv_b_proj)", "KvRank", l.KvRank, heads * 2L * a.HeadDim),
             Output: Make("o_proj", "attention output projection", "Heads × HeadDim", heads * a.HeadDim, dim, WeightInit.ResidualOutput));
+    }
+
+    /// <summary>DeepSeek V4's attention: the runtime block builds these itself (no biases, N(0, 0.02²) projections, norms one,
+    /// sink zero); the output projections write into the residual stream but DeepSeek's code, like the block, starts them
+    /// as the others.</summary>
+    private static CompressedPlan PlanCompressed(ModelSpec spec, CompressedSpec c)
+    {
+        var a = spec.Attention;
+        long dim = spec.Dim, heads = a.Heads, headDim = a.HeadDim;
+        const QuantTargetKind target = QuantTargetKind.Attention;
+        LinearPlan Make(string name, string role, string inputName, long inputs, long outputs) =>
+            new(name, role, inputName, inputs, outputs, Bias: false, Transposed: false, target, Quantized: false, WeightInit.Normal);
+        var sparse = c.SparseLayers.Count > 0;
+        return new CompressedPlan(a.Heads, a.HeadDim, c.RopeDim, c.QRank, c.OutputGroups, c.OutputRank, c.Window,
+            c.SparseRatio, c.HeavyRatio, c.IndexerHeads, c.IndexerDim, c.TopK, c.Precision, c.Bf16Scores, spec.RopeTheta, spec.NormEps,
+            QueryDown: Make("wq_a", "query down projection (wq_a)", "Dim", dim, c.QRank),
+            QueryNorm: new NormPlan("q_norm", NormKind.RmsNorm, c.QRank, spec.NormEps),
+            QueryUp: Make("wq_b", "query up projection (wq_b)", "QRank", c.QRank, heads * headDim),
+            KeyValue: Make("wkv", "key = value projection (wkv)", "Dim", dim, headDim),
+            KeyValueNorm: new NormPlan("kv_norm", NormKind.RmsNorm, headDim, spec.NormEps),
+            // wo_a holds the groups' projections stacked: [groups · rank, heads · HeadDim / groups], DeepSeek's layout.
+            OutputDown: Make("wo_a", "grouped output projection (wo_a)", "Heads × HeadDim / OutputGroups", heads * headDim / c.OutputGroups, (long)c.OutputGroups * c.OutputRank),
+            OutputUp: Make("wo_b", "output projection (wo_b)", "OutputGroups × OutputRank", (long)c.OutputGroups * c.OutputRank, dim),
+            IndexerQuery: Make("wq_b", "indexer query projection (wq_b)", "QRank", c.QRank, sparse ? (long)c.IndexerHeads * c.IndexerDim : 0),
+            IndexerWeights: Make("weights_proj", "indexer head weights (weights_proj)", "Dim", dim, c.IndexerHeads));
+    }
+
+    /// <summary>A compressed-attention layer: its kind from the lists, and what its cache holds, all in the block's one
+    /// CompressedAttentionCache: the last Window keys = values, an entry per complete window (CSA: and an index key), and
+    /// the compressors' state of the unfinished window.</summary>
+    private static LayerPlan PlanCompressedLayer(ModelSpec spec, int index, CompressedPlan c)
+    {
+        var kind = spec.Attention.Compressed!.KindOf(index);
+        var layer = new CompressedLayer(kind, spec.Attention.Compressed.RatioOf(kind));
+        const int slot = CacheSlots.CompressedAttention;
+        var cache = new List<CacheStream> { new(slot, "window (keys = values)", c.HeadDim, MostEntries: c.Window) };
+        if (c.Compressor(layer) is { } compressor)
+        {
+            cache.Add(new CacheStream(slot, "compressed entries", c.HeadDim, TokensPerEntry: layer.Ratio));
+            cache.Add(new CacheStream(slot, "compressor state", 0, compressor.StateElements));
+        }
+        if (c.IndexerCompressor(layer) is { } indexer)
+        {
+            cache.Add(new CacheStream(slot, "index keys", c.IndexerDim, TokensPerEntry: layer.Ratio));
+            cache.Add(new CacheStream(slot, "indexer compressor state", 0, indexer.StateElements));
+        }
+        var feedForward = spec.Moe is { } moe && moe.IsRouted(index) ? FeedForwardKind.Mixture : FeedForwardKind.Dense;
+        return new LayerPlan(index, TokenMixer.CompressedAttention, OwnsKeysAndValues: true, feedForward, cache.ToEquatableArray(), layer);
     }
 
     private static IndexerPlan PlanIndexer(ModelSpec spec, SparseSpec s)

@@ -50,6 +50,9 @@ internal static class PlannedTensors
                     foreach (var tensor in Linear(attention, latent.LatentUp).Concat(Linear(attention, latent.Output))) yield return tensor;
                     foreach (var tensor in Indexer(attention, plan)) yield return tensor;
                     break;
+                case TokenMixer.CompressedAttention:
+                    foreach (var tensor in Compressed(prefix + names.Attention + ".", plan, layer.Compressed!)) yield return tensor;
+                    break;
                 case TokenMixer.ShortConvolution:
                     var conv = plan.Conv!;
                     var block = prefix + "conv.";
@@ -92,6 +95,34 @@ internal static class PlannedTensors
         if (a.QueryNorm is { } queryNorm) foreach (var tensor in Norm(prefix, queryNorm)) yield return tensor;
         if (a.KeyNorm is { } keyNorm) foreach (var tensor in Norm(prefix, keyNorm)) yield return tensor;
         foreach (var tensor in Indexer(prefix, plan)) yield return tensor;
+    }
+
+    /// <summary>The runtime's CompressedAttention in PyTorch's state_dict order: a module's own parameters (the sink, the
+    /// position bias ape) before its children's, children in the order the block creates them.</summary>
+    private static IEnumerable<PlannedTensor> Compressed(string prefix, LayoutPlan plan, CompressedLayer layer)
+    {
+        var c = plan.Compressed!;
+        yield return new(prefix + CompressedPlan.SinkName, new long[] { c.Heads }, true);
+        var parts = Linear(prefix, c.QueryDown).Concat(Norm(prefix, c.QueryNorm)).Concat(Linear(prefix, c.QueryUp))
+            .Concat(Linear(prefix, c.KeyValue)).Concat(Norm(prefix, c.KeyValueNorm))
+            .Concat(Linear(prefix, c.OutputDown)).Concat(Linear(prefix, c.OutputUp));
+        foreach (var tensor in parts) yield return tensor;
+        if (c.Compressor(layer) is { } compressor)
+            foreach (var tensor in Compressor(prefix + CompressedPlan.CompressorName + ".", plan.Dim, compressor)) yield return tensor;
+        if (c.IndexerCompressor(layer) is { } indexerCompressor)
+        {
+            var indexer = prefix + CompressedPlan.IndexerName + ".";
+            foreach (var tensor in Linear(indexer, c.IndexerQuery).Concat(Linear(indexer, c.IndexerWeights))) yield return tensor;
+            foreach (var tensor in Compressor(indexer + CompressedPlan.CompressorName + ".", plan.Dim, indexerCompressor)) yield return tensor;
+        }
+    }
+
+    private static IEnumerable<PlannedTensor> Compressor(string prefix, long dim, CompressorPlan c)
+    {
+        yield return new(prefix + CompressorPlan.PositionBias, new long[] { c.Ratio, c.Channels }, true);
+        yield return new(prefix + CompressorPlan.Values + ".weight", new long[] { c.Channels, dim }, true);
+        yield return new(prefix + CompressorPlan.Gates + ".weight", new long[] { c.Channels, dim }, true);
+        yield return new(prefix + CompressorPlan.Norm + ".weight", new long[] { c.Width }, true);
     }
 
     private static IEnumerable<PlannedTensor> Indexer(string prefix, LayoutPlan plan) =>

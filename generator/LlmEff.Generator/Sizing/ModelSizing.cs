@@ -61,7 +61,7 @@ internal static class ModelSizing
             var keysPerQuery = plan.Indexer is { } ix ? Math.Min(ix.TopK, plan.Context) : plan.Context;
 
             long attentionParameters = 0, attentionWeights = 0, mixing = 0, kvCache = 0;
-            long convParameters = 0, convWeights = 0, convState = 0;
+            long convParameters = 0, convWeights = 0, convState = 0, compressedCache = 0;
             long mlpParameters = 0, mlpWeightsPerToken = 0, routedExperts = 0, unchosenExperts = 0;
             foreach (var layer in plan.Layers)
             {
@@ -81,6 +81,15 @@ internal static class ModelSizing
                         attentionParameters += l.Parameters;
                         mixing += 2L * l.Heads * keysPerQuery * (l.HeadDim + l.RopeDim + l.HeadDim);
                         break;
+                    case TokenMixer.CompressedAttention:
+                        var cp = plan.Compressed!;
+                        var kind = layer.Compressed!;
+                        var sparse = kind.Kind == CompressedKind.CompressedSparse;
+                        attentionWeights += cp.Weights(kind, dim);
+                        attentionParameters += CompressedAttentionSizing.Parameters(Shape(plan), kind.Ratio, sparse);
+                        mixing += CompressedMixing(plan, kind);
+                        compressedCache += CompressedAttentionSizing.Cache(Shape(plan), kind.Ratio, sparse, plan.Context).Elements;
+                        break;
                     case TokenMixer.ShortConvolution:
                         var c = plan.Conv!;
                         convWeights += c.InProjection.Weights + c.OutProjection.Weights + c.FilterWeights;
@@ -95,7 +104,7 @@ internal static class ModelSizing
                     attentionParameters += indexer.Parameters;
                     mixing += 2L * plan.Context * indexer.Heads * (indexer.Dim + 1);
                 }
-                kvCache += layer.Cache.Sum(s => s.ElementsPerToken);
+                kvCache += layer.Cache.Where(s => s.PerToken).Sum(s => s.ElementsPerToken);
 
                 if (layer.FeedForward == FeedForwardKind.Dense)
                 {
@@ -127,6 +136,10 @@ internal static class ModelSizing
                 }
             }
 
+            // Compressed attention's cache is no multiple of the tokens (a bounded window, an entry per window, fixed state):
+            // per token it states the cache at full context spread over the context, rounded up.
+            if (plan.Compressed is not null) kvCache += (compressedCache + plan.Context - 1) / plan.Context;
+
             // The output head's matrix multiplies every token, tied or not.
             var matmulWeightsPerToken = attentionWeights + convWeights + mlpWeightsPerToken + (long)plan.Vocab * dim;
 
@@ -147,9 +160,46 @@ internal static class ModelSizing
                 QuantizedWeightBytes: quantizedBytes,
                 QuantizedFp32Bytes: quantized * Fp32Bytes,
                 ConvParameters: convParameters,
-                ConvStateElements: convState);
+                ConvStateElements: convState,
+                KvCacheElementsAtContext: compressedCache);
         }
     }
+
+    /// <summary>The shape of a plan's compressed attention, as <see cref="CompressedAttentionSizing"/> takes it.</summary>
+    internal static CompressedAttentionShape Shape(LayoutPlan plan)
+    {
+        var c = plan.Compressed!;
+        return new CompressedAttentionShape(plan.Dim, c.Heads, c.HeadDim, c.RopeDim, c.QueryRank, c.OutputGroups, c.OutputRank, c.Window,
+            c.IndexerHeads, c.IndexerDim);
+    }
+
+    /// <summary>Attention FLOPs of one compressed-attention token at position Context: 4·HeadDim per query head and key
+    /// seen (the window, and the visible entries: all of them in HCA, the top k in CSA), plus the CSA indexer's
+    /// 2·IndexerHeads·(IndexerDim + 1) per visible entry.</summary>
+    private static long CompressedMixing(LayoutPlan plan, CompressedLayer layer)
+    {
+        checked
+        {
+            var c = plan.Compressed!;
+            long entries = layer.Ratio == 0 ? 0 : plan.Context / layer.Ratio;
+            var keys = Math.Min(c.Window, plan.Context) + (layer.Kind == CompressedKind.CompressedSparse ? Math.Min(c.TopK, entries) : entries);
+            var indexer = layer.Kind == CompressedKind.CompressedSparse ? 2L * entries * c.IndexerHeads * (c.IndexerDim + 1) : 0;
+            return 4L * c.Heads * c.HeadDim * keys + indexer;
+        }
+    }
+
+    /// <summary>Elements one sequence's decoding cache holds after <paramref name="tokens"/> tokens, every layer and
+    /// stream, fixed states included (the convolutions' windows, the compressors' unfinished windows).</summary>
+    public static long CacheElements(LayoutPlan plan, long tokens)
+    {
+        if (tokens < 0) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "A token count cannot be negative.");
+        return plan.Layers.Sum(l => l.Cache.Sum(s => s.Elements(tokens)));
+    }
+
+    /// <summary>What the cache grows by per token once the context is long: the unbounded streams' elements per token
+    /// (compressed entries count a fraction per token); windows and fixed states add nothing more.</summary>
+    public static double CacheElementsPerTokenLimit(LayoutPlan plan) =>
+        plan.Layers.Sum(l => l.Cache.Where(s => s.MostEntries == 0 && s.StateElements == 0).Sum(s => (double)s.ElementsPerToken / s.TokensPerEntry));
 
     /// <summary>
     /// Every linear weight [Quant] can target (attention and feed-forward networks; not embeddings, head, routers,

@@ -25,6 +25,8 @@ internal sealed class DeclaredFeatures
         Positions = Defined(declared.Model.Named.TryGetValue("Positions", out var positions) ? positions : null, PositionKind.Rope);
         Projections = Defined(declared.Attention.FirstConstructorArgument, ProjectionKind.Full);
         Latent = Defined(declared.Attention.Named.TryGetValue("Kind", out var kind) ? kind : null, AttentionForm.Standard) == AttentionForm.Latent;
+        Compressed = Defined(kind, AttentionForm.Standard) == AttentionForm.Compressed;
+        HybridLayers = declared.Layers.Present;
         ShareKvEvery = declared.Attention.Named.TryGetValue("ShareKvEvery", out var share) && share is int n && n > 1 ? n : 1;
         QkNorm = Bool(declared.Attention, "QkNorm", false);
         BreakSymmetry = Bool(declared.Attention, "BreakSymmetry", false);
@@ -54,6 +56,12 @@ internal sealed class DeclaredFeatures
     public PositionKind Positions { get; }
     public ProjectionKind Projections { get; }
     public bool Latent { get; }
+
+    /// <summary>Kind = AttentionKind.Compressed (DeepSeek V4's attention).</summary>
+    public bool Compressed { get; }
+
+    /// <summary>[Layers] is declared (a hybrid's attention list).</summary>
+    public bool HybridLayers { get; }
     public int ShareKvEvery { get; }
     public bool QkNorm { get; }
     public bool BreakSymmetry { get; }
@@ -121,6 +129,8 @@ internal static class IncompatibleCombinations
 
     private const string PyTorchInit = "Init = InitScheme.PyTorchDefault";
 
+    private const string Compressed = "Kind = AttentionKind.Compressed";
+
     private static string ShareKvEvery(DeclaredFeatures f) => $"ShareKvEvery = {f.ShareKvEvery}";
 
     public static readonly IReadOnlyList<IncompatibleCombination> All = new IncompatibleCombination[]
@@ -167,6 +177,45 @@ internal static class IncompatibleCombinations
         new("Latent attention quantized", f => f.Latent && f.QuantizesAttention,
             "Quant", "Target", f => f.QuantTargetWritten ? "QuantTarget.Attention" : "[Quant] (its default Target is QuantTarget.AllLinear)", _ => Latent,
             "fake quantization of latent attention's projections is not supported yet; target Experts or Mlp"),
+
+        // DeepSeek V4's attention is one runtime block (CompressedAttention) with its own projections, norms, rotation
+        // and cache; these are the settings of standard attention or other blocks it has no place for.
+        new("Compressed attention in an encoder", f => f.Compressed && !f.Causal,
+            "Attention", "Kind", _ => Compressed, _ => "Causal = false",
+            "its window and compressed entries look back only, and a query sees an entry only once its window is complete"),
+        new("Compressed attention with sparse attention", f => f.Compressed && f.SparseAttention,
+            "SparseAttention", null, _ => "[SparseAttention]", _ => Compressed,
+            "compressed attention has its own indexer over compressed entries; declare it with [CompressedLayers(Sparse = ..., TopK = ...)]"),
+        new("Compressed attention in a hybrid", f => f.Compressed && (f.ShortConv || f.HybridLayers),
+            "Attention", "Kind", _ => Compressed, f => f.ShortConv ? "[ShortConv] layers" : "[Layers]",
+            "a compressed-attention model chooses each layer's kind with [CompressedLayers]; short convolutions between them are not supported"),
+        new("Compressed attention with KV sharing", f => f.Compressed && f.SharesKv,
+            "Attention", "ShareKvEvery", ShareKvEvery, _ => Compressed,
+            "each layer keeps its own window and compressed entries; sharing them across layers is not supported"),
+        new("Compressed attention without rotary positions", f => f.Compressed && f.Positions != PositionKind.Rope,
+            "Model", "Positions", f => $"Positions.{f.Positions}", _ => Compressed,
+            "compressed attention carries positions in the rotary channels of its queries, keys and entries (and rotates the output back); use Positions.Rope"),
+        new("Compressed attention with GPT-2 names", f => f.Compressed && f.Naming == NamingKind.Gpt2,
+            "Model", "Naming", _ => "ParameterNaming.Gpt2", _ => Compressed,
+            "its weights carry DeepSeek V4's names (wq_a, wkv, wo_a, attn_sink, ...), which have no GPT-2 counterpart"),
+        new("Compressed attention with the positional score mixer", f => f.Compressed && f.BreakSymmetry,
+            "Attention", "BreakSymmetry", _ => "BreakSymmetry = true", _ => Compressed,
+            "its queries and keys are distinct, and the score mixer works on whole score maps, which it never forms"),
+        new("Compressed attention with QK norm", f => f.Compressed && f.QkNorm,
+            "Attention", "QkNorm", _ => "QkNorm = true", _ => Compressed,
+            "it already normalises each query head (without weights) and its key = value head (kv_norm)"),
+        new("Compressed attention with a projection variant", f => f.Compressed && f.Projections != ProjectionKind.Full,
+            "Attention", ConfigurationIssue.ConstructorArgument, f => $"Projections.{f.Projections}", _ => Compressed,
+            "compressed attention fixes its projections: a query latent and one key head that is also the value head"),
+        new("Compressed attention with biases", f => f.Compressed && f.Bias,
+            "Model", "Bias", _ => "Bias = true", _ => Compressed,
+            "DeepSeek V4's attention projections have no biases"),
+        new("Compressed attention quantized", f => f.Compressed && f.QuantizesAttention,
+            "Quant", "Target", f => f.QuantTargetWritten ? "QuantTarget.Attention" : "[Quant] (its default Target is QuantTarget.AllLinear)", _ => Compressed,
+            "fake quantization of compressed attention's projections is not supported yet; target Experts or Mlp"),
+        new("PyTorch's initialisation with compressed attention", f => f.PyTorchInit && f.Compressed,
+            "Model", "Init", _ => PyTorchInit, _ => Compressed,
+            "compressed attention initialises its own unbiased projections, compressors and sink"),
 
         new("Short convolutions in an encoder", f => f.ShortConv && !f.Causal,
             "ShortConv", null, _ => "[ShortConv]", _ => "Causal = false",

@@ -84,6 +84,16 @@ internal static class ModelValidator
         var moe = declared.MoE.Present && mlp is not null ? ResolveMoe(new Reader(declared.MoE, issues), layers, mlp, issues) : null;
         var quant = declared.Quant.Present ? ResolveQuant(new Reader(declared.Quant, issues), moe is not null, issues) : null;
 
+        var compressedDeclared = attention is not null && declared.Attention.Named.TryGetValue("Kind", out var kindWritten) && kindWritten is int kindNumber
+            && kindNumber == (int)AttentionForm.Compressed;
+        if (compressedDeclared)
+        {
+            var compressed = ResolveCompressed(new Reader(declared.Attention, issues), declared.CompressedLayers, attention!, dim, layers, context, issues);
+            attention = compressed is null ? null : attention! with { KvHeads = 1, Compressed = compressed };
+        }
+        else if (declared.CompressedLayers.Present)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.InvalidCompressedLayers, "CompressedLayers", null, "[CompressedLayers] lists CSA and HCA layers",
+                "they are kinds of compressed attention; declare [Attention(Kind = AttentionKind.Compressed, ...)]"));
         var hybrid = ResolveHybrid(declared, layers, issues);
         var sparse = declared.SparseAttention.Present ? ResolveSparse(new Reader(declared.SparseAttention, issues), context, issues) : null;
         // Features that cannot go together are decided by one table, nowhere else.
@@ -213,9 +223,12 @@ internal static class ModelValidator
         var kind = reader.Enum("Kind", AttentionForm.Standard);
         if (kind == AttentionForm.Latent)
             return ResolveLatent(reader, attention, dim, issues);
+        // Compressed attention's own settings are read with its layer lists (ResolveCompressed).
+        if (kind == AttentionForm.Compressed) return attention;
         foreach (var latentOnly in new[] { "KvRank", "RopeDim", "QRank" }.Where(reader.Has))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", latentOnly, latentOnly,
                 "only latent attention (Kind = AttentionKind.Latent) compresses keys, values or queries"));
+        WarnCompressedOnly(reader, "Standard", issues);
         if (reader.Bool("QkNorm", false))
             attention = attention with { QkNorm = true };
         if (reader.Bool("BreakSymmetry", false))
@@ -227,12 +240,138 @@ internal static class ModelValidator
         return attention;
     }
 
+    /// <summary>Settings only compressed attention reads; written on another kind they are LLM013.</summary>
+    private static readonly string[] CompressedOnly = { "OutputGroups", "OutputRank", "SlidingWindow" };
+
+    private static void WarnCompressedOnly(Reader reader, string kind, List<ConfigurationIssue> issues)
+    {
+        foreach (var name in CompressedOnly.Where(reader.Has))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", name, name,
+                $"only compressed attention (Kind = AttentionKind.Compressed) has output groups and a sliding window; this model's attention is {kind}"));
+    }
+
+    /// <summary>
+    /// DeepSeek V4's attention: the shape from [Attention], the layer kinds from [CompressedLayers] (none: every layer
+    /// sliding-window only). Guards mirror what <c>CompressedAttentionOptions.Validate</c> and the indexer would throw,
+    /// so a declaration that validates never fails when the module is built.
+    /// </summary>
+    private static CompressedSpec? ResolveCompressed(Reader reader, DeclaredAttribute layersAttribute, AttentionSpec a, int dim, int layers, int context,
+        List<ConfigurationIssue> issues)
+    {
+        var ropeDim = reader.RequiredSize("RopeDim");
+        var qRank = reader.RequiredSize("QRank");
+        var groups = reader.RequiredSize("OutputGroups");
+        var outputRank = reader.RequiredSize("OutputRank");
+        var window = reader.RequiredSize("SlidingWindow");
+        if (reader.Has("KvRank"))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "KvRank", "KvRank",
+                "compressed attention caches its key = value head and compressed entries, not a latent"));
+        if (reader.Has("KvHeads"))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "KvHeads", "KvHeads",
+                "compressed attention has one key head, which is also the value head, shared by every query head"));
+        if (ropeDim > 0 && ropeDim % 2 != 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "Attention", "RopeDim", "RopeDim", ropeDim,
+                "rotary positions rotate channel pairs, so the width must be even"));
+        if (ropeDim > a.HeadDim)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.CompressedShapeMismatch, "Attention", "RopeDim", "RopeDim", ropeDim,
+                $"HeadDim = {a.HeadDim}", "the rotary channels are the last RopeDim of each head, so there cannot be more of them than the head is wide"));
+        if (groups > 0 && a.Heads % groups != 0)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.CompressedShapeMismatch, "Attention", "OutputGroups", "OutputGroups", groups,
+                $"Heads = {a.Heads}", "the grouped output projection splits the heads into equal groups, so OutputGroups must divide Heads"));
+        // A rank must compress: below the input width it projects from.
+        if (qRank > 0 && dim > 0 && qRank >= dim)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.LatentRankTooLarge, "Attention", "QRank", "QRank", qRank, "Dim", dim));
+        if (outputRank > 0 && groups > 0 && a.Heads % groups == 0)
+        {
+            var groupWidth = (long)a.Heads / groups * a.HeadDim;
+            if (outputRank >= groupWidth)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.LatentRankTooLarge, "Attention", "OutputRank", "OutputRank", outputRank,
+                    "Heads · HeadDim / OutputGroups", groupWidth));
+        }
+        if (window > 0 && context > 0 && window >= context)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "SlidingWindow", "SlidingWindow",
+                $"a window of {window} tokens holds the whole context of {context}, so no compressed entry is ever needed"));
+
+        var lists = new Reader(layersAttribute, issues);
+        var sparseRatio = lists.OptionalSize("SparseRatio", 4);
+        var heavyRatio = lists.OptionalSize("HeavyRatio", 128);
+        var sparse = CompressedList(layersAttribute, "Sparse", layers, issues);
+        var heavy = CompressedList(layersAttribute, "Heavy", layers, issues);
+        if (sparse is not null && heavy is not null)
+        {
+            var both = sparse.Intersect(heavy).ToList();
+            if (both.Count > 0)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.InvalidCompressedLayers, "CompressedLayers", "Heavy", $"Heavy = \"{layersAttribute.Named["Heavy"]}\"",
+                    $"layer {both[0]} is also in Sparse; a layer is CSA or HCA, not both"));
+        }
+        foreach (var (name, ratio, used) in new[] { ("SparseRatio", sparseRatio, sparse is { Count: > 0 }), ("HeavyRatio", heavyRatio, heavy is { Count: > 0 }) })
+        {
+            if (ratio == 1)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "CompressedLayers", name, name, ratio,
+                    "a compressed entry pools a window of at least 2 tokens (1 would cache one entry per token, more than the window it replaces)"));
+            else if (used && ratio > context && context > 0)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "CompressedLayers", name, name,
+                    $"no window of {ratio} tokens completes within the context of {context}, so those layers never see a compressed entry"));
+        }
+
+        int topK = 0, indexerHeads = 0, indexerDim = 0;
+        var precision = lists.Enum("IndexerPrecision", IndexerPrecisionKind.Fp4);
+        var bf16Scores = lists.Bool("Bf16Scores", false);
+        if (sparse is { Count: > 0 })
+        {
+            topK = lists.RequiredSize("TopK");
+            indexerHeads = lists.RequiredSize("IndexerHeads");
+            indexerDim = lists.RequiredSize("IndexerDim");
+            // The Hadamard rotation pairs channels recursively, and FP4/FP8 scale whole blocks of 32/128 values.
+            var block = precision switch { IndexerPrecisionKind.Fp4 => 32, IndexerPrecisionKind.Fp8 => 128, _ => 1 };
+            if (indexerDim > 0 && (indexerDim & (indexerDim - 1)) != 0)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.CompressedShapeMismatch, "CompressedLayers", "IndexerDim", "IndexerDim", indexerDim,
+                    "the Hadamard rotation", "it rotates the index queries and keys by a Hadamard matrix, which exists here for powers of two only"));
+            else if (indexerDim > 0 && indexerDim % block != 0)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.CompressedShapeMismatch, "CompressedLayers", "IndexerDim", "IndexerDim", indexerDim,
+                    $"IndexerPrecision.{precision}", $"{precision} scales blocks of {block} values, so an index key must hold whole blocks"));
+            if (indexerDim > 0 && ropeDim > indexerDim)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.CompressedShapeMismatch, "Attention", "RopeDim", "RopeDim", ropeDim,
+                    $"IndexerDim = {indexerDim}", "the index keys carry the same rotary channels at their end, so they cannot be narrower than RopeDim"));
+            if (topK > 0 && sparseRatio >= 2 && context > 0 && topK >= context / sparseRatio)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "CompressedLayers", "TopK", "TopK",
+                    $"a context of {context} tokens makes at most {context / sparseRatio} entries of {sparseRatio}, so every query keeps them all and the indexer only adds cost"));
+        }
+        else if (sparse is not null)
+        {
+            foreach (var name in new[] { "TopK", "IndexerHeads", "IndexerDim", "IndexerPrecision", "Bf16Scores", "SparseRatio" }.Where(lists.Has))
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "CompressedLayers", name, name, "no layer is listed in Sparse, so there is no indexer"));
+        }
+        if (heavy is { Count: 0 } && lists.Has("HeavyRatio"))
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "CompressedLayers", "HeavyRatio", "HeavyRatio", "no layer is listed in Heavy"));
+
+        if (ropeDim <= 0 || qRank <= 0 || groups <= 0 || outputRank <= 0 || window <= 0 || sparse is null || heavy is null
+            || sparseRatio <= 0 || heavyRatio <= 0 || (sparse.Count > 0 && (topK <= 0 || indexerHeads <= 0 || indexerDim <= 0)))
+            return null;
+        return new CompressedSpec(ropeDim, qRank, groups, outputRank, window, sparse.ToEquatableArray(), heavy.ToEquatableArray(), sparseRatio, heavyRatio,
+            topK, indexerHeads, indexerDim, precision, bf16Scores);
+    }
+
+    /// <summary>One [CompressedLayers] list: absent is none; otherwise parsed as [Layers] lists are (LLM022 when invalid).</summary>
+    private static List<int>? CompressedList(DeclaredAttribute attribute, string name, int layers, List<ConfigurationIssue> issues)
+    {
+        if (attribute.Erroneous.Contains(name)) return null;
+        if (!attribute.Named.TryGetValue(name, out var written) || written is null) return new List<int>();
+        var text = written as string;
+        var parsed = ParseLayerList(text, layers, out var problem);
+        if (parsed is null)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.InvalidCompressedLayers, "CompressedLayers", name, $"{name} = \"{text}\"",
+                problem!.Replace("attention layers", $"{(name == "Sparse" ? "CSA" : "HCA")} layers")));
+        return parsed;
+    }
+
     /// <summary>DeepSeek's multi-head latent attention: every head has its own keys and values, expanded from the latent.</summary>
     private static AttentionSpec? ResolveLatent(Reader reader, AttentionSpec standard, int dim, List<ConfigurationIssue> issues)
     {
         var kvRank = reader.RequiredSize("KvRank");
         var ropeDim = reader.RequiredSize("RopeDim");
         var qRank = reader.OptionalCount("QRank", 0);
+        WarnCompressedOnly(reader, "Latent", issues);
         var a = standard;
         if (reader.Has("KvHeads") && a.KvHeads != a.Heads)
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "Attention", "KvHeads", "KvHeads",

@@ -52,6 +52,26 @@ public enum AttentionKind
 
     /// <summary>DeepSeek's multi-head latent attention: keys and values expanded from a cached low-rank vector.</summary>
     Latent = 1,
+
+    /// <summary>DeepSeek V4's attention: one key = value head, a sliding window, and in the layers
+    /// <c>[CompressedLayers]</c> lists compressed entries of the older tokens (CSA with an indexer's top-k, or HCA);
+    /// a per-head sink logit and a grouped low-rank output (<c>LlmEff.Layers.CompressedAttention</c>).</summary>
+    Compressed = 2,
+}
+
+/// <summary>Precision of compressed attention's index queries and keys ([CompressedLayers] IndexerPrecision); the
+/// declared twin of the runtime's <c>LlmEff.Quantization.IndexerPrecision</c> (same names and numbers, tested), kept
+/// apart so that the attributes need nothing beyond this namespace.</summary>
+public enum IndexKeyPrecision
+{
+    /// <summary>DeepSeek V4's rule: E2M1 values, one power-of-two scale per 32 that never clips.</summary>
+    Fp4 = 0,
+    /// <summary>E4M3 values, one power-of-two scale per 128 (DeepSeek-V3.2's indexer).</summary>
+    Fp8 = 1,
+    /// <summary>Rounded to bf16.</summary>
+    Bf16 = 2,
+    /// <summary>Unchanged fp32.</summary>
+    Fp32 = 3,
 }
 
 /// <summary>Whose parameter names the module uses, so checkpoints map one to one.</summary>

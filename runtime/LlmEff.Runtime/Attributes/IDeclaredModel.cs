@@ -23,6 +23,14 @@ public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int
 {
     /// <summary>KV cache bytes per token at <paramref name="bytesPerElement"/> bytes per element (2 for bf16).</summary>
     public long KvCacheBytesPerToken(int bytesPerElement = 2) => KvCacheElementsPerToken * bytesPerElement;
+
+    /// <summary>The cache of one sequence after a number of tokens, when it is no multiple of them (compressed attention:
+    /// a bounded window, an entry per window, fixed state; the generated <c>KvCacheElements</c>); null when it is
+    /// <see cref="KvCacheElementsPerToken"/> per token.</summary>
+    public System.Func<long, long>? KvCacheElements { get; init; }
+
+    /// <summary>Cached elements of one sequence after <paramref name="tokens"/> tokens, over all layers.</summary>
+    public long KvCacheElementsAt(long tokens) => KvCacheElements is { } exact ? exact(tokens) : checked(KvCacheElementsPerToken * tokens);
 }
 
 /// <summary>Parameters by component; the parts add up to <see cref="ModelFacts.ParameterCount"/>.</summary>

@@ -112,6 +112,58 @@ public sealed class AttentionAttribute : Attribute
     /// <summary>Per-head RMSNorm of queries and keys before the rotation (LFM2, Qwen3, OLMo-2): steadier attention
     /// logits for 2·HeadDim parameters per layer. Default <c>false</c>.</summary>
     public bool QkNorm { get; set; }
+
+    /// <summary>Compressed attention: groups of heads whose outputs share one low-rank projection (DeepSeek V4's
+    /// <c>o_groups</c>; Flash: 8). Required with <see cref="AttentionKind.Compressed"/>; must divide <see cref="Heads"/>.</summary>
+    public int OutputGroups { get; set; }
+
+    /// <summary>Compressed attention: rank of each output group's projection (<c>o_lora_rank</c>; Flash: 1024).
+    /// Required with <see cref="AttentionKind.Compressed"/>.</summary>
+    public int OutputRank { get; set; }
+
+    /// <summary>Compressed attention: tokens of the sliding window every layer attends to, the query's own included
+    /// (<c>sliding_window</c>; Flash: 128). Required with <see cref="AttentionKind.Compressed"/>.</summary>
+    public int SlidingWindow { get; set; }
+}
+
+/// <summary>
+/// DeepSeek V4's per-layer attention kinds (its <c>compress_ratios</c>), with <c>[Attention(Kind = AttentionKind.Compressed)]</c>.
+/// Layers listed in <see cref="Sparse"/> are CSA (overlapping windows of <see cref="SparseRatio"/> tokens compressed into
+/// one entry each, of which an indexer keeps the <see cref="TopK"/> best per query); layers in <see cref="Heavy"/> are HCA
+/// (every complete window of <see cref="HeavyRatio"/> tokens, no indexer); the layers in neither list attend to the
+/// sliding window only. DeepSeek-V4-Flash: <c>Sparse = "2,4,...,42", Heavy = "3,5,...,41"</c>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class CompressedLayersAttribute : Attribute
+{
+    /// <summary>0-based CSA layers, comma-separated, ranges <c>a-b</c> inclusive, as <see cref="LayersAttribute.Attention"/>.</summary>
+    public string? Sparse { get; set; }
+
+    /// <summary>0-based HCA layers, in the same form; no layer may be in both lists.</summary>
+    public string? Heavy { get; set; }
+
+    /// <summary>Tokens per compressed entry in CSA layers (Flash: 4). Default 4; at least 2.</summary>
+    public int SparseRatio { get; set; }
+
+    /// <summary>Tokens per compressed entry in HCA layers (Flash: 128). Default 128; at least 2.</summary>
+    public int HeavyRatio { get; set; }
+
+    /// <summary>CSA: compressed entries each query keeps (<c>index_topk</c>; Flash: 512). Required with <see cref="Sparse"/>.</summary>
+    public int TopK { get; set; }
+
+    /// <summary>CSA: indexer heads (<c>index_n_heads</c>; Flash: 64). Required with <see cref="Sparse"/>.</summary>
+    public int IndexerHeads { get; set; }
+
+    /// <summary>CSA: width of an indexer head and of the index key cached per entry (<c>index_head_dim</c>; Flash: 128);
+    /// a power of two (the Hadamard rotation) and a multiple of the precision's block. Required with <see cref="Sparse"/>.</summary>
+    public int IndexerDim { get; set; }
+
+    /// <summary>CSA: precision of the indexer's rotated queries and keys. Default <see cref="IndexKeyPrecision.Fp4"/>,
+    /// DeepSeek's rule (E2M1 with a never-clipping power-of-two scale per 32).</summary>
+    public IndexKeyPrecision IndexerPrecision { get; set; }
+
+    /// <summary>CSA: round the index scores to bf16 before ranking, as DeepSeek's kernel does. Default <c>false</c>.</summary>
+    public bool Bf16Scores { get; set; }
 }
 
 /// <summary>

@@ -111,11 +111,16 @@ public sealed class LayerState : IDisposable
     /// <summary>Short convolution: the fixed-size window of its last <c>kernel − 1</c> gated inputs, [batch, dim, kernel − 1].</summary>
     public const int ConvolutionWindow = 0;
 
+    /// <summary>Compressed attention (DeepSeek V4): the block's own <see cref="Layers.CompressedAttentionCache"/> (window,
+    /// compressed entries, index keys, compressor state), kept here by <see cref="Block{T}"/>.</summary>
+    public const int CompressedAttention = 3;
+
     private const long FirstAllocation = 16;
 
     private readonly long capacity;
     private readonly Dictionary<int, Growing> growing = new();
     private readonly Dictionary<int, Tensor> fixedStates = new();
+    private readonly Dictionary<int, IDisposable> blocks = new();
 
     // A preallocated buffer of which the first `Length` entries along `Dim` are valid.
     private sealed class Growing(Tensor buffer, long dim)
@@ -141,8 +146,8 @@ public sealed class LayerState : IDisposable
     {
         ArgumentNullException.ThrowIfNull(items);
         ObjectDisposedException.ThrowIf(disposed, this);
-        if (fixedStates.ContainsKey(stream))
-            throw new InvalidOperationException($"Stream {stream} holds a fixed-size state (Set); it cannot also be a growing stream.");
+        if (fixedStates.ContainsKey(stream) || blocks.ContainsKey(stream))
+            throw new InvalidOperationException($"Stream {stream} holds a fixed-size state (Set or Block); it cannot also be a growing stream.");
         var rank = items.dim();
         if (dim < -rank || dim >= rank) throw new ArgumentOutOfRangeException(nameof(dim), dim, $"Dimension must lie in {-rank}..{rank - 1} for a tensor of rank {rank}.");
         if (dim < 0) dim += rank;
@@ -214,8 +219,8 @@ public sealed class LayerState : IDisposable
     {
         ArgumentNullException.ThrowIfNull(value);
         ObjectDisposedException.ThrowIf(disposed, this);
-        if (growing.ContainsKey(stream))
-            throw new InvalidOperationException($"Stream {stream} is a growing stream (Append); it cannot also hold a fixed-size state.");
+        if (growing.ContainsKey(stream) || blocks.ContainsKey(stream))
+            throw new InvalidOperationException($"Stream {stream} is a growing stream or a block's state; it cannot also hold a fixed-size state.");
         Tensor copy;
         using (no_grad())
         {
@@ -223,6 +228,24 @@ public sealed class LayerState : IDisposable
         }
         if (fixedStates.TryGetValue(stream, out var previous)) previous.Dispose();
         fixedStates[stream] = copy;
+    }
+
+    /// <summary>
+    /// The state a block keeps in its own form under stream <paramref name="stream"/> (compressed attention's
+    /// <see cref="Layers.CompressedAttentionCache"/>, which bounds its window and compresses windows itself): made by
+    /// <paramref name="create"/> on first use, then the same object every step, disposed with this state.
+    /// </summary>
+    public T Block<T>(int stream, Func<T> create) where T : class, IDisposable
+    {
+        ArgumentNullException.ThrowIfNull(create);
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (growing.ContainsKey(stream) || fixedStates.ContainsKey(stream))
+            throw new InvalidOperationException($"Stream {stream} already holds tensors (Append or Set); it cannot also hold a block's state.");
+        if (blocks.TryGetValue(stream, out var held))
+            return held as T ?? throw new InvalidOperationException($"Stream {stream} holds a {held.GetType().Name}, not a {typeof(T).Name}.");
+        var made = create() ?? throw new InvalidOperationException($"The state made for stream {stream} is null.");
+        blocks[stream] = made;
+        return made;
     }
 
     /// <summary>Elements held in the valid part of the growing streams, over the whole batch.</summary>
@@ -240,7 +263,9 @@ public sealed class LayerState : IDisposable
         disposed = true;
         foreach (var entry in growing.Values) entry.Buffer.Dispose();
         foreach (var value in fixedStates.Values) value.Dispose();
+        foreach (var block in blocks.Values) block.Dispose();
         growing.Clear();
         fixedStates.Clear();
+        blocks.Clear();
     }
 }

@@ -77,6 +77,8 @@ internal static class InspectCommand
             text.Append(string.Create(CultureInfo.InvariantCulture, $"{f.Name.PadRight(width)}  {f.ParameterCount,15:N0}  {f.ActiveParameterCount,15:N0}  {cache,10}  {f.FlopsPerToken / 1e6,11:N1}  {f.Context,7}\n"));
         }
         text.Append("Active: parameters one token uses (fewer than all only with routed experts). KV cache in bf16 (2 bytes per element; encoders keep none); FLOPs of one forward token at full context.\n");
+        if (models.Any(m => m.KvCacheElements is not null))
+            text.Append("Compressed attention (DeepSeek V4) caches a bounded window, an entry per window and fixed state: its KV B/token is the cache at full context spread over the context.\n");
         return text.ToString();
     }
 
@@ -106,8 +108,13 @@ internal static class InspectCommand
             if (context.Equals("max", StringComparison.OrdinalIgnoreCase)) length = facts.Context;
             else if (!long.TryParse(context, NumberStyles.None, CultureInfo.InvariantCulture, out length) || length <= 0)
                 throw new ArgumentException($"--contexts: '{context}' is not a positive length or 'max'.");
-            var cells = types.Select(t => $"{t} {Bytes(facts.KvCacheElementsPerToken * ElementBytes[t] * length)}");
-            Line($"  KV cache at {N(length)} tokens: {string.Join(", ", cells)}  ({N(facts.KvCacheElementsPerToken)} elements per token)");
+            var elements = facts.KvCacheElementsAt(length);
+            var cells = types.Select(t => $"{t} {Bytes((double)elements * ElementBytes[t])}");
+            // Compressed attention's cache is no multiple of the tokens: state what it holds per token at this length.
+            var perToken = facts.KvCacheElements is null
+                ? $"{N(facts.KvCacheElementsPerToken)} elements per token"
+                : $"{((double)elements / length).ToString("N1", CultureInfo.InvariantCulture)} elements per token at this length: window, compressed entries, index keys and state";
+            Line($"  KV cache at {N(length)} tokens: {string.Join(", ", cells)}  ({perToken})");
         }
         foreach (var (name, bytes, parts) in TrainingRecipes)
             Line($"  training memory, {name}: {Bytes((double)facts.ParameterCount * bytes)} ({parts} bytes per parameter; activations not included)");
