@@ -39,6 +39,11 @@ public sealed class CombinationDiagnosticsTests
             [Attention(Heads = 4)]
             [{{Sparse}}]
             """, "Checkpointing = true", "[SparseAttention]"),
+        ["Checkpointing with compressed sparse attention"] = ($$"""
+            [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16, {|#0:Checkpointing = true|})]
+            [Attention({{CompressedAttention}})]
+            [CompressedLayers(Sparse = "1,3", SparseRatio = 4, TopK = 2, IndexerHeads = 2, IndexerDim = 32)]
+            """, "Checkpointing = true", "[CompressedLayers(Sparse = ...)]"),
         ["KV sharing with queries taken from the keys"] = ("""
             [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
             [Attention(Projections.NoQuery, Heads = 4, {|#0:ShareKvEvery = 2|})]

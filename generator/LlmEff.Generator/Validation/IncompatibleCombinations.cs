@@ -26,6 +26,7 @@ internal sealed class DeclaredFeatures
         Projections = Defined(declared.Attention.FirstConstructorArgument, ProjectionKind.Full);
         Latent = Defined(declared.Attention.Named.TryGetValue("Kind", out var kind) ? kind : null, AttentionForm.Standard) == AttentionForm.Latent;
         Compressed = Defined(kind, AttentionForm.Standard) == AttentionForm.Compressed;
+        CompressedSparse = declared.CompressedLayers.Named.TryGetValue("Sparse", out var sparse) && sparse is string list && list.Trim().Length > 0;
         HybridLayers = declared.Layers.Present;
         ShareKvEvery = declared.Attention.Named.TryGetValue("ShareKvEvery", out var share) && share is int n && n > 1 ? n : 1;
         QkNorm = Bool(declared.Attention, "QkNorm", false);
@@ -59,6 +60,9 @@ internal sealed class DeclaredFeatures
 
     /// <summary>Kind = AttentionKind.Compressed (DeepSeek V4's attention).</summary>
     public bool Compressed { get; }
+
+    /// <summary>[CompressedLayers] lists compressed sparse (CSA) layers, whose indexers train on a loss of their own.</summary>
+    public bool CompressedSparse { get; }
 
     /// <summary>[Layers] is declared (a hybrid's attention list).</summary>
     public bool HybridLayers { get; }
@@ -148,6 +152,9 @@ internal static class IncompatibleCombinations
         new("Checkpointing with sparse attention", f => f.Checkpointing && f.SparseAttention,
             "Model", "Checkpointing", _ => "Checkpointing = true", _ => "[SparseAttention]",
             "a recomputed sparse-attention block would add its indexer's training loss twice"),
+        new("Checkpointing with compressed sparse attention", f => f.Checkpointing && f.CompressedSparse,
+            "Model", "Checkpointing", _ => "Checkpointing = true", _ => "[CompressedLayers(Sparse = ...)]",
+            "a compressed sparse attention layer's indexer leaves a training loss from its forward, which a recomputed block would leave again in backward, too late for the step"),
 
         new("KV sharing with queries taken from the keys", f => f.SharesKv && f.QueriesAreKeys && !f.Latent,
             "Attention", "ShareKvEvery", ShareKvEvery, f => $"Projections.{f.Projections}",
