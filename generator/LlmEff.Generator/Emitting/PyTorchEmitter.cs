@@ -711,11 +711,11 @@ internal static class PyTorchEmitter
                 {
                     var sources = new List<string>();
                     if (spec.Moe is { Balance: BalanceKind.AuxLoss, AuxLossWeight: > 0 } or { SequenceAuxLossWeight: > 0 }) sources.Add("ExpertRouter");
-                    if (sparse is not null) sources.Add("LightningIndexer");
-                    w.Line(sparse is null
+                    if (plan.TrainsIndexers) sources.Add("indexer");
+                    w.Line(!plan.TrainsIndexers
                         ? "\"\"\"The balancing losses the last training forward left, summed, for the trainer to add to the next-token loss;"
                         : $"\"\"\"The {(sources.Count > 1 ? "balancing and " : "")}indexer losses the last training forward left, summed, for the trainer to add to the next-token")
-                     .Line(sparse is null
+                     .Line(!plan.TrainsIndexers
                         ? "None when there are none. The reported loss stays the next-token loss alone, as in the C# trainer.\"\"\""
                         : "loss (unweighted, as the C# trainer adds them); None when there are none. The reported loss stays the next-token loss alone.\"\"\"");
                     if (sources.Count > 0)

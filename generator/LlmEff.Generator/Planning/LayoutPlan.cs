@@ -402,5 +402,9 @@ internal sealed record LayoutPlan(
 
     public bool SharesKeyValues => Attention is { SharesKeyValues: true };
 
+    /// <summary>Some layer has an indexer that trains on a distillation loss of its own (V3.2's lightning indexer, V4's
+    /// CSA indexer), which the trainer adds to the next-token loss.</summary>
+    public bool TrainsIndexers => Indexer is not null || Layers.Any(l => l.Compressed is { Kind: CompressedKind.CompressedSparse });
+
     public bool Takes(LayerInputs input) => (LayerInputs & input) != 0;
 }

@@ -749,9 +749,15 @@ partial class DeepSeekV4Flash
                 return self.lm_head(hidden)
 
             def auxiliary_loss(self):
-                """The balancing losses the last training forward left, summed, for the trainer to add to the next-token loss;
-                None when there are none. The reported loss stays the next-token loss alone, as in the C# trainer."""
-                return None
+                """The indexer losses the last training forward left, summed, for the trainer to add to the next-token
+                loss (unweighted, as the C# trainer adds them); None when there are none. The reported loss stays the next-token loss alone."""
+                losses = []
+                for module in self.modules():
+                    take = getattr(module, "take_auxiliary_loss", None)
+                    loss = take() if take is not None else None  # taken once: the block forgets it
+                    if loss is not None:
+                        losses.append(loss)
+                return sum(losses) if losses else None
 
             def update_selection_bias(self):
                 """Auxiliary-loss-free balancing, after each optimizer step (a no-op for other models)."""
