@@ -50,6 +50,37 @@ public sealed class IndexerRecallCommandTests
         Assert.Matches(@"Hadamard rotation on FP4\s+[+-]\d\.\d{4} ± \d\.\d{4} \S.*\+\d\.\d{4} ± \d\.\d{4} resolved, higher", output);
     }
 
+    [Fact]
+    public void Indexer_recall_on_a_declared_model_measures_its_own_index_inputs_untrained_and_trained_seed_by_seed()
+    {
+        using var folder = new TempFolder();
+        var (code, output, error) = CliHarness.Run("indexer-recall", "--model", "TinyV4", "--seeds", "2", "--steps", "2", "--batch", "2", "--out", folder.Path);
+
+        Assert.True(code == 0, error);
+        Assert.Contains("TinyV4: top-8 of the compressed entries each query sees, in its 1 compressed sparse attention layer(s)", output);
+        Assert.Contains("TinyV4 seed 2: trained 2 steps", output);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder.Path, "results.json")));
+        var runs = json.RootElement.GetProperty("runs").EnumerateArray().ToList();
+        // 2 seeds × 2 states × 5 scorings: TinyV4's 32-wide index heads rule out FP8's 128-wide scale blocks.
+        Assert.Equal(20, runs.Count);
+        Assert.DoesNotContain(runs, r => r.GetProperty("scoring").GetString()!.StartsWith("FP8", System.StringComparison.Ordinal));
+        Assert.All(runs, r => Assert.InRange(r.GetProperty("recall").GetDouble(), 0.3, 1.0));
+        // Ratio 4 over 256 tokens: query t sees (t + 1) div 4 entries, more than the top 8 from t = 35 on: 221 per sequence.
+        Assert.Equal(2 * 221, json.RootElement.GetProperty("model").GetProperty("queries").GetInt64());
+        Assert.Contains("Hadamard rotation on FP4", output);
+        Assert.DoesNotContain("FP8 instead of FP4", output);
+    }
+
+    [Fact]
+    public void Indexer_recall_refuses_a_model_without_compressed_sparse_attention_naming_it()
+    {
+        using var folder = new TempFolder();
+        var (code, _, error) = CliHarness.Run("indexer-recall", "--model", "TinyDecoder", "--seeds", "1", "--steps", "1", "--out", folder.Path);
+
+        Assert.Equal(2, code);
+        Assert.Contains("--model TinyDecoder has no compressed sparse attention layer", error);
+    }
+
     [Theory]
     [InlineData("--dim", "96", "--dim 96 must be a power of two of at least 128")]
     [InlineData("--top-k", "5000", "--top-k 5000 must lie between 1 and the 4096 entries")]

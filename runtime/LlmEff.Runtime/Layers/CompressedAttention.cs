@@ -161,6 +161,30 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
         return s.le(t).logical_and(s.gt(t - window)).MoveToOuterDisposeScope();
     }
 
+    private Action<Tensor>? inputObserver;
+
+    /// <summary>Calls <paramref name="observer"/> with the input of every full-sequence forward until the returned handle
+    /// is disposed: how a tool reads what a layer of a whole model sees (generated modules call <c>forward</c> directly,
+    /// which TorchSharp's forward hooks do not see). The tensor belongs to the caller of forward: copy what you keep.</summary>
+    public IDisposable ObserveInputs(Action<Tensor> observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        if (inputObserver is not null) throw new InvalidOperationException("This layer's inputs are observed already.");
+        inputObserver = observer;
+        return new Observation(() => inputObserver = null);
+    }
+
+    private sealed class Observation(Action end) : IDisposable
+    {
+        private Action? end = end;
+
+        public void Dispose()
+        {
+            end?.Invoke();
+            end = null;
+        }
+    }
+
     /// <summary>The indexer's queries, keys and head weights for normalised input <paramref name="x"/> at positions
     /// 0 …, before rotation and quantization (<see cref="CompressedIndexer.ScoreInputs"/>); CSA layers only.</summary>
     public (Tensor Queries, Tensor Keys, Tensor HeadWeights) IndexerScoreInputs(Tensor x)
@@ -177,6 +201,7 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         CheckInput(x, 0);
+        inputObserver?.Invoke(x);
         long batch = x.shape[0], time = x.shape[1];
         using var scope = NewDisposeScope();
         var (queryLatent, q, kv, cos, sin) = Project(x, 0);

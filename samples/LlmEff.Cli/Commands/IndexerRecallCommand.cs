@@ -151,7 +151,9 @@ internal static class IndexerRecallCommand
         var rows = Scorings(results).Select(s => new[] { s }.Concat(inputs.Select(i => RecallOf(results, i, s).Format(Statistics.Fixed(4)))).ToArray()).ToList();
         text.Append(TextTable.Render(new[] { "scoring" }.Concat(inputs).ToArray(), rows));
         text.Append(CultureInfo.InvariantCulture, $"{SeedsLine(results)}\n\nPaired by seed (both scorings on the same inputs), changed − baseline:\n\n");
-        var effects = Effects.Select(e => new[] { e.Name }.Concat(inputs.Select(i => EffectOf(results, i, e.Changed, e.Baseline).Format(Statistics.Fixed(4)))).ToArray()).ToList();
+        // An effect needs both of its scorings measured (a model's index width can rule FP8 out).
+        var measured = Scorings(results).ToHashSet();
+        var effects = Effects.Where(e => measured.Contains(e.Changed.ToString()) && measured.Contains(e.Baseline.ToString())).Select(e => new[] { e.Name }.Concat(inputs.Select(i => EffectOf(results, i, e.Changed, e.Baseline).Format(Statistics.Fixed(4)))).ToArray()).ToList();
         text.Append(TextTable.Render(new[] { "effect" }.Concat(inputs).ToArray(), effects));
         text.Append(CultureInfo.InvariantCulture, $"\nFor reference, not comparable: DeepSeek's V3.2/V4 report gives {ReportedBf16Recall} recall with BF16 index scores on its own model and data.\n");
         return text.ToString();

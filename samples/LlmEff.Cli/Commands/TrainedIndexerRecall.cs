@@ -26,7 +26,7 @@ internal static class TrainedIndexerRecall
         var name = declared.Facts.Name;
         var tokens = declared.Facts.Context;
         var inputs = new[] { $"{name} untrained", string.Create(CultureInfo.InvariantCulture, $"{name} after {steps} steps") };
-        var scorings = IndexerRecall.StandardScorings.Where(s => s != Reference).ToList();
+        List<IndexerScoring>? scorings = null;
         var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), new AssociativeRecall(tokens, 4), recallShare: 0.5);
         var runs = new List<RecallRun>();
         int layers = 0, topK = 0;
@@ -40,6 +40,14 @@ internal static class TrainedIndexerRecall
                 throw new ArgumentException($"--model {name} has no compressed sparse attention layer: nothing selects entries, so there is no recall to measure.");
             layers = sparse.Count;
             topK = sparse[0].Options.TopK;
+            // A precision whose scale blocks do not divide the model's index width cannot quantize it (FP8's are 128 wide).
+            var indexDim = sparse[0].Indexer!.IndexDim;
+            scorings ??= IndexerRecall.StandardScorings.Where(s => s != Reference && (s.Precision switch
+            {
+                IndexerPrecision.Fp4 => indexDim % IndexerQuantizer.Fp4BlockSize == 0,
+                IndexerPrecision.Fp8 => indexDim % IndexerQuantizer.Fp8BlockSize == 0,
+                _ => true,
+            })).ToList();
             var options = new TrainingOptions { Steps = steps, BatchSize = batch, SequenceLength = tokens, Seed = seed, WarmupSteps = Math.Min(20, steps / 10) };
             options.Validate();
             for (var state = 0; state < inputs.Length; state++)
@@ -68,13 +76,10 @@ internal static class TrainedIndexerRecall
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        // Each layer's input (the normalised hidden states) is caught on its way in; the layer runs unchanged.
+        // Each layer's input (the normalised hidden states) is copied on its way in, out of every dispose scope (the
+        // model's forward disposes its own; these are disposed at the end); the layer runs unchanged.
         var seen = new Dictionary<CompressedAttention, Tensor>();
-        var hooks = layers.Select(layer => layer.register_forward_pre_hook((module, x) =>
-        {
-            seen[layer] = x.detach().clone().MoveToOuterDisposeScope();
-            return x;
-        })).ToList();
+        var observations = layers.Select(layer => layer.ObserveInputs(x => seen[layer] = x.detach().clone().DetachFromDisposeScope())).ToList();
         var wasTraining = model.training;
         try
         {
@@ -84,18 +89,25 @@ internal static class TrainedIndexerRecall
         }
         finally
         {
-            foreach (var hook in hooks) hook.remove();
+            foreach (var observation in observations) observation.Dispose();
             model.train(wasTraining);
         }
         var sums = new double[scorings.Count];
         long counted = 0;
-        foreach (var layer in layers)
+        try
         {
-            var (queries, keys, weights) = layer.IndexerScoreInputs(seen[layer]);
-            var (recalls, rows) = IndexerRecall.MeasureOn(queries, keys, weights, layer.Options.Ratio, layer.Options.TopK, scorings);
-            if (rows == 0) continue;
-            for (var i = 0; i < scorings.Count; i++) sums[i] += recalls[i].Recall * rows;
-            counted += rows;
+            foreach (var layer in layers)
+            {
+                var (queries, keys, weights) = layer.IndexerScoreInputs(seen[layer]);
+                var (recalls, rows) = IndexerRecall.MeasureOn(queries, keys, weights, layer.Options.Ratio, layer.Options.TopK, scorings);
+                if (rows == 0) continue;
+                for (var i = 0; i < scorings.Count; i++) sums[i] += recalls[i].Recall * rows;
+                counted += rows;
+            }
+        }
+        finally
+        {
+            foreach (var input in seen.Values) input.Dispose();
         }
         if (counted == 0)
             throw new ArgumentException($"No query of a {tokens}-token sequence sees more than top-k compressed entries in any layer: raise the context or lower TopK, or every precision keeps the same entries.");
