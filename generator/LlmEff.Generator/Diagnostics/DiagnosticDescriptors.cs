@@ -141,4 +141,16 @@ internal static class DiagnosticDescriptors
         "{0} cannot be combined with {1}: {2}",
         Configuration, DiagnosticSeverity.Error,
         "Some features exclude each other. One table (Validation/IncompatibleCombinations.cs) lists every such pair; the message names both sides, with this model's values, and says why.");
+
+    public static readonly DiagnosticDescriptor ResidualStreamCost = Create(
+        "LLM026", "What residual streams cost",
+        "'{0}' keeps {1} residual streams: their maps add {2} parameters ({3} of the model) and {4} FLOPs per token ({5}), and the residual state grows from {6} to {7} values per token and layer",
+        Efficiency, DiagnosticSeverity.Info,
+        "Manifold-constrained hyper-connections (DeepSeek V4) keep Streams copies of the residual: few parameters (a (2 + n)·n × n·Dim map, biases and 3 gates around each block), but every layer reads and writes n·Dim values per token, which activation memory and memory traffic follow.");
+
+    public static readonly DiagnosticDescriptor SingleResidualStream = Create(
+        "LLM027", "One residual stream mixes nothing",
+        "[Residual] with Streams = 1 has a 1×1 mixing matrix, which Sinkhorn makes 1: only the pre and post gates remain, not hyper-connections; declare 2 or more streams (DeepSeek V4: 4) or drop [Residual]",
+        Configuration, DiagnosticSeverity.Warning,
+        "Hyper-connections mix several copies of the residual; with one copy the doubly stochastic mixing matrix is the scalar 1 and the block is an ordinary residual with two learned gates.");
 }

@@ -38,6 +38,7 @@ internal static class GlobalNames
         Add("LlmEff.Layers", "Attention", "RotaryEmbedding", "RmsNorm", "Init", "KeyValueShare", "QuantizedLinear", "TransposedLinear",
             "WeightQuantization", "ExpertRouter", "RouterOptions", "ExpertDispatch", "ActivationCheckpoint", "PositionalScoreMixer",
             "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv");
+        Add("LlmEff.Layers", "HyperConnections");
         return names;
     }
 

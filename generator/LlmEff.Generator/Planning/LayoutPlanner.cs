@@ -70,7 +70,8 @@ internal static class LayoutPlanner
             ExposesScores: attention is not null,
             spec.Checkpointing,
             quant,
-            spec.Init);
+            spec.Init,
+            spec.Residual is { } residual ? new StreamsPlan(residual.Streams, residual.SinkhornIterations, spec.Dim, spec.NormEps) : null);
     }
 
     /// <summary>Whether the blocks' linear layers carry biases: declared, or implied by PyTorch's defaults.</summary>
