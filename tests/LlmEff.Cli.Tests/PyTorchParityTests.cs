@@ -110,6 +110,9 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityClampedMoe", false),       // SwiGLU clamping in dense, routed and shared feed-forwards; √softplus router, aux loss
         ("ParityGpt2Clamped", false),      // SwiGLU clamping on the fused c_fc
         ("ParitySequenceBalancedMoe", false), // √softplus, selection bias and the sequence-wise balance loss
+        ("ParityStreams", false),          // residual streams (mHC) around GQA
+        ("ParityStreamsHybridMoe", false), // 3 streams, 7 Sinkhorn iterations, short convolutions, QkNorm, experts
+        ("ParityStreamsLatentCheckpointed", false), // 2 streams, latent attention, activation checkpointing
     };
 
     [SkippableFact]
