@@ -30,7 +30,8 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.QuantTargetMissing,
         DiagnosticDescriptors.InvalidLayerLayout,
         DiagnosticDescriptors.LatentRankTooLarge,
-        DiagnosticDescriptors.UnsupportedCombination);
+        DiagnosticDescriptors.UnsupportedCombination,
+        DiagnosticDescriptors.SingleResidualStream);
 
     public override void Initialize(AnalysisContext context)
     {
