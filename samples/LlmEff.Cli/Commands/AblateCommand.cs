@@ -40,6 +40,7 @@ internal static class AblateCommand
         ["TinyHybrid"] = "Hybrid: 2 attention + 2 short-conv",
         ["TinyLatent"] = "Latent attention (MLA)",
         ["TinySparse"] = "Sparse attention: top-32",
+        ["TinyDecoderStreams"] = "Residual streams: 4 (mHC)",
     };
 
     /// <summary>Name of the hidden subcommand a <c>--jobs</c> run starts once per (model, seed).</summary>
