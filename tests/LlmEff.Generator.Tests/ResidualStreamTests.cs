@@ -29,7 +29,7 @@ public sealed class ResidualStreamTests
         Verify.Diagnostic("LLM003").WithLocation(2).WithArguments("Residual", "Streams"));
 
     [Fact]
-    public Task One_stream_is_a_warning_at_Streams_and_still_generates() => Verify.VerifyAsync("""
+    public Task One_stream_is_a_warning_at_Streams_not_an_error() => Verify.VerifyAsync("""
         using LlmEff;
         [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16)]
         [Attention(Heads = 4)]
