@@ -39,6 +39,16 @@ public sealed class ResidualStreamTests
         new DiagnosticResult("LLM027", DiagnosticSeverity.Warning).WithLocation(0));
 
     [Fact]
+    public Task Streams_whose_maps_overflow_64_bits_are_LLM008_naming_the_streams() => Verify.VerifyAsync("""
+        using LlmEff;
+        [{|#0:Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16)|}]
+        [Attention(Heads = 4)]
+        [Residual(Streams = 2000000000)]
+        public partial class Huge;
+        """,
+        Verify.Diagnostic("LLM008").WithLocation(0).WithArguments("Huge", "Vocab = 64, Dim = 64, Layers = 2, Context = 16, Streams = 2000000000"));
+
+    [Fact]
     public Task Valid_residual_streams_are_silent_for_the_declaration_analyzer() => Verify.VerifyAsync("""
         using LlmEff;
         [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, Checkpointing = true)]

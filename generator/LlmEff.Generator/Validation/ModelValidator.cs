@@ -110,7 +110,7 @@ internal static class ModelValidator
         catch (OverflowException)
         {
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.SizeOverflow, declared.Model.Name, null, className,
-                $"Vocab = {vocab}, Dim = {dim}, Layers = {layers}, Context = {context}"));
+                $"Vocab = {vocab}, Dim = {dim}, Layers = {layers}, Context = {context}" + (residual is { } r ? $", Streams = {r.Streams}" : "")));
             return new Result(null, null, null, issues);
         }
     }
