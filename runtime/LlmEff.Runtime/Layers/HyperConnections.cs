@@ -128,8 +128,9 @@ public static class HyperConnections
     }
 
     /// <summary>How the parameters of one sub-block's map start, as the Hugging Face <c>deepseek_v4</c> port initialises
-    /// them (DeepSeek publishes trained weights, not an initialisation): fn N(0, 0.02²), base 0, scale 1. With these,
-    /// pre ≈ ½ and post ≈ 1 for every stream and comb ≈ the uniform doubly stochastic matrix.</summary>
+    /// them (DeepSeek publishes trained weights, not an initialisation): fn normal with the port's initializer_range
+    /// (0.02 here, the std of every other weight in this project), base 0, scale 1. With these, pre ≈ ½ and post ≈ 1 for
+    /// every stream and comb ≈ the uniform doubly stochastic matrix.</summary>
     public static void Initialize(Tensor? fn, Tensor? @base, Tensor? scale)
     {
         Init.Normal(fn);

@@ -180,8 +180,9 @@ partial class TinyDecoderStreams
 
 
         def hc_parameters(rows, width, gates):
-            """One map's parameters as the Hugging Face deepseek_v4 port starts them: fn N(0, 0.02^2) [rows, width], base 0
-            [rows], scale 1 [gates] (3 around a sub-block: pre, post and comb; 1 for the head)."""
+            """One map's parameters as the Hugging Face deepseek_v4 port starts them: fn [rows, width] normal with the port's
+            initializer_range (0.02 here, as every other weight), base 0 [rows], scale 1 [gates] (3 around a sub-block: pre,
+            post and comb; 1 for the head)."""
             fn = nn.Parameter(torch.empty(rows, width))
             nn.init.normal_(fn, 0.0, 0.02)
             return fn, nn.Parameter(torch.zeros(rows)), nn.Parameter(torch.ones(gates))
