@@ -353,12 +353,13 @@ public sealed class CommandTests : IDisposable
 
         Assert.True(code == 0, error);
         var lines = output.Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(1 + 17 + 1 + 2, lines.Length); // header, 17 Tiny* models, Gpt2Small, footnote and TinyV4's compressed-cache note
+        Assert.Equal(1 + 18 + 1 + 2, lines.Length); // header, 18 Tiny* models, Gpt2Small, footnote and TinyV4's compressed-cache note
         Assert.Contains(lines, l => l.StartsWith("TinyV4 ") && l.Contains(" 160 ")); // 20,480 elements at 256 tokens: 80 per token
         Assert.Contains(lines, l => l.StartsWith("TinyHybrid ") && l.Contains("2,048")); // 2 attention layers of 4 cache keys and values
         Assert.Contains(lines, l => l.StartsWith("Gpt2Small") && l.Contains("124,439,808") && l.Contains("36,864"));
         Assert.Contains(lines, l => l.StartsWith("TinyNoKey ") && l.Contains("2,048"));
         Assert.Contains(lines, l => l.StartsWith("TinyMoe ") && l.Contains("9,775,360") && l.Contains("3,287,296")); // total and active
+        Assert.Contains(lines, l => l.StartsWith("TinyDecoderStreams ") && l.Contains("3,480,029")); // TinyDecoder + 200,925 in the streams' maps
     }
 
     [Theory]

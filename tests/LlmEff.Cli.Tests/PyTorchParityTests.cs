@@ -112,6 +112,9 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParitySequenceBalancedMoe", false), // √softplus, selection bias and the sequence-wise balance loss
         ("ParityCompressed", false),       // DeepSeek V4's attention: sliding window, CSA with its FP4 indexer, HCA
         ("TinyV4", false),                 // the same at the sample's size (16 tokens: inside its window)
+        ("ParityStreams", false),          // residual streams (mHC) around GQA
+        ("ParityStreamsHybridMoe", false), // 3 streams, 7 Sinkhorn iterations, short convolutions, QkNorm, experts
+        ("ParityStreamsLatentCheckpointed", false), // 2 streams, latent attention, activation checkpointing
     };
 
     [SkippableFact]

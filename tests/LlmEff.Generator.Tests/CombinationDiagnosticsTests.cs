@@ -132,6 +132,11 @@ public sealed class CombinationDiagnosticsTests
             [Attention(Heads = 4)]
             [{{Sparse}}]
             """, TorchInit, "[SparseAttention]"),
+        ["PyTorch's initialisation with residual streams"] = ("""
+            [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
+            [Attention(Heads = 4)]
+            [Residual(Streams = 4)]
+            """, TorchInit, "[Residual]"),
         ["PyTorch's initialisation quantized"] = ("""
             [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 16, TiedEmbeddings = false, {|#0:Init = InitScheme.PyTorchDefault|})]
             [Attention(Heads = 4)]

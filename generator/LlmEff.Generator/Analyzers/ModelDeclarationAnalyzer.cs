@@ -32,7 +32,8 @@ public sealed class ModelDeclarationAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.LatentRankTooLarge,
         DiagnosticDescriptors.UnsupportedCombination,
         DiagnosticDescriptors.InvalidCompressedLayers,
-        DiagnosticDescriptors.CompressedShapeMismatch);
+        DiagnosticDescriptors.CompressedShapeMismatch,
+        DiagnosticDescriptors.SingleResidualStream);
 
     public override void Initialize(AnalysisContext context)
     {

@@ -17,7 +17,8 @@ namespace LlmEff.Generator.Analyzers;
 /// <summary>
 /// Parameters and cache a valid declaration spends for nothing, or could trade away, with this model's own
 /// numbers: NoKey savings (LLM010), collapsing projection pairs (LLM011), a large untied head (LLM012), a
-/// KV cache over budget (LLM014), and what a mixture of experts stores against what it runs (LLM015). Invalid declarations are left to <see cref="ModelDeclarationAnalyzer"/>.
+/// KV cache over budget (LLM014), what a mixture of experts stores against what it runs (LLM015), and what residual
+/// streams cost (LLM026). Invalid declarations are left to <see cref="ModelDeclarationAnalyzer"/>.
 /// </summary>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
@@ -38,7 +39,8 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.KvCacheOverBudget,
         DiagnosticDescriptors.ExpertParameters,
         DiagnosticDescriptors.HybridKvCache,
-        DiagnosticDescriptors.CompressedKvCache);
+        DiagnosticDescriptors.CompressedKvCache,
+        DiagnosticDescriptors.ResidualStreamCost);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -62,6 +64,18 @@ public sealed class ParameterWasteAnalyzer : DiagnosticAnalyzer
         ReportExpertParameters(site, spec, sizes);
         ReportHybridKvCache(site, spec, sizes);
         ReportCompressedKvCache(site, spec, result.Plan!, sizes);
+        ReportResidualStreamCost(site, spec, sizes);
+    }
+
+    /// <summary>What [Residual] adds against the same model with one ordinary residual (LLM026).</summary>
+    private static void ReportResidualStreamCost(Site site, ModelSpec spec, ModelSizes sizes)
+    {
+        if (spec.Residual is not { } residual) return;
+        var single = ModelSizing.Compute(spec with { Residual = null });
+        var flops = sizes.FlopsPerToken - single.FlopsPerToken;
+        site.Report(DiagnosticDescriptors.ResidualStreamCost, site.Argument("Residual", "Streams") ?? site.Attribute("Residual"), null,
+            site.Type.Name, Text(residual.Streams), N(sizes.ResidualStreamParameters), Share(sizes.ResidualStreamParameters, sizes.Parameters),
+            N(flops), Share(flops, sizes.FlopsPerToken) + " of the forward", N(spec.Dim), N(sizes.ResidualStateElementsPerToken));
     }
 
     /// <summary>What compressed attention caches at full context, against full attention with per-layer keys and values of

@@ -159,4 +159,16 @@ internal static class DiagnosticDescriptors
         "'{0}' caches {1} elements per token at its full context of {2} tokens ({3} sliding-window, {4} CSA and {5} HCA layers; {6} per token at long context); full attention with per-layer keys and values ({7} heads of {8}) would cache {9}, {10}x more, and latent attention of rank {8} plus {11} rotary channels {12}, {13}x more",
         Efficiency, DiagnosticSeverity.Info,
         "DeepSeek V4's attention caches a bounded window plus one entry per SparseRatio or HeavyRatio tokens (and an index key per CSA entry), so its cache grows far slower than full or latent attention's. The figures are elements of one sequence at full context, the compressors' fixed state included.");
+
+    public static readonly DiagnosticDescriptor ResidualStreamCost = Create(
+        "LLM026", "What residual streams cost",
+        "'{0}' keeps {1} residual streams: their maps add {2} parameters ({3} of the model) and {4} FLOPs per token ({5}), and the residual state grows from {6} to {7} values per token and layer",
+        Efficiency, DiagnosticSeverity.Info,
+        "Manifold-constrained hyper-connections (DeepSeek V4) keep Streams copies of the residual: few parameters (a (2 + n)·n × n·Dim map, biases and 3 gates around each block), but every layer reads and writes n·Dim values per token, which activation memory and memory traffic follow.");
+
+    public static readonly DiagnosticDescriptor SingleResidualStream = Create(
+        "LLM027", "One residual stream mixes nothing",
+        "[Residual] with Streams = 1 has a 1×1 mixing matrix, which Sinkhorn makes 1: only the pre and post gates remain, not hyper-connections; declare 2 or more streams (DeepSeek V4: 4) or drop [Residual]",
+        Configuration, DiagnosticSeverity.Warning,
+        "Hyper-connections mix several copies of the residual; with one copy the doubly stochastic mixing matrix is the scalar 1 and the block is an ordinary residual with two learned gates.");
 }

@@ -57,6 +57,8 @@ internal static class GgufEmitter
         if (plan.Indexer is not null) return $"sparse attention (lightning indexer){Later}; llama.cpp has no kind for it";
         if (plan.Compressed is not null)
             return $"compressed attention (DeepSeek V4: sliding window, compressed entries, attention sink, grouped output){Later}; llama.cpp has no kind for it";
+        if (plan.Streams is { } streams)
+            return $"residual streams ([Residual(Streams = {streams.Streams})], DeepSeek V4's manifold-constrained hyper-connections) cannot be exported: llama.cpp has no hyper-connections, so it would compute another model";
         if (Gpt2Like(plan)) return Gpt2Refusal(plan);
         if (QuantRefusal(plan) is { } quant) return quant;
         if (plan.Bias) return $"biases{Later}";

@@ -42,6 +42,7 @@ internal static class GlobalNames
             "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv",
             "CompressedAttention", "CompressedAttentionOptions", "CompressedAttentionKind");
         Add("LlmEff.Quantization", "IndexerPrecision");
+        Add("LlmEff.Layers", "HyperConnections");
         return names;
     }
 

@@ -140,7 +140,7 @@ internal static class ModelEmitter
             if (spec.Hybrid is { } h)
                 attention += $" in layers {string.Join(", ", h.AttentionLayers)} and short convolutions (kernel {h.ConvKernel}) in the other {spec.ConvLayers}";
             return $"{(spec.Causal ? "Decoder-only" : "Encoder (bidirectional)")} {(Hybrid ? "hybrid" : "transformer")}: {spec.Layers} layers, width {spec.Dim}, {attention}, " +
-                   $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}{DescribeExperts()}, vocabulary {spec.Vocab}, context {spec.Context}{DescribeQuant()}.";
+                   $"{(spec.Mlp.Activation == ActivationKind.SwiGlu ? "SwiGLU" : "GELU")} MLP of width {spec.Mlp.Hidden}{DescribeExperts()}, vocabulary {spec.Vocab}, context {spec.Context}{DescribeQuant()}{DescribeStreams()}.";
         }
 
         /// <summary>"8-head compressed attention (...)": the kinds and how many layers of each.</summary>
@@ -161,6 +161,10 @@ internal static class ModelEmitter
             var where = m.FirstLayer == 0 ? "" : $" from layer {m.FirstLayer} on";
             return $" (replaced{where} by {m.Active} of {m.Experts} experts of width {m.ExpertHidden}{(m.Shared > 0 ? $" plus {m.Shared} shared" : "")})";
         }
+
+        private string DescribeStreams() => Streams is { } s
+            ? $"; {s.Streams} residual streams (mHC, {s.SinkhornIterations} Sinkhorn iterations)"
+            : "";
 
         private string DescribeQuant() => spec.Quant is { } q
             ? $"; {QuantizedWeightsText()} weights trained for {q.FormatName} {QatStartText(q)}"
@@ -229,7 +233,8 @@ internal static class ModelEmitter
             w.Line($"/// <summary>Trainable parameters: {N(sizes.Parameters)} (embeddings {N(sizes.EmbeddingParameters)}, attention {N(sizes.AttentionParameters)}, " +
                    (Hybrid ? $"short convolutions {N(sizes.ConvParameters)}, " : "") +
                    $"{(spec.Moe is null ? "MLP" : "MLP and experts")} {N(sizes.MlpParameters)}, norms {N(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, " +
-                   $"output head {(spec.TiedEmbeddings ? "tied" : N(sizes.OutputHeadParameters))}).</summary>")
+                   $"output head {(spec.TiedEmbeddings ? "tied" : N(sizes.OutputHeadParameters))}" +
+                   (Streams is null ? "" : $", residual streams {N(sizes.ResidualStreamParameters)}") + ").</summary>")
              .Line($"public const long ParameterCount = {L(sizes.Parameters)};")
              .Line()
              .Line(spec.Moe is { } moe
@@ -243,6 +248,11 @@ internal static class ModelEmitter
              .Line($"public const long KvCacheElementsPerToken = {L(sizes.KvCacheElementsPerToken)};")
              .Line();
             if (plan.Compressed is { } compressed) WriteCompressedCacheFacts(compressed);
+            if (Streams is { } residual)
+                w.Line($"/// <summary>Residual state per token between blocks: {residual.Streams} streams × {spec.Dim} = {N(sizes.ResidualStateElementsPerToken)} values, " +
+                       $"{residual.Streams}× an ordinary residual's; every layer reads and writes it, and training keeps it at each block boundary.</summary>")
+                 .Line($"public const long ResidualStateElementsPerToken = {L(sizes.ResidualStateElementsPerToken)};")
+                 .Line();
             if (spec.Hybrid is { } hybrid)
                 w.Line($"/// <summary>Decoding state of the {spec.ConvLayers} short-convolution blocks per sequence: the last {hybrid.ConvKernel - 1} inputs × {spec.Dim} channels each. " +
                        "Constant: it does not grow with the context.</summary>")
@@ -253,6 +263,7 @@ internal static class ModelEmitter
                    (Compressed
                        ? "plus 4·HeadDim per query head, layer and key seen (the window, and the visible compressed entries: all in HCA, the top k in CSA) and the CSA indexer's scores"
                        : "plus 4·Context·HeadDim per query head and layer for attention scores and mixing") +
+                   (Streams is { } fs ? $"; the residual streams' maps count as weights, and mixing the streams {2 * fs.MixRows}·Dim per block" : "") +
                    (spec.Moe is null ? ".</summary>" : "; in expert layers only the router, the chosen and the shared experts count.</summary>"))
              .Line($"public const long FlopsPerToken = {L(sizes.FlopsPerToken)};")
              .Line();
@@ -263,7 +274,7 @@ internal static class ModelEmitter
              .Line($"    MatmulFlopsPerToken: {L(sizes.MatmulFlopsPerToken)},")
              .Line($"    Breakdown: new(Embeddings: {L(sizes.EmbeddingParameters)}, Attention: {L(sizes.AttentionParameters)}, Mlp: {L(sizes.MlpParameters)}, " +
                    $"Norms: {L(spec.Layers * sizes.NormParametersPerLayer + sizes.FinalNormParameters)}, OutputHead: {L(sizes.OutputHeadParameters)}" +
-                   $"{(Hybrid ? $", Convolution: {L(sizes.ConvParameters)}" : "")}){(spec.Causal ? "" : ", Causal: false")}" +
+                   $"{(Hybrid ? $", Convolution: {L(sizes.ConvParameters)}" : "")}{(Streams is null ? "" : $", ResidualStreams: {L(sizes.ResidualStreamParameters)}")}){(spec.Causal ? "" : ", Causal: false")}" +
                    (spec.Quant is null ? ")" + FactsInitializer + ";" : ","));
             if (spec.Quant is { } q)
                 w.Line($"    Quant: new(Quantization, {TargetExpression(q.Target)}, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes)){FactsInitializer};");
@@ -397,6 +408,7 @@ internal static class ModelEmitter
                 }
                 w.Line($"internal readonly Embedding {names.TokenEmbedding};");
                 if (plan.InputBias) w.Line($"private readonly Parameter {InputBias};");
+                if (Streams is { } streamFields) WriteStreamFields(streamFields, StreamsPlan.HeadMap);
                 if (positions) w.Line($"private readonly Embedding {names.PositionEmbedding};");
                 w.Line($"private readonly ModuleList<DecoderLayer> {names.Layers};");
                 w.Line($"private readonly {NormType} {names.FinalNorm};");
@@ -412,6 +424,7 @@ internal static class ModelEmitter
                         w.Line($"Init.PyTorchLinear({names.TokenEmbedding}.weight, {InputBias}, fanIn: {spec.Vocab});");
                     }
                     else w.Line($"Init.Normal({names.TokenEmbedding}.weight);");
+                    if (Streams is { } headStreams) WriteStreamParameters(headStreams, StreamsPlan.HeadMap);
                     if (positions)
                     {
                         w.Line($"{names.PositionEmbedding} = nn.Embedding(Context, {spec.Dim}, device: device, dtype: dtype);");
@@ -449,7 +462,7 @@ internal static class ModelEmitter
                     }
                     else
                         w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{LayerArguments});");
-                    w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
+                    w.Line($"return {names.FinalNorm}.forward({CollapsedStreams}).MoveToOuterDisposeScope();");
                 }
                 w.Line();
                 if (ExposesScores)
@@ -496,6 +509,7 @@ internal static class ModelEmitter
                 w.Line("using var scope = NewDisposeScope();");
                 w.Line("var offset = cache.Position;");
                 w.Line("var x = Embed(tokens, offset);");
+                WriteStreamExpansion();
                 if (rope)
                     w.Line(!plan.Attention!.KeysAreValues
                         ? $"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows"
@@ -503,7 +517,7 @@ internal static class ModelEmitter
                 if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {plan.Attention!.ShareKvEvery} fills it");
                 w.Line($"for (var i = 0; i < {spec.Layers}; i++) x = {names.Layers}[i].Decode(x{LayerArguments}, cache[i], offset);");
                 w.Line("cache.Advance(tokens.shape[1]);");
-                w.Line($"return {names.FinalNorm}.forward(x).MoveToOuterDisposeScope();");
+                w.Line($"return {names.FinalNorm}.forward({CollapsedStreams}).MoveToOuterDisposeScope();");
             }
             w.Line();
         }
@@ -512,15 +526,20 @@ internal static class ModelEmitter
         private void WriteLayerInputs()
         {
             w.Line("var x = Embed(tokens);");
+            WriteStreamExpansion();
             if (rope) w.Line($"var (cos, sin) = {names.Rotary}.Angles(tokens.shape[1]);");
             if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {plan.Attention!.ShareKvEvery} fills it");
         }
 
         private void WriteLayer()
         {
-            w.Line(Hybrid
-                ? "/// <summary>Pre-norm block: x + mix(norm(x)), where mix is attention or a short convolution by layer, then + mlp(norm(·)).</summary>"
-                : "/// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>");
+            if (Streams is { } described)
+                w.Line($"/// <summary>Pre-norm block around {described.Streams} residual streams (DeepSeek V4's mHC): {(Hybrid ? "attention or a short convolution by layer" : "attention")}, then the MLP, " +
+                       "each reading the streams mixed by pre and writing post ⊗ out + combᵀ·streams.</summary>");
+            else
+                w.Line(Hybrid
+                    ? "/// <summary>Pre-norm block: x + mix(norm(x)), where mix is attention or a short convolution by layer, then + mlp(norm(·)).</summary>"
+                    : "/// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>");
             using (w.Block($"public sealed class DecoderLayer : {LayerModule}"))
             {
                 var optional = Hybrid ? "?" : "";
@@ -529,6 +548,11 @@ internal static class ModelEmitter
                 if (Hybrid) w.Line($"private readonly ShortConv? {ConvPlan.BlockName};");
                 w.Line($"private readonly {NormType} {names.MlpNorm};");
                 w.Line($"private readonly {FeedForwardFieldType} {names.Mlp};");
+                if (Streams is { } layerStreams)
+                {
+                    WriteStreamFields(layerStreams, StreamsPlan.AttentionMap);
+                    WriteStreamFields(layerStreams, StreamsPlan.FeedForwardMap);
+                }
                 w.Line();
                 using (w.Block($"internal DecoderLayer({OwnsParameter}{(Hybrid ? "bool attention, " : "")}{RoutedParameter}{(Compressed ? "CompressedAttentionKind kind, " : "")}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
                 {
@@ -544,22 +568,35 @@ internal static class ModelEmitter
                         w.Line($"{names.Attention} = {NewAttention()};");
                     w.Line($"{names.MlpNorm} = {NewNorm(plan.FeedForwardNorm)};");
                     w.Line($"{names.Mlp} = {NewFeedForward()};");
+                    if (Streams is { } newStreams)
+                    {
+                        WriteStreamParameters(newStreams, StreamsPlan.AttentionMap);
+                        WriteStreamParameters(newStreams, StreamsPlan.FeedForwardMap);
+                    }
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
-                w.Line("/// <summary>The block applied to hidden states [batch, time, dim].</summary>");
+                w.Line(Streams is null ? "/// <summary>The block applied to hidden states [batch, time, dim].</summary>" : "/// <summary>The block applied to residual streams [batch, time, streams, dim].</summary>");
                 using (w.Block($"public override Tensor forward(Tensor x{LayerParameters})"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
-                    var attend = $"{names.Attention}.forward({(Hybrid ? "normed" : $"{names.AttentionNorm}.forward(x)")}{LayerArguments})";
-                    if (Hybrid)
+                    if (Streams is { } forwardStreams)
                     {
-                        w.Line($"var normed = {names.AttentionNorm}.forward(x);");
-                        w.Line($"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed));");
+                        var mix = $"{names.Attention}.forward(normed{LayerArguments})";
+                        WriteStreamBlock(forwardStreams, Hybrid ? $"({names.Attention} is not null ? {mix} : conv!.forward(normed))" : mix);
                     }
                     else
-                        w.Line($"var h = x + {attend};");
-                    w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
+                    {
+                        var attend = $"{names.Attention}.forward({(Hybrid ? "normed" : $"{names.AttentionNorm}.forward(x)")}{LayerArguments})";
+                        if (Hybrid)
+                        {
+                            w.Line($"var normed = {names.AttentionNorm}.forward(x);");
+                            w.Line($"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed));");
+                        }
+                        else
+                            w.Line($"var h = x + {attend};");
+                        w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
+                    }
                 }
                 if (Decodes)
                 {
@@ -570,23 +607,77 @@ internal static class ModelEmitter
                     using (w.Block($"internal Tensor Decode(Tensor x{LayerParameters}, LayerState state, long offset)"))
                     {
                         w.Line("using var scope = NewDisposeScope();");
-                        w.Line($"var normed = {names.AttentionNorm}.forward(x);");
                         var attend = Latent ? $"{names.Attention}.forward(normed, state, offset)"
                             : Compressed ? $"{names.Attention}.Decode(normed, state.Block(LayerState.CompressedAttention, () => {names.Attention}.NewCache(x.shape[0])))"
                             : $"{names.Attention}.Decode(normed{LayerArguments}, state, offset)";
-                        w.Line(Hybrid
-                            ? $"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed, state));"
-                            : $"var h = x + {attend};");
-                        w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
+                        if (Streams is { } decodeStreams)
+                        {
+                            WriteStreamBlock(decodeStreams, Hybrid ? $"({names.Attention} is not null ? {attend} : conv!.forward(normed, state))" : attend);
+                        }
+                        else
+                        {
+                            w.Line($"var normed = {names.AttentionNorm}.forward(x);");
+                            w.Line(Hybrid
+                                ? $"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed, state));"
+                                : $"var h = x + {attend};");
+                            w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
+                        }
                     }
                 }
                 if (ExposesScores)
                 {
                     w.Line();
                     w.Line("/// <summary>This layer's pre-softmax attention scores for hidden states <paramref name=\"x\"/> (inspection).</summary>");
-                    w.Line($"internal Tensor AttentionScores(Tensor x{LayerParameters}) => {names.Attention}{(Hybrid ? "!" : "")}.Scores({names.AttentionNorm}.forward(x){LayerArguments});");
+                    if (Streams is { } scoreStreams)
+                        using (w.Block($"internal Tensor AttentionScores(Tensor x{LayerParameters})"))
+                        {
+                            w.Line("using var scope = NewDisposeScope();");
+                            w.Line($"var (h, _, _) = {StreamsPre(scoreStreams, StreamsPlan.AttentionMap)};");
+                            w.Line($"return {names.Attention}{(Hybrid ? "!" : "")}.Scores({names.AttentionNorm}.forward(h){LayerArguments}).MoveToOuterDisposeScope();");
+                        }
+                    else
+                        w.Line($"internal Tensor AttentionScores(Tensor x{LayerParameters}) => {names.Attention}{(Hybrid ? "!" : "")}.Scores({names.AttentionNorm}.forward(x){LayerArguments});");
                 }
             }
+        }
+
+        private StreamsPlan? Streams => plan.Streams;
+
+        /// <summary>The streams collapsed for the final norm (DeepSeek's hc_head), or the hidden states without streams.</summary>
+        private string CollapsedStreams => Streams is { } s
+            ? $"HyperConnections.Head(x, {StreamsPlan.HeadMap}_fn, {StreamsPlan.HeadMap}_scale, {StreamsPlan.HeadMap}_base, normEps: {D(s.NormEps)})"
+            : "x";
+
+        /// <summary>The embedding copied into every residual stream.</summary>
+        private void WriteStreamExpansion()
+        {
+            if (Streams is { } s) w.Line($"x = HyperConnections.Expand(x, {s.Streams}); // [batch, time, {s.Streams} streams, {plan.Dim}]");
+        }
+
+        private void WriteStreamFields(StreamsPlan streams, string map)
+        {
+            foreach (var (tensor, _) in streams.Tensors(map)) w.Line($"private readonly Parameter {tensor};");
+        }
+
+        private void WriteStreamParameters(StreamsPlan streams, string map)
+        {
+            foreach (var (tensor, shape) in streams.Tensors(map))
+                w.Line($"{tensor} = new Parameter(torch.empty({string.Join(", ", shape.Select(L))}, device: device, dtype: dtype));");
+            w.Line($"HyperConnections.Initialize({map}_fn, {map}_base, {map}_scale);");
+        }
+
+        private string StreamsPre(StreamsPlan streams, string map) =>
+            $"HyperConnections.Pre(x, {map}_fn, {map}_scale, {map}_base, iterations: {streams.SinkhornIterations}, normEps: {D(streams.NormEps)})";
+
+        /// <summary>A layer around residual streams x [batch, time, n, dim] (DeepSeek V4's Block.forward): each sub-block
+        /// reads the streams mixed by pre, and its output is spread by post over the streams mixed by comb.</summary>
+        private void WriteStreamBlock(StreamsPlan streams, string mixNormed)
+        {
+            w.Line($"var (h, post, comb) = {StreamsPre(streams, StreamsPlan.AttentionMap)};");
+            w.Line($"var normed = {names.AttentionNorm}.forward(h);");
+            w.Line($"x = HyperConnections.Post({mixNormed}, x, post, comb);");
+            w.Line($"(h, post, comb) = {StreamsPre(streams, StreamsPlan.FeedForwardMap)};");
+            w.Line($"return HyperConnections.Post({names.Mlp}.forward({names.MlpNorm}.forward(h)), x, post, comb).MoveToOuterDisposeScope();");
         }
 
         /// <summary>The constructor call of the planned lightning indexer; null without one.</summary>

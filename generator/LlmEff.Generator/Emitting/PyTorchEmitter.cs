@@ -181,6 +181,7 @@ internal static class PyTorchEmitter
                 blocks.AddRange(needed.Where(b => !blocks.Contains(b)));
             }
             if (plan.Mixture is not null) blocks.Add("Layers/expert_router.py");
+            if (plan.Streams is not null) blocks.Add("Layers/hyper_connections.py");
             return blocks;
         }
 
@@ -257,7 +258,8 @@ internal static class PyTorchEmitter
             if (hybrid is { } h) attention += $" in layers {string.Join(", ", h.AttentionLayers)}, short convolutions (kernel {h.ConvKernel}) elsewhere";
             var moe = spec.Moe is { } m ? $", {m.Active} of {m.Experts} experts{(m.Shared > 0 ? $" + {m.Shared} shared" : "")}{(m.FirstLayer > 0 ? $" from layer {m.FirstLayer}" : "")}" : "";
             var quant = spec.Quant is { } q ? $", {q.FormatName} quantization-aware" : "";
-            return $"{kind}, {spec.Layers} layers, width {spec.Dim}, {attention}{moe}{quant}.";
+            var streams = plan.Streams is { } r ? $", {r.Streams} residual streams (mHC)" : "";
+            return $"{kind}, {spec.Layers} layers, width {spec.Dim}, {attention}{moe}{quant}{streams}.";
         }
 
         private void WriteConstants()
@@ -320,6 +322,10 @@ internal static class PyTorchEmitter
                 if (m.Balance == BalanceKind.AuxLossFree) w.Line($"BIAS_UPDATE_RATE = {D(m.BiasUpdateRate)}");
                 if (m.SequenceAuxLossWeight > 0) w.Line($"SEQUENCE_AUX_LOSS_WEIGHT = {D(m.SequenceAuxLossWeight)}");
             }
+            if (plan.Streams is { } streams)
+                w.Line($"STREAMS = {streams.Streams}  # residual streams (DeepSeek V4's hc_mult)")
+                 .Line($"SINKHORN_ITERATIONS = {streams.SinkhornIterations}  # hc_sinkhorn_iters")
+                 .Line($"HC_EPS = {D(StreamsPlan.Eps)}  # hc_eps");
             w.Line("# Routed experts make which parameters receive gradients depend on the batch (DDP must be told).")
              .Line($"HAS_EXPERTS = {(spec.Moe is null ? "False" : "True")}");
             if (spec.Quant is { } quant)
@@ -329,6 +335,22 @@ internal static class PyTorchEmitter
             else w.Line("QUANT_FROM = None  # no [Quant]: nothing is fake-quantized");
             w.Line().Line();
         }
+
+        /// <summary>DeepSeek V4's Block.forward over residual streams x: each sub-block reads the streams mixed by pre and
+        /// writes post ⊗ out + combᵀ·streams.</summary>
+        private void WriteStreamsLayerForward()
+        {
+            var mix = $"self.{names.Attention}(normed{LayerArguments})";
+            w.Line($"h, post, comb = {PythonStreamsPre(StreamsPlan.AttentionMap)}")
+             .Line($"normed = self.{names.AttentionNorm}(h)")
+             .Line($"x = hc_post({(hybrid is not null ? $"self.conv(normed) if self.conv is not None else {mix}" : mix)}, x, post, comb)")
+             .Line($"h, post, comb = {PythonStreamsPre(StreamsPlan.FeedForwardMap)}")
+             .Line($"return hc_post(self.{names.Mlp}(self.{names.MlpNorm}(h)), x, post, comb)");
+        }
+
+        /// <summary>hc_pre around one sub-block of a layer (x: the streams).</summary>
+        private static string PythonStreamsPre(string map) =>
+            $"hc_pre(x, self.{map}_fn, self.{map}_scale, self.{map}_base, SINKHORN_ITERATIONS, NORM_EPS, HC_EPS)";
 
         private static string NewNorm(NormPlan norm) => norm.Kind == NormKind.LayerNorm ? "nn.LayerNorm(DIM, eps=NORM_EPS)" : "RMSNorm(DIM, NORM_EPS)";
 
@@ -595,7 +617,9 @@ internal static class PyTorchEmitter
                 : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
             using (w.Block("class DecoderLayer(nn.Module):"))
             {
-                w.Line(hybrid is not null
+                w.Line(plan.Streams is { } described
+                    ? $"\"\"\"Pre-norm block around {described.Streams} residual streams (DeepSeek V4's mHC): each sub-block reads the streams mixed by pre and writes post * out + comb^T streams.\"\"\""
+                    : hybrid is not null
                     ? "\"\"\"Pre-norm block: x + mix(norm(x)), where mix is attention or a short convolution by layer, then + mlp(norm(.)).\"\"\""
                     : "\"\"\"Pre-norm block: x + attention(norm(x)), then + mlp(norm(.)).\"\"\"").Line();
                 using (w.Block($"def __init__(self{parameters}):"))
@@ -612,15 +636,19 @@ internal static class PyTorchEmitter
                     else if (MixedFeedForward) mlp = $"MixtureOfExperts() if routed_experts else FeedForward({FeedForwardArguments(plan.Dense!)})";
                     else mlp = "MixtureOfExperts()";
                     w.Line($"self.{names.Mlp} = {mlp}");
+                    if (plan.Streams is not null)
+                        foreach (var map in new[] { StreamsPlan.AttentionMap, StreamsPlan.FeedForwardMap })
+                            w.Line($"self.{map}_fn, self.{map}_base, self.{map}_scale = hc_parameters((2 + STREAMS) * STREAMS, STREAMS * DIM, 3)");
                 }
                 w.Line();
                 using (w.Block($"def forward(self, x{LayerArguments}):"))
                 {
-                    if (hybrid is not null)
+                    if (plan.Streams is not null) WriteStreamsLayerForward();
+                    else if (hybrid is not null)
                         w.Line($"normed = self.{names.AttentionNorm}(x)")
                          .Line($"h = x + (self.conv(normed) if self.conv is not None else self.{names.Attention}(normed{LayerArguments}))");
                     else w.Line($"h = x + self.{names.Attention}(self.{names.AttentionNorm}(x){LayerArguments})");
-                    w.Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h))");
+                    if (plan.Streams is null) w.Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h))");
                 }
             }
             w.Line().Line();
@@ -637,6 +665,8 @@ internal static class PyTorchEmitter
                     w.Line("super().__init__()")
                      .Line($"self.{names.TokenEmbedding} = nn.Embedding(VOCAB, DIM)");
                     if (plan.InputBias) w.Line($"self.{InputBias} = nn.Parameter(torch.empty(DIM))  # the one-hot symbols through a biased linear layer");
+                    if (plan.Streams is not null)
+                        w.Line($"self.{StreamsPlan.HeadMap}_fn, self.{StreamsPlan.HeadMap}_base, self.{StreamsPlan.HeadMap}_scale = hc_parameters(STREAMS, STREAMS * DIM, 1)  # the final collapse");
                     if (learned) w.Line($"self.{names.PositionEmbedding} = nn.Embedding(CONTEXT, DIM)");
                     var arguments = new List<string>();
                     if (Sharing) arguments.Add($"owns_keys_and_values=i % {a.ShareKvEvery} == 0");
@@ -658,6 +688,7 @@ internal static class PyTorchEmitter
                     w.Line(learned
                         ? $"x = {input} + self.{names.PositionEmbedding}(torch.arange(time, device=tokens.device))"
                         : $"x = {input}");
+                    if (plan.Streams is not null) w.Line("x = hc_expand(x, STREAMS)  # the embedding copied into every residual stream");
                     if (rope) w.Line($"cos, sin = self.{names.Rotary}.cos[:time], self.{names.Rotary}.sin[:time]");
                     if (Sharing) w.Line($"shared = {{}}  # the first layer of every {a.ShareKvEvery} fills it");
                     if (plan.Checkpointing)
@@ -677,7 +708,9 @@ internal static class PyTorchEmitter
                         using (w.Block($"for layer in self.{names.Layers}:"))
                             w.Line($"x = layer(x{LayerArguments})");
                     }
-                    w.Line($"return self.{names.FinalNorm}(x)");
+                    w.Line(plan.Streams is null
+                        ? $"return self.{names.FinalNorm}(x)"
+                        : $"return self.{names.FinalNorm}(hc_head(x, self.{StreamsPlan.HeadMap}_fn, self.{StreamsPlan.HeadMap}_scale, self.{StreamsPlan.HeadMap}_base, NORM_EPS, HC_EPS))");
                 }
             }
             w.Line().Line();

@@ -100,6 +100,11 @@ internal sealed record HybridSpec(EquatableArray<int> AttentionLayers, int ConvK
 /// <see cref="TopK"/> highest-scoring past tokens.</summary>
 internal sealed record SparseSpec(int IndexerHeads, int IndexerDim, int TopK);
 
+/// <summary>DeepSeek V4's residual streams (mHC): <see cref="Streams"/> copies of the residual, mixed around every
+/// attention and feed-forward block by a map whose stream-mixing matrix is made doubly stochastic by
+/// <see cref="SinkhornIterations"/> Sinkhorn iterations.</summary>
+internal sealed record ResidualSpec(int Streams, int SinkhornIterations);
+
 /// <summary>Feed-forward network of every block, with defaults resolved.</summary>
 /// <param name="ClampLimit">SwiGLU clamping: gate ≤ limit, up in [−limit, limit] before SiLU (DeepSeek V4); null: none.</param>
 internal sealed record MlpSpec(int Hidden, ActivationKind Activation, double? ClampLimit = null);
@@ -180,7 +185,8 @@ internal sealed record ModelSpec(
     bool Checkpointing = false,
     HybridSpec? Hybrid = null,
     SparseSpec? Sparse = null,
-    InitKind Init = InitKind.Gpt2)
+    InitKind Init = InitKind.Gpt2,
+    ResidualSpec? Residual = null)
 {
     /// <summary>Whether 0-based <paramref name="layer"/> is an attention block (every layer unless hybrid).</summary>
     public bool IsAttentionLayer(int layer) => Hybrid is not { } h || h.IsAttention(layer);
@@ -206,6 +212,9 @@ internal sealed record ModelToEmit(TypeTarget Target, ModelSpec Spec, Planning.L
 /// <param name="ConvStateElements">Decoding state of the short-convolution blocks per sequence: constant, whatever the context.</param>
 /// <param name="KvCacheElementsAtContext">Compressed attention: everything its caches hold for one sequence at full context
 /// (window, entries, index keys, compressor state); 0 for other models.</param>
+/// <param name="ResidualStreamParameters">The residual streams' maps (mHC): hc_attn_*, hc_ffn_* of every layer and hc_head_*.</param>
+/// <param name="ResidualStateElementsPerToken">With residual streams, the residual state per token between blocks: Streams · Dim
+/// (an ordinary residual holds Dim); 0 without streams.</param>
 internal sealed record ModelSizes(
     long Parameters,
     long ActiveParameters,
@@ -224,4 +233,6 @@ internal sealed record ModelSizes(
     long QuantizedFp32Bytes = 0,
     long ConvParameters = 0,
     long ConvStateElements = 0,
-    long KvCacheElementsAtContext = 0);
+    long KvCacheElementsAtContext = 0,
+    long ResidualStreamParameters = 0,
+    long ResidualStateElementsPerToken = 0);

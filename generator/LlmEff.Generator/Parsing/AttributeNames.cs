@@ -12,9 +12,10 @@ internal static class AttributeNames
     public const string ShortConv = "LlmEff.ShortConvAttribute";
     public const string SparseAttention = "LlmEff.SparseAttentionAttribute";
     public const string CompressedLayers = "LlmEff.CompressedLayersAttribute";
+    public const string Residual = "LlmEff.ResidualAttribute";
 
     /// <summary>Attributes that describe a part of a model and mean nothing without [Model].</summary>
-    public static readonly string[] Parts = { Attention, Mlp, MoE, Quant, Layers, ShortConv, SparseAttention, CompressedLayers };
+    public static readonly string[] Parts = { Attention, Mlp, MoE, Quant, Layers, ShortConv, SparseAttention, CompressedLayers, Residual };
 
     /// <summary>"LlmEff.ModelAttribute" → "Model", the name users write.</summary>
     public static string ShortName(string metadataName)

@@ -14,7 +14,7 @@ internal sealed class DeclaredAttribute
         Erroneous = erroneous;
     }
 
-    /// <summary>Short name as users write it: "Model", "Attention", "Mlp", "MoE", "Quant", "Layers", "ShortConv", "SparseAttention".</summary>
+    /// <summary>Short name as users write it: "Model", "Attention", "Mlp", "MoE", "Quant", "Layers", "ShortConv", "SparseAttention", "Residual".</summary>
     public string Name { get; }
 
     /// <summary>Whether the declaration carries this attribute at all.</summary>
@@ -37,8 +37,9 @@ internal sealed class DeclaredAttribute
 internal sealed class DeclaredModel
 {
     public DeclaredModel(DeclaredAttribute model, DeclaredAttribute attention, DeclaredAttribute mlp, DeclaredAttribute moe, DeclaredAttribute quant,
-        DeclaredAttribute layers, DeclaredAttribute shortConv, DeclaredAttribute sparseAttention)
+        DeclaredAttribute layers, DeclaredAttribute shortConv, DeclaredAttribute sparseAttention, DeclaredAttribute? residual = null)
     {
+        Residual = residual ?? DeclaredAttribute.Absent("Residual");
         Layers = layers;
         ShortConv = shortConv;
         SparseAttention = sparseAttention;
@@ -57,6 +58,7 @@ internal sealed class DeclaredModel
     public DeclaredAttribute Layers { get; }
     public DeclaredAttribute ShortConv { get; }
     public DeclaredAttribute SparseAttention { get; }
+    public DeclaredAttribute Residual { get; }
 
     /// <summary>DeepSeek V4's per-layer attention kinds ([CompressedLayers]); absent unless written.</summary>
     public DeclaredAttribute CompressedLayers { get; init; } = DeclaredAttribute.Absent("CompressedLayers");

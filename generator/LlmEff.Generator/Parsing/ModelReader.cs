@@ -20,7 +20,8 @@ internal static class ModelReader
             ReadOne(attributes, AttributeNames.Quant),
             ReadOne(attributes, AttributeNames.Layers),
             ReadOne(attributes, AttributeNames.ShortConv),
-            ReadOne(attributes, AttributeNames.SparseAttention))
+            ReadOne(attributes, AttributeNames.SparseAttention),
+            ReadOne(attributes, AttributeNames.Residual))
         {
             CompressedLayers = ReadOne(attributes, AttributeNames.CompressedLayers),
         };

@@ -307,6 +307,49 @@ internal sealed record MixturePlan(MoeSpec Settings, FeedForwardPlan Expert, Fee
     public long Parameters => checked(RouterWeights + Settings.Experts * Expert.Parameters + (Shared?.Parameters ?? 0));
 }
 
+/// <summary>DeepSeek V4's residual streams (mHC, the runtime's HyperConnections): the residual is
+/// <see cref="Streams"/> copies of the hidden state. Every layer owns two maps, named as DeepSeek's reference does:
+/// <c>hc_attn_fn</c> [(2 + n)·n, n·Dim], <c>hc_attn_base</c> [(2 + n)·n], <c>hc_attn_scale</c> [3] around attention (or the
+/// short convolution), <c>hc_ffn_*</c> around the feed-forward; the stack owns the final collapse <c>hc_head_fn</c>
+/// [n, n·Dim], <c>hc_head_base</c> [n], <c>hc_head_scale</c> [1]. All are parameters of the layer (the stack) itself.</summary>
+/// <param name="NormEps">Epsilon of the RMS normalisation of the flattened streams (the model's NormEps; DeepSeek's norm_eps).</param>
+internal sealed record StreamsPlan(int Streams, int SinkhornIterations, long Dim, double NormEps)
+{
+    /// <summary>Name prefixes of the maps around attention, around the feed-forward, and of the final collapse.</summary>
+    public const string AttentionMap = "hc_attn", FeedForwardMap = "hc_ffn", HeadMap = "hc_head";
+
+    /// <summary>DeepSeek V4's hc_eps: added to pre, to the softmax and to every Sinkhorn denominator.</summary>
+    public const double Eps = 1e-6;
+
+    /// <summary>Rows of a block map: n for pre, n for post, n·n for the mixing matrix.</summary>
+    public long MixRows => checked((2L + Streams) * Streams);
+
+    /// <summary>Width of the flattened streams, the maps' input: n·Dim.</summary>
+    public long Width => checked(Streams * Dim);
+
+    /// <summary>The tensors of one block map (<paramref name="map"/>: hc_attn or hc_ffn) or of the head, in the order
+    /// the layer registers them: fn, base, scale.</summary>
+    public System.Collections.Generic.IEnumerable<(string Name, long[] Shape)> Tensors(string map)
+    {
+        var head = map == HeadMap;
+        var rows = head ? Streams : MixRows;
+        yield return (map + "_fn", new[] { rows, Width });
+        yield return (map + "_base", new[] { rows });
+        yield return (map + "_scale", new long[] { head ? 1 : 3 });
+    }
+
+    /// <summary>Weights of one block map's matrix: multiply-accumulates per token, like any linear layer's.</summary>
+    public long MapWeights => checked(MixRows * Width);
+
+    public long HeadWeights => checked((long)Streams * Width);
+
+    /// <summary>Parameters of one block map: the matrix, the biases and 3 gates.</summary>
+    public long MapParameters => checked(MapWeights + MixRows + 3);
+
+    /// <summary>Parameters of the final collapse: the matrix, n biases and 1 gate.</summary>
+    public long HeadParameters => checked(HeadWeights + Streams + 1);
+}
+
 /// <summary>One stream of a layer's decoding cache.</summary>
 /// <param name="Slot">Its stream number in the runtime's LayerState.</param>
 /// <param name="Name">What it holds ("keys", "values", "latent", …).</param>
@@ -348,6 +391,7 @@ internal sealed record RotaryPlan(int Dims, int Context, double Theta);
 /// <param name="OutputHead">lm_head; null when tied to the token embedding.</param>
 /// <param name="Decodes">Cached decoding is generated: causal models whose scores do not need the whole score map.</param>
 /// <param name="ExposesScores">Pre-softmax scores can be inspected (standard attention).</param>
+/// <param name="Streams">DeepSeek V4's residual streams around every block; null: one ordinary residual.</param>
 internal sealed record LayoutPlan(
     NamingScheme Names,
     int Vocab,
@@ -375,7 +419,8 @@ internal sealed record LayoutPlan(
     bool Checkpointing,
     QuantSpec? Quant,
     InitKind Init = InitKind.Gpt2,
-    CompressedPlan? Compressed = null)
+    CompressedPlan? Compressed = null,
+    StreamsPlan? Streams = null)
 {
     /// <summary>The token input carries a bias of Dim (the one-hot symbols through a biased linear layer, as with
     /// PyTorch's defaults): <c>x = E[token] + b (+ positions)</c>.</summary>

@@ -73,7 +73,8 @@ internal static class LayoutPlanner
             spec.Checkpointing,
             quant,
             spec.Init,
-            compressed);
+            compressed,
+            spec.Residual is { } residual ? new StreamsPlan(residual.Streams, residual.SinkhornIterations, spec.Dim, spec.NormEps) : null);
     }
 
     /// <summary>Whether the blocks' linear layers carry biases: declared, or implied by PyTorch's defaults.</summary>

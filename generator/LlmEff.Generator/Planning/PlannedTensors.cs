@@ -29,11 +29,17 @@ internal static class PlannedTensors
         var stack = names.Stack + ".";
         // The stack's own parameter first: PyTorch's state_dict lists a module's parameters before its children's.
         if (plan.InputBias) yield return new(stack + InputBiasName(plan), new long[] { plan.Dim }, true);
+        if (plan.Streams is { } streams)
+            foreach (var (name, shape) in streams.Tensors(StreamsPlan.HeadMap)) yield return new(stack + name, shape, true);
         yield return new(stack + names.TokenEmbedding + ".weight", new long[] { plan.Vocab, plan.Dim }, true);
         if (plan.LearnedPositions) yield return new(stack + names.PositionEmbedding + ".weight", new long[] { plan.Context, plan.Dim }, true);
         foreach (var layer in plan.Layers)
         {
             var prefix = $"{stack}{names.Layers}.{layer.Index}.";
+            // The layer's own parameters (the residual streams' maps) come before its children's, as in PyTorch's state_dict.
+            if (plan.Streams is { } layerStreams)
+                foreach (var (name, shape) in layerStreams.Tensors(StreamsPlan.AttentionMap).Concat(layerStreams.Tensors(StreamsPlan.FeedForwardMap)))
+                    yield return new(prefix + name, shape, true);
             foreach (var tensor in Norm(prefix, plan.MixerNorm)) yield return tensor;
             switch (layer.Mixer)
             {

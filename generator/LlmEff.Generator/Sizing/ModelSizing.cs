@@ -26,7 +26,8 @@ internal readonly record struct LinearWeights(string Role, QuantTargetKind Targe
 /// token touches the router, its Active routed experts and the shared experts. Hybrid models count attention
 /// only in attention layers; short-convolution blocks count their projections and filter taps as weights. Latent
 /// attention scores over HeadDim + RopeDim per head; sparse attention mixes only TopK keys and adds the indexer's
-/// 2·Context·IndexerHeads·(IndexerDim + 1).
+/// 2·Context·IndexerHeads·(IndexerDim + 1). Residual streams (mHC) add their maps as weights and 2·(2 + n)·n·Dim per
+/// block for mixing the streams (2·n·Dim for the final collapse).
 /// </remarks>
 internal static class ModelSizing
 {
@@ -123,8 +124,19 @@ internal static class ModelSizing
 
             var normsPerLayer = plan.MixerNorm.Parameters + plan.FeedForwardNorm.Parameters;
             var outputHead = plan.OutputHead?.Parameters ?? 0;
+            // Residual streams: two maps per layer and the head's collapse. Their matrices multiply every token like
+            // linear weights. Mixing the streams is counted like attention's weighted sum: per block n·Dim
+            // multiply-accumulates for pre, n·Dim for post and n²·Dim for combᵀ·streams, (2 + n)·n·Dim in all; the head's
+            // collapse n·Dim. Sinkhorn, sigmoids and the RMS scale are elementwise and not counted, as norms are not.
+            long streamParameters = 0, streamWeights = 0;
+            if (plan.Streams is { } streams)
+            {
+                streamParameters = plan.Layers.Count * 2 * streams.MapParameters + streams.HeadParameters;
+                streamWeights = plan.Layers.Count * 2 * streams.MapWeights + streams.HeadWeights;
+                mixing += 2 * (plan.Layers.Count * 2 * streams.MixRows * dim + streams.Width);
+            }
             var parameters = embeddings + attentionParameters + convParameters + mlpParameters
-                + plan.Layers.Count * normsPerLayer + plan.FinalNorm.Parameters + outputHead;
+                + plan.Layers.Count * normsPerLayer + plan.FinalNorm.Parameters + outputHead + streamParameters;
 
             long quantized = 0, quantizedBytes = 0;
             if (plan.Quant is { } quant)
@@ -141,7 +153,7 @@ internal static class ModelSizing
             if (plan.Compressed is not null) kvCache += (compressedCache + plan.Context - 1) / plan.Context;
 
             // The output head's matrix multiplies every token, tied or not.
-            var matmulWeightsPerToken = attentionWeights + convWeights + mlpWeightsPerToken + (long)plan.Vocab * dim;
+            var matmulWeightsPerToken = attentionWeights + convWeights + mlpWeightsPerToken + (long)plan.Vocab * dim + streamWeights;
 
             return new ModelSizes(
                 Parameters: parameters,
@@ -161,7 +173,9 @@ internal static class ModelSizing
                 QuantizedFp32Bytes: quantized * Fp32Bytes,
                 ConvParameters: convParameters,
                 ConvStateElements: convState,
-                KvCacheElementsAtContext: compressedCache);
+                KvCacheElementsAtContext: compressedCache,
+                ResidualStreamParameters: streamParameters,
+                ResidualStateElementsPerToken: plan.Streams?.Width ?? 0);
         }
     }
 

@@ -34,6 +34,7 @@ internal sealed class DeclaredFeatures
         MoE = declared.MoE.Present;
         ShortConv = declared.ShortConv.Present;
         SparseAttention = declared.SparseAttention.Present;
+        ResidualStreams = declared.Residual.Present;
         Activation = Defined(declared.Mlp.Named.TryGetValue("Activation", out var activation) ? activation : null, ActivationKind.SwiGlu);
         Clamped = declared.Mlp.Named.ContainsKey("ClampLimit");
         if (declared.Quant.Present)
@@ -72,6 +73,9 @@ internal sealed class DeclaredFeatures
     public bool MoE { get; }
     public bool ShortConv { get; }
     public bool SparseAttention { get; }
+
+    /// <summary>[Residual]: DeepSeek V4's residual streams.</summary>
+    public bool ResidualStreams { get; }
     public ActivationKind Activation { get; }
 
     /// <summary>Whether [Mlp] declares a ClampLimit (any value: a non-positive one is LLM007 as well).</summary>
@@ -256,6 +260,9 @@ internal static class IncompatibleCombinations
         new("PyTorch's initialisation with sparse attention", f => f.PyTorchInit && f.SparseAttention,
             "Model", "Init", _ => PyTorchInit, _ => "[SparseAttention]",
             "the indexer initialises its own weights"),
+        new("PyTorch's initialisation with residual streams", f => f.PyTorchInit && f.ResidualStreams,
+            "Model", "Init", _ => PyTorchInit, _ => "[Residual]",
+            "the residual streams' maps start as DeepSeek V4's (a small normal map, zero biases, unit gates), which PyTorch's defaults do not describe"),
         new("PyTorch's initialisation quantized", f => f.PyTorchInit && f.QuantTarget is not null,
             "Model", "Init", _ => PyTorchInit, _ => "[Quant]",
             "fake-quantized layers initialise their own weights"),

@@ -96,16 +96,17 @@ internal static class ModelValidator
                 "they are kinds of compressed attention; declare [Attention(Kind = AttentionKind.Compressed, ...)]"));
         var hybrid = ResolveHybrid(declared, layers, issues);
         var sparse = declared.SparseAttention.Present ? ResolveSparse(new Reader(declared.SparseAttention, issues), context, issues) : null;
+        var residual = declared.Residual.Present ? ResolveResidual(new Reader(declared.Residual, issues), issues) : null;
         // Features that cannot go together are decided by one table, nowhere else.
         issues.AddRange(IncompatibleCombinations.Find(declared));
 
         // An attribute whose arguments the compiler already rejects (Experts = null) resolves to nothing: emit no stand-in.
         if (HasErrors(issues) || attention is null || mlp is null || (declared.MoE.Present && moe is null)
-            || (declared.SparseAttention.Present && sparse is null) || ((declared.Layers.Present || declared.ShortConv.Present) && hybrid is null))
+            || (declared.SparseAttention.Present && sparse is null) || (declared.Residual.Present && residual is null) || ((declared.Layers.Present || declared.ShortConv.Present) && hybrid is null))
             return new Result(null, null, null, issues);
 
         var spec = new ModelSpec(vocab, dim, layers, context, tied, norm, positions, bias, ropeTheta, normEps, naming, attention, mlp, causal ? kvBudget : 0, causal, moe, quant, checkpointing,
-            hybrid, sparse, init);
+            hybrid, sparse, init, residual);
         if (quant is not null)
         {
             CheckQuantFits(spec, quant, declared.Quant, className, issues);
@@ -119,7 +120,7 @@ internal static class ModelValidator
         catch (OverflowException)
         {
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.SizeOverflow, declared.Model.Name, null, className,
-                $"Vocab = {vocab}, Dim = {dim}, Layers = {layers}, Context = {context}"));
+                $"Vocab = {vocab}, Dim = {dim}, Layers = {layers}, Context = {context}" + (residual is { } r ? $", Streams = {r.Streams}" : "")));
             return new Result(null, null, null, issues);
         }
     }
@@ -499,6 +500,17 @@ internal static class ModelValidator
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "SparseAttention", "TopK", "TopK",
                 $"at or beyond the context of {context} tokens every query attends to its whole past, so the indexer only adds cost"));
         return heads > 0 && width > 0 && topK > 0 ? new SparseSpec(heads, width, topK) : null;
+    }
+
+    /// <summary>DeepSeek V4's residual streams: how many, and the Sinkhorn iterations of their mixing matrices.</summary>
+    private static ResidualSpec? ResolveResidual(Reader reader, List<ConfigurationIssue> issues)
+    {
+        var streams = reader.RequiredSize("Streams");
+        var iterations = reader.OptionalSize("SinkhornIterations", 20);
+        // One stream makes the mixing matrix the 1×1 matrix 1: what remains is a gated residual, not hyper-connections.
+        if (streams == 1)
+            issues.Add(new ConfigurationIssue(DiagnosticDescriptors.SingleResidualStream, "Residual", "Streams"));
+        return streams > 0 && iterations > 0 ? new ResidualSpec(streams, iterations) : null;
     }
 
     private static MlpSpec? ResolveMlp(Reader reader, int dim, List<ConfigurationIssue> issues)

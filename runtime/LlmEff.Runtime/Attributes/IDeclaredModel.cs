@@ -40,10 +40,11 @@ public sealed record ModelFacts(string Name, int Vocab, int Dim, int Layers, int
 /// <param name="Norms">Every norm, the final one included.</param>
 /// <param name="OutputHead">Untied output head; 0 when tied.</param>
 /// <param name="Convolution">Short-convolution blocks of a hybrid; 0 otherwise.</param>
-public sealed record ParameterBreakdown(long Embeddings, long Attention, long Mlp, long Norms, long OutputHead, long Convolution = 0)
+/// <param name="ResidualStreams">The residual streams' maps (<c>[Residual]</c>, DeepSeek V4's mHC); 0 otherwise.</param>
+public sealed record ParameterBreakdown(long Embeddings, long Attention, long Mlp, long Norms, long OutputHead, long Convolution = 0, long ResidualStreams = 0)
 {
     /// <summary>Sum of the parts.</summary>
-    public long Total => Embeddings + Attention + Mlp + Norms + OutputHead + Convolution;
+    public long Total => Embeddings + Attention + Mlp + Norms + OutputHead + Convolution + ResidualStreams;
 }
 
 /// <summary>The weights <c>[Quant]</c> targets and their storage, as the generator computed it.</summary>

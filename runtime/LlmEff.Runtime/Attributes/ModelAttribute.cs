@@ -305,3 +305,25 @@ public sealed class QuantAttribute : Attribute
     /// block size and ignore it (warning LLM013).</summary>
     public int GroupSize { get; set; }
 }
+
+/// <summary>
+/// DeepSeek V4's residual streams (mHC, manifold-constrained hyper-connections): the residual is <see cref="Streams"/>
+/// copies of the hidden state instead of one. Around attention and around the feed-forward of every layer, a small
+/// map from the RMS-normalised, flattened streams (<c>hc_attn_fn</c> [(2 + n)·n, n·Dim], biases <c>hc_attn_base</c>
+/// and 3 gates <c>hc_attn_scale</c>; <c>hc_ffn_*</c> likewise) weights how the streams mix into the block's input
+/// (<c>pre = sigmoid(·)</c>), how its output spreads over the streams (<c>post = 2·sigmoid(·)</c>), and mixes the
+/// streams by a matrix made doubly stochastic by <see cref="SinkhornIterations"/> Sinkhorn iterations. The embedding
+/// is copied into every stream; a last sigmoid-weighted collapse (<c>hc_head_*</c>) feeds the final norm. DeepSeek V4
+/// uses 4 streams and 20 iterations. Not exportable to GGUF (llama.cpp has no hyper-connections).
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false, Inherited = false)]
+public sealed class ResidualAttribute : Attribute
+{
+    /// <summary>Residual streams, <c>hc_mult</c> (DeepSeek V4: 4). Required, positive; 1 leaves nothing to mix (warning LLM027).
+    /// The residual state per token and layer is <c>Streams · Dim</c> values.</summary>
+    public int Streams { get; set; }
+
+    /// <summary>Sinkhorn iterations that make the stream-mixing matrix doubly stochastic, <c>hc_sinkhorn_iters</c>.
+    /// Default 20 (DeepSeek V4).</summary>
+    public int SinkhornIterations { get; set; }
+}

@@ -218,10 +218,25 @@ public sealed class Muon : OptimizerHelper
         return model.named_parameters().Select(p =>
         {
             var role = embedded.Contains(p.parameter.Handle) || p.name == OutputHeadName ? MuonRole.AdamWDecayed
+                : IsResidualStreamBiasOrGate(p.name) ? MuonRole.AdamWPlain
                 : p.parameter.dim() == 2 ? MuonRole.Muon
                 : MuonRole.AdamWPlain;
             return (p.name, p.parameter, role);
         }).ToList();
+    }
+
+    /// <summary>
+    /// The biases and gates of DeepSeek V4's residual streams (<c>hc_attn_base</c>, <c>hc_ffn_scale</c>, <c>hc_head_base</c>, …):
+    /// the V4 report trains "the mHC biases and gates" with AdamW, so they are named here rather than left to the
+    /// dimension rule, which a 2-D gate would slip past. The maps themselves (<c>hc_*_fn</c>, [(2 + n)·n, n·Dim]) stay
+    /// with Muon: the report lists no other mHC tensor on the AdamW side, and a map is a hidden matrix multiplying
+    /// every token's flattened streams like any projection, which is what Muon orthogonalises.
+    /// </summary>
+    public static bool IsResidualStreamBiasOrGate(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var last = name.Substring(name.LastIndexOf('.') + 1);
+        return last.StartsWith("hc_", StringComparison.Ordinal) && (last.EndsWith("_base", StringComparison.Ordinal) || last.EndsWith("_scale", StringComparison.Ordinal));
     }
 
     /// <summary>The output head's parameter name in every naming scheme the generator knows.</summary>

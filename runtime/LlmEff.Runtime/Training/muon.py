@@ -38,6 +38,13 @@ def update_scale(rows, columns):
     return UPDATE_RMS * math.sqrt(max(rows, columns))
 
 
+def is_residual_stream_bias_or_gate(name):
+    """DeepSeek V4's residual-stream biases and gates (hc_attn_base, hc_ffn_scale, hc_head_base, ...), which the V4 report
+    trains with AdamW; the maps hc_*_fn stay with Muon (see Muon.IsResidualStreamBiasOrGate for why)."""
+    last = name.rsplit(".", 1)[-1]
+    return last.startswith("hc_") and (last.endswith("_base") or last.endswith("_scale"))
+
+
 def muon_roles(model):
     """(name, parameter, role) for every parameter; role is 'muon', 'adamw_decayed' (embeddings, the head) or
     'adamw_plain' (norm scales, biases, tensors of other than 2 dimensions)."""
@@ -46,6 +53,8 @@ def muon_roles(model):
     for name, parameter in model.named_parameters():
         if id(parameter) in embedded or name == OUTPUT_HEAD_NAME:
             role = "adamw_decayed"
+        elif is_residual_stream_bias_or_gate(name):
+            role = "adamw_plain"
         elif parameter.dim() == 2:
             role = "muon"
         else:

@@ -41,6 +41,7 @@ internal static class AblateCommand
         ["TinyLatent"] = "Latent attention (MLA)",
         ["TinySparse"] = "Sparse attention: top-32",
         ["TinyV4"] = "DeepSeek V4: window 32, CSA + HCA",
+        ["TinyDecoderStreams"] = "Residual streams: 4 (mHC)",
     };
 
     /// <summary>Name of the hidden subcommand a <c>--jobs</c> run starts once per (model, seed).</summary>
