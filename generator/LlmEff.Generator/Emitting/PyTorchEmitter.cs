@@ -127,6 +127,18 @@ internal static class PyTorchEmitter
         /// <summary>Inputs a layer takes besides the hidden states.</summary>
         private string LayerArguments => (plan.Takes(LayerInputs.RotaryAngles) ? ", cos, sin" : "") + (plan.Takes(LayerInputs.KeyValueShare) ? ", shared" : "");
 
+        /// <summary>Hash routing (DeepSeek V4): every block takes the token ids, which its hash-routed mixture chooses
+        /// experts by; without hash layers nothing of it is rendered.</summary>
+        private bool TokenIds => plan.Mixture is { HashRouted: true };
+
+        /// <summary>Some routed layers are hash-routed and some are not, so each block and mixture is told which.</summary>
+        private bool PartlyHashed => plan.Mixture is { HashRouted: true } m && plan.Layers.Any(l => l.FeedForward == FeedForwardKind.Mixture && !m.IsHashRouted(l.Index));
+
+        /// <summary>A block's parameters and the stack's arguments for them: the layers' (<see cref="LayerArguments"/>), then
+        /// the token ids with hash routing.</summary>
+        private string BlockParameters => LayerArguments + (TokenIds ? ", token_ids" : "");
+        private string BlockArguments => LayerArguments + (TokenIds ? ", tokens" : "");
+
         public string Write()
         {
             WriteHeader();
@@ -166,6 +178,7 @@ internal static class PyTorchEmitter
             if (plan.Latent is not null) blocks.Add("Layers/latent_attention.py");
             if (plan.Conv is not null) blocks.Add("Layers/short_conv.py");
             if (plan.Mixture is not null) blocks.Add("Layers/expert_router.py");
+            if (plan.Mixture is { HashRouted: true }) blocks.Add("Layers/hash_router.py");
             return blocks;
         }
 
@@ -201,6 +214,16 @@ internal static class PyTorchEmitter
             if (m.RoutedScale != 1.0) arguments.Add($"routed_scale={D(m.RoutedScale)}");
             if (m.SequenceAuxLossWeight > 0) arguments.Add("sequence_aux_loss_weight=SEQUENCE_AUX_LOSS_WEIGHT");
             return $"ExpertRouter({string.Join(", ", arguments)})";
+        }
+
+        /// <summary>HashRouter's construction: the table's vocabulary, the scoring and weighting (no balancing: the table
+        /// decides the load).</summary>
+        private static string NewHashRouter(MoeSpec m)
+        {
+            var arguments = new List<string> { "VOCAB", "DIM", "EXPERTS", "ACTIVE_EXPERTS", m.Router switch { RouterKind.Softmax => "\"softmax\"", RouterKind.Sigmoid => "\"sigmoid\"", _ => "\"sqrt_softplus\"" } };
+            arguments.Add($"normalize_weights={PythonBool(m.NormalizeWeights)}");
+            if (m.RoutedScale != 1.0) arguments.Add($"routed_scale={D(m.RoutedScale)}");
+            return $"HashRouter({string.Join(", ", arguments)})";
         }
 
         private void WriteHeader()
@@ -273,6 +296,7 @@ internal static class PyTorchEmitter
                 if (m.Balance == BalanceKind.AuxLoss) w.Line($"AUX_LOSS_WEIGHT = {D(m.AuxLossWeight)}");
                 if (m.Balance == BalanceKind.AuxLossFree) w.Line($"BIAS_UPDATE_RATE = {D(m.BiasUpdateRate)}");
                 if (m.SequenceAuxLossWeight > 0) w.Line($"SEQUENCE_AUX_LOSS_WEIGHT = {D(m.SequenceAuxLossWeight)}");
+                if (m.HashLayers > 0) w.Line($"HASH_LAYERS = {m.HashLayers}  # the first routed layers choose experts from a fixed token->experts table");
             }
             w.Line("# Routed experts make which parameters receive gradients depend on the batch (DDP must be told).")
              .Line($"HAS_EXPERTS = {(spec.Moe is null ? "False" : "True")}");
@@ -514,18 +538,24 @@ internal static class PyTorchEmitter
                 w.Line($"\"\"\"Each token goes to {m.Active} of {m.Experts} experts{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s (fused into one MLP) see" : " sees")} every token" : "")}. Only chosen experts run, so")
                  .Line("unchosen ones get no gradient at all.\"\"\"")
                  .Line();
-                using (w.Block("def __init__(self):"))
+                using (w.Block(PartlyHashed ? "def __init__(self, hash_routed):" : "def __init__(self):"))
                 {
                     w.Line("super().__init__()")
-                     .Line($"self.gate = {NewRouter(m)}")
+                     .Line($"self.gate = {(!TokenIds ? NewRouter(m) : PartlyHashed ? $"{NewHashRouter(m)} if hash_routed else {NewRouter(m)}" : NewHashRouter(m))}")
                      .Line($"self.experts = nn.ModuleList(FeedForward({FeedForwardArguments(mixture.Expert)}) for _ in range(EXPERTS))");
                     if (mixture.Shared is { } shared) w.Line($"self.shared_experts = FeedForward({FeedForwardArguments(shared)})");
                 }
                 w.Line();
-                using (w.Block("def forward(self, x):"))
+                var route = m.SequenceAuxLossWeight > 0 ? "chosen, weights = self.gate(tokens, sequence_length=x.shape[1])  # the sequence-wise loss needs where sequences end" : "chosen, weights = self.gate(tokens)";
+                if (TokenIds)
+                    route = PartlyHashed
+                        ? $"if isinstance(self.gate, HashRouter):\n    chosen, weights = self.gate(tokens, token_ids)  # the table chooses, the scores weigh\nelse:\n    {route}"
+                        : "chosen, weights = self.gate(tokens, token_ids)  # the table chooses, the scores weigh";
+                using (w.Block(TokenIds ? "def forward(self, x, token_ids):" : "def forward(self, x):"))
                 {
-                    w.Line("tokens = x.reshape(-1, DIM)")
-                     .Line(m.SequenceAuxLossWeight > 0 ? "chosen, weights = self.gate(tokens, sequence_length=x.shape[1])  # the sequence-wise loss needs where sequences end" : "chosen, weights = self.gate(tokens)")
+                    w.Line("tokens = x.reshape(-1, DIM)");
+                    foreach (var line in route.Split('\n')) w.Line(line);
+                    w
                      .Line("out = torch.zeros_like(tokens)");
                     using (w.Block("for e, expert in enumerate(self.experts):"))
                     {
@@ -542,7 +572,8 @@ internal static class PyTorchEmitter
 
         private void WriteLayer()
         {
-            var parameters = (Sharing ? ", owns_keys_and_values" : "") + (hybrid is not null ? ", attention" : "") + (MixedFeedForward ? ", routed_experts" : "");
+            var parameters = (Sharing ? ", owns_keys_and_values" : "") + (hybrid is not null ? ", attention" : "") + (MixedFeedForward ? ", routed_experts" : "") + (PartlyHashed ? ", hash_routed" : "");
+            var newMixture = PartlyHashed ? "MixtureOfExperts(hash_routed)" : "MixtureOfExperts()";
             var newAttention = plan.Latent is { } latentPlan ? NewLatentAttention(latentPlan) : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
             using (w.Block("class DecoderLayer(nn.Module):"))
             {
@@ -560,18 +591,21 @@ internal static class PyTorchEmitter
                     w.Line($"self.{names.MlpNorm} = {NewNorm(plan.FeedForwardNorm)}");
                     string mlp;
                     if (plan.Mixture is null) mlp = "FeedForward()";
-                    else if (MixedFeedForward) mlp = $"MixtureOfExperts() if routed_experts else FeedForward({FeedForwardArguments(plan.Dense!)})";
-                    else mlp = "MixtureOfExperts()";
+                    else if (MixedFeedForward) mlp = $"{newMixture} if routed_experts else FeedForward({FeedForwardArguments(plan.Dense!)})";
+                    else mlp = newMixture;
                     w.Line($"self.{names.Mlp} = {mlp}");
                 }
                 w.Line();
-                using (w.Block($"def forward(self, x{LayerArguments}):"))
+                using (w.Block($"def forward(self, x{BlockParameters}):"))
                 {
                     if (hybrid is not null)
                         w.Line($"normed = self.{names.AttentionNorm}(x)")
                          .Line($"h = x + (self.conv(normed) if self.conv is not None else self.{names.Attention}(normed{LayerArguments}))");
                     else w.Line($"h = x + self.{names.Attention}(self.{names.AttentionNorm}(x){LayerArguments})");
-                    w.Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h))");
+                    if (!TokenIds) w.Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h))");
+                    else if (!MixedFeedForward) w.Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h), token_ids)");
+                    else w.Line($"normed = self.{names.MlpNorm}(h)")
+                          .Line($"return h + (self.{names.Mlp}(normed, token_ids) if isinstance(self.{names.Mlp}, MixtureOfExperts) else self.{names.Mlp}(normed))");
                 }
             }
             w.Line().Line();
@@ -593,6 +627,8 @@ internal static class PyTorchEmitter
                     if (Sharing) arguments.Add($"owns_keys_and_values=i % {a.ShareKvEvery} == 0");
                     if (hybrid is not null) arguments.Add("attention=i in ATTENTION_LAYERS");
                     if (MixedFeedForward) arguments.Add($"routed_experts=i >= {plan.Mixture!.Settings.FirstLayer}");
+                    if (PartlyHashed)
+                        arguments.Add(plan.Mixture!.Settings.FirstLayer == 0 ? "hash_routed=i < HASH_LAYERS" : $"hash_routed={plan.Mixture.Settings.FirstLayer} <= i < {plan.Mixture.Settings.FirstLayer} + HASH_LAYERS");
                     w.Line($"self.{names.Layers} = nn.ModuleList(DecoderLayer({string.Join(", ", arguments)}) for {(arguments.Count > 0 ? "i" : "_")} in range(LAYERS))")
                      .Line($"self.{names.FinalNorm} = {NewNorm(plan.FinalNorm)}");
                     if (rope) w.Line($"self.{names.Rotary} = RotaryEmbedding(HEAD_DIM, CONTEXT, ROPE_THETA)");
@@ -616,15 +652,15 @@ internal static class PyTorchEmitter
                             w.Line("# Activation checkpointing: every block but the last keeps only its input and recomputes in backward")
                              .Line("# (the last block's activations are what backward needs first). Numerically the same forward.")
                              .Line("if self.training and torch.is_grad_enabled() and i < LAYERS - 1:")
-                             .Line($"    x = checkpoint(layer, x{LayerArguments}, use_reentrant=False)")
+                             .Line($"    x = checkpoint(layer, x{BlockArguments}, use_reentrant=False)")
                              .Line("else:")
-                             .Line($"    x = layer(x{LayerArguments})");
+                             .Line($"    x = layer(x{BlockArguments})");
                         }
                     }
                     else
                     {
                         using (w.Block($"for layer in self.{names.Layers}:"))
-                            w.Line($"x = layer(x{LayerArguments})");
+                            w.Line($"x = layer(x{BlockArguments})");
                     }
                     w.Line($"return self.{names.FinalNorm}(x)");
                 }
