@@ -110,6 +110,7 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityClampedMoe", false),       // SwiGLU clamping in dense, routed and shared feed-forwards; √softplus router, aux loss
         ("ParityGpt2Clamped", false),      // SwiGLU clamping on the fused c_fc
         ("ParitySequenceBalancedMoe", false), // √softplus, selection bias and the sequence-wise balance loss
+        ("ParityHashRoutedMoe", false),    // a dense layer, hash routing by the checkpoint's token table in two, scored routing in the last
     };
 
     [SkippableFact]
