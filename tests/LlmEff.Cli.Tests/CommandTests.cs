@@ -98,22 +98,32 @@ public sealed class CommandTests : IDisposable
     {
         string[] Arguments(string folder, string optimizer, params string[] more) =>
             new[] { "ablate", "--seeds", "2", "--steps", "3", "--batch", "2", "--seq", "32", "--models", "TinyDecoder", "--threads", "1", "--optimizer", optimizer, "--out", folder }.Concat(more).ToArray();
-        string Runs(string folder)
+        string Runs(string folder, string? model = null)
         {
             using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "results.json")));
-            return string.Join("\n", json.RootElement.GetProperty("runs").EnumerateArray().Select(r => $"{r.GetProperty("seed")} {r.GetProperty("trainLosses")} {r.GetProperty("heldOutLoss")}"));
+            return string.Join("\n", json.RootElement.GetProperty("runs").EnumerateArray()
+                .Where(r => model is null || r.GetProperty("model").GetString() == model)
+                .Select(r => $"{r.GetProperty("seed")} {r.GetProperty("trainLosses")} {r.GetProperty("heldOutLoss")}"));
         }
 
         var muon = CliHarness.Run(Arguments(temp.File("muon"), "muon"));
         var muonInWorkers = CliHarness.Run(Arguments(temp.File("workers"), "Muon", "--jobs", "2"));
         var adamw = CliHarness.Run(Arguments(temp.File("adamw"), "adamw"));
+        var both = CliHarness.Run(Arguments(temp.File("both"), "adamw, muon", "--jobs", "2"));
 
         Assert.True(muon.ExitCode == 0, muon.Error);
         Assert.True(muonInWorkers.ExitCode == 0, muonInWorkers.Error);
         Assert.True(adamw.ExitCode == 0, adamw.Error);
+        Assert.True(both.ExitCode == 0, both.Error);
         Assert.Contains("Muon for hidden matrices (Nesterov 0.95, Newton-Schulz 8+2 steps, update RMS 0.18)", File.ReadAllText(Path.Combine(temp.File("muon"), "report.md")));
         Assert.Equal(Runs(temp.File("muon")), Runs(temp.File("workers")));
         Assert.NotEqual(Runs(temp.File("muon")), Runs(temp.File("adamw")));
+        // Two optimizers make two configurations of one model, each trained exactly as its single-optimizer run, and
+        // the second is paired with the first by seed.
+        Assert.Contains("Comparing 2 configurations (1 model × 2 optimizers)", both.Output);
+        Assert.Equal(Runs(temp.File("adamw")), Runs(temp.File("both"), "TinyDecoder (adamw)"));
+        Assert.Equal(Runs(temp.File("muon")), Runs(temp.File("both"), "TinyDecoder (muon)"));
+        Assert.Matches(@"TinyDecoder \(muon\) +Full attention \(baseline\), Muon .*(not resolved|resolved, higher|resolved, lower)", both.Output);
     }
 
     [Fact]
@@ -347,6 +357,8 @@ public sealed class CommandTests : IDisposable
     [InlineData(1, "Unrecognized command or argument '--bogus'", "train", "--bogus")]
     [InlineData(2, "--optimizer must be adamw or muon, not 'sgd'", "train", "--optimizer", "sgd")]
     [InlineData(2, "--optimizer must be adamw or muon, not 'lion'", "study", "--optimizer", "lion")]
+    [InlineData(2, "--optimizer takes one optimizer here, not 'adamw,muon'", "train", "--optimizer", "adamw,muon")]
+    [InlineData(2, "--optimizer names muon twice", "ablate", "--optimizer", "muon,adamw,muon")]
     public void Bad_input_exits_non_zero_with_a_message_naming_it(int exitCode, string message, params string[] args)
     {
         var (code, output, error) = CliHarness.Run(args);

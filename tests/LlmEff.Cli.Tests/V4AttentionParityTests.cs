@@ -153,6 +153,53 @@ public sealed class V4AttentionParityTests : IDisposable
         }
     }
 
+    [SkippableFact]
+    public void The_indexers_distillation_loss_and_its_gradients_match_python_and_reach_the_indexer_alone()
+    {
+        Skip.If(Python.WhyUnavailable is not null, Python.WhyUnavailable);
+        var options = new CompressedAttentionOptions(Dim: 48, Heads: 4, HeadDim: 128, RopeDim: 16, QueryRank: 32, OutputGroups: 2, OutputRank: 24,
+            Window: 6, Kind: CompressedAttentionKind.CompressedSparse, Ratio: 4, IndexerHeads: 4, IndexerDim: 128, TopK: 3,
+            Precision: IndexerPrecision.Fp4, Bf16Scores: false, Context: 64, RopeTheta: 10000, NormEps: 1e-6);
+        manual_seed(41);
+        using var layer = new CompressedAttention(options);
+        using (no_grad())
+        {
+            foreach (var (name, parameter) in layer.named_parameters())
+                if (name.EndsWith("ape") || name.EndsWith("norm.weight")) parameter.copy_(rand(parameter.shape) + 0.5);
+        }
+        using var x = randn(2, 37, 48);
+        var input = temp.File("train.in.safetensors");
+        SafeTensors.Save(input, layer.named_parameters().Select(p => ("state." + p.name, (Tensor)p.parameter)).Append(("in.x", x)));
+        var settings = new Dictionary<string, object>
+        {
+            ["dim"] = 48, ["heads"] = 4, ["head_dim"] = 128, ["rope_dim"] = 16, ["query_rank"] = 32, ["output_groups"] = 2, ["output_rank"] = 24,
+            ["window"] = 6, ["kind"] = "compressed_sparse", ["ratio"] = 4, ["indexer_heads"] = 4, ["indexer_dim"] = 128, ["top_k"] = 3,
+            ["precision"] = "fp4", ["bf16_scores"] = false, ["context"] = 64, ["rope_theta"] = 10000.0, ["norm_eps"] = 1e-6,
+        };
+
+        var python = RunPython(new[] { new Job("attention_train", input, temp.File("train.out.safetensors"), settings) })[0];
+
+        layer.train();
+        using var y = layer.forward(x);
+        using var loss = layer.Indexer!.TakeAuxiliaryLoss()!;
+        loss.backward();
+        AssertClose(y, python["y"], "output in training");
+        AssertClose(loss.reshape(1), python["auxiliary_loss"], "distillation loss");
+        Assert.True(loss.item<float>() > 0 && float.IsFinite(loss.item<float>()), $"loss {loss.item<float>()}");
+        foreach (var (name, parameter) in layer.named_parameters())
+        {
+            if (!name.StartsWith("indexer.", StringComparison.Ordinal))
+            {
+                // Everything the indexer reads is detached: its loss must not move the attention it learns from.
+                Assert.True(parameter.grad is null, $"{name} got a gradient from the indexer's loss");
+                continue;
+            }
+            Assert.True(parameter.grad is not null && python.ContainsKey("grad." + name), $"{name} got no gradient");
+            Assert.True(parameter.grad!.abs().sum().item<float>() > 0, $"{name}: zero gradient");
+            AssertClose(parameter.grad, python["grad." + name], $"gradient of {name}");
+        }
+    }
+
     private static void AssertClose(Tensor expected, Tensor actual, string what)
     {
         Assert.Equal(expected.shape, actual.shape);

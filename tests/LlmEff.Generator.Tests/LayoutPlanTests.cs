@@ -181,23 +181,6 @@ public sealed class LayoutPlanTests
         Assert.All(parameters.Where(p => p.Name.EndsWith("score_mixer.weight", StringComparison.Ordinal)), m => Assert.InRange(m.MaxAbs, 1e-4f, 0.1f));
     }
 
-    [Fact]
-    public void Projections_sharing_an_input_run_as_one_matmul_unless_quantized_shared_across_layers_or_fused_by_name()
-    {
-        var llama = SizingTests.Llama3_8B with { Layers = 4 };
-        Assert.True(LayoutPlanner.Plan(llama).Attention!.ConcatenatedProjections);
-        Assert.True(LayoutPlanner.Plan(llama).Dense!.ConcatenatedInputs);
-        Assert.True(LayoutPlanner.Plan(llama with { Attention = llama.Attention with { Projections = ProjectionKind.NoKey } }).Attention!.ConcatenatedProjections);
-        // Shared has one projection: nothing to concatenate.
-        Assert.False(LayoutPlanner.Plan(llama with { Attention = llama.Attention with { Projections = ProjectionKind.Shared } }).Attention!.ConcatenatedProjections);
-        Assert.False(LayoutPlanner.Plan(llama with { Attention = llama.Attention with { ShareKvEvery = 2 } }).Attention!.ConcatenatedProjections);
-        var quantized = LayoutPlanner.Plan(llama with { Quant = new QuantSpec(QuantFormatKind.Mxfp4, QuantTargetKind.AllLinear, 0, false, 0) });
-        Assert.False(quantized.Attention!.ConcatenatedProjections);
-        Assert.False(quantized.Dense!.ConcatenatedInputs);
-        var gpt2 = LayoutPlanner.Plan(llama with { Naming = NamingKind.Gpt2 });
-        Assert.False(gpt2.Attention!.ConcatenatedProjections); // c_attn is already one matrix
-    }
-
     /// <summary>"name [d0, d1] parameter|buffer": one line per tensor, so a failure shows the first tensor that differs.</summary>
     private static string Describe(string name, long[] shape, bool trainable) =>
         $"{name} [{string.Join(", ", shape)}] {(trainable ? "parameter" : "buffer")}";

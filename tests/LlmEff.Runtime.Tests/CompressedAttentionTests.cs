@@ -273,4 +273,34 @@ public sealed class CompressedAttentionTests
         foreach (var (options, name) in bad)
             Assert.Equal(name, Assert.Throws<ArgumentOutOfRangeException>(options.Validate).ParamName);
     }
+
+    [Fact]
+    public void The_indexers_distillation_loss_is_finite_for_queries_that_see_no_entry_and_falls_as_the_indexer_trains_on_it()
+    {
+        // 30 tokens at ratio 4: the first 3 queries see no complete window, the last sees 7 entries, top-2 of them kept.
+        manual_seed(12);
+        using var layer = new CompressedAttention(Small(CompressedAttentionKind.CompressedSparse, 4, topK: 2));
+        using var x = randn(2, 30, 24);
+        var indexerParameters = layer.named_parameters().Where(p => p.name.StartsWith("indexer.", StringComparison.Ordinal)).Select(p => p.parameter).ToList();
+        using var optimizer = optim.Adam(indexerParameters, lr: 1e-2);
+        layer.train();
+        var losses = new System.Collections.Generic.List<float>();
+        for (var step = 0; step < 40; step++)
+        {
+            optimizer.zero_grad();
+            using var y = layer.forward(x);
+            using var loss = layer.Indexer!.TakeAuxiliaryLoss()!;
+            loss.backward();
+            Assert.All(indexerParameters, p => Assert.True(p.grad!.isfinite().all().item<bool>(), "a non-finite gradient"));
+            losses.Add(loss.item<float>());
+            optimizer.step();
+        }
+
+        Assert.True(float.IsFinite(losses[0]) && losses[0] > 0, $"first loss {losses[0]}");
+        // The indexer can imitate the attention it is distilled from: a real signal, not a constant.
+        Assert.True(losses[^1] < 0.7f * losses[0], $"loss {losses[0]} → {losses[^1]}");
+        layer.eval();
+        using (no_grad()) layer.forward(x).Dispose();
+        Assert.Null(layer.Indexer!.TakeAuxiliaryLoss()); // evaluation leaves no loss
+    }
 }

@@ -655,19 +655,9 @@ internal static class ModelEmitter
                 }
                 w.Line();
                 w.Line("/// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>");
-                using (w.Block($"private (Tensor Q, Tensor K, Tensor V) Project(Tensor x{LayerParameters}{(a.ConcatenatedProjections ? ", bool oneMatmul = true" : "")})"))
+                using (w.Block($"private (Tensor Q, Tensor K, Tensor V) Project(Tensor x{LayerParameters})"))
                 {
                     if (Sharing) WriteSharedKeyValues();
-                    else if (a.ConcatenatedProjections)
-                    {
-                        var projections = parts.Select(p => ProjectionOf(a, p)).ToList();
-                        w.Line("// One matmul over the weights concatenated (the checkpoint keeps them separate); a single token multiplies by each.");
-                        w.Line("var projected = oneMatmul");
-                        w.Line($"    ? {ConcatenatedLinear(projections)}.split(new long[] {{ {string.Join(", ", parts.Select(p => p.Width))} }}, dim: -1)");
-                        w.Line($"    : new[] {{ {string.Join(", ", projections.Select(l => $"{l.Name}.forward(x)"))} }};");
-                        for (var i = 0; i < parts.Count; i++)
-                            w.Line($"var {Local(parts[i].Name)} = Attention.SplitHeads(projected[{i}], {HeadsOf(parts[i])});");
-                    }
                     else if (names.FusedProjections)
                     {
                         w.Line($"var projected = {a.Projections[0].Name}.forward(x).split(new long[] {{ {string.Join(", ", parts.Select(p => p.Width))} }}, dim: -1);");
@@ -726,7 +716,6 @@ internal static class ModelEmitter
                 w.Line("using var scope = NewDisposeScope();");
                 var projectArguments = rope ? "x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1])" : "x";
                 if (Sharing) projectArguments += ", shared";
-                if (a.ConcatenatedProjections) projectArguments += ", oneMatmul: x.shape[1] > 1";
                 w.Line($"var (q, k, v) = Project({projectArguments});");
                 void Cache()
                 {
@@ -871,15 +860,7 @@ internal static class ModelEmitter
                     if (swiGlu)
                     {
                         string gate, up;
-                        if (template.ConcatenatedInputs)
-                        {
-                            w.Line("// One matmul over gate and up concatenated (the checkpoint keeps them separate); a single token multiplies by each.");
-                            w.Line($"var gateAndUp = x.NumberOfElements > {L(template.Inputs.First().Inputs)}");
-                            w.Line($"    ? {ConcatenatedLinear(inputs)}.chunk(2, dim: -1)");
-                            w.Line($"    : new[] {{ {string.Join(", ", inputs.Select(l => $"{l.Name}.forward(x)"))} }};");
-                            (gate, up) = ("gateAndUp[0]", "gateAndUp[1]");
-                        }
-                        else if (names.FusedProjections)
+                        if (names.FusedProjections)
                         {
                             w.Line($"var gateAndUp = {inputs[0].Name}.forward(x).chunk(2, dim: -1);");
                             (gate, up) = ("gateAndUp[0]", "gateAndUp[1]");
@@ -984,15 +965,6 @@ internal static class ModelEmitter
                     if (linear.Bias) w.Line($"Init.Zeros({field}.bias);");
                     break;
             }
-        }
-
-        /// <summary>x through <paramref name="linears"/> (same input width) as one matmul: their weights and biases
-        /// concatenated along the outputs, so the result is their outputs side by side.</summary>
-        private static string ConcatenatedLinear(IReadOnlyList<LinearPlan> linears)
-        {
-            var weights = $"torch.cat(new[] {{ {string.Join(", ", linears.Select(l => $"{l.Name}.weight!"))} }}, 0)";
-            var biases = linears[0].Bias ? $", torch.cat(new[] {{ {string.Join(", ", linears.Select(l => $"{l.Name}.bias!"))} }}, 0)" : "";
-            return $"nn.functional.linear(x, {weights}{biases})";
         }
 
         private static string NewNorm(NormPlan norm) => norm.Kind == NormKind.LayerNorm

@@ -35,9 +35,15 @@ internal static class PythonRuntime
     /// <summary>The marker line a twin puts above an included block.</summary>
     public static string Marker(string path) => $"# ---- from {Folder}{path} ----";
 
+    /// <summary>Blocks as twins include them, made once per block: every model's twin includes the same text, which
+    /// would otherwise be split into lines and joined again for each model.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> IncludedBlocks = new(StringComparer.Ordinal);
+
     /// <summary>A block as a twin includes it: the marker, then the file without its leading imports (and the blank
     /// lines around them), ending in one '\n'.</summary>
-    public static string Included(string path)
+    public static string Included(string path) => IncludedBlocks.GetOrAdd(path, Include);
+
+    private static string Include(string path)
     {
         var lines = Source(path).Split('\n');
         var start = 0;

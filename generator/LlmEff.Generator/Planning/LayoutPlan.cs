@@ -107,10 +107,6 @@ internal sealed record ProjectionPart(string Name, long Width, bool QueryHeads)
 /// <param name="QueryNorm">Per-head RMSNorm of the queries (QkNorm, when queries have their own projection).</param>
 /// <param name="KeyNorm">Per-head RMSNorm of the keys (QkNorm; of the values when keys are the values).</param>
 /// <param name="ScoreMixer">The QKV study's learned positional score term (PositionalScoreMixer: weight [1, 10, 1, 1], bias [1]).</param>
-/// <param name="ConcatenatedProjections">The separate projections (q_proj, k_proj, v_proj; q_proj and v_proj for NoKey)
-/// run as one matmul over their weights concatenated per call, for chunks of more than one token: one read of the input
-/// and one larger matmul in forward and backward, while the checkpoint keeps Hugging Face's separate tensors. A single
-/// decoded token multiplies by each weight separately (concatenating would copy every weight for one row).</param>
 internal sealed record AttentionPlan(
     ProjectionKind Variant,
     int Heads,
@@ -126,8 +122,7 @@ internal sealed record AttentionPlan(
     NormPlan? KeyNorm,
     bool ScoreMixer,
     int ShareKvEvery,
-    bool Quantized,
-    bool ConcatenatedProjections)
+    bool Quantized)
 {
     /// <summary>Channels of the positional score term's fixed 2-D encoding (the QKV study's P[i, j]).</summary>
     public const int ScoreMixerChannels = 10;
@@ -208,12 +203,10 @@ internal sealed record ConvPlan(int Kernel, long Channels, bool Bias, LinearPlan
 
 /// <summary>One feed-forward network <see cref="Hidden"/> wide.</summary>
 /// <param name="Linears">gate_proj (SwiGLU), up_proj, down_proj; or c_fc (gate and up fused for SwiGLU), c_proj.</param>
-/// <param name="ConcatenatedInputs">gate_proj and up_proj run as one matmul over their weights concatenated per call,
-/// for more than one token (see <see cref="AttentionPlan.ConcatenatedProjections"/>).</param>
 /// <param name="ClampLimit">SwiGLU clamping (DeepSeek V4): before SiLU the gate is clamped to at most it, the up branch
 /// to [−it, it]; null: none. Only SwiGLU feed-forwards carry one.</param>
 internal sealed record FeedForwardPlan(string Role, long Hidden, ActivationKind Activation, EquatableArray<LinearPlan> Linears, bool Quantized,
-    bool ConcatenatedInputs, double? ClampLimit = null)
+    double? ClampLimit = null)
 {
     /// <summary>The input projections: gate then up (SwiGLU) or up; or c_fc alone, gate and up fused for SwiGLU.</summary>
     public System.Collections.Generic.IEnumerable<LinearPlan> Inputs => Linears.Take(Linears.Count - 1);

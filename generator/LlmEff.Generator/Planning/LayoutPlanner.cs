@@ -122,10 +122,7 @@ internal static class LayoutPlanner
             KeyNorm: a.QkNorm ? new NormPlan("k_layernorm", NormKind.RmsNorm, a.HeadDim, spec.NormEps) : null,
             ScoreMixer: a.BreakSymmetry,
             a.ShareKvEvery,
-            quantized,
-            // Separate Llama-named projections of one input become one matmul. Not with fake quantization (each weight
-            // is quantized on its own) nor KV sharing (layers differ in which projections they have).
-            ConcatenatedProjections: !names.FusedProjections && own.Count > 1 && !quantized && a.ShareKvEvery == 1);
+            quantized);
     }
 
     private static string PartRole(string part) => part switch
@@ -191,10 +188,7 @@ internal static class LayoutPlanner
             linears.Add(Linear(spec, names, names.FeedForwardInput, $"{kind} up projection", "Dim", spec.Dim, hidden, target, quantized, WeightInit.Normal));
         }
         linears.Add(Linear(spec, names, names.FeedForwardOutput, $"{kind} down projection", hiddenName, hidden, spec.Dim, target, quantized, WeightInit.ResidualOutput));
-        // Gate and up as one matmul: only for networks that see every token (not routed experts, which see a few tokens
-        // each, so copying their weights would cost more than it saves) and not with fake quantization.
-        var concatenated = !names.FusedProjections && swiGlu && !quantized && spec.Moe is null;
-        return new FeedForwardPlan(kind, hidden, spec.Mlp.Activation, linears.ToEquatableArray(), quantized, concatenated, swiGlu ? spec.Mlp.ClampLimit : null);
+        return new FeedForwardPlan(kind, hidden, spec.Mlp.Activation, linears.ToEquatableArray(), quantized, swiGlu ? spec.Mlp.ClampLimit : null);
     }
 
     private static LayerPlan PlanLayer(ModelSpec spec, int index, AttentionPlan? attention, LatentPlan? latent, IndexerPlan? indexer, ConvPlan? conv)

@@ -161,6 +161,18 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
         return s.le(t).logical_and(s.gt(t - window)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The indexer's queries, keys and head weights for normalised input <paramref name="x"/> at positions
+    /// 0 …, before rotation and quantization (<see cref="CompressedIndexer.ScoreInputs"/>); CSA layers only.</summary>
+    public (Tensor Queries, Tensor Keys, Tensor HeadWeights) IndexerScoreInputs(Tensor x)
+    {
+        if (indexer is null) throw new InvalidOperationException($"A {o.Kind} layer has no indexer: only {CompressedAttentionKind.CompressedSparse} layers select entries.");
+        CheckInput(x, 0);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var (queries, keys, weights) = indexer.ScoreInputs(x, q_norm.forward(wq_a.forward(x)), rotary);
+        return (queries.MoveToOuterDisposeScope(), keys.MoveToOuterDisposeScope(), weights.MoveToOuterDisposeScope());
+    }
+
     /// <summary>Normalised input [batch, time, Dim] at positions 0 … time − 1 → [batch, time, Dim].</summary>
     public override Tensor forward(Tensor x)
     {
@@ -173,9 +185,10 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
         if (compressor is not null)
         {
             var entries = compressor.forward(x, rotary);
-            var visible = indexer is not null
-                ? indexer.Select(x, queryLatent, rotary)
-                : VisibleEntries(time, entries.shape[1], o.Ratio, x.device).unsqueeze(0).expand(batch, -1, -1);
+            // Training also leaves the indexer its distillation loss against this layer's attention over the entries.
+            var visible = indexer is null ? VisibleEntries(time, entries.shape[1], o.Ratio, x.device).unsqueeze(0).expand(batch, -1, -1)
+                : training && is_grad_enabled() ? indexer.SelectAndSupervise(x, queryLatent, rotary, q, entries)
+                : indexer.Select(x, queryLatent, rotary);
             keys = torch.cat(new[] { kv, entries }, 1);
             keep = torch.cat(new[] { keep, visible }, 2);
         }

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using LlmEff.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -69,6 +70,44 @@ public static class IndexerRecall
             results.Add((scoring, (overlap / problem.TopK).mean().item<double>()));
         }
         return results;
+    }
+
+    /// <summary>
+    /// Recall of each scoring on a model's own index inputs (<see cref="CompressedAttention.IndexerScoreInputs"/>):
+    /// queries [batch, time, heads, dim], keys [batch, entries, dim] and head weights [batch, time, heads] of sequences
+    /// at positions 0 …, with entries pooling <paramref name="ratio"/> tokens each. Each query chooses among the entries
+    /// it may see (complete windows only, as in attention); only queries that see more than <paramref name="topK"/>
+    /// entries count, since the others keep every entry whatever the precision. Returns the recalls and how many
+    /// queries counted (0: none saw enough entries, and every recall is NaN).
+    /// </summary>
+    public static (IReadOnlyList<(IndexerScoring Scoring, double Recall)> Recalls, long Queries) MeasureOn(
+        Tensor queries, Tensor keys, Tensor headWeights, int ratio, int topK, IEnumerable<IndexerScoring> scorings)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(headWeights);
+        ArgumentNullException.ThrowIfNull(scorings);
+        if (topK <= 0) throw new ArgumentOutOfRangeException(nameof(topK), topK, "TopK must keep at least one entry.");
+        using var scope = NewDisposeScope();
+        long batch = queries.shape[0], time = queries.shape[1], entries = keys.shape[1];
+        var visible = CompressedAttention.VisibleEntries(time, entries, ratio, queries.device);
+        // Queries that see more entries than they keep: the only ones whose choice can differ.
+        var counted = visible.sum(-1).gt(topK);
+        var rows = counted.sum().item<long>();
+        var list = scorings.ToList();
+        if (rows == 0) return (list.Select(s => (s, double.NaN)).ToList(), 0);
+        var hidden = visible.logical_not();
+        var overlaps = new double[list.Count];
+        for (long b = 0; b < batch; b++)
+        {
+            using var inner = NewDisposeScope();
+            Tensor Choose(IndexerScoring scoring) => TopK(
+                Scores(queries[b][counted], keys[b], headWeights[b][counted], scoring).masked_fill(hidden[counted], double.NegativeInfinity), topK);
+            var reference = OneHot(Choose(new IndexerScoring(IndexerPrecision.Fp32, false, false)), (int)entries);
+            for (var i = 0; i < list.Count; i++)
+                overlaps[i] += (OneHot(Choose(list[i]), (int)entries) * reference).sum().to(ScalarType.Float64).item<double>();
+        }
+        return (list.Select((scoring, i) => (scoring, overlaps[i] / ((double)rows * batch * topK))).ToList(), rows * batch);
     }
 
     private static Tensor Scores(Tensor q, Tensor k, Tensor w, IndexerScoring scoring)

@@ -60,10 +60,13 @@ class CompressedAttention(nn.Module):
         keep = visible_window(time, self.window, x.device).unsqueeze(0).expand(batch, -1, -1)
         if self.compressor is not None:
             entries = self.compressor(x, self.rotary)
-            if self.indexer is not None:
-                visible = self.indexer.select(x, query_latent, self.rotary)
-            else:
+            if self.indexer is None:
                 visible = visible_entries(time, entries.shape[1], self.ratio, x.device).unsqueeze(0).expand(batch, -1, -1)
+            elif self.training and torch.is_grad_enabled():
+                # Training also leaves the indexer its distillation loss against this layer's attention over the entries.
+                visible = self.indexer.select_and_supervise(x, query_latent, self.rotary, q, entries)
+            else:
+                visible = self.indexer.select(x, query_latent, self.rotary)
             keys = torch.cat([kv, entries], 1)
             keep = torch.cat([keep, visible], 2)
         scale = torch.tensor(1 / math.sqrt(self.head_dim), dtype=torch.float32)

@@ -79,15 +79,16 @@ internal static class AblateCommand
         }
         command.SetAction(result => CommandLine.Guard(() =>
         {
-            var options = training.Bind(result, evalEvery: Math.Max(1, result.GetValue(training.Steps) / 10));
+            var optimizers = training.OptimizerKinds(result);
+            var options = training.Bind(result, evalEvery: Math.Max(1, result.GetValue(training.Steps) / 10), optimizers[0]);
             var seeds = training.SeedList(result, options.Seed);
             training.UseThreads(result);
             var assemblyPath = result.GetValue(assembly);
-            var chosen = Resolve(CommandLine.LoadModels(assemblyPath), result.GetValue(models)!);
+            var chosen = Configuration.All(Resolve(CommandLine.LoadModels(assemblyPath), result.GetValue(models)!), optimizers);
             var data = new TextWithRecall(TokenDataset.EmbeddedDefault(), new AssociativeRecall(options.SequenceLength, result.GetValue(recallPairs)), result.GetValue(recallShare));
             if (worker)
             {
-                var runs = chosen.SelectMany(model => seeds.Select(seed => TrainOne(model, data, options with { Seed = seed }, labelSeed: true).Run)).ToList();
+                var runs = chosen.SelectMany(run => seeds.Select(seed => TrainOne(run, data, options with { Seed = seed }, labelSeed: true).Run)).ToList();
                 LlmEff.IO.AtomicFile.WriteAllText(result.GetValue(resultFile)!, System.Text.Json.JsonSerializer.Serialize(runs, ReportJson.Options));
                 return 0;
             }
@@ -98,12 +99,32 @@ internal static class AblateCommand
             if (jobCount == 0) jobCount = Math.Min(Environment.ProcessorCount, chosen.Count * seeds.Count);
             // Workers get every option the user gave except those each run sets itself, so an option added to the
             // command reaches the workers without being copied here by hand.
-            var perRun = new HashSet<Option> { models, training.Seed, training.Seeds, training.Threads, jobs, output };
+            var perRun = new HashSet<Option> { models, training.Optimizer, training.Seed, training.Seeds, training.Threads, jobs, output };
             var workers = jobCount <= 1 ? null : new WorkerSettings(jobCount, result.GetValue(training.Threads), GivenOptions(result, command, perRun));
             return Run(chosen, data, options, seeds, result.GetValue(output)!, workers);
         }));
         return command;
     }
+
+    /// <summary>One configuration of a comparison: a model trained with an optimizer, under the label its rows carry.</summary>
+    /// <param name="Label">The model's name; with more than one optimizer, the name and the optimizer ("TinyDecoder (muon)").</param>
+    private sealed record Configuration(DeclaredModelType Model, OptimizerKind Optimizer, string Label, string Description)
+    {
+        /// <summary>Every model with every optimizer, model-major, so each model's optimizers sit together and the first
+        /// configuration (the baseline every other is paired with) is the first model with the first optimizer.</summary>
+        public static List<Configuration> All(IReadOnlyList<DeclaredModelType> models, IReadOnlyList<OptimizerKind> optimizers) =>
+            models.SelectMany(model => optimizers.Select(optimizer =>
+            {
+                var name = model.Facts.Name;
+                var description = Descriptions.GetValueOrDefault(name, name);
+                return optimizers.Count == 1
+                    ? new Configuration(model, optimizer, name, description)
+                    : new Configuration(model, optimizer, $"{name} ({OptimizerName(optimizer)})", $"{description}, {(optimizer == OptimizerKind.Muon ? "Muon" : "AdamW")}");
+            })).ToList();
+    }
+
+    /// <summary>The optimizer as --optimizer spells it.</summary>
+    private static string OptimizerName(OptimizerKind optimizer) => optimizer == OptimizerKind.Muon ? "muon" : "adamw";
 
     /// <summary>What a --jobs run hands its workers: how many at once, their threads, and the user's other options as
     /// given on the command line.</summary>
@@ -131,9 +152,9 @@ internal static class AblateCommand
         return chosen;
     }
 
-    private static int Run(List<DeclaredModelType> models, TextWithRecall data, TrainingOptions options, IReadOnlyList<int> seeds, string output, WorkerSettings? workers)
+    private static int Run(List<Configuration> configurations, TextWithRecall data, TrainingOptions options, IReadOnlyList<int> seeds, string output, WorkerSettings? workers)
     {
-        foreach (var model in models)
+        foreach (var model in configurations.Select(c => c.Model).Distinct())
         {
             if (options.SequenceLength > model.Facts.Context)
                 throw new ArgumentException($"--seq {options.SequenceLength} exceeds the context of {model.Facts.Name} ({model.Facts.Context}).");
@@ -142,7 +163,7 @@ internal static class AblateCommand
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Comparing {models.Count} models: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, {SeedText(seeds)}, " +
+            $"Comparing {Count(configurations)}: {options.Steps} steps of {options.BatchSize}×{options.SequenceLength} tokens each, {SeedText(seeds)}, " +
             $"{data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)."));
         // The reference matmul runs before and after the models; MFU is printed once both agree (see MatmulPeak).
         var peakBefore = MatmulPeak.MeasureBefore();
@@ -150,30 +171,30 @@ internal static class AblateCommand
         var speeds = new List<(ModelFacts Facts, double TokensPerSecond)>();
         if (workers is not null)
         {
-            runs.AddRange(RunInWorkers(models, seeds, options, workers));
-            speeds.AddRange(runs.Select(r => (models.First(m => m.Facts.Name == r.Model).Facts, r.TokensPerSecond)));
+            runs.AddRange(RunInWorkers(configurations, seeds, workers));
+            speeds.AddRange(runs.Select(r => (configurations.First(c => c.Label == r.Model).Model.Facts, r.TokensPerSecond)));
         }
         else
         {
-            // Model-major: all seeds of a model together, so the report's rows and the progress lines read in the same order.
-            foreach (var model in models)
+            // Model-major: all seeds of a configuration together, so the report's rows and the progress lines read in the same order.
+            foreach (var configuration in configurations)
             {
                 foreach (var seed in seeds)
                 {
-                    var (run, tokensPerSecond) = TrainOne(model, data, options with { Seed = seed }, seeds.Count > 1);
+                    var (run, tokensPerSecond) = TrainOne(configuration, data, options with { Seed = seed }, seeds.Count > 1);
                     runs.Add(run);
-                    speeds.Add((model.Facts, tokensPerSecond));
+                    speeds.Add((configuration.Model.Facts, tokensPerSecond));
                 }
             }
         }
         var peak = MatmulPeak.Complete(peakBefore);
         Console.WriteLine(ThroughputText.Reference(peak));
-        foreach (var group in speeds.GroupBy(s => s.Facts.Name))
-            Console.WriteLine($"{group.Key}: {ThroughputText.Of(group.First().Facts, options.SequenceLength, group.Average(s => s.TokensPerSecond), peak)}");
+        foreach (var group in runs.Zip(speeds).GroupBy(s => s.First.Model))
+            Console.WriteLine($"{group.Key}: {ThroughputText.Of(group.First().Second.Facts, options.SequenceLength, group.Average(s => s.Second.TokensPerSecond), peak)}");
 
         var report = new ComparisonReport(
-            $"Attention ablation: {string.Join(", ", models.Select(m => m.Facts.Name))}",
-            Settings(options, data, seeds, workers),
+            $"Attention ablation: {string.Join(", ", configurations.Select(c => c.Label))}",
+            Settings(options, configurations, data, seeds, workers),
             runs,
             DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
         Console.WriteLine();
@@ -195,10 +216,10 @@ internal static class AblateCommand
     /// runs in threads of one process would neither get their own cores nor their own seeds. A worker gets
     /// cores / jobs threads (at least 1) unless --threads was given.
     /// </remarks>
-    private static List<RunResult> RunInWorkers(List<DeclaredModelType> models, IReadOnlyList<int> seeds, TrainingOptions options, WorkerSettings workers)
+    private static List<RunResult> RunInWorkers(List<Configuration> configurations, IReadOnlyList<int> seeds, WorkerSettings workers)
     {
         var threads = workers.Threads > 0 ? workers.Threads : Math.Max(1, Environment.ProcessorCount / workers.Jobs);
-        var work = models.SelectMany(model => seeds.Select(seed => (Model: model.Facts.Name, Seed: seed))).ToList();
+        var work = configurations.SelectMany(configuration => seeds.Select(seed => (Configuration: configuration, Seed: seed))).ToList();
         Console.WriteLine($"{work.Count} runs in {Math.Min(workers.Jobs, work.Count)} worker processes at once, {threads} torch thread(s) each.");
         var folder = Directory.CreateTempSubdirectory("llmeff-jobs-").FullName;
         var print = new object();
@@ -207,11 +228,12 @@ internal static class AblateCommand
             var results = new List<RunResult>[work.Count];
             Parallel.For(0, work.Count, new ParallelOptions { MaxDegreeOfParallelism = workers.Jobs }, i =>
             {
-                var (model, seed) = work[i];
+                var (configuration, seed) = work[i];
+                var model = configuration.Model.Facts.Name;
                 var resultFile = Path.Combine(folder, $"{i}.json");
                 var arguments = new List<string>
                 {
-                    WorkerName, "--models", model, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--seeds", "1",
+                    WorkerName, "--models", model, "--optimizer", OptimizerName(configuration.Optimizer), "--seed", seed.ToString(CultureInfo.InvariantCulture), "--seeds", "1",
                     "--threads", threads.ToString(CultureInfo.InvariantCulture), "--result-file", resultFile,
                 };
                 arguments.AddRange(workers.GivenArguments);
@@ -221,8 +243,10 @@ internal static class AblateCommand
                 process.WaitForExit();
                 lock (print) Console.Write(printed);
                 if (process.ExitCode != 0)
-                    throw new InvalidOperationException($"The worker training {model} with seed {seed} failed (exit code {process.ExitCode}): {error.Result.Trim()}");
-                results[i] = System.Text.Json.JsonSerializer.Deserialize<List<RunResult>>(File.ReadAllText(resultFile), ReportJson.Options)!;
+                    throw new InvalidOperationException($"The worker training {configuration.Label} with seed {seed} failed (exit code {process.ExitCode}): {error.Result.Trim()}");
+                // A worker trains one optimizer, so it labels its runs with the model's name alone.
+                results[i] = System.Text.Json.JsonSerializer.Deserialize<List<RunResult>>(File.ReadAllText(resultFile), ReportJson.Options)!
+                    .Select(run => run with { Model = configuration.Label, Description = configuration.Description }).ToList();
             });
             return results.SelectMany(r => r).ToList();
         }
@@ -260,9 +284,11 @@ internal static class AblateCommand
         return start;
     }
 
-    private static (RunResult Run, double TokensPerSecond) TrainOne(DeclaredModelType declared, TextWithRecall data, TrainingOptions options, bool labelSeed)
+    private static (RunResult Run, double TokensPerSecond) TrainOne(Configuration configuration, TextWithRecall data, TrainingOptions options, bool labelSeed)
     {
-        var label = labelSeed ? $"{declared.Facts.Name} seed {options.Seed}" : declared.Facts.Name;
+        var declared = configuration.Model;
+        options = options with { Optimizer = configuration.Optimizer };
+        var label = labelSeed ? $"{configuration.Label} seed {options.Seed}" : configuration.Label;
         var clock = Stopwatch.StartNew();
         Seeding.Seed(options.Seed);
         using var model = declared.Create();
@@ -274,8 +300,8 @@ internal static class AblateCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{label}: held-out loss {result.HeldOutLoss:F4}, recall {recall:P1}, {clock.Elapsed.TotalSeconds:F1}s, {tokensPerSecond:N0} tok/s"));
         return (new RunResult(
-            declared.Facts.Name,
-            Descriptions.GetValueOrDefault(declared.Facts.Name, declared.Facts.Name),
+            configuration.Label,
+            configuration.Description,
             declared.Facts.ParameterCount,
             declared.Facts.Breakdown.Attention,
             declared.Facts.KvCacheBytesPerToken(),
@@ -293,7 +319,16 @@ internal static class AblateCommand
         ? $"seed {seeds[0].ToString(CultureInfo.InvariantCulture)}"
         : string.Create(CultureInfo.InvariantCulture, $"seeds {seeds[0]}-{seeds[^1]} ({seeds.Count} runs per model)");
 
-    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, TextWithRecall data, IReadOnlyList<int> seeds, WorkerSettings? workers) => new()
+    /// <summary>"3 models" or, comparing optimizers, "4 configurations (2 models × 2 optimizers)".</summary>
+    private static string Count(List<Configuration> configurations)
+    {
+        var models = configurations.Select(c => c.Model).Distinct().Count();
+        var optimizers = configurations.Select(c => c.Optimizer).Distinct().Count();
+        var modelText = models == 1 ? "1 model" : $"{models} models";
+        return optimizers == 1 ? modelText : $"{configurations.Count} configurations ({modelText} × {optimizers} optimizers)";
+    }
+
+    private static List<KeyValuePair<string, string>> Settings(TrainingOptions options, List<Configuration> configurations, TextWithRecall data, IReadOnlyList<int> seeds, WorkerSettings? workers) => new()
     {
         new("processes", workers is null
             ? "one: every run in turn in this process"
@@ -301,10 +336,10 @@ internal static class AblateCommand
         new("steps", options.Steps.ToString(CultureInfo.InvariantCulture)),
         new("batch", $"{options.BatchSize} sequences × {options.SequenceLength} tokens"),
         new("learning rate", string.Create(CultureInfo.InvariantCulture, $"{options.LearningRate} peak, {options.WarmupSteps} warm-up steps, cosine to {options.FinalLearningRateFraction:P0}")),
-        new("optimizer", options.Optimizer == OptimizerKind.Muon
+        new("optimizer", string.Join("; ", configurations.Select(c => c.Optimizer).Distinct().Select(optimizer => optimizer == OptimizerKind.Muon
             ? string.Create(CultureInfo.InvariantCulture, $"Muon for hidden matrices (Nesterov {Muon.DefaultMomentum}, Newton-Schulz {Muon.FastSteps}+{Muon.SettleSteps} steps, update RMS {Muon.UpdateRms}), AdamW β=({options.Beta1}, {options.Beta2}) for embeddings, head, norms and biases; weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")
-            : string.Create(CultureInfo.InvariantCulture, $"AdamW β=({options.Beta1}, {options.Beta2}), weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")),
-        new("seeds", SeedText(seeds) + (seeds.Count > 1 ? "; runs of different models with the same seed share initial weights and batches and are compared pairwise" : "")),
+            : string.Create(CultureInfo.InvariantCulture, $"AdamW β=({options.Beta1}, {options.Beta2}), weight decay {options.WeightDecay} on matrices, clip {options.GradientClip}")))),
+        new("seeds", SeedText(seeds) + (seeds.Count > 1 ? "; runs of different configurations with the same seed share initial weights and batches and are compared pairwise" : "")),
         new("data", string.Create(CultureInfo.InvariantCulture,
             $"embedded synthetic corpus ({data.Text.TrainTokens:N0} training / {data.Text.HeldOutTokens:N0} held-out bytes) with {data.RecallShare:P0} of each batch associative recall ({data.Recall.Pairs} pairs)")),
         new("held-out", $"{options.EvalBatches} batches of held-out text, every {options.EvalEvery} steps; recall accuracy on 256 fresh sequences"),

@@ -18,7 +18,8 @@ namespace LlmEff.Cli.Commands;
 /// <c>llmeff indexer-recall</c>: how many of the fp32 top-k entries a sparse-attention indexer still picks when its
 /// queries and keys are FP4, FP8 or BF16 (with and without the Hadamard rotation) or its scores bf16, on synthetic
 /// inputs with and without outlier channels, over several seeds with 95% intervals and paired differences
-/// (<see cref="IndexerRecall"/> measures one seed).
+/// (<see cref="IndexerRecall"/> measures one seed). With <c>--model</c> it measures a declared DeepSeek V4-style model's
+/// own index queries and keys instead, untrained and after training it on the embedded data, one model per seed.
 /// </summary>
 internal static class IndexerRecallCommand
 {
@@ -51,12 +52,25 @@ internal static class IndexerRecallCommand
         var outliers = new Option<int>("--outliers") { Description = "Channels made large in queries and keys for the outlier inputs.", DefaultValueFactory = _ => 4 };
         var outlierScale = new Option<double>("--outlier-scale") { Description = "How much larger the outlier channels are.", DefaultValueFactory = _ => 30 };
         var output = new Option<string>("--out") { Description = "Folder for results.json, report.md and recall.png.", DefaultValueFactory = _ => "indexer-recall" };
+        var model = new Option<string?>("--model") { Description = "Measure this declared model's compressed sparse attention layers (on held-out text, untrained and trained) instead of synthetic inputs." };
+        var steps = new Option<int>("--steps") { Description = "With --model: training steps on the embedded data (as ablate trains).", DefaultValueFactory = _ => 300 };
+        var batch = new Option<int>("--batch") { Description = "With --model: sequences per training step and per measurement.", DefaultValueFactory = _ => 8 };
+        var assembly = CommandLine.Assembly();
         var command = new Command("indexer-recall", "Top-k recall of FP4/FP8/BF16 sparse-attention index scoring against fp32 (DeepSeek V4's indexer), over seeds with 95% intervals.")
         {
-            seeds, seed, queries, entries, heads, dim, topK, outliers, outlierScale, output,
+            seeds, seed, queries, entries, heads, dim, topK, outliers, outlierScale, output, model, steps, batch, assembly,
         };
         command.SetAction(result => CommandLine.Guard(() =>
         {
+            if (result.GetValue(model) is { } modelName)
+            {
+                var declared = ModelCatalog.Find(CommandLine.LoadModels(result.GetValue(assembly)), modelName);
+                var trained = TrainedIndexerRecall.Measure(declared, Statistics.Seeds(result.GetValue(seed), result.GetValue(seeds)),
+                    Positive(result, steps), Positive(result, batch));
+                Console.Write(Table(trained));
+                foreach (var path in Write(result.GetValue(output)!, trained)) Console.WriteLine($"wrote {Path.GetFullPath(path)}");
+                return 0;
+            }
             var problem = Problem(result.GetValue(queries), result.GetValue(entries), result.GetValue(heads), result.GetValue(dim),
                 result.GetValue(topK), result.GetValue(outliers), result.GetValue(outlierScale));
             var seedList = Statistics.Seeds(result.GetValue(seed), result.GetValue(seeds));
@@ -66,6 +80,12 @@ internal static class IndexerRecallCommand
             return 0;
         }));
         return command;
+    }
+
+    private static int Positive(System.CommandLine.ParseResult result, Option<int> option)
+    {
+        var value = result.GetValue(option);
+        return value >= 1 ? value : throw new ArgumentOutOfRangeException(option.Name, value, $"{option.Name} must be at least 1.");
     }
 
     /// <summary>The outlier-input problem the options describe (seed filled in per draw); each bad value named by its option.</summary>
@@ -97,8 +117,10 @@ internal static class IndexerRecallCommand
                     runs.Add(new RecallRun(InputKinds[kind], scoring.ToString(), seed, recall));
             }
         }
-        return new RecallResults(DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), problem with { Seed = seeds[0] }, seeds, runs);
+        return new RecallResults(Now(), InputKinds, seeds, runs) { Problem = problem with { Seed = seeds[0] } };
     }
+
+    internal static string Now() => DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
 
     /// <summary>Mean ± 95% interval of one scoring's recall on one input kind.</summary>
     internal static Interval RecallOf(RecallResults results, string input, string scoring) =>
@@ -117,22 +139,26 @@ internal static class IndexerRecallCommand
     /// <summary>The terminal table: recall per scoring and input kind, then the paired effects.</summary>
     internal static string Table(RecallResults results)
     {
-        var p = results.Problem;
         var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"Top-{p.TopK} of {p.Entries:N0} entries, {p.Queries} queries × {p.Heads} heads of width {p.Dim}; ")
-            .Append(CultureInfo.InvariantCulture, $"outlier inputs: {p.OutlierChannels} of {p.Dim} channels {p.OutlierScale.ToString(CultureInfo.InvariantCulture)}× larger in queries and keys.\n");
+        if (results.Problem is { } p)
+            text.Append(CultureInfo.InvariantCulture, $"Top-{p.TopK} of {p.Entries:N0} entries, {p.Queries} queries × {p.Heads} heads of width {p.Dim}; ")
+                .Append(CultureInfo.InvariantCulture, $"outlier inputs: {p.OutlierChannels} of {p.Dim} channels {p.OutlierScale.ToString(CultureInfo.InvariantCulture)}× larger in queries and keys.\n");
+        if (results.Model is { } m)
+            text.Append(CultureInfo.InvariantCulture, $"{m.Model}: top-{m.TopK} of the compressed entries each query sees, in its {m.Layers} compressed sparse attention layer(s), ")
+                .Append(CultureInfo.InvariantCulture, $"{m.Sequences} held-out sequences of {m.Tokens} tokens; only queries seeing more than {m.TopK} entries count ({m.Queries:N0} per model); trained {m.Steps} steps, seed by seed.\n");
         text.Append("Recall |top-k ∩ top-k_fp32| / k against fp32 q, k and scores:\n\n");
-        var rows = Scorings(results).Select(s => new[] { s }.Concat(InputKinds.Select(i => RecallOf(results, i, s).Format(Statistics.Fixed(4)))).ToArray()).ToList();
-        text.Append(TextTable.Render(new[] { "scoring" }.Concat(InputKinds).ToArray(), rows));
+        var inputs = results.Inputs;
+        var rows = Scorings(results).Select(s => new[] { s }.Concat(inputs.Select(i => RecallOf(results, i, s).Format(Statistics.Fixed(4)))).ToArray()).ToList();
+        text.Append(TextTable.Render(new[] { "scoring" }.Concat(inputs).ToArray(), rows));
         text.Append(CultureInfo.InvariantCulture, $"{SeedsLine(results)}\n\nPaired by seed (both scorings on the same inputs), changed − baseline:\n\n");
-        var effects = Effects.Select(e => new[] { e.Name }.Concat(InputKinds.Select(i => EffectOf(results, i, e.Changed, e.Baseline).Format(Statistics.Fixed(4)))).ToArray()).ToList();
-        text.Append(TextTable.Render(new[] { "effect" }.Concat(InputKinds).ToArray(), effects));
+        var effects = Effects.Select(e => new[] { e.Name }.Concat(inputs.Select(i => EffectOf(results, i, e.Changed, e.Baseline).Format(Statistics.Fixed(4)))).ToArray()).ToList();
+        text.Append(TextTable.Render(new[] { "effect" }.Concat(inputs).ToArray(), effects));
         text.Append(CultureInfo.InvariantCulture, $"\nFor reference, not comparable: DeepSeek's V3.2/V4 report gives {ReportedBf16Recall} recall with BF16 index scores on its own model and data.\n");
         return text.ToString();
     }
 
     private static string SeedsLine(RecallResults results) => results.Seeds.Count > 1
-        ? $"{results.Seeds.Count} seeds ({results.Seeds[0]}–{results.Seeds[^1]}), a fresh draw of inputs each: mean ± 95% interval (Student t)."
+        ? $"{results.Seeds.Count} seeds ({results.Seeds[0]}–{results.Seeds[^1]}), {(results.Model is null ? "a fresh draw of inputs" : "a model trained from its own start")} each: mean ± 95% interval (Student t)."
         : $"Seed {results.Seeds[0]}: {Statistics.NoInterval}.";
 
     /// <summary>Writes results.json, report.md and recall.png into <paramref name="folder"/>; returns the paths.</summary>
@@ -154,24 +180,25 @@ internal static class IndexerRecallCommand
         using var plot = ReportPlots.NewPlot();
         var scorings = Scorings(results).ToList();
         var palette = new ScottPlot.Palettes.Category10();
-        var groupWidth = InputKinds.Length + 1.0;
+        var inputs = results.Inputs;
+        var groupWidth = inputs.Count + 1.0;
         var lowest = 1.0;
-        for (var kind = 0; kind < InputKinds.Length; kind++)
+        for (var kind = 0; kind < inputs.Count; kind++)
         {
             var bars = scorings.Select((scoring, s) =>
             {
-                var recall = RecallOf(results, InputKinds[kind], scoring);
+                var recall = RecallOf(results, inputs[kind], scoring);
                 lowest = Math.Min(lowest, recall.Low);
                 return new Bar { Position = s * groupWidth + kind, Value = recall.Mean, Error = recall.HalfWidth ?? 0, FillColor = palette.GetColor(kind) };
             }).ToList();
             plot.Add.Bars(bars);
-            plot.Legend.ManualItems.Add(new LegendItem { LabelText = InputKinds[kind], FillColor = palette.GetColor(kind) });
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = inputs[kind], FillColor = palette.GetColor(kind) });
         }
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            scorings.Select((scoring, s) => new Tick(s * groupWidth + (InputKinds.Length - 1) / 2.0, scoring.Replace(", ", ",\n", StringComparison.Ordinal))).ToArray());
+            scorings.Select((scoring, s) => new Tick(s * groupWidth + (inputs.Count - 1) / 2.0, scoring.Replace(", ", ",\n", StringComparison.Ordinal))).ToArray());
         // Recalls sit between about 0.85 and 1: a zero-based axis would hide every difference worth reading.
         plot.Axes.SetLimitsY(Math.Max(0, Math.Floor((lowest - 0.02) * 20) / 20), 1.01);
-        plot.Title($"Top-{results.Problem.TopK} recall against fp32 selection (mean ± 95% interval over {results.Seeds.Count} seeds)");
+        plot.Title($"Top-{results.Problem?.TopK ?? results.Model!.TopK} recall against fp32 selection (mean ± 95% interval over {results.Seeds.Count} seeds)");
         plot.YLabel("|top-k ∩ top-k_fp32| / k");
         plot.Legend.Orientation = Orientation.Horizontal;
         plot.ShowLegend(Alignment.LowerLeft);
@@ -182,5 +209,18 @@ internal static class IndexerRecallCommand
 /// <summary>One scoring's recall on one draw of inputs.</summary>
 internal sealed record RecallRun(string Input, string Scoring, int Seed, double Recall);
 
-/// <summary>What <c>indexer-recall</c> writes to results.json: when, the sizes, the seeds and every run.</summary>
-internal sealed record RecallResults(string Date, IndexerProblem Problem, IReadOnlyList<int> Seeds, IReadOnlyList<RecallRun> Runs);
+/// <summary>What <c>indexer-recall</c> writes to results.json: when, the input kinds, the seeds, every run, and the
+/// synthetic sizes (<see cref="Problem"/>) or the model measured (<see cref="Model"/>).</summary>
+internal sealed record RecallResults(string Date, IReadOnlyList<string> Inputs, IReadOnlyList<int> Seeds, IReadOnlyList<RecallRun> Runs)
+{
+    /// <summary>The synthetic problem (seed of the first draw), or null for a model.</summary>
+    public IndexerProblem? Problem { get; init; }
+
+    /// <summary>The model measured, or null for synthetic inputs.</summary>
+    public ModelRecallProbe? Model { get; init; }
+}
+
+/// <summary>What a model measurement covered.</summary>
+/// <param name="Layers">Its compressed sparse attention layers.</param>
+/// <param name="Queries">Queries per model that see more than TopK entries, over all those layers (the ones counted).</param>
+internal sealed record ModelRecallProbe(string Model, int Layers, int TopK, int Sequences, int Tokens, int Steps, long Queries);

@@ -63,21 +63,39 @@ internal sealed class TrainingOptionSet
         command.Options.Add(Optimizer);
     }
 
-    /// <summary>--optimizer as the runtime's kind; anything but adamw or muon (any case) is refused naming the value.</summary>
+    /// <summary>--optimizer as the runtime's kind; anything but adamw or muon (any case) is refused naming the value, and
+    /// so is a list: only <c>ablate</c> compares optimizers (<see cref="OptimizerKinds"/>).</summary>
     public OptimizerKind OptimizerKind(ParseResult result)
     {
-        var name = result.GetValue(Optimizer)!;
-        return name.Trim().ToLowerInvariant() switch
+        var kinds = OptimizerKinds(result);
+        if (kinds.Count > 1)
+            throw new ArgumentOutOfRangeException(Optimizer.Name, result.GetValue(Optimizer), $"{Optimizer.Name} takes one optimizer here, not '{result.GetValue(Optimizer)}'.");
+        return kinds[0];
+    }
+
+    /// <summary>--optimizer as a comma-separated list of distinct kinds ("adamw,muon"), in the order given; an unknown
+    /// name, an empty list or a repeated optimizer is refused naming the value.</summary>
+    public System.Collections.Generic.IReadOnlyList<OptimizerKind> OptimizerKinds(ParseResult result)
+    {
+        var given = result.GetValue(Optimizer)!;
+        var kinds = new System.Collections.Generic.List<OptimizerKind>();
+        foreach (var name in given.Split(',', StringSplitOptions.TrimEntries))
         {
-            "adamw" => Training.OptimizerKind.AdamW,
-            "muon" => Training.OptimizerKind.Muon,
-            _ => throw new ArgumentOutOfRangeException(Optimizer.Name, name, $"{Optimizer.Name} must be adamw or muon, not '{name}'."),
-        };
+            var kind = name.ToLowerInvariant() switch
+            {
+                "adamw" => Training.OptimizerKind.AdamW,
+                "muon" => Training.OptimizerKind.Muon,
+                _ => throw new ArgumentOutOfRangeException(Optimizer.Name, given, $"{Optimizer.Name} must be adamw or muon, not '{name}'."),
+            };
+            if (kinds.Contains(kind)) throw new ArgumentOutOfRangeException(Optimizer.Name, given, $"{Optimizer.Name} names {name} twice.");
+            kinds.Add(kind);
+        }
+        return kinds;
     }
 
     /// <summary>The runtime's training settings from the parsed options; warm-up is a tenth of the steps, at most 20.
     /// A value out of range is refused naming its option.</summary>
-    public TrainingOptions Bind(ParseResult result, int evalEvery = 0)
+    public TrainingOptions Bind(ParseResult result, int evalEvery = 0, OptimizerKind? optimizer = null)
     {
         var steps = Positive(result, Steps);
         var rate = result.GetValue(LearningRate);
@@ -91,7 +109,7 @@ internal sealed class TrainingOptionSet
             Seed = result.GetValue(Seed),
             WarmupSteps = Math.Min(20, steps / 10),
             EvalEvery = evalEvery,
-            Optimizer = OptimizerKind(result),
+            Optimizer = optimizer ?? OptimizerKind(result),
         };
         options.Validate();
         return options;

@@ -34,6 +34,18 @@ def main(jobs_path):
             for precision in ("fp4", "fp8", "bf16", "fp32"):
                 out[precision] = blocks["indexer_fake_quantize"](x, precision)
             out["hadamard"] = blocks["hadamard_rotate"](x)
+        elif job["block"] == "attention_train":
+            # One training forward: the indexer's distillation loss and the gradients it gives.
+            layer = blocks["CompressedAttention"](**job["settings"])
+            layer.load_state_dict(state, strict=True)
+            layer.train()
+            out["y"] = layer(inputs["x"]).detach()
+            loss = layer.indexer.take_auxiliary_loss()
+            loss.backward()
+            out["auxiliary_loss"] = loss.detach().reshape(1)
+            for name, parameter in layer.named_parameters():
+                if parameter.grad is not None:
+                    out["grad." + name] = parameter.grad
         else:
             settings = job["settings"]
             layer = blocks["CompressedAttention"](**settings)

@@ -170,14 +170,10 @@ partial class TinyNoQueryPlus : global::TorchSharp.torch.nn.Module<global::Torch
         }
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
-        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin, bool oneMatmul = true)
+        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            // One matmul over the weights concatenated (the checkpoint keeps them separate); a single token multiplies by each.
-            var projected = oneMatmul
-                ? global::TorchSharp.torch.nn.functional.linear(x, global::TorchSharp.torch.cat(new[] { k_proj.weight!, v_proj.weight! }, 0)).split(new long[] { 256, 256 }, dim: -1)
-                : new[] { k_proj.forward(x), v_proj.forward(x) };
-            var k = global::LlmEff.Layers.Attention.SplitHeads(projected[0], KvHeads);
-            var v = global::LlmEff.Layers.Attention.SplitHeads(projected[1], KvHeads);
+            var k = global::LlmEff.Layers.Attention.SplitHeads(k_proj.forward(x), KvHeads);
+            var v = global::LlmEff.Layers.Attention.SplitHeads(v_proj.forward(x), KvHeads);
             k = global::LlmEff.Layers.RotaryEmbedding.Rotate(k, cos, sin);
             var q = k; // queries are the keys: symmetric scores
             return (q, k, v);
@@ -206,11 +202,7 @@ partial class TinyNoQueryPlus : global::TorchSharp.torch.nn.Module<global::Torch
         public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
             using var scope = global::TorchSharp.torch.NewDisposeScope();
-            // One matmul over gate and up concatenated (the checkpoint keeps them separate); a single token multiplies by each.
-            var gateAndUp = x.NumberOfElements > 256
-                ? global::TorchSharp.torch.nn.functional.linear(x, global::TorchSharp.torch.cat(new[] { gate_proj.weight!, up_proj.weight! }, 0)).chunk(2, dim: -1)
-                : new[] { gate_proj.forward(x), up_proj.forward(x) };
-            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gateAndUp[0]) * gateAndUp[1]).MoveToOuterDisposeScope();
+            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
     }
 }

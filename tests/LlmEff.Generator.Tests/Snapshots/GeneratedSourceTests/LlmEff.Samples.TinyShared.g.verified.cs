@@ -243,11 +243,7 @@ partial class TinyShared : global::TorchSharp.torch.nn.Module<global::TorchSharp
         public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
         {
             using var scope = global::TorchSharp.torch.NewDisposeScope();
-            // One matmul over gate and up concatenated (the checkpoint keeps them separate); a single token multiplies by each.
-            var gateAndUp = x.NumberOfElements > 256
-                ? global::TorchSharp.torch.nn.functional.linear(x, global::TorchSharp.torch.cat(new[] { gate_proj.weight!, up_proj.weight! }, 0)).chunk(2, dim: -1)
-                : new[] { gate_proj.forward(x), up_proj.forward(x) };
-            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gateAndUp[0]) * gateAndUp[1]).MoveToOuterDisposeScope();
+            return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
     }
 }
