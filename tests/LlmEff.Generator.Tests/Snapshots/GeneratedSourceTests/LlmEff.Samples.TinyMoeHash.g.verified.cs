@@ -201,7 +201,7 @@ partial class TinyMoeHash : global::TorchSharp.torch.nn.Module<global::TorchShar
         internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin, global::LlmEff.Generation.LayerState state, long offset)
         {
             using var scope = global::TorchSharp.torch.NewDisposeScope();
-            var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]), oneMatmul: x.shape[1] > 1);
+            var (q, k, v) = Project(x, cos.narrow(0, offset, x.shape[1]), sin.narrow(0, offset, x.shape[1]));
             global::TorchSharp.torch.Tensor keys, values;
             keys = state.Append(global::LlmEff.Generation.LayerState.Keys, k, dim: 2);
             values = state.Append(global::LlmEff.Generation.LayerState.Values, v, dim: 2);
@@ -218,15 +218,11 @@ partial class TinyMoeHash : global::TorchSharp.torch.nn.Module<global::TorchShar
         }
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
-        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin, bool oneMatmul = true)
+        private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
-            // One matmul over the weights concatenated (the checkpoint keeps them separate); a single token multiplies by each.
-            var projected = oneMatmul
-                ? global::TorchSharp.torch.nn.functional.linear(x, global::TorchSharp.torch.cat(new[] { q_proj.weight!, k_proj.weight!, v_proj.weight! }, 0)).split(new long[] { 256, 256, 256 }, dim: -1)
-                : new[] { q_proj.forward(x), k_proj.forward(x), v_proj.forward(x) };
-            var q = global::LlmEff.Layers.Attention.SplitHeads(projected[0], Heads);
-            var k = global::LlmEff.Layers.Attention.SplitHeads(projected[1], KvHeads);
-            var v = global::LlmEff.Layers.Attention.SplitHeads(projected[2], KvHeads);
+            var q = global::LlmEff.Layers.Attention.SplitHeads(q_proj.forward(x), Heads);
+            var k = global::LlmEff.Layers.Attention.SplitHeads(k_proj.forward(x), KvHeads);
+            var v = global::LlmEff.Layers.Attention.SplitHeads(v_proj.forward(x), KvHeads);
             q = global::LlmEff.Layers.RotaryEmbedding.Rotate(q, cos, sin);
             k = global::LlmEff.Layers.RotaryEmbedding.Rotate(k, cos, sin);
             return (q, k, v);
