@@ -325,7 +325,7 @@ public sealed class CommandTests : IDisposable
 
         Assert.True(code == 0, error);
         var lines = output.Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(1 + 16 + 1 + 1, lines.Length); // header, 16 Tiny* models, Gpt2Small, footnote
+        Assert.Equal(1 + 17 + 1 + 1, lines.Length); // header, 17 Tiny* models, Gpt2Small, footnote
         Assert.Contains(lines, l => l.StartsWith("TinyHybrid ") && l.Contains("2,048")); // 2 attention layers of 4 cache keys and values
         Assert.Contains(lines, l => l.StartsWith("Gpt2Small") && l.Contains("124,439,808") && l.Contains("36,864"));
         Assert.Contains(lines, l => l.StartsWith("TinyNoKey ") && l.Contains("2,048"));
