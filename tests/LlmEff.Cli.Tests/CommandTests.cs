@@ -298,7 +298,7 @@ public sealed class CommandTests : IDisposable
         var (code, output, error) = CliHarness.Run("inspect", "--models", "DeepSeekV4Flash", "--contexts", "4096,max", "--dtypes", "bf16");
 
         Assert.True(code == 0, error);
-        Assert.Contains("284,298,345,792", output);
+        Assert.Contains("284,332,230,231", output);
         // 2 sliding layers × 128 × 512, 21 CSA × (128 × 512 + 1,024 × 640 + 20,480), 20 HCA × (128 × 512 + 32 × 512 + 131,072) at 4,096 tokens.
         Assert.Contains("KV cache at 4,096 tokens: bf16 38.07 MiB  (4,873.0 elements per token at this length", output);
         Assert.Contains("KV cache at 1,048,576 tokens: bf16 6.73 GiB  (3,445.6 elements per token at this length", output);
@@ -353,7 +353,7 @@ public sealed class CommandTests : IDisposable
 
         Assert.True(code == 0, error);
         var lines = output.Split('\n', System.StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(1 + 18 + 1 + 2, lines.Length); // header, 18 Tiny* models, Gpt2Small, footnote and TinyV4's compressed-cache note
+        Assert.Equal(1 + 19 + 1 + 2, lines.Length); // header, 19 Tiny* models, Gpt2Small, footnote and TinyV4's compressed-cache note
         Assert.Contains(lines, l => l.StartsWith("TinyV4 ") && l.Contains(" 160 ")); // 20,480 elements at 256 tokens: 80 per token
         Assert.Contains(lines, l => l.StartsWith("TinyHybrid ") && l.Contains("2,048")); // 2 attention layers of 4 cache keys and values
         Assert.Contains(lines, l => l.StartsWith("Gpt2Small") && l.Contains("124,439,808") && l.Contains("36,864"));

@@ -44,6 +44,15 @@ public partial class ParityClampedMoe;
 [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLossFree, SequenceAuxLossWeight = 0.5)]
 public partial class ParitySequenceBalancedMoe;
 
+/// <summary>DeepSeek V4's hash routing after a dense layer: layers 1 and 2 choose experts from the token→experts table
+/// (loaded from the checkpoint on both sides), layer 3 by its sigmoid scores with a selection bias and the sequence-wise
+/// loss.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 4, Context = 32)]
+[Attention(Heads = 4, KvHeads = 2)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1, HashLayers = 2, Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree,
+    RoutedScale = 1.5, SequenceAuxLossWeight = 0.5)]
+public partial class ParityHashRoutedMoe;
+
 /// <summary>SwiGLU clamping on GPT-2's fused gate-and-up projection (c_fc), biases included.</summary>
 [Model(Vocab = 64, Dim = 64, Layers = 2, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)]
 [Attention(Heads = 4)]

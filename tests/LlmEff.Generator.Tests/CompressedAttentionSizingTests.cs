@@ -128,13 +128,16 @@ public sealed class CompressedAttentionSizingTests
         Assert.Equal(3446, flash.Sizes.KvCacheElementsPerToken); // 3,612,971,008 elements at 2^20 tokens, rounded up per token
         Assert.Equal(3440.0, ModelSizing.CacheElementsPerTokenLimit(flash.Plan)); // 21 × (512 + 128) / 4 + 20 × 512 / 128
 
-        // What the declaration lacks (the sample's comment): mHC's per-layer hc_attn/hc_ffn fn [24, 4·4096], base [24] and
-        // scale [3], and the head's fn [4, 4·4096], base [4], scale [1] (deepseek-ai's V4 inference/model.py).
+        // The residual streams (mHC) per deepseek-ai's V4 inference/model.py: per layer hc_attn/hc_ffn fn [24, 4·4096], base
+        // [24] and scale [3]; the head's fn [4, 4·4096], base [4], scale [1]. Hash routing adds a buffer, no parameter.
         const long streams = 4, dim = 4096, mix = (2 + streams) * streams;
         var mhc = 43 * 2 * (mix * streams * dim + mix + 3) + (streams * streams * dim + streams + 1);
-        Assert.Equal(284_298_345_792, flash.Sizes.Parameters);
         Assert.Equal(33_884_439, mhc);
-        log.WriteLine($"DeepSeekV4Flash: {flash.Sizes.Parameters:N0} declared + {mhc:N0} mHC = {flash.Sizes.Parameters + mhc:N0} parameters; " +
-                      $"active {flash.Sizes.ActiveParameters:N0} + {mhc:N0}");
+        Assert.Equal(mhc, flash.Sizes.ResidualStreamParameters);
+        Assert.Equal(284_298_345_792 + mhc, flash.Sizes.Parameters);
+        // The report: 284B total, 13B active; the active count less the input embedding's lookup is 13.27B.
+        Assert.Equal(13_799_622_231, flash.Sizes.ActiveParameters);
+        Assert.Equal(13_270_091_351, flash.Sizes.ActiveParameters - 129_280L * 4096);
+        log.WriteLine($"DeepSeekV4Flash: {flash.Sizes.Parameters:N0} parameters ({mhc:N0} of them mHC), active {flash.Sizes.ActiveParameters:N0}");
     }
 }

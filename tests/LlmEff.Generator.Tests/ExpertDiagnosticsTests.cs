@@ -56,6 +56,46 @@ public sealed class ExpertDiagnosticsTests
         new DiagnosticResult("LLM013", DiagnosticSeverity.Warning).WithLocation(1).WithArguments("BiasUpdateRate", "the layer balances with ExpertBalance.AuxLoss, which keeps no selection bias"));
 
     [Fact]
+    public Task Hash_layers_beyond_the_layers_with_experts_or_negative_are_errors_at_the_argument() => Verify.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+        [Attention(Heads = 4)]
+        [MoE(Experts = 8, Active = 2, FirstLayer = 1, {|#0:HashLayers = 4|})]
+        public partial class TooMany;
+        [Model(Vocab = 64, Dim = 64, Layers = 1, Context = 16)]
+        [Attention(Heads = 4)]
+        [MoE(Experts = 8, Active = 2, {|#1:HashLayers = 2|})]
+        public partial class One;
+        [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]
+        [Attention(Heads = 4)]
+        [MoE(Experts = 8, Active = 2, {|#2:HashLayers = -1|})]
+        public partial class Negative;
+        """,
+        Verify.Diagnostic("LLM007").WithLocation(0).WithArguments("HashLayers", 4, "only 3 layers have experts (layers 1 to 3)"),
+        Verify.Diagnostic("LLM007").WithLocation(1).WithArguments("HashLayers", 2, "only 1 layer has experts (layers 0 to 0)"),
+        Verify.Diagnostic("LLM007").WithLocation(2).WithArguments("HashLayers", -1, "must be zero or positive"));
+
+    [Fact]
+    public Task Balancing_a_mixture_whose_every_routed_layer_is_hashed_and_hashing_with_every_expert_active_are_reported_as_ignored() => Verify.VerifyAsync("""
+        using LlmEff;
+        [Model(Vocab = 64, Dim = 64, Layers = 3, Context = 16)]
+        [Attention(Heads = 4)]
+        [MoE(Experts = 8, Active = 2, FirstLayer = 1, HashLayers = 2, {|#0:Balance = ExpertBalance.AuxLossFree|}, {|#1:SequenceAuxLossWeight = 0.01|})]
+        public partial class AllHashed;
+        [Model(Vocab = 64, Dim = 64, Layers = 3, Context = 16)]
+        [Attention(Heads = 4)]
+        [MoE(Experts = 4, Active = 4, {|#2:HashLayers = 1|})]
+        public partial class EveryExpert;
+        [Model(Vocab = 64, Dim = 64, Layers = 3, Context = 16)]
+        [Attention(Heads = 4)]
+        [MoE(Experts = 8, Active = 2, HashLayers = 2, Balance = ExpertBalance.AuxLossFree, SequenceAuxLossWeight = 0.01)]
+        public partial class LastLayerScored;
+        """,
+        new DiagnosticResult("LLM013", DiagnosticSeverity.Warning).WithLocation(0).WithArguments("Balance", "all 2 layers with experts are hash-routed (HashLayers = 2), and a fixed table's load cannot be balanced"),
+        new DiagnosticResult("LLM013", DiagnosticSeverity.Warning).WithLocation(1).WithArguments("SequenceAuxLossWeight", "all 2 layers with experts are hash-routed (HashLayers = 2), and a fixed table's load cannot be balanced"),
+        new DiagnosticResult("LLM013", DiagnosticSeverity.Warning).WithLocation(2).WithArguments("HashLayers", "every token already uses all 4 experts (Active = 4), so the table has nothing to choose"));
+
+    [Fact]
     public Task A_valid_mixture_is_silent_for_the_declaration_analyzer() => Verify.VerifyAsync("""
         using LlmEff;
         [Model(Vocab = 64, Dim = 64, Layers = 4, Context = 16)]

@@ -50,6 +50,10 @@ public sealed class GeneratedSourceTests
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Positions = Positions.Learned, Checkpointing = true)] [Attention(Heads = 4, KvHeads = 2)] [Residual(Streams = 2, SinkhornIterations = 5)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32)] [Layers(Attention = \"0-1\")] [ShortConv] [Attention(Heads = 2, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8)] [SparseAttention(IndexerHeads = 2, IndexerDim = 4, TopK = 3)] [MoE(Experts = 4, Active = 2)] [Residual(Streams = 3)]")]
     [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Causal = false)] [Attention(Projections.NoQuery, Heads = 4, BreakSymmetry = true)] [Residual(Streams = 4)] [Quant(QuantFormat.Mxfp4)]")]
+    // Hash routing: every routed layer hashed; dense then hashed then scored layers with key/value sharing; a hybrid with latent attention.
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32)] [Attention(Heads = 4)] [MoE(Experts = 4, Active = 2, HashLayers = 2, Router = RouterScoring.SqrtSoftplus)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 4, Context = 32, Causal = false)] [Attention(Heads = 4, ShareKvEvery = 2)] [MoE(Experts = 4, Active = 2, Shared = 1, FirstLayer = 1, HashLayers = 2, Balance = ExpertBalance.AuxLossFree, SequenceAuxLossWeight = 0.001)]")]
+    [InlineData("[Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32)] [Layers(Attention = \"0\")] [ShortConv] [Attention(Heads = 2, HeadDim = 16, Kind = AttentionKind.Latent, KvRank = 16, RopeDim = 8)] [MoE(Experts = 4, Active = 2, HashLayers = 1)]")]
     public void Every_layout_option_compiles_without_warnings(string attributes)
     {
         var source = $$"""

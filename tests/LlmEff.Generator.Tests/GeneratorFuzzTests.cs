@@ -76,7 +76,8 @@ public sealed class GeneratorFuzzTests
         Arguments(("Experts", Gen.Frequency((6, Gen.OneOf<string>("4", "8")), (1, Size)), 9), ("Active", Gen.Frequency((6, Gen.OneOf<string>("1", "2")), (1, Size)), 9),
             ("Shared", Count, 3), ("ExpertHidden", Size, 4), ("FirstLayer", Count, 4),
             ("Router", Enum("RouterScoring", "Softmax", "Sigmoid"), 3), ("Balance", Enum("ExpertBalance", "AuxLoss", "AuxLossFree", "None"), 3),
-            ("NormalizeWeights", Gen.OneOf<string>("true", "false"), 2), ("RoutedScale", Real, 2), ("AuxLossWeight", Real, 2), ("BiasUpdateRate", Real, 2), ("SequenceAuxLossWeight", Real, 2))
+            ("NormalizeWeights", Gen.OneOf<string>("true", "false"), 2), ("RoutedScale", Real, 2), ("AuxLossWeight", Real, 2), ("BiasUpdateRate", Real, 2), ("SequenceAuxLossWeight", Real, 2),
+            ("HashLayers", Count, 3))
         .Select(a => $"[MoE({a})]");
 
     private static readonly Gen<string> QuantAttribute = Gen.Select(

@@ -84,6 +84,8 @@ public sealed class PythonRuntimeTests
     [InlineData("QuantizedModels", "TinyMoeFp4", "Layers/rms_norm.py Quantization/e2m1.py Quantization/e8m0.py Quantization/quantizer.py "
         + "Quantization/straight_through.py Layers/quantized_linear.py Layers/rotary_embedding.py Layers/attention.py Layers/expert_router.py")]
     [InlineData("TinyDecoderVariants", "TinyNoQueryPlus", "Layers/rms_norm.py Layers/rotary_embedding.py Layers/attention.py Layers/positional_score_mixer.py")]
+    [InlineData("MixtureOfExpertsModels", "TinyMoe", "Layers/rms_norm.py Layers/rotary_embedding.py Layers/attention.py Layers/expert_router.py")]
+    [InlineData("MixtureOfExpertsModels", "TinyMoeHash", "Layers/rms_norm.py Layers/rotary_embedding.py Layers/attention.py Layers/expert_router.py Layers/hash_router.py")]
     public void A_twin_includes_exactly_the_runtime_blocks_its_model_uses(string sampleFile, string model, string blocks)
     {
         var python = Twin(sampleFile, model);

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using LlmEff.Generator.Model;
 using LlmEff.Generator.Sizing;
 
@@ -54,6 +55,31 @@ public sealed class SizingTests
         Assert.Equal(10 * 8 + 2 * attention + sizes.MlpParameters + 2 * 2 * 8 + 8, sizes.Parameters);
         Assert.Equal(sizes.Parameters - 2 * expert, sizes.ActiveParameters);
         Assert.Equal(2 * (2 * attention + dense + router + 2 * expert + expert + 10 * 8) + 2 * 4 * 2 * 4 * 5, sizes.FlopsPerToken);
+    }
+
+    // DeepSeek-V4-Flash's routed part (REFERENCES.md §3): vocab 129,280, d 4096, 43 layers, 256 experts of 2048 + 1 shared,
+    // top-6, its first 3 layers hash-routed. Its attention is not declarable yet, so plain GQA stands in; only the mixture's
+    // tensors are compared. Hash layers keep their gate weight (V4's hash Gate has one), so parameters do not change.
+    [Fact]
+    public void Hash_routing_adds_a_token_table_buffer_per_hash_layer_and_no_parameters()
+    {
+        ModelSpec Flash(int hashLayers) => new(129280, 4096, 43, 4096, TiedEmbeddings: false, NormKind.RmsNorm, PositionKind.Rope, Bias: false,
+            10000, 1e-6, NamingKind.Llama, new AttentionSpec(ProjectionKind.Full, 64, 1, 64), new MlpSpec(2048, ActivationKind.SwiGlu),
+            Moe: new MoeSpec(256, 6, 1, 2048, 0, RouterKind.SqrtSoftplus, BalanceKind.AuxLossFree, true, 1.5, 0.01, 0.001, HashLayers: hashLayers));
+        var hashed = Planning.PlannedTensors.Of(Planning.LayoutPlanner.Plan(Flash(3))).ToList();
+        var scored = Planning.PlannedTensors.Of(Planning.LayoutPlanner.Plan(Flash(0))).ToList();
+
+        var tables = hashed.Where(t => t.Name.EndsWith(".mlp.gate.tid2eid", StringComparison.Ordinal)).ToList();
+        Assert.Equal(new[] { 0, 1, 2 }, tables.Select(t => int.Parse(t.Name.Split('.')[2])));
+        Assert.All(tables, t => Assert.Equal(new long[] { 129280, 6 }, t.Shape));
+        Assert.All(tables, t => Assert.False(t.Trainable));
+        Assert.Equal(2_327_040, tables.Sum(t => t.Elements)); // 3 · 129,280 · 6: 18,616,320 bytes as int64
+        // The hash layers have no selection bias (V4's hash Gate: bias = None); the other 40 keep theirs.
+        Assert.Equal(40, hashed.Count(t => t.Name.EndsWith("e_score_correction_bias", StringComparison.Ordinal)));
+        Assert.Equal(43, scored.Count(t => t.Name.EndsWith("e_score_correction_bias", StringComparison.Ordinal)));
+        Assert.Equal(scored.Where(t => t.Trainable).Sum(t => t.Elements), hashed.Where(t => t.Trainable).Sum(t => t.Elements));
+        Assert.Equal(ModelSizing.Compute(Flash(0)).Parameters, ModelSizing.Compute(Flash(3)).Parameters);
+        Assert.Equal(ModelSizing.Compute(Flash(0)).ActiveParameters, ModelSizing.Compute(Flash(3)).ActiveParameters);
     }
 
     [Fact]

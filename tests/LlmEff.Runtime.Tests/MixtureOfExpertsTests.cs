@@ -294,6 +294,126 @@ public sealed class MixtureOfExpertsTests
         Assert.Equal(name, error.ParamName);
     }
 
+    [Fact]
+    public void A_hash_routers_table_comes_from_the_seed_with_distinct_experts_per_row_and_is_a_buffer()
+    {
+        ExpertRouter Build(int seed)
+        {
+            random.manual_seed(seed);
+            return new ExpertRouter(new RouterOptions(Dim: 8, Experts: 6, Active: 3, Balance: ExpertBalance.AuxLossFree, HashVocab: 50));
+        }
+        using var a = Build(7);
+        using var b = Build(7);
+        using var c = Build(8);
+
+        var table = a.tid2eid!;
+        Assert.Equal(ScalarType.Int64, table.dtype);
+        Assert.Equal(new long[] { 50, 3 }, table.shape);
+        Assert.True(table.equal(b.tid2eid!).all().item<bool>());
+        Assert.False(table.equal(c.tid2eid!).all().item<bool>());
+        var rows = table.data<long>().ToArray().Chunk(3).ToList();
+        Assert.All(rows, row => Assert.Equal(3, row.Distinct().Count()));
+        Assert.All(rows.SelectMany(r => r), e => Assert.InRange(e, 0, 5));
+        Assert.Equal(6, rows.SelectMany(r => r).Distinct().Count()); // 150 draws reach every expert
+        Assert.Null(a.e_score_correction_bias); // V4's hash gate has no bias, whatever the other layers balance with
+        Assert.Equal(new[] { "weight", "tid2eid" }, a.state_dict().Keys.OrderBy(k => k == "tid2eid"));
+        Assert.Equal(new[] { "weight" }, a.named_parameters().Select(p => p.name));
+    }
+
+    [Fact]
+    public void A_hash_router_sends_each_token_to_its_table_row_whatever_the_scores()
+    {
+        using var _ = NewDisposeScope();
+        random.manual_seed(3);
+        using var router = new ExpertRouter(new RouterOptions(Dim: 8, Experts: 6, Active: 2, Scoring: RouterScoring.SqrtSoftplus, HashVocab: 20));
+        using (no_grad()) router.weight[5].fill_(5f); // expert 5 would win every token's top-2 by its scores
+        var ids = tensor(new long[] { 4, 4, 11, 0, 19, 7, 11 });
+        var x = randn(7, 8).abs();
+
+        var routing = router.Route(x, tokenIds: ids);
+
+        var table = router.tid2eid!.data<long>().ToArray();
+        var chosen = Enumerable.Range(0, 7).Select(_ => new SortedSet<long>()).ToArray();
+        var tokenOfSlot = routing.TokenOfSlot.data<long>().ToArray();
+        long slot = 0;
+        for (var e = 0; e < routing.TokensPerExpert.Length; e++)
+            for (var k = 0; k < routing.TokensPerExpert[e]; k++) chosen[tokenOfSlot[slot++]].Add(e);
+        var idArray = ids.data<long>().ToArray();
+        for (var t = 0; t < 7; t++)
+            Assert.Equal(new SortedSet<long> { table[2 * idArray[t]], table[2 * idArray[t] + 1] }, chosen[t]);
+    }
+
+    [Fact]
+    public void Hash_weights_are_the_gates_scores_at_the_tables_experts_as_computed_by_hand()
+    {
+        using var _ = NewDisposeScope();
+        using var router = new ExpertRouter(new RouterOptions(Dim: 2, Experts: 3, Active: 2, Scoring: RouterScoring.SqrtSoftplus, RoutedScale: 1.5, HashVocab: 4));
+        using (no_grad())
+        {
+            router.weight.copy_(tensor(new[] { 1f, 0f, 0f, 1f, 1f, 1f }).view(3, 2));
+            router.tid2eid!.copy_(tensor(new long[] { 2, 0, 1, 2, 0, 1, 1, 0 }).view(4, 2));
+        }
+        // Token id 0 goes to experts 2 and 0. x = (1, 2): logits 1, 2, 3; √softplus(3) and √softplus(1), renormalised, × 1.5.
+        var routing = router.Route(tensor(new[] { 1f, 2f }).view(1, 2), tokenIds: tensor(new long[] { 0 }));
+
+        double Score(double logit) => Math.Sqrt(Math.Log(1 + Math.Exp(logit)));
+        var (s0, s2) = (Score(1), Score(3));
+        Assert.Equal(new long[] { 1, 0, 1 }, routing.TokensPerExpert);
+        var weights = routing.WeightOfSlot.data<float>().ToArray(); // slots sorted by expert: expert 0, then expert 2
+        Assert.Equal(1.5 * s0 / (s0 + s2), weights[0], 5);
+        Assert.Equal(1.5 * s2 / (s0 + s2), weights[1], 5);
+    }
+
+    [Fact]
+    public void A_hash_router_leaves_no_balancing_loss_and_keeps_no_bias_but_counts_its_load()
+    {
+        using var _ = NewDisposeScope();
+        random.manual_seed(4);
+        using var router = new ExpertRouter(new RouterOptions(Dim: 8, Experts: 4, Active: 2, Balance: ExpertBalance.AuxLoss, AuxLossWeight: 0.1,
+            SequenceAuxLossWeight: 0.1, HashVocab: 10));
+        router.train();
+
+        router.Route(randn(12, 8), sequenceLength: 6, tokenIds: randint(10, new long[] { 12 }));
+
+        Assert.Null(router.TakeAuxiliaryLoss()); // the table, not the scores, decides the load: a loss could not move it
+        Assert.Equal(24L, router.Load.Total);
+        router.UpdateSelectionBias(); // nothing to update
+        Assert.Null(router.e_score_correction_bias);
+    }
+
+    [Fact]
+    public void A_hash_router_refuses_to_route_without_one_token_id_per_row()
+    {
+        using var router = new ExpertRouter(new RouterOptions(Dim: 8, Experts: 4, Active: 2, HashVocab: 10));
+        using var x = randn(3, 8);
+
+        var missing = Assert.Throws<ArgumentException>(() => router.Route(x));
+        var short_ = Assert.Throws<ArgumentException>(() => router.Route(x, tokenIds: tensor(new long[] { 1, 2 })));
+
+        Assert.Equal("tokenIds", missing.ParamName);
+        Assert.Contains("2 ids for 3 rows", short_.Message);
+        Assert.Equal("HashVocab", Assert.Throws<ArgumentOutOfRangeException>(() => new ExpertRouter(new RouterOptions(Dim: 8, Experts: 4, Active: 2, HashVocab: -1))).ParamName);
+    }
+
+    [Fact]
+    public void Tiny_moe_hash_routes_its_first_layer_by_the_table_and_trains()
+    {
+        random.manual_seed(5);
+        using var model = new TinyMoeHash();
+        var routers = ExpertRouter.In(model);
+        var options = new TrainingOptions { Steps = 20, BatchSize = 4, SequenceLength = 32, LearningRate = 3e-3, WarmupSteps = 3, EvalEvery = 0, EvalBatches = 1 };
+        var table = routers[0].tid2eid!.clone();
+
+        var result = Trainer.Train(model, TokenDataset.EmbeddedDefault(100_000), options);
+
+        Assert.True(result.Losses.Take(3).Average() - result.Losses.Skip(17).Average() > 0.5, $"{result.Losses[0]:F2} → {result.Losses[^1]:F2}");
+        Assert.Equal(new[] { true, false, false, false }, routers.Select(r => r.tid2eid is not null));
+        Assert.True(table.equal(routers[0].tid2eid!).all().item<bool>()); // training never touches the table
+        Assert.All(routers, r => Assert.Equal(20L * 4 * 32 * 2, r.Load.Total));
+        Assert.Contains("model.layers.0.mlp.gate.tid2eid", model.state_dict().Keys);
+        Assert.DoesNotContain("model.layers.1.mlp.gate.tid2eid", model.state_dict().Keys);
+    }
+
     /// <summary>Live parameters minus, in every mixture layer, the experts a token does not choose.</summary>
     private static long ActiveParameters(nn.Module model)
     {

@@ -46,6 +46,47 @@ public sealed class ResumeTests : IDisposable
             Assert.True(a.equal(b).all().item<bool>(), $"{name} differs after resuming");
     }
 
+    // Mixtures keep state outside their parameters: the selection bias and hash routing's token→experts table, a buffer
+    // drawn at construction (the resumed model draws other values, so only the checkpoint can give them back); and which
+    // experts have a gradient to step, even a zero one, which the optimizer's state tells (TrainingRun.Resume).
+    [Theory]
+    [InlineData("HashRoutedExperts", OptimizerKind.AdamW)]
+    [InlineData("HashRoutedExperts", OptimizerKind.Muon)]
+    [InlineData("TinyMoeDeepSeek", OptimizerKind.AdamW)]
+    [InlineData("TinyMoe", OptimizerKind.AdamW)]
+    public void A_mixture_resumes_bit_exactly_with_its_buffers(string name, OptimizerKind optimizer)
+    {
+        var declared = Zoo.ByName(name);
+        var options = Options with { Optimizer = optimizer };
+        Seeding.Seed(11);
+        using var straight = declared.Create();
+        var expected = Trainer.Train(straight, Data, options);
+
+        Seeding.Seed(11);
+        var path = Path.Combine(folder, $"{name}.{optimizer}.safetensors");
+        using (var first = declared.Create())
+        using (var run = new TrainingRun(first, Data, options))
+        {
+            for (var i = 0; i < 3; i++) run.Step();
+            run.SaveCheckpoint(path, declared.Facts);
+        }
+        manual_seed(999);
+        using var resumedModel = declared.Create();
+        var drawnAgain = resumedModel.state_dict().Where(t => t.Key.EndsWith("tid2eid", StringComparison.Ordinal)).ToDictionary(t => t.Key, t => t.Value.clone());
+        using var resumed = TrainingRun.Resume(path, resumedModel, declared.Facts, Data, options);
+        var actual = resumed.Complete();
+
+        Assert.Equal(name == "HashRoutedExperts" ? 1 : 0, drawnAgain.Count);
+        foreach (var (table, drawn) in drawnAgain)
+        {
+            Assert.False(drawn.equal(resumedModel.state_dict()[table]).all().item<bool>());
+            Assert.True(straight.state_dict()[table].equal(resumedModel.state_dict()[table]).all().item<bool>());
+        }
+        Assert.Equal(expected.Losses, actual.Losses);
+        foreach (var ((tensorName, a), (_, b)) in straight.state_dict().Zip(resumedModel.state_dict()))
+            Assert.True(a.equal(b).all().item<bool>(), $"{tensorName} differs after resuming");
+    }
+
     [Fact]
     public void Resuming_with_other_settings_is_refused_with_both_settings_named()
     {

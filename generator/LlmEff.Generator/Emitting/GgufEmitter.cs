@@ -59,6 +59,11 @@ internal static class GgufEmitter
             return $"compressed attention (DeepSeek V4: sliding window, compressed entries, attention sink, grouped output){Later}; llama.cpp has no kind for it";
         if (plan.Streams is { } streams)
             return $"residual streams ([Residual(Streams = {streams.Streams})], DeepSeek V4's manifold-constrained hyper-connections) cannot be exported: llama.cpp has no hyper-connections, so it would compute another model";
+        // llama.cpp reads a token→experts table (blk.N.ffn_gate_tid2eid) only in its deepseek4 architecture, which also
+        // needs V4's whole block (hyper-connections, compressed attention) and which the llama.cpp of LLamaSharp 0.30
+        // does not know; deepseek2, glm4moe, qwen3moe, lfm2moe and llama choose experts by their scores only.
+        if (plan.Mixture is { HashRouted: true } hashed)
+            return $"hash routing (HashLayers = {hashed.Settings.HashLayers}){Later}: llama.cpp's architectures this exporter writes choose experts by scores, and only its deepseek4 reads a token→experts table";
         if (Gpt2Like(plan)) return Gpt2Refusal(plan);
         if (QuantRefusal(plan) is { } quant) return quant;
         if (plan.Bias) return $"biases{Later}";

@@ -78,13 +78,43 @@ internal static class ModelEmitter
 
         private bool MixedFeedForward => plan.MixedFeedForward;
         private string RoutedParameter => MixedFeedForward ? "bool routedExperts, " : "";
-        private string FeedForwardFieldType => plan.Mixture is null ? "FeedForward" : MixedFeedForward ? "nn.Module<Tensor, Tensor>" : "MixtureOfExperts";
+        private string FeedForwardFieldType => plan.Mixture is null ? "FeedForward" : MixedFeedForward ? (TokenIds ? "nn.Module" : "nn.Module<Tensor, Tensor>") : "MixtureOfExperts";
 
         private string NewFeedForward() => plan.Mixture is null
             ? "new FeedForward(device, dtype)"
             : MixedFeedForward
-                ? $"routedExperts ? new MixtureOfExperts(device, dtype) : new FeedForward(hidden: {plan.Dense!.Hidden}, {FeedForwardQuantizationArgument(plan.Dense)}device, dtype)"
-                : "new MixtureOfExperts(device, dtype)";
+                ? $"routedExperts ? new MixtureOfExperts({HashArgument}device, dtype) : new FeedForward(hidden: {plan.Dense!.Hidden}, {FeedForwardQuantizationArgument(plan.Dense)}device, dtype)"
+                : $"new MixtureOfExperts({HashArgument}device, dtype)";
+
+        /// <summary>Hash routing (DeepSeek V4): the stack hands every block the token ids, which the hash-routed mixtures
+        /// choose experts by, as V4's Block.forward takes input_ids. Without hash layers nothing of it is rendered.</summary>
+        private bool TokenIds => plan.Mixture is { HashRouted: true };
+
+        /// <summary>Some routed layers are hash-routed and some are not, so each block and mixture is told which it is.</summary>
+        private bool PartlyHashed => plan.Mixture is { HashRouted: true } m && plan.Layers.Any(l => l.FeedForward == FeedForwardKind.Mixture && !m.IsHashRouted(l.Index));
+        private string HashParameter => PartlyHashed ? "bool hashRouted, " : "";
+        private string HashArgument => PartlyHashed ? "hashRouted, " : "";
+
+        /// <summary>The stack's test of layer i for hash routing.</summary>
+        private string HashedLayerCondition
+        {
+            get
+            {
+                var m = plan.Mixture!.Settings;
+                return m.FirstLayer == 0 ? $"i < {m.HashLayers}" : $"i >= {m.FirstLayer} && i < {m.FirstLayer + m.HashLayers}";
+            }
+        }
+
+        /// <summary>A block's inputs: the layers' (<see cref="LayerParameters"/>), then the token ids with hash routing.</summary>
+        private string BlockParameters => LayerParameters + (TokenIds ? ", Tensor tokens" : "");
+        private string BlockArguments => LayerArguments + (TokenIds ? ", tokens" : "");
+        private string BlockModule => TokenIds
+            ? $"nn.Module<{string.Join(", ", new[] { "Tensor" }.Concat(LayerInputs.Select(i => i.Type)).Append("Tensor").Append("Tensor"))}>"
+            : LayerModule;
+
+        /// <summary>A block's call of its feed-forward on <paramref name="input"/>.</summary>
+        private string FeedForwardCall(string input) =>
+            !TokenIds ? $"{names.Mlp}.forward({input})" : MixedFeedForward ? $"RunFeedForward({input}, tokens)" : $"{names.Mlp}.forward({input}, tokens)";
         private string NormType => plan.MixerNorm.Kind == NormKind.LayerNorm ? "LayerNorm" : "RmsNorm";
         private string PlainLinearType => names.FusedProjections ? "TransposedLinear" : "Linear";
 
@@ -435,7 +465,8 @@ internal static class ModelEmitter
                                          (Hybrid ? "attention: System.Array.IndexOf(AttentionLayers, i) >= 0, " : "") +
                                          (MixedFeedForward ? $"routedExperts: i >= {plan.Mixture!.Settings.FirstLayer}, " : "") +
                                          (Compressed ? "kind: System.Array.IndexOf(SparseLayers, i) >= 0 ? CompressedAttentionKind.CompressedSparse " +
-                                                       ": System.Array.IndexOf(HeavyLayers, i) >= 0 ? CompressedAttentionKind.HeavilyCompressed : CompressedAttentionKind.SlidingWindow, " : "");
+                                                       ": System.Array.IndexOf(HeavyLayers, i) >= 0 ? CompressedAttentionKind.HeavilyCompressed : CompressedAttentionKind.SlidingWindow, " : "") +
+                                         (PartlyHashed ? $"hashRouted: {HashedLayerCondition}, " : "");
                     w.Line($"for (var i = 0; i < {spec.Layers}; i++) {names.Layers}.Add(new DecoderLayer({layerArguments}device, dtype));");
                     w.Line($"{names.FinalNorm} = {NewNorm(plan.FinalNorm)};");
                     if (plan.StackRotary is { } rotary) w.Line($"{names.Rotary} = new RotaryEmbedding({rotary.Dims}, Context, {D(rotary.Theta)}, device, dtype);");
@@ -458,10 +489,10 @@ internal static class ModelEmitter
                                 ? "x = ActivationCheckpoint.Apply((input, angles) => layer.forward(input, angles[0], angles[1]), x, cos, sin);"
                                 : "x = ActivationCheckpoint.Apply((input, _) => layer.forward(input), x);");
                         }
-                        w.Line($"x = {names.Layers}[{spec.Layers - 1}].forward(x{LayerArguments});");
+                        w.Line($"x = {names.Layers}[{spec.Layers - 1}].forward(x{BlockArguments});");
                     }
                     else
-                        w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{LayerArguments});");
+                        w.Line($"foreach (var layer in {names.Layers}) x = layer.forward(x{BlockArguments});");
                     w.Line($"return {names.FinalNorm}.forward({CollapsedStreams}).MoveToOuterDisposeScope();");
                 }
                 w.Line();
@@ -479,7 +510,7 @@ internal static class ModelEmitter
                         }
                         w.Line("using var scope = NewDisposeScope();");
                         WriteLayerInputs();
-                        w.Line($"for (var i = 0; i < layer; i++) x = {names.Layers}[i].forward(x{LayerArguments});");
+                        w.Line($"for (var i = 0; i < layer; i++) x = {names.Layers}[i].forward(x{BlockArguments});");
                         w.Line($"return {names.Layers}[layer].AttentionScores(x{LayerArguments}).MoveToOuterDisposeScope();");
                     }
                     w.Line();
@@ -515,7 +546,7 @@ internal static class ModelEmitter
                         ? $"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far; the new tokens' are the last rows"
                         : $"var (cos, sin) = {names.Rotary}.Angles(offset + tokens.shape[1]); // every position so far: keys are re-rotated from the cached values");
                 if (Sharing) w.Line($"using var shared = new KeyValueShare(); // the first layer of every {plan.Attention!.ShareKvEvery} fills it");
-                w.Line($"for (var i = 0; i < {spec.Layers}; i++) x = {names.Layers}[i].Decode(x{LayerArguments}, cache[i], offset);");
+                w.Line($"for (var i = 0; i < {spec.Layers}; i++) x = {names.Layers}[i].Decode(x{BlockArguments}, cache[i], offset);");
                 w.Line("cache.Advance(tokens.shape[1]);");
                 w.Line($"return {names.FinalNorm}.forward({CollapsedStreams}).MoveToOuterDisposeScope();");
             }
@@ -540,7 +571,7 @@ internal static class ModelEmitter
                 w.Line(Hybrid
                     ? "/// <summary>Pre-norm block: x + mix(norm(x)), where mix is attention or a short convolution by layer, then + mlp(norm(·)).</summary>"
                     : "/// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>");
-            using (w.Block($"public sealed class DecoderLayer : {LayerModule}"))
+            using (w.Block($"public sealed class DecoderLayer : {BlockModule}"))
             {
                 var optional = Hybrid ? "?" : "";
                 w.Line($"private readonly {NormType} {names.AttentionNorm};");
@@ -554,7 +585,7 @@ internal static class ModelEmitter
                     WriteStreamFields(layerStreams, StreamsPlan.FeedForwardMap);
                 }
                 w.Line();
-                using (w.Block($"internal DecoderLayer({OwnsParameter}{(Hybrid ? "bool attention, " : "")}{RoutedParameter}{(Compressed ? "CompressedAttentionKind kind, " : "")}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
+                using (w.Block($"internal DecoderLayer({OwnsParameter}{(Hybrid ? "bool attention, " : "")}{RoutedParameter}{(Compressed ? "CompressedAttentionKind kind, " : "")}{HashParameter}Device? device, ScalarType? dtype) : base(nameof(DecoderLayer))"))
                 {
                     w.Line($"{names.AttentionNorm} = {NewNorm(plan.MixerNorm)};");
                     if (plan.Conv is { } conv)
@@ -577,7 +608,7 @@ internal static class ModelEmitter
                 }
                 w.Line();
                 w.Line(Streams is null ? "/// <summary>The block applied to hidden states [batch, time, dim].</summary>" : "/// <summary>The block applied to residual streams [batch, time, streams, dim].</summary>");
-                using (w.Block($"public override Tensor forward(Tensor x{LayerParameters})"))
+                using (w.Block($"public override Tensor forward(Tensor x{BlockParameters})"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     if (Streams is { } forwardStreams)
@@ -595,7 +626,7 @@ internal static class ModelEmitter
                         }
                         else
                             w.Line($"var h = x + {attend};");
-                        w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
+                        w.Line($"return (h + {FeedForwardCall($"{names.MlpNorm}.forward(h)")}).MoveToOuterDisposeScope();");
                     }
                 }
                 if (Decodes)
@@ -604,7 +635,7 @@ internal static class ModelEmitter
                     w.Line(Hybrid
                         ? "/// <summary>The block for new tokens at <paramref name=\"offset\"/> on, with this layer's keys and values or convolution state in <paramref name=\"state\"/>.</summary>"
                         : "/// <summary>The block for new tokens at <paramref name=\"offset\"/> on, with this layer's cached keys and values in <paramref name=\"state\"/>.</summary>");
-                    using (w.Block($"internal Tensor Decode(Tensor x{LayerParameters}, LayerState state, long offset)"))
+                    using (w.Block($"internal Tensor Decode(Tensor x{BlockParameters}, LayerState state, long offset)"))
                     {
                         w.Line("using var scope = NewDisposeScope();");
                         var attend = Latent ? $"{names.Attention}.forward(normed, state, offset)"
@@ -620,7 +651,7 @@ internal static class ModelEmitter
                             w.Line(Hybrid
                                 ? $"var h = x + ({names.Attention} is not null ? {attend} : conv!.forward(normed, state));"
                                 : $"var h = x + {attend};");
-                            w.Line($"return (h + {names.Mlp}.forward({names.MlpNorm}.forward(h))).MoveToOuterDisposeScope();");
+                            w.Line($"return (h + {FeedForwardCall($"{names.MlpNorm}.forward(h)")}).MoveToOuterDisposeScope();");
                         }
                     }
                 }
@@ -637,6 +668,12 @@ internal static class ModelEmitter
                         }
                     else
                         w.Line($"internal Tensor AttentionScores(Tensor x{LayerParameters}) => {names.Attention}{(Hybrid ? "!" : "")}.Scores({names.AttentionNorm}.forward(x){LayerArguments});");
+                }
+                if (TokenIds && MixedFeedForward)
+                {
+                    w.Line();
+                    w.Line("/// <summary>This layer's feed-forward: a mixture takes the token ids (its hash-routed layers choose by them), a dense one does not.</summary>");
+                    w.Line($"private Tensor RunFeedForward(Tensor x, Tensor tokens) => {names.Mlp} is MixtureOfExperts experts ? experts.forward(x, tokens) : ((FeedForward){names.Mlp}).forward(x);");
                 }
             }
         }
@@ -677,7 +714,7 @@ internal static class ModelEmitter
             w.Line($"var normed = {names.AttentionNorm}.forward(h);");
             w.Line($"x = HyperConnections.Post({mixNormed}, x, post, comb);");
             w.Line($"(h, post, comb) = {StreamsPre(streams, StreamsPlan.FeedForwardMap)};");
-            w.Line($"return HyperConnections.Post({names.Mlp}.forward({names.MlpNorm}.forward(h)), x, post, comb).MoveToOuterDisposeScope();");
+            w.Line($"return HyperConnections.Post({FeedForwardCall($"{names.MlpNorm}.forward(h)")}, x, post, comb).MoveToOuterDisposeScope();");
         }
 
         /// <summary>The constructor call of the planned lightning indexer; null without one.</summary>
@@ -1045,35 +1082,41 @@ internal static class ModelEmitter
                 _ => "no balancing",
             };
             if (m.SequenceAuxLossWeight > 0) balance += $" and a sequence-wise balance loss (weight {D(m.SequenceAuxLossWeight)})";
+            var hashed = m.HashLayers == 0 ? ""
+                : $"; the first {(m.HashLayers == 1 ? "routed layer chooses" : $"{m.HashLayers} routed layers choose")} each token's experts from a fixed token→experts table, " +
+                  "which the router's scores only weigh (hash routing: no selection bias, no balancing loss there)";
             w.Line($"/// <summary>Mixture of experts: a {scoring} router sends each token to {m.Active} of {m.Experts} experts, with {balance}" +
-                   $"{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s see" : " sees")} every token" : "")}. Only chosen experts run.</summary>");
-            using (w.Block("public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor>"))
+                   $"{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s see" : " sees")} every token" : "")}{hashed}. Only chosen experts run.</summary>");
+            using (w.Block(TokenIds ? "public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor, Tensor>" : "public sealed class MixtureOfExperts : nn.Module<Tensor, Tensor>"))
             {
                 w.Line($"private const int Experts = {m.Experts};");
                 w.Line($"private readonly ExpertRouter {MixturePlan.RouterName};");
                 w.Line($"private readonly ModuleList<FeedForward> {MixturePlan.ExpertsName};");
                 if (m.Shared > 0) w.Line($"private readonly FeedForward {MixturePlan.SharedName};");
                 w.Line();
-                using (w.Block("internal MixtureOfExperts(Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))"))
+                using (w.Block($"internal MixtureOfExperts({HashParameter}Device? device, ScalarType? dtype) : base(nameof(MixtureOfExperts))"))
                 {
                     w.Line($"gate = new ExpertRouter(new RouterOptions(Dim: {plan.Dim}, Experts: Experts, Active: {m.Active}, Scoring: RouterScoring.{m.Router}, Balance: ExpertBalance.{m.Balance},");
                     w.Line($"    NormalizeWeights: {(m.NormalizeWeights ? "true" : "false")}, RoutedScale: {D(m.RoutedScale)}, AuxLossWeight: {D(m.AuxLossWeight)}, BiasUpdateRate: {D(m.BiasUpdateRate)}" +
-                           (m.SequenceAuxLossWeight > 0 ? $", SequenceAuxLossWeight: {D(m.SequenceAuxLossWeight)}" : "") + "), device, dtype);");
+                           (m.SequenceAuxLossWeight > 0 ? $", SequenceAuxLossWeight: {D(m.SequenceAuxLossWeight)}" : "") +
+                           (TokenIds ? $", HashVocab: {(PartlyHashed ? $"hashRouted ? {plan.Vocab} : 0" : $"{plan.Vocab}")}" : "") + "), device, dtype);");
                     w.Line("experts = new ModuleList<FeedForward>();");
                     w.Line($"for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: {mixture.Expert.Hidden}, {FeedForwardQuantizationArgument(mixture.Expert)}device, dtype));");
                     if (mixture.Shared is { } shared) w.Line($"shared_experts = new FeedForward(hidden: {L(shared.Hidden)}, {FeedForwardQuantizationArgument(shared)}device, dtype);");
                     w.Line("RegisterComponents();");
                 }
                 w.Line();
-                w.Line("/// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs.</summary>");
-                using (w.Block("public override Tensor forward(Tensor x)"))
+                w.Line(TokenIds
+                    ? "/// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs and their token ids [batch, time] (a hash-routed layer chooses by them).</summary>"
+                    : "/// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs.</summary>");
+                using (w.Block(TokenIds ? "public override Tensor forward(Tensor x, Tensor tokenIds)" : "public override Tensor forward(Tensor x)"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     w.Line($"var tokens = x.reshape(-1, {plan.Dim});");
                     // The sequence-wise balance loss needs to know where one sequence ends: x is [batch, time, dim].
-                    w.Line(m.SequenceAuxLossWeight > 0
-                        ? "var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens, sequenceLength: x.shape[1]), experts);"
-                        : "var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);");
+                    var sequence = m.SequenceAuxLossWeight > 0 ? ", sequenceLength: x.shape[1]" : "";
+                    var ids = TokenIds ? ", tokenIds: tokenIds" : "";
+                    w.Line($"var routed = ExpertDispatch.Combine(tokens, gate.Route(tokens{sequence}{ids}), experts);");
                     w.Line(m.Shared > 0
                         ? "return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();"
                         : "return routed.view_as(x).MoveToOuterDisposeScope();");

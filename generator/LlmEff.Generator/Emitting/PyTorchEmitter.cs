@@ -129,6 +129,18 @@ internal static class PyTorchEmitter
         /// <summary>Inputs a layer takes besides the hidden states.</summary>
         private string LayerArguments => (plan.Takes(LayerInputs.RotaryAngles) ? ", cos, sin" : "") + (plan.Takes(LayerInputs.KeyValueShare) ? ", shared" : "");
 
+        /// <summary>Hash routing (DeepSeek V4): every block takes the token ids, which its hash-routed mixture chooses
+        /// experts by; without hash layers nothing of it is rendered.</summary>
+        private bool TokenIds => plan.Mixture is { HashRouted: true };
+
+        /// <summary>Some routed layers are hash-routed and some are not, so each block and mixture is told which.</summary>
+        private bool PartlyHashed => plan.Mixture is { HashRouted: true } m && plan.Layers.Any(l => l.FeedForward == FeedForwardKind.Mixture && !m.IsHashRouted(l.Index));
+
+        /// <summary>A block's parameters and the stack's arguments for them: the layers' (<see cref="LayerArguments"/>), then
+        /// the token ids with hash routing.</summary>
+        private string BlockParameters => LayerArguments + (TokenIds ? ", token_ids" : "");
+        private string BlockArguments => LayerArguments + (TokenIds ? ", tokens" : "");
+
         public string Write()
         {
             WriteHeader();
@@ -182,6 +194,7 @@ internal static class PyTorchEmitter
             }
             if (plan.Mixture is not null) blocks.Add("Layers/expert_router.py");
             if (plan.Streams is not null) blocks.Add("Layers/hyper_connections.py");
+            if (plan.Mixture is { HashRouted: true }) blocks.Add("Layers/hash_router.py");
             return blocks;
         }
 
@@ -223,6 +236,16 @@ internal static class PyTorchEmitter
             if (m.RoutedScale != 1.0) arguments.Add($"routed_scale={D(m.RoutedScale)}");
             if (m.SequenceAuxLossWeight > 0) arguments.Add("sequence_aux_loss_weight=SEQUENCE_AUX_LOSS_WEIGHT");
             return $"ExpertRouter({string.Join(", ", arguments)})";
+        }
+
+        /// <summary>HashRouter's construction: the table's vocabulary, the scoring and weighting (no balancing: the table
+        /// decides the load).</summary>
+        private static string NewHashRouter(MoeSpec m)
+        {
+            var arguments = new List<string> { "VOCAB", "DIM", "EXPERTS", "ACTIVE_EXPERTS", m.Router switch { RouterKind.Softmax => "\"softmax\"", RouterKind.Sigmoid => "\"sigmoid\"", _ => "\"sqrt_softplus\"" } };
+            arguments.Add($"normalize_weights={PythonBool(m.NormalizeWeights)}");
+            if (m.RoutedScale != 1.0) arguments.Add($"routed_scale={D(m.RoutedScale)}");
+            return $"HashRouter({string.Join(", ", arguments)})";
         }
 
         private void WriteHeader()
@@ -321,6 +344,7 @@ internal static class PyTorchEmitter
                 if (m.Balance == BalanceKind.AuxLoss) w.Line($"AUX_LOSS_WEIGHT = {D(m.AuxLossWeight)}");
                 if (m.Balance == BalanceKind.AuxLossFree) w.Line($"BIAS_UPDATE_RATE = {D(m.BiasUpdateRate)}");
                 if (m.SequenceAuxLossWeight > 0) w.Line($"SEQUENCE_AUX_LOSS_WEIGHT = {D(m.SequenceAuxLossWeight)}");
+                if (m.HashLayers > 0) w.Line($"HASH_LAYERS = {m.HashLayers}  # the first routed layers choose experts from a fixed token->experts table");
             }
             if (plan.Streams is { } streams)
                 w.Line($"STREAMS = {streams.Streams}  # residual streams (DeepSeek V4's hc_mult)")
@@ -345,8 +369,15 @@ internal static class PyTorchEmitter
              .Line($"normed = self.{names.AttentionNorm}(h)")
              .Line($"x = hc_post({(hybrid is not null ? $"self.conv(normed) if self.conv is not None else {mix}" : mix)}, x, post, comb)")
              .Line($"h, post, comb = {PythonStreamsPre(StreamsPlan.FeedForwardMap)}")
-             .Line($"return hc_post(self.{names.Mlp}(self.{names.MlpNorm}(h)), x, post, comb)");
+             .Line($"return hc_post({FeedForwardCall($"self.{names.MlpNorm}(h)")}, x, post, comb)");
         }
+
+        /// <summary>A layer's call of its feed-forward on <paramref name="input"/>: with hash routing a mixture also takes
+        /// the token ids (layers that keep a dense feed-forward do not).</summary>
+        private string FeedForwardCall(string input) =>
+            !TokenIds ? $"self.{names.Mlp}({input})"
+            : !MixedFeedForward ? $"self.{names.Mlp}({input}, token_ids)"
+            : $"(self.{names.Mlp}({input}, token_ids) if isinstance(self.{names.Mlp}, MixtureOfExperts) else self.{names.Mlp}({input}))";
 
         /// <summary>hc_pre around one sub-block of a layer (x: the streams).</summary>
         private static string PythonStreamsPre(string map) =>
@@ -582,18 +613,24 @@ internal static class PyTorchEmitter
                 w.Line($"\"\"\"Each token goes to {m.Active} of {m.Experts} experts{(m.Shared > 0 ? $"; {m.Shared} shared expert{(m.Shared > 1 ? "s (fused into one MLP) see" : " sees")} every token" : "")}. Only chosen experts run, so")
                  .Line("unchosen ones get no gradient at all.\"\"\"")
                  .Line();
-                using (w.Block("def __init__(self):"))
+                using (w.Block(PartlyHashed ? "def __init__(self, hash_routed):" : "def __init__(self):"))
                 {
                     w.Line("super().__init__()")
-                     .Line($"self.gate = {NewRouter(m)}")
+                     .Line($"self.gate = {(!TokenIds ? NewRouter(m) : PartlyHashed ? $"{NewHashRouter(m)} if hash_routed else {NewRouter(m)}" : NewHashRouter(m))}")
                      .Line($"self.experts = nn.ModuleList(FeedForward({FeedForwardArguments(mixture.Expert)}) for _ in range(EXPERTS))");
                     if (mixture.Shared is { } shared) w.Line($"self.shared_experts = FeedForward({FeedForwardArguments(shared)})");
                 }
                 w.Line();
-                using (w.Block("def forward(self, x):"))
+                var route = m.SequenceAuxLossWeight > 0 ? "chosen, weights = self.gate(tokens, sequence_length=x.shape[1])  # the sequence-wise loss needs where sequences end" : "chosen, weights = self.gate(tokens)";
+                if (TokenIds)
+                    route = PartlyHashed
+                        ? $"if isinstance(self.gate, HashRouter):\n    chosen, weights = self.gate(tokens, token_ids)  # the table chooses, the scores weigh\nelse:\n    {route}"
+                        : "chosen, weights = self.gate(tokens, token_ids)  # the table chooses, the scores weigh";
+                using (w.Block(TokenIds ? "def forward(self, x, token_ids):" : "def forward(self, x):"))
                 {
-                    w.Line("tokens = x.reshape(-1, DIM)")
-                     .Line(m.SequenceAuxLossWeight > 0 ? "chosen, weights = self.gate(tokens, sequence_length=x.shape[1])  # the sequence-wise loss needs where sequences end" : "chosen, weights = self.gate(tokens)")
+                    w.Line("tokens = x.reshape(-1, DIM)");
+                    foreach (var line in route.Split('\n')) w.Line(line);
+                    w
                      .Line("out = torch.zeros_like(tokens)");
                     using (w.Block("for e, expert in enumerate(self.experts):"))
                     {
@@ -612,6 +649,8 @@ internal static class PyTorchEmitter
         {
             var parameters = (Sharing ? ", owns_keys_and_values" : "") + (hybrid is not null ? ", attention" : "") + (MixedFeedForward ? ", routed_experts" : "");
             if (compressed is not null) parameters += ", kind";
+            if (PartlyHashed) parameters += ", hash_routed";
+            var newMixture = PartlyHashed ? "MixtureOfExperts(hash_routed)" : "MixtureOfExperts()";
             var newAttention = plan.Latent is { } latentPlan ? NewLatentAttention(latentPlan)
                 : compressed is not null ? NewCompressedAttention
                 : $"SelfAttention({(Sharing ? "owns_keys_and_values" : "")})";
@@ -633,22 +672,22 @@ internal static class PyTorchEmitter
                     w.Line($"self.{names.MlpNorm} = {NewNorm(plan.FeedForwardNorm)}");
                     string mlp;
                     if (plan.Mixture is null) mlp = "FeedForward()";
-                    else if (MixedFeedForward) mlp = $"MixtureOfExperts() if routed_experts else FeedForward({FeedForwardArguments(plan.Dense!)})";
-                    else mlp = "MixtureOfExperts()";
+                    else if (MixedFeedForward) mlp = $"{newMixture} if routed_experts else FeedForward({FeedForwardArguments(plan.Dense!)})";
+                    else mlp = newMixture;
                     w.Line($"self.{names.Mlp} = {mlp}");
                     if (plan.Streams is not null)
                         foreach (var map in new[] { StreamsPlan.AttentionMap, StreamsPlan.FeedForwardMap })
                             w.Line($"self.{map}_fn, self.{map}_base, self.{map}_scale = hc_parameters((2 + STREAMS) * STREAMS, STREAMS * DIM, 3)");
                 }
                 w.Line();
-                using (w.Block($"def forward(self, x{LayerArguments}):"))
+                using (w.Block($"def forward(self, x{BlockParameters}):"))
                 {
                     if (plan.Streams is not null) WriteStreamsLayerForward();
                     else if (hybrid is not null)
                         w.Line($"normed = self.{names.AttentionNorm}(x)")
                          .Line($"h = x + (self.conv(normed) if self.conv is not None else self.{names.Attention}(normed{LayerArguments}))");
                     else w.Line($"h = x + self.{names.Attention}(self.{names.AttentionNorm}(x){LayerArguments})");
-                    if (plan.Streams is null) w.Line($"return h + self.{names.Mlp}(self.{names.MlpNorm}(h))");
+                    if (plan.Streams is null) w.Line($"return h + {FeedForwardCall($"self.{names.MlpNorm}(h)")}");
                 }
             }
             w.Line().Line();
@@ -674,6 +713,8 @@ internal static class PyTorchEmitter
                     if (MixedFeedForward) arguments.Add($"routed_experts=i >= {plan.Mixture!.Settings.FirstLayer}");
                     if (compressed is not null)
                         arguments.Add("kind=\"compressed_sparse\" if i in SPARSE_LAYERS else \"heavily_compressed\" if i in HEAVY_LAYERS else \"sliding_window\"");
+                    if (PartlyHashed)
+                        arguments.Add(plan.Mixture!.Settings.FirstLayer == 0 ? "hash_routed=i < HASH_LAYERS" : $"hash_routed={plan.Mixture.Settings.FirstLayer} <= i < {plan.Mixture.Settings.FirstLayer} + HASH_LAYERS");
                     w.Line($"self.{names.Layers} = nn.ModuleList(DecoderLayer({string.Join(", ", arguments)}) for {(arguments.Count > 0 ? "i" : "_")} in range(LAYERS))")
                      .Line($"self.{names.FinalNorm} = {NewNorm(plan.FinalNorm)}");
                     if (rope) w.Line($"self.{names.Rotary} = RotaryEmbedding(HEAD_DIM, CONTEXT, ROPE_THETA)");
@@ -698,15 +739,15 @@ internal static class PyTorchEmitter
                             w.Line("# Activation checkpointing: every block but the last keeps only its input and recomputes in backward")
                              .Line("# (the last block's activations are what backward needs first). Numerically the same forward.")
                              .Line("if self.training and torch.is_grad_enabled() and i < LAYERS - 1:")
-                             .Line($"    x = checkpoint(layer, x{LayerArguments}, use_reentrant=False)")
+                             .Line($"    x = checkpoint(layer, x{BlockArguments}, use_reentrant=False)")
                              .Line("else:")
-                             .Line($"    x = layer(x{LayerArguments})");
+                             .Line($"    x = layer(x{BlockArguments})");
                         }
                     }
                     else
                     {
                         using (w.Block($"for layer in self.{names.Layers}:"))
-                            w.Line($"x = layer(x{LayerArguments})");
+                            w.Line($"x = layer(x{BlockArguments})");
                     }
                     w.Line(plan.Streams is null
                         ? $"return self.{names.FinalNorm}(x)"

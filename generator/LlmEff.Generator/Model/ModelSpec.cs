@@ -116,9 +116,14 @@ internal sealed record MlpSpec(int Hidden, ActivationKind Activation, double? Cl
 /// <param name="ExpertHidden">Hidden width of one expert.</param>
 /// <param name="FirstLayer">0-based first layer with experts.</param>
 /// <param name="SequenceAuxLossWeight">Weight of the sequence-wise balance loss (DeepSeek-V3); 0: none.</param>
+/// <param name="HashLayers">The first this many routed layers choose experts from a fixed token→experts table (DeepSeek
+/// V4's hash routing); 0: none.</param>
 internal sealed record MoeSpec(int Experts, int Active, int Shared, int ExpertHidden, int FirstLayer, RouterKind Router, BalanceKind Balance,
-    bool NormalizeWeights, double RoutedScale, double AuxLossWeight, double BiasUpdateRate, double SequenceAuxLossWeight = 0)
+    bool NormalizeWeights, double RoutedScale, double AuxLossWeight, double BiasUpdateRate, double SequenceAuxLossWeight = 0, int HashLayers = 0)
 {
+    /// <summary>Whether 0-based layer <paramref name="index"/> routes by the token→experts table.</summary>
+    public bool IsHashRouted(int index) => index >= FirstLayer && index < FirstLayer + HashLayers;
+
     /// <summary>Layers whose feed-forward is this mixture.</summary>
     public int RoutedLayers(int layers) => layers - FirstLayer;
 

@@ -304,6 +304,20 @@ internal sealed record MixturePlan(MoeSpec Settings, FeedForwardPlan Expert, Fee
 
     public bool SelectionBias => Settings.Balance == BalanceKind.AuxLossFree;
 
+    /// <summary>The token→experts table of a hash-routed layer's router (DeepSeek V4's name): [Vocab, Active] int64, a
+    /// persistent buffer.</summary>
+    public const string TokenTableName = "tid2eid";
+
+    /// <summary>Some routed layers choose experts from the token→experts table, so the layers take the token ids.</summary>
+    public bool HashRouted => Settings.HashLayers > 0;
+
+    /// <summary>Whether 0-based layer <paramref name="index"/> routes by the table. Its router keeps its weight, has the
+    /// table and no selection bias (DeepSeek V4's hash <c>Gate</c>: <c>tid2eid</c>, <c>bias = None</c>).</summary>
+    public bool IsHashRouted(int index) => Settings.IsHashRouted(index);
+
+    /// <summary>Whether 0-based routed layer <paramref name="index"/> keeps a selection bias.</summary>
+    public bool SelectionBiasIn(int index) => SelectionBias && !IsHashRouted(index);
+
     public long Parameters => checked(RouterWeights + Settings.Experts * Expert.Parameters + (Shared?.Parameters ?? 0));
 }
 

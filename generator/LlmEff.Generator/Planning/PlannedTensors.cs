@@ -77,7 +77,8 @@ internal static class PlannedTensors
             }
             var mixture = plan.Mixture!;
             yield return new(mlp + "gate.weight", new long[] { mixture.Settings.Experts, plan.Dim }, true);
-            if (mixture.SelectionBias) yield return new(mlp + "gate.e_score_correction_bias", new long[] { mixture.Settings.Experts }, false);
+            if (mixture.IsHashRouted(layer.Index)) yield return new(mlp + "gate." + MixturePlan.TokenTableName, new long[] { plan.Vocab, mixture.Settings.Active }, false);
+            if (mixture.SelectionBiasIn(layer.Index)) yield return new(mlp + "gate.e_score_correction_bias", new long[] { mixture.Settings.Experts }, false);
             for (var e = 0; e < mixture.Settings.Experts; e++)
                 foreach (var tensor in mixture.Expert.Linears.SelectMany(l => Linear($"{mlp}experts.{e}.", l))) yield return tensor;
             if (mixture.Shared is { } shared)

@@ -560,8 +560,30 @@ internal static class ModelValidator
         if (balance != BalanceKind.AuxLossFree && reader.Has("BiasUpdateRate"))
             issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "BiasUpdateRate", "BiasUpdateRate",
                 $"the layer balances with ExpertBalance.{balance}, which keeps no selection bias"));
-        if (experts <= 0 || active <= 0 || expertHidden <= 0 || shared < 0 || firstLayer < 0) return null;
-        return new MoeSpec(experts, active, shared, expertHidden, firstLayer, router, balance, normalize, routedScale, auxLossWeight, biasUpdateRate, sequenceAuxLossWeight);
+        var hashLayers = reader.OptionalCount("HashLayers", 0);
+        var routedLayers = layers - Math.Max(firstLayer, 0);
+        if (hashLayers > 0 && layers > 0 && firstLayer >= 0 && firstLayer < layers)
+        {
+            if (hashLayers > routedLayers)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.ValueOutOfRange, "MoE", "HashLayers", "HashLayers", hashLayers,
+                    $"only {routedLayers} layer{(routedLayers == 1 ? " has" : "s have")} experts (layers {firstLayer} to {layers - 1})"));
+            else if (hashLayers == routedLayers)
+            {
+                // Hash layers keep no selection bias and add no balancing loss (V4's hash gates have no bias): with every
+                // routed layer hashed, the balancing settings steer nothing.
+                if (reader.Has("Balance") && balance != BalanceKind.None)
+                    issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "Balance", "Balance",
+                        $"all {routedLayers} layers with experts are hash-routed (HashLayers = {hashLayers}), and a fixed table's load cannot be balanced"));
+                if (sequenceAuxLossWeight > 0)
+                    issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "SequenceAuxLossWeight", "SequenceAuxLossWeight",
+                        $"all {routedLayers} layers with experts are hash-routed (HashLayers = {hashLayers}), and a fixed table's load cannot be balanced"));
+            }
+            if (active > 0 && active == experts)
+                issues.Add(new ConfigurationIssue(DiagnosticDescriptors.IgnoredSetting, "MoE", "HashLayers", "HashLayers",
+                    $"every token already uses all {experts} experts (Active = {active}), so the table has nothing to choose"));
+        }
+        if (experts <= 0 || active <= 0 || expertHidden <= 0 || shared < 0 || firstLayer < 0 || hashLayers < 0) return null;
+        return new MoeSpec(experts, active, shared, expertHidden, firstLayer, router, balance, normalize, routedScale, auxLossWeight, biasUpdateRate, sequenceAuxLossWeight, hashLayers);
     }
 
     /// <summary>Typed access to one attribute's arguments that records what is wrong with them.</summary>

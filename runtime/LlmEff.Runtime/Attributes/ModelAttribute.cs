@@ -269,6 +269,13 @@ public sealed class MoEAttribute : Attribute
     /// piling onto a few experts while the batch as a whole is balanced (V3: 0.0001; V4 keeps "a small" one). Works with
     /// every <see cref="Balance"/>. Default 0: none.</summary>
     public double SequenceAuxLossWeight { get; set; }
+
+    /// <summary>Hash routing, as DeepSeek V4 routes its first 3 mixture layers: the first this many layers with experts
+    /// choose each token's <see cref="Active"/> experts by its id, from a fixed table <c>tid2eid</c> [Vocab, Active]
+    /// (a buffer drawn from the model's seed and saved in checkpoints); their router's scores still weigh the chosen.
+    /// Hash layers keep no selection bias and add no balancing loss: the table, not the scores, decides the load.
+    /// At most the layers with experts. Default 0: every layer routes by its scores.</summary>
+    public int HashLayers { get; set; }
 }
 
 /// <summary>

@@ -19,9 +19,15 @@ namespace LlmEff.Layers;
 /// <param name="AuxLossWeight">Weight of the auxiliary loss (<see cref="ExpertBalance.AuxLoss"/>).</param>
 /// <param name="BiasUpdateRate">Bias step per training step (<see cref="ExpertBalance.AuxLossFree"/>).</param>
 /// <param name="SequenceAuxLossWeight">Weight of DeepSeek-V3's sequence-wise balance loss, with any balancing; 0: none.</param>
+/// <param name="HashVocab">Hash routing (DeepSeek V4's first layers): the vocabulary of the fixed token→experts table
+/// <c>tid2eid</c> [HashVocab, Active] that chooses each token's experts; 0: the scores choose them.</param>
 public sealed record RouterOptions(int Dim, int Experts, int Active, RouterScoring Scoring = RouterScoring.Softmax, ExpertBalance Balance = ExpertBalance.AuxLoss,
-    bool NormalizeWeights = true, double RoutedScale = 1.0, double AuxLossWeight = 0.01, double BiasUpdateRate = 0.001, double SequenceAuxLossWeight = 0)
+    bool NormalizeWeights = true, double RoutedScale = 1.0, double AuxLossWeight = 0.01, double BiasUpdateRate = 0.001, double SequenceAuxLossWeight = 0,
+    int HashVocab = 0)
 {
+    /// <summary>Whether a fixed token→experts table chooses the experts (<see cref="HashVocab"/> &gt; 0).</summary>
+    public bool HashRouted => HashVocab > 0;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting that is out of range.</summary>
     public void Validate()
     {
@@ -34,6 +40,7 @@ public sealed record RouterOptions(int Dim, int Experts, int Active, RouterScori
         if (!(BiasUpdateRate >= 0) || double.IsInfinity(BiasUpdateRate)) throw new ArgumentOutOfRangeException(nameof(BiasUpdateRate), BiasUpdateRate, "BiasUpdateRate must be zero or positive.");
         if (!(SequenceAuxLossWeight >= 0) || double.IsInfinity(SequenceAuxLossWeight))
             throw new ArgumentOutOfRangeException(nameof(SequenceAuxLossWeight), SequenceAuxLossWeight, "SequenceAuxLossWeight must be zero or positive.");
+        if (HashVocab < 0) throw new ArgumentOutOfRangeException(nameof(HashVocab), HashVocab, "HashVocab must be zero (no hash routing) or the vocabulary size.");
     }
 }
 
@@ -79,6 +86,14 @@ public sealed record ExpertLoad(long[] TokensPerExpert)
 /// shifts selection only, and <see cref="UpdateSelectionBias"/> moves it toward equal load after each step. A
 /// sequence-wise balance loss (<see cref="RouterOptions.SequenceAuxLossWeight"/>) can be added to either.
 /// Routing runs in fp32 whatever the model's dtype, as DeepSeek-V3 does, so near-ties choose the same experts.
+/// <para>
+/// Hash routing (<see cref="RouterOptions.HashVocab"/>, DeepSeek V4's first layers): a fixed table <c>tid2eid</c>
+/// [Vocab, Active] chooses each token's experts by its id, and the scores only weigh them. As in V4's reference
+/// <c>Gate</c> (inference/model.py: a hash gate keeps <c>weight</c>, has <c>tid2eid</c> and no <c>bias</c>; the
+/// weights are <c>original_scores.gather(1, tid2eid[input_ids])</c>), a hash router keeps its weight, has no selection
+/// bias and leaves no balancing loss: the table decides who is chosen, so a bias or a loss on the scores could not move
+/// the load; they would only reshape the weights. Load is still counted, to show how even the table is.
+/// </para>
 /// </summary>
 public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
 {
@@ -95,7 +110,13 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
         weight = new Parameter(torch.empty(options.Experts, options.Dim, dtype: dtype, device: device));
         register_parameter(nameof(weight), weight);
         Init.Normal(weight);
-        if (options.Balance == ExpertBalance.AuxLossFree)
+        if (options.HashRouted)
+        {
+            // A buffer, not a parameter (V4's is nn.Parameter(requires_grad=False)): saved in checkpoints, never trained.
+            tid2eid = HashRouter.NewTable(options.HashVocab, options.Experts, options.Active, device);
+            register_buffer(nameof(tid2eid), tid2eid);
+        }
+        else if (options.Balance == ExpertBalance.AuxLossFree)
         {
             // DeepSeek-V3's name for it, so checkpoints line up; fp32 because the steps are tiny.
             e_score_correction_bias = torch.zeros(options.Experts, dtype: ScalarType.Float32, device: device);
@@ -111,8 +132,11 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
     /// <summary>Router weight [Experts, Dim].</summary>
     public Parameter weight { get; }
 
-    /// <summary>Selection bias [Experts] of auxiliary-loss-free balancing, else null.</summary>
+    /// <summary>Selection bias [Experts] of auxiliary-loss-free balancing, else null (always null when hash-routed).</summary>
     public Tensor? e_score_correction_bias { get; }
+
+    /// <summary>Hash routing's token→experts table [Vocab, Active] (int64, distinct experts per row), else null.</summary>
+    public Tensor? tid2eid { get; }
 
     /// <summary>Every router inside <paramref name="model"/>, in layer order.</summary>
     public static IReadOnlyList<ExpertRouter> In(nn.Module model)
@@ -124,13 +148,18 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
     /// <summary>Routes <paramref name="tokens"/> [tokens, Dim]: <paramref name="sequenceLength"/> consecutive rows make
     /// one sequence (needed only for the sequence-wise loss; 0: not given). In training mode it also counts load and
     /// leaves the balancing losses (<see cref="ExpertBalance.AuxLoss"/>'s, the sequence-wise one) for
-    /// <see cref="TakeAuxiliaryLoss"/>.</summary>
-    public ExpertRouting Route(Tensor tokens, long sequenceLength = 0)
+    /// <see cref="TakeAuxiliaryLoss"/>. A hash router needs <paramref name="tokenIds"/>, the ids of the same tokens
+    /// (any shape with one id per row), and leaves no loss.</summary>
+    public ExpertRouting Route(Tensor tokens, long sequenceLength = 0, Tensor? tokenIds = null)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         if (tokens.dim() != 2 || tokens.shape[1] != Options.Dim)
             throw new ArgumentException($"Expected tokens [n, {Options.Dim}], got [{string.Join(", ", tokens.shape)}].", nameof(tokens));
-        var sequenceLoss = training && Options.SequenceAuxLossWeight > 0;
+        if (tid2eid is not null && (tokenIds is null || tokenIds.numel() != tokens.shape[0]))
+            throw new ArgumentException(tokenIds is null
+                ? "A hash-routed layer chooses experts by token id: pass the token ids."
+                : $"A hash-routed layer needs one token id per row: {tokenIds.numel()} ids for {tokens.shape[0]} rows.", nameof(tokenIds));
+        var sequenceLoss = training && Options.SequenceAuxLossWeight > 0 && tid2eid is null;
         if (sequenceLoss && (sequenceLength <= 0 || tokens.shape[0] % sequenceLength != 0))
             throw new ArgumentException($"The sequence-wise balance loss needs the {tokens.shape[0]} tokens to be whole sequences of a given length; got {sequenceLength}.", nameof(sequenceLength));
         var o = Options;
@@ -141,8 +170,12 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
         using (no_grad())
         {
             // The bias decides who is chosen, never how much they count.
-            var selection = e_score_correction_bias is null ? scores : scores + e_score_correction_bias;
-            chosen = selection.topk(o.Active, dim: -1).indexes;
+            if (tid2eid is not null) chosen = tid2eid.index_select(0, tokenIds!.reshape(-1).to(ScalarType.Int64));
+            else
+            {
+                var selection = e_score_correction_bias is null ? scores : scores + e_score_correction_bias;
+                chosen = selection.topk(o.Active, dim: -1).indexes;
+            }
         }
         var weights = scores.gather(-1, chosen);
         if (o.NormalizeWeights) weights = weights / weights.sum(-1, keepdim: true);
@@ -163,7 +196,7 @@ public sealed class ExpertRouter : nn.Module, IAuxiliaryLoss
                 loadSinceReset[e] += counts[e];
                 loadSinceBiasUpdate[e] += counts[e];
             }
-            var loss = o.Balance == ExpertBalance.AuxLoss && o.AuxLossWeight > 0 ? BatchBalanceLoss(scores, counts) : null;
+            var loss = o.Balance == ExpertBalance.AuxLoss && o.AuxLossWeight > 0 && tid2eid is null ? BatchBalanceLoss(scores, counts) : null;
             if (sequenceLoss)
             {
                 var perSequence = SequenceBalanceLoss(scores, chosen, sequenceLength);

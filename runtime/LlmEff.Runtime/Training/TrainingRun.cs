@@ -183,12 +183,38 @@ public sealed class TrainingRun : IDisposable
                 ? TrainingProgress.FromJson(json)
                 : throw new System.IO.InvalidDataException($"{path} holds weights only, no training progress: it cannot be resumed (load it for generation instead).");
             run.Restore(progress);
+            run.RestoreGradientPresence();
             return run;
         }
         catch
         {
             run.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// After the optimizer's state is restored, gives every parameter the optimizer has stepped a zero gradient, as it
+    /// has in the run that saved the checkpoint: <c>zero_grad()</c> zeroes gradients rather than dropping them, so there a
+    /// parameter that once had a gradient keeps taking steps (momentum, weight decay) when a batch gives it none, as a
+    /// mixture's unchosen experts do, while a freshly built model's parameters have none and the optimizer skips them.
+    /// Without this a resumed mixture drifted from the uninterrupted run from its second step on (found while testing
+    /// hash routing's checkpoints; dense models were unaffected, every parameter has a gradient every step).
+    /// </summary>
+    private void RestoreGradientPresence()
+    {
+        // state_dict() lists the parameters' states group by group, in the groups' parameter order.
+        var states = optimizer.state_dict().State;
+        var parameters = optimizer.ParamGroups.OfType<ParamGroup>().SelectMany(g => g.Parameters).ToList();
+        for (var i = 0; i < parameters.Count && i < states.Count; i++)
+        {
+            var stepped = states[i] switch
+            {
+                AdamW.State adam => adam.step > 0,
+                Muon.State muon => muon.Step > 0,
+                _ => false,
+            };
+            if (stepped && parameters[i].grad is null) parameters[i].grad = zeros_like(parameters[i]);
         }
     }
 

@@ -37,6 +37,7 @@ internal static class AblateCommand
         ["TinyShareKv"] = "KV shared by layer pairs",
         ["TinyMoe"] = "MoE: 2 of 8 experts",
         ["TinyMoeDeepSeek"] = "MoE: 2 of 16 + 1 shared",
+        ["TinyMoeHash"] = "MoE: √softplus, layer 0 hashed",
         ["TinyHybrid"] = "Hybrid: 2 attention + 2 short-conv",
         ["TinyLatent"] = "Latent attention (MLA)",
         ["TinySparse"] = "Sparse attention: top-32",

@@ -159,7 +159,7 @@ internal static class TrainCommand
             var load = routers[i].Load;
             var fractions = load.Fractions;
             text.Append(string.Create(CultureInfo.InvariantCulture,
-                $"  router {i}: imbalance {load.Imbalance:F2}, least used {fractions.Min():P1}, most used {fractions.Max():P1} ({routers[i].Options.Balance})\n"));
+                $"  router {i}: imbalance {load.Imbalance:F2}, least used {fractions.Min():P1}, most used {fractions.Max():P1} ({(routers[i].Options.HashRouted ? "hash-routed: the token table sets the load" : routers[i].Options.Balance)})\n"));
         }
         return text.ToString();
     }

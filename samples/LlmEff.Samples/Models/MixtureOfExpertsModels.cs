@@ -62,3 +62,10 @@ public partial class TinyMoe;
 [MoE(Experts = 16, Active = 2, Shared = 1, ExpertHidden = 176, FirstLayer = 1,
     Router = RouterScoring.Sigmoid, Balance = ExpertBalance.AuxLossFree, RoutedScale = 2.5, BiasUpdateRate = 0.01)]
 public partial class TinyMoeDeepSeek;
+
+/// <summary>TinyMoe with DeepSeek V4's routing: √softplus scores, and the first layer hash-routed (V4 hashes its first 3):
+/// each token's 2 experts there come from a fixed table indexed by its id, and the router's scores only weigh them.</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 256)]
+[Attention(Heads = 4)]
+[MoE(Experts = 8, Active = 2, ExpertHidden = 352, Router = RouterScoring.SqrtSoftplus, HashLayers = 1)]
+public partial class TinyMoeHash;

@@ -16,3 +16,12 @@ public partial class Gpt2NamesExperts;
 [Attention(Heads = 2)]
 [MoE(Experts = 32, Active = 1, ExpertHidden = 16, Balance = ExpertBalance.None)]
 public partial class SwitchTop1;
+
+/// <summary>DeepSeek V4's hash routing between a dense and a scored layer: layer 0 dense, layer 1 routed by its
+/// token→experts table, layer 2 by √softplus scores with a selection bias and the sequence-wise loss. The byte-level
+/// vocabulary of the embedded corpus, so that it trains (ResumeTests).</summary>
+[Model(Vocab = 256, Dim = 32, Layers = 3, Context = 32)]
+[Attention(Heads = 2)]
+[MoE(Experts = 6, Active = 2, ExpertHidden = 16, FirstLayer = 1, HashLayers = 1, Router = RouterScoring.SqrtSoftplus,
+    Balance = ExpertBalance.AuxLossFree, SequenceAuxLossWeight = 0.01)]
+public partial class HashRoutedExperts;

@@ -5,14 +5,14 @@
 
 namespace LlmEff.Samples;
 
-/// <summary>Decoder-only transformer: 43 layers, width 4096, 64-head compressed attention (one key = value head of width 512, window 128, query rank 1024, 8 output groups of rank 1024; 2 sliding-window, 21 CSA (ratio 4, top 512 of a 64-head indexer), 20 HCA (ratio 128) layers), SwiGLU MLP of width 2048 (replaced by 6 of 256 experts of width 2048 plus 1 shared), vocabulary 129280, context 1048576; expert weights trained for MXFP4 throughout (fake quantization from the first step).</summary>
+/// <summary>Decoder-only transformer: 43 layers, width 4096, 64-head compressed attention (one key = value head of width 512, window 128, query rank 1024, 8 output groups of rank 1024; 2 sliding-window, 21 CSA (ratio 4, top 512 of a 64-head indexer), 20 HCA (ratio 128) layers), SwiGLU MLP of width 2048 (replaced by 6 of 256 experts of width 2048 plus 1 shared), vocabulary 129280, context 1048576; expert weights trained for MXFP4 throughout (fake quantization from the first step); 4 residual streams (mHC, 20 Sinkhorn iterations).</summary>
 partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>, global::LlmEff.IDeclaredModel<DeepSeekV4Flash>, global::LlmEff.Generation.IDecoder
 {
-    /// <summary>Trainable parameters: 284,298,345,792 (embeddings 529,530,880, attention 5,086,317,888, MLP and experts 278,152,609,792, norms 356,352, output head 529,530,880).</summary>
-    public const long ParameterCount = 284298345792;
+    /// <summary>Trainable parameters: 284,332,230,231 (embeddings 529,530,880, attention 5,086,317,888, MLP and experts 278,152,609,792, norms 356,352, output head 529,530,880, residual streams 33,884,439).</summary>
+    public const long ParameterCount = 284332230231;
 
-    /// <summary>Parameters one token uses: all but the 250 routed experts per layer it does not choose (13,765,737,792, 4.8% of the total).</summary>
-    public const long ActiveParameterCount = 13765737792;
+    /// <summary>Parameters one token uses: all but the 250 routed experts per layer it does not choose (13,799,622,231, 4.9% of the total).</summary>
+    public const long ActiveParameterCount = 13799622231;
 
     /// <summary>Key/value cache elements per token, all layers: everything the compressed-attention caches hold at full context (3,612,971,008, see KvCacheElements) over its 1,048,576 tokens, rounded up = 3,446 (6,892 bytes in bf16).</summary>
     public const long KvCacheElementsPerToken = 3446;
@@ -26,8 +26,11 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
     /// <summary>Elements the cache grows by per token once the context is long (the compressed entries and index keys; the window and the state stay fixed): 3440, against 3,446 per token at full context.</summary>
     public const double KvCacheElementsPerTokenLimit = 3440;
 
-    /// <summary>Forward FLOPs of one token at position 1,048,576: 2 per weight multiply-accumulate plus 4·HeadDim per query head, layer and key seen (the window, and the visible compressed entries: all in HCA, the top k in CSA) and the CSA indexer's scores; in expert layers only the router, the chosen and the shared experts count.</summary>
-    public const long FlopsPerToken = 140973178880;
+    /// <summary>Residual state per token between blocks: 4 streams × 4096 = 16,384 values, 4× an ordinary residual's; every layer reads and writes it, and training keeps it at each block boundary.</summary>
+    public const long ResidualStateElementsPerToken = 16384;
+
+    /// <summary>Forward FLOPs of one token at position 1,048,576: 2 per weight multiply-accumulate plus 4·HeadDim per query head, layer and key seen (the window, and the visible compressed entries: all in HCA, the top k in CSA) and the CSA indexer's scores; the residual streams' maps count as weights, and mixing the streams 48·Dim per block; in expert layers only the router, the chosen and the shared experts count.</summary>
+    public const long FlopsPerToken = 141057884160;
 
     /// <summary>Weights [Quant] targets, expert matrices: 277,025,390,592 (97.4% of the parameters). They train with fake quantization and are packed on export.</summary>
     public const long QuantizedParameterCount = 277025390592;
@@ -47,8 +50,8 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
     /// <summary>The declaration's sizes, for tools that handle models generically.</summary>
     public static global::LlmEff.ModelFacts Facts { get; } = new("DeepSeekV4Flash", Vocab: 129280, Dim: 4096, Layers: 43, Context: 1048576,
         ParameterCount: ParameterCount, ActiveParameterCount: ActiveParameterCount, KvCacheElementsPerToken: KvCacheElementsPerToken, FlopsPerToken: FlopsPerToken,
-        MatmulFlopsPerToken: 26468679680,
-        Breakdown: new(Embeddings: 529530880, Attention: 5086317888, Mlp: 278152609792, Norms: 356352, OutputHead: 529530880),
+        MatmulFlopsPerToken: 26536443904,
+        Breakdown: new(Embeddings: 529530880, Attention: 5086317888, Mlp: 278152609792, Norms: 356352, OutputHead: 529530880, ResidualStreams: 33884439),
         Quant: new(Quantization, global::LlmEff.QuantTarget.Experts, Parameters: QuantizedParameterCount, Bytes: QuantizedWeightBytes)) { KvCacheElements = KvCacheElements };
 
     /// <summary>Builds the module; see the constructor.</summary>
@@ -94,6 +97,9 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
         private static readonly int[] SparseLayers = { 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42 }; // CSA
         private static readonly int[] HeavyLayers = { 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41 }; // HCA
         internal readonly global::TorchSharp.Modules.Embedding embed_tokens;
+        private readonly global::TorchSharp.Modules.Parameter hc_head_fn;
+        private readonly global::TorchSharp.Modules.Parameter hc_head_base;
+        private readonly global::TorchSharp.Modules.Parameter hc_head_scale;
         private readonly global::TorchSharp.Modules.ModuleList<DecoderLayer> layers;
         private readonly global::LlmEff.Layers.RmsNorm norm;
 
@@ -101,8 +107,12 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
         {
             embed_tokens = global::TorchSharp.torch.nn.Embedding(129280, 4096, device: device, dtype: dtype);
             global::LlmEff.Layers.Init.Normal(embed_tokens.weight);
+            hc_head_fn = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(4, 16384, device: device, dtype: dtype));
+            hc_head_base = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(4, device: device, dtype: dtype));
+            hc_head_scale = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(1, device: device, dtype: dtype));
+            global::LlmEff.Layers.HyperConnections.Initialize(hc_head_fn, hc_head_base, hc_head_scale);
             layers = new global::TorchSharp.Modules.ModuleList<DecoderLayer>();
-            for (var i = 0; i < 43; i++) layers.Add(new DecoderLayer(kind: global::System.Array.IndexOf(SparseLayers, i) >= 0 ? global::LlmEff.Layers.CompressedAttentionKind.CompressedSparse : global::System.Array.IndexOf(HeavyLayers, i) >= 0 ? global::LlmEff.Layers.CompressedAttentionKind.HeavilyCompressed : global::LlmEff.Layers.CompressedAttentionKind.SlidingWindow, device, dtype));
+            for (var i = 0; i < 43; i++) layers.Add(new DecoderLayer(kind: global::System.Array.IndexOf(SparseLayers, i) >= 0 ? global::LlmEff.Layers.CompressedAttentionKind.CompressedSparse : global::System.Array.IndexOf(HeavyLayers, i) >= 0 ? global::LlmEff.Layers.CompressedAttentionKind.HeavilyCompressed : global::LlmEff.Layers.CompressedAttentionKind.SlidingWindow, hashRouted: i < 3, device, dtype));
             norm = new global::LlmEff.Layers.RmsNorm(4096, eps: 1E-06, device, dtype);
             RegisterComponents();
         }
@@ -112,8 +122,9 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
         {
             using var scope = global::TorchSharp.torch.NewDisposeScope();
             var x = Embed(tokens);
-            foreach (var layer in layers) x = layer.forward(x);
-            return norm.forward(x).MoveToOuterDisposeScope();
+            x = global::LlmEff.Layers.HyperConnections.Expand(x, 4); // [batch, time, 4 streams, 4096]
+            foreach (var layer in layers) x = layer.forward(x, tokens);
+            return norm.forward(global::LlmEff.Layers.HyperConnections.Head(x, hc_head_fn, hc_head_scale, hc_head_base, normEps: 1E-06)).MoveToOuterDisposeScope();
         }
 
         /// <summary>Final hidden states for tokens that continue what <paramref name="cache"/> holds.</summary>
@@ -124,9 +135,10 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
             using var scope = global::TorchSharp.torch.NewDisposeScope();
             var offset = cache.Position;
             var x = Embed(tokens, offset);
-            for (var i = 0; i < 43; i++) x = layers[i].Decode(x, cache[i], offset);
+            x = global::LlmEff.Layers.HyperConnections.Expand(x, 4); // [batch, time, 4 streams, 4096]
+            for (var i = 0; i < 43; i++) x = layers[i].Decode(x, tokens, cache[i], offset);
             cache.Advance(tokens.shape[1]);
-            return norm.forward(x).MoveToOuterDisposeScope();
+            return norm.forward(global::LlmEff.Layers.HyperConnections.Head(x, hc_head_fn, hc_head_scale, hc_head_base, normEps: 1E-06)).MoveToOuterDisposeScope();
         }
 
         private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
@@ -138,15 +150,21 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
         }
     }
 
-    /// <summary>Pre-norm block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
+    /// <summary>Pre-norm block around 4 residual streams (DeepSeek V4's mHC): attention, then the MLP, each reading the streams mixed by pre and writing post ⊗ out + combᵀ·streams.</summary>
+    public sealed class DecoderLayer : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private readonly global::LlmEff.Layers.RmsNorm input_layernorm;
         private readonly global::LlmEff.Layers.CompressedAttention self_attn;
         private readonly global::LlmEff.Layers.RmsNorm post_attention_layernorm;
         private readonly MixtureOfExperts mlp;
+        private readonly global::TorchSharp.Modules.Parameter hc_attn_fn;
+        private readonly global::TorchSharp.Modules.Parameter hc_attn_base;
+        private readonly global::TorchSharp.Modules.Parameter hc_attn_scale;
+        private readonly global::TorchSharp.Modules.Parameter hc_ffn_fn;
+        private readonly global::TorchSharp.Modules.Parameter hc_ffn_base;
+        private readonly global::TorchSharp.Modules.Parameter hc_ffn_scale;
 
-        internal DecoderLayer(global::LlmEff.Layers.CompressedAttentionKind kind, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
+        internal DecoderLayer(global::LlmEff.Layers.CompressedAttentionKind kind, bool hashRouted, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(DecoderLayer))
         {
             input_layernorm = new global::LlmEff.Layers.RmsNorm(4096, eps: 1E-06, device, dtype);
             self_attn = new global::LlmEff.Layers.CompressedAttention(kind switch
@@ -156,25 +174,38 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
                 _ => new global::LlmEff.Layers.CompressedAttentionOptions(Dim: 4096, Heads: 64, HeadDim: 512, RopeDim: 64, QueryRank: 1024, OutputGroups: 8, OutputRank: 1024, Window: 128, Kind: global::LlmEff.Layers.CompressedAttentionKind.SlidingWindow, Ratio: 0, IndexerHeads: 0, IndexerDim: 0, TopK: 0, Precision: global::LlmEff.Quantization.IndexerPrecision.Fp4, Bf16Scores: false, Context: 1048576, RopeTheta: 10000, NormEps: 1E-06),
             }, device, dtype);
             post_attention_layernorm = new global::LlmEff.Layers.RmsNorm(4096, eps: 1E-06, device, dtype);
-            mlp = new MixtureOfExperts(device, dtype);
+            mlp = new MixtureOfExperts(hashRouted, device, dtype);
+            hc_attn_fn = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(24, 16384, device: device, dtype: dtype));
+            hc_attn_base = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(24, device: device, dtype: dtype));
+            hc_attn_scale = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(3, device: device, dtype: dtype));
+            global::LlmEff.Layers.HyperConnections.Initialize(hc_attn_fn, hc_attn_base, hc_attn_scale);
+            hc_ffn_fn = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(24, 16384, device: device, dtype: dtype));
+            hc_ffn_base = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(24, device: device, dtype: dtype));
+            hc_ffn_scale = new global::TorchSharp.Modules.Parameter(global::TorchSharp.torch.empty(3, device: device, dtype: dtype));
+            global::LlmEff.Layers.HyperConnections.Initialize(hc_ffn_fn, hc_ffn_base, hc_ffn_scale);
             RegisterComponents();
         }
 
-        /// <summary>The block applied to hidden states [batch, time, dim].</summary>
-        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
+        /// <summary>The block applied to residual streams [batch, time, streams, dim].</summary>
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor tokens)
         {
             using var scope = global::TorchSharp.torch.NewDisposeScope();
-            var h = x + self_attn.forward(input_layernorm.forward(x));
-            return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+            var (h, post, comb) = global::LlmEff.Layers.HyperConnections.Pre(x, hc_attn_fn, hc_attn_scale, hc_attn_base, iterations: 20, normEps: 1E-06);
+            var normed = input_layernorm.forward(h);
+            x = global::LlmEff.Layers.HyperConnections.Post(self_attn.forward(normed), x, post, comb);
+            (h, post, comb) = global::LlmEff.Layers.HyperConnections.Pre(x, hc_ffn_fn, hc_ffn_scale, hc_ffn_base, iterations: 20, normEps: 1E-06);
+            return global::LlmEff.Layers.HyperConnections.Post(mlp.forward(post_attention_layernorm.forward(h), tokens), x, post, comb).MoveToOuterDisposeScope();
         }
 
         /// <summary>The block for new tokens at <paramref name="offset"/> on, with this layer's cached keys and values in <paramref name="state"/>.</summary>
-        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::LlmEff.Generation.LayerState state, long offset)
+        internal global::TorchSharp.torch.Tensor Decode(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.LayerState state, long offset)
         {
             using var scope = global::TorchSharp.torch.NewDisposeScope();
-            var normed = input_layernorm.forward(x);
-            var h = x + self_attn.Decode(normed, state.Block(global::LlmEff.Generation.LayerState.CompressedAttention, () => self_attn.NewCache(x.shape[0])));
-            return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+            var (h, post, comb) = global::LlmEff.Layers.HyperConnections.Pre(x, hc_attn_fn, hc_attn_scale, hc_attn_base, iterations: 20, normEps: 1E-06);
+            var normed = input_layernorm.forward(h);
+            x = global::LlmEff.Layers.HyperConnections.Post(self_attn.Decode(normed, state.Block(global::LlmEff.Generation.LayerState.CompressedAttention, () => self_attn.NewCache(x.shape[0]))), x, post, comb);
+            (h, post, comb) = global::LlmEff.Layers.HyperConnections.Pre(x, hc_ffn_fn, hc_ffn_scale, hc_ffn_base, iterations: 20, normEps: 1E-06);
+            return global::LlmEff.Layers.HyperConnections.Post(mlp.forward(post_attention_layernorm.forward(h), tokens), x, post, comb).MoveToOuterDisposeScope();
         }
     }
 
@@ -206,30 +237,30 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
         }
     }
 
-    /// <summary>Mixture of experts: a √softplus router sends each token to 6 of 256 experts, with auxiliary-loss-free balancing (a selection bias nudged after each step); 1 shared expert sees every token. Only chosen experts run.</summary>
-    public sealed class MixtureOfExperts : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
+    /// <summary>Mixture of experts: a √softplus router sends each token to 6 of 256 experts, with auxiliary-loss-free balancing (a selection bias nudged after each step); 1 shared expert sees every token; the first 3 routed layers choose each token's experts from a fixed token→experts table, which the router's scores only weigh (hash routing: no selection bias, no balancing loss there). Only chosen experts run.</summary>
+    public sealed class MixtureOfExperts : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Experts = 256;
         private readonly global::LlmEff.Layers.ExpertRouter gate;
         private readonly global::TorchSharp.Modules.ModuleList<FeedForward> experts;
         private readonly FeedForward shared_experts;
 
-        internal MixtureOfExperts(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(MixtureOfExperts))
+        internal MixtureOfExperts(bool hashRouted, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(MixtureOfExperts))
         {
             gate = new global::LlmEff.Layers.ExpertRouter(new global::LlmEff.Layers.RouterOptions(Dim: 4096, Experts: Experts, Active: 6, Scoring: global::LlmEff.RouterScoring.SqrtSoftplus, Balance: global::LlmEff.ExpertBalance.AuxLossFree,
-                NormalizeWeights: true, RoutedScale: 1.5, AuxLossWeight: 0.01, BiasUpdateRate: 0.001), device, dtype);
+                NormalizeWeights: true, RoutedScale: 1.5, AuxLossWeight: 0.01, BiasUpdateRate: 0.001, HashVocab: hashRouted ? 129280 : 0), device, dtype);
             experts = new global::TorchSharp.Modules.ModuleList<FeedForward>();
             for (var i = 0; i < Experts; i++) experts.Add(new FeedForward(hidden: 2048, quantization: Quantization, device, dtype));
             shared_experts = new FeedForward(hidden: 2048, quantization: null, device, dtype);
             RegisterComponents();
         }
 
-        /// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs.</summary>
-        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x)
+        /// <summary>Weighted sum of the chosen experts' outputs [batch, time, dim] for normalised inputs and their token ids [batch, time] (a hash-routed layer chooses by them).</summary>
+        public override global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor tokenIds)
         {
             using var scope = global::TorchSharp.torch.NewDisposeScope();
             var tokens = x.reshape(-1, 4096);
-            var routed = global::LlmEff.Layers.ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
+            var routed = global::LlmEff.Layers.ExpertDispatch.Combine(tokens, gate.Route(tokens, tokenIds: tokenIds), experts);
             return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();
         }
     }
