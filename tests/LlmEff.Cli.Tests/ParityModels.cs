@@ -238,3 +238,14 @@ public partial class GgufGpt2LlamaNames;
 [Attention(Heads = 4, HeadDim = 32, Kind = AttentionKind.Compressed, RopeDim = 8, QRank = 32, OutputGroups = 2, OutputRank = 16, SlidingWindow = 4)]
 [CompressedLayers(Sparse = "1", Heavy = "2", SparseRatio = 2, HeavyRatio = 4, TopK = 3, IndexerHeads = 2, IndexerDim = 32)]
 public partial class ParityCompressed;
+
+/// <summary>DeepSeek V4 whole, small: compressed attention (window, CSA with its FP4 indexer, HCA), two residual streams,
+/// the first routed layer hash-routed by the token→experts table and the others scored by √softplus, clamped SwiGLU:
+/// every V4 part DeepSeekV4Flash combines, at a size both back ends run.</summary>
+[Model(Vocab = 64, Dim = 64, Layers = 3, Context = 32)]
+[Attention(Heads = 4, HeadDim = 32, Kind = AttentionKind.Compressed, RopeDim = 8, QRank = 32, OutputGroups = 2, OutputRank = 16, SlidingWindow = 4)]
+[CompressedLayers(Sparse = "1", Heavy = "2", SparseRatio = 2, HeavyRatio = 4, TopK = 3, IndexerHeads = 2, IndexerDim = 32)]
+[Mlp(ClampLimit = 10)]
+[MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, HashLayers = 1, Router = RouterScoring.SqrtSoftplus, Balance = ExpertBalance.AuxLossFree, RoutedScale = 1.5)]
+[Residual(Streams = 2)]
+public partial class ParityV4Whole;

@@ -115,6 +115,7 @@ public sealed class PyTorchParityTests : IDisposable
         ("ParityStreams", false),          // residual streams (mHC) around GQA
         ("ParityStreamsHybridMoe", false), // 3 streams, 7 Sinkhorn iterations, short convolutions, QkNorm, experts
         ("ParityStreamsLatentCheckpointed", false), // 2 streams, latent attention, activation checkpointing
+        ("ParityV4Whole", false),          // every V4 part together: compressed attention, residual streams, hash and scored routing, clamping
         ("ParityHashRoutedMoe", false),    // a dense layer, hash routing by the checkpoint's token table in two, scored routing in the last
     };
 

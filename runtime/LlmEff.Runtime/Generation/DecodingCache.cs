@@ -251,8 +251,11 @@ public sealed class LayerState : IDisposable
     /// <summary>Elements held in the valid part of the growing streams, over the whole batch.</summary>
     public long Elements => growing.Values.Sum(e => e.Length * e.ElementsPerEntry);
 
-    /// <summary><see cref="Elements"/> per batch row (dimension 0 is the batch unless a stream grows along it).</summary>
-    public long ElementsPerBatchRow => growing.Values.Sum(e => e.Length * e.ElementsPerEntry / e.BatchRows);
+    /// <summary><see cref="Elements"/> per batch row (dimension 0 is the batch unless a stream grows along it), plus what
+    /// blocks keeping their own state count of theirs (<see cref="ICountedState"/>: compressed attention's window, entries,
+    /// index keys and compressor state, which its sizing counts as cache).</summary>
+    public long ElementsPerBatchRow => growing.Values.Sum(e => e.Length * e.ElementsPerEntry / e.BatchRows)
+        + blocks.Values.OfType<ICountedState>().Sum(b => b.ElementsPerSequence);
 
     private bool disposed;
 
@@ -268,4 +271,12 @@ public sealed class LayerState : IDisposable
         fixedStates.Clear();
         blocks.Clear();
     }
+}
+
+/// <summary>A block's own decoding state (<see cref="LayerState.Block{T}"/>) that says how many elements it holds per
+/// sequence, so the cache's size counts it.</summary>
+public interface ICountedState : IDisposable
+{
+    /// <summary>Elements held for one sequence.</summary>
+    long ElementsPerSequence { get; }
 }

@@ -334,7 +334,7 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
 /// every compressed entry and (CSA) index key so far, and the compressors' state for the unfinished window — what
 /// DeepSeek's reference caches (<c>kv_cache</c>, the indexer's <c>kv_cache</c>, <c>kv_state</c>, <c>score_state</c>).
 /// </summary>
-public sealed class CompressedAttentionCache : IDisposable
+public sealed class CompressedAttentionCache : Generation.ICountedState
 {
     internal Tensor window;
     internal Tensor entries;
