@@ -20,6 +20,9 @@ namespace LlmEff.Generator.Benchmarks;
 public class GeneratorCostBenchmarks
 {
     public const int Models = 100;
+
+    /// <summary>Files the generator writes per model: the TorchSharp module, its PyTorch twin and its GGUF description.</summary>
+    public const int PartsPerModel = 3;
     private static readonly CSharpParseOptions Parse = new(LanguageVersion.Latest);
     private CSharpCompilation compilation = null!;
     private CSharpCompilation edited = null!;
@@ -58,13 +61,11 @@ public class GeneratorCostBenchmarks
             .Concat(second.TrackedOutputSteps.SelectMany(s => s.Value).SelectMany(s => s.Outputs).Select(o => ("emit", o.Reason)))
             .ToList();
         var rerun = reasons.Where(r => r.Reason is not (IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged)).ToList();
-        // Each model gets three files: the TorchSharp module, its PyTorch twin and its GGUF description.
-        const int partsPerModel = 3;
-        if (generated != Models * partsPerModel || rerun.Count > 0)
-            throw new InvalidOperationException($"Expected {Models * partsPerModel} generated files and every step cached after an unrelated edit; got {generated} files and re-runs: " +
+        if (generated != Models * PartsPerModel || rerun.Count > 0)
+            throw new InvalidOperationException($"Expected {Models * PartsPerModel} generated files and every step cached after an unrelated edit; got {generated} files and re-runs: " +
                 string.Join(", ", rerun.Select(r => $"{r.Item1}: {r.Reason}")));
         return string.Create(CultureInfo.InvariantCulture,
-            $"Incremental check: {generated / partsPerModel} models generated ({generated} files); after an unrelated edit all {reasons.Count} parse, model and emit outputs were cached or unchanged.");
+            $"Incremental check: {generated / PartsPerModel} models generated ({generated} files); after an unrelated edit all {reasons.Count} parse, model and emit outputs were cached or unchanged.");
     }
 
     private static GeneratorDriver NewDriver() =>

@@ -37,7 +37,7 @@ public sealed class CompressedIndexer : nn.Module, Training.IAuxiliaryLoss
         if (ropeDim < 0 || ropeDim % 2 != 0 || ropeDim > indexDim)
             throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, $"The rotary part must be even and at most the indexer head width {indexDim}.");
         if (topK <= 0) throw new ArgumentOutOfRangeException(nameof(topK), topK, "TopK must keep at least one entry.");
-        var block = precision switch { IndexerPrecision.Fp4 => IndexerQuantizer.Fp4BlockSize, IndexerPrecision.Fp8 => IndexerQuantizer.Fp8BlockSize, _ => 1 };
+        var block = IndexerQuantizer.BlockSize(precision);
         if (indexDim % block != 0)
             throw new ArgumentOutOfRangeException(nameof(indexDim), indexDim, $"{precision} quantizes blocks of {block}: the indexer head width must be a multiple.");
         Heads = heads;

@@ -48,6 +48,11 @@ public static class IndexerQuantizer
     /// <summary>Values per FP8 scale (DeepSeek V3.2's indexer <c>block_size</c>).</summary>
     public const int Fp8BlockSize = 128;
 
+    /// <summary>Values per scale of <paramref name="precision"/> along the last dimension (1 for BF16 and FP32, which
+    /// round each value alone): a width must be a multiple of it to be quantized.</summary>
+    public static int BlockSize(IndexerPrecision precision) =>
+        precision switch { IndexerPrecision.Fp4 => Fp4BlockSize, IndexerPrecision.Fp8 => Fp8BlockSize, _ => 1 };
+
     /// <summary>DeepSeek's FP4 amax floor, 6·2⁻¹²⁶: the scale never drops below 2⁻¹²⁶.</summary>
     public static readonly float Fp4AmaxFloor = 6f * MathF.ScaleB(1f, -126);
 

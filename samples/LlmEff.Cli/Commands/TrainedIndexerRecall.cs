@@ -42,12 +42,7 @@ internal static class TrainedIndexerRecall
             topK = sparse[0].Options.TopK;
             // A precision whose scale blocks do not divide the model's index width cannot quantize it (FP8's are 128 wide).
             var indexDim = sparse[0].Indexer!.IndexDim;
-            scorings ??= IndexerRecall.StandardScorings.Where(s => s != Reference && (s.Precision switch
-            {
-                IndexerPrecision.Fp4 => indexDim % IndexerQuantizer.Fp4BlockSize == 0,
-                IndexerPrecision.Fp8 => indexDim % IndexerQuantizer.Fp8BlockSize == 0,
-                _ => true,
-            })).ToList();
+            scorings ??= IndexerRecall.StandardScorings.Where(s => s != Reference && indexDim % IndexerQuantizer.BlockSize(s.Precision) == 0).ToList();
             var options = new TrainingOptions { Steps = steps, BatchSize = batch, SequenceLength = tokens, Seed = seed, WarmupSteps = Math.Min(20, steps / 10) };
             options.Validate();
             for (var state = 0; state < inputs.Length; state++)
