@@ -67,7 +67,7 @@ public class MixtureLayerBenchmarks
 
     private sealed class SwiGluExpert : nn.Module<Tensor, Tensor>
     {
-        private readonly Linear gate_proj, up_proj, down_proj;
+        private readonly TorchSharp.Modules.Linear gate_proj, up_proj, down_proj;
 
         public SwiGluExpert(int dim, int hidden) : base(nameof(SwiGluExpert))
         {

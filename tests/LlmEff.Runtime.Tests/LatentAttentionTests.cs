@@ -208,7 +208,7 @@ public sealed class LatentAttentionTests
     {
         private readonly Embedding embed;
         private readonly LatentAttention attention;
-        private readonly Linear head;
+        private readonly TorchSharp.Modules.Linear head;
 
         public IndexedModel(int vocab) : base(nameof(IndexedModel))
         {

@@ -34,14 +34,15 @@ internal static class GlobalNames
         {
             foreach (var type in types) names[type] = $"global::{ns}.{type}";
         }
-        Add("TorchSharp.Modules", "Linear", "Embedding", "ModuleList", "LayerNorm", "GELU", "Parameter");
+        Add("TorchSharp.Modules", "Embedding", "ModuleList", "LayerNorm", "GELU", "Parameter");
         Add("LlmEff", "IDeclaredModel", "IAttentionScores", "ModelFacts", "QuantFormat", "QuantTarget", "RouterScoring", "ExpertBalance");
         Add("LlmEff.Generation", "DecodingCache", "LayerState", "IDecoder");
-        Add("LlmEff.Layers", "Attention", "RotaryEmbedding", "RmsNorm", "Init", "KeyValueShare", "QuantizedLinear", "TransposedLinear",
+        Add("LlmEff.Layers", "Attention", "RotaryEmbedding", "RmsNorm", "Init", "KeyValueShare", "Linear", "QuantizedLinear", "TransposedLinear",
             "WeightQuantization", "ExpertRouter", "RouterOptions", "ExpertDispatch", "ActivationCheckpoint", "PositionalScoreMixer",
             "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv",
             "CompressedAttention", "CompressedAttentionOptions", "CompressedAttentionKind");
         Add("LlmEff.Quantization", "IndexerPrecision");
+        Add("LlmEff.Kernels", "MatrixVector");
         Add("LlmEff.Layers", "HyperConnections");
         return names;
     }

@@ -369,12 +369,13 @@ internal static class ModelEmitter
             return indexer.Length == 0 ? $"{layers} × {perLayer}" : $"{layers} × ({perLayer}{indexer})";
         }
 
-        /// <summary>Logits from the final hidden states <c>hidden</c>: through the token embedding when tied.</summary>
         /// <summary>The stack's token-input bias parameter (<see cref="LayoutPlan.InputBias"/>).</summary>
         private string InputBias => PlannedTensors.InputBiasName(plan);
 
+        /// <summary>Logits from the final hidden states <c>hidden</c>: through the token embedding when tied (by the runtime
+        /// Linear's product, so a decoding step's head runs on its matrix-vector kernel like every other layer).</summary>
         private string Logits => plan.TiedEmbeddings
-            ? $"nn.functional.linear(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
+            ? $"Linear.Apply(hidden, {names.Stack}.{names.TokenEmbedding}.weight!)"
             : $"{plan.OutputHead!.Name}.forward(hidden)";
 
         private void WriteTopModule()
@@ -409,6 +410,7 @@ internal static class ModelEmitter
                 using (w.Block("public Tensor forward(Tensor tokens, DecodingCache cache)"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
+                    w.Line("using var threads = MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector");
                     w.Line($"var hidden = {names.Stack}.Decode(tokens, cache);");
                     w.Line($"return {Logits}.MoveToOuterDisposeScope();");
                 }
@@ -1140,7 +1142,7 @@ internal static class ModelEmitter
             else
                 w.Line(linear.Transposed
                     ? $"{field} = new TransposedLinear({inputs}, {outputs}, hasBias: {bias}, device, dtype);"
-                    : $"{field} = nn.Linear({inputs}, {outputs}, hasBias: {bias}, device: device, dtype: dtype);");
+                    : $"{field} = new Linear({inputs}, {outputs}, hasBias: {bias}, device, dtype);");
             switch (linear.Init)
             {
                 case WeightInit.PyTorchUniform:

@@ -113,14 +113,14 @@ public sealed class CompressedAttention : nn.Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         o = options;
-        wq_a = nn.Linear(o.Dim, o.QueryRank, hasBias: false, device: device, dtype: dtype);
+        wq_a = new Linear(o.Dim, o.QueryRank, hasBias: false, device: device, dtype: dtype);
         q_norm = new RmsNorm(o.QueryRank, o.NormEps, device, dtype);
-        wq_b = nn.Linear(o.QueryRank, (long)o.Heads * o.HeadDim, hasBias: false, device: device, dtype: dtype);
-        wkv = nn.Linear(o.Dim, o.HeadDim, hasBias: false, device: device, dtype: dtype);
+        wq_b = new Linear(o.QueryRank, (long)o.Heads * o.HeadDim, hasBias: false, device: device, dtype: dtype);
+        wkv = new Linear(o.Dim, o.HeadDim, hasBias: false, device: device, dtype: dtype);
         kv_norm = new RmsNorm(o.HeadDim, o.NormEps, device, dtype);
         // wo_a holds the groups' projections stacked: [groups · rank, heads · HeadDim / groups], DeepSeek's layout.
-        wo_a = nn.Linear((long)o.Heads * o.HeadDim / o.OutputGroups, (long)o.OutputGroups * o.OutputRank, hasBias: false, device: device, dtype: dtype);
-        wo_b = nn.Linear((long)o.OutputGroups * o.OutputRank, o.Dim, hasBias: false, device: device, dtype: dtype);
+        wo_a = new Linear((long)o.Heads * o.HeadDim / o.OutputGroups, (long)o.OutputGroups * o.OutputRank, hasBias: false, device: device, dtype: dtype);
+        wo_b = new Linear((long)o.OutputGroups * o.OutputRank, o.Dim, hasBias: false, device: device, dtype: dtype);
         attn_sink = new Parameter(torch.zeros(o.Heads, dtype: ScalarType.Float32, device: device));
         if (o.Kind != CompressedAttentionKind.SlidingWindow)
             compressor = new Compressor(o.Dim, o.HeadDim, o.Ratio, overlap: o.Kind == CompressedAttentionKind.CompressedSparse, o.RopeDim, o.NormEps, device);

@@ -46,8 +46,8 @@ public sealed class CompressedIndexer : nn.Module, Training.IAuxiliaryLoss
         Precision = precision;
         Bf16Scores = bf16Scores;
         this.ropeDim = ropeDim;
-        wq_b = nn.Linear(queryRank, (long)heads * indexDim, hasBias: false, device: device, dtype: dtype);
-        weights_proj = nn.Linear(dim, heads, hasBias: false, device: device, dtype: dtype);
+        wq_b = new Linear(queryRank, (long)heads * indexDim, hasBias: false, device: device, dtype: dtype);
+        weights_proj = new Linear(dim, heads, hasBias: false, device: device, dtype: dtype);
         compressor = new Compressor(dim, indexDim, ratio, overlap: true, ropeDim, normEps, device);
         RegisterComponents();
         Init.Normal(wq_b.weight);

@@ -44,8 +44,8 @@ public sealed class Compressor : nn.Module
         Overlap = overlap;
         RopeDim = ropeDim;
         var width = (overlap ? 2L : 1L) * headDim;
-        wkv = nn.Linear(dim, width, hasBias: false, device: device, dtype: ScalarType.Float32);
-        wgate = nn.Linear(dim, width, hasBias: false, device: device, dtype: ScalarType.Float32);
+        wkv = new Linear(dim, width, hasBias: false, device: device, dtype: ScalarType.Float32);
+        wgate = new Linear(dim, width, hasBias: false, device: device, dtype: ScalarType.Float32);
         ape = new Parameter(torch.zeros(ratio, width, dtype: ScalarType.Float32, device: device));
         norm = new RmsNorm(headDim, normEps, device, ScalarType.Float32);
         RegisterComponents();

@@ -78,15 +78,15 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
         long qk = options.HeadDim + options.RopeDim;
         if (options.QRank > 0)
         {
-            q_a_proj = nn.Linear(options.Dim, options.QRank, hasBias: options.Bias, device: device, dtype: dtype);
+            q_a_proj = new Linear(options.Dim, options.QRank, hasBias: options.Bias, device: device, dtype: dtype);
             q_a_layernorm = new RmsNorm(options.QRank, options.NormEps, device, dtype);
-            q_b_proj = nn.Linear(options.QRank, options.Heads * qk, hasBias: false, device: device, dtype: dtype);
+            q_b_proj = new Linear(options.QRank, options.Heads * qk, hasBias: false, device: device, dtype: dtype);
         }
-        else q_proj = nn.Linear(options.Dim, options.Heads * qk, hasBias: options.Bias, device: device, dtype: dtype);
-        kv_a_proj_with_mqa = nn.Linear(options.Dim, options.KvRank + options.RopeDim, hasBias: options.Bias, device: device, dtype: dtype);
+        else q_proj = new Linear(options.Dim, options.Heads * qk, hasBias: options.Bias, device: device, dtype: dtype);
+        kv_a_proj_with_mqa = new Linear(options.Dim, options.KvRank + options.RopeDim, hasBias: options.Bias, device: device, dtype: dtype);
         kv_a_layernorm = new RmsNorm(options.KvRank, options.NormEps, device, dtype);
-        kv_b_proj = nn.Linear(options.KvRank, (long)options.Heads * 2 * options.HeadDim, hasBias: false, device: device, dtype: dtype);
-        o_proj = nn.Linear((long)options.Heads * options.HeadDim, options.Dim, hasBias: options.Bias, device: device, dtype: dtype);
+        kv_b_proj = new Linear(options.KvRank, (long)options.Heads * 2 * options.HeadDim, hasBias: false, device: device, dtype: dtype);
+        o_proj = new Linear((long)options.Heads * options.HeadDim, options.Dim, hasBias: options.Bias, device: device, dtype: dtype);
         this.indexer = indexer;
         rotary = new RotaryEmbedding(options.RopeDim, options.Context, options.RopeTheta, device, dtype);
         RegisterComponents();

@@ -43,9 +43,9 @@ public sealed class LightningIndexer : nn.Module, IAuxiliaryLoss
         IndexDim = indexDim;
         TopK = topK;
         scale = 1 / Math.Sqrt((double)heads * indexDim);
-        wq = nn.Linear(dim, (long)heads * indexDim, hasBias: false, device: device, dtype: dtype);
-        wk = nn.Linear(dim, indexDim, hasBias: false, device: device, dtype: dtype);
-        weights_proj = nn.Linear(dim, heads, hasBias: false, device: device, dtype: dtype);
+        wq = new Linear(dim, (long)heads * indexDim, hasBias: false, device: device, dtype: dtype);
+        wk = new Linear(dim, indexDim, hasBias: false, device: device, dtype: dtype);
+        weights_proj = new Linear(dim, heads, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
         Init.Normal(wq.weight);
         Init.Normal(wk.weight);

@@ -30,10 +30,10 @@ public sealed class ShortConv : nn.Module<Tensor, Tensor>
         if (layers <= 0) throw new ArgumentOutOfRangeException(nameof(layers), layers, "Layer count must be positive.");
         this.dim = dim;
         this.kernel = kernel;
-        in_proj = nn.Linear(dim, 3L * dim, hasBias: bias, device: device, dtype: dtype);
+        in_proj = new Linear(dim, 3L * dim, hasBias: bias, device: device, dtype: dtype);
         // Padding as in Hugging Face's module; forward pads on the left itself, so the module's own forward is unused.
         conv = nn.Conv1d(dim, dim, kernel, padding: kernel - 1, groups: dim, bias: bias, device: device, dtype: dtype);
-        out_proj = nn.Linear(dim, dim, hasBias: bias, device: device, dtype: dtype);
+        out_proj = new Linear(dim, dim, hasBias: bias, device: device, dtype: dtype);
         RegisterComponents();
 
         Init.Normal(in_proj.weight);

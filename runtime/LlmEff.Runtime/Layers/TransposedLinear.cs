@@ -1,3 +1,4 @@
+using System;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -10,24 +11,44 @@ namespace LlmEff.Layers;
 /// </summary>
 public sealed class TransposedLinear : nn.Module<Tensor, Tensor>
 {
+    private Parameter weight_;
+    private Parameter? bias_;
+
     /// <summary>Creates the layer; the weight is left uninitialised (callers initialise it).</summary>
     public TransposedLinear(long inFeatures, long outFeatures, bool hasBias = true, Device? device = null, ScalarType? dtype = null)
         : base(nameof(TransposedLinear))
     {
-        weight = new Parameter(torch.empty(inFeatures, outFeatures, dtype: dtype, device: device));
-        register_parameter(nameof(weight), weight);
+        weight_ = new Parameter(torch.empty(inFeatures, outFeatures, dtype: dtype, device: device));
+        register_parameter("weight", weight_);
         if (hasBias)
         {
-            bias = new Parameter(torch.zeros(outFeatures, dtype: dtype, device: device));
-            register_parameter(nameof(bias), bias);
+            bias_ = new Parameter(torch.zeros(outFeatures, dtype: dtype, device: device));
+            register_parameter("bias", bias_);
         }
     }
 
     /// <summary>Weight, input × output (named like TorchSharp's <c>Linear.weight</c>).</summary>
-    public Parameter weight { get; }
+    public Parameter weight
+    {
+        get => weight_;
+        set // Module.to() moves a layer by setting the property named like each parameter, as on nn.Linear
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            weight_ = value;
+            ConditionallyRegisterParameter("weight", value);
+        }
+    }
 
     /// <summary>Bias, or null.</summary>
-    public Parameter? bias { get; }
+    public Parameter? bias
+    {
+        get => bias_;
+        set
+        {
+            bias_ = value;
+            ConditionallyRegisterParameter("bias", value);
+        }
+    }
 
     /// <summary>x · weight + bias. linear() on the transposed view runs the same GEMM as a Linear layer; no copy is made.</summary>
     public override Tensor forward(Tensor x) => nn.functional.linear(x, weight.t(), bias);

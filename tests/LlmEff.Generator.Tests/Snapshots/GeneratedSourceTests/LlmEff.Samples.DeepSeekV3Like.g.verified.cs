@@ -30,14 +30,14 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
     public static DeepSeekV3Like Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly global::TorchSharp.Modules.Linear lm_head;
+    private readonly global::LlmEff.Layers.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
     public DeepSeekV3Like(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("DeepSeekV3Like")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = global::TorchSharp.torch.nn.Linear(7168, 129280, hasBias: false, device: device, dtype: dtype);
+        lm_head = new global::LlmEff.Layers.Linear(7168, 129280, hasBias: false, device, dtype);
         global::LlmEff.Layers.Init.Normal(lm_head.weight);
         RegisterComponents();
     }
@@ -58,6 +58,7 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
+        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector
         var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
@@ -149,17 +150,17 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
     /// <summary>SwiGLU feed-forward 18432 wide in dense layers, 2048 per expert, 2048 for the shared experts: down(silu(gate(x)) ⊙ up(x)).</summary>
     public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly global::TorchSharp.Modules.Linear gate_proj;
-        private readonly global::TorchSharp.Modules.Linear up_proj;
-        private readonly global::TorchSharp.Modules.Linear down_proj;
+        private readonly global::LlmEff.Layers.Linear gate_proj;
+        private readonly global::LlmEff.Layers.Linear up_proj;
+        private readonly global::LlmEff.Layers.Linear down_proj;
 
         internal FeedForward(long hidden, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = global::TorchSharp.torch.nn.Linear(7168, hidden, hasBias: false, device: device, dtype: dtype);
+            gate_proj = new global::LlmEff.Layers.Linear(7168, hidden, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(gate_proj.weight);
-            up_proj = global::TorchSharp.torch.nn.Linear(7168, hidden, hasBias: false, device: device, dtype: dtype);
+            up_proj = new global::LlmEff.Layers.Linear(7168, hidden, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(up_proj.weight);
-            down_proj = global::TorchSharp.torch.nn.Linear(hidden, 7168, hasBias: false, device: device, dtype: dtype);
+            down_proj = new global::LlmEff.Layers.Linear(hidden, 7168, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 61);
             RegisterComponents();
         }

@@ -58,14 +58,14 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
     public static DeepSeekV4Flash Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly global::TorchSharp.Modules.Linear lm_head;
+    private readonly global::LlmEff.Layers.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
     public DeepSeekV4Flash(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("DeepSeekV4Flash")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = global::TorchSharp.torch.nn.Linear(4096, 129280, hasBias: false, device: device, dtype: dtype);
+        lm_head = new global::LlmEff.Layers.Linear(4096, 129280, hasBias: false, device, dtype);
         global::LlmEff.Layers.Init.Normal(lm_head.weight);
         RegisterComponents();
     }
@@ -86,6 +86,7 @@ partial class DeepSeekV4Flash : global::TorchSharp.torch.nn.Module<global::Torch
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
+        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector
         var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }

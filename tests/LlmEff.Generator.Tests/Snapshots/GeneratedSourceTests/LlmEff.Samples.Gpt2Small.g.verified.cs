@@ -44,7 +44,7 @@ partial class Gpt2Small : global::TorchSharp.torch.nn.Module<global::TorchSharp.
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = transformer.forward(tokens);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 1024 tokens.</summary>
@@ -55,8 +55,9 @@ partial class Gpt2Small : global::TorchSharp.torch.nn.Module<global::TorchSharp.
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
+        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector
         var hidden = transformer.Decode(tokens, cache);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, transformer.wte.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for

@@ -30,14 +30,14 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
     public static Mixtral8x7B Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly global::TorchSharp.Modules.Linear lm_head;
+    private readonly global::LlmEff.Layers.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
     public Mixtral8x7B(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("Mixtral8x7B")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = global::TorchSharp.torch.nn.Linear(4096, 32000, hasBias: false, device: device, dtype: dtype);
+        lm_head = new global::LlmEff.Layers.Linear(4096, 32000, hasBias: false, device, dtype);
         global::LlmEff.Layers.Init.Normal(lm_head.weight);
         RegisterComponents();
     }
@@ -58,6 +58,7 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
+        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector
         var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
@@ -173,20 +174,20 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
     public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 32, KvHeads = 8;
-        private readonly global::TorchSharp.Modules.Linear q_proj;
-        private readonly global::TorchSharp.Modules.Linear k_proj;
-        private readonly global::TorchSharp.Modules.Linear v_proj;
-        private readonly global::TorchSharp.Modules.Linear o_proj;
+        private readonly global::LlmEff.Layers.Linear q_proj;
+        private readonly global::LlmEff.Layers.Linear k_proj;
+        private readonly global::LlmEff.Layers.Linear v_proj;
+        private readonly global::LlmEff.Layers.Linear o_proj;
 
         internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            q_proj = global::TorchSharp.torch.nn.Linear(4096, 4096, hasBias: false, device: device, dtype: dtype);
+            q_proj = new global::LlmEff.Layers.Linear(4096, 4096, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(q_proj.weight);
-            k_proj = global::TorchSharp.torch.nn.Linear(4096, 1024, hasBias: false, device: device, dtype: dtype);
+            k_proj = new global::LlmEff.Layers.Linear(4096, 1024, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(k_proj.weight);
-            v_proj = global::TorchSharp.torch.nn.Linear(4096, 1024, hasBias: false, device: device, dtype: dtype);
+            v_proj = new global::LlmEff.Layers.Linear(4096, 1024, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(v_proj.weight);
-            o_proj = global::TorchSharp.torch.nn.Linear(4096, 4096, hasBias: false, device: device, dtype: dtype);
+            o_proj = new global::LlmEff.Layers.Linear(4096, 4096, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 32);
             RegisterComponents();
         }
@@ -235,17 +236,17 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
     /// <summary>SwiGLU feed-forward 14336 per expert: down(silu(gate(x)) ⊙ up(x)).</summary>
     public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly global::TorchSharp.Modules.Linear gate_proj;
-        private readonly global::TorchSharp.Modules.Linear up_proj;
-        private readonly global::TorchSharp.Modules.Linear down_proj;
+        private readonly global::LlmEff.Layers.Linear gate_proj;
+        private readonly global::LlmEff.Layers.Linear up_proj;
+        private readonly global::LlmEff.Layers.Linear down_proj;
 
         internal FeedForward(long hidden, global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = global::TorchSharp.torch.nn.Linear(4096, hidden, hasBias: false, device: device, dtype: dtype);
+            gate_proj = new global::LlmEff.Layers.Linear(4096, hidden, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(gate_proj.weight);
-            up_proj = global::TorchSharp.torch.nn.Linear(4096, hidden, hasBias: false, device: device, dtype: dtype);
+            up_proj = new global::LlmEff.Layers.Linear(4096, hidden, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(up_proj.weight);
-            down_proj = global::TorchSharp.torch.nn.Linear(hidden, 4096, hasBias: false, device: device, dtype: dtype);
+            down_proj = new global::LlmEff.Layers.Linear(hidden, 4096, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 32);
             RegisterComponents();
         }

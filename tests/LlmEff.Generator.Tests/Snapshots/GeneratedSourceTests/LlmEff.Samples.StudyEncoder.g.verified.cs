@@ -30,14 +30,14 @@ partial class StudyEncoder : global::TorchSharp.torch.nn.Module<global::TorchSha
     public static StudyEncoder Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly global::TorchSharp.Modules.Linear lm_head;
+    private readonly global::LlmEff.Layers.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
     public StudyEncoder(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("StudyEncoder")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = global::TorchSharp.torch.nn.Linear(64, 10, hasBias: false, device: device, dtype: dtype);
+        lm_head = new global::LlmEff.Layers.Linear(64, 10, hasBias: false, device, dtype);
         global::LlmEff.Layers.Init.Normal(lm_head.weight);
         RegisterComponents();
     }
@@ -137,18 +137,18 @@ partial class StudyEncoder : global::TorchSharp.torch.nn.Module<global::TorchSha
     public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 2, KvHeads = 2;
-        private readonly global::TorchSharp.Modules.Linear k_proj;
-        private readonly global::TorchSharp.Modules.Linear v_proj;
-        private readonly global::TorchSharp.Modules.Linear o_proj;
+        private readonly global::LlmEff.Layers.Linear k_proj;
+        private readonly global::LlmEff.Layers.Linear v_proj;
+        private readonly global::LlmEff.Layers.Linear o_proj;
         private readonly global::LlmEff.Layers.PositionalScoreMixer score_mixer;
 
         internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            k_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
+            k_proj = new global::LlmEff.Layers.Linear(64, 64, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(k_proj.weight);
-            v_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
+            v_proj = new global::LlmEff.Layers.Linear(64, 64, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(v_proj.weight);
-            o_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: false, device: device, dtype: dtype);
+            o_proj = new global::LlmEff.Layers.Linear(64, 64, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 2);
             score_mixer = new global::LlmEff.Layers.PositionalScoreMixer(device, dtype);
             RegisterComponents();
@@ -184,17 +184,17 @@ partial class StudyEncoder : global::TorchSharp.torch.nn.Module<global::TorchSha
     /// <summary>SwiGLU feed-forward of width 192: down(silu(gate(x)) ⊙ up(x)).</summary>
     public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly global::TorchSharp.Modules.Linear gate_proj;
-        private readonly global::TorchSharp.Modules.Linear up_proj;
-        private readonly global::TorchSharp.Modules.Linear down_proj;
+        private readonly global::LlmEff.Layers.Linear gate_proj;
+        private readonly global::LlmEff.Layers.Linear up_proj;
+        private readonly global::LlmEff.Layers.Linear down_proj;
 
         internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = global::TorchSharp.torch.nn.Linear(64, 192, hasBias: false, device: device, dtype: dtype);
+            gate_proj = new global::LlmEff.Layers.Linear(64, 192, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(gate_proj.weight);
-            up_proj = global::TorchSharp.torch.nn.Linear(64, 192, hasBias: false, device: device, dtype: dtype);
+            up_proj = new global::LlmEff.Layers.Linear(64, 192, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(up_proj.weight);
-            down_proj = global::TorchSharp.torch.nn.Linear(192, 64, hasBias: false, device: device, dtype: dtype);
+            down_proj = new global::LlmEff.Layers.Linear(192, 64, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 2);
             RegisterComponents();
         }

@@ -30,14 +30,14 @@ partial class StudyEncoderTorchInit : global::TorchSharp.torch.nn.Module<global:
     public static StudyEncoderTorchInit Create(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) => new(device, dtype);
 
     private readonly DecoderStack model;
-    private readonly global::TorchSharp.Modules.Linear lm_head;
+    private readonly global::LlmEff.Layers.Linear lm_head;
 
     /// <summary>Builds the module with freshly initialised weights. On <c>torch.META</c> nothing is allocated,
     /// which is how sizes of very large declarations are checked.</summary>
     public StudyEncoderTorchInit(global::TorchSharp.torch.Device? device = null, global::TorchSharp.torch.ScalarType? dtype = null) : base("StudyEncoderTorchInit")
     {
         model = new DecoderStack(device, dtype);
-        lm_head = global::TorchSharp.torch.nn.Linear(64, 10, hasBias: true, device: device, dtype: dtype);
+        lm_head = new global::LlmEff.Layers.Linear(64, 10, hasBias: true, device, dtype);
         global::LlmEff.Layers.Init.PyTorchLinear(lm_head.weight, lm_head.bias, fanIn: 64);
         RegisterComponents();
     }
@@ -139,15 +139,15 @@ partial class StudyEncoderTorchInit : global::TorchSharp.torch.nn.Module<global:
     public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 2, KvHeads = 2;
-        private readonly global::TorchSharp.Modules.Linear qkv_proj;
-        private readonly global::TorchSharp.Modules.Linear o_proj;
+        private readonly global::LlmEff.Layers.Linear qkv_proj;
+        private readonly global::LlmEff.Layers.Linear o_proj;
         private readonly global::LlmEff.Layers.PositionalScoreMixer score_mixer;
 
         internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            qkv_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: true, device: device, dtype: dtype);
+            qkv_proj = new global::LlmEff.Layers.Linear(64, 64, hasBias: true, device, dtype);
             global::LlmEff.Layers.Init.PyTorchLinear(qkv_proj.weight, qkv_proj.bias, fanIn: 64);
-            o_proj = global::TorchSharp.torch.nn.Linear(64, 64, hasBias: true, device: device, dtype: dtype);
+            o_proj = new global::LlmEff.Layers.Linear(64, 64, hasBias: true, device, dtype);
             global::LlmEff.Layers.Init.PyTorchLinear(o_proj.weight, o_proj.bias, fanIn: 64);
             score_mixer = new global::LlmEff.Layers.PositionalScoreMixer(device, dtype, weightStd: 0.02);
             RegisterComponents();
@@ -183,14 +183,14 @@ partial class StudyEncoderTorchInit : global::TorchSharp.torch.nn.Module<global:
     /// <summary>GELU feed-forward of width 256: down(gelu(up(x))).</summary>
     public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly global::TorchSharp.Modules.Linear up_proj;
-        private readonly global::TorchSharp.Modules.Linear down_proj;
+        private readonly global::LlmEff.Layers.Linear up_proj;
+        private readonly global::LlmEff.Layers.Linear down_proj;
 
         internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            up_proj = global::TorchSharp.torch.nn.Linear(64, 256, hasBias: true, device: device, dtype: dtype);
+            up_proj = new global::LlmEff.Layers.Linear(64, 256, hasBias: true, device, dtype);
             global::LlmEff.Layers.Init.PyTorchLinear(up_proj.weight, up_proj.bias, fanIn: 64);
-            down_proj = global::TorchSharp.torch.nn.Linear(256, 64, hasBias: true, device: device, dtype: dtype);
+            down_proj = new global::LlmEff.Layers.Linear(256, 64, hasBias: true, device, dtype);
             global::LlmEff.Layers.Init.PyTorchLinear(down_proj.weight, down_proj.bias, fanIn: 256);
             RegisterComponents();
         }

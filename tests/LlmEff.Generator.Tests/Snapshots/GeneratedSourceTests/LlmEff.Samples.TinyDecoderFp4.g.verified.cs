@@ -60,7 +60,7 @@ partial class TinyDecoderFp4 : global::TorchSharp.torch.nn.Module<global::TorchS
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 256 tokens.</summary>
@@ -71,8 +71,9 @@ partial class TinyDecoderFp4 : global::TorchSharp.torch.nn.Module<global::TorchS
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
+        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector
         var hidden = model.Decode(tokens, cache);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for

@@ -60,7 +60,7 @@ partial class TinyMoeFp4 : global::TorchSharp.torch.nn.Module<global::TorchSharp
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 256 tokens.</summary>
@@ -71,8 +71,9 @@ partial class TinyMoeFp4 : global::TorchSharp.torch.nn.Module<global::TorchSharp
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
+        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector
         var hidden = model.Decode(tokens, cache);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
@@ -186,20 +187,20 @@ partial class TinyMoeFp4 : global::TorchSharp.torch.nn.Module<global::TorchSharp
     public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 4, KvHeads = 4;
-        private readonly global::TorchSharp.Modules.Linear q_proj;
-        private readonly global::TorchSharp.Modules.Linear k_proj;
-        private readonly global::TorchSharp.Modules.Linear v_proj;
-        private readonly global::TorchSharp.Modules.Linear o_proj;
+        private readonly global::LlmEff.Layers.Linear q_proj;
+        private readonly global::LlmEff.Layers.Linear k_proj;
+        private readonly global::LlmEff.Layers.Linear v_proj;
+        private readonly global::LlmEff.Layers.Linear o_proj;
 
         internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            q_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            q_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(q_proj.weight);
-            k_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            k_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(k_proj.weight);
-            v_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            v_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(v_proj.weight);
-            o_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            o_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 4);
             RegisterComponents();
         }

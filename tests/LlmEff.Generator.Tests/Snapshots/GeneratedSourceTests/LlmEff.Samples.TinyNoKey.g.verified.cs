@@ -44,7 +44,7 @@ partial class TinyNoKey : global::TorchSharp.torch.nn.Module<global::TorchSharp.
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>An empty decoding cache for up to 256 tokens.</summary>
@@ -55,8 +55,9 @@ partial class TinyNoKey : global::TorchSharp.torch.nn.Module<global::TorchSharp.
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
+        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector
         var hidden = model.Decode(tokens, cache);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
@@ -170,17 +171,17 @@ partial class TinyNoKey : global::TorchSharp.torch.nn.Module<global::TorchSharp.
     public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 4, KvHeads = 4;
-        private readonly global::TorchSharp.Modules.Linear q_proj;
-        private readonly global::TorchSharp.Modules.Linear v_proj;
-        private readonly global::TorchSharp.Modules.Linear o_proj;
+        private readonly global::LlmEff.Layers.Linear q_proj;
+        private readonly global::LlmEff.Layers.Linear v_proj;
+        private readonly global::LlmEff.Layers.Linear o_proj;
 
         internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            q_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            q_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(q_proj.weight);
-            v_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            v_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(v_proj.weight);
-            o_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            o_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 4);
             RegisterComponents();
         }
@@ -228,17 +229,17 @@ partial class TinyNoKey : global::TorchSharp.torch.nn.Module<global::TorchSharp.
     /// <summary>SwiGLU feed-forward of width 704: down(silu(gate(x)) ⊙ up(x)).</summary>
     public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly global::TorchSharp.Modules.Linear gate_proj;
-        private readonly global::TorchSharp.Modules.Linear up_proj;
-        private readonly global::TorchSharp.Modules.Linear down_proj;
+        private readonly global::LlmEff.Layers.Linear gate_proj;
+        private readonly global::LlmEff.Layers.Linear up_proj;
+        private readonly global::LlmEff.Layers.Linear down_proj;
 
         internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = global::TorchSharp.torch.nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
+            gate_proj = new global::LlmEff.Layers.Linear(256, 704, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(gate_proj.weight);
-            up_proj = global::TorchSharp.torch.nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
+            up_proj = new global::LlmEff.Layers.Linear(256, 704, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(up_proj.weight);
-            down_proj = global::TorchSharp.torch.nn.Linear(704, 256, hasBias: false, device: device, dtype: dtype);
+            down_proj = new global::LlmEff.Layers.Linear(704, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 4);
             RegisterComponents();
         }

@@ -44,7 +44,7 @@ partial class TinySharedPlus : global::TorchSharp.torch.nn.Module<global::TorchS
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         var hidden = model.forward(tokens);
-        return global::TorchSharp.torch.nn.functional.linear(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
+        return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Pre-softmax attention scores [batch, heads, time, time] of 0-based <paramref name="layer"/> for
@@ -135,15 +135,15 @@ partial class TinySharedPlus : global::TorchSharp.torch.nn.Module<global::TorchS
     public sealed class SelfAttention : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
         private const int Heads = 4, KvHeads = 4;
-        private readonly global::TorchSharp.Modules.Linear qkv_proj;
-        private readonly global::TorchSharp.Modules.Linear o_proj;
+        private readonly global::LlmEff.Layers.Linear qkv_proj;
+        private readonly global::LlmEff.Layers.Linear o_proj;
         private readonly global::LlmEff.Layers.PositionalScoreMixer score_mixer;
 
         internal SelfAttention(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(SelfAttention))
         {
-            qkv_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            qkv_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(qkv_proj.weight);
-            o_proj = global::TorchSharp.torch.nn.Linear(256, 256, hasBias: false, device: device, dtype: dtype);
+            o_proj = new global::LlmEff.Layers.Linear(256, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(o_proj.weight, layers: 4);
             score_mixer = new global::LlmEff.Layers.PositionalScoreMixer(device, dtype);
             RegisterComponents();
@@ -179,17 +179,17 @@ partial class TinySharedPlus : global::TorchSharp.torch.nn.Module<global::TorchS
     /// <summary>SwiGLU feed-forward of width 704: down(silu(gate(x)) ⊙ up(x)).</summary>
     public sealed class FeedForward : global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor>
     {
-        private readonly global::TorchSharp.Modules.Linear gate_proj;
-        private readonly global::TorchSharp.Modules.Linear up_proj;
-        private readonly global::TorchSharp.Modules.Linear down_proj;
+        private readonly global::LlmEff.Layers.Linear gate_proj;
+        private readonly global::LlmEff.Layers.Linear up_proj;
+        private readonly global::LlmEff.Layers.Linear down_proj;
 
         internal FeedForward(global::TorchSharp.torch.Device? device, global::TorchSharp.torch.ScalarType? dtype) : base(nameof(FeedForward))
         {
-            gate_proj = global::TorchSharp.torch.nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
+            gate_proj = new global::LlmEff.Layers.Linear(256, 704, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(gate_proj.weight);
-            up_proj = global::TorchSharp.torch.nn.Linear(256, 704, hasBias: false, device: device, dtype: dtype);
+            up_proj = new global::LlmEff.Layers.Linear(256, 704, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.Normal(up_proj.weight);
-            down_proj = global::TorchSharp.torch.nn.Linear(704, 256, hasBias: false, device: device, dtype: dtype);
+            down_proj = new global::LlmEff.Layers.Linear(704, 256, hasBias: false, device, dtype);
             global::LlmEff.Layers.Init.ResidualOutput(down_proj.weight, layers: 4);
             RegisterComponents();
         }
