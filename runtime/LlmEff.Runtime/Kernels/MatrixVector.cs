@@ -1,7 +1,6 @@
 using System;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using System.Threading.Tasks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,14 +11,16 @@ namespace LlmEff.Kernels;
 /// token by every weight, so it is bound by reading the weights; libtorch's CPU matrix-vector product (MKL's sgemv,
 /// as bundled with TorchSharp) runs on one thread whatever <c>torch.set_num_threads</c> says and reads about 13 GB/s
 /// on the 2-core development machine, where two threads read 39 (the decode-llama benchmark measures both). This
-/// kernel reads four weight rows at a time with AVX2 fused multiply-adds on each thread's share of the rows.
+/// kernel reads four weight rows at a time with AVX2 fused multiply-adds on each thread's share of the rows, the
+/// shares handed to <see cref="KernelWorkers"/>.
 /// It computes the same sums as <c>linear</c> in another order, so results agree to float rounding, not bit for bit.
 /// </summary>
 public static class MatrixVector
 {
-    /// <summary>Below this many weights one thread does the product: handing work to a second thread costs a few
-    /// microseconds, about what a 256 × 256 product takes.</summary>
-    public const long ParallelThreshold = 1L << 17;
+    /// <summary>Below this many weights one thread does the product. On DecodeFull's step (256 wide; 2026-11-30, 2
+    /// threads) sharing every product from 256 × 256 up took 1.7–1.9 ms, sharing none 2.4 ms, and sharing only those
+    /// above 2^17 weights 3.5 ms: with few products to do, the workers fell asleep between them (<see cref="KernelWorkers"/>).</summary>
+    public const long ParallelThreshold = 1L << 15;
 
     // Set on a thread while it holds a StepThreads handover: the threads libtorch had before it was given one.
     [ThreadStatic] private static int handedOver;
@@ -61,57 +62,63 @@ public static class MatrixVector
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>
-    /// Whether <see cref="Linear"/> takes the product of <paramref name="x"/> and <paramref name="weight"/>: autograd
-    /// off (the kernel records no graph), every tensor fp32 on the CPU, the weight contiguous [outputs, inputs] and
-    /// x a single row of <c>inputs</c> values in any shape [..., inputs].
+    /// x · Wᵀ + b shaped [..., outputs] like <c>nn.functional.linear</c>, or null where the kernel does not apply and
+    /// <c>linear</c> should run: autograd on (the kernel records no graph), a tensor that is not fp32 on the CPU, a
+    /// weight that is not a contiguous [outputs, inputs] matrix, or more than one row of inputs.
     /// </summary>
-    public static bool Applies(Tensor x, Tensor weight, Tensor? bias)
+    public static unsafe Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (!IsSupported || is_grad_enabled()) return false;
-        if (weight.dim() != 2 || x.dim() < 1 || x.shape[^1] != weight.shape[1] || x.NumberOfElements != weight.shape[1]) return false;
-        if (weight.shape[0] > int.MaxValue || weight.shape[1] > int.MaxValue) return false;
-        if (x.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32 || bias is { dtype: not ScalarType.Float32 }) return false;
-        if (x.device_type != DeviceType.CPU || weight.device_type != DeviceType.CPU || bias is { device_type: not DeviceType.CPU }) return false;
-        if (bias is not null && (bias.dim() != 1 || bias.shape[0] != weight.shape[0])) return false;
-        return weight.is_contiguous();
-    }
-
-    /// <summary>x · Wᵀ + b shaped [..., outputs] like <c>nn.functional.linear</c>; callers check <see cref="Applies"/> first.</summary>
-    public static unsafe Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
-    {
-        var rows = (int)weight.shape[0];
-        var columns = (int)weight.shape[1];
+        if (!IsSupported || is_grad_enabled()) return null;
+        // Shapes are read once: each read is a native call that allocates, and this runs for every product of a step.
+        var weightShape = weight.shape;
+        if (weightShape.Length != 2 || weightShape[0] > int.MaxValue || weightShape[1] > int.MaxValue) return null;
         var shape = x.shape;
+        if (shape.Length < 1 || shape[^1] != weightShape[1]) return null;
+        for (var d = 0; d < shape.Length - 1; d++) if (shape[d] != 1) return null;
+        if (x.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32 || bias is { dtype: not ScalarType.Float32 }) return null;
+        if (x.device_type != DeviceType.CPU || weight.device_type != DeviceType.CPU || bias is { device_type: not DeviceType.CPU }) return null;
+        if (bias is not null && (bias.dim() != 1 || bias.shape[0] != weightShape[0])) return null;
+        if (!weight.is_contiguous()) return null;
+
+        var rows = (int)weightShape[0];
+        var columns = (int)weightShape[1];
         shape[^1] = rows;
         using var row = x.contiguous();
-        using var biasRow = bias?.contiguous();
-        var y = bias is null ? empty(shape, ScalarType.Float32) : biasRow!.reshape(shape).clone();
+        var y = bias is null ? empty(shape, ScalarType.Float32) : bias.reshape(shape).clone();
         fixed (byte* w = weight.bytes)
         fixed (byte* v = row.bytes)
         fixed (byte* o = y.bytes)
         {
-            Multiply((float*)w, (float*)v, (float*)o, rows, columns, accumulate: bias is not null, handedOver > 0 ? handedOver : get_num_threads());
+            var product = new Product((float*)w, (float*)v, (float*)o, rows, columns, accumulate: bias is not null);
+            Multiply(&product, handedOver > 0 ? handedOver : get_num_threads());
         }
         return y;
     }
 
-    /// <summary>y[r] (+)= Σ_c w[r, c]·x[c] for r in 0..rows−1 on up to <paramref name="threads"/> threads.</summary>
-    private static unsafe void Multiply(float* w, float* x, float* y, int rows, int columns, bool accumulate, int threads)
+    // One product's operands, handed to the workers by address (it lives on the caller's stack until all parts are done).
+    private readonly unsafe struct Product(float* weight, float* input, float* output, int rows, int columns, bool accumulate)
     {
-        threads = (int)Math.Min(threads, rows / 4);
-        if (threads <= 1 || (long)rows * columns < ParallelThreshold)
-        {
-            Rows(w, x, y, 0, rows, columns, accumulate);
-            return;
-        }
-        nint wp = (nint)w, xp = (nint)x, yp = (nint)y;
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
-        {
-            // Shares start on multiples of four rows, so every share but the last runs the four-row loop only.
-            var start = (int)((long)rows / 4 * part / threads * 4);
-            var end = part == threads - 1 ? rows : (int)((long)rows / 4 * (part + 1) / threads * 4);
-            Rows((float*)wp, (float*)xp, (float*)yp, start, end, columns, accumulate);
-        });
+        public readonly float* Weight = weight, Input = input, Output = output;
+        public readonly int Rows = rows, Columns = columns;
+        public readonly bool Accumulate = accumulate;
+    }
+
+    private static unsafe void Multiply(Product* product, int threads)
+    {
+        threads = Math.Min(threads, product->Rows / 4);
+        if (threads > 1 && (long)product->Rows * product->Columns >= ParallelThreshold
+            && KernelWorkers.TryRun(&Part, (nint)product, threads)) return;
+        Rows(product->Weight, product->Input, product->Output, 0, product->Rows, product->Columns, product->Accumulate);
+    }
+
+    // Part `part` of `parts`: shares start on multiples of four rows, so every share but the last runs the four-row loop only.
+    private static unsafe void Part(nint state, int part, int parts)
+    {
+        var product = (Product*)state;
+        var quads = (long)product->Rows / 4;
+        var start = (int)(quads * part / parts * 4);
+        var end = part == parts - 1 ? product->Rows : (int)(quads * (part + 1) / parts * 4);
+        Rows(product->Weight, product->Input, product->Output, start, end, product->Columns, product->Accumulate);
     }
 
     private static unsafe void Rows(float* w, float* x, float* y, int start, int end, int columns, bool accumulate)

@@ -64,5 +64,5 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
 
     /// <summary><c>nn.functional.linear</c>, with a decoding step's single row on <see cref="MatrixVector"/> (also the tied output head's product).</summary>
     public static Tensor Apply(Tensor x, Tensor weight, Tensor? bias = null) =>
-        MatrixVector.Applies(x, weight, bias) ? MatrixVector.Linear(x, weight, bias) : nn.functional.linear(x, weight, bias);
+        MatrixVector.TryLinear(x, weight, bias) ?? nn.functional.linear(x, weight, bias);
 }

@@ -24,7 +24,7 @@ public sealed class MatrixVectorTests
         {
             // Without AVX2/FMA the kernel never applies and linear() runs everywhere.
             using var _ = no_grad();
-            Assert.False(MatrixVector.Applies(ones(columns), ones(rows, columns), null));
+            Assert.Null(MatrixVector.TryLinear(ones(columns), ones(rows, columns), null));
             return;
         }
         var before = get_num_threads();
@@ -41,9 +41,9 @@ public sealed class MatrixVectorTests
                 var bias = withBias ? randn(rows) : null;
                 var x = randn(shape);
                 using var _ = no_grad();
-                Assert.True(MatrixVector.Applies(x, weight, bias));
                 var expected = nn.functional.linear(x, weight, bias);
-                var actual = MatrixVector.Linear(x, weight, bias);
+                var actual = MatrixVector.TryLinear(x, weight, bias);
+                Assert.NotNull(actual);
                 Assert.Equal(expected.shape, actual.shape);
                 // The same sums in another order: float rounding of terms up to |w|·|x| summed over the columns.
                 var tolerance = 1e-6 * (weight.abs() * x.reshape(1, columns).abs()).sum(1).max().item<float>() + 1e-6;
@@ -58,20 +58,64 @@ public sealed class MatrixVectorTests
     }
 
     [Fact]
-    public void The_kernel_leaves_autograd_batches_and_other_dtypes_to_linear()
+    public void Products_asked_from_two_threads_at_once_or_after_the_workers_slept_are_right()
+    {
+        if (!MatrixVector.IsSupported) return;
+        var before = get_num_threads();
+        try
+        {
+            manual_seed(11);
+            var weight = randn(1000, 300);
+            var inputs = Enumerable.Range(0, 4).Select(_ => randn(1, 300)).ToArray();
+            Tensor expected;
+            using (no_grad()) expected = stack(inputs.Select(x => nn.functional.linear(x, weight)).ToArray());
+            // Two callers share the workers: one gets them, the other computes alone; both must be right, every time.
+            var failures = 0;
+            var callers = Enumerable.Range(0, 2).Select(c => new System.Threading.Thread(() =>
+            {
+                set_num_threads(2);
+                using var _ = no_grad();
+                for (var round = 0; round < 200; round++)
+                {
+                    using var scope = NewDisposeScope();
+                    var i = (round + c) % inputs.Length;
+                    var y = MatrixVector.TryLinear(inputs[i], weight, null)!;
+                    if ((y - expected[i]).abs().max().item<float>() > 1e-3) System.Threading.Interlocked.Increment(ref failures);
+                }
+            })).ToList();
+            callers.ForEach(t => t.Start());
+            callers.ForEach(t => t.Join());
+            Assert.Equal(0, failures);
+
+            // After a pause longer than the workers spin they sleep; the next product wakes them.
+            set_num_threads(2);
+            using var noGrad = no_grad();
+            System.Threading.Thread.Sleep(KernelWorkers.SpinTime * 20);
+            Assert.True((MatrixVector.TryLinear(inputs[0], weight, null)! - expected[0]).abs().max().item<float>() <= 1e-3);
+        }
+        finally
+        {
+            set_num_threads(before);
+        }
+    }
+
+    [Fact]
+    public void The_kernel_leaves_autograd_batches_views_and_other_dtypes_to_linear()
     {
         using var scope = NewDisposeScope();
         var weight = randn(8, 4);
         var row = randn(1, 4);
-        Assert.False(MatrixVector.Applies(row, weight, null)); // autograd on: the kernel records no graph
+        Assert.Null(MatrixVector.TryLinear(row, weight, null)); // autograd on: the kernel records no graph
         using var _ = no_grad();
-        Assert.Equal(MatrixVector.IsSupported, MatrixVector.Applies(row, weight, null));
-        Assert.False(MatrixVector.Applies(randn(2, 4), weight, null));                        // two rows
-        Assert.False(MatrixVector.Applies(row.to(ScalarType.Float64), weight.to(ScalarType.Float64), null));
-        Assert.False(MatrixVector.Applies(row, randn(4, 8).t(), null));                         // a transposed view
-        Assert.False(MatrixVector.Applies(row, weight, randn(8).to(ScalarType.Float64)));
-        Assert.False(MatrixVector.Applies(row, weight, randn(7)));
-        Assert.False(MatrixVector.Applies(randn(1, 5), weight, null));
+        Assert.Equal(MatrixVector.IsSupported, MatrixVector.TryLinear(row, weight, null) is not null);
+        Assert.Null(MatrixVector.TryLinear(randn(2, 4), weight, null));                        // two rows
+        Assert.Null(MatrixVector.TryLinear(randn(2, 1, 4), weight, null));                     // two rows, one per batch entry
+        Assert.Null(MatrixVector.TryLinear(row.to(ScalarType.Float64), weight.to(ScalarType.Float64), null));
+        Assert.Null(MatrixVector.TryLinear(row, randn(4, 8).t(), null));                         // a transposed view
+        Assert.Null(MatrixVector.TryLinear(row, weight, randn(8).to(ScalarType.Float64)));
+        Assert.Null(MatrixVector.TryLinear(row, weight, randn(7)));
+        Assert.Null(MatrixVector.TryLinear(randn(1, 5), weight, null));
+        Assert.Null(MatrixVector.TryLinear(row, randn(2, 8, 4), null));
     }
 
     [Fact]
