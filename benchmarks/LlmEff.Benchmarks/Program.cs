@@ -6,7 +6,7 @@ using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 // No arguments: the headline comparison (generated vs hand-written vs PyTorch, every variant).
-if (args.Length == 0 || args[0] is "compare" or "checkpointing" or "decode" or "decode-llama" or "rotation")
+if (args.Length == 0 || args[0] is "compare" or "checkpointing" or "decode" or "decode-llama" or "rotation" or "matvec")
 {
     try
     {
@@ -14,6 +14,7 @@ if (args.Length == 0 || args[0] is "compare" or "checkpointing" or "decode" or "
             : args[0] == "decode" ? LlmEff.Benchmarks.DecodeComparison.Run(args[1..])
             : args[0] == "decode-llama" ? LlmEff.Benchmarks.LlamaCppDecodeComparison.Run(args[1..])
             : args[0] == "rotation" ? LlmEff.Benchmarks.RotationComparison.Run(args[1..])
+            : args[0] == "matvec" ? LlmEff.Benchmarks.MatrixVectorComparison.Run(args[1..])
             : LlmEff.Benchmarks.CheckpointingComparison.Run(args[1..]);
     }
     catch (ArgumentException error)
