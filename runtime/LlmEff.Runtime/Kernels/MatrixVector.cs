@@ -58,6 +58,9 @@ public static class MatrixVector
         }
     }
 
+    /// <summary>Threads the kernels use: those handed over by <see cref="StepThreads"/> on this thread, else libtorch's.</summary>
+    internal static int KernelThreads => handedOver > 0 ? handedOver : get_num_threads();
+
     /// <summary>Whether this machine has the instructions the kernel uses (AVX2 and FMA).</summary>
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
@@ -90,7 +93,7 @@ public static class MatrixVector
         fixed (byte* o = y.bytes)
         {
             var product = new Product((float*)w, (float*)v, (float*)o, rows, columns, accumulate: bias is not null);
-            Multiply(&product, handedOver > 0 ? handedOver : get_num_threads());
+            Multiply(&product, KernelThreads);
         }
         return y;
     }

@@ -43,7 +43,7 @@ public static class Attention
         if (keys != offset + time)
             throw new ArgumentException($"Queries at positions {offset}..{offset + time - 1} need keys for positions 0..{offset + time - 1} ({offset + time}), got {keys}.", nameof(key));
         if (offset == 0) return Causal(query, key, value);
-        if (time == 1) return Attend(query, key, value);
+        if (time == 1) return Kernels.SingleQueryAttention.TryAttend(query, key, value) ?? Attend(query, key, value);
         // Query t (position offset + t) sees key s when s ≤ offset + t.
         using var keep = CausalKeep(time, keys, offset, query.device);
         return Attend(query, key, value, keep);

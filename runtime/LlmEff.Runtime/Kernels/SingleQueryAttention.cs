@@ -1,0 +1,130 @@
+using System;
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmEff.Kernels;
+
+/// <summary>
+/// softmax(q·Kᵀ/√d)·V for one query token over a decoding cache, fp32 on the CPU, the heads shared between threads. A
+/// cached step's attention reads every cached key and value once (Decode100M at 640 tokens: 3.9 MB per layer), so it is
+/// bound by reading them like the products are; inside <see cref="MatrixVector.StepThreads"/> libtorch's attention runs
+/// on one thread, and with fewer key/value heads than query heads it first copies the cache once per query head
+/// (<c>repeat_interleave</c>: SDPA has no grouped mode). This kernel reads each key/value head in place, once per query
+/// head of its group, straight from the cache's buffer (a view whose rows are contiguous per head). Same values as
+/// SDPA to float rounding (other summation order, <see cref="MathF.Exp(float)"/>).
+/// </summary>
+public static class SingleQueryAttention
+{
+    /// <summary>
+    /// Attention [1, heads, 1, valueDim] of query [1, heads, 1, d] over keys [1, kvHeads, time, d] and values
+    /// [1, kvHeads, time, valueDim], query head h reading key/value head h / (heads / kvHeads), scaled by 1/√d; or null
+    /// where the kernel does not apply and SDPA should run (autograd on, not fp32 on the CPU, more than one query or
+    /// sequence, key or value rows not contiguous, heads not a multiple of kvHeads).
+    /// </summary>
+    public static unsafe Tensor? TryAttend(Tensor query, Tensor key, Tensor value)
+    {
+        if (!MatrixVector.IsSupported || is_grad_enabled()) return null;
+        var q = query.shape;
+        var k = key.shape;
+        var v = value.shape;
+        if (q.Length != 4 || k.Length != 4 || v.Length != 4 || q[0] != 1 || q[2] != 1 || k[0] != 1 || v[0] != 1) return null;
+        long heads = q[1], kvHeads = k[1], time = k[2], dim = q[3], valueDim = v[3];
+        if (kvHeads < 1 || heads % kvHeads != 0 || v[1] != kvHeads || v[2] != time || k[3] != dim || time < 1 || time > int.MaxValue) return null;
+        if (query.dtype != ScalarType.Float32 || key.dtype != ScalarType.Float32 || value.dtype != ScalarType.Float32) return null;
+        if (query.device_type != DeviceType.CPU || key.device_type != DeviceType.CPU || value.device_type != DeviceType.CPU) return null;
+        // Each head's [time, d] block must be one run of memory: a cache buffer narrowed along time is, per head.
+        if (key.stride(3) != 1 || key.stride(2) != dim || value.stride(3) != 1 || value.stride(2) != valueDim) return null;
+
+        using var queryRows = query.contiguous();
+        using var firstKeys = key[0, 0];
+        using var firstValues = value[0, 0];
+        var output = empty(new[] { 1, heads, 1, valueDim }, ScalarType.Float32);
+        var job = new Job(Address(queryRows), Address(firstKeys), Address(firstValues), Address(output),
+            (int)heads, (int)(heads / kvHeads), (int)time, (int)dim, (int)valueDim, key.stride(1), value.stride(1),
+            1 / MathF.Sqrt(dim));
+        var parts = (int)Math.Min(MatrixVector.KernelThreads, heads);
+        if (parts <= 1 || !KernelWorkers.TryRun(&Part, (nint)(&job), parts)) Part((nint)(&job), 0, 1);
+        return output;
+    }
+
+    // The first element of a contiguous tensor or view (libtorch memory: it does not move).
+    private static unsafe float* Address(Tensor contiguous) =>
+        (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
+
+    private readonly unsafe struct Job(float* query, float* keys, float* values, float* output, int heads, int group, int time,
+        int dim, int valueDim, long keyHeadStride, long valueHeadStride, float scale)
+    {
+        public readonly float* Query = query, Keys = keys, Values = values, Output = output;
+        public readonly int Heads = heads, Group = group, Time = time, Dim = dim, ValueDim = valueDim;
+        public readonly long KeyHeadStride = keyHeadStride, ValueHeadStride = valueHeadStride;
+        public readonly float Scale = scale;
+    }
+
+    // Heads part, part + parts, … of the job.
+    private static unsafe void Part(nint state, int part, int parts)
+    {
+        var job = (Job*)state;
+        var rented = job->Time > 4096 ? ArrayPool<float>.Shared.Rent(job->Time) : null;
+        var scores = rented is null ? stackalloc float[job->Time] : rented.AsSpan(0, job->Time);
+        try
+        {
+            fixed (float* s = scores)
+            {
+                for (var h = part; h < job->Heads; h += parts) Head(job, h, s);
+            }
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    private static unsafe void Head(Job* job, int head, float* scores)
+    {
+        var q = job->Query + (long)head * job->Dim;
+        var keys = job->Keys + head / job->Group * job->KeyHeadStride;
+        var values = job->Values + head / job->Group * job->ValueHeadStride;
+        var output = job->Output + (long)head * job->ValueDim;
+        int time = job->Time, dim = job->Dim, valueDim = job->ValueDim;
+
+        var max = float.NegativeInfinity;
+        for (var t = 0; t < time; t++)
+        {
+            var key = keys + (long)t * dim;
+            var sum = Vector256<float>.Zero;
+            var c = 0;
+            for (; c + 8 <= dim; c += 8) sum = Fma.MultiplyAdd(Avx.LoadVector256(q + c), Avx.LoadVector256(key + c), sum);
+            var score = Vector256.Sum(sum);
+            for (; c < dim; c++) score += q[c] * key[c];
+            score *= job->Scale;
+            scores[t] = score;
+            if (score > max) max = score;
+        }
+        var total = 0f;
+        for (var t = 0; t < time; t++)
+        {
+            var weight = MathF.Exp(scores[t] - max);
+            scores[t] = weight;
+            total += weight;
+        }
+        // Σ_t p_t·v_t, the value row in 8-wide slices; then divided by Σ p_t.
+        var c0 = 0;
+        for (; c0 + 8 <= valueDim; c0 += 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (var t = 0; t < time; t++) acc = Fma.MultiplyAdd(Vector256.Create(scores[t]), Avx.LoadVector256(values + (long)t * valueDim + c0), acc);
+            Avx.Store(output + c0, acc / Vector256.Create(total));
+        }
+        for (; c0 < valueDim; c0++)
+        {
+            var acc = 0f;
+            for (var t = 0; t < time; t++) acc += scores[t] * values[(long)t * valueDim + c0];
+            output[c0] = acc / total;
+        }
+    }
+}
