@@ -140,6 +140,9 @@ public sealed class CommandTests : IDisposable
         Assert.Equal(Runs(temp.File("adamw")), Runs(temp.File("both"), "TinyDecoder (adamw)"));
         Assert.Equal(Runs(temp.File("muon")), Runs(temp.File("both"), "TinyDecoder (muon)"));
         Assert.Matches(@"TinyDecoder \(muon\) +Full attention \(baseline\), Muon .*(not resolved|resolved, higher|resolved, lower)", both.Output);
+        // The workers' own progress lines say which optimizer they train.
+        Assert.Matches(@"(?m)^TinyDecoder \(muon\)( seed \d+)?: held-out loss", both.Output);
+        Assert.Matches(@"(?m)^TinyDecoder \(adamw\)( seed \d+)?: held-out loss", both.Output);
     }
 
     [Fact]

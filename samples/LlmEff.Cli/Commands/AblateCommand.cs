@@ -122,12 +122,9 @@ internal static class AblateCommand
                 var description = Descriptions.GetValueOrDefault(name, name);
                 return optimizers.Count == 1
                     ? new Configuration(model, optimizer, name, description)
-                    : new Configuration(model, optimizer, $"{name} ({OptimizerName(optimizer)})", $"{description}, {(optimizer == OptimizerKind.Muon ? "Muon" : "AdamW")}");
+                    : new Configuration(model, optimizer, $"{name} ({TrainingOptionSet.OptimizerName(optimizer)})", $"{description}, {(optimizer == OptimizerKind.Muon ? "Muon" : "AdamW")}");
             })).ToList();
     }
-
-    /// <summary>The optimizer as --optimizer spells it.</summary>
-    private static string OptimizerName(OptimizerKind optimizer) => optimizer == OptimizerKind.Muon ? "muon" : "adamw";
 
     /// <summary>What a --jobs run hands its workers: how many at once, their threads, and the user's other options as
     /// given on the command line.</summary>
@@ -236,7 +233,7 @@ internal static class AblateCommand
                 var resultFile = Path.Combine(folder, $"{i}.json");
                 var arguments = new List<string>
                 {
-                    WorkerName, "--models", model, "--optimizer", OptimizerName(configuration.Optimizer), "--seed", seed.ToString(CultureInfo.InvariantCulture), "--seeds", "1",
+                    WorkerName, "--models", model, "--optimizer", TrainingOptionSet.OptimizerName(configuration.Optimizer), "--seed", seed.ToString(CultureInfo.InvariantCulture), "--seeds", "1",
                     "--threads", threads.ToString(CultureInfo.InvariantCulture), "--result-file", resultFile,
                 };
                 arguments.AddRange(workers.GivenArguments);
@@ -244,7 +241,7 @@ internal static class AblateCommand
                 var error = process.StandardError.ReadToEndAsync();
                 var printed = process.StandardOutput.ReadToEnd();
                 process.WaitForExit();
-                lock (print) Console.Write(printed);
+                lock (print) Console.Write(Relabel(printed, model, configuration.Label));
                 if (process.ExitCode != 0)
                     throw new InvalidOperationException($"The worker training {configuration.Label} with seed {seed} failed (exit code {process.ExitCode}): {error.Result.Trim()}");
                 // A worker trains one optimizer, so it labels its runs with the model's name alone.
@@ -262,6 +259,13 @@ internal static class AblateCommand
             Directory.Delete(folder, recursive: true);
         }
     }
+
+    /// <summary>A worker's printed lines with its model's name, which starts each of them, replaced by the configuration's
+    /// label: a worker trains one optimizer and names its runs by the model alone, so with --optimizer adamw,muon its
+    /// progress would not say which optimizer it trains.</summary>
+    internal static string Relabel(string printed, string model, string label) => model == label ? printed
+        : System.Text.RegularExpressions.Regex.Replace(printed, $@"(^|\r){System.Text.RegularExpressions.Regex.Escape(model)}(?=[ :])", m => m.Groups[1].Value + label,
+            System.Text.RegularExpressions.RegexOptions.Multiline);
 
     /// <summary>This program again: the llmeff executable when it runs as one, else the dotnet host with this assembly
     /// (under <c>dotnet llmeff.dll</c> and in tests).</summary>

@@ -63,6 +63,14 @@ internal sealed class TrainingOptionSet
         command.Options.Add(Optimizer);
     }
 
+    // The one spelling of each optimizer on the command line (parsed here; ablate's workers are passed it).
+    private static readonly (string Name, Training.OptimizerKind Kind)[] OptimizerNames =
+        { ("adamw", Training.OptimizerKind.AdamW), ("muon", Training.OptimizerKind.Muon) };
+
+    /// <summary>How --optimizer spells <paramref name="kind"/>.</summary>
+    public static string OptimizerName(Training.OptimizerKind kind) => Array.Find(OptimizerNames, n => n.Kind == kind).Name
+        ?? throw new ArgumentOutOfRangeException(nameof(kind), kind, "No command-line name for this optimizer.");
+
     /// <summary>--optimizer as the runtime's kind; anything but adamw or muon (any case) is refused naming the value, and
     /// so is a list: only <c>ablate</c> compares optimizers (<see cref="OptimizerKinds"/>).</summary>
     public OptimizerKind OptimizerKind(ParseResult result)
@@ -81,12 +89,9 @@ internal sealed class TrainingOptionSet
         var kinds = new System.Collections.Generic.List<OptimizerKind>();
         foreach (var name in given.Split(',', StringSplitOptions.TrimEntries))
         {
-            var kind = name.ToLowerInvariant() switch
-            {
-                "adamw" => Training.OptimizerKind.AdamW,
-                "muon" => Training.OptimizerKind.Muon,
-                _ => throw new ArgumentOutOfRangeException(Optimizer.Name, given, $"{Optimizer.Name} must be adamw or muon, not '{name}'."),
-            };
+            var kind = Array.FindIndex(OptimizerNames, n => n.Name == name.ToLowerInvariant()) is var index and >= 0
+                ? OptimizerNames[index].Kind
+                : throw new ArgumentOutOfRangeException(Optimizer.Name, given, $"{Optimizer.Name} must be {string.Join(" or ", Array.ConvertAll(OptimizerNames, n => n.Name))}, not '{name}'.");
             if (kinds.Contains(kind)) throw new ArgumentOutOfRangeException(Optimizer.Name, given, $"{Optimizer.Name} names {name} twice.");
             kinds.Add(kind);
         }
