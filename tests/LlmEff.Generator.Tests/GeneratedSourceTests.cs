@@ -68,8 +68,8 @@ public sealed class GeneratedSourceTests
         Assert.Empty(CompilationHarness.Problems(output));
     }
 
-    /// <summary>The user's own types named like what the generated code uses (TorchSharp's Tensor, nn, Device, Linear;
-    /// the runtime's Attention, Init, LayerState; the BCL's System) sit beside the models and must not capture a name.</summary>
+    /// <summary>The user's own types named like what the generated code uses (TorchSharp's Tensor, nn, Device; the runtime's
+    /// Linear, MatrixVector, Attention, Init, LayerState; the BCL's System) sit beside the models and must not capture a name.</summary>
     [Fact]
     public void Models_compile_beside_user_types_named_like_TorchSharp_runtime_and_BCL_types()
     {
@@ -82,6 +82,8 @@ public sealed class GeneratedSourceTests
                 public class Device { }
                 public class ScalarType { }
                 public class Linear { }
+                public class MatrixVector { }
+                public class Kernels { }
                 public class ModuleList<T> { }
                 public class Attention { }
                 public class Init { }
