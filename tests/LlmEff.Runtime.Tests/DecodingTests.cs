@@ -56,6 +56,45 @@ public sealed class DecodingTests
         Assert.True(difference <= 1e-4, $"{name}: incremental logits differ from the full forward by {difference}");
     }
 
+    /// <summary>One sequence at two threads: its single-token steps are where the kernels run (one-row products,
+    /// one query's attention, libtorch's threads handed over), which a batch of two never reaches.</summary>
+    [Theory]
+    [MemberData(nameof(CachedDecoders))]
+    public void One_sequence_decoded_token_by_token_on_two_threads_equals_the_full_forward(string name)
+    {
+        var declared = Zoo.ByName(name);
+        var before = get_num_threads();
+        try
+        {
+            set_num_threads(2);
+            manual_seed(12);
+            using var model = declared.Create();
+            model.eval();
+            const int time = 12;
+            var random = new Random(6);
+            var ids = Enumerable.Range(0, time).Select(_ => (long)random.Next(declared.Facts.Vocab)).ToArray();
+            using var _ = no_grad();
+            using var tokens = tensor(ids, new long[] { 1, time });
+            using var full = model.forward(tokens);
+            var decoder = (IDecoder)model;
+            using var cache = decoder.NewCache();
+            var pieces = new List<Tensor> { decoder.forward(tokens.narrow(1, 0, 4), cache) };
+            for (var t = 4; t < time; t++)
+            {
+                pieces.Add(decoder.forward(tokens.narrow(1, t, 1), cache));
+                Assert.Equal(2, get_num_threads()); // handed back after every step
+            }
+            using var incremental = cat(pieces, dim: 1);
+            foreach (var piece in pieces) piece.Dispose();
+            var difference = DecodingTestMath.MaxDifference(incremental, full);
+            Assert.True(difference <= 1e-4, $"{name}: token-by-token logits differ from the full forward by {difference}");
+        }
+        finally
+        {
+            set_num_threads(before);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(CachedDecoders))]
     public void The_cache_holds_exactly_the_declared_elements_per_token(string name)

@@ -410,7 +410,8 @@ internal static class ModelEmitter
                 using (w.Block("public Tensor forward(Tensor tokens, DecodingCache cache)"))
                 {
                     w.Line("using var scope = NewDisposeScope();");
-                    w.Line("using var threads = MatrixVector.StepThreads(tokens); // one token: every product is matrix × vector");
+                    if (plan.DecodesOnKernels)
+                        w.Line($"using var threads = MatrixVector.StepThreads(tokens, {names.Stack}.{names.TokenEmbedding}.weight!); // one token: every product is matrix × vector");
                     w.Line($"var hidden = {names.Stack}.Decode(tokens, cache);");
                     w.Line($"return {Logits}.MoveToOuterDisposeScope();");
                 }

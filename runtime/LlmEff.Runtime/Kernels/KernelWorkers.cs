@@ -30,8 +30,15 @@ internal static unsafe class KernelWorkers
         {
             if (workers.Length < parts - 1) Grow(parts - 1);
             for (var i = 1; i < parts; i++) workers[i - 1].Post(body, state, i, parts);
-            body(state, 0, parts);
-            for (var i = 1; i < parts; i++) workers[i - 1].WaitDone();
+            try
+            {
+                body(state, 0, parts);
+            }
+            finally
+            {
+                // Even if part 0 threw: the workers read `state` on the caller's stack until they are done.
+                for (var i = 1; i < parts; i++) workers[i - 1].WaitDone();
+            }
             return true;
         }
         finally

@@ -1,4 +1,6 @@
 using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -27,17 +29,22 @@ public static class MatrixVector
 
     /// <summary>
     /// Held over one decoding step of a single token in a single sequence, where every product is a matrix-vector
-    /// product: libtorch's own operations run on one thread, and this kernel on the threads libtorch had. Without it
+    /// product: libtorch's own operations run on one thread, and the kernels on the threads libtorch had. Without it
     /// the two contend: libgomp's idle workers spin for a while after each parallel region of libtorch's (an
     /// attention product, say) on the core the kernel's second thread needs, and a decoding step of Decode100M took
     /// 40 ms instead of 25 (2026-11-30, 2 threads; with <c>OMP_WAIT_POLICY=PASSIVE</c>, 24.5 ms, but that setting
-    /// costs training steps about a fifth). Returns null, changing nothing, where the kernel would not run (autograd
-    /// on, more than one token, one thread, no AVX2). libtorch's count is per calling thread under OpenMP; it is
-    /// restored on disposal.
+    /// costs training steps about a fifth). <paramref name="weight"/> is one of the model's weights, which tells its
+    /// dtype and device. Returns null, changing nothing, where the kernels would not run: autograd on, more than one
+    /// token, weights that are not fp32 on the CPU, one thread, no AVX2. The generator holds it only for models whose
+    /// every product can reach the kernels (no [Quant] layers, no transposed weights). Restored on disposal, also after
+    /// an exception. libtorch's count is per thread under OpenMP, but libtorch also keeps the last value set as the
+    /// count a thread starts with when it first uses libtorch, so a thread that makes its first libtorch call during
+    /// another thread's step starts with one.
     /// </summary>
-    public static IDisposable? StepThreads(Tensor tokens)
+    public static IDisposable? StepThreads(Tensor tokens, Tensor weight)
     {
         if (!IsSupported || handedOver > 0 || is_grad_enabled() || tokens.NumberOfElements != 1) return null;
+        if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return null;
         var threads = get_num_threads();
         if (threads <= 1) return null;
         set_num_threads(1);
@@ -87,16 +94,18 @@ public static class MatrixVector
         var columns = (int)weightShape[1];
         shape[^1] = rows;
         using var row = x.contiguous();
-        var y = bias is null ? empty(shape, ScalarType.Float32) : bias.reshape(shape).clone();
-        fixed (byte* w = weight.bytes)
-        fixed (byte* v = row.bytes)
-        fixed (byte* o = y.bytes)
-        {
-            var product = new Product((float*)w, (float*)v, (float*)o, rows, columns, accumulate: bias is not null);
-            Multiply(&product, KernelThreads);
-        }
+        using var biasRow = bias?.reshape(shape);
+        var y = biasRow is null ? empty(shape, ScalarType.Float32) : biasRow.clone();
+        // The weight's address from its first row: Tensor.bytes refuses a span over 2 GiB (DeepSeek-V3's head is 3.7 GB).
+        using var firstRow = weight[0];
+        var product = new Product(Address(firstRow), Address(row), Address(y), rows, columns, accumulate: bias is not null);
+        Multiply(&product, KernelThreads);
         return y;
     }
+
+    /// <summary>The first element of a contiguous tensor or view: libtorch's memory, which does not move while the tensor lives.</summary>
+    internal static unsafe float* Address(Tensor contiguous) =>
+        (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
 
     // One product's operands, handed to the workers by address (it lives on the caller's stack until all parts are done).
     private readonly unsafe struct Product(float* weight, float* input, float* output, int rows, int columns, bool accumulate)

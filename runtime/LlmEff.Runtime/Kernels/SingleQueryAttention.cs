@@ -1,7 +1,5 @@
 using System;
 using System.Buffers;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -44,17 +42,13 @@ public static class SingleQueryAttention
         using var firstKeys = key[0, 0];
         using var firstValues = value[0, 0];
         var output = empty(new[] { 1, heads, 1, valueDim }, ScalarType.Float32);
-        var job = new Job(Address(queryRows), Address(firstKeys), Address(firstValues), Address(output),
+        var job = new Job(MatrixVector.Address(queryRows), MatrixVector.Address(firstKeys), MatrixVector.Address(firstValues), MatrixVector.Address(output),
             (int)heads, (int)(heads / kvHeads), (int)time, (int)dim, (int)valueDim, key.stride(1), value.stride(1),
             1 / MathF.Sqrt(dim));
         var parts = (int)Math.Min(MatrixVector.KernelThreads, heads);
         if (parts <= 1 || !KernelWorkers.TryRun(&Part, (nint)(&job), parts)) Part((nint)(&job), 0, 1);
         return output;
     }
-
-    // The first element of a contiguous tensor or view (libtorch memory: it does not move).
-    private static unsafe float* Address(Tensor contiguous) =>
-        (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
 
     private readonly unsafe struct Job(float* query, float* keys, float* values, float* output, int heads, int group, int time,
         int dim, int valueDim, long keyHeadStride, long valueHeadStride, float scale)

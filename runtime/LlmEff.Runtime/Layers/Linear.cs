@@ -40,11 +40,14 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     public Parameter weight
     {
         get => weight_;
-        set // Module.to() moves a layer by setting the property named like each parameter, as on nn.Linear
+        set // Module.to() moves a layer by setting the property named like each parameter; as nn.Linear's setter,
+            // this frees the parameter it replaces and keeps the new one out of any dispose scope.
         {
             ArgumentNullException.ThrowIfNull(value);
-            weight_ = value;
-            ConditionallyRegisterParameter("weight", value);
+            if (value.Handle == weight_?.Handle) return;
+            weight_?.Dispose();
+            weight_ = (Parameter)value.DetachFromDisposeScope();
+            ConditionallyRegisterParameter("weight", weight_);
         }
     }
 
@@ -54,8 +57,10 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
         get => bias_;
         set
         {
-            bias_ = value;
-            ConditionallyRegisterParameter("bias", value);
+            if (value?.Handle == bias_?.Handle) return;
+            bias_?.Dispose();
+            bias_ = (Parameter?)value?.DetachFromDisposeScope();
+            ConditionallyRegisterParameter("bias", bias_);
         }
     }
 

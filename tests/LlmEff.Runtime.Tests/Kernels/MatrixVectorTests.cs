@@ -84,7 +84,8 @@ public sealed class MatrixVectorTests
                 }
             })).ToList();
             callers.ForEach(t => t.Start());
-            callers.ForEach(t => t.Join());
+            // A lost wake-up would hang here: fail instead.
+            Assert.All(callers, t => Assert.True(t.Join(TimeSpan.FromSeconds(60)), "A caller did not finish within a minute."));
             Assert.Equal(0, failures);
 
             // After a pause longer than the workers spin they sleep; the next product wakes them.
@@ -168,22 +169,24 @@ public sealed class MatrixVectorTests
             set_num_threads(2);
             using var scope = NewDisposeScope();
             var token = tensor(new long[] { 5 }).reshape(1, 1);
-            Assert.Null(MatrixVector.StepThreads(token)); // autograd on: the kernel would not run
+            var weight = randn(4, 4);
+            Assert.Null(MatrixVector.StepThreads(token, weight)); // autograd on: the kernel would not run
             using var _ = no_grad();
-            Assert.Null(MatrixVector.StepThreads(tensor(new long[] { 5, 6 }).reshape(1, 2)));
-            Assert.Null(MatrixVector.StepThreads(tensor(new long[] { 5, 6 }).reshape(2, 1)));
-            using (var held = MatrixVector.StepThreads(token))
+            Assert.Null(MatrixVector.StepThreads(tensor(new long[] { 5, 6 }).reshape(1, 2), weight));
+            Assert.Null(MatrixVector.StepThreads(tensor(new long[] { 5, 6 }).reshape(2, 1), weight));
+            using (var held = MatrixVector.StepThreads(token, weight))
             {
                 Assert.Equal(MatrixVector.IsSupported, held is not null);
                 if (held is not null)
                 {
                     Assert.Equal(1, get_num_threads());
-                    Assert.Null(MatrixVector.StepThreads(token)); // nested: already handed over
+                    Assert.Null(MatrixVector.StepThreads(token, weight)); // nested: already handed over
                 }
             }
             Assert.Equal(2, get_num_threads());
+            Assert.Null(MatrixVector.StepThreads(token, weight.to(ScalarType.BFloat16))); // a bf16 model's products never reach the kernels
             set_num_threads(1);
-            Assert.Null(MatrixVector.StepThreads(token)); // one thread: nothing to hand over
+            Assert.Null(MatrixVector.StepThreads(token, weight)); // one thread: nothing to hand over
         }
         finally
         {
