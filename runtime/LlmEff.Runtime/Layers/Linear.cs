@@ -12,56 +12,30 @@ namespace LlmEff.Layers;
 /// <see cref="MatrixVector"/> on every libtorch thread instead of libtorch's one-thread matrix-vector product.
 /// Everything else (training, batches, prefill, other dtypes and devices) is <c>nn.functional.linear</c>.
 /// </summary>
-public sealed class Linear : nn.Module<Tensor, Tensor>
+public sealed class Linear : LinearParameters
 {
-    private Parameter weight_;
-    private Parameter? bias_;
-
     /// <summary>Creates the layer with PyTorch's starting values: kaiming_uniform_(a = √5) on the weight, i.e.
-    /// U(±1/√inputs), and the bias U(±1/√inputs), as <c>nn.Linear</c> draws them.</summary>
+    /// U(±1/√inputs), and the bias U(±1/√inputs), as <c>nn.Linear</c> draws them (weight first).</summary>
     public Linear(long inputSize, long outputSize, bool hasBias = true, Device? device = null, ScalarType? dtype = null)
-        : base(nameof(Linear))
+        : base(nameof(Linear), StartingWeight(inputSize, outputSize, device, dtype), hasBias ? StartingBias(inputSize, outputSize, device, dtype) : null)
+    {
+    }
+
+    private static Parameter StartingWeight(long inputSize, long outputSize, Device? device, ScalarType? dtype)
     {
         if (inputSize < 1) throw new ArgumentOutOfRangeException(nameof(inputSize), inputSize, "A linear layer needs at least one input.");
         if (outputSize < 1) throw new ArgumentOutOfRangeException(nameof(outputSize), outputSize, "A linear layer needs at least one output.");
-        weight_ = new Parameter(torch.empty(outputSize, inputSize, dtype: dtype, device: device));
-        nn.init.kaiming_uniform_(weight_, a: Math.Sqrt(5));
-        register_parameter("weight", weight_);
-        if (hasBias)
-        {
-            bias_ = new Parameter(torch.empty(outputSize, dtype: dtype, device: device));
-            var bound = 1 / Math.Sqrt(inputSize);
-            nn.init.uniform_(bias_, -bound, bound);
-            register_parameter("bias", bias_);
-        }
+        var weight = new Parameter(torch.empty(outputSize, inputSize, dtype: dtype, device: device));
+        nn.init.kaiming_uniform_(weight, a: Math.Sqrt(5));
+        return weight;
     }
 
-    /// <summary>Weight, output × input.</summary>
-    public Parameter weight
+    private static Parameter StartingBias(long inputSize, long outputSize, Device? device, ScalarType? dtype)
     {
-        get => weight_;
-        set // Module.to() moves a layer by setting the property named like each parameter; as nn.Linear's setter,
-            // this frees the parameter it replaces and keeps the new one out of any dispose scope.
-        {
-            ArgumentNullException.ThrowIfNull(value);
-            if (value.Handle == weight_?.Handle) return;
-            weight_?.Dispose();
-            weight_ = (Parameter)value.DetachFromDisposeScope();
-            ConditionallyRegisterParameter("weight", weight_);
-        }
-    }
-
-    /// <summary>Bias, or null.</summary>
-    public Parameter? bias
-    {
-        get => bias_;
-        set
-        {
-            if (value?.Handle == bias_?.Handle) return;
-            bias_?.Dispose();
-            bias_ = (Parameter?)value?.DetachFromDisposeScope();
-            ConditionallyRegisterParameter("bias", bias_);
-        }
+        var bias = new Parameter(torch.empty(outputSize, dtype: dtype, device: device));
+        var bound = 1 / Math.Sqrt(inputSize);
+        nn.init.uniform_(bias, -bound, bound);
+        return bias;
     }
 
     /// <summary>x · weightᵀ + bias.</summary>

@@ -142,6 +142,9 @@ public sealed class MatrixVectorTests
         Assert.Equal(ScalarType.Float64, moved.weight.dtype);
         Assert.Equal(ScalarType.Float64, moved.bias!.dtype);
         Assert.Equal(ScalarType.Float64, moved.forward(ones(1, 4, dtype: ScalarType.Float64)).dtype);
+        using var transposed = new LlmEff.Layers.TransposedLinear(4, 2).to(ScalarType.Float64);
+        Assert.Equal(ScalarType.Float64, transposed.weight.dtype);
+        Assert.Equal(new[] { "bias", "weight" }, transposed.state_dict().Keys.OrderBy(k => k));
     }
 
     [Fact]
