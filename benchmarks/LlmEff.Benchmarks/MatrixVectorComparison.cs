@@ -10,9 +10,9 @@ using static TorchSharp.torch;
 namespace LlmEff.Benchmarks;
 
 /// <summary>
-/// `dotnet run -c Release -- matvec`: one token times every weight of Decode100M (its 84 layer matrices, then its tied
-/// 32,000 × 768 head), libtorch's <c>linear</c> against <see cref="MatrixVector"/>, interleaved round by round. The
-/// weights (438 MB) do not fit in cache, as in a decoding step. Reports each side's time and read rate, and checks that
+/// `dotnet run -c Release -- matvec`: one token times every weight of Decode100M (its layer matrices, then its tied
+/// head), libtorch's <c>linear</c> against <see cref="MatrixVector"/>, interleaved round by round. The
+/// weights (4 bytes for each of Decode100M.ParameterCount) do not fit in cache, as in a decoding step. Reports each side's time and read rate, and checks that
 /// both give the same products to float rounding.
 /// </summary>
 internal static class MatrixVectorComparison
@@ -22,7 +22,7 @@ internal static class MatrixVectorComparison
         var rounds = BenchmarkArguments.Option(args, "--rounds", 10, minimum: 1);
         var threads = BenchmarkArguments.Option(args, "--threads", 2, minimum: 1);
         set_num_threads(threads);
-        if (!MatrixVector.IsSupported)
+        if (!SingleTokenStep.IsSupported)
         {
             Console.Error.WriteLine("This CPU has no AVX2/FMA: the kernel does not run here.");
             return 2;
@@ -30,11 +30,12 @@ internal static class MatrixVectorComparison
         var inv = CultureInfo.InvariantCulture;
         manual_seed(1);
         using var _ = no_grad();
-        // Per layer: q, k, v, o (768 × 768), gate and up (2,048 × 768), down (768 × 2,048).
-        var shapes = new (long Rows, long Columns)[] { (768, 768), (768, 768), (768, 768), (768, 768), (2048, 768), (2048, 768), (768, 2048) };
-        var layers = Enumerable.Range(0, 12).SelectMany(_ => shapes).Select(s => randn(s.Rows, s.Columns)).ToArray();
-        using var head = randn(32000, 768);
-        var inputs = new Dictionary<long, Tensor> { [768] = randn(1, 1, 768), [2048] = randn(1, 1, 2048) };
+        // The model's own weights: every layer matrix, and the tied embedding as the head.
+        using var model = new Decode100M();
+        var matrices = model.named_parameters().Where(p => p.parameter.dim() == 2).ToList();
+        var head = matrices.Single(p => p.name.EndsWith("embed_tokens.weight", StringComparison.Ordinal)).parameter;
+        var layers = matrices.Where(p => p.parameter.Handle != head.Handle).Select(p => (Tensor)p.parameter).ToArray();
+        var inputs = layers.Append(head).Select(w => w.shape[1]).Distinct().ToDictionary(width => width, width => randn(1, 1, width));
         var layerBytes = 4.0 * layers.Sum(w => w.NumberOfElements);
         var headBytes = 4.0 * head.NumberOfElements;
 
@@ -53,8 +54,8 @@ internal static class MatrixVectorComparison
         {
             torchLayers.Add(Time(() => { foreach (var w in layers) nn.functional.linear(inputs[w.shape[1]], w); }));
             kernelLayers.Add(Time(() => { foreach (var w in layers) MatrixVector.TryLinear(inputs[w.shape[1]], w, null); }));
-            torchHead.Add(Time(() => nn.functional.linear(inputs[768], head)));
-            kernelHead.Add(Time(() => MatrixVector.TryLinear(inputs[768], head, null)));
+            torchHead.Add(Time(() => nn.functional.linear(inputs[head.shape[1]], head)));
+            kernelHead.Add(Time(() => MatrixVector.TryLinear(inputs[head.shape[1]], head, null)));
         }
 
         Console.WriteLine(string.Create(inv, $"One token through Decode100M's weights, fp32 CPU, {threads} threads, median of {rounds} interleaved rounds; {DateTime.UtcNow:yyyy-MM-dd}."));
@@ -63,12 +64,11 @@ internal static class MatrixVectorComparison
         Console.WriteLine();
         Console.WriteLine("| weights | MB | linear ms | linear GB/s | kernel ms | kernel GB/s | kernel / linear, paired by round |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---|");
-        foreach (var (name, bytes, torch, kernel) in new[] { ("84 layer matrices", layerBytes, torchLayers, kernelLayers), ("tied head 32,000 × 768", headBytes, torchHead, kernelHead) })
+        foreach (var (name, bytes, torch, kernel) in new[] { ($"{layers.Length} layer matrices", layerBytes, torchLayers, kernelLayers), ($"tied head {head.shape[0]:N0} × {head.shape[1]:N0}", headBytes, torchHead, kernelHead) })
         {
             double a = BenchmarkArguments.Median(torch), b = BenchmarkArguments.Median(kernel);
             Console.WriteLine(string.Create(inv, $"| {name} | {bytes / 1e6:F0} | {a:F2} | {bytes / a / 1e6:F1} | {b:F2} | {bytes / b / 1e6:F1} | {Statistics.Ratio(kernel, torch).Format(2)} |"));
         }
-        foreach (var w in layers) w.Dispose();
         return 0;
     }
 

@@ -69,7 +69,7 @@ public sealed class GeneratedSourceTests
     }
 
     /// <summary>The user's own types named like what the generated code uses (TorchSharp's Tensor, nn, Device; the runtime's
-    /// Linear, MatrixVector, Attention, Init, LayerState; the BCL's System) sit beside the models and must not capture a name.</summary>
+    /// Linear, SingleTokenStep, Attention, Init, LayerState; the BCL's System) sit beside the models and must not capture a name.</summary>
     [Fact]
     public void Models_compile_beside_user_types_named_like_TorchSharp_runtime_and_BCL_types()
     {
@@ -82,7 +82,7 @@ public sealed class GeneratedSourceTests
                 public class Device { }
                 public class ScalarType { }
                 public class Linear { }
-                public class MatrixVector { }
+                public class SingleTokenStep { }
                 public class Kernels { }
                 public class ModuleList<T> { }
                 public class Attention { }

@@ -411,7 +411,7 @@ internal static class ModelEmitter
                 {
                     w.Line("using var scope = NewDisposeScope();");
                     if (plan.DecodesOnKernels)
-                        w.Line($"using var threads = MatrixVector.StepThreads(tokens, {names.Stack}.{names.TokenEmbedding}.weight!); // one token: every product is matrix × vector");
+                        w.Line($"using var threads = SingleTokenStep.HandOverThreads(tokens, {names.Stack}.{names.TokenEmbedding}.weight!); // one token: every product is matrix × vector");
                     w.Line($"var hidden = {names.Stack}.Decode(tokens, cache);");
                     w.Line($"return {Logits}.MoveToOuterDisposeScope();");
                 }

@@ -466,7 +466,7 @@ internal sealed record LayoutPlan(
     public bool TrainsIndexers => Indexer is not null || Layers.Any(l => l.Compressed is { Kind: CompressedKind.CompressedSparse });
 
     /// <summary>A one-token decoding step hands libtorch's threads to the runtime's single-token kernels
-    /// (<c>MatrixVector.StepThreads</c>). Only where every product of the step can reach them: a fake-quantized or packed
+    /// (<c>SingleTokenStep.HandOverThreads</c>). Only where every product of the step can reach them: a fake-quantized or packed
     /// layer (<c>[Quant]</c>) dequantizes through libtorch, and a weight stored transposed (GPT-2's Conv1D) is not the
     /// kernel's layout, so those steps would lose libtorch's threads and gain nothing.</summary>
     public bool DecodesOnKernels => Decodes && Quant is null && !Names.FusedProjections;

@@ -1,6 +1,4 @@
 using System;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -24,53 +22,6 @@ public static class MatrixVector
     /// above 2^17 weights 3.5 ms: with few products to do, the workers fell asleep between them (<see cref="KernelWorkers"/>).</summary>
     public const long ParallelThreshold = 1L << 15;
 
-    // Set on a thread while it holds a StepThreads handover: the threads libtorch had before it was given one.
-    [ThreadStatic] private static int handedOver;
-
-    /// <summary>
-    /// Held over one decoding step of a single token in a single sequence, where every product is a matrix-vector
-    /// product: libtorch's own operations run on one thread, and the kernels on the threads libtorch had. Without it
-    /// the two contend: libgomp's idle workers spin for a while after each parallel region of libtorch's (an
-    /// attention product, say) on the core the kernel's second thread needs, and a decoding step of Decode100M took
-    /// 40 ms instead of 25 (2026-11-30, 2 threads; with <c>OMP_WAIT_POLICY=PASSIVE</c>, 24.5 ms, but that setting
-    /// costs training steps about a fifth). <paramref name="weight"/> is one of the model's weights, which tells its
-    /// dtype and device. Returns null, changing nothing, where the kernels would not run: autograd on, more than one
-    /// token, weights that are not fp32 on the CPU, one thread, no AVX2. The generator holds it only for models whose
-    /// every product can reach the kernels (no [Quant] layers, no transposed weights). Restored on disposal, also after
-    /// an exception. libtorch's count is per thread under OpenMP, but libtorch also keeps the last value set as the
-    /// count a thread starts with when it first uses libtorch, so a thread that makes its first libtorch call during
-    /// another thread's step starts with one.
-    /// </summary>
-    public static IDisposable? StepThreads(Tensor tokens, Tensor weight)
-    {
-        if (!IsSupported || handedOver > 0 || is_grad_enabled() || tokens.NumberOfElements != 1) return null;
-        if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return null;
-        var threads = get_num_threads();
-        if (threads <= 1) return null;
-        set_num_threads(1);
-        handedOver = threads;
-        return new Handover(threads);
-    }
-
-    private sealed class Handover(int threads) : IDisposable
-    {
-        private bool disposed;
-
-        public void Dispose()
-        {
-            if (disposed) return;
-            disposed = true;
-            handedOver = 0;
-            set_num_threads(threads);
-        }
-    }
-
-    /// <summary>Threads the kernels use: those handed over by <see cref="StepThreads"/> on this thread, else libtorch's.</summary>
-    internal static int KernelThreads => handedOver > 0 ? handedOver : get_num_threads();
-
-    /// <summary>Whether this machine has the instructions the kernel uses (AVX2 and FMA).</summary>
-    public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
-
     /// <summary>
     /// x · Wᵀ + b shaped [..., outputs] like <c>nn.functional.linear</c>, or null where the kernel does not apply and
     /// <c>linear</c> should run: autograd on (the kernel records no graph), a tensor that is not fp32 on the CPU, a
@@ -78,15 +29,14 @@ public static class MatrixVector
     /// </summary>
     public static unsafe Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (!IsSupported || is_grad_enabled()) return null;
+        if (!SingleTokenStep.IsSupported || is_grad_enabled()) return null;
         // Shapes are read once: each read is a native call that allocates, and this runs for every product of a step.
         var weightShape = weight.shape;
         if (weightShape.Length != 2 || weightShape[0] > int.MaxValue || weightShape[1] > int.MaxValue) return null;
         var shape = x.shape;
         if (shape.Length < 1 || shape[^1] != weightShape[1]) return null;
         for (var d = 0; d < shape.Length - 1; d++) if (shape[d] != 1) return null;
-        if (x.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32 || bias is { dtype: not ScalarType.Float32 }) return null;
-        if (x.device_type != DeviceType.CPU || weight.device_type != DeviceType.CPU || bias is { device_type: not DeviceType.CPU }) return null;
+        if (!SingleTokenStep.Fp32OnCpu(x) || !SingleTokenStep.Fp32OnCpu(weight) || bias is not null && !SingleTokenStep.Fp32OnCpu(bias)) return null;
         if (bias is not null && (bias.dim() != 1 || bias.shape[0] != weightShape[0])) return null;
         if (!weight.is_contiguous()) return null;
 
@@ -98,14 +48,10 @@ public static class MatrixVector
         var y = biasRow is null ? empty(shape, ScalarType.Float32) : biasRow.clone();
         // The weight's address from its first row: Tensor.bytes refuses a span over 2 GiB (DeepSeek-V3's head is 3.7 GB).
         using var firstRow = weight[0];
-        var product = new Product(Address(firstRow), Address(row), Address(y), rows, columns, accumulate: bias is not null);
-        Multiply(&product, KernelThreads);
+        var product = new Product(SingleTokenStep.Address(firstRow), SingleTokenStep.Address(row), SingleTokenStep.Address(y), rows, columns, accumulate: bias is not null);
+        Multiply(&product, SingleTokenStep.Threads);
         return y;
     }
-
-    /// <summary>The first element of a contiguous tensor or view: libtorch's memory, which does not move while the tensor lives.</summary>
-    internal static unsafe float* Address(Tensor contiguous) =>
-        (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
 
     // One product's operands, handed to the workers by address (it lives on the caller's stack until all parts are done).
     private readonly unsafe struct Product(float* weight, float* input, float* output, int rows, int columns, bool accumulate)

@@ -10,7 +10,7 @@ namespace LlmEff.Kernels;
 /// <summary>
 /// softmax(q·Kᵀ/√d)·V for one query token over a decoding cache, fp32 on the CPU, the heads shared between threads. A
 /// cached step's attention reads every cached key and value once (Decode100M at 640 tokens: 3.9 MB per layer), so it is
-/// bound by reading them like the products are; inside <see cref="MatrixVector.StepThreads"/> libtorch's attention runs
+/// bound by reading them like the products are; inside <see cref="SingleTokenStep.HandOverThreads"/> libtorch's attention runs
 /// on one thread, and with fewer key/value heads than query heads it first copies the cache once per query head
 /// (<c>repeat_interleave</c>: SDPA has no grouped mode). This kernel reads each key/value head in place, once per query
 /// head of its group, straight from the cache's buffer (a view whose rows are contiguous per head). Same values as
@@ -26,15 +26,14 @@ public static class SingleQueryAttention
     /// </summary>
     public static unsafe Tensor? TryAttend(Tensor query, Tensor key, Tensor value)
     {
-        if (!MatrixVector.IsSupported || is_grad_enabled()) return null;
+        if (!SingleTokenStep.IsSupported || is_grad_enabled()) return null;
         var q = query.shape;
         var k = key.shape;
         var v = value.shape;
         if (q.Length != 4 || k.Length != 4 || v.Length != 4 || q[0] != 1 || q[2] != 1 || k[0] != 1 || v[0] != 1) return null;
         long heads = q[1], kvHeads = k[1], time = k[2], dim = q[3], valueDim = v[3];
         if (kvHeads < 1 || heads % kvHeads != 0 || v[1] != kvHeads || v[2] != time || k[3] != dim || time < 1 || time > int.MaxValue) return null;
-        if (query.dtype != ScalarType.Float32 || key.dtype != ScalarType.Float32 || value.dtype != ScalarType.Float32) return null;
-        if (query.device_type != DeviceType.CPU || key.device_type != DeviceType.CPU || value.device_type != DeviceType.CPU) return null;
+        if (!SingleTokenStep.Fp32OnCpu(query) || !SingleTokenStep.Fp32OnCpu(key) || !SingleTokenStep.Fp32OnCpu(value)) return null;
         // Each head's [time, d] block must be one run of memory: a cache buffer narrowed along time is, per head.
         if (key.stride(3) != 1 || key.stride(2) != dim || value.stride(3) != 1 || value.stride(2) != valueDim) return null;
 
@@ -42,10 +41,10 @@ public static class SingleQueryAttention
         using var firstKeys = key[0, 0];
         using var firstValues = value[0, 0];
         var output = empty(new[] { 1, heads, 1, valueDim }, ScalarType.Float32);
-        var job = new Job(MatrixVector.Address(queryRows), MatrixVector.Address(firstKeys), MatrixVector.Address(firstValues), MatrixVector.Address(output),
+        var job = new Job(SingleTokenStep.Address(queryRows), SingleTokenStep.Address(firstKeys), SingleTokenStep.Address(firstValues), SingleTokenStep.Address(output),
             (int)heads, (int)(heads / kvHeads), (int)time, (int)dim, (int)valueDim, key.stride(1), value.stride(1),
             1 / MathF.Sqrt(dim));
-        var parts = (int)Math.Min(MatrixVector.KernelThreads, heads);
+        var parts = (int)Math.Min(SingleTokenStep.Threads, heads);
         if (parts <= 1 || !KernelWorkers.TryRun(&Part, (nint)(&job), parts)) Part((nint)(&job), 0, 1);
         return output;
     }

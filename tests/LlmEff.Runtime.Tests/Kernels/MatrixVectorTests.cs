@@ -20,7 +20,7 @@ public sealed class MatrixVectorTests
     [InlineData(2051, 769)]  // above it, with rows and columns that leave remainders on every path
     public void The_kernel_equals_linear_for_any_size_bias_and_thread_count(int rows, int columns)
     {
-        if (!MatrixVector.IsSupported)
+        if (!SingleTokenStep.IsSupported)
         {
             // Without AVX2/FMA the kernel never applies and linear() runs everywhere.
             using var _ = no_grad();
@@ -60,7 +60,7 @@ public sealed class MatrixVectorTests
     [Fact]
     public void Products_asked_from_two_threads_at_once_or_after_the_workers_slept_are_right()
     {
-        if (!MatrixVector.IsSupported) return;
+        if (!SingleTokenStep.IsSupported) return;
         var before = get_num_threads();
         try
         {
@@ -108,7 +108,7 @@ public sealed class MatrixVectorTests
         var row = randn(1, 4);
         Assert.Null(MatrixVector.TryLinear(row, weight, null)); // autograd on: the kernel records no graph
         using var _ = no_grad();
-        Assert.Equal(MatrixVector.IsSupported, MatrixVector.TryLinear(row, weight, null) is not null);
+        Assert.Equal(SingleTokenStep.IsSupported, MatrixVector.TryLinear(row, weight, null) is not null);
         Assert.Null(MatrixVector.TryLinear(randn(2, 4), weight, null));                        // two rows
         Assert.Null(MatrixVector.TryLinear(randn(2, 1, 4), weight, null));                     // two rows, one per batch entry
         Assert.Null(MatrixVector.TryLinear(row.to(ScalarType.Float64), weight.to(ScalarType.Float64), null));
@@ -173,23 +173,23 @@ public sealed class MatrixVectorTests
             using var scope = NewDisposeScope();
             var token = tensor(new long[] { 5 }).reshape(1, 1);
             var weight = randn(4, 4);
-            Assert.Null(MatrixVector.StepThreads(token, weight)); // autograd on: the kernel would not run
+            Assert.Null(SingleTokenStep.HandOverThreads(token, weight)); // autograd on: the kernel would not run
             using var _ = no_grad();
-            Assert.Null(MatrixVector.StepThreads(tensor(new long[] { 5, 6 }).reshape(1, 2), weight));
-            Assert.Null(MatrixVector.StepThreads(tensor(new long[] { 5, 6 }).reshape(2, 1), weight));
-            using (var held = MatrixVector.StepThreads(token, weight))
+            Assert.Null(SingleTokenStep.HandOverThreads(tensor(new long[] { 5, 6 }).reshape(1, 2), weight));
+            Assert.Null(SingleTokenStep.HandOverThreads(tensor(new long[] { 5, 6 }).reshape(2, 1), weight));
+            using (var held = SingleTokenStep.HandOverThreads(token, weight))
             {
-                Assert.Equal(MatrixVector.IsSupported, held is not null);
+                Assert.Equal(SingleTokenStep.IsSupported, held is not null);
                 if (held is not null)
                 {
                     Assert.Equal(1, get_num_threads());
-                    Assert.Null(MatrixVector.StepThreads(token, weight)); // nested: already handed over
+                    Assert.Null(SingleTokenStep.HandOverThreads(token, weight)); // nested: already handed over
                 }
             }
             Assert.Equal(2, get_num_threads());
-            Assert.Null(MatrixVector.StepThreads(token, weight.to(ScalarType.BFloat16))); // a bf16 model's products never reach the kernels
+            Assert.Null(SingleTokenStep.HandOverThreads(token, weight.to(ScalarType.BFloat16))); // a bf16 model's products never reach the kernels
             set_num_threads(1);
-            Assert.Null(MatrixVector.StepThreads(token, weight)); // one thread: nothing to hand over
+            Assert.Null(SingleTokenStep.HandOverThreads(token, weight)); // one thread: nothing to hand over
         }
         finally
         {

@@ -33,7 +33,7 @@ public sealed class SingleQueryAttentionTests
                 var expected = nn.functional.scaled_dot_product_attention(query,
                     keys.repeat_interleave(heads / kvHeads, dim: 1), values.repeat_interleave(heads / kvHeads, dim: 1));
                 var actual = SingleQueryAttention.TryAttend(query, keys, values);
-                if (!MatrixVector.IsSupported)
+                if (!SingleTokenStep.IsSupported)
                 {
                     Assert.Null(actual);
                     return;
@@ -59,7 +59,7 @@ public sealed class SingleQueryAttentionTests
         var values = randn(1, 2, 10, 8);
         Assert.Null(SingleQueryAttention.TryAttend(query, keys, values)); // autograd on
         using var _ = no_grad();
-        Assert.Equal(MatrixVector.IsSupported, SingleQueryAttention.TryAttend(query, keys, values) is not null);
+        Assert.Equal(SingleTokenStep.IsSupported, SingleQueryAttention.TryAttend(query, keys, values) is not null);
         Assert.Null(SingleQueryAttention.TryAttend(randn(1, 4, 2, 8), keys, values));                       // two queries
         Assert.Null(SingleQueryAttention.TryAttend(randn(2, 4, 1, 8), randn(2, 2, 10, 8), randn(2, 2, 10, 8))); // two sequences
         Assert.Null(SingleQueryAttention.TryAttend(randn(1, 3, 1, 8), keys, values));                       // 3 heads over 2

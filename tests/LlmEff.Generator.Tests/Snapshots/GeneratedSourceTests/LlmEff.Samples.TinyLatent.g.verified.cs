@@ -55,7 +55,7 @@ partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp
     public global::TorchSharp.torch.Tensor forward(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache)
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
-        using var threads = global::LlmEff.Kernels.MatrixVector.StepThreads(tokens, model.embed_tokens.weight!); // one token: every product is matrix × vector
+        using var threads = global::LlmEff.Kernels.SingleTokenStep.HandOverThreads(tokens, model.embed_tokens.weight!); // one token: every product is matrix × vector
         var hidden = model.Decode(tokens, cache);
         return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
