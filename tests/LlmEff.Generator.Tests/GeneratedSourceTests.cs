@@ -69,7 +69,7 @@ public sealed class GeneratedSourceTests
     }
 
     /// <summary>The user's own types named like what the generated code uses (TorchSharp's Tensor, nn, Device; the runtime's
-    /// Linear, SingleTokenStep, Attention, Init, LayerState; the BCL's System) sit beside the models and must not capture a name.</summary>
+    /// Linear, SingleTokenStep, SingleTokenDecoder, Attention, Init, LayerState; the BCL's System) sit beside the models and must not capture a name.</summary>
     [Fact]
     public void Models_compile_beside_user_types_named_like_TorchSharp_runtime_and_BCL_types()
     {
@@ -83,6 +83,8 @@ public sealed class GeneratedSourceTests
                 public class ScalarType { }
                 public class Linear { }
                 public class SingleTokenStep { }
+                public class SingleTokenDecoder { }
+                public class DecoderBlockWeights { }
                 public class Kernels { }
                 public class ModuleList<T> { }
                 public class Attention { }
@@ -96,6 +98,9 @@ public sealed class GeneratedSourceTests
 
                 [Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32)] [Attention(Projections.NoKey, Heads = 4, KvHeads = 2)]
                 public partial class Plain;
+
+                [Model(Vocab = 100, Dim = 64, Layers = 2, Context = 32, Bias = true, TiedEmbeddings = false)] [Attention(Heads = 4, KvHeads = 2)]
+                public partial class Llama;
 
                 [Model(Vocab = 100, Dim = 64, Layers = 3, Context = 32, Naming = ParameterNaming.Gpt2, Bias = true)]
                 [Attention(Heads = 4, ShareKvEvery = 2)] [MoE(Experts = 4, Active = 2, Shared = 1, ExpertHidden = 32, FirstLayer = 1)] [Quant(QuantFormat.Nvfp4)]
@@ -112,7 +117,7 @@ public sealed class GeneratedSourceTests
             """;
         var (output, run) = CompilationHarness.Generate(CompilationHarness.Compile(source));
 
-        Assert.Equal(12, run.GeneratedTrees.Length); // four models, three parts each
+        Assert.Equal(15, run.GeneratedTrees.Length); // five models, three parts each
         Assert.Empty(CompilationHarness.Problems(output));
     }
 

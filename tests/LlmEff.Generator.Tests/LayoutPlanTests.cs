@@ -191,6 +191,51 @@ public sealed class LayoutPlanTests
         Assert.All(parameters.Where(p => p.Name.EndsWith("score_mixer.weight", StringComparison.Ordinal)), m => Assert.InRange(m.MaxAbs, 1e-4f, 0.1f));
     }
 
+    private static readonly ModelSpec PlainLlama = new(Vocab: 64, Dim: 64, Layers: 3, Context: 16, TiedEmbeddings: true, Norm: NormKind.RmsNorm,
+        Positions: PositionKind.Rope, Bias: false, RopeTheta: 10000, NormEps: 1e-5, Naming: NamingKind.Llama,
+        Attention: new AttentionSpec(ProjectionKind.Full, Heads: 4, KvHeads: 2, HeadDim: 16), Mlp: new MlpSpec(192, ActivationKind.SwiGlu));
+
+    /// <summary>The fused single-token step computes pre-norm Llama blocks and nothing else: every other block kind, and
+    /// every option that changes what a block computes, must leave the step to the operation-by-operation path.</summary>
+    [Fact]
+    public void Only_models_of_plain_llama_blocks_decode_a_token_in_one_kernel()
+    {
+        var fused = new (string Change, ModelSpec Spec)[]
+        {
+            ("plain", PlainLlama),
+            ("biases", PlainLlama with { Bias = true }),
+            ("untied head", PlainLlama with { TiedEmbeddings = false }),
+            ("no positions", PlainLlama with { Positions = PositionKind.None }),
+            ("one key/value head", PlainLlama with { Attention = PlainLlama.Attention with { KvHeads = 1 } }),
+            ("checkpointing (training only)", PlainLlama with { Checkpointing = true }),
+        };
+        var moe = new MoeSpec(4, 2, 0, 32, 0, RouterKind.Softmax, BalanceKind.AuxLoss, true, 1, 0.01, 0);
+        var notFused = new (string Change, ModelSpec Spec)[]
+        {
+            ("NoKey", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoKey } }),
+            ("NoQuery", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoQuery } }),
+            ("Shared", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.Shared } }),
+            ("QK norm", PlainLlama with { Attention = PlainLlama.Attention with { QkNorm = true } }),
+            ("shared keys and values", PlainLlama with { Attention = PlainLlama.Attention with { ShareKvEvery = 3 } }),
+            ("latent attention", PlainLlama with { Attention = PlainLlama.Attention with { KvHeads = 4, Latent = new LatentSpec(16, 8, 0) } }),
+            ("sparse attention", PlainLlama with { Sparse = new SparseSpec(2, 8, 4) }),
+            ("short convolutions", PlainLlama with { Hybrid = new HybridSpec(new[] { 1 }.ToEquatableArray(), 3) }),
+            ("experts", PlainLlama with { Moe = moe }),
+            ("experts after a dense layer", PlainLlama with { Moe = moe with { FirstLayer = 1 } }),
+            ("quantization", PlainLlama with { Quant = new QuantSpec(QuantFormatKind.Mxfp4, QuantTargetKind.AllLinear, 0.8, false, 0) }),
+            ("residual streams", PlainLlama with { Residual = new ResidualSpec(4, 20) }),
+            ("LayerNorm", PlainLlama with { Norm = NormKind.LayerNorm }),
+            ("learned positions", PlainLlama with { Positions = PositionKind.Learned }),
+            ("GELU", PlainLlama with { Mlp = new MlpSpec(192, ActivationKind.Gelu) }),
+            ("clamped SwiGLU", PlainLlama with { Mlp = new MlpSpec(192, ActivationKind.SwiGlu, ClampLimit: 7) }),
+            ("GPT-2 names (transposed, fused weights)", PlainLlama with { Naming = NamingKind.Gpt2 }),
+            ("PyTorch's defaults (an input bias)", PlainLlama with { Init = InitKind.PyTorchDefault }),
+            ("an encoder", PlainLlama with { Causal = false }),
+        };
+        Assert.All(fused, c => Assert.True(LayoutPlanner.Plan(c.Spec).DecodesInOneKernel, c.Change));
+        Assert.All(notFused, c => Assert.False(LayoutPlanner.Plan(c.Spec).DecodesInOneKernel, c.Change));
+    }
+
     /// <summary>"name [d0, d1] parameter|buffer": one line per tensor, so a failure shows the first tensor that differs.</summary>
     private static string Describe(string name, long[] shape, bool trainable) =>
         $"{name} [{string.Join(", ", shape)}] {(trainable ? "parameter" : "buffer")}";

@@ -42,7 +42,7 @@ internal static class GlobalNames
             "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv",
             "CompressedAttention", "CompressedAttentionOptions", "CompressedAttentionKind");
         Add("LlmEff.Quantization", "IndexerPrecision");
-        Add("LlmEff.Kernels", "SingleTokenStep");
+        Add("LlmEff.Kernels", "SingleTokenStep", "SingleTokenDecoder", "DecoderBlockWeights");
         Add("LlmEff.Layers", "HyperConnections");
         return names;
     }

@@ -412,6 +412,14 @@ internal static class ModelEmitter
                     w.Line("using var scope = NewDisposeScope();");
                     if (plan.DecodesOnKernels)
                         w.Line($"using var threads = SingleTokenStep.HandOverThreads(tokens, {names.Stack}.{names.TokenEmbedding}.weight!); // one token: every product is matrix × vector");
+                    if (plan.DecodesInOneKernel)
+                    {
+                        var headArguments = plan.OutputHead is { } untied
+                            ? $"{untied.Name}.weight!, {untied.Name}.bias"
+                            : $"{names.Stack}.{names.TokenEmbedding}.weight!, null";
+                        w.Line("// One token of one sequence: the whole step in one call of the runtime's fused kernel, where it applies.");
+                        w.Line($"if ({names.Stack}.DecodeOneToken(tokens, cache, {headArguments}) is {{ }} logits) return logits.MoveToOuterDisposeScope();");
+                    }
                     w.Line($"var hidden = {names.Stack}.Decode(tokens, cache);");
                     w.Line($"return {Logits}.MoveToOuterDisposeScope();");
                 }
@@ -554,6 +562,19 @@ internal static class ModelEmitter
                 w.Line($"return {names.FinalNorm}.forward({CollapsedStreams}).MoveToOuterDisposeScope();");
             }
             w.Line();
+            if (!plan.DecodesInOneKernel) return;
+            var attention = plan.Attention!;
+            w.Line("/// <summary>Logits of a one-token step of one sequence, computed whole by the runtime's fused kernel (embedding, every");
+            w.Line("/// block, norm and head in one call), or null where <see cref=\"SingleTokenDecoder.TryStep\"/> does not apply; the cache");
+            w.Line("/// advances only when it ran.</summary>");
+            using (w.Block("internal Tensor? DecodeOneToken(Tensor tokens, DecodingCache cache, Tensor headWeight, Tensor? headBias)"))
+            {
+                w.Line($"var blocks = new DecoderBlockWeights[{spec.Layers}];");
+                w.Line($"for (var i = 0; i < {spec.Layers}; i++) blocks[i] = {names.Layers}[i].KernelWeights();");
+                w.Line($"return SingleTokenDecoder.TryStep(tokens, cache, Context, {names.TokenEmbedding}.weight!, {(rope ? names.Rotary : "rotary: null")}, blocks, {names.FinalNorm}, headWeight, headBias, " +
+                       $"heads: {attention.Heads}, kvHeads: {attention.KvHeads});");
+            }
+            w.Line();
         }
 
         /// <summary>The hidden states entering layer 0, and what every layer takes besides them.</summary>
@@ -656,6 +677,17 @@ internal static class ModelEmitter
                                 : $"var h = x + {attend};");
                             w.Line($"return (h + {FeedForwardCall($"{names.MlpNorm}.forward(h)")}).MoveToOuterDisposeScope();");
                         }
+                    }
+                }
+                if (plan.DecodesInOneKernel)
+                {
+                    w.Line();
+                    w.Line("/// <summary>This block's weights for the fused single-token step.</summary>");
+                    using (w.Block("internal DecoderBlockWeights KernelWeights()"))
+                    {
+                        w.Line($"var (q, k, v, o) = {names.Attention}.Projections;");
+                        w.Line($"var (gate, up, down) = {names.Mlp}.Projections;");
+                        w.Line($"return new({names.AttentionNorm}, q, k, v, o, {names.MlpNorm}, gate, up, down);");
                     }
                 }
                 if (ExposesScores)
@@ -845,6 +877,12 @@ internal static class ModelEmitter
                     w.Line("using var scope = NewDisposeScope();");
                     w.Line($"var (q, k, _) = Project(x{LayerArguments});");
                     w.Line($"return {(a.ScoreMixer ? "score_mixer.Scores(q, k)" : "Attention.Scores(q, k)")}.MoveToOuterDisposeScope();");
+                }
+                if (plan.DecodesInOneKernel)
+                {
+                    w.Line();
+                    w.Line("/// <summary>The four projections, for the fused single-token step.</summary>");
+                    w.Line($"internal (Linear Query, Linear Key, Linear Value, Linear Output) Projections => ({string.Join(", ", a.Projections.Select(l => l.Name))}, {a.Output.Name});");
                 }
                 w.Line();
                 w.Line("/// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>");
@@ -1070,6 +1108,12 @@ internal static class ModelEmitter
                     else
                         result = $"{down}.forward(nn.functional.gelu({inputs[0].Name}.forward(x), GELU.Approximate.tanh))";
                     w.Line($"return {result}.MoveToOuterDisposeScope();");
+                }
+                if (plan.DecodesInOneKernel)
+                {
+                    w.Line();
+                    w.Line("/// <summary>The three projections, for the fused single-token step.</summary>");
+                    w.Line($"internal (Linear Gate, Linear Up, Linear Down) Projections => ({string.Join(", ", template.Linears.Select(l => l.Name))});");
                 }
             }
         }

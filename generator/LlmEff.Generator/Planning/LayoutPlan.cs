@@ -471,5 +471,22 @@ internal sealed record LayoutPlan(
     /// kernel's layout, so those steps would lose libtorch's threads and gain nothing.</summary>
     public bool DecodesOnKernels => Decodes && Quant is null && !Names.FusedProjections;
 
+    /// <summary>
+    /// A one-token decoding step runs whole in the runtime's fused kernel (<c>SingleTokenDecoder</c>): every layer a
+    /// pre-norm Llama block that the kernel computes as the module does. That is RMSNorm everywhere, rotary or no
+    /// positions, its own q, k and v projections (any number of key/value heads; no aliasing, no QK norm, no score term,
+    /// no shared keys and values), a plain SwiGLU feed-forward (no clamp, no experts), and nothing else in the stack (no
+    /// learned positions, input bias or residual streams). Biases on the linear layers and an untied head are fine. For a
+    /// small model a step through libtorch is mostly the cost of its dozens of operations per layer, not their
+    /// arithmetic; other layouts take the operation-by-operation path.
+    /// </summary>
+    public bool DecodesInOneKernel =>
+        DecodesOnKernels && !LearnedPositions && !InputBias && Streams is null
+        && Attention is { Aliasing: QueryKeyAliasing.None, QueryNorm: null, KeyNorm: null, ScoreMixer: false, SharesKeyValues: false, RepeatedQueries: false }
+        && Latent is null && Indexer is null && Conv is null && Compressed is null && Mixture is null
+        && Dense is { Activation: ActivationKind.SwiGlu, ClampLimit: null, Quantized: false }
+        && MixerNorm.Kind == NormKind.RmsNorm && FeedForwardNorm.Kind == NormKind.RmsNorm && FinalNorm.Kind == NormKind.RmsNorm
+        && Layers.All(l => l.Mixer == TokenMixer.Attention && l.FeedForward == FeedForwardKind.Dense && l.OwnsKeysAndValues);
+
     public bool Takes(LayerInputs input) => (LayerInputs & input) != 0;
 }

@@ -184,6 +184,43 @@ public sealed class LayerState : IDisposable
         return entry.Buffer.narrow(dim, 0, entry.Length);
     }
 
+    /// <summary>
+    /// For the fused single-token step (<see cref="Kernels.SingleTokenDecoder"/>): whether growing stream
+    /// <paramref name="stream"/> can take one more fp32 entry [1, <paramref name="heads"/>, 1, <paramref name="width"/>]
+    /// along dimension 2 after exactly <paramref name="length"/> entries, on the CPU: it holds such entries (or nothing yet,
+    /// with <paramref name="length"/> 0) and has room under the capacity. Changes nothing.
+    /// </summary>
+    internal bool TakesRow(int stream, long heads, long width, long length)
+    {
+        if (disposed || fixedStates.ContainsKey(stream) || blocks.ContainsKey(stream) || length + 1 > capacity) return false;
+        if (!growing.TryGetValue(stream, out var entry)) return length == 0;
+        var buffer = entry.Buffer;
+        if (entry.Dim != 2 || entry.Length != length || !Kernels.SingleTokenStep.Fp32OnCpu(buffer)) return false;
+        var shape = buffer.shape;
+        return shape.Length == 4 && shape[0] == 1 && shape[1] == heads && shape[3] == width;
+    }
+
+    /// <summary>
+    /// For the fused single-token step, after <see cref="TakesRow"/> said yes: appends one entry to the stream without
+    /// writing it (the kernel writes it in place) and returns the buffer's first element and its length along dimension 2,
+    /// so head h's new row starts at <c>(h · slots + index) · width</c>, index being the length before the call.
+    /// Creates or grows the buffer as <see cref="Append"/> does.
+    /// </summary>
+    internal unsafe float* AppendRowInPlace(int stream, long heads, long width, out long slots)
+    {
+        if (!growing.TryGetValue(stream, out var entry))
+        {
+            var first = torch.empty(new[] { 1, heads, Math.Min(capacity, FirstAllocation), width }, dtype: ScalarType.Float32).DetachFromDisposeScope();
+            entry = new Growing(first, 2);
+            growing[stream] = entry;
+        }
+        if (entry.Length + 1 > capacity) throw Overflow(stream, entry.Length, 1);
+        if (entry.Length + 1 > entry.Buffer.shape[2]) Grow(entry, entry.Length + 1);
+        entry.Length += 1;
+        slots = entry.Buffer.shape[2];
+        return Kernels.SingleTokenStep.Address(entry.Buffer);
+    }
+
     private InvalidOperationException Overflow(int stream, long length, long count) =>
         new($"Appending {count} entries to stream {stream}, which holds {length}, would exceed the cache's capacity of {capacity} tokens.");
 

@@ -44,43 +44,59 @@ public static class MatrixVector
         var columns = (int)weightShape[1];
         shape[^1] = rows;
         using var row = x.contiguous();
-        using var biasRow = bias?.reshape(shape);
-        var y = biasRow is null ? empty(shape, ScalarType.Float32) : biasRow.clone();
-        // The weight's address from its first row: Tensor.bytes refuses a span over 2 GiB (DeepSeek-V3's head is 3.7 GB).
-        using var firstRow = weight[0];
-        var product = new Product(SingleTokenStep.Address(firstRow), SingleTokenStep.Address(row), SingleTokenStep.Address(y), rows, columns, accumulate: bias is not null);
+        using var biasRow = bias?.contiguous();
+        var y = empty(shape, ScalarType.Float32);
+        var product = new Product(SingleTokenStep.Address(weight), SingleTokenStep.Address(row), SingleTokenStep.Address(y),
+            biasRow is null ? null : SingleTokenStep.Address(biasRow), rows, columns, accumulate: false);
         Multiply(&product, SingleTokenStep.Threads);
         return y;
     }
 
-    // One product's operands, handed to the workers by address (it lives on the caller's stack until all parts are done).
-    private readonly unsafe struct Product(float* weight, float* input, float* output, int rows, int columns, bool accumulate)
+    /// <summary>One product's operands, handed to the workers by address (it lives on the caller's stack until all parts are
+    /// done): y = W·x + b, or y += W·x + b when <see cref="Accumulate"/> (a residual add in the same pass); b may be null.</summary>
+    internal readonly unsafe struct Product(float* weight, float* input, float* output, float* bias, int rows, int columns, bool accumulate)
     {
-        public readonly float* Weight = weight, Input = input, Output = output;
+        public readonly float* Weight = weight, Input = input, Output = output, Bias = bias;
         public readonly int Rows = rows, Columns = columns;
         public readonly bool Accumulate = accumulate;
+
+        public long Weights => (long)Rows * Columns;
+
+        /// <summary>Rows <paramref name="start"/> … end − 1 of the product.</summary>
+        public void Run(int start, int end) => MatrixVector.Rows(this, start, end);
     }
 
-    private static unsafe void Multiply(Product* product, int threads)
+    /// <summary>The whole product, its rows shared between up to <paramref name="threads"/> threads when it is large enough.</summary>
+    internal static unsafe void Multiply(Product* product, int threads)
     {
         threads = Math.Min(threads, product->Rows / 4);
-        if (threads > 1 && (long)product->Rows * product->Columns >= ParallelThreshold
+        if (threads > 1 && product->Weights >= ParallelThreshold
             && KernelWorkers.TryRun(&Part, (nint)product, threads)) return;
-        Rows(product->Weight, product->Input, product->Output, 0, product->Rows, product->Columns, product->Accumulate);
+        product->Run(0, product->Rows);
     }
 
     // Part `part` of `parts`: shares start on multiples of four rows, so every share but the last runs the four-row loop only.
     private static unsafe void Part(nint state, int part, int parts)
     {
         var product = (Product*)state;
-        var quads = (long)product->Rows / 4;
-        var start = (int)(quads * part / parts * 4);
-        var end = part == parts - 1 ? product->Rows : (int)(quads * (part + 1) / parts * 4);
-        Rows(product->Weight, product->Input, product->Output, start, end, product->Columns, product->Accumulate);
+        var (start, end) = Share(product->Rows, part, parts);
+        product->Run(start, end);
     }
 
-    private static unsafe void Rows(float* w, float* x, float* y, int start, int end, int columns, bool accumulate)
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of <paramref name="rows"/> rows, starting on a multiple of four.</summary>
+    internal static (int Start, int End) Share(int rows, int part, int parts)
     {
+        var quads = (long)rows / 4;
+        var start = (int)(quads * part / parts * 4);
+        var end = part == parts - 1 ? rows : (int)(quads * (part + 1) / parts * 4);
+        return (start, end);
+    }
+
+    private static unsafe void Rows(in Product product, int start, int end)
+    {
+        float* w = product.Weight, x = product.Input, y = product.Output, b = product.Bias;
+        var columns = product.Columns;
+        var accumulate = product.Accumulate;
         var r = start;
         // Four rows at a time: each load of x serves four rows, and four independent accumulators hide the FMA latency.
         for (; r + 4 <= end; r += 4)
@@ -104,6 +120,10 @@ public static class MatrixVector
                 s2 += w2[c] * x[c];
                 s3 += w3[c] * x[c];
             }
+            if (b is not null)
+            {
+                s0 += b[r]; s1 += b[r + 1]; s2 += b[r + 2]; s3 += b[r + 3];
+            }
             if (accumulate)
             {
                 y[r] += s0; y[r + 1] += s1; y[r + 2] += s2; y[r + 3] += s3;
@@ -121,6 +141,7 @@ public static class MatrixVector
             for (; c + 8 <= columns; c += 8) a = Fma.MultiplyAdd(Avx.LoadVector256(wr + c), Avx.LoadVector256(x + c), a);
             var s = Vector256.Sum(a);
             for (; c < columns; c++) s += wr[c] * x[c];
+            if (b is not null) s += b[r];
             y[r] = accumulate ? y[r] + s : s;
         }
     }

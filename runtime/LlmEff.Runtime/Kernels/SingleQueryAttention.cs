@@ -44,12 +44,21 @@ public static class SingleQueryAttention
         var job = new Job(SingleTokenStep.Address(queryRows), SingleTokenStep.Address(firstKeys), SingleTokenStep.Address(firstValues), SingleTokenStep.Address(output),
             (int)heads, (int)(heads / kvHeads), (int)time, (int)dim, (int)valueDim, key.stride(1), value.stride(1),
             1 / MathF.Sqrt(dim));
-        var parts = (int)Math.Min(SingleTokenStep.Threads, heads);
-        if (parts <= 1 || !KernelWorkers.TryRun(&Part, (nint)(&job), parts)) Part((nint)(&job), 0, 1);
+        Run(&job, SingleTokenStep.Threads);
         return output;
     }
 
-    private readonly unsafe struct Job(float* query, float* keys, float* values, float* output, int heads, int group, int time,
+    /// <summary>The attention of <paramref name="job"/>, its heads shared between up to <paramref name="threads"/> threads.</summary>
+    internal static unsafe void Run(Job* job, int threads)
+    {
+        var parts = Math.Min(threads, job->Heads);
+        if (parts <= 1 || !KernelWorkers.TryRun(&Part, (nint)job, parts)) Part((nint)job, 0, 1);
+    }
+
+    /// <summary>One query's attention by address: query [heads, dim], each key/value head's rows [time, dim] and
+    /// [time, valueDim] contiguous and the heads <paramref name="keyHeadStride"/> / <paramref name="valueHeadStride"/>
+    /// elements apart, output [heads, valueDim]; query head h reads key/value head h / group.</summary>
+    internal readonly unsafe struct Job(float* query, float* keys, float* values, float* output, int heads, int group, int time,
         int dim, int valueDim, long keyHeadStride, long valueHeadStride, float scale)
     {
         public readonly float* Query = query, Keys = keys, Values = values, Output = output;

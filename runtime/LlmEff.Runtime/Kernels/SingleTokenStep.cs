@@ -64,6 +64,13 @@ public static class SingleTokenStep
     internal static bool Fp32OnCpu(Tensor tensor) => tensor.dtype == ScalarType.Float32 && tensor.device_type == DeviceType.CPU;
 
     /// <summary>The first element of a contiguous tensor or view: libtorch's memory, which does not move while the tensor lives.</summary>
-    internal static unsafe float* Address(Tensor contiguous) =>
-        (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
+    internal static unsafe float* Address(Tensor contiguous)
+    {
+        if (contiguous.NumberOfElements <= int.MaxValue / sizeof(float))
+            return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(contiguous.bytes));
+        // Tensor.bytes refuses spans over 2 GiB (DeepSeek-V3's head is 3.7 GB in fp32): its first element's one-element view.
+        using var flat = contiguous.view(-1);
+        using var first = flat.narrow(0, 0, 1);
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(first.bytes));
+    }
 }

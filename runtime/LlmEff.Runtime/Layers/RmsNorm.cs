@@ -22,6 +22,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <summary>The learned scale, one value per channel.</summary>
     public Parameter Weight => weight;
 
+    /// <summary>Added to the mean square before the root.</summary>
+    public double Eps => eps;
+
     /// <summary>x / √(mean(x²) + eps) · weight over the last dimension.</summary>
     public override Tensor forward(Tensor x)
     {

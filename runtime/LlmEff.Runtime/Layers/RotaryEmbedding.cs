@@ -66,6 +66,9 @@ public sealed class RotaryEmbedding : nn.Module
     /// <summary>Cosine and sine tables [time, headDim] for positions <paramref name="offset"/> … offset + time − 1.</summary>
     public (Tensor Cos, Tensor Sin) Angles(long time, long offset = 0) => (tables[0].narrow(0, offset, time), tables[1].narrow(0, offset, time));
 
+    /// <summary>The whole cos and sin tables [context, headDim], for the fused single-token step (<see cref="Kernels.SingleTokenDecoder"/>).</summary>
+    internal (Tensor Cos, Tensor Sin) Tables => (tables[0], tables[1]);
+
     /// <summary>Rotates <paramref name="x"/> [batch, heads, time, headDim] by the angles of <see cref="Angles"/>.</summary>
     /// <remarks>
     /// x·cos + rotate_half(x)·sin, with rotate_half(x) = [−x₂, x₁] written as roll(x, half)·[−1, +1]: the sign goes

@@ -35,3 +35,11 @@ public partial class CheckpointedTwin;
 [Model(Vocab = 97, Dim = 64, Layers = 3, Context = 32)]
 [Attention(Heads = 4, KvHeads = 2)]
 public partial class PlainTwin;
+
+/// <summary>A Llama-style model with what the fused single-token step must handle off its 8-wide and 4-row paths: biases
+/// on every linear layer, an untied head with a bias-free vocabulary of 61, grouped heads of width 14, a width of 52 and
+/// a hidden width of 90.</summary>
+[Model(Vocab = 61, Dim = 52, Layers = 2, Context = 40, Bias = true, TiedEmbeddings = false)]
+[Attention(Heads = 4, KvHeads = 2, HeadDim = 14)]
+[Mlp(Hidden = 90)]
+public partial class OddShapedBiased;

@@ -1,0 +1,216 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using LlmEff.Generation;
+using LlmEff.Kernels;
+using LlmEff.Runtime.Tests.Models;
+using static TorchSharp.torch;
+
+namespace LlmEff.Runtime.Tests.Kernels;
+
+/// <summary>
+/// The fused single-token step (<see cref="SingleTokenDecoder"/>) against the operation-by-operation path it replaces:
+/// the same logits step by step, on the models whose plan chooses it and on no other, and every case it must leave to
+/// that path (which then behaves, errors included, as before).
+/// </summary>
+public sealed class SingleTokenDecoderTests
+{
+    /// <summary>The declared decoders whose every block is a pre-norm Llama block (<c>LayoutPlan.DecodesInOneKernel</c>).</summary>
+    private static readonly string[] Fused =
+        { "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "MultiQueryNoPositions", "OddShapedBiased", "PlainDense", "PlainTwin", "TinyDecoder" };
+
+    public static TheoryDataFor FusedModels()
+    {
+        var data = new TheoryDataFor();
+        foreach (var name in Fused) data.Add(name);
+        return data;
+    }
+
+    [Fact]
+    public void The_plan_sends_exactly_the_llama_style_decoders_to_the_fused_step()
+    {
+        var decoders = Zoo.SmallModels().Where(m => typeof(IDecoder).IsAssignableFrom(m.Type)).ToList();
+        var fused = new List<string>();
+        using var _ = no_grad();
+        foreach (var declared in decoders)
+        {
+            manual_seed(1);
+            using var model = declared.Create();
+            model.eval();
+            var decoder = (IDecoder)model;
+            using var cache = decoder.NewCache();
+            using var token = zeros(new long[] { 1, 1 }, ScalarType.Int64);
+            var before = SingleTokenDecoder.StepsOnThisThread;
+            decoder.forward(token, cache).Dispose();
+            if (SingleTokenDecoder.StepsOnThisThread > before) fused.Add(declared.Facts.Name);
+        }
+        Assert.Equal(SingleTokenStep.IsSupported ? Fused : Array.Empty<string>(), fused.OrderBy(n => n, StringComparer.Ordinal).ToArray());
+    }
+
+    [Theory]
+    [MemberData(nameof(FusedModels))]
+    public void Every_single_token_step_equals_the_operation_by_operation_path(string name)
+    {
+        if (!SingleTokenStep.IsSupported) return;
+        var declared = Zoo.ByName(name);
+        var before = get_num_threads();
+        try
+        {
+            foreach (var threads in new[] { 1, 2 })
+            {
+                set_num_threads(threads);
+                manual_seed(21);
+                using var model = declared.Create();
+                model.eval();
+                var decoder = (IDecoder)model;
+                using var _ = no_grad();
+                var random = new Random(8);
+                var ids = Enumerable.Range(0, 14).Select(_ => (long)random.Next(declared.Facts.Vocab)).ToArray();
+                using var tokens = tensor(ids, new long[] { 1, ids.Length });
+                // Twice: from an empty cache (the first token alone), and after a 5-token prefill that ran through libtorch.
+                foreach (var prefill in new[] { 0, 5 })
+                {
+                    using var fusedCache = decoder.NewCache();
+                    using var plainCache = decoder.NewCache();
+                    if (prefill > 0)
+                    {
+                        decoder.forward(tokens.narrow(1, 0, prefill), fusedCache).Dispose();
+                        decoder.forward(tokens.narrow(1, 0, prefill), plainCache).Dispose();
+                    }
+                    for (var t = prefill; t < ids.Length; t++)
+                    {
+                        using var token = tokens.narrow(1, t, 1);
+                        var steps = SingleTokenDecoder.StepsOnThisThread;
+                        using var fused = decoder.forward(token, fusedCache);
+                        Assert.Equal(steps + 1, SingleTokenDecoder.StepsOnThisThread);
+                        Tensor plain;
+                        using (SingleTokenDecoder.Disable()) plain = decoder.forward(token, plainCache);
+                        using (plain)
+                        {
+                            Assert.Equal(steps + 1, SingleTokenDecoder.StepsOnThisThread);
+                            Assert.Equal(plain.shape, fused.shape);
+                            var difference = DecodingTestMath.MaxDifference(fused, plain);
+                            Assert.True(difference <= 2e-5, $"{name}, {threads} threads, position {t}: fused and plain logits differ by {difference}");
+                        }
+                    }
+                    Assert.Equal(ids.Length, fusedCache.Position);
+                    Assert.Equal(plainCache.ElementsPerBatchRow(), fusedCache.ElementsPerBatchRow());
+                    // A chunk after fused steps reads the keys and values they wrote.
+                    using var next = tensor(new long[] { 3, 1, 4 }, new long[] { 1, 3 });
+                    using var afterFused = decoder.forward(next, fusedCache);
+                    using var afterPlain = decoder.forward(next, plainCache);
+                    Assert.True(DecodingTestMath.MaxDifference(afterFused, afterPlain) <= 2e-5, $"{name}: a chunk after fused steps differs");
+                }
+            }
+        }
+        finally
+        {
+            set_num_threads(before);
+        }
+    }
+
+    [Fact]
+    public void Batches_autograd_other_dtypes_and_foreign_caches_take_the_operation_by_operation_path()
+    {
+        if (!SingleTokenStep.IsSupported) return;
+        manual_seed(2);
+        using var model = new LlmEff.Samples.TinyDecoder();
+        model.eval();
+        var steps = SingleTokenDecoder.StepsOnThisThread;
+
+        // Two sequences at once.
+        using (no_grad())
+        using (var cache = model.NewCache())
+        using (var pair = zeros(new long[] { 2, 1 }, ScalarType.Int64))
+            model.forward(pair, cache).Dispose();
+        Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
+
+        // Autograd on: the kernel records no graph.
+        using (var cache = model.NewCache())
+        using (var token = zeros(new long[] { 1, 1 }, ScalarType.Int64))
+        using (var logits = model.forward(token, cache))
+            Assert.True(logits.requires_grad);
+        Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
+
+        // A cache a batch of two filled: its rows are not one sequence's.
+        using (no_grad())
+        using (var cache = model.NewCache())
+        {
+            using var pair = zeros(new long[] { 2, 3 }, ScalarType.Int64);
+            model.forward(pair, cache).Dispose();
+            using var token = zeros(new long[] { 1, 1 }, ScalarType.Int64);
+            Assert.ThrowsAny<Exception>(() => model.forward(token, cache).Dispose());
+            Assert.Equal(3, cache.Position);
+        }
+        Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
+
+        // bf16 weights.
+        using (no_grad())
+        using (var half = new LlmEff.Samples.TinyDecoder(dtype: ScalarType.BFloat16))
+        using (var cache = half.NewCache())
+        using (var token = zeros(new long[] { 1, 1 }, ScalarType.Int64))
+        {
+            half.eval();
+            half.forward(token, cache).Dispose();
+        }
+        Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
+    }
+
+    [Fact]
+    public void A_token_outside_the_vocabulary_and_a_full_cache_fail_as_on_the_operation_by_operation_path()
+    {
+        if (!SingleTokenStep.IsSupported) return;
+        manual_seed(3);
+        using var model = new OddShapedBiased();
+        model.eval();
+        using var _ = no_grad();
+        using var cache = model.NewCache();
+        using (var outside = tensor(new long[] { OddShapedBiased.Facts.Vocab }, new long[] { 1, 1 }))
+            Assert.ThrowsAny<Exception>(() => model.forward(outside, cache).Dispose());
+        Assert.Equal(0, cache.Position);
+
+        using var token = zeros(new long[] { 1, 1 }, ScalarType.Int64);
+        for (var t = 0; t < OddShapedBiased.Facts.Context; t++) model.forward(token, cache).Dispose();
+        var error = Assert.Throws<ArgumentException>(() => model.forward(token, cache).Dispose());
+        Assert.Contains($"exceed the declared context of {OddShapedBiased.Facts.Context}", error.Message);
+        Assert.Equal(OddShapedBiased.Facts.Context, cache.Position);
+    }
+
+    [Fact]
+    public void Disabling_is_per_thread_and_ends_with_its_scope()
+    {
+        if (!SingleTokenStep.IsSupported) return;
+        manual_seed(4);
+        using var model = new LlmEff.Samples.TinyDecoder();
+        model.eval();
+        using var _ = no_grad();
+        using var cache = model.NewCache();
+        using var token = zeros(new long[] { 1, 1 }, ScalarType.Int64);
+        var steps = SingleTokenDecoder.StepsOnThisThread;
+        var disabling = SingleTokenDecoder.Disable();
+        model.forward(token, cache).Dispose();
+        Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
+        long elsewhere = 0;
+        Exception? misuse = null;
+        var other = new System.Threading.Thread(() =>
+        {
+            using var otherCache = model.NewCache();
+            using var _ = no_grad();
+            using var otherToken = zeros(new long[] { 1, 1 }, ScalarType.Int64);
+            var before = SingleTokenDecoder.StepsOnThisThread;
+            model.forward(otherToken, otherCache).Dispose();
+            elsewhere = SingleTokenDecoder.StepsOnThisThread - before;
+            misuse = Record.Exception(disabling.Dispose);
+        });
+        other.Start();
+        other.Join();
+        Assert.Equal(1, elsewhere);
+        Assert.IsType<InvalidOperationException>(misuse); // disposed on another thread: refused, this thread stays off
+        model.forward(token, cache).Dispose();
+        Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
+        disabling.Dispose();
+        disabling.Dispose(); // twice is once
+        model.forward(token, cache).Dispose();
+        Assert.Equal(steps + 1, SingleTokenDecoder.StepsOnThisThread);
+    }
+}
