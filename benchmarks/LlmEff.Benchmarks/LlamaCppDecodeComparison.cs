@@ -7,6 +7,7 @@ using LlmEff.Cli.LlamaCpp;
 using LlmEff.Cli.Reporting;
 using LlmEff.Export;
 using LlmEff.Generation;
+using LlmEff.Kernels;
 using static TorchSharp.torch;
 
 namespace LlmEff.Benchmarks;
@@ -16,7 +17,7 @@ namespace LlmEff.Benchmarks;
 /// f32, f32 KV cache), batch 1, the same threads, greedy after a prompt. Each side's prefill and decode are timed
 /// apart; decode tokens/s is what is compared. The bound is what memory bandwidth allows: weight bytes read per token
 /// over the read bandwidth measured in the same run with the same threads. Models llama.cpp cannot run yet are listed with the reason.
-/// Each of the --repeats rounds decodes with ours then llama.cpp, so ours / llama.cpp is also taken round by round
+/// --warmup rounds (default 1) run every side untimed first. Each of the --repeats rounds decodes with ours then llama.cpp, so ours / llama.cpp is also taken round by round
 /// (geometric mean with a 95% t-interval of the log ratios) beside the ratio of the medians.
 /// </summary>
 internal static class LlamaCppDecodeComparison
@@ -27,17 +28,20 @@ internal static class LlamaCppDecodeComparison
         var tokens = BenchmarkArguments.Option(args, "--tokens", 128, minimum: 1);
         var repeats = BenchmarkArguments.Option(args, "--repeats", 3, minimum: 1);
         var threads = BenchmarkArguments.Option(args, "--threads", 2, minimum: 1);
+        var warmup = BenchmarkArguments.Option(args, "--warmup", 1, minimum: 0);
         set_num_threads(threads);
         var inv = CultureInfo.InvariantCulture;
         var bandwidth = ReadBandwidth(threads);
-        Console.WriteLine(string.Create(inv, $"Decoding {tokens} tokens after a {prompt}-token prompt, batch 1, greedy, f32 weights and cache, {threads} threads on both sides, median of {repeats} interleaved rounds; {DateTime.UtcNow:yyyy-MM-dd}."));
+        Console.WriteLine(string.Create(inv, $"Decoding {tokens} tokens after a {prompt}-token prompt, batch 1, greedy, f32 weights and cache, {threads} threads on both sides, median of {repeats} interleaved rounds after {warmup} untimed; {DateTime.UtcNow:yyyy-MM-dd}."));
         Console.WriteLine(string.Create(inv, $"Read bandwidth ({threads} threads summing 512 MiB, best of 5): {bandwidth / 1e9:F1} GB/s."));
         Console.WriteLine(repeats < 2
             ? "Paired ratio: no interval from 1 round (use --repeats 2 or more)."
             : "Paired ratio: our decode tokens/s over llama.cpp's in each round, geometric mean (95% t-interval of the log ratios); \"not resolved\" where the interval contains 1.00.");
         Console.WriteLine();
-        Console.WriteLine("| model | parameters | weight MB read per token | bound tokens/s | ours: tokens/s | llama.cpp: tokens/s | ours / llama.cpp (medians) | ours / llama.cpp, paired by round | prefill ours / llama.cpp (s) | same greedy tokens |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---:|---|");
+        Console.WriteLine("\"ours, op by op\": the same model with the fused single-token step turned off (SingleTokenDecoder.Disable), one libtorch or kernel call per operation, in the same rounds; \"—\" where the model's blocks are not fused anyway.");
+        Console.WriteLine();
+        Console.WriteLine("| model | parameters | weight MB read per token | bound tokens/s | ours: tokens/s | ours, op by op: tokens/s | llama.cpp: tokens/s | ours / llama.cpp (medians) | ours / llama.cpp, paired by round | prefill ours / llama.cpp (s) | same greedy tokens |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
         foreach (var (name, create, facts, export) in new (string, Func<nn.Module<Tensor, Tensor>>, ModelFacts, GgufExport)[]
                  {
                      ("Decode100M", () => new Decode100M(), Decode100M.Facts, Decode100M.Gguf),
@@ -48,7 +52,7 @@ internal static class LlamaCppDecodeComparison
         {
             if (!export.IsAvailable)
             {
-                Console.WriteLine($"| {name} | {facts.ParameterCount:N0} | | | | not exportable: {export.Refusal} | | | | |");
+                Console.WriteLine($"| {name} | {facts.ParameterCount:N0} | | | | | not exportable: {export.Refusal} | | | | |");
                 continue;
             }
             if (prompt + tokens > facts.Context) throw new ArgumentException($"--context {prompt} plus --tokens {tokens} exceed {name}'s context of {facts.Context}.");
@@ -64,12 +68,31 @@ internal static class LlamaCppDecodeComparison
                 var promptIds = promptTokens[0].data<long>().Select(id => (int)id).ToArray();
                 using var llama = new LlamaCppEngine(path, prompt + tokens, threads);
                 var ours = new (double Prefill, double Decode)[repeats];
+                var opByOp = new (double Prefill, double Decode)[repeats];
                 var theirs = new (double Prefill, double Decode)[repeats];
                 long[] ourTokens = Array.Empty<long>();
                 int[] theirTokens = Array.Empty<int>();
+                var fused = false;
+                // Untimed rounds first, on every side: .NET compiles our hot loops again, optimised, after their first
+                // calls (tiered compilation), and every side's first round also warms caches and allocators.
+                for (var r = 0; r < warmup; r++)
+                {
+                    Ours((IDecoder)model, promptTokens, tokens);
+                    using (SingleTokenDecoder.Disable()) Ours((IDecoder)model, promptTokens, tokens);
+                    Theirs(llama, promptIds, tokens);
+                }
                 for (var r = 0; r < repeats; r++)
                 {
+                    var steps = SingleTokenDecoder.StepsOnThisThread;
                     (ours[r], ourTokens) = Ours((IDecoder)model, promptTokens, tokens);
+                    fused = SingleTokenDecoder.StepsOnThisThread > steps;
+                    if (fused)
+                        using (SingleTokenDecoder.Disable())
+                        {
+                            long[] plainTokens;
+                            (opByOp[r], plainTokens) = Ours((IDecoder)model, promptTokens, tokens);
+                            if (!plainTokens.SequenceEqual(ourTokens)) throw new InvalidOperationException($"{name}: the fused step and the operation-by-operation path chose different tokens.");
+                        }
                     (theirs[r], theirTokens) = Theirs(llama, promptIds, tokens);
                 }
                 // Weights read per decoded token: every matrix once, the tied embedding as the head (its lookup reads one row).
@@ -80,7 +103,7 @@ internal static class LlamaCppDecodeComparison
                 var paired = Statistics.Ratio(ours.Select(o => tokens / o.Decode).ToList(), theirs.Select(t => tokens / t.Decode).ToList());
                 var agree = ourTokens.Select(t => (int)t).Zip(theirTokens).TakeWhile(p => p.First == p.Second).Count();
                 Console.WriteLine(string.Create(inv,
-                    $"| {name} | {facts.ParameterCount:N0} | {weightBytes / 1e6:F0} | {bound:F1} | {ourRate:F1} | {theirRate:F1} | {ourRate / theirRate:F2} | {paired.Format(2)} | {BenchmarkArguments.Median(ours.Select(o => o.Prefill)):F2} / {BenchmarkArguments.Median(theirs.Select(t => t.Prefill)):F2} | {(agree == tokens ? "all" : $"first {agree} of {tokens}")} |"));
+                    $"| {name} | {facts.ParameterCount:N0} | {weightBytes / 1e6:F0} | {bound:F1} | {ourRate:F1} | {(fused ? (tokens / BenchmarkArguments.Median(opByOp.Select(o => o.Decode))).ToString("F1", inv) : "—")} | {theirRate:F1} | {ourRate / theirRate:F2} | {paired.Format(2)} | {BenchmarkArguments.Median(ours.Select(o => o.Prefill)):F2} / {BenchmarkArguments.Median(theirs.Select(t => t.Prefill)):F2} | {(agree == tokens ? "all" : $"first {agree} of {tokens}")} |"));
             }
             finally
             {
