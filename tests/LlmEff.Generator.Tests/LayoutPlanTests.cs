@@ -195,10 +195,14 @@ public sealed class LayoutPlanTests
         Positions: PositionKind.Rope, Bias: false, RopeTheta: 10000, NormEps: 1e-5, Naming: NamingKind.Llama,
         Attention: new AttentionSpec(ProjectionKind.Full, Heads: 4, KvHeads: 2, HeadDim: 16), Mlp: new MlpSpec(192, ActivationKind.SwiGlu));
 
-    /// <summary>The fused single-token step computes pre-norm Llama blocks and nothing else: every other block kind, and
+    private static readonly ModelSpec Hybrid = PlainLlama with { Hybrid = new HybridSpec(new[] { 1 }.ToEquatableArray(), 3), Attention = PlainLlama.Attention with { QkNorm = true } };
+
+    private static readonly ModelSpec Latent = PlainLlama with { Attention = PlainLlama.Attention with { KvHeads = 4, Latent = new LatentSpec(16, 8, 0) } };
+
+    /// <summary>The fused single-token step computes pre-norm blocks of the kinds it knows and nothing else: every other block kind, and
     /// every option that changes what a block computes, must leave the step to the operation-by-operation path.</summary>
     [Fact]
-    public void Only_models_of_plain_llama_blocks_decode_a_token_in_one_kernel()
+    public void Only_models_of_the_fused_steps_block_kinds_decode_a_token_in_one_kernel()
     {
         var fused = new (string Change, ModelSpec Spec)[]
         {
@@ -208,6 +212,11 @@ public sealed class LayoutPlanTests
             ("no positions", PlainLlama with { Positions = PositionKind.None }),
             ("one key/value head", PlainLlama with { Attention = PlainLlama.Attention with { KvHeads = 1 } }),
             ("checkpointing (training only)", PlainLlama with { Checkpointing = true }),
+            ("QK norm", PlainLlama with { Attention = PlainLlama.Attention with { QkNorm = true } }),
+            ("short convolutions (LFM2)", Hybrid),
+            ("latent attention", Latent),
+            ("latent attention with a query rank", Latent with { Attention = Latent.Attention with { Latent = new LatentSpec(16, 8, 24) } }),
+            ("latent attention and short convolutions", Latent with { Hybrid = Hybrid.Hybrid }),
         };
         var moe = new MoeSpec(4, 2, 0, 32, 0, RouterKind.Softmax, BalanceKind.AuxLoss, true, 1, 0.01, 0);
         var notFused = new (string Change, ModelSpec Spec)[]
@@ -215,11 +224,10 @@ public sealed class LayoutPlanTests
             ("NoKey", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoKey } }),
             ("NoQuery", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoQuery } }),
             ("Shared", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.Shared } }),
-            ("QK norm", PlainLlama with { Attention = PlainLlama.Attention with { QkNorm = true } }),
             ("shared keys and values", PlainLlama with { Attention = PlainLlama.Attention with { ShareKvEvery = 3 } }),
-            ("latent attention", PlainLlama with { Attention = PlainLlama.Attention with { KvHeads = 4, Latent = new LatentSpec(16, 8, 0) } }),
             ("sparse attention", PlainLlama with { Sparse = new SparseSpec(2, 8, 4) }),
-            ("short convolutions", PlainLlama with { Hybrid = new HybridSpec(new[] { 1 }.ToEquatableArray(), 3) }),
+            ("sparse latent attention", Latent with { Sparse = new SparseSpec(2, 8, 4) }),
+            ("short convolutions beside experts", Hybrid with { Moe = moe }),
             ("experts", PlainLlama with { Moe = moe }),
             ("experts after a dense layer", PlainLlama with { Moe = moe with { FirstLayer = 1 } }),
             ("quantization", PlainLlama with { Quant = new QuantSpec(QuantFormatKind.Mxfp4, QuantTargetKind.AllLinear, 0.8, false, 0) }),

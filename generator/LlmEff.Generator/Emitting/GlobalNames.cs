@@ -42,7 +42,7 @@ internal static class GlobalNames
             "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv",
             "CompressedAttention", "CompressedAttentionOptions", "CompressedAttentionKind");
         Add("LlmEff.Quantization", "IndexerPrecision");
-        Add("LlmEff.Kernels", "SingleTokenStep", "SingleTokenDecoder", "DecoderBlockWeights");
+        Add("LlmEff.Kernels", "SingleTokenStep", "SingleTokenDecoder", "DecoderBlockWeights", "BlockMixer", "AttentionMixer", "ConvolutionMixer", "LatentMixer");
         Add("LlmEff.Layers", "HyperConnections");
         return names;
     }

@@ -563,7 +563,6 @@ internal static class ModelEmitter
             }
             w.Line();
             if (!plan.DecodesInOneKernel) return;
-            var attention = plan.Attention!;
             w.Line("/// <summary>Logits of a one-token step of one sequence, computed whole by the runtime's fused kernel (embedding, every");
             w.Line("/// block, norm and head in one call), or null where <see cref=\"SingleTokenDecoder.TryStep\"/> does not apply; the cache");
             w.Line("/// advances only when it ran.</summary>");
@@ -571,8 +570,7 @@ internal static class ModelEmitter
             {
                 w.Line($"var blocks = new DecoderBlockWeights[{spec.Layers}];");
                 w.Line($"for (var i = 0; i < {spec.Layers}; i++) blocks[i] = {names.Layers}[i].KernelWeights();");
-                w.Line($"return SingleTokenDecoder.TryStep(tokens, cache, Context, {names.TokenEmbedding}.weight!, {(rope ? names.Rotary : "rotary: null")}, blocks, {names.FinalNorm}, headWeight, headBias, " +
-                       $"heads: {attention.Heads}, kvHeads: {attention.KvHeads});");
+                w.Line($"return SingleTokenDecoder.TryStep(tokens, cache, Context, {names.TokenEmbedding}.weight!, {(rope ? names.Rotary : "rotary: null")}, blocks, {names.FinalNorm}, headWeight, headBias);");
             }
             w.Line();
         }
@@ -685,9 +683,12 @@ internal static class ModelEmitter
                     w.Line("/// <summary>This block's weights for the fused single-token step.</summary>");
                     using (w.Block("internal DecoderBlockWeights KernelWeights()"))
                     {
-                        w.Line($"var (q, k, v, o) = {names.Attention}.Projections;");
+                        var attentionMixer = Latent ? $"new LatentMixer({names.Attention})" : $"{names.Attention}.KernelMixer";
+                        w.Line(Hybrid
+                            ? $"BlockMixer mixer = {names.Attention} is not null ? {attentionMixer} : new ConvolutionMixer({ConvPlan.BlockName}!);"
+                            : $"BlockMixer mixer = {attentionMixer};");
                         w.Line($"var (gate, up, down) = {names.Mlp}.Projections;");
-                        w.Line($"return new({names.AttentionNorm}, q, k, v, o, {names.MlpNorm}, gate, up, down);");
+                        w.Line($"return new({names.AttentionNorm}, mixer, {names.MlpNorm}, gate, up, down);");
                     }
                 }
                 if (ExposesScores)
@@ -881,8 +882,9 @@ internal static class ModelEmitter
                 if (plan.DecodesInOneKernel)
                 {
                     w.Line();
-                    w.Line("/// <summary>The four projections, for the fused single-token step.</summary>");
-                    w.Line($"internal (Linear Query, Linear Key, Linear Value, Linear Output) Projections => ({string.Join(", ", a.Projections.Select(l => l.Name))}, {a.Output.Name});");
+                    w.Line("/// <summary>The projections and heads, for the fused single-token step.</summary>");
+                    var norms = a.QueryNorm is { } qn && a.KeyNorm is { } kn ? $", {qn.Name}, {kn.Name}" : "";
+                    w.Line($"internal AttentionMixer KernelMixer => new({string.Join(", ", a.Projections.Select(l => l.Name))}, {a.Output.Name}, Heads, KvHeads{norms});");
                 }
                 w.Line();
                 w.Line("/// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>");

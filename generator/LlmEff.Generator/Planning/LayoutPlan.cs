@@ -473,20 +473,22 @@ internal sealed record LayoutPlan(
 
     /// <summary>
     /// A one-token decoding step runs whole in the runtime's fused kernel (<c>SingleTokenDecoder</c>): every layer a
-    /// pre-norm Llama block that the kernel computes as the module does. That is RMSNorm everywhere, rotary or no
-    /// positions, its own q, k and v projections (any number of key/value heads; no aliasing, no QK norm, no score term,
-    /// no shared keys and values), a plain SwiGLU feed-forward (no clamp, no experts), and nothing else in the stack (no
-    /// learned positions, input bias or residual streams). Biases on the linear layers and an untied head are fine. For a
-    /// small model a step through libtorch is mostly the cost of its dozens of operations per layer, not their
-    /// arithmetic; other layouts take the operation-by-operation path.
+    /// pre-norm block that the kernel computes as the module does. That is RMSNorm everywhere, a plain SwiGLU feed-forward
+    /// (no clamp, no experts), and as token mixer one of: standard attention with its own q, k and v projections (rotary
+    /// or no positions, any number of key/value heads, QK norm or none; no aliasing, no score term, no shared keys and values),
+    /// LFM2's short convolution, or latent attention without an indexer. Nothing else in the stack (no learned positions,
+    /// input bias or residual streams). Biases on the linear layers and an untied head are fine. For a small model a step
+    /// through libtorch is mostly the cost of its dozens of operations per layer, not their arithmetic; other layouts
+    /// take the operation-by-operation path.
     /// </summary>
     public bool DecodesInOneKernel =>
         DecodesOnKernels && !LearnedPositions && !InputBias && Streams is null
-        && Attention is { Aliasing: QueryKeyAliasing.None, QueryNorm: null, KeyNorm: null, ScoreMixer: false, SharesKeyValues: false, RepeatedQueries: false }
-        && Latent is null && Indexer is null && Conv is null && Compressed is null && Mixture is null
+        && (Attention is null || Attention is { Aliasing: QueryKeyAliasing.None, ScoreMixer: false, SharesKeyValues: false, RepeatedQueries: false })
+        && Indexer is null && Compressed is null && Mixture is null
         && Dense is { Activation: ActivationKind.SwiGlu, ClampLimit: null, Quantized: false }
         && MixerNorm.Kind == NormKind.RmsNorm && FeedForwardNorm.Kind == NormKind.RmsNorm && FinalNorm.Kind == NormKind.RmsNorm
-        && Layers.All(l => l.Mixer == TokenMixer.Attention && l.FeedForward == FeedForwardKind.Dense && l.OwnsKeysAndValues);
+        && Layers.All(l => l.FeedForward == FeedForwardKind.Dense && l.OwnsKeysAndValues
+                           && l.Mixer is TokenMixer.Attention or TokenMixer.ShortConvolution or TokenMixer.LatentAttention);
 
     public bool Takes(LayerInputs input) => (LayerInputs & input) != 0;
 }

@@ -184,41 +184,69 @@ public sealed class LayerState : IDisposable
         return entry.Buffer.narrow(dim, 0, entry.Length);
     }
 
-    /// <summary>
-    /// For the fused single-token step (<see cref="Kernels.SingleTokenDecoder"/>): whether growing stream
-    /// <paramref name="stream"/> can take one more fp32 entry [1, <paramref name="heads"/>, 1, <paramref name="width"/>]
-    /// along dimension 2 after exactly <paramref name="length"/> entries, on the CPU: it holds such entries (or nothing yet,
-    /// with <paramref name="length"/> 0) and has room under the capacity. Changes nothing.
-    /// </summary>
-    internal bool TakesRow(int stream, long heads, long width, long length)
+    // For the fused single-token step (Kernels.SingleTokenDecoder), which writes the new entry and the fixed states in
+    // place instead of making tensors to append or set. `shape` is an fp32 CPU stream's shape with −1 at the dimension
+    // it grows along (a key stream: [1, kvHeads, −1, headDim]; a latent stream: [1, −1, KvRank]).
+
+    /// <summary>Whether growing stream <paramref name="stream"/> of entries shaped <paramref name="shape"/> can take one
+    /// more after exactly <paramref name="length"/>: it holds such entries (or nothing yet, with <paramref name="length"/>
+    /// 0), and the capacity has room. Changes nothing.</summary>
+    internal bool TakesEntry(int stream, ReadOnlySpan<long> shape, long length)
     {
         if (disposed || fixedStates.ContainsKey(stream) || blocks.ContainsKey(stream) || length + 1 > capacity) return false;
         if (!growing.TryGetValue(stream, out var entry)) return length == 0;
-        var buffer = entry.Buffer;
-        if (entry.Dim != 2 || entry.Length != length || !Kernels.SingleTokenStep.Fp32OnCpu(buffer)) return false;
-        var shape = buffer.shape;
-        return shape.Length == 4 && shape[0] == 1 && shape[1] == heads && shape[3] == width;
+        return entry.Length == length && entry.Dim == shape.IndexOf(-1) && Matches(entry.Buffer, shape);
     }
 
-    /// <summary>
-    /// For the fused single-token step, after <see cref="TakesRow"/> said yes: appends one entry to the stream without
-    /// writing it (the kernel writes it in place) and returns the buffer's first element and its length along dimension 2,
-    /// so head h's new row starts at <c>(h · slots + index) · width</c>, index being the length before the call.
-    /// Creates or grows the buffer as <see cref="Append"/> does.
-    /// </summary>
-    internal unsafe float* AppendRowInPlace(int stream, long heads, long width, out long slots)
+    /// <summary>After <see cref="TakesEntry"/> said yes: counts one more entry without writing it (the kernel writes it)
+    /// and returns the buffer's first element and its length along the growing dimension, creating or growing the
+    /// buffer as <see cref="Append"/> does.</summary>
+    internal unsafe float* AppendEntryInPlace(int stream, ReadOnlySpan<long> shape, out long slots)
     {
+        var dim = shape.IndexOf(-1);
         if (!growing.TryGetValue(stream, out var entry))
         {
-            var first = torch.empty(new[] { 1, heads, Math.Min(capacity, FirstAllocation), width }, dtype: ScalarType.Float32).DetachFromDisposeScope();
-            entry = new Growing(first, 2);
+            var first = shape.ToArray();
+            first[dim] = Math.Min(capacity, FirstAllocation);
+            entry = new Growing(torch.empty(first, dtype: ScalarType.Float32).DetachFromDisposeScope(), dim);
             growing[stream] = entry;
         }
         if (entry.Length + 1 > capacity) throw Overflow(stream, entry.Length, 1);
-        if (entry.Length + 1 > entry.Buffer.shape[2]) Grow(entry, entry.Length + 1);
+        if (entry.Length + 1 > entry.Buffer.shape[dim]) Grow(entry, entry.Length + 1);
         entry.Length += 1;
-        slots = entry.Buffer.shape[2];
+        slots = entry.Buffer.shape[dim];
         return Kernels.SingleTokenStep.Address(entry.Buffer);
+    }
+
+    /// <summary>Whether stream <paramref name="stream"/> holds a fixed-size state of exactly <paramref name="shape"/>
+    /// (contiguous fp32 on the CPU), or nothing yet. Changes nothing.</summary>
+    internal bool HoldsState(int stream, ReadOnlySpan<long> shape)
+    {
+        if (disposed || growing.ContainsKey(stream) || blocks.ContainsKey(stream)) return false;
+        return !fixedStates.TryGetValue(stream, out var value) || Matches(value, shape);
+    }
+
+    /// <summary>After <see cref="HoldsState"/> said yes: the state's first element, to update in place; zeros of
+    /// <paramref name="shape"/> when the stream held nothing yet (what <c>ShortConv</c> starts from).</summary>
+    internal unsafe float* StateInPlace(int stream, ReadOnlySpan<long> shape)
+    {
+        if (!fixedStates.TryGetValue(stream, out var value))
+        {
+            value = torch.zeros(shape.ToArray(), dtype: ScalarType.Float32).DetachFromDisposeScope();
+            fixedStates[stream] = value;
+        }
+        return Kernels.SingleTokenStep.Address(value);
+    }
+
+    // A contiguous fp32 CPU tensor of `shape`, any size where it says −1.
+    private static bool Matches(Tensor tensor, ReadOnlySpan<long> shape)
+    {
+        if (!Kernels.SingleTokenStep.Fp32OnCpu(tensor) || !tensor.is_contiguous()) return false;
+        var actual = tensor.shape;
+        if (actual.Length != shape.Length) return false;
+        for (var d = 0; d < shape.Length; d++)
+            if (shape[d] != -1 && actual[d] != shape[d]) return false;
+        return true;
     }
 
     private InvalidOperationException Overflow(int stream, long length, long count) =>

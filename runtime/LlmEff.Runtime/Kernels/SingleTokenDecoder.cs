@@ -1,4 +1,5 @@
 using System;
+using System.Buffers;
 using System.Collections.Generic;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -9,24 +10,19 @@ using static TorchSharp.torch;
 
 namespace LlmEff.Kernels;
 
-/// <summary>The weights of one pre-norm Llama block as the fused single-token step reads them: RMSNorm, the q, k, v and
-/// o projections, RMSNorm, and the SwiGLU feed-forward's gate, up and down projections. Biases are read where the layers
-/// have them.</summary>
-public sealed record DecoderBlockWeights(RmsNorm InputNorm, Linear Query, Linear Key, Linear Value, Linear Output,
-    RmsNorm FeedForwardNorm, Linear Gate, Linear Up, Linear Down);
-
 /// <summary>
-/// A whole decoding step of one token in one sequence of a Llama-style decoder (pre-norm RMSNorm blocks, rotary or no
-/// positions, q/k/v attention with any number of key/value heads, SwiGLU) in one call, fp32 on the CPU: embedding
-/// lookup, every block, the final norm and the output head, writing the new keys and values into the decoding cache in
-/// place. A step of a small model through libtorch is dozens of operations per layer of a few microseconds each, where
-/// the arithmetic is a few microseconds in all: DecodeFull's step (TinyDecoder's shape, 13 MB of weights, which this
-/// machine's 32 MB L3 holds) took about 2 ms through libtorch against llama.cpp's 0.5 ms. Here the products are
-/// <see cref="MatrixVector"/>'s (q, k and v as one job; gate, up and SiLU(gate)·up as one job; o and down added onto the
-/// residual in the same pass) and the attention is <see cref="SingleQueryAttention"/>'s, on the threads
-/// <see cref="SingleTokenStep.Threads"/> gives. The generator calls it only for models whose plan says every block is
-/// of this kind (<c>LayoutPlan.DecodesInOneKernel</c>); the values equal the operation-by-operation path's to float
-/// rounding (another summation order), which the tests check model by model.
+/// A whole decoding step of one token in one sequence in one call, fp32 on the CPU: embedding lookup, every pre-norm
+/// block (RMSNorm, a token mixer, RMSNorm, SwiGLU), the final norm and the output head, writing the new cache entries
+/// and states in place. The mixers are those of <see cref="BlockMixer"/>: standard attention (rotary or no positions,
+/// any number of key/value heads, QK norm or none), LFM2's short convolution, and latent attention with absorbed matrices. A step of a
+/// small model through libtorch is dozens of operations per layer of a few microseconds each, where the arithmetic is a
+/// few microseconds in all: DecodeFull's step (TinyDecoder's shape, 13 MB of weights, which this machine's 32 MB L3
+/// holds) took about 1.5 ms through libtorch against llama.cpp's 0.5 ms. Here the products are
+/// <see cref="MatrixVector"/>'s (the inputs sharing x as one job; gate, up and SiLU(gate)·up as one job; the output
+/// projections added onto the residual in the same pass) and the attention is <see cref="SingleQueryAttention"/>'s, on
+/// the threads <see cref="SingleTokenStep.Threads"/> gives. The generator calls it only for models whose plan says
+/// every block is of these kinds (<c>LayoutPlan.DecodesInOneKernel</c>); the values equal the operation-by-operation
+/// path's to float rounding (another summation order), which the tests check model by model.
 /// </summary>
 public static class SingleTokenDecoder
 {
@@ -66,28 +62,26 @@ public static class SingleTokenDecoder
     /// the cache advanced by it; or null, changing nothing, where the kernel does not apply and the caller runs its
     /// operation-by-operation path (which also reports any error): turned off on this thread (<see cref="Disable"/>),
     /// autograd on, no AVX2, more than one token or sequence, a weight that is not a contiguous fp32 CPU tensor of the
-    /// shape the blocks imply, a token outside the vocabulary, or a cache that was not filled for this model's shape
-    /// (another batch size or dtype) or is full.
+    /// shape the blocks imply, a latent attention with an indexer, a token outside the vocabulary, or a cache that was
+    /// not filled for this model's shape (another batch size or dtype) or is full.
     /// </summary>
     /// <param name="tokens">The token id, int64 [1, 1].</param>
-    /// <param name="cache">The model's decoding cache: the new keys and values are written into it, and it advances by one.</param>
+    /// <param name="cache">The model's decoding cache: the new entries are written into it, and it advances by one.</param>
     /// <param name="context">The model's context: the step refuses a cache made for more tokens.</param>
     /// <param name="embedding">The token embedding [vocab, dim].</param>
-    /// <param name="rotary">The stack's rotary tables, or null when the model has no positional encoding.</param>
+    /// <param name="rotary">The stack's rotary tables for standard attention, or null when it has no positional encoding.</param>
     /// <param name="blocks">Every layer's weights, in order.</param>
     /// <param name="finalNorm">The norm before the output head.</param>
     /// <param name="headWeight">The output head [vocab, dim] (the embedding when tied).</param>
     /// <param name="headBias">The output head's bias, or null.</param>
-    /// <param name="heads">Query heads; their width is the query projection's outputs over them.</param>
-    /// <param name="kvHeads">Key/value heads, dividing <paramref name="heads"/>.</param>
     public static unsafe Tensor? TryStep(Tensor tokens, DecodingCache cache, long context, Tensor embedding, RotaryEmbedding? rotary,
-        IReadOnlyList<DecoderBlockWeights> blocks, RmsNorm finalNorm, Tensor headWeight, Tensor? headBias, int heads, int kvHeads)
+        IReadOnlyList<DecoderBlockWeights> blocks, RmsNorm finalNorm, Tensor headWeight, Tensor? headBias)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         ArgumentNullException.ThrowIfNull(cache);
         ArgumentNullException.ThrowIfNull(blocks);
         if (disabled > 0 || !SingleTokenStep.IsSupported || is_grad_enabled()) return null;
-        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0 || blocks.Count == 0 || cache.Layers != blocks.Count) return null;
+        if (blocks.Count == 0 || cache.Layers != blocks.Count) return null;
         var position = cache.Position;
         if (cache.Capacity > context || position + 1 > cache.Capacity) return null;
         if (tokens.dtype != ScalarType.Int64 || tokens.device_type != DeviceType.CPU || tokens.NumberOfElements != 1 || tokens.dim() != 2) return null;
@@ -95,43 +89,43 @@ public static class SingleTokenDecoder
         var embeddingShape = embedding.shape;
         if (embeddingShape.Length != 2 || embeddingShape[0] > int.MaxValue || embeddingShape[1] > int.MaxValue) return null;
         int vocab = (int)embeddingShape[0], dim = (int)embeddingShape[1];
-        var queryRows = blocks[0].Query.weight.shape[0];
-        if (queryRows % heads != 0) return null;
-        var headDim = (int)(queryRows / heads);
-        var hidden = (int)blocks[0].Gate.weight.shape[0];
-        var shape = new Shape(dim, heads, kvHeads, headDim, hidden);
+        var hidden = blocks[0].Gate.weight.shape[0];
+        if (hidden > int.MaxValue) return null;
+        if (!Matrix(embedding, vocab, dim) || !Matrix(headWeight, vocab, dim) || !Vector(headBias, vocab) || !Vector(finalNorm.Weight, dim)) return null;
 
         // Every address is taken, and every check made, before anything is written: a step that returns null has changed nothing.
-        if (!Matrix(embedding, vocab, dim) || !Matrix(headWeight, vocab, dim) || !Vector(headBias, vocab) || !Norm(finalNorm, dim)) return null;
-        var layers = new Layer[blocks.Count];
+        var steps = new BlockStep[blocks.Count];
+        var mixerScratch = 0;
         for (var i = 0; i < blocks.Count; i++)
         {
-            if (!Resolve(blocks[i], shape, out layers[i])) return null;
-            var state = cache[i];
-            if (!state.TakesRow(LayerState.Keys, kvHeads, headDim, position) || !state.TakesRow(LayerState.Values, kvHeads, headDim, position)) return null;
-        }
-        float* cos = null, sin = null;
-        if (rotary is not null)
-        {
-            var (cosTable, sinTable) = rotary.Tables;
-            if (!Matrix(cosTable, -1, headDim) || !Matrix(sinTable, -1, headDim) || cosTable.shape[0] <= position || sinTable.shape[0] <= position) return null;
-            cos = SingleTokenStep.Address(cosTable) + position * headDim;
-            sin = SingleTokenStep.Address(sinTable) + position * headDim;
+            var step = BlockStep.Resolve(blocks[i], dim, (int)hidden, rotary, position);
+            if (step is null || !step.Mixer.Accepts(cache[i], position)) return null;
+            steps[i] = step;
+            mixerScratch = Math.Max(mixerScratch, step.Mixer.ScratchFloats);
         }
         var token = tokens.item<long>();
         if (token < 0 || token >= vocab) return null;
 
         var logits = empty(new long[] { 1, 1, vocab }, ScalarType.Float32);
-        var buffers = Scratch(shape);
+        var buffers = Scratch(2 * dim + 2 * (int)hidden + mixerScratch);
         fixed (float* memory = buffers)
         {
-            var step = new Buffers(memory, shape);
+            float* x = memory, normed = x + dim, gate = normed + dim, up = gate + hidden, mixing = up + hidden;
             var threads = SingleTokenStep.Threads;
-            new ReadOnlySpan<float>(SingleTokenStep.Address(embedding) + token * dim, dim).CopyTo(new Span<float>(step.X, dim));
-            for (var i = 0; i < layers.Length; i++)
-                Block(layers[i], cache[i], step, shape, cos, sin, position, threads);
-            RmsNormalize(step.X, step.Normed, SingleTokenStep.Address(finalNorm.Weight), dim, (float)finalNorm.Eps);
-            var head = new MatrixVector.Product(SingleTokenStep.Address(headWeight), step.Normed, SingleTokenStep.Address(logits),
+            new ReadOnlySpan<float>(SingleTokenStep.Address(embedding) + token * dim, dim).CopyTo(new Span<float>(x, dim));
+            for (var i = 0; i < steps.Length; i++)
+            {
+                var step = steps[i];
+                RmsNormalize(x, normed, step.InputNorm, dim, step.InputEps);
+                step.Mixer.AddTo(x, normed, mixing, cache[i], position, threads);
+                RmsNormalize(x, normed, step.FeedForwardNorm, dim, step.FeedForwardEps);
+                var gated = new Gated(Product(step.Gate, normed, gate, (int)hidden, dim), Product(step.Up, normed, up, (int)hidden, dim));
+                Run(&GatedPart, &gated, (int)hidden, 2 * gated.Gate.Weights, threads);
+                var down = Product(step.Down, gate, x, dim, (int)hidden, accumulate: true);
+                MatrixVector.Multiply(&down, threads);
+            }
+            RmsNormalize(x, normed, SingleTokenStep.Address(finalNorm.Weight), dim, (float)finalNorm.Eps);
+            var head = new MatrixVector.Product(SingleTokenStep.Address(headWeight), normed, SingleTokenStep.Address(logits),
                 headBias is null ? null : SingleTokenStep.Address(headBias), vocab, dim, accumulate: false);
             MatrixVector.Multiply(&head, threads);
         }
@@ -140,79 +134,354 @@ public static class SingleTokenDecoder
         return logits;
     }
 
-    /// <summary>The widths of one step.</summary>
-    private readonly record struct Shape(int Dim, int Heads, int KvHeads, int HeadDim, int Hidden)
+    // Pinned, kept per thread: a step allocates no scratch once the thread has stepped a model of this size.
+    private static float[] Scratch(int floats)
     {
-        public int QueryWidth => Heads * HeadDim;
-
-        public int KvWidth => KvHeads * HeadDim;
-
-        /// <summary>Floats of scratch a step needs: x, norm(x), q, k, v, attention output, gate, up.</summary>
-        public int ScratchFloats => 2 * Dim + 2 * QueryWidth + 2 * KvWidth + 2 * Hidden;
-    }
-
-    /// <summary>The step's activations in one pinned block of scratch.</summary>
-    private readonly unsafe struct Buffers
-    {
-        public readonly float* X, Normed, Query, Key, Value, Attended, Gate, Up;
-
-        public Buffers(float* memory, Shape shape)
-        {
-            X = memory;
-            Normed = X + shape.Dim;
-            Query = Normed + shape.Dim;
-            Key = Query + shape.QueryWidth;
-            Value = Key + shape.KvWidth;
-            Attended = Value + shape.KvWidth;
-            Gate = Attended + shape.QueryWidth;
-            Up = Gate + shape.Hidden;
-        }
-    }
-
-    // Pinned, kept per thread: a step allocates nothing on the managed heap it does not have to.
-    private static float[] Scratch(Shape shape)
-    {
-        if (scratch is null || scratch.Length < shape.ScratchFloats)
-            scratch = GC.AllocateUninitializedArray<float>(shape.ScratchFloats, pinned: true);
+        if (scratch is null || scratch.Length < floats) scratch = GC.AllocateUninitializedArray<float>(floats, pinned: true);
         return scratch;
     }
 
-    /// <summary>One block's resolved addresses (null biases where a layer has none).</summary>
-    private readonly unsafe struct Layer
-    {
-        public float* InputNorm { get; init; }
-        public float InputEps { get; init; }
-        public float* FeedForwardNorm { get; init; }
-        public float FeedForwardEps { get; init; }
-        public Weight Query { get; init; }
-        public Weight Key { get; init; }
-        public Weight Value { get; init; }
-        public Weight Output { get; init; }
-        public Weight Gate { get; init; }
-        public Weight Up { get; init; }
-        public Weight Down { get; init; }
-    }
-
+    /// <summary>A linear layer's weight [rows, columns] and bias (null without one), by address.</summary>
     private readonly unsafe struct Weight(float* matrix, float* bias)
     {
         public readonly float* Matrix = matrix, Bias = bias;
     }
 
-    private static unsafe bool Resolve(DecoderBlockWeights block, Shape shape, out Layer layer)
+    /// <summary>One block, resolved to addresses for this step: the norms, the mixer, the feed-forward.</summary>
+    private sealed unsafe class BlockStep
     {
-        layer = default;
-        if (!Norm(block.InputNorm, shape.Dim) || !Norm(block.FeedForwardNorm, shape.Dim)) return false;
-        if (!Linear(block.Query, shape.QueryWidth, shape.Dim, out var query) || !Linear(block.Key, shape.KvWidth, shape.Dim, out var key)
-            || !Linear(block.Value, shape.KvWidth, shape.Dim, out var value) || !Linear(block.Output, shape.Dim, shape.QueryWidth, out var output)
-            || !Linear(block.Gate, shape.Hidden, shape.Dim, out var gate) || !Linear(block.Up, shape.Hidden, shape.Dim, out var up)
-            || !Linear(block.Down, shape.Dim, shape.Hidden, out var down)) return false;
-        layer = new Layer
+        public float* InputNorm, FeedForwardNorm;
+        public float InputEps, FeedForwardEps;
+        public MixerStep Mixer = null!;
+        public Weight Gate, Up, Down;
+
+        public static BlockStep? Resolve(DecoderBlockWeights block, int dim, int hidden, RotaryEmbedding? rotary, long position)
         {
-            InputNorm = SingleTokenStep.Address(block.InputNorm.Weight), InputEps = (float)block.InputNorm.Eps,
-            FeedForwardNorm = SingleTokenStep.Address(block.FeedForwardNorm.Weight), FeedForwardEps = (float)block.FeedForwardNorm.Eps,
-            Query = query, Key = key, Value = value, Output = output, Gate = gate, Up = up, Down = down,
-        };
-        return true;
+            if (!Vector(block.InputNorm.Weight, dim) || !Vector(block.FeedForwardNorm.Weight, dim)) return null;
+            if (!Linear(block.Gate, hidden, dim, out var gate) || !Linear(block.Up, hidden, dim, out var up) || !Linear(block.Down, dim, hidden, out var down)) return null;
+            MixerStep? mixer = block.Mixer switch
+            {
+                AttentionMixer attention => AttentionStep.Resolve(attention, dim, rotary, position),
+                ConvolutionMixer convolution => ConvolutionStep.Resolve(convolution.Block, dim),
+                LatentMixer latent => LatentStep.Resolve(latent.Block, dim, position),
+                _ => null,
+            };
+            if (mixer is null) return null;
+            return new BlockStep
+            {
+                InputNorm = SingleTokenStep.Address(block.InputNorm.Weight), InputEps = (float)block.InputNorm.Eps,
+                FeedForwardNorm = SingleTokenStep.Address(block.FeedForwardNorm.Weight), FeedForwardEps = (float)block.FeedForwardNorm.Eps,
+                Mixer = mixer, Gate = gate, Up = up, Down = down,
+            };
+        }
+    }
+
+    /// <summary>A token mixer resolved for one step: x += mixer(normed), its cache entries or state updated in place.</summary>
+    private abstract unsafe class MixerStep
+    {
+        /// <summary>Floats of scratch <see cref="AddTo"/> needs.</summary>
+        public abstract int ScratchFloats { get; }
+
+        /// <summary>Whether this layer's cache holds what the mixer expects after <paramref name="position"/> tokens and has room for one more.</summary>
+        public abstract bool Accepts(LayerState state, long position);
+
+        public abstract void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads);
+    }
+
+    /// <summary>Standard attention: q, k, v as one job, rotation, the new key and value written into the cache, one query's attention, x += o(·).</summary>
+    private sealed unsafe class AttentionStep : MixerStep
+    {
+        private Weight query, key, value, output;
+        private int heads, kvHeads, headDim, dim;
+        private float* cos, sin, queryNorm, keyNorm;
+        private float queryEps, keyEps;
+
+        public static AttentionStep? Resolve(AttentionMixer mixer, int dim, RotaryEmbedding? rotary, long position)
+        {
+            if (mixer.Heads < 1 || mixer.KvHeads < 1 || mixer.Heads % mixer.KvHeads != 0) return null;
+            var queryRows = mixer.Query.weight.shape[0];
+            if (queryRows % mixer.Heads != 0 || queryRows > int.MaxValue) return null;
+            var step = new AttentionStep { heads = mixer.Heads, kvHeads = mixer.KvHeads, headDim = (int)(queryRows / mixer.Heads), dim = dim };
+            if (!Linear(mixer.Query, step.heads * step.headDim, dim, out step.query) || !Linear(mixer.Key, step.kvHeads * step.headDim, dim, out step.key)
+                || !Linear(mixer.Value, step.kvHeads * step.headDim, dim, out step.value) || !Linear(mixer.Output, dim, step.heads * step.headDim, out step.output)) return null;
+            if (rotary is not null && !Angles(rotary, step.headDim, position, out step.cos, out step.sin)) return null;
+            if ((mixer.QueryNorm is null) != (mixer.KeyNorm is null)) return null;
+            if (mixer.QueryNorm is not null && mixer.KeyNorm is not null)
+            {
+                if (!Vector(mixer.QueryNorm.Weight, step.headDim) || !Vector(mixer.KeyNorm.Weight, step.headDim)) return null;
+                step.queryNorm = SingleTokenStep.Address(mixer.QueryNorm.Weight);
+                step.keyNorm = SingleTokenStep.Address(mixer.KeyNorm.Weight);
+                step.queryEps = (float)mixer.QueryNorm.Eps;
+                step.keyEps = (float)mixer.KeyNorm.Eps;
+            }
+            return step;
+        }
+
+        private int QueryWidth => heads * headDim;
+
+        private int KvWidth => kvHeads * headDim;
+
+        // q, k, v, attention output.
+        public override int ScratchFloats => 2 * QueryWidth + 2 * KvWidth;
+
+        private long[] CacheShape => new long[] { 1, kvHeads, -1, headDim };
+
+        public override bool Accepts(LayerState state, long position) =>
+            state.TakesEntry(LayerState.Keys, CacheShape, position) && state.TakesEntry(LayerState.Values, CacheShape, position);
+
+        public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
+        {
+            float* q = scratch, k = q + QueryWidth, v = k + KvWidth, attended = v + KvWidth;
+            var projections = new Projections(Product(query, normed, q, QueryWidth, dim), Product(key, normed, k, KvWidth, dim), Product(value, normed, v, KvWidth, dim));
+            Run(&ProjectionPart, &projections, projections.Rows, projections.Weights, threads);
+            if (queryNorm is not null)
+            {
+                for (var h = 0; h < heads; h++) RmsNormalize(q + h * headDim, q + h * headDim, queryNorm, headDim, queryEps);
+                for (var h = 0; h < kvHeads; h++) RmsNormalize(k + h * headDim, k + h * headDim, keyNorm, headDim, keyEps);
+            }
+            if (cos is not null)
+            {
+                for (var h = 0; h < heads; h++) Rotate(q + h * headDim, cos, sin, headDim);
+                for (var h = 0; h < kvHeads; h++) Rotate(k + h * headDim, cos, sin, headDim);
+            }
+            var shape = CacheShape;
+            var keys = state.AppendEntryInPlace(LayerState.Keys, shape, out var keySlots);
+            var values = state.AppendEntryInPlace(LayerState.Values, shape, out var valueSlots);
+            var bytes = (long)headDim * sizeof(float);
+            for (var h = 0; h < kvHeads; h++)
+            {
+                Buffer.MemoryCopy(k + h * headDim, keys + (h * keySlots + position) * headDim, bytes, bytes);
+                Buffer.MemoryCopy(v + h * headDim, values + (h * valueSlots + position) * headDim, bytes, bytes);
+            }
+            var attention = new SingleQueryAttention.Job(q, keys, values, attended, heads, heads / kvHeads, checked((int)(position + 1)),
+                headDim, headDim, keySlots * headDim, valueSlots * headDim, 1 / MathF.Sqrt(headDim));
+            SingleQueryAttention.Run(&attention, threads);
+            var projected = Product(output, attended, x, dim, QueryWidth, accumulate: true);
+            MatrixVector.Multiply(&projected, threads);
+        }
+    }
+
+    /// <summary>LFM2's short convolution: B, C, h = in_proj(x); the window of B ⊙ h shifted by one in place; x += out_proj(C ⊙ conv(window)).</summary>
+    private sealed unsafe class ConvolutionStep : MixerStep
+    {
+        private Weight input, output;
+        private float* filter, filterBias;
+        private int dim, kernel;
+
+        public static ConvolutionStep? Resolve(ShortConv block, int dim)
+        {
+            if (block.Dim != dim) return null;
+            var (inProjection, filterWeight, filterBias, outProjection) = block.Weights;
+            var step = new ConvolutionStep { dim = dim, kernel = block.Kernel };
+            if (!Linear(inProjection, 3 * dim, dim, out step.input) || !Linear(outProjection, dim, dim, out step.output)) return null;
+            if (!Fp32Contiguous(filterWeight) || filterWeight.NumberOfElements != (long)dim * step.kernel || !Vector(filterBias, dim)) return null;
+            step.filter = SingleTokenStep.Address(filterWeight);
+            step.filterBias = filterBias is null ? null : SingleTokenStep.Address(filterBias);
+            return step;
+        }
+
+        private int History => kernel - 1;
+
+        // in_proj's output (B, C, h), then C ⊙ conv.
+        public override int ScratchFloats => 4 * dim;
+
+        private long[] StateShape => new long[] { 1, dim, History };
+
+        // A one-tap filter keeps no window (ShortConv sets none).
+        public override bool Accepts(LayerState state, long position) => History == 0 || state.HoldsState(LayerState.ConvolutionWindow, StateShape);
+
+        public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
+        {
+            float* projected = scratch, mixed = projected + 3 * dim;
+            var inProduct = Product(input, normed, projected, 3 * dim, dim);
+            MatrixVector.Multiply(&inProduct, threads);
+            float* b = projected, c = projected + dim, h = projected + 2 * dim;
+            var window = History == 0 ? null : state.StateInPlace(LayerState.ConvolutionWindow, StateShape);
+            for (var channel = 0; channel < dim; channel++)
+            {
+                var newest = b[channel] * h[channel];
+                var taps = filter + (long)channel * kernel;
+                var sum = filterBias is null ? 0f : filterBias[channel];
+                if (window is not null)
+                {
+                    var past = window + (long)channel * History;
+                    for (var j = 0; j < History; j++) sum += taps[j] * past[j];
+                    // The oldest input leaves the window, the newest enters it.
+                    for (var j = 0; j + 1 < History; j++) past[j] = past[j + 1];
+                    past[History - 1] = newest;
+                }
+                sum += taps[History] * newest;
+                mixed[channel] = c[channel] * sum;
+            }
+            var outProduct = Product(output, mixed, x, dim, dim, accumulate: true);
+            MatrixVector.Multiply(&outProduct, threads);
+        }
+    }
+
+    /// <summary>
+    /// Latent attention as <c>LatentAttention</c> decodes it, absorbed: per head, the query's position-free part is taken
+    /// into the latent space by the head's key-up rows of kv_b_proj, scores are over the cached latents and rotary keys
+    /// as they are, and the attended latent goes back out through the head's value-up rows; x += o_proj(·).
+    /// </summary>
+    private sealed unsafe class LatentStep : MixerStep
+    {
+        private Weight queryDown, queryUp, latentDown, output;
+        private float* queryNorm, latentNorm, latentUp, cos, sin;
+        private float queryEps, latentEps;
+        private int dim, heads, headDim, kvRank, ropeDim, queryRank;
+
+        public static LatentStep? Resolve(LatentAttention block, int dim, long position)
+        {
+            var o = block.Options;
+            if (block.Indexer is not null || !o.Causal || o.Dim != dim) return null;
+            var w = block.Weights;
+            var step = new LatentStep { dim = dim, heads = o.Heads, headDim = o.HeadDim, kvRank = o.KvRank, ropeDim = o.RopeDim, queryRank = o.QRank };
+            var queryInputs = o.QRank > 0 ? o.QRank : dim;
+            if (o.QRank > 0)
+            {
+                if (w.QueryDown is null || w.QueryNorm is null || !Linear(w.QueryDown, o.QRank, dim, out step.queryDown) || !Vector(w.QueryNorm.Weight, o.QRank)) return null;
+                step.queryNorm = SingleTokenStep.Address(w.QueryNorm.Weight);
+                step.queryEps = (float)w.QueryNorm.Eps;
+            }
+            if (!Linear(w.QueryUp, o.Heads * (o.HeadDim + o.RopeDim), queryInputs, out step.queryUp)
+                || !Linear(w.LatentDown, o.KvRank + o.RopeDim, dim, out step.latentDown) || !Vector(w.LatentNorm.Weight, o.KvRank)
+                || !Linear(w.LatentUp, o.Heads * 2 * o.HeadDim, o.KvRank, out var latentUp) || latentUp.Bias is not null
+                || !Linear(w.Output, dim, o.Heads * o.HeadDim, out step.output)) return null;
+            step.latentNorm = SingleTokenStep.Address(w.LatentNorm.Weight);
+            step.latentEps = (float)w.LatentNorm.Eps;
+            step.latentUp = latentUp.Matrix;
+            if (!Angles(w.Rotary, o.RopeDim, position, out step.cos, out step.sin)) return null;
+            return step;
+        }
+
+        private int QueryWidth => heads * (headDim + ropeDim);
+
+        // The query latent (twice: projected and normalised), queries, the new latent and rotary key, per head the absorbed
+        // query and the attended latent, the heads' values.
+        public override int ScratchFloats => 2 * queryRank + QueryWidth + kvRank + ropeDim + heads * kvRank * 2 + heads * headDim;
+
+        private long[] LatentShape => new long[] { 1, -1, kvRank };
+
+        private long[] RopeKeyShape => new long[] { 1, -1, ropeDim };
+
+        public override bool Accepts(LayerState state, long position) =>
+            state.TakesEntry(LayerState.Latents, LatentShape, position) && state.TakesEntry(LayerState.RopeKeys, RopeKeyShape, position);
+
+        public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
+        {
+            float* queryLatent = scratch, queryLatentNormed = queryLatent + queryRank, queries = queryLatentNormed + queryRank;
+            float* compressed = queries + QueryWidth, absorbed = compressed + kvRank + ropeDim, attended = absorbed + heads * kvRank, values = attended + heads * kvRank;
+            var queryInput = normed;
+            if (queryRank > 0)
+            {
+                var down = Product(queryDown, normed, queryLatent, queryRank, dim);
+                MatrixVector.Multiply(&down, threads);
+                RmsNormalize(queryLatent, queryLatentNormed, queryNorm, queryRank, queryEps);
+                queryInput = queryLatentNormed;
+            }
+            var up = Product(queryUp, queryInput, queries, QueryWidth, queryRank > 0 ? queryRank : dim);
+            MatrixVector.Multiply(&up, threads);
+            var latentProduct = Product(latentDown, normed, compressed, kvRank + ropeDim, dim);
+            MatrixVector.Multiply(&latentProduct, threads);
+
+            // Cached: the normalised latent and the rotated shared rotary key.
+            var latents = state.AppendEntryInPlace(LayerState.Latents, LatentShape, out _);
+            var ropeKeys = state.AppendEntryInPlace(LayerState.RopeKeys, RopeKeyShape, out _);
+            RmsNormalize(compressed, latents + position * kvRank, latentNorm, kvRank, latentEps);
+            var ropeKey = ropeKeys + position * ropeDim;
+            new ReadOnlySpan<float>(compressed + kvRank, ropeDim).CopyTo(new Span<float>(ropeKey, ropeDim));
+            Rotate(ropeKey, cos, sin, ropeDim);
+            for (var h = 0; h < heads; h++) Rotate(queries + h * (headDim + ropeDim) + headDim, cos, sin, ropeDim);
+
+            var job = new LatentHeads(queries, latents, ropeKeys, latentUp, absorbed, attended, values, heads, headDim, kvRank, ropeDim,
+                checked((int)(position + 1)), 1 / MathF.Sqrt(headDim + ropeDim));
+            var parts = Math.Min(threads, heads);
+            if (parts <= 1 || !KernelWorkers.TryRun(&LatentHeadsPart, (nint)(&job), parts)) LatentHeadsPart((nint)(&job), 0, 1);
+            var projected = Product(output, values, x, dim, heads * headDim, accumulate: true);
+            MatrixVector.Multiply(&projected, threads);
+        }
+    }
+
+    /// <summary>The per-head part of a latent step, shared between threads head by head.</summary>
+    private readonly unsafe struct LatentHeads(float* queries, float* latents, float* ropeKeys, float* latentUp, float* absorbed, float* attended,
+        float* values, int heads, int headDim, int kvRank, int ropeDim, int time, float scale)
+    {
+        public readonly float* Queries = queries, Latents = latents, RopeKeys = ropeKeys, LatentUp = latentUp, Absorbed = absorbed, Attended = attended, Values = values;
+        public readonly int Heads = heads, HeadDim = headDim, KvRank = kvRank, RopeDim = ropeDim, Time = time;
+        public readonly float Scale = scale;
+    }
+
+    private static unsafe void LatentHeadsPart(nint state, int part, int parts)
+    {
+        var job = (LatentHeads*)state;
+        var rented = job->Time > 4096 ? ArrayPool<float>.Shared.Rent(job->Time) : null;
+        var scores = rented is null ? stackalloc float[job->Time] : rented.AsSpan(0, job->Time);
+        try
+        {
+            fixed (float* s = scores)
+            {
+                for (var h = part; h < job->Heads; h += parts) LatentHead(job, h, s);
+            }
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    private static unsafe void LatentHead(LatentHeads* job, int head, float* scores)
+    {
+        int headDim = job->HeadDim, kvRank = job->KvRank, ropeDim = job->RopeDim, time = job->Time;
+        var query = job->Queries + (long)head * (headDim + ropeDim);
+        var queryRope = query + headDim;
+        // kv_b_proj's rows per head: headDim key-up rows, then headDim value-up rows, each kvRank wide.
+        var keyUp = job->LatentUp + (long)head * 2 * headDim * kvRank;
+        var valueUp = keyUp + (long)headDim * kvRank;
+        var absorbed = job->Absorbed + (long)head * kvRank;
+        var attended = job->Attended + (long)head * kvRank;
+
+        // The query in latent space: W_ukᵀ · q_nope, row by row of W_uk.
+        new Span<float>(absorbed, kvRank).Clear();
+        for (var d = 0; d < headDim; d++) AddScaled(absorbed, keyUp + (long)d * kvRank, query[d], kvRank);
+
+        var max = float.NegativeInfinity;
+        for (var t = 0; t < time; t++)
+        {
+            var score = (Dot(absorbed, job->Latents + (long)t * kvRank, kvRank) + Dot(queryRope, job->RopeKeys + (long)t * ropeDim, ropeDim)) * job->Scale;
+            scores[t] = score;
+            if (score > max) max = score;
+        }
+        var total = 0f;
+        for (var t = 0; t < time; t++)
+        {
+            var weight = MathF.Exp(scores[t] - max);
+            scores[t] = weight;
+            total += weight;
+        }
+        new Span<float>(attended, kvRank).Clear();
+        for (var t = 0; t < time; t++) AddScaled(attended, job->Latents + (long)t * kvRank, scores[t] / total, kvRank);
+        // The head's value: W_uv · attended latent.
+        var value = job->Values + (long)head * headDim;
+        for (var d = 0; d < headDim; d++) value[d] = Dot(valueUp + (long)d * kvRank, attended, kvRank);
+    }
+
+    private static unsafe float Dot(float* a, float* b, int width)
+    {
+        var sum = Vector256<float>.Zero;
+        var c = 0;
+        for (; c + 8 <= width; c += 8) sum = Fma.MultiplyAdd(Avx.LoadVector256(a + c), Avx.LoadVector256(b + c), sum);
+        var total = Vector256.Sum(sum);
+        for (; c < width; c++) total += a[c] * b[c];
+        return total;
+    }
+
+    // into += scale · row
+    private static unsafe void AddScaled(float* into, float* row, float scale, int width)
+    {
+        var factor = Vector256.Create(scale);
+        var c = 0;
+        for (; c + 8 <= width; c += 8) Avx.Store(into + c, Fma.MultiplyAdd(Avx.LoadVector256(row + c), factor, Avx.LoadVector256(into + c)));
+        for (; c < width; c++) into[c] += scale * row[c];
     }
 
     private static unsafe bool Linear(Linear linear, int outputs, int inputs, out Weight weight)
@@ -224,12 +493,23 @@ public static class SingleTokenDecoder
         return true;
     }
 
-    private static bool Norm(RmsNorm norm, int width) => Vector(norm.Weight, width);
+    // The rotary tables' rows for `position`, `width` wide.
+    private static unsafe bool Angles(RotaryEmbedding rotary, int width, long position, out float* cos, out float* sin)
+    {
+        cos = sin = null;
+        var (cosTable, sinTable) = rotary.Tables;
+        if (!Matrix(cosTable, -1, width) || !Matrix(sinTable, -1, width) || cosTable.shape[0] <= position || sinTable.shape[0] <= position) return false;
+        cos = SingleTokenStep.Address(cosTable) + position * width;
+        sin = SingleTokenStep.Address(sinTable) + position * width;
+        return true;
+    }
+
+    private static bool Fp32Contiguous(Tensor tensor) => SingleTokenStep.Fp32OnCpu(tensor) && tensor.is_contiguous();
 
     // A contiguous fp32 CPU matrix [rows, columns] (rows −1: any).
     private static bool Matrix(Tensor tensor, long rows, long columns)
     {
-        if (!SingleTokenStep.Fp32OnCpu(tensor) || !tensor.is_contiguous()) return false;
+        if (!Fp32Contiguous(tensor)) return false;
         var shape = tensor.shape;
         return shape.Length == 2 && (rows < 0 || shape[0] == rows) && shape[1] == columns;
     }
@@ -238,45 +518,9 @@ public static class SingleTokenDecoder
     private static bool Vector(Tensor? tensor, long length)
     {
         if (tensor is null) return true;
-        if (!SingleTokenStep.Fp32OnCpu(tensor) || !tensor.is_contiguous()) return false;
+        if (!Fp32Contiguous(tensor)) return false;
         var shape = tensor.shape;
         return shape.Length == 1 && shape[0] == length;
-    }
-
-    private static unsafe void Block(in Layer layer, LayerState state, in Buffers step, Shape shape, float* cos, float* sin, long position, int threads)
-    {
-        // Attention: x += o(attend(rotate(q), rotate(k) appended to the cache, v appended)).
-        RmsNormalize(step.X, step.Normed, layer.InputNorm, shape.Dim, layer.InputEps);
-        var projections = new Projections(
-            Product(layer.Query, step.Normed, step.Query, shape.QueryWidth, shape.Dim),
-            Product(layer.Key, step.Normed, step.Key, shape.KvWidth, shape.Dim),
-            Product(layer.Value, step.Normed, step.Value, shape.KvWidth, shape.Dim));
-        Run(&ProjectionPart, &projections, projections.Rows, projections.Weights, threads);
-        if (cos is not null)
-        {
-            for (var h = 0; h < shape.Heads; h++) Rotate(step.Query + h * shape.HeadDim, cos, sin, shape.HeadDim);
-            for (var h = 0; h < shape.KvHeads; h++) Rotate(step.Key + h * shape.HeadDim, cos, sin, shape.HeadDim);
-        }
-        var keys = state.AppendRowInPlace(LayerState.Keys, shape.KvHeads, shape.HeadDim, out var keySlots);
-        var values = state.AppendRowInPlace(LayerState.Values, shape.KvHeads, shape.HeadDim, out var valueSlots);
-        for (var h = 0; h < shape.KvHeads; h++)
-        {
-            var width = (long)shape.HeadDim;
-            Buffer.MemoryCopy(step.Key + h * width, keys + (h * keySlots + position) * width, width * sizeof(float), width * sizeof(float));
-            Buffer.MemoryCopy(step.Value + h * width, values + (h * valueSlots + position) * width, width * sizeof(float), width * sizeof(float));
-        }
-        var attention = new SingleQueryAttention.Job(step.Query, keys, values, step.Attended, shape.Heads, shape.Heads / shape.KvHeads,
-            checked((int)(position + 1)), shape.HeadDim, shape.HeadDim, keySlots * shape.HeadDim, valueSlots * shape.HeadDim, 1 / MathF.Sqrt(shape.HeadDim));
-        SingleQueryAttention.Run(&attention, threads);
-        var output = Product(layer.Output, step.Attended, step.X, shape.Dim, shape.QueryWidth, accumulate: true);
-        MatrixVector.Multiply(&output, threads);
-
-        // Feed-forward: x += down(silu(gate(norm(x))) · up(norm(x))).
-        RmsNormalize(step.X, step.Normed, layer.FeedForwardNorm, shape.Dim, layer.FeedForwardEps);
-        var gated = new Gated(Product(layer.Gate, step.Normed, step.Gate, shape.Hidden, shape.Dim), Product(layer.Up, step.Normed, step.Up, shape.Hidden, shape.Dim));
-        Run(&GatedPart, &gated, shape.Hidden, gated.Gate.Weights * 2, threads);
-        var down = Product(layer.Down, step.Gate, step.X, shape.Dim, shape.Hidden, accumulate: true);
-        MatrixVector.Multiply(&down, threads);
     }
 
     private static unsafe MatrixVector.Product Product(in Weight weight, float* input, float* output, int rows, int columns, bool accumulate = false) =>
@@ -332,7 +576,7 @@ public static class SingleTokenDecoder
         for (var i = start; i < end; i++) gate[i] = gate[i] / (1 + MathF.Exp(-gate[i])) * up[i];
     }
 
-    /// <summary>x / √(mean(x²) + eps) · weight, as <see cref="RmsNorm"/>.</summary>
+    /// <summary>x / √(mean(x²) + eps) · weight, as <see cref="RmsNorm"/>; <paramref name="output"/> may be <paramref name="x"/>.</summary>
     private static unsafe void RmsNormalize(float* x, float* output, float* weight, int width, float eps)
     {
         var squares = Vector256<float>.Zero;

@@ -107,6 +107,11 @@ public sealed class LatentAttention : nn.Module<Tensor, Tensor>
     /// <summary>The sparse-attention indexer, or null for dense attention.</summary>
     public LightningIndexer? Indexer => indexer;
 
+    /// <summary>The weights, for the fused single-token step (<see cref="Kernels.SingleTokenDecoder"/>): the query path
+    /// (q_a_proj, q_a_layernorm, q_b_proj with a query rank, else q_proj alone), the latent path, the output and the rotary tables.</summary>
+    internal (Linear? QueryDown, RmsNorm? QueryNorm, Linear QueryUp, Linear LatentDown, RmsNorm LatentNorm, Linear LatentUp, Linear Output, RotaryEmbedding Rotary) Weights =>
+        (q_a_proj, q_a_layernorm, q_b_proj ?? q_proj!, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj, rotary);
+
     /// <summary>Elements decoding caches per token: the latent, the rotated shared key, and the index key with an indexer.</summary>
     public long CacheElementsPerToken => o.KvRank + o.RopeDim + (indexer?.IndexDim ?? 0);
 

@@ -51,6 +51,12 @@ public sealed class ShortConv : nn.Module<Tensor, Tensor>
     /// <summary>Tokens the convolution spans.</summary>
     public int Kernel => kernel;
 
+    /// <summary>Width (channels).</summary>
+    public int Dim => dim;
+
+    /// <summary>The weights, for the fused single-token step (<see cref="Kernels.SingleTokenDecoder"/>): the filter is [Dim, 1, Kernel].</summary>
+    internal (Linear In, Tensor Filter, Tensor? FilterBias, Linear Out) Weights => (in_proj, conv.weight!, conv.bias, out_proj);
+
     /// <summary>Full sequence [batch, time, dim] → [batch, time, dim]; output t depends on inputs ≤ t only.</summary>
     public override Tensor forward(Tensor x)
     {

@@ -15,9 +15,13 @@ namespace LlmEff.Runtime.Tests.Kernels;
 /// </summary>
 public sealed class SingleTokenDecoderTests
 {
-    /// <summary>The declared decoders whose every block is a pre-norm Llama block (<c>LayoutPlan.DecodesInOneKernel</c>).</summary>
+    /// <summary>The declared decoders whose every block the fused step knows (<c>LayoutPlan.DecodesInOneKernel</c>): standard
+    /// attention (with QK norm in the hybrids), short convolutions, latent attention with and without a query rank.</summary>
     private static readonly string[] Fused =
-        { "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "MultiQueryNoPositions", "OddShapedBiased", "PlainDense", "PlainTwin", "TinyDecoder" };
+    {
+        "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "HybridGqa", "LatentDirectQuery", "LatentMla", "MultiQueryNoPositions",
+        "OddShapedBiased", "PlainDense", "PlainTwin", "TinyDecoder", "TinyHybrid", "TinyLatent",
+    };
 
     public static TheoryDataFor FusedModels()
     {
@@ -27,7 +31,7 @@ public sealed class SingleTokenDecoderTests
     }
 
     [Fact]
-    public void The_plan_sends_exactly_the_llama_style_decoders_to_the_fused_step()
+    public void The_plan_sends_exactly_the_decoders_of_known_block_kinds_to_the_fused_step()
     {
         var decoders = Zoo.SmallModels().Where(m => typeof(IDecoder).IsAssignableFrom(m.Type)).ToList();
         var fused = new List<string>();

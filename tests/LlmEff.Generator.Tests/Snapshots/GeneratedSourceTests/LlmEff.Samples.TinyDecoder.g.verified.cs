@@ -129,7 +129,7 @@ partial class TinyDecoder : global::TorchSharp.torch.nn.Module<global::TorchShar
         {
             var blocks = new global::LlmEff.Kernels.DecoderBlockWeights[4];
             for (var i = 0; i < 4; i++) blocks[i] = layers[i].KernelWeights();
-            return global::LlmEff.Kernels.SingleTokenDecoder.TryStep(tokens, cache, Context, embed_tokens.weight!, rotary_emb, blocks, norm, headWeight, headBias, heads: 4, kvHeads: 4);
+            return global::LlmEff.Kernels.SingleTokenDecoder.TryStep(tokens, cache, Context, embed_tokens.weight!, rotary_emb, blocks, norm, headWeight, headBias);
         }
 
         private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
@@ -178,9 +178,9 @@ partial class TinyDecoder : global::TorchSharp.torch.nn.Module<global::TorchShar
         /// <summary>This block's weights for the fused single-token step.</summary>
         internal global::LlmEff.Kernels.DecoderBlockWeights KernelWeights()
         {
-            var (q, k, v, o) = self_attn.Projections;
+            global::LlmEff.Kernels.BlockMixer mixer = self_attn.KernelMixer;
             var (gate, up, down) = mlp.Projections;
-            return new(input_layernorm, q, k, v, o, post_attention_layernorm, gate, up, down);
+            return new(input_layernorm, mixer, post_attention_layernorm, gate, up, down);
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
@@ -238,8 +238,8 @@ partial class TinyDecoder : global::TorchSharp.torch.nn.Module<global::TorchShar
             return global::LlmEff.Layers.Attention.Scores(q, k).MoveToOuterDisposeScope();
         }
 
-        /// <summary>The four projections, for the fused single-token step.</summary>
-        internal (global::LlmEff.Layers.Linear Query, global::LlmEff.Layers.Linear Key, global::LlmEff.Layers.Linear Value, global::LlmEff.Layers.Linear Output) Projections => (q_proj, k_proj, v_proj, o_proj);
+        /// <summary>The projections and heads, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.AttentionMixer KernelMixer => new(q_proj, k_proj, v_proj, o_proj, Heads, KvHeads);
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
         private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)

@@ -56,6 +56,8 @@ partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         using var threads = global::LlmEff.Kernels.SingleTokenStep.HandOverThreads(tokens, model.embed_tokens.weight!); // one token: every product is matrix × vector
+        // One token of one sequence: the whole step in one call of the runtime's fused kernel, where it applies.
+        if (model.DecodeOneToken(tokens, cache, model.embed_tokens.weight!, null) is { } logits) return logits.MoveToOuterDisposeScope();
         var hidden = model.Decode(tokens, cache);
         return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
@@ -100,6 +102,16 @@ partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
+        /// <summary>Logits of a one-token step of one sequence, computed whole by the runtime's fused kernel (embedding, every
+        /// block, norm and head in one call), or null where <see cref="global::LlmEff.Kernels.SingleTokenDecoder.TryStep"/> does not apply; the cache
+        /// advances only when it ran.</summary>
+        internal global::TorchSharp.torch.Tensor? DecodeOneToken(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache, global::TorchSharp.torch.Tensor headWeight, global::TorchSharp.torch.Tensor? headBias)
+        {
+            var blocks = new global::LlmEff.Kernels.DecoderBlockWeights[4];
+            for (var i = 0; i < 4; i++) blocks[i] = layers[i].KernelWeights();
+            return global::LlmEff.Kernels.SingleTokenDecoder.TryStep(tokens, cache, Context, embed_tokens.weight!, rotary: null, blocks, norm, headWeight, headBias);
+        }
+
         private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
@@ -142,6 +154,14 @@ partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp
             var h = x + self_attn.forward(normed, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
+
+        /// <summary>This block's weights for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.DecoderBlockWeights KernelWeights()
+        {
+            global::LlmEff.Kernels.BlockMixer mixer = new global::LlmEff.Kernels.LatentMixer(self_attn);
+            var (gate, up, down) = mlp.Projections;
+            return new(input_layernorm, mixer, post_attention_layernorm, gate, up, down);
+        }
     }
 
     /// <summary>SwiGLU feed-forward of width 704: down(silu(gate(x)) ⊙ up(x)).</summary>
@@ -168,5 +188,8 @@ partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp
             using var scope = global::TorchSharp.torch.NewDisposeScope();
             return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
+
+        /// <summary>The three projections, for the fused single-token step.</summary>
+        internal (global::LlmEff.Layers.Linear Gate, global::LlmEff.Layers.Linear Up, global::LlmEff.Layers.Linear Down) Projections => (gate_proj, up_proj, down_proj);
     }
 }

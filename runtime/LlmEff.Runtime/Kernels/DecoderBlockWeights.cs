@@ -1,0 +1,29 @@
+using LlmEff.Layers;
+
+namespace LlmEff.Kernels;
+
+/// <summary>The weights of one pre-norm block as the fused single-token step (<see cref="SingleTokenDecoder"/>) reads
+/// them: RMSNorm, the token mixer, RMSNorm, and the SwiGLU feed-forward's gate, up and down projections. Biases are read
+/// where the layers have them.</summary>
+public sealed record DecoderBlockWeights(RmsNorm InputNorm, BlockMixer Mixer, RmsNorm FeedForwardNorm, Linear Gate, Linear Up, Linear Down);
+
+/// <summary>What mixes tokens in a block the fused step can run: one of the records below.</summary>
+public abstract record BlockMixer
+{
+    private protected BlockMixer()
+    {
+    }
+}
+
+/// <summary>Standard attention with its own q, k and v projections, <paramref name="Heads"/> query heads sharing
+/// <paramref name="KvHeads"/> key/value heads, rotated by the stack's rotary tables where the model has them; with
+/// <paramref name="QueryNorm"/> and <paramref name="KeyNorm"/> (QK norm, LFM2's), every query and key head is
+/// RMS-normalised before rotation.</summary>
+public sealed record AttentionMixer(Linear Query, Linear Key, Linear Value, Linear Output, int Heads, int KvHeads,
+    RmsNorm? QueryNorm = null, RmsNorm? KeyNorm = null) : BlockMixer;
+
+/// <summary>LFM2's gated short convolution (<see cref="ShortConv"/>).</summary>
+public sealed record ConvolutionMixer(ShortConv Block) : BlockMixer;
+
+/// <summary>Multi-head latent attention without an indexer (<see cref="LatentAttention"/>), decoded with absorbed matrices.</summary>
+public sealed record LatentMixer(LatentAttention Block) : BlockMixer;
