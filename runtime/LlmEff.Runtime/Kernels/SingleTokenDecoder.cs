@@ -86,52 +86,172 @@ public static class SingleTokenDecoder
         if (cache.Capacity > context || position + 1 > cache.Capacity) return null;
         if (tokens.dtype != ScalarType.Int64 || tokens.device_type != DeviceType.CPU || tokens.NumberOfElements != 1 || tokens.dim() != 2) return null;
 
+        // Every address is taken, and every check made, before anything is written: a step that returns null has changed nothing.
+        var model = Resolved(embedding, rotary, blocks, finalNorm, headWeight, headBias);
+        if (model is null) return null;
+        for (var i = 0; i < model.Blocks.Length; i++)
+            if (!model.Blocks[i].Mixer.Accepts(cache[i], position)) return null;
+        var token = tokens.item<long>();
+
+        int vocab = model.Vocab, dim = model.Dim, hidden = model.Hidden;
+        if (token < 0 || token >= vocab) return null;
+
+        var logits = empty(new long[] { 1, 1, vocab }, ScalarType.Float32);
+        var buffers = Scratch(2 * dim + 2 * hidden + model.MixerScratch);
+        fixed (float* memory = buffers)
+        {
+            float* x = memory, normed = x + dim, gate = normed + dim, up = gate + hidden, mixing = up + hidden;
+            var threads = SingleTokenStep.Threads;
+            new ReadOnlySpan<float>(model.Embedding + token * dim, dim).CopyTo(new Span<float>(x, dim));
+            for (var i = 0; i < model.Blocks.Length; i++)
+            {
+                var step = model.Blocks[i];
+                RmsNormalize(x, normed, step.InputNorm, dim, step.InputEps);
+                step.Mixer.AddTo(x, normed, mixing, cache[i], position, threads);
+                RmsNormalize(x, normed, step.FeedForwardNorm, dim, step.FeedForwardEps);
+                var gated = new Gated(Product(step.Gate, normed, gate, hidden, dim), Product(step.Up, normed, up, hidden, dim));
+                Run(&GatedPart, &gated, hidden, 2 * gated.Gate.Weights, threads);
+                var down = Product(step.Down, gate, x, dim, hidden, accumulate: true);
+                MatrixVector.Multiply(&down, threads);
+            }
+            RmsNormalize(x, normed, model.FinalNorm, dim, model.FinalEps);
+            var head = new MatrixVector.Product(model.Head.Matrix, normed, SingleTokenStep.Address(logits), model.Head.Bias, vocab, dim, accumulate: false);
+            MatrixVector.Multiply(&head, threads);
+        }
+        cache.Advance(1);
+        stepsRun++;
+        return logits;
+    }
+
+    /// <summary>A model resolved to addresses, kept between steps: resolving reads shapes, types and addresses of every
+    /// weight through a native call each, about 50 µs for DecodeFull, a tenth of its step.</summary>
+    private sealed unsafe class ResolvedModel
+    {
+        /// <summary>Every tensor resolved, in <see cref="Gather"/>'s order: the model is reused while each is still the
+        /// same object and not disposed. Module.to() and loading that replaces a parameter make new tensor objects;
+        /// loading into a parameter in place keeps its memory, and with it the addresses.</summary>
+        public Tensor?[] Sources = Array.Empty<Tensor?>();
+        public int Vocab, Dim, Hidden, MixerScratch;
+        public float* Embedding, FinalNorm;
+        public float FinalEps;
+        public Weight Head;
+        public BlockStep[] Blocks = Array.Empty<BlockStep>();
+    }
+
+    // One resolved model per model (keyed by its final norm, which only it holds), dropped with the model.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<RmsNorm, ResolvedModel> ResolvedModels = new();
+    [ThreadStatic] private static List<Tensor?>? gathered;
+
+    private static ResolvedModel? Resolved(Tensor embedding, RotaryEmbedding? rotary, IReadOnlyList<DecoderBlockWeights> blocks, RmsNorm finalNorm,
+        Tensor headWeight, Tensor? headBias)
+    {
+        var sources = gathered ??= new List<Tensor?>();
+        sources.Clear();
+        Gather(sources, embedding, rotary, blocks, finalNorm, headWeight, headBias);
+        if (ResolvedModels.TryGetValue(finalNorm, out var known) && Same(known.Sources, sources)) return known;
+        var resolved = Resolve(embedding, rotary, blocks, finalNorm, headWeight, headBias);
+        if (resolved is null)
+        {
+            ResolvedModels.Remove(finalNorm);
+            return null;
+        }
+        resolved.Sources = sources.ToArray();
+        ResolvedModels.AddOrUpdate(finalNorm, resolved);
+        return resolved;
+    }
+
+    private static bool Same(Tensor?[] known, List<Tensor?> current)
+    {
+        if (known.Length != current.Count) return false;
+        for (var i = 0; i < known.Length; i++)
+            if (!ReferenceEquals(known[i], current[i]) || known[i] is { IsInvalid: true }) return false;
+        return true;
+    }
+
+    // Every tensor a step reads, in a fixed order (null where one is absent, so positions stay aligned).
+    private static void Gather(List<Tensor?> into, Tensor embedding, RotaryEmbedding? rotary, IReadOnlyList<DecoderBlockWeights> blocks, RmsNorm finalNorm,
+        Tensor headWeight, Tensor? headBias)
+    {
+        into.Add(embedding);
+        into.Add(headWeight);
+        into.Add(headBias);
+        into.Add(finalNorm.Weight);
+        into.Add(rotary?.Tables.Cos);
+        into.Add(rotary?.Tables.Sin);
+        foreach (var block in blocks)
+        {
+            into.Add(block.InputNorm.Weight);
+            into.Add(block.FeedForwardNorm.Weight);
+            Add(block.Gate);
+            Add(block.Up);
+            Add(block.Down);
+            switch (block.Mixer)
+            {
+                case AttentionMixer attention:
+                    Add(attention.Query);
+                    Add(attention.Key);
+                    Add(attention.Value);
+                    Add(attention.Output);
+                    into.Add(attention.QueryNorm?.Weight);
+                    into.Add(attention.KeyNorm?.Weight);
+                    break;
+                case ConvolutionMixer convolution:
+                    var (input, filter, filterBias, output) = convolution.Block.Weights;
+                    Add(input);
+                    into.Add(filter);
+                    into.Add(filterBias);
+                    Add(output);
+                    break;
+                case LatentMixer latent:
+                    var w = latent.Block.Weights;
+                    if (w.QueryDown is not null) Add(w.QueryDown);
+                    into.Add(w.QueryNorm?.Weight);
+                    Add(w.QueryUp);
+                    Add(w.LatentDown);
+                    into.Add(w.LatentNorm.Weight);
+                    Add(w.LatentUp);
+                    Add(w.Output);
+                    into.Add(w.Rotary.Tables.Cos);
+                    into.Add(w.Rotary.Tables.Sin);
+                    break;
+                default:
+                    into.Add(null);
+                    break;
+            }
+        }
+
+        void Add(Linear linear)
+        {
+            into.Add(linear.weight);
+            into.Add(linear.bias);
+        }
+    }
+
+    private static unsafe ResolvedModel? Resolve(Tensor embedding, RotaryEmbedding? rotary, IReadOnlyList<DecoderBlockWeights> blocks, RmsNorm finalNorm,
+        Tensor headWeight, Tensor? headBias)
+    {
         var embeddingShape = embedding.shape;
         if (embeddingShape.Length != 2 || embeddingShape[0] > int.MaxValue || embeddingShape[1] > int.MaxValue) return null;
         int vocab = (int)embeddingShape[0], dim = (int)embeddingShape[1];
         var hidden = blocks[0].Gate.weight.shape[0];
         if (hidden > int.MaxValue) return null;
         if (!Matrix(embedding, vocab, dim) || !Matrix(headWeight, vocab, dim) || !Vector(headBias, vocab) || !Vector(finalNorm.Weight, dim)) return null;
-
-        // Every address is taken, and every check made, before anything is written: a step that returns null has changed nothing.
-        var steps = new BlockStep[blocks.Count];
-        var mixerScratch = 0;
+        var model = new ResolvedModel
+        {
+            Vocab = vocab, Dim = dim, Hidden = (int)hidden,
+            Embedding = SingleTokenStep.Address(embedding),
+            FinalNorm = SingleTokenStep.Address(finalNorm.Weight), FinalEps = (float)finalNorm.Eps,
+            Head = new Weight(SingleTokenStep.Address(headWeight), headBias is null ? null : SingleTokenStep.Address(headBias)),
+            Blocks = new BlockStep[blocks.Count],
+        };
         for (var i = 0; i < blocks.Count; i++)
         {
-            var step = BlockStep.Resolve(blocks[i], dim, (int)hidden, rotary, position);
-            if (step is null || !step.Mixer.Accepts(cache[i], position)) return null;
-            steps[i] = step;
-            mixerScratch = Math.Max(mixerScratch, step.Mixer.ScratchFloats);
+            var step = BlockStep.Resolve(blocks[i], dim, (int)hidden, rotary);
+            if (step is null) return null;
+            model.Blocks[i] = step;
+            model.MixerScratch = Math.Max(model.MixerScratch, step.Mixer.ScratchFloats);
         }
-        var token = tokens.item<long>();
-        if (token < 0 || token >= vocab) return null;
-
-        var logits = empty(new long[] { 1, 1, vocab }, ScalarType.Float32);
-        var buffers = Scratch(2 * dim + 2 * (int)hidden + mixerScratch);
-        fixed (float* memory = buffers)
-        {
-            float* x = memory, normed = x + dim, gate = normed + dim, up = gate + hidden, mixing = up + hidden;
-            var threads = SingleTokenStep.Threads;
-            new ReadOnlySpan<float>(SingleTokenStep.Address(embedding) + token * dim, dim).CopyTo(new Span<float>(x, dim));
-            for (var i = 0; i < steps.Length; i++)
-            {
-                var step = steps[i];
-                RmsNormalize(x, normed, step.InputNorm, dim, step.InputEps);
-                step.Mixer.AddTo(x, normed, mixing, cache[i], position, threads);
-                RmsNormalize(x, normed, step.FeedForwardNorm, dim, step.FeedForwardEps);
-                var gated = new Gated(Product(step.Gate, normed, gate, (int)hidden, dim), Product(step.Up, normed, up, (int)hidden, dim));
-                Run(&GatedPart, &gated, (int)hidden, 2 * gated.Gate.Weights, threads);
-                var down = Product(step.Down, gate, x, dim, (int)hidden, accumulate: true);
-                MatrixVector.Multiply(&down, threads);
-            }
-            RmsNormalize(x, normed, SingleTokenStep.Address(finalNorm.Weight), dim, (float)finalNorm.Eps);
-            var head = new MatrixVector.Product(SingleTokenStep.Address(headWeight), normed, SingleTokenStep.Address(logits),
-                headBias is null ? null : SingleTokenStep.Address(headBias), vocab, dim, accumulate: false);
-            MatrixVector.Multiply(&head, threads);
-        }
-        cache.Advance(1);
-        stepsRun++;
-        return logits;
+        return model;
     }
 
     // Pinned, kept per thread: a step allocates no scratch once the thread has stepped a model of this size.
@@ -155,15 +275,15 @@ public static class SingleTokenDecoder
         public MixerStep Mixer = null!;
         public Weight Gate, Up, Down;
 
-        public static BlockStep? Resolve(DecoderBlockWeights block, int dim, int hidden, RotaryEmbedding? rotary, long position)
+        public static BlockStep? Resolve(DecoderBlockWeights block, int dim, int hidden, RotaryEmbedding? rotary)
         {
             if (!Vector(block.InputNorm.Weight, dim) || !Vector(block.FeedForwardNorm.Weight, dim)) return null;
             if (!Linear(block.Gate, hidden, dim, out var gate) || !Linear(block.Up, hidden, dim, out var up) || !Linear(block.Down, dim, hidden, out var down)) return null;
             MixerStep? mixer = block.Mixer switch
             {
-                AttentionMixer attention => AttentionStep.Resolve(attention, dim, rotary, position),
+                AttentionMixer attention => AttentionStep.Resolve(attention, dim, rotary),
                 ConvolutionMixer convolution => ConvolutionStep.Resolve(convolution.Block, dim),
-                LatentMixer latent => LatentStep.Resolve(latent.Block, dim, position),
+                LatentMixer latent => LatentStep.Resolve(latent.Block, dim),
                 _ => null,
             };
             if (mixer is null) return null;
@@ -193,10 +313,11 @@ public static class SingleTokenDecoder
     {
         private Weight query, key, value, output;
         private int heads, kvHeads, headDim, dim;
-        private float* cos, sin, queryNorm, keyNorm;
+        private RotaryTables rotation;
+        private float* queryNorm, keyNorm;
         private float queryEps, keyEps;
 
-        public static AttentionStep? Resolve(AttentionMixer mixer, int dim, RotaryEmbedding? rotary, long position)
+        public static AttentionStep? Resolve(AttentionMixer mixer, int dim, RotaryEmbedding? rotary)
         {
             if (mixer.Heads < 1 || mixer.KvHeads < 1 || mixer.Heads % mixer.KvHeads != 0) return null;
             var queryRows = mixer.Query.weight.shape[0];
@@ -204,7 +325,7 @@ public static class SingleTokenDecoder
             var step = new AttentionStep { heads = mixer.Heads, kvHeads = mixer.KvHeads, headDim = (int)(queryRows / mixer.Heads), dim = dim };
             if (!Linear(mixer.Query, step.heads * step.headDim, dim, out step.query) || !Linear(mixer.Key, step.kvHeads * step.headDim, dim, out step.key)
                 || !Linear(mixer.Value, step.kvHeads * step.headDim, dim, out step.value) || !Linear(mixer.Output, dim, step.heads * step.headDim, out step.output)) return null;
-            if (rotary is not null && !Angles(rotary, step.headDim, position, out step.cos, out step.sin)) return null;
+            if (rotary is not null && !Tables(rotary, step.headDim, out step.rotation)) return null;
             if ((mixer.QueryNorm is null) != (mixer.KeyNorm is null)) return null;
             if (mixer.QueryNorm is not null && mixer.KeyNorm is not null)
             {
@@ -226,8 +347,8 @@ public static class SingleTokenDecoder
 
         private long[] CacheShape => new long[] { 1, kvHeads, -1, headDim };
 
-        public override bool Accepts(LayerState state, long position) =>
-            state.TakesEntry(LayerState.Keys, CacheShape, position) && state.TakesEntry(LayerState.Values, CacheShape, position);
+        public override bool Accepts(LayerState state, long position) => (!rotation.Present || position < rotation.Positions)
+            && state.TakesEntry(LayerState.Keys, CacheShape, position) && state.TakesEntry(LayerState.Values, CacheShape, position);
 
         public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
         {
@@ -239,8 +360,9 @@ public static class SingleTokenDecoder
                 for (var h = 0; h < heads; h++) RmsNormalize(q + h * headDim, q + h * headDim, queryNorm, headDim, queryEps);
                 for (var h = 0; h < kvHeads; h++) RmsNormalize(k + h * headDim, k + h * headDim, keyNorm, headDim, keyEps);
             }
-            if (cos is not null)
+            if (rotation.Present)
             {
+                float* cos = rotation.Cos(position), sin = rotation.Sin(position);
                 for (var h = 0; h < heads; h++) Rotate(q + h * headDim, cos, sin, headDim);
                 for (var h = 0; h < kvHeads; h++) Rotate(k + h * headDim, cos, sin, headDim);
             }
@@ -326,11 +448,12 @@ public static class SingleTokenDecoder
     private sealed unsafe class LatentStep : MixerStep
     {
         private Weight queryDown, queryUp, latentDown, output;
-        private float* queryNorm, latentNorm, latentUp, cos, sin;
+        private float* queryNorm, latentNorm, latentUp;
+        private RotaryTables rotation;
         private float queryEps, latentEps;
         private int dim, heads, headDim, kvRank, ropeDim, queryRank;
 
-        public static LatentStep? Resolve(LatentAttention block, int dim, long position)
+        public static LatentStep? Resolve(LatentAttention block, int dim)
         {
             var o = block.Options;
             if (block.Indexer is not null || !o.Causal || o.Dim != dim) return null;
@@ -350,7 +473,7 @@ public static class SingleTokenDecoder
             step.latentNorm = SingleTokenStep.Address(w.LatentNorm.Weight);
             step.latentEps = (float)w.LatentNorm.Eps;
             step.latentUp = latentUp.Matrix;
-            if (!Angles(w.Rotary, o.RopeDim, position, out step.cos, out step.sin)) return null;
+            if (!Tables(w.Rotary, o.RopeDim, out step.rotation)) return null;
             return step;
         }
 
@@ -364,8 +487,8 @@ public static class SingleTokenDecoder
 
         private long[] RopeKeyShape => new long[] { 1, -1, ropeDim };
 
-        public override bool Accepts(LayerState state, long position) =>
-            state.TakesEntry(LayerState.Latents, LatentShape, position) && state.TakesEntry(LayerState.RopeKeys, RopeKeyShape, position);
+        public override bool Accepts(LayerState state, long position) => position < rotation.Positions
+            && state.TakesEntry(LayerState.Latents, LatentShape, position) && state.TakesEntry(LayerState.RopeKeys, RopeKeyShape, position);
 
         public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
         {
@@ -388,6 +511,7 @@ public static class SingleTokenDecoder
             var latents = state.AppendEntryInPlace(LayerState.Latents, LatentShape, out _);
             var ropeKeys = state.AppendEntryInPlace(LayerState.RopeKeys, RopeKeyShape, out _);
             RmsNormalize(compressed, latents + position * kvRank, latentNorm, kvRank, latentEps);
+            float* cos = rotation.Cos(position), sin = rotation.Sin(position);
             var ropeKey = ropeKeys + position * ropeDim;
             new ReadOnlySpan<float>(compressed + kvRank, ropeDim).CopyTo(new Span<float>(ropeKey, ropeDim));
             Rotate(ropeKey, cos, sin, ropeDim);
@@ -493,14 +617,27 @@ public static class SingleTokenDecoder
         return true;
     }
 
-    // The rotary tables' rows for `position`, `width` wide.
-    private static unsafe bool Angles(RotaryEmbedding rotary, int width, long position, out float* cos, out float* sin)
+    /// <summary>A rotary embedding's cos and sin tables [positions, width] by address (absent: the model has no positions).</summary>
+    private readonly unsafe struct RotaryTables(float* cos, float* sin, long positions, int width)
     {
-        cos = sin = null;
+        private readonly float* cos = cos, sin = sin;
+
+        public readonly long Positions = positions;
+
+        public bool Present => cos != null;
+
+        public float* Cos(long position) => cos + position * width;
+
+        public float* Sin(long position) => sin + position * width;
+    }
+
+    private static unsafe bool Tables(RotaryEmbedding rotary, int width, out RotaryTables tables)
+    {
+        tables = default;
         var (cosTable, sinTable) = rotary.Tables;
-        if (!Matrix(cosTable, -1, width) || !Matrix(sinTable, -1, width) || cosTable.shape[0] <= position || sinTable.shape[0] <= position) return false;
-        cos = SingleTokenStep.Address(cosTable) + position * width;
-        sin = SingleTokenStep.Address(sinTable) + position * width;
+        if (!Matrix(cosTable, -1, width) || !Matrix(sinTable, -1, width)) return false;
+        var positions = Math.Min(cosTable.shape[0], sinTable.shape[0]);
+        tables = new RotaryTables(SingleTokenStep.Address(cosTable), SingleTokenStep.Address(sinTable), positions, width);
         return true;
     }
 

@@ -4,6 +4,7 @@ using System.Linq;
 using LlmEff.Generation;
 using LlmEff.Kernels;
 using LlmEff.Runtime.Tests.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LlmEff.Runtime.Tests.Kernels;
@@ -111,6 +112,48 @@ public sealed class SingleTokenDecoderTests
         {
             set_num_threads(before);
         }
+    }
+
+    /// <summary>The kernel keeps a model's resolved addresses between steps: a weight loaded in place, a weight replaced
+    /// by another tensor and a model moved to another dtype and back must all be read as they are now.</summary>
+    [Fact]
+    public void Weights_changed_between_steps_are_read_as_they_are_now()
+    {
+        if (!SingleTokenStep.IsSupported) return;
+        manual_seed(6);
+        using var model = new OddShapedBiased();
+        model.eval();
+        using var _ = no_grad();
+        using var token = tensor(new long[] { 7 }, new long[] { 1, 1 });
+        var gate = model.named_parameters().Single(p => p.name == "model.layers.1.mlp.gate_proj.weight").parameter;
+        var head = (LlmEff.Layers.Linear)model.named_children().Single(c => c.name == "lm_head").module;
+
+        void StepsAgree(string after)
+        {
+            using var fusedCache = model.NewCache();
+            using var plainCache = model.NewCache();
+            var steps = SingleTokenDecoder.StepsOnThisThread;
+            using var fused = model.forward(token, fusedCache);
+            Assert.Equal(steps + 1, SingleTokenDecoder.StepsOnThisThread);
+            Tensor plain;
+            using (SingleTokenDecoder.Disable()) plain = model.forward(token, plainCache);
+            using (plain) Assert.True(DecodingTestMath.MaxDifference(fused, plain) <= 2e-5, $"after {after}: {DecodingTestMath.MaxDifference(fused, plain)}");
+        }
+
+        StepsAgree("the first step");
+        gate.copy_(randn_like(gate));
+        StepsAgree("loading a weight in place");
+        head.weight = new TorchSharp.Modules.Parameter(randn(head.weight.shape));
+        StepsAgree("replacing the head's weight");
+        model.to(ScalarType.Float64);
+        using (var cache = model.NewCache())
+        {
+            var steps = SingleTokenDecoder.StepsOnThisThread;
+            model.forward(token, cache).Dispose();
+            Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread); // fp64 weights: not the kernel's
+        }
+        model.to(ScalarType.Float32);
+        StepsAgree("a round trip through fp64");
     }
 
     [Fact]
