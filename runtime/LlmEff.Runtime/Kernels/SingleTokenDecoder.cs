@@ -575,13 +575,7 @@ public static class SingleTokenDecoder
             scores[t] = score;
             if (score > max) max = score;
         }
-        var total = 0f;
-        for (var t = 0; t < time; t++)
-        {
-            var weight = MathF.Exp(scores[t] - max);
-            scores[t] = weight;
-            total += weight;
-        }
+        var total = Softmax.ExponentiateAndSum(scores, time, max);
         new Span<float>(attended, kvRank).Clear();
         for (var t = 0; t < time; t++) AddScaled(attended, job->Latents + (long)t * kvRank, scores[t] / total, kvRank);
         // The head's value: W_uv · attended latent.
