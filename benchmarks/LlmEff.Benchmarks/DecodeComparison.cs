@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Linq;
 using LlmEff.Cli.Reporting;
 using LlmEff.Generation;
+using LlmEff.Kernels;
 using static TorchSharp.torch;
 
 namespace LlmEff.Benchmarks;
@@ -13,7 +14,8 @@ namespace LlmEff.Benchmarks;
 /// decoding cache (each step feeds one token) versus recomputing the whole prefix every step, for each block kind.
 /// Greedy argmax, batch 1, fp32 CPU; both paths pick the same tokens, which the run checks. Each of the --repeats rounds
 /// runs recomputing then cached decoding, so the speed-up is also taken round by round (geometric mean with a 95%
-/// t-interval of the log ratios) beside the ratio of the medians.
+/// t-interval of the log ratios) beside the ratio of the medians. The cached run's steps after its first token are also
+/// timed alone (without the prompt's forward), with whether they ran in the fused single-token kernel.
 /// </summary>
 internal static class DecodeComparison
 {
@@ -30,8 +32,10 @@ internal static class DecodeComparison
             ? "Paired speed-up: no interval from 1 round (use --repeats 2 or more)."
             : "Paired speed-up: cached over recomputing tokens/s in each round, geometric mean (95% t-interval of the log ratios); \"not resolved\" where the interval contains 1.00.");
         Console.WriteLine();
-        Console.WriteLine("| model | cache bytes/token (bf16) | recompute tokens/s | cached tokens/s | speed-up (medians) | speed-up, paired by round |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---|");
+        Console.WriteLine("\"cached steps alone\": the cached run's steps after its first token, without reading the prompt; \"fused\": whether those steps ran in the fused single-token kernel.");
+        Console.WriteLine();
+        Console.WriteLine("| model | cache bytes/token (bf16) | recompute tokens/s | cached tokens/s | speed-up (medians) | speed-up, paired by round | cached steps alone: tokens/s | fused |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---|---:|---|");
         foreach (var (name, create, facts) in new (string, Func<nn.Module<Tensor, Tensor>>, ModelFacts)[]
                  {
                      ("DecodeFull", () => new DecodeFull(), DecodeFull.Facts),
@@ -49,17 +53,21 @@ internal static class DecodeComparison
             var promptTokens = randint(0, facts.Vocab, new long[] { 1, prompt });
             var recompute = new double[repeats];
             var cached = new double[repeats];
+            var steps = new double[repeats];
             long[] recomputed = Array.Empty<long>(), decoded = Array.Empty<long>();
+            var fusedBefore = SingleTokenDecoder.StepsOnThisThread;
             for (var r = 0; r < repeats; r++)
             {
                 (recompute[r], recomputed) = Time(() => Recompute(model, promptTokens, tokens));
-                (cached[r], decoded) = Time(() => Cached((IDecoder)model, promptTokens, tokens));
+                (cached[r], decoded) = Time(() => Cached((IDecoder)model, promptTokens, tokens, out steps[r]));
             }
+            var fused = SingleTokenDecoder.StepsOnThisThread > fusedBefore;
             if (!recomputed.SequenceEqual(decoded)) throw new InvalidOperationException($"{name}: the cached path chose different tokens than recomputing.");
             var slow = tokens / BenchmarkArguments.Median(recompute);
             var fast = tokens / BenchmarkArguments.Median(cached);
             var paired = Statistics.Ratio(cached.Select(t => tokens / t).ToList(), recompute.Select(t => tokens / t).ToList());
-            Console.WriteLine(string.Create(inv, $"| {name} | {facts.KvCacheBytesPerToken():N0} | {slow:F1} | {fast:F1} | {fast / slow:F1}x | {paired.Format(2)} |"));
+            var stepRate = tokens > 1 ? ((tokens - 1) / BenchmarkArguments.Median(steps)).ToString("F1", inv) : "—";
+            Console.WriteLine(string.Create(inv, $"| {name} | {facts.KvCacheBytesPerToken():N0} | {slow:F1} | {fast:F1} | {fast / slow:F1}x | {paired.Format(2)} | {stepRate} | {(fused ? "yes" : "no")} |"));
         }
         return 0;
     }
@@ -89,14 +97,17 @@ internal static class DecodeComparison
         return chosen;
     }
 
-    /// <summary>The prompt once, then one token per step against the cache.</summary>
-    private static long[] Cached(IDecoder model, Tensor prompt, int count)
+    /// <summary>The prompt once, then one token per step against the cache; <paramref name="steps"/>: the seconds of the
+    /// steps after the first token (which the prompt's forward gives).</summary>
+    private static long[] Cached(IDecoder model, Tensor prompt, int count, out double steps)
     {
         using var cache = model.NewCache();
         var chosen = new long[count];
         var input = prompt.alias();
+        var clock = new Stopwatch();
         for (var i = 0; i < count; i++)
         {
+            if (i == 1) clock.Start();
             using var scope = NewDisposeScope();
             var next = model.forward(input, cache)[0, -1].argmax().reshape(1, 1);
             chosen[i] = next.item<long>();
@@ -104,6 +115,7 @@ internal static class DecodeComparison
             input = next.DetachFromDisposeScope();
         }
         input.Dispose();
+        steps = clock.Elapsed.TotalSeconds;
         return chosen;
     }
 }

@@ -213,6 +213,8 @@ public sealed class LayoutPlanTests
             ("one key/value head", PlainLlama with { Attention = PlainLlama.Attention with { KvHeads = 1 } }),
             ("checkpointing (training only)", PlainLlama with { Checkpointing = true }),
             ("QK norm", PlainLlama with { Attention = PlainLlama.Attention with { QkNorm = true } }),
+            ("NoKey (the values as keys)", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoKey } }),
+            ("NoKey with QK norm", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoKey, QkNorm = true } }),
             ("short convolutions (LFM2)", Hybrid),
             ("latent attention", Latent),
             ("latent attention with a query rank", Latent with { Attention = Latent.Attention with { Latent = new LatentSpec(16, 8, 24) } }),
@@ -221,7 +223,6 @@ public sealed class LayoutPlanTests
         var moe = new MoeSpec(4, 2, 0, 32, 0, RouterKind.Softmax, BalanceKind.AuxLoss, true, 1, 0.01, 0);
         var notFused = new (string Change, ModelSpec Spec)[]
         {
-            ("NoKey", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoKey } }),
             ("NoQuery", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoQuery } }),
             ("Shared", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.Shared } }),
             ("shared keys and values", PlainLlama with { Attention = PlainLlama.Attention with { ShareKvEvery = 3 } }),

@@ -474,8 +474,9 @@ internal sealed record LayoutPlan(
     /// <summary>
     /// A one-token decoding step runs whole in the runtime's fused kernel (<c>SingleTokenDecoder</c>): every layer a
     /// pre-norm block that the kernel computes as the module does. That is RMSNorm everywhere, a plain SwiGLU feed-forward
-    /// (no clamp, no experts), and as token mixer one of: standard attention with its own q, k and v projections (rotary
-    /// or no positions, any number of key/value heads, QK norm or none; no aliasing, no score term, no shared keys and values),
+    /// (no clamp, no experts), and as token mixer one of: standard attention with its own q and v projections and its own
+    /// k or the values as keys (Full or NoKey; rotary or no positions, any number of key/value heads, QK norm or none; no
+    /// queries that are keys, no score term, no shared keys and values),
     /// LFM2's short convolution, or latent attention without an indexer. Nothing else in the stack (no learned positions,
     /// input bias or residual streams). Biases on the linear layers and an untied head are fine. For a small model a step
     /// through libtorch is mostly the cost of its dozens of operations per layer, not their arithmetic; other layouts
@@ -483,7 +484,7 @@ internal sealed record LayoutPlan(
     /// </summary>
     public bool DecodesInOneKernel =>
         DecodesOnKernels && !LearnedPositions && !InputBias && Streams is null
-        && (Attention is null || Attention is { Aliasing: QueryKeyAliasing.None, ScoreMixer: false, SharesKeyValues: false, RepeatedQueries: false })
+        && (Attention is null || Attention is { Aliasing: QueryKeyAliasing.None or QueryKeyAliasing.KeysAreValues, ScoreMixer: false, SharesKeyValues: false, RepeatedQueries: false })
         && Indexer is null && Compressed is null && Mixture is null
         && Dense is { Activation: ActivationKind.SwiGlu, ClampLimit: null, Quantized: false }
         && MixerNorm.Kind == NormKind.RmsNorm && FeedForwardNorm.Kind == NormKind.RmsNorm && FinalNorm.Kind == NormKind.RmsNorm

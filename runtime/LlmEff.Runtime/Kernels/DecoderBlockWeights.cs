@@ -15,11 +15,12 @@ public abstract record BlockMixer
     }
 }
 
-/// <summary>Standard attention with its own q, k and v projections, <paramref name="Heads"/> query heads sharing
+/// <summary>Standard attention with its own q and v projections, <paramref name="Heads"/> query heads sharing
 /// <paramref name="KvHeads"/> key/value heads, rotated by the stack's rotary tables where the model has them; with
 /// <paramref name="QueryNorm"/> and <paramref name="KeyNorm"/> (QK norm, LFM2's), every query and key head is
-/// RMS-normalised before rotation.</summary>
-public sealed record AttentionMixer(Linear Query, Linear Key, Linear Value, Linear Output, int Heads, int KvHeads,
+/// RMS-normalised before rotation. <paramref name="Key"/> null: the keys are the values (the QKV study's NoKey), only the
+/// values are cached, and each scores as its key normalised (with QK norm) and rotated for its position.</summary>
+public sealed record AttentionMixer(Linear Query, Linear? Key, Linear Value, Linear Output, int Heads, int KvHeads,
     RmsNorm? QueryNorm = null, RmsNorm? KeyNorm = null) : BlockMixer;
 
 /// <summary>LFM2's gated short convolution (<see cref="ShortConv"/>).</summary>

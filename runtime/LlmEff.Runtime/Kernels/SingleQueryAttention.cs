@@ -65,6 +65,22 @@ public static class SingleQueryAttention
         public readonly int Heads = heads, Group = group, Time = time, Dim = dim, ValueDim = valueDim;
         public readonly long KeyHeadStride = keyHeadStride, ValueHeadStride = valueHeadStride;
         public readonly float Scale = scale;
+
+        /// <summary>Keys derived from the stored rows as the QKV study's NoKey derives them from the values: each row
+        /// RMS-normalised by <see cref="KeyNorm"/> (when set), then rotated by row t of the rotary tables
+        /// <see cref="KeyCos"/> / <see cref="KeySin"/> (when set, [positions, dim]) for position t.</summary>
+        public float* KeyCos { get; init; }
+
+        /// <summary>See <see cref="KeyCos"/>.</summary>
+        public float* KeySin { get; init; }
+
+        /// <summary>The per-head RMSNorm weight [dim] applied to stored rows before they score as keys (QK norm of NoKey), or null.</summary>
+        public float* KeyNorm { get; init; }
+
+        /// <summary>That norm's epsilon.</summary>
+        public float KeyNormEps { get; init; }
+
+        public bool DerivesKeys => KeyCos != null || KeyNorm != null;
     }
 
     // Heads part, part + parts, … of the job.
@@ -96,9 +112,24 @@ public static class SingleQueryAttention
 
         var max = float.NegativeInfinity;
         var t0 = 0;
+        if (job->DerivesKeys)
+        {
+            // Each stored row becomes its key in a scratch row first: normalised, then rotated for its position.
+            var key = stackalloc float[dim];
+            for (; t0 < time; t0++)
+            {
+                var row = keys + (long)t0 * dim;
+                if (job->KeyNorm != null) VectorMath.RmsNormalize(row, key, job->KeyNorm, dim, job->KeyNormEps);
+                else new ReadOnlySpan<float>(row, dim).CopyTo(new Span<float>(key, dim));
+                if (job->KeyCos != null) VectorMath.RotateHalves(key, job->KeyCos + (long)t0 * dim, job->KeySin + (long)t0 * dim, dim);
+                var score = VectorMath.Dot(q, key, dim) * job->Scale;
+                scores[t0] = score;
+                if (score > max) max = score;
+            }
+        }
         // Four keys at a time when the width is a multiple of 8: four independent sums hide the FMA latency that one
         // dot product's chain of dim / 8 multiply-adds waits on.
-        if (dim % 8 == 0)
+        else if (dim % 8 == 0)
         {
             for (; t0 + 4 <= time; t0 += 4)
             {
@@ -131,7 +162,7 @@ public static class SingleQueryAttention
             scores[t] = score;
             if (score > max) max = score;
         }
-        var total = Softmax.ExponentiateAndSum(scores, time, max);
+        var total = VectorMath.ExponentiateAndSum(scores, time, max);
         // Σ_t p_t·v_t, then divided by Σ p_t: 32 columns at a time in four accumulators, so one pass over the values
         // reads each row's 128 bytes together (a pass per 8 columns read every row eight times, a cache line apart).
         var c0 = 0;
@@ -166,4 +197,5 @@ public static class SingleQueryAttention
             output[c0] = acc / total;
         }
     }
+
 }

@@ -14,7 +14,7 @@ namespace LlmEff.Kernels;
 /// A whole decoding step of one token in one sequence in one call, fp32 on the CPU: embedding lookup, every pre-norm
 /// block (RMSNorm, a token mixer, RMSNorm, SwiGLU), the final norm and the output head, writing the new cache entries
 /// and states in place. The mixers are those of <see cref="BlockMixer"/>: standard attention (rotary or no positions,
-/// any number of key/value heads, QK norm or none), LFM2's short convolution, and latent attention with absorbed matrices. A step of a
+/// any number of key/value heads, QK norm or none, keys of their own or the values as keys), LFM2's short convolution, and latent attention with absorbed matrices. A step of a
 /// small model through libtorch is dozens of operations per layer of a few microseconds each, where the arithmetic is a
 /// few microseconds in all: DecodeFull's step (TinyDecoder's shape, 13 MB of weights, which this machine's 32 MB L3
 /// holds) took about 1.5 ms through libtorch against llama.cpp's 0.5 ms. Here the products are
@@ -106,15 +106,15 @@ public static class SingleTokenDecoder
             for (var i = 0; i < model.Blocks.Length; i++)
             {
                 var step = model.Blocks[i];
-                RmsNormalize(x, normed, step.InputNorm, dim, step.InputEps);
+                VectorMath.RmsNormalize(x, normed, step.InputNorm, dim, step.InputEps);
                 step.Mixer.AddTo(x, normed, mixing, cache[i], position, threads);
-                RmsNormalize(x, normed, step.FeedForwardNorm, dim, step.FeedForwardEps);
+                VectorMath.RmsNormalize(x, normed, step.FeedForwardNorm, dim, step.FeedForwardEps);
                 var gated = new Gated(Product(step.Gate, normed, gate, hidden, dim), Product(step.Up, normed, up, hidden, dim));
                 Run(&GatedPart, &gated, hidden, 2 * gated.Gate.Weights, threads);
                 var down = Product(step.Down, gate, x, dim, hidden, accumulate: true);
                 MatrixVector.Multiply(&down, threads);
             }
-            RmsNormalize(x, normed, model.FinalNorm, dim, model.FinalEps);
+            VectorMath.RmsNormalize(x, normed, model.FinalNorm, dim, model.FinalEps);
             var head = new MatrixVector.Product(model.Head.Matrix, normed, SingleTokenStep.Address(logits), model.Head.Bias, vocab, dim, accumulate: false);
             MatrixVector.Multiply(&head, threads);
         }
@@ -189,7 +189,7 @@ public static class SingleTokenDecoder
             {
                 case AttentionMixer attention:
                     Add(attention.Query);
-                    Add(attention.Key);
+                    Add(attention.Key);   // null for NoKey: two nulls keep the positions aligned
                     Add(attention.Value);
                     Add(attention.Output);
                     into.Add(attention.QueryNorm?.Weight);
@@ -220,10 +220,10 @@ public static class SingleTokenDecoder
             }
         }
 
-        void Add(Linear linear)
+        void Add(Linear? linear)
         {
-            into.Add(linear.weight);
-            into.Add(linear.bias);
+            into.Add(linear?.weight);
+            into.Add(linear?.bias);
         }
     }
 
@@ -316,15 +316,22 @@ public static class SingleTokenDecoder
         private RotaryTables rotation;
         private float* queryNorm, keyNorm;
         private float queryEps, keyEps;
+        private bool keysAreValues;
 
         public static AttentionStep? Resolve(AttentionMixer mixer, int dim, RotaryEmbedding? rotary)
         {
             if (mixer.Heads < 1 || mixer.KvHeads < 1 || mixer.Heads % mixer.KvHeads != 0) return null;
             var queryRows = mixer.Query.weight.shape[0];
             if (queryRows % mixer.Heads != 0 || queryRows > int.MaxValue) return null;
-            var step = new AttentionStep { heads = mixer.Heads, kvHeads = mixer.KvHeads, headDim = (int)(queryRows / mixer.Heads), dim = dim };
-            if (!Linear(mixer.Query, step.heads * step.headDim, dim, out step.query) || !Linear(mixer.Key, step.kvHeads * step.headDim, dim, out step.key)
+            var step = new AttentionStep
+            {
+                heads = mixer.Heads, kvHeads = mixer.KvHeads, headDim = (int)(queryRows / mixer.Heads), dim = dim, keysAreValues = mixer.Key is null,
+            };
+            if (!Linear(mixer.Query, step.heads * step.headDim, dim, out step.query)
+                || mixer.Key is not null && !Linear(mixer.Key, step.kvHeads * step.headDim, dim, out step.key)
                 || !Linear(mixer.Value, step.kvHeads * step.headDim, dim, out step.value) || !Linear(mixer.Output, dim, step.heads * step.headDim, out step.output)) return null;
+            // Rotating halves needs an even head width (the rotary tables are built so; checked, not assumed).
+            if (rotary is not null && step.headDim % 2 != 0) return null;
             if (rotary is not null && !Tables(rotary, step.headDim, out step.rotation)) return null;
             if ((mixer.QueryNorm is null) != (mixer.KeyNorm is null)) return null;
             if (mixer.QueryNorm is not null && mixer.KeyNorm is not null)
@@ -347,36 +354,58 @@ public static class SingleTokenDecoder
 
         private long[] CacheShape => new long[] { 1, kvHeads, -1, headDim };
 
+        // With keys that are the values only the values are cached, in the keys' stream (as the module caches them).
         public override bool Accepts(LayerState state, long position) => (!rotation.Present || position < rotation.Positions)
-            && state.TakesEntry(LayerState.Keys, CacheShape, position) && state.TakesEntry(LayerState.Values, CacheShape, position);
+            && state.TakesEntry(LayerState.Keys, CacheShape, position) && (keysAreValues || state.TakesEntry(LayerState.Values, CacheShape, position));
 
         public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
         {
             float* q = scratch, k = q + QueryWidth, v = k + KvWidth, attended = v + KvWidth;
-            var projections = new Projections(Product(query, normed, q, QueryWidth, dim), Product(key, normed, k, KvWidth, dim), Product(value, normed, v, KvWidth, dim));
+            var keyRows = keysAreValues ? 0 : KvWidth;
+            var projections = new Projections(Product(query, normed, q, QueryWidth, dim), Product(key, normed, k, keyRows, dim), Product(value, normed, v, KvWidth, dim));
             Run(&ProjectionPart, &projections, projections.Rows, projections.Weights, threads);
             if (queryNorm is not null)
             {
-                for (var h = 0; h < heads; h++) RmsNormalize(q + h * headDim, q + h * headDim, queryNorm, headDim, queryEps);
-                for (var h = 0; h < kvHeads; h++) RmsNormalize(k + h * headDim, k + h * headDim, keyNorm, headDim, keyEps);
+                for (var h = 0; h < heads; h++) VectorMath.RmsNormalize(q + h * headDim, q + h * headDim, queryNorm, headDim, queryEps);
+                if (!keysAreValues)
+                    for (var h = 0; h < kvHeads; h++) VectorMath.RmsNormalize(k + h * headDim, k + h * headDim, keyNorm, headDim, keyEps);
             }
             if (rotation.Present)
             {
                 float* cos = rotation.Cos(position), sin = rotation.Sin(position);
-                for (var h = 0; h < heads; h++) Rotate(q + h * headDim, cos, sin, headDim);
-                for (var h = 0; h < kvHeads; h++) Rotate(k + h * headDim, cos, sin, headDim);
+                for (var h = 0; h < heads; h++) VectorMath.RotateHalves(q + h * headDim, cos, sin, headDim);
+                if (!keysAreValues)
+                    for (var h = 0; h < kvHeads; h++) VectorMath.RotateHalves(k + h * headDim, cos, sin, headDim);
             }
             var shape = CacheShape;
-            var keys = state.AppendEntryInPlace(LayerState.Keys, shape, out var keySlots);
-            var values = state.AppendEntryInPlace(LayerState.Values, shape, out var valueSlots);
             var bytes = (long)headDim * sizeof(float);
-            for (var h = 0; h < kvHeads; h++)
+            float* keys, values;
+            long keySlots, valueSlots;
+            if (keysAreValues)
             {
-                Buffer.MemoryCopy(k + h * headDim, keys + (h * keySlots + position) * headDim, bytes, bytes);
-                Buffer.MemoryCopy(v + h * headDim, values + (h * valueSlots + position) * headDim, bytes, bytes);
+                values = keys = state.AppendEntryInPlace(LayerState.Keys, shape, out keySlots);
+                valueSlots = keySlots;
+                for (var h = 0; h < kvHeads; h++) Buffer.MemoryCopy(v + h * headDim, values + (h * valueSlots + position) * headDim, bytes, bytes);
+            }
+            else
+            {
+                keys = state.AppendEntryInPlace(LayerState.Keys, shape, out keySlots);
+                values = state.AppendEntryInPlace(LayerState.Values, shape, out valueSlots);
+                for (var h = 0; h < kvHeads; h++)
+                {
+                    Buffer.MemoryCopy(k + h * headDim, keys + (h * keySlots + position) * headDim, bytes, bytes);
+                    Buffer.MemoryCopy(v + h * headDim, values + (h * valueSlots + position) * headDim, bytes, bytes);
+                }
             }
             var attention = new SingleQueryAttention.Job(q, keys, values, attended, heads, heads / kvHeads, checked((int)(position + 1)),
-                headDim, headDim, keySlots * headDim, valueSlots * headDim, 1 / MathF.Sqrt(headDim));
+                headDim, headDim, keySlots * headDim, valueSlots * headDim, 1 / MathF.Sqrt(headDim))
+            {
+                // NoKey: every cached value scores as its key, normalised (QK norm) and rotated for its own position.
+                KeyCos = keysAreValues && rotation.Present ? rotation.Cos(0) : null,
+                KeySin = keysAreValues && rotation.Present ? rotation.Sin(0) : null,
+                KeyNorm = keysAreValues ? keyNorm : null,
+                KeyNormEps = keyEps,
+            };
             SingleQueryAttention.Run(&attention, threads);
             var projected = Product(output, attended, x, dim, QueryWidth, accumulate: true);
             MatrixVector.Multiply(&projected, threads);
@@ -499,7 +528,7 @@ public static class SingleTokenDecoder
             {
                 var down = Product(queryDown, normed, queryLatent, queryRank, dim);
                 MatrixVector.Multiply(&down, threads);
-                RmsNormalize(queryLatent, queryLatentNormed, queryNorm, queryRank, queryEps);
+                VectorMath.RmsNormalize(queryLatent, queryLatentNormed, queryNorm, queryRank, queryEps);
                 queryInput = queryLatentNormed;
             }
             var up = Product(queryUp, queryInput, queries, QueryWidth, queryRank > 0 ? queryRank : dim);
@@ -510,12 +539,12 @@ public static class SingleTokenDecoder
             // Cached: the normalised latent and the rotated shared rotary key.
             var latents = state.AppendEntryInPlace(LayerState.Latents, LatentShape, out _);
             var ropeKeys = state.AppendEntryInPlace(LayerState.RopeKeys, RopeKeyShape, out _);
-            RmsNormalize(compressed, latents + position * kvRank, latentNorm, kvRank, latentEps);
+            VectorMath.RmsNormalize(compressed, latents + position * kvRank, latentNorm, kvRank, latentEps);
             float* cos = rotation.Cos(position), sin = rotation.Sin(position);
             var ropeKey = ropeKeys + position * ropeDim;
             new ReadOnlySpan<float>(compressed + kvRank, ropeDim).CopyTo(new Span<float>(ropeKey, ropeDim));
-            Rotate(ropeKey, cos, sin, ropeDim);
-            for (var h = 0; h < heads; h++) Rotate(queries + h * (headDim + ropeDim) + headDim, cos, sin, ropeDim);
+            VectorMath.RotateHalves(ropeKey, cos, sin, ropeDim);
+            for (var h = 0; h < heads; h++) VectorMath.RotateHalves(queries + h * (headDim + ropeDim) + headDim, cos, sin, ropeDim);
 
             var job = new LatentHeads(queries, latents, ropeKeys, latentUp, absorbed, attended, values, heads, headDim, kvRank, ropeDim,
                 checked((int)(position + 1)), 1 / MathF.Sqrt(headDim + ropeDim));
@@ -566,40 +595,21 @@ public static class SingleTokenDecoder
 
         // The query in latent space: W_ukᵀ · q_nope, row by row of W_uk.
         new Span<float>(absorbed, kvRank).Clear();
-        for (var d = 0; d < headDim; d++) AddScaled(absorbed, keyUp + (long)d * kvRank, query[d], kvRank);
+        for (var d = 0; d < headDim; d++) VectorMath.AddScaled(absorbed, keyUp + (long)d * kvRank, query[d], kvRank);
 
         var max = float.NegativeInfinity;
         for (var t = 0; t < time; t++)
         {
-            var score = (Dot(absorbed, job->Latents + (long)t * kvRank, kvRank) + Dot(queryRope, job->RopeKeys + (long)t * ropeDim, ropeDim)) * job->Scale;
+            var score = (VectorMath.Dot(absorbed, job->Latents + (long)t * kvRank, kvRank) + VectorMath.Dot(queryRope, job->RopeKeys + (long)t * ropeDim, ropeDim)) * job->Scale;
             scores[t] = score;
             if (score > max) max = score;
         }
-        var total = Softmax.ExponentiateAndSum(scores, time, max);
+        var total = VectorMath.ExponentiateAndSum(scores, time, max);
         new Span<float>(attended, kvRank).Clear();
-        for (var t = 0; t < time; t++) AddScaled(attended, job->Latents + (long)t * kvRank, scores[t] / total, kvRank);
+        for (var t = 0; t < time; t++) VectorMath.AddScaled(attended, job->Latents + (long)t * kvRank, scores[t] / total, kvRank);
         // The head's value: W_uv · attended latent.
         var value = job->Values + (long)head * headDim;
-        for (var d = 0; d < headDim; d++) value[d] = Dot(valueUp + (long)d * kvRank, attended, kvRank);
-    }
-
-    private static unsafe float Dot(float* a, float* b, int width)
-    {
-        var sum = Vector256<float>.Zero;
-        var c = 0;
-        for (; c + 8 <= width; c += 8) sum = Fma.MultiplyAdd(Avx.LoadVector256(a + c), Avx.LoadVector256(b + c), sum);
-        var total = Vector256.Sum(sum);
-        for (; c < width; c++) total += a[c] * b[c];
-        return total;
-    }
-
-    // into += scale · row
-    private static unsafe void AddScaled(float* into, float* row, float scale, int width)
-    {
-        var factor = Vector256.Create(scale);
-        var c = 0;
-        for (; c + 8 <= width; c += 8) Avx.Store(into + c, Fma.MultiplyAdd(Avx.LoadVector256(row + c), factor, Avx.LoadVector256(into + c)));
-        for (; c < width; c++) into[c] += scale * row[c];
+        for (var d = 0; d < headDim; d++) value[d] = VectorMath.Dot(valueUp + (long)d * kvRank, attended, kvRank);
     }
 
     private static unsafe bool Linear(Linear linear, int outputs, int inputs, out Weight weight)
@@ -705,34 +715,5 @@ public static class SingleTokenDecoder
         job->Up.Run(start, end);
         float* gate = job->Gate.Output, up = job->Up.Output;
         for (var i = start; i < end; i++) gate[i] = gate[i] / (1 + MathF.Exp(-gate[i])) * up[i];
-    }
-
-    /// <summary>x / √(mean(x²) + eps) · weight, as <see cref="RmsNorm"/>; <paramref name="output"/> may be <paramref name="x"/>.</summary>
-    private static unsafe void RmsNormalize(float* x, float* output, float* weight, int width, float eps)
-    {
-        var squares = Vector256<float>.Zero;
-        var c = 0;
-        for (; c + 8 <= width; c += 8)
-        {
-            var v = Avx.LoadVector256(x + c);
-            squares = Fma.MultiplyAdd(v, v, squares);
-        }
-        var sum = Vector256.Sum(squares);
-        for (; c < width; c++) sum += x[c] * x[c];
-        var scale = 1 / MathF.Sqrt(sum / width + eps);
-        for (c = 0; c < width; c++) output[c] = x[c] * scale * weight[c];
-    }
-
-    /// <summary>One head rotated in place as <see cref="RotaryEmbedding.Rotate"/> does: x·cos + rotate_half(x)·sin, with
-    /// rotate_half(x) = [−x₂, x₁] over the two halves.</summary>
-    private static unsafe void Rotate(float* x, float* cos, float* sin, int width)
-    {
-        var half = width / 2;
-        for (var i = 0; i < half; i++)
-        {
-            float first = x[i], second = x[i + half];
-            x[i] = first * cos[i] - second * sin[i];
-            x[i + half] = second * cos[i + half] + first * sin[i + half];
-        }
     }
 }

@@ -17,11 +17,12 @@ namespace LlmEff.Runtime.Tests.Kernels;
 public sealed class SingleTokenDecoderTests
 {
     /// <summary>The declared decoders whose every block the fused step knows (<c>LayoutPlan.DecodesInOneKernel</c>): standard
-    /// attention (with QK norm in the hybrids), short convolutions, latent attention with and without a query rank.</summary>
+    /// attention with keys of its own or the values as keys (NoKey; with QK norm in the hybrids and QkNormNoKey), short
+    /// convolutions, latent attention with and without a query rank.</summary>
     private static readonly string[] Fused =
     {
-        "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "HybridGqa", "LatentDirectQuery", "LatentMla", "MultiQueryNoPositions",
-        "OddShapedBiased", "PlainDense", "PlainTwin", "TinyDecoder", "TinyHybrid", "TinyLatent",
+        "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "HybridGqa", "HybridNoKey", "LatentDirectQuery", "LatentMla", "MultiQueryNoPositions",
+        "NoKeyGqa", "NoKeyMha", "NoKeyMqa", "OddShapedBiased", "PlainDense", "PlainTwin", "QkNormNoKey", "TinyDecoder", "TinyHybrid", "TinyLatent",
     };
 
     public static TheoryDataFor FusedModels()
