@@ -47,7 +47,15 @@ internal static class VectorMath
     public static unsafe void RotateHalves(float* x, float* cos, float* sin, int width)
     {
         var half = width / 2;
-        for (var i = 0; i < half; i++)
+        var i = 0;
+        for (; i + 8 <= half; i += 8)
+        {
+            var first = Avx.LoadVector256(x + i);
+            var second = Avx.LoadVector256(x + i + half);
+            Avx.Store(x + i, first * Avx.LoadVector256(cos + i) - second * Avx.LoadVector256(sin + i));
+            Avx.Store(x + i + half, second * Avx.LoadVector256(cos + i + half) + first * Avx.LoadVector256(sin + i + half));
+        }
+        for (; i < half; i++)
         {
             float first = x[i], second = x[i + half];
             x[i] = first * cos[i] - second * sin[i];
