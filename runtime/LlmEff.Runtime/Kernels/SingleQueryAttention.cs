@@ -1,5 +1,4 @@
 using System;
-using System.Buffers;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -87,23 +86,12 @@ public static class SingleQueryAttention
     private static unsafe void Part(nint state, int part, int parts)
     {
         var job = (Job*)state;
-        var rented = job->Time > 4096 ? ArrayPool<float>.Shared.Rent(job->Time) : null;
-        var scores = rented is null ? stackalloc float[job->Time] : rented.AsSpan(0, job->Time);
-        try
-        {
-            fixed (float* s = scores)
-            {
-                for (var h = part; h < job->Heads; h += parts) Head(job, h, s);
-            }
-        }
-        finally
-        {
-            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
-        }
+        VectorMath.ForHeads(state, job->Heads, job->Time, part, parts, &Head);
     }
 
-    private static unsafe void Head(Job* job, int head, float* scores)
+    private static unsafe void Head(nint state, int head, float* scores)
     {
+        var job = (Job*)state;
         var q = job->Query + (long)head * job->Dim;
         var keys = job->Keys + head / job->Group * job->KeyHeadStride;
         var values = job->Values + head / job->Group * job->ValueHeadStride;

@@ -1,5 +1,4 @@
 using System;
-using System.Buffers;
 using System.Collections.Generic;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -567,23 +566,12 @@ public static class SingleTokenDecoder
     private static unsafe void LatentHeadsPart(nint state, int part, int parts)
     {
         var job = (LatentHeads*)state;
-        var rented = job->Time > 4096 ? ArrayPool<float>.Shared.Rent(job->Time) : null;
-        var scores = rented is null ? stackalloc float[job->Time] : rented.AsSpan(0, job->Time);
-        try
-        {
-            fixed (float* s = scores)
-            {
-                for (var h = part; h < job->Heads; h += parts) LatentHead(job, h, s);
-            }
-        }
-        finally
-        {
-            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
-        }
+        VectorMath.ForHeads(state, job->Heads, job->Time, part, parts, &LatentHead);
     }
 
-    private static unsafe void LatentHead(LatentHeads* job, int head, float* scores)
+    private static unsafe void LatentHead(nint state, int head, float* scores)
     {
+        var job = (LatentHeads*)state;
         int headDim = job->HeadDim, kvRank = job->KvRank, ropeDim = job->RopeDim, time = job->Time;
         var query = job->Queries + (long)head * (headDim + ropeDim);
         var queryRope = query + headDim;

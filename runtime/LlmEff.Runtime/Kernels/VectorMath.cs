@@ -1,4 +1,5 @@
 using System;
+using System.Buffers;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -85,5 +86,24 @@ internal static class VectorMath
             total += weight;
         }
         return total;
+    }
+
+    /// <summary>head(job, h, scores) for heads part, part + parts, … of <paramref name="heads"/>, with a row of
+    /// <paramref name="time"/> floats for the scores: on the stack up to 4,096, rented above (a stack holds 1 MiB).</summary>
+    public static unsafe void ForHeads(nint job, int heads, int time, int part, int parts, delegate*<nint, int, float*, void> head)
+    {
+        var rented = time > 4096 ? ArrayPool<float>.Shared.Rent(time) : null;
+        var scores = rented is null ? stackalloc float[time] : rented.AsSpan(0, time);
+        try
+        {
+            fixed (float* s = scores)
+            {
+                for (var h = part; h < heads; h += parts) head(job, h, s);
+            }
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+        }
     }
 }
