@@ -883,7 +883,7 @@ internal static class ModelEmitter
                 {
                     w.Line();
                     w.Line("/// <summary>The projections and heads, for the fused single-token step.</summary>");
-                    var norms = a.QueryNorm is { } qn && a.KeyNorm is { } kn ? $", {qn.Name}, {kn.Name}" : "";
+                    var norms = (a.QueryNorm is { } qn ? $", QueryNorm: {qn.Name}" : "") + (a.KeyNorm is { } kn ? $", KeyNorm: {kn.Name}" : "");
                     string Projection(string part) => a.Parts.FirstOrDefault(p => p.Name == part) is { } found ? ProjectionOf(a, found).Name : "null";
                     var key = Projection("k") == "null" ? "Key: null" : Projection("k");
                     w.Line($"internal AttentionMixer KernelMixer => new({Projection("q")}, {key}, {Projection("v")}, {a.Output.Name}, Heads, KvHeads{norms});");

@@ -198,10 +198,11 @@ public sealed class LayerState : IDisposable
         return entry.Length == length && entry.Dim == shape.IndexOf(-1) && Matches(entry.Buffer, shape);
     }
 
-    /// <summary>After <see cref="TakesEntry"/> said yes: counts one more entry without writing it (the kernel writes it)
-    /// and returns the buffer's first element and its length along the growing dimension, creating or growing the
-    /// buffer as <see cref="Append"/> does.</summary>
-    internal unsafe float* AppendEntryInPlace(int stream, ReadOnlySpan<long> shape, out long slots)
+    /// <summary>After <see cref="TakesEntry"/> said yes: room for one more entry, made as <see cref="Append"/> makes it
+    /// (creating or growing the buffer), and the buffer's first element and its length along the growing dimension. The
+    /// entry is not counted until <see cref="CountEntry"/>, so a step that fails before then leaves the stream as it was
+    /// (a larger buffer holds the same entries).</summary>
+    internal unsafe float* ReserveEntry(int stream, ReadOnlySpan<long> shape, out long slots)
     {
         var dim = shape.IndexOf(-1);
         if (!growing.TryGetValue(stream, out var entry))
@@ -213,9 +214,17 @@ public sealed class LayerState : IDisposable
         }
         if (entry.Length + 1 > capacity) throw Overflow(stream, entry.Length, 1);
         if (entry.Length + 1 > entry.Buffer.shape[dim]) Grow(entry, entry.Length + 1);
-        entry.Length += 1;
         slots = entry.Buffer.shape[dim];
         return Kernels.SingleTokenStep.Address(entry.Buffer);
+    }
+
+    /// <summary>Counts the entry written into the room <see cref="ReserveEntry"/> made.</summary>
+    internal void CountEntry(int stream)
+    {
+        var entry = growing[stream];
+        if (entry.Length + 1 > entry.Buffer.shape[entry.Dim])
+            throw new InvalidOperationException($"Stream {stream} has no reserved room for another entry (it holds {entry.Length}).");
+        entry.Length += 1;
     }
 
     /// <summary>Whether stream <paramref name="stream"/> holds a fixed-size state of exactly <paramref name="shape"/>

@@ -95,6 +95,9 @@ public static class SingleTokenDecoder
         int vocab = model.Vocab, dim = model.Dim, hidden = model.Hidden;
         if (token < 0 || token >= vocab) return null;
 
+        // Room in every layer's cache first (buffers created or grown, entries not yet counted): what can fail, allocation,
+        // fails before anything is written, and the entries count only once every layer has written them.
+        for (var i = 0; i < model.Blocks.Length; i++) model.Blocks[i].Mixer.Reserve(cache[i]);
         var logits = empty(new long[] { 1, 1, vocab }, ScalarType.Float32);
         var buffers = Scratch(2 * dim + 2 * hidden + model.MixerScratch);
         fixed (float* memory = buffers)
@@ -117,6 +120,7 @@ public static class SingleTokenDecoder
             var head = new MatrixVector.Product(model.Head.Matrix, normed, SingleTokenStep.Address(logits), model.Head.Bias, vocab, dim, accumulate: false);
             MatrixVector.Multiply(&head, threads);
         }
+        for (var i = 0; i < model.Blocks.Length; i++) model.Blocks[i].Mixer.Count(cache[i]);
         cache.Advance(1);
         stepsRun++;
         return logits;
@@ -128,7 +132,9 @@ public static class SingleTokenDecoder
     {
         /// <summary>Every tensor resolved, in <see cref="Gather"/>'s order: the model is reused while each is still the
         /// same object and not disposed. Module.to() and loading that replaces a parameter make new tensor objects;
-        /// loading into a parameter in place keeps its memory, and with it the addresses.</summary>
+        /// loading into a parameter in place keeps its memory, and with it the addresses. Not seen: an in-place change
+        /// of a tensor's storage itself (<c>set_</c>, a growing <c>resize_</c>), which nothing in this project does to
+        /// weights. Held until the model's next step re-resolves, or the model is collected.</summary>
         public Tensor?[] Sources = Array.Empty<Tensor?>();
         public int Vocab, Dim, Hidden, MixerScratch;
         public float* Embedding, FinalNorm;
@@ -304,6 +310,14 @@ public static class SingleTokenDecoder
         /// <summary>Whether this layer's cache holds what the mixer expects after <paramref name="position"/> tokens and has room for one more.</summary>
         public abstract bool Accepts(LayerState state, long position);
 
+        /// <summary>Makes room for this step's entries (and the state it updates) without counting them.</summary>
+        public abstract void Reserve(LayerState state);
+
+        /// <summary>Counts the entries <see cref="AddTo"/> wrote.</summary>
+        public virtual void Count(LayerState state)
+        {
+        }
+
         public abstract void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads);
     }
 
@@ -357,6 +371,18 @@ public static class SingleTokenDecoder
         public override bool Accepts(LayerState state, long position) => (!rotation.Present || position < rotation.Positions)
             && state.TakesEntry(LayerState.Keys, CacheShape, position) && (keysAreValues || state.TakesEntry(LayerState.Values, CacheShape, position));
 
+        public override void Reserve(LayerState state)
+        {
+            state.ReserveEntry(LayerState.Keys, CacheShape, out _);
+            if (!keysAreValues) state.ReserveEntry(LayerState.Values, CacheShape, out _);
+        }
+
+        public override void Count(LayerState state)
+        {
+            state.CountEntry(LayerState.Keys);
+            if (!keysAreValues) state.CountEntry(LayerState.Values);
+        }
+
         public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
         {
             float* q = scratch, k = q + QueryWidth, v = k + KvWidth, attended = v + KvWidth;
@@ -382,14 +408,14 @@ public static class SingleTokenDecoder
             long keySlots, valueSlots;
             if (keysAreValues)
             {
-                values = keys = state.AppendEntryInPlace(LayerState.Keys, shape, out keySlots);
+                values = keys = state.ReserveEntry(LayerState.Keys, shape, out keySlots);
                 valueSlots = keySlots;
                 for (var h = 0; h < kvHeads; h++) Buffer.MemoryCopy(v + h * headDim, values + (h * valueSlots + position) * headDim, bytes, bytes);
             }
             else
             {
-                keys = state.AppendEntryInPlace(LayerState.Keys, shape, out keySlots);
-                values = state.AppendEntryInPlace(LayerState.Values, shape, out valueSlots);
+                keys = state.ReserveEntry(LayerState.Keys, shape, out keySlots);
+                values = state.ReserveEntry(LayerState.Values, shape, out valueSlots);
                 for (var h = 0; h < kvHeads; h++)
                 {
                     Buffer.MemoryCopy(k + h * headDim, keys + (h * keySlots + position) * headDim, bytes, bytes);
@@ -439,6 +465,11 @@ public static class SingleTokenDecoder
 
         // A one-tap filter keeps no window (ShortConv sets none).
         public override bool Accepts(LayerState state, long position) => History == 0 || state.HoldsState(LayerState.ConvolutionWindow, StateShape);
+
+        public override void Reserve(LayerState state)
+        {
+            if (History > 0) state.StateInPlace(LayerState.ConvolutionWindow, StateShape);
+        }
 
         public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
         {
@@ -518,6 +549,18 @@ public static class SingleTokenDecoder
         public override bool Accepts(LayerState state, long position) => position < rotation.Positions
             && state.TakesEntry(LayerState.Latents, LatentShape, position) && state.TakesEntry(LayerState.RopeKeys, RopeKeyShape, position);
 
+        public override void Reserve(LayerState state)
+        {
+            state.ReserveEntry(LayerState.Latents, LatentShape, out _);
+            state.ReserveEntry(LayerState.RopeKeys, RopeKeyShape, out _);
+        }
+
+        public override void Count(LayerState state)
+        {
+            state.CountEntry(LayerState.Latents);
+            state.CountEntry(LayerState.RopeKeys);
+        }
+
         public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
         {
             float* queryLatent = scratch, queryLatentNormed = queryLatent + queryRank, queries = queryLatentNormed + queryRank;
@@ -536,8 +579,8 @@ public static class SingleTokenDecoder
             MatrixVector.Multiply(&latentProduct, threads);
 
             // Cached: the normalised latent and the rotated shared rotary key.
-            var latents = state.AppendEntryInPlace(LayerState.Latents, LatentShape, out _);
-            var ropeKeys = state.AppendEntryInPlace(LayerState.RopeKeys, RopeKeyShape, out _);
+            var latents = state.ReserveEntry(LayerState.Latents, LatentShape, out _);
+            var ropeKeys = state.ReserveEntry(LayerState.RopeKeys, RopeKeyShape, out _);
             VectorMath.RmsNormalize(compressed, latents + position * kvRank, latentNorm, kvRank, latentEps);
             float* cos = rotation.Cos(position), sin = rotation.Sin(position);
             var ropeKey = ropeKeys + position * ropeDim;

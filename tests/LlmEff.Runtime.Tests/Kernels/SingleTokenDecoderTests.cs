@@ -70,8 +70,13 @@ public sealed class SingleTokenDecoderTests
                 model.eval();
                 var decoder = (IDecoder)model;
                 using var _ = no_grad();
+                MoveOffTheirStart(model);
                 var random = new Random(8);
-                var ids = Enumerable.Range(0, 14).Select(_ => (long)random.Next(declared.Facts.Vocab)).ToArray();
+                // Past the cache's first allocation (16 entries), so steps also write into a grown buffer, leaving room
+                // for the chunk of 3 at the end.
+                var length = (int)Math.Min(declared.Facts.Context - 3, 40);
+                Assert.True(length > 16, $"{name}: a context of {declared.Facts.Context} does not reach a grown cache");
+                var ids = Enumerable.Range(0, length).Select(_ => (long)random.Next(declared.Facts.Vocab)).ToArray();
                 using var tokens = tensor(ids, new long[] { 1, ids.Length });
                 // Twice: from an empty cache (the first token alone), and after a 5-token prefill that ran through libtorch.
                 foreach (var prefill in new[] { 0, 5 })
@@ -155,6 +160,53 @@ public sealed class SingleTokenDecoderTests
         }
         model.to(ScalarType.Float32);
         StepsAgree("a round trip through fp64");
+    }
+
+    /// <summary>Norm weights start at one and biases at zero, where reading the wrong one or none gives the same
+    /// numbers: every one-dimensional parameter moves off its start (norms to 1 ± 0.2, biases to about ±0.2).</summary>
+    private static void MoveOffTheirStart(nn.Module model)
+    {
+        using var _ = no_grad();
+        foreach (var (_, parameter) in model.named_parameters())
+            if (parameter.dim() == 1) parameter.add_(randn_like(parameter) * 0.2);
+    }
+
+    /// <summary>The generated modules never pass a head bias (only PyTorch's defaults give <c>lm_head</c> one, and they
+    /// leave the fused step), so the kernel's is called directly here, with the blocks the module would pass.</summary>
+    [Fact]
+    public void A_head_bias_is_added_to_the_logits()
+    {
+        if (!SingleTokenStep.IsSupported) return;
+        manual_seed(7);
+        using var model = new OddShapedBiased();
+        model.eval();
+        using var _ = no_grad();
+        MoveOffTheirStart(model);
+        var modules = model.named_modules().ToDictionary(m => m.name, m => m.module);
+        T Module<T>(string name) where T : nn.Module => (T)modules[name];
+        var blocks = Enumerable.Range(0, OddShapedBiased.Facts.Layers).Select(i => new DecoderBlockWeights(
+            Module<LlmEff.Layers.RmsNorm>($"model.layers.{i}.input_layernorm"),
+            new AttentionMixer(Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.q_proj"), Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.k_proj"),
+                Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.v_proj"), Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.o_proj"), Heads: 4, KvHeads: 2),
+            Module<LlmEff.Layers.RmsNorm>($"model.layers.{i}.post_attention_layernorm"),
+            Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.gate_proj"), Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.up_proj"),
+            Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.down_proj"))).ToList();
+        var head = Module<LlmEff.Layers.Linear>("lm_head");
+        Assert.Null(head.bias);
+        using var headBias = randn(OddShapedBiased.Facts.Vocab);
+        using var token = tensor(new long[] { 5 }, new long[] { 1, 1 });
+        using var fusedCache = model.NewCache();
+        using var plainCache = model.NewCache();
+        using var fused = SingleTokenDecoder.TryStep(token, fusedCache, OddShapedBiased.Facts.Context,
+            Module<TorchSharp.Modules.Embedding>("model.embed_tokens").weight!, Module<LlmEff.Layers.RotaryEmbedding>("model.rotary_emb"),
+            blocks, Module<LlmEff.Layers.RmsNorm>("model.norm"), head.weight, headBias);
+        Assert.NotNull(fused);
+        Tensor plain;
+        using (SingleTokenDecoder.Disable()) plain = model.forward(token, plainCache);
+        using (plain)
+        using (var expected = plain + headBias)
+            Assert.True(DecodingTestMath.MaxDifference(fused, expected) <= 2e-5, $"{DecodingTestMath.MaxDifference(fused, expected)}");
+        Assert.Equal(1, fusedCache.Position);
     }
 
     [Fact]

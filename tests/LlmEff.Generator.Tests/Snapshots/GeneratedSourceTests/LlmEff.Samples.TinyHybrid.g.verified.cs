@@ -252,7 +252,7 @@ partial class TinyHybrid : global::TorchSharp.torch.nn.Module<global::TorchSharp
         }
 
         /// <summary>The projections and heads, for the fused single-token step.</summary>
-        internal global::LlmEff.Kernels.AttentionMixer KernelMixer => new(q_proj, k_proj, v_proj, o_proj, Heads, KvHeads, q_layernorm, k_layernorm);
+        internal global::LlmEff.Kernels.AttentionMixer KernelMixer => new(q_proj, k_proj, v_proj, o_proj, Heads, KvHeads, QueryNorm: q_layernorm, KeyNorm: k_layernorm);
 
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
         private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
