@@ -204,6 +204,7 @@ public sealed class LayoutPlanTests
     [Fact]
     public void Only_models_of_the_fused_steps_block_kinds_decode_a_token_in_one_kernel()
     {
+        var moe = new MoeSpec(4, 2, 0, 32, 0, RouterKind.Softmax, BalanceKind.AuxLoss, true, 1, 0.01, 0);
         var fused = new (string Change, ModelSpec Spec)[]
         {
             ("plain", PlainLlama),
@@ -219,8 +220,10 @@ public sealed class LayoutPlanTests
             ("latent attention", Latent),
             ("latent attention with a query rank", Latent with { Attention = Latent.Attention with { Latent = new LatentSpec(16, 8, 24) } }),
             ("latent attention and short convolutions", Latent with { Hybrid = Hybrid.Hybrid }),
+            ("experts", PlainLlama with { Moe = moe }),
+            ("experts after a dense layer, a shared expert, a selection bias", PlainLlama with { Moe = moe with { FirstLayer = 1, Shared = 1, Balance = BalanceKind.AuxLossFree, Router = RouterKind.Sigmoid } }),
+            ("short convolutions beside experts", Hybrid with { Moe = moe }),
         };
-        var moe = new MoeSpec(4, 2, 0, 32, 0, RouterKind.Softmax, BalanceKind.AuxLoss, true, 1, 0.01, 0);
         var notFused = new (string Change, ModelSpec Spec)[]
         {
             ("NoQuery", PlainLlama with { Attention = PlainLlama.Attention with { Projections = ProjectionKind.NoQuery } }),
@@ -228,9 +231,8 @@ public sealed class LayoutPlanTests
             ("shared keys and values", PlainLlama with { Attention = PlainLlama.Attention with { ShareKvEvery = 3 } }),
             ("sparse attention", PlainLlama with { Sparse = new SparseSpec(2, 8, 4) }),
             ("sparse latent attention", Latent with { Sparse = new SparseSpec(2, 8, 4) }),
-            ("short convolutions beside experts", Hybrid with { Moe = moe }),
-            ("experts", PlainLlama with { Moe = moe }),
-            ("experts after a dense layer", PlainLlama with { Moe = moe with { FirstLayer = 1 } }),
+            ("hash-routed experts", PlainLlama with { Moe = moe with { HashLayers = 1 } }),
+            ("clamped experts", PlainLlama with { Moe = moe, Mlp = new MlpSpec(192, ActivationKind.SwiGlu, ClampLimit: 7) }),
             ("quantization", PlainLlama with { Quant = new QuantSpec(QuantFormatKind.Mxfp4, QuantTargetKind.AllLinear, 0.8, false, 0) }),
             ("residual streams", PlainLlama with { Residual = new ResidualSpec(4, 20) }),
             ("LayerNorm", PlainLlama with { Norm = NormKind.LayerNorm }),

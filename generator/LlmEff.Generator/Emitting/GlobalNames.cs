@@ -42,7 +42,8 @@ internal static class GlobalNames
             "LightningIndexer", "LatentAttention", "LatentAttentionOptions", "ShortConv",
             "CompressedAttention", "CompressedAttentionOptions", "CompressedAttentionKind");
         Add("LlmEff.Quantization", "IndexerPrecision");
-        Add("LlmEff.Kernels", "SingleTokenStep", "SingleTokenDecoder", "DecoderBlockWeights", "BlockMixer", "AttentionMixer", "ConvolutionMixer", "LatentMixer");
+        Add("LlmEff.Kernels", "SingleTokenStep", "SingleTokenDecoder", "DecoderBlockWeights", "BlockMixer", "AttentionMixer", "ConvolutionMixer", "LatentMixer",
+            "BlockFeedForward", "SwiGluWeights", "MixtureWeights");
         Add("LlmEff.Layers", "HyperConnections");
         return names;
     }

@@ -687,8 +687,10 @@ internal static class ModelEmitter
                         w.Line(Hybrid
                             ? $"BlockMixer mixer = {names.Attention} is not null ? {attentionMixer} : new ConvolutionMixer({ConvPlan.BlockName}!);"
                             : $"BlockMixer mixer = {attentionMixer};");
-                        w.Line($"var (gate, up, down) = {names.Mlp}.Projections;");
-                        w.Line($"return new({names.AttentionNorm}, mixer, {names.MlpNorm}, gate, up, down);");
+                        w.Line(MixedFeedForward
+                            ? $"BlockFeedForward feedForward = {names.Mlp} is MixtureOfExperts experts ? experts.KernelFeedForward() : ((FeedForward){names.Mlp}).KernelFeedForward();"
+                            : $"BlockFeedForward feedForward = {names.Mlp}.KernelFeedForward();");
+                        w.Line($"return new({names.AttentionNorm}, mixer, {names.MlpNorm}, feedForward);");
                     }
                 }
                 if (ExposesScores)
@@ -1117,7 +1119,7 @@ internal static class ModelEmitter
                 {
                     w.Line();
                     w.Line("/// <summary>The three projections, for the fused single-token step.</summary>");
-                    w.Line($"internal (Linear Gate, Linear Up, Linear Down) Projections => ({string.Join(", ", template.Linears.Select(l => l.Name))});");
+                    w.Line($"internal SwiGluWeights KernelFeedForward() => new({string.Join(", ", template.Linears.Select(l => l.Name))});");
                 }
             }
         }
@@ -1171,6 +1173,17 @@ internal static class ModelEmitter
                     w.Line(m.Shared > 0
                         ? "return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();"
                         : "return routed.view_as(x).MoveToOuterDisposeScope();");
+                }
+                if (plan.DecodesInOneKernel)
+                {
+                    w.Line();
+                    w.Line("/// <summary>The router and the experts, for the fused single-token step.</summary>");
+                    using (w.Block("internal MixtureWeights KernelFeedForward()"))
+                    {
+                        w.Line("var routed = new SwiGluWeights[Experts];");
+                        w.Line($"for (var i = 0; i < Experts; i++) routed[i] = {MixturePlan.ExpertsName}[i].KernelFeedForward();");
+                        w.Line($"return new({MixturePlan.RouterName}, routed, {(m.Shared > 0 ? $"{MixturePlan.SharedName}.KernelFeedForward()" : "Shared: null")});");
+                    }
                 }
             }
         }

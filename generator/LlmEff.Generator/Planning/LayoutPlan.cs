@@ -473,8 +473,8 @@ internal sealed record LayoutPlan(
 
     /// <summary>
     /// A one-token decoding step runs whole in the runtime's fused kernel (<c>SingleTokenDecoder</c>): every layer a
-    /// pre-norm block that the kernel computes as the module does. That is RMSNorm everywhere, a plain SwiGLU feed-forward
-    /// (no clamp, no experts), and as token mixer one of: standard attention with its own q and v projections and its own
+    /// pre-norm block that the kernel computes as the module does. That is RMSNorm everywhere, plain SwiGLU feed-forwards
+    /// (no clamp; dense, or a mixture of them chosen by scores, not by a hash table), and as token mixer one of: standard attention with its own q and v projections and its own
     /// k or the values as keys (Full or NoKey; rotary or no positions, any number of key/value heads, QK norm or none; no
     /// queries that are keys, no score term, no shared keys and values),
     /// LFM2's short convolution, or latent attention without an indexer. Nothing else in the stack (no learned positions,
@@ -485,11 +485,13 @@ internal sealed record LayoutPlan(
     public bool DecodesInOneKernel =>
         DecodesOnKernels && !LearnedPositions && !InputBias && Streams is null
         && (Attention is null || Attention is { Aliasing: QueryKeyAliasing.None or QueryKeyAliasing.KeysAreValues, ScoreMixer: false, SharesKeyValues: false, RepeatedQueries: false })
-        && Indexer is null && Compressed is null && Mixture is null
-        && Dense is { Activation: ActivationKind.SwiGlu, ClampLimit: null, Quantized: false }
+        && Indexer is null && Compressed is null
+        && (Dense is null || PlainSwiGlu(Dense))
+        && (Mixture is null || Mixture is { HashRouted: false } && PlainSwiGlu(Mixture.Expert) && (Mixture.Shared is null || PlainSwiGlu(Mixture.Shared)))
         && MixerNorm.Kind == NormKind.RmsNorm && FeedForwardNorm.Kind == NormKind.RmsNorm && FinalNorm.Kind == NormKind.RmsNorm
-        && Layers.All(l => l.FeedForward == FeedForwardKind.Dense && l.OwnsKeysAndValues
-                           && l.Mixer is TokenMixer.Attention or TokenMixer.ShortConvolution or TokenMixer.LatentAttention);
+        && Layers.All(l => l.OwnsKeysAndValues && l.Mixer is TokenMixer.Attention or TokenMixer.ShortConvolution or TokenMixer.LatentAttention);
+
+    private static bool PlainSwiGlu(FeedForwardPlan feedForward) => feedForward is { Activation: ActivationKind.SwiGlu, ClampLimit: null, Quantized: false };
 
     public bool Takes(LayerInputs input) => (LayerInputs & input) != 0;
 }

@@ -1,11 +1,26 @@
+using System.Collections.Generic;
 using LlmEff.Layers;
 
 namespace LlmEff.Kernels;
 
 /// <summary>The weights of one pre-norm block as the fused single-token step (<see cref="SingleTokenDecoder"/>) reads
-/// them: RMSNorm, the token mixer, RMSNorm, and the SwiGLU feed-forward's gate, up and down projections. Biases are read
-/// where the layers have them.</summary>
-public sealed record DecoderBlockWeights(RmsNorm InputNorm, BlockMixer Mixer, RmsNorm FeedForwardNorm, Linear Gate, Linear Up, Linear Down);
+/// them: RMSNorm, the token mixer, RMSNorm, and the feed-forward. Biases are read where the layers have them.</summary>
+public sealed record DecoderBlockWeights(RmsNorm InputNorm, BlockMixer Mixer, RmsNorm FeedForwardNorm, BlockFeedForward FeedForward);
+
+/// <summary>What a block's feed-forward is, for the fused step: one of the records below.</summary>
+public abstract record BlockFeedForward
+{
+    private protected BlockFeedForward()
+    {
+    }
+}
+
+/// <summary>A SwiGLU feed-forward: down(silu(gate(x)) ⊙ up(x)).</summary>
+public sealed record SwiGluWeights(Linear Gate, Linear Up, Linear Down) : BlockFeedForward;
+
+/// <summary>A mixture of SwiGLU experts chosen by <paramref name="Router"/> (not hash-routed), plus the shared experts
+/// fused into one feed-forward when there are any: Σ over the chosen experts of weight · expert(x), + shared(x).</summary>
+public sealed record MixtureWeights(ExpertRouter Router, IReadOnlyList<SwiGluWeights> Experts, SwiGluWeights? Shared) : BlockFeedForward;
 
 /// <summary>What mixes tokens in a block the fused step can run: one of the records below.</summary>
 public abstract record BlockMixer

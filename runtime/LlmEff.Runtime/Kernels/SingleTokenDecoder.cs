@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlmEff.Generation;
@@ -89,32 +90,29 @@ public static class SingleTokenDecoder
         var model = Resolved(embedding, rotary, blocks, finalNorm, headWeight, headBias);
         if (model is null) return null;
         for (var i = 0; i < model.Blocks.Length; i++)
-            if (!model.Blocks[i].Mixer.Accepts(cache[i], position)) return null;
+            if (!model.Blocks[i].Mixer.Accepts(cache[i], position) || !model.Blocks[i].FeedForward.Accepts()) return null;
         var token = tokens.item<long>();
 
-        int vocab = model.Vocab, dim = model.Dim, hidden = model.Hidden;
+        int vocab = model.Vocab, dim = model.Dim;
         if (token < 0 || token >= vocab) return null;
 
         // Room in every layer's cache first (buffers created or grown, entries not yet counted): what can fail, allocation,
         // fails before anything is written, and the entries count only once every layer has written them.
         for (var i = 0; i < model.Blocks.Length; i++) model.Blocks[i].Mixer.Reserve(cache[i]);
         var logits = empty(new long[] { 1, 1, vocab }, ScalarType.Float32);
-        var buffers = Scratch(2 * dim + 2 * hidden + model.MixerScratch);
+        var buffers = Scratch(2 * dim + model.BlockScratch);
         fixed (float* memory = buffers)
         {
-            float* x = memory, normed = x + dim, gate = normed + dim, up = gate + hidden, mixing = up + hidden;
+            float* x = memory, normed = x + dim, work = normed + dim;
             var threads = SingleTokenStep.Threads;
             new ReadOnlySpan<float>(model.Embedding + token * dim, dim).CopyTo(new Span<float>(x, dim));
             for (var i = 0; i < model.Blocks.Length; i++)
             {
                 var step = model.Blocks[i];
                 VectorMath.RmsNormalize(x, normed, step.InputNorm, dim, step.InputEps);
-                step.Mixer.AddTo(x, normed, mixing, cache[i], position, threads);
+                step.Mixer.AddTo(x, normed, work, cache[i], position, threads);
                 VectorMath.RmsNormalize(x, normed, step.FeedForwardNorm, dim, step.FeedForwardEps);
-                var gated = new Gated(Product(step.Gate, normed, gate, hidden, dim), Product(step.Up, normed, up, hidden, dim));
-                Run(&GatedPart, &gated, hidden, 2 * gated.Gate.Weights, threads);
-                var down = Product(step.Down, gate, x, dim, hidden, accumulate: true);
-                MatrixVector.Multiply(&down, threads);
+                step.FeedForward.AddTo(x, normed, work, threads);
             }
             VectorMath.RmsNormalize(x, normed, model.FinalNorm, dim, model.FinalEps);
             var head = new MatrixVector.Product(model.Head.Matrix, normed, SingleTokenStep.Address(logits), model.Head.Bias, vocab, dim, accumulate: false);
@@ -136,7 +134,7 @@ public static class SingleTokenDecoder
         /// of a tensor's storage itself (<c>set_</c>, a growing <c>resize_</c>), which nothing in this project does to
         /// weights. Held until the model's next step re-resolves, or the model is collected.</summary>
         public Tensor?[] Sources = Array.Empty<Tensor?>();
-        public int Vocab, Dim, Hidden, MixerScratch;
+        public int Vocab, Dim, BlockScratch;
         public float* Embedding, FinalNorm;
         public float FinalEps;
         public Weight Head;
@@ -187,9 +185,21 @@ public static class SingleTokenDecoder
         {
             into.Add(block.InputNorm.Weight);
             into.Add(block.FeedForwardNorm.Weight);
-            Add(block.Gate);
-            Add(block.Up);
-            Add(block.Down);
+            switch (block.FeedForward)
+            {
+                case SwiGluWeights dense:
+                    AddSwiGlu(dense);
+                    break;
+                case MixtureWeights mixture:
+                    into.Add(mixture.Router.weight);
+                    into.Add(mixture.Router.e_score_correction_bias);
+                    foreach (var expert in mixture.Experts) AddSwiGlu(expert);
+                    AddSwiGlu(mixture.Shared);
+                    break;
+                default:
+                    into.Add(null);
+                    break;
+            }
             switch (block.Mixer)
             {
                 case AttentionMixer attention:
@@ -230,6 +240,13 @@ public static class SingleTokenDecoder
             into.Add(linear?.weight);
             into.Add(linear?.bias);
         }
+
+        void AddSwiGlu(SwiGluWeights? feedForward)
+        {
+            Add(feedForward?.Gate);
+            Add(feedForward?.Up);
+            Add(feedForward?.Down);
+        }
     }
 
     private static unsafe ResolvedModel? Resolve(Tensor embedding, RotaryEmbedding? rotary, IReadOnlyList<DecoderBlockWeights> blocks, RmsNorm finalNorm,
@@ -238,12 +255,10 @@ public static class SingleTokenDecoder
         var embeddingShape = embedding.shape;
         if (embeddingShape.Length != 2 || embeddingShape[0] > int.MaxValue || embeddingShape[1] > int.MaxValue) return null;
         int vocab = (int)embeddingShape[0], dim = (int)embeddingShape[1];
-        var hidden = blocks[0].Gate.weight.shape[0];
-        if (hidden > int.MaxValue) return null;
         if (!Matrix(embedding, vocab, dim) || !Matrix(headWeight, vocab, dim) || !Vector(headBias, vocab) || !Vector(finalNorm.Weight, dim)) return null;
         var model = new ResolvedModel
         {
-            Vocab = vocab, Dim = dim, Hidden = (int)hidden,
+            Vocab = vocab, Dim = dim,
             Embedding = SingleTokenStep.Address(embedding),
             FinalNorm = SingleTokenStep.Address(finalNorm.Weight), FinalEps = (float)finalNorm.Eps,
             Head = new Weight(SingleTokenStep.Address(headWeight), headBias is null ? null : SingleTokenStep.Address(headBias)),
@@ -251,10 +266,10 @@ public static class SingleTokenDecoder
         };
         for (var i = 0; i < blocks.Count; i++)
         {
-            var step = BlockStep.Resolve(blocks[i], dim, (int)hidden, rotary);
+            var step = BlockStep.Resolve(blocks[i], dim, rotary);
             if (step is null) return null;
             model.Blocks[i] = step;
-            model.MixerScratch = Math.Max(model.MixerScratch, step.Mixer.ScratchFloats);
+            model.BlockScratch = Math.Max(model.BlockScratch, Math.Max(step.Mixer.ScratchFloats, step.FeedForward.ScratchFloats));
         }
         return model;
     }
@@ -278,12 +293,18 @@ public static class SingleTokenDecoder
         public float* InputNorm, FeedForwardNorm;
         public float InputEps, FeedForwardEps;
         public MixerStep Mixer = null!;
-        public Weight Gate, Up, Down;
+        public FeedForwardStep FeedForward = null!;
 
-        public static BlockStep? Resolve(DecoderBlockWeights block, int dim, int hidden, RotaryEmbedding? rotary)
+        public static BlockStep? Resolve(DecoderBlockWeights block, int dim, RotaryEmbedding? rotary)
         {
             if (!Vector(block.InputNorm.Weight, dim) || !Vector(block.FeedForwardNorm.Weight, dim)) return null;
-            if (!Linear(block.Gate, hidden, dim, out var gate) || !Linear(block.Up, hidden, dim, out var up) || !Linear(block.Down, dim, hidden, out var down)) return null;
+            FeedForwardStep? feedForward = block.FeedForward switch
+            {
+                SwiGluWeights dense => SwiGluStep.Resolve(dense, dim),
+                MixtureWeights mixture => MixtureStep.Resolve(mixture, dim),
+                _ => null,
+            };
+            if (feedForward is null) return null;
             MixerStep? mixer = block.Mixer switch
             {
                 AttentionMixer attention => AttentionStep.Resolve(attention, dim, rotary),
@@ -296,8 +317,147 @@ public static class SingleTokenDecoder
             {
                 InputNorm = SingleTokenStep.Address(block.InputNorm.Weight), InputEps = (float)block.InputNorm.Eps,
                 FeedForwardNorm = SingleTokenStep.Address(block.FeedForwardNorm.Weight), FeedForwardEps = (float)block.FeedForwardNorm.Eps,
-                Mixer = mixer, Gate = gate, Up = up, Down = down,
+                Mixer = mixer, FeedForward = feedForward,
             };
+        }
+    }
+
+    /// <summary>A feed-forward resolved for one step: x += feedForward(normed).</summary>
+    private abstract unsafe class FeedForwardStep
+    {
+        /// <summary>Floats of scratch <see cref="AddTo"/> needs.</summary>
+        public abstract int ScratchFloats { get; }
+
+        /// <summary>Whether it can run now (a router in training mode keeps its own statistics: left to its module).</summary>
+        public virtual bool Accepts() => true;
+
+        public abstract void AddTo(float* x, float* normed, float* scratch, int threads);
+    }
+
+    /// <summary>SwiGLU: gate and up as one job with silu(gate)·up, then x += down(·) in the same pass; <see cref="AddScaled"/>
+    /// weighs the result (an expert's routing weight: it scales the hidden row, and the bias separately).</summary>
+    private sealed unsafe class SwiGluStep : FeedForwardStep
+    {
+        private Weight gate, up, down;
+        private int dim, hidden;
+
+        public static SwiGluStep? Resolve(SwiGluWeights weights, int dim)
+        {
+            var hidden = weights.Gate.weight.shape[0];
+            if (hidden > int.MaxValue) return null;
+            var step = new SwiGluStep { dim = dim, hidden = (int)hidden };
+            return Linear(weights.Gate, step.hidden, dim, out step.gate) && Linear(weights.Up, step.hidden, dim, out step.up)
+                && Linear(weights.Down, dim, step.hidden, out step.down) ? step : null;
+        }
+
+        // gate, up
+        public override int ScratchFloats => 2 * hidden;
+
+        public override void AddTo(float* x, float* normed, float* scratch, int threads) => AddScaled(x, normed, scratch, threads, 1f);
+
+        public void AddScaled(float* x, float* normed, float* scratch, int threads, float scale)
+        {
+            float* gated = scratch, upRow = scratch + hidden;
+            var job = new Gated(Product(gate, normed, gated, hidden, dim), Product(up, normed, upRow, hidden, dim));
+            Run(&GatedPart, &job, hidden, 2 * job.Gate.Weights, threads);
+            if (scale != 1f)
+            {
+                for (var i = 0; i < hidden; i++) gated[i] *= scale;
+                if (down.Bias != null) VectorMath.AddScaled(x, down.Bias, scale, dim);
+            }
+            var product = new MatrixVector.Product(down.Matrix, gated, x, scale != 1f ? null : down.Bias, dim, hidden, accumulate: true);
+            MatrixVector.Multiply(&product, threads);
+        }
+    }
+
+    /// <summary>
+    /// A mixture as <c>ExpertRouter.Route</c> and <c>ExpertDispatch.Combine</c> compute it for one token: router logits,
+    /// scores (softmax, sigmoid or √softplus), the top Active by score plus the selection bias (which decides who is chosen,
+    /// never how much they count), their scores as weights (normalised, scaled), and x += Σ weight · expert(x) + shared(x).
+    /// </summary>
+    private sealed unsafe class MixtureStep : FeedForwardStep
+    {
+        private ExpertRouter router = null!;
+        private float* routerWeight, selectionBias;
+        private SwiGluStep[] experts = Array.Empty<SwiGluStep>();
+        private SwiGluStep? shared;
+        private int dim, active;
+        private RouterScoring scoring;
+        private bool normalize;
+        private float routedScale;
+
+        public static MixtureStep? Resolve(MixtureWeights weights, int dim)
+        {
+            var router = weights.Router;
+            var o = router.Options;
+            if (o.HashRouted || router.tid2eid is not null || o.Dim != dim || weights.Experts.Count != o.Experts) return null;
+            if (!Matrix(router.weight, o.Experts, dim) || !Vector(router.e_score_correction_bias, o.Experts)) return null;
+            var experts = new SwiGluStep[o.Experts];
+            for (var e = 0; e < experts.Length; e++)
+                if ((experts[e] = SwiGluStep.Resolve(weights.Experts[e], dim)!) is null) return null;
+            SwiGluStep? shared = null;
+            if (weights.Shared is not null && (shared = SwiGluStep.Resolve(weights.Shared, dim)) is null) return null;
+            return new MixtureStep
+            {
+                router = router, dim = dim, active = o.Active, scoring = o.Scoring, normalize = o.NormalizeWeights, routedScale = (float)o.RoutedScale,
+                routerWeight = SingleTokenStep.Address(router.weight),
+                selectionBias = router.e_score_correction_bias is { } bias ? SingleTokenStep.Address(bias) : null,
+                experts = experts, shared = shared,
+            };
+        }
+
+        private int Experts => experts.Length;
+
+        // logits, scores, chosen experts and their weights, then the experts' own scratch.
+        public override int ScratchFloats => 4 * Experts + Math.Max(experts.Max(e => e.ScratchFloats), shared?.ScratchFloats ?? 0);
+
+        public override bool Accepts() => !router.training;
+
+        public override void AddTo(float* x, float* normed, float* scratch, int threads)
+        {
+            float* logits = scratch, scores = logits + Experts, selection = scores + Experts, weights = selection + Experts, work = weights + Experts;
+            var product = new MatrixVector.Product(routerWeight, normed, logits, null, Experts, dim, accumulate: false);
+            MatrixVector.Multiply(&product, threads);
+            Score(logits, scores);
+            for (var e = 0; e < Experts; e++) selection[e] = selectionBias is null ? scores[e] : scores[e] + selectionBias[e];
+            Span<int> chosen = stackalloc int[active];
+            var total = 0f;
+            for (var j = 0; j < active; j++)
+            {
+                var best = -1;
+                for (var e = 0; e < Experts; e++)
+                    if (chosen[..j].IndexOf(e) < 0 && (best < 0 || selection[e] > selection[best])) best = e;
+                chosen[j] = best;
+                weights[j] = scores[best];
+                total += weights[j];
+            }
+            for (var j = 0; j < active; j++)
+            {
+                var weight = normalize ? weights[j] / total : weights[j];
+                experts[chosen[j]].AddScaled(x, normed, work, threads, weight * routedScale);
+            }
+            shared?.AddTo(x, normed, work, threads);
+        }
+
+        private void Score(float* logits, float* scores)
+        {
+            switch (scoring)
+            {
+                case RouterScoring.Softmax:
+                    var max = float.NegativeInfinity;
+                    for (var e = 0; e < Experts; e++) max = MathF.Max(max, logits[e]);
+                    var sum = 0f;
+                    for (var e = 0; e < Experts; e++) sum += scores[e] = MathF.Exp(logits[e] - max);
+                    for (var e = 0; e < Experts; e++) scores[e] /= sum;
+                    break;
+                case RouterScoring.Sigmoid:
+                    for (var e = 0; e < Experts; e++) scores[e] = 1 / (1 + MathF.Exp(-logits[e]));
+                    break;
+                default:
+                    // √softplus, softplus as PyTorch's: log(1 + eˣ) (in double: 1 + eˣ in float loses a small eˣ), x itself above 20 (its threshold).
+                    for (var e = 0; e < Experts; e++) scores[e] = MathF.Sqrt(logits[e] > 20 ? logits[e] : (float)Math.Log(1 + Math.Exp(logits[e])));
+                    break;
+            }
         }
     }
 

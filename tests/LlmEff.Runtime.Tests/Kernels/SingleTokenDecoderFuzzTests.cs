@@ -11,17 +11,26 @@ namespace LlmEff.Runtime.Tests.Kernels;
 
 /// <summary>
 /// The fused step through its public API on shapes drawn fresh each run (widths off the 8-wide and 4-row paths, odd head
-/// counts and widths, every grouping of key/value heads, NoKey, QK norm, biases, no positions), against attention
+/// counts and widths, every grouping of key/value heads, NoKey, QK norm, biases, no positions, mixtures of experts with
+/// every scoring, with and without a selection bias, normalisation and a shared expert), against attention
 /// written out here in plain tensor operations over the whole prefix, not the generated module's path: a second
 /// implementation that shares only libtorch with the kernel.
 /// </summary>
 public sealed class SingleTokenDecoderFuzzTests
 {
-    private sealed record Case(int Vocab, int Dim, int Heads, int KvHeads, int HeadDim, int Hidden, int Layers, bool Rotary, bool KeysAreValues, bool QkNorm, bool Bias, int Tokens)
+    /// <summary>A mixture's settings (null: a dense feed-forward).</summary>
+    private sealed record Mixture(int Experts, int Active, RouterScoring Scoring, bool SelectionBias, bool Normalize, double RoutedScale, bool Shared)
+    {
+        public override string ToString() =>
+            $"{Active} of {Experts} experts, {Scoring}{(SelectionBias ? ", selection bias" : "")}{(Normalize ? ", normalised" : "")}, scale {RoutedScale}{(Shared ? ", shared expert" : "")}";
+    }
+
+    private sealed record Case(int Vocab, int Dim, int Heads, int KvHeads, int HeadDim, int Hidden, int Layers, bool Rotary, bool KeysAreValues, bool QkNorm, bool Bias, int Tokens,
+        Mixture? Experts)
     {
         public override string ToString() =>
             $"vocab {Vocab}, dim {Dim}, {Heads}/{KvHeads} heads of {HeadDim}, hidden {Hidden}, {Layers} layers, {(Rotary ? "rotary" : "no positions")}" +
-            $"{(KeysAreValues ? ", NoKey" : "")}{(QkNorm ? ", QK norm" : "")}{(Bias ? ", biases" : "")}, {Tokens} tokens";
+            $"{(KeysAreValues ? ", NoKey" : "")}{(QkNorm ? ", QK norm" : "")}{(Bias ? ", biases" : "")}, {Tokens} tokens{(Experts is null ? "" : $", {Experts}")}";
     }
 
     [Fact]
@@ -34,9 +43,13 @@ public sealed class SingleTokenDecoderFuzzTests
         {
             var kvHeads = random.Next(1, 4);
             var rotary = random.Next(3) > 0;
+            var experts = random.Next(1, 7);
+            var mixture = random.Next(3) > 0 ? null
+                : new Mixture(experts, random.Next(1, experts + 1), (RouterScoring)random.Next(3), SelectionBias: random.Next(2) == 0, Normalize: random.Next(2) == 0,
+                    RoutedScale: random.Next(2) == 0 ? 1.0 : 2.5, Shared: random.Next(2) == 0);
             var c = new Case(Vocab: random.Next(5, 41), Dim: random.Next(4, 73), Heads: kvHeads * random.Next(1, 4), KvHeads: kvHeads,
                 HeadDim: rotary ? 2 * random.Next(1, 11) : random.Next(1, 21), Hidden: random.Next(1, 81), Layers: random.Next(1, 3),
-                Rotary: rotary, KeysAreValues: random.Next(3) == 0, QkNorm: random.Next(2) == 0, Bias: random.Next(2) == 0, Tokens: random.Next(1, 21));
+                Rotary: rotary, KeysAreValues: random.Next(3) == 0, QkNorm: random.Next(2) == 0, Bias: random.Next(2) == 0, Tokens: random.Next(1, 21), mixture);
             Check(c, seed * 31 + round);
         }
     }
@@ -71,7 +84,21 @@ public sealed class SingleTokenDecoderFuzzTests
             var mixer = new AttentionMixer(Dense(c.Dim, c.Heads * c.HeadDim), c.KeysAreValues ? null : Dense(c.Dim, c.KvHeads * c.HeadDim),
                 Dense(c.Dim, c.KvHeads * c.HeadDim), Dense(c.Heads * c.HeadDim, c.Dim), c.Heads, c.KvHeads,
                 c.QkNorm ? Norm(c.HeadDim) : null, c.QkNorm ? Norm(c.HeadDim) : null);
-            blocks.Add(new DecoderBlockWeights(inputNorm, mixer, Norm(c.Dim), Dense(c.Dim, c.Hidden), Dense(c.Dim, c.Hidden), Dense(c.Hidden, c.Dim)));
+            var feedForwardNorm = Norm(c.Dim);
+            SwiGluWeights SwiGlu() => new(Dense(c.Dim, c.Hidden), Dense(c.Dim, c.Hidden), Dense(c.Hidden, c.Dim));
+            BlockFeedForward feedForward;
+            if (c.Experts is { } m)
+            {
+                var router = new ExpertRouter(new RouterOptions(c.Dim, m.Experts, m.Active, m.Scoring,
+                    m.SelectionBias ? ExpertBalance.AuxLossFree : ExpertBalance.AuxLoss, m.Normalize, m.RoutedScale));
+                router.weight.add_(randn_like(router.weight));
+                router.e_score_correction_bias?.add_(randn_like(router.e_score_correction_bias) * 0.2);
+                router.eval();
+                layers.Add(router);
+                feedForward = new MixtureWeights(router, Enumerable.Range(0, m.Experts).Select(_ => SwiGlu()).ToList(), m.Shared ? SwiGlu() : null);
+            }
+            else feedForward = SwiGlu();
+            blocks.Add(new DecoderBlockWeights(inputNorm, mixer, feedForwardNorm, feedForward));
         }
         var finalNorm = Norm(c.Dim);
         var head = Dense(c.Dim, c.Vocab);
@@ -133,7 +160,35 @@ public sealed class SingleTokenDecoderFuzzTests
             var mixed = scores.masked_fill(mask, float.NegativeInfinity).softmax(-1).matmul(values); // [heads, time, headDim]
             x = x + Apply(mixer.Output, mixed.transpose(0, 1).reshape(time, c.Heads * c.HeadDim));
             var f = RmsNorm(x, block.FeedForwardNorm);
-            x = x + Apply(block.Down, nn.functional.silu(Apply(block.Gate, f)) * Apply(block.Up, f));
+            Tensor SwiGlu(SwiGluWeights w, Tensor input) => Apply(w.Down, nn.functional.silu(Apply(w.Gate, input)) * Apply(w.Up, input));
+            if (block.FeedForward is MixtureWeights mixture)
+            {
+                // Token by token: scores, the top Active by score + selection bias, their scores as weights.
+                var m = c.Experts!;
+                var rows = new List<Tensor>();
+                for (var t = 0; t < time; t++)
+                {
+                    var row = f.narrow(0, t, 1);
+                    var logits = nn.functional.linear(row, mixture.Router.weight);
+                    var expertScores = m.Scoring switch
+                    {
+                        RouterScoring.Softmax => logits.softmax(-1),
+                        RouterScoring.Sigmoid => logits.sigmoid(),
+                        _ => nn.functional.softplus(logits).sqrt(),
+                    };
+                    var selection = mixture.Router.e_score_correction_bias is { } bias ? expertScores + bias : expertScores;
+                    var chosen = selection.topk(m.Active, dim: -1).indexes[0];
+                    var weights = expertScores[0].index_select(0, chosen);
+                    if (m.Normalize) weights = weights / weights.sum();
+                    weights = weights * m.RoutedScale;
+                    var output = zeros_like(row);
+                    for (var j = 0; j < m.Active; j++) output = output + weights[j] * SwiGlu(mixture.Experts[(int)chosen[j].item<long>()], row);
+                    if (mixture.Shared is not null) output = output + SwiGlu(mixture.Shared, row);
+                    rows.Add(output);
+                }
+                x = x + cat(rows, dim: 0);
+            }
+            else x = x + SwiGlu((SwiGluWeights)block.FeedForward, f);
         }
         return Apply(head, RmsNorm(x, finalNorm));
     }

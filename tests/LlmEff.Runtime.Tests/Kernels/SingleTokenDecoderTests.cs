@@ -18,11 +18,13 @@ public sealed class SingleTokenDecoderTests
 {
     /// <summary>The declared decoders whose every block the fused step knows (<c>LayoutPlan.DecodesInOneKernel</c>): standard
     /// attention with keys of its own or the values as keys (NoKey; with QK norm in the hybrids and QkNormNoKey), short
-    /// convolutions, latent attention with and without a query rank.</summary>
+    /// convolutions, latent attention with and without a query rank; dense SwiGLU or mixtures of experts chosen by scores
+    /// (softmax, sigmoid with a selection bias and a shared expert, top-1).</summary>
     private static readonly string[] Fused =
     {
-        "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "HybridGqa", "HybridNoKey", "LatentDirectQuery", "LatentMla", "MultiQueryNoPositions",
-        "NoKeyGqa", "NoKeyMha", "NoKeyMqa", "OddShapedBiased", "PlainDense", "PlainTwin", "QkNormNoKey", "TinyDecoder", "TinyHybrid", "TinyLatent",
+        "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "HybridGqa", "HybridMoe", "HybridNoKey", "LatentDirectQuery", "LatentMla",
+        "MultiQueryNoPositions", "NoKeyGqa", "NoKeyMha", "NoKeyMqa", "OddShapedBiased", "PlainDense", "PlainTwin", "QkNormNoKey", "SwitchTop1",
+        "TinyDecoder", "TinyHybrid", "TinyLatent", "TinyMoe", "TinyMoeDeepSeek",
     };
 
     public static TheoryDataFor FusedModels()
@@ -162,13 +164,16 @@ public sealed class SingleTokenDecoderTests
         StepsAgree("a round trip through fp64");
     }
 
-    /// <summary>Norm weights start at one and biases at zero, where reading the wrong one or none gives the same
-    /// numbers: every one-dimensional parameter moves off its start (norms to 1 ± 0.2, biases to about ±0.2).</summary>
+    /// <summary>Norm weights start at one, biases and routers' selection biases at zero, where reading the wrong one or
+    /// none gives the same numbers: every one-dimensional fp32 parameter and buffer moves off its start (norms to 1 ± 0.2,
+    /// biases to about ±0.2, which also changes which experts a biased router picks).</summary>
     private static void MoveOffTheirStart(nn.Module model)
     {
         using var _ = no_grad();
         foreach (var (_, parameter) in model.named_parameters())
             if (parameter.dim() == 1) parameter.add_(randn_like(parameter) * 0.2);
+        foreach (var (_, buffer) in model.named_buffers())
+            if (buffer.dim() == 1 && buffer.dtype == ScalarType.Float32) buffer.add_(randn_like(buffer) * 0.2);
     }
 
     /// <summary>The generated modules never pass a head bias (only PyTorch's defaults give <c>lm_head</c> one, and they
@@ -189,8 +194,8 @@ public sealed class SingleTokenDecoderTests
             new AttentionMixer(Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.q_proj"), Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.k_proj"),
                 Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.v_proj"), Module<LlmEff.Layers.Linear>($"model.layers.{i}.self_attn.o_proj"), Heads: 4, KvHeads: 2),
             Module<LlmEff.Layers.RmsNorm>($"model.layers.{i}.post_attention_layernorm"),
-            Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.gate_proj"), Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.up_proj"),
-            Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.down_proj"))).ToList();
+            new SwiGluWeights(Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.gate_proj"), Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.up_proj"),
+                Module<LlmEff.Layers.Linear>($"model.layers.{i}.mlp.down_proj")))).ToList();
         var head = Module<LlmEff.Layers.Linear>("lm_head");
         Assert.Null(head.bias);
         using var headBias = randn(OddShapedBiased.Facts.Vocab);

@@ -59,6 +59,8 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         using var threads = global::LlmEff.Kernels.SingleTokenStep.HandOverThreads(tokens, model.embed_tokens.weight!); // one token: every product is matrix × vector
+        // One token of one sequence: the whole step in one call of the runtime's fused kernel, where it applies.
+        if (model.DecodeOneToken(tokens, cache, lm_head.weight!, lm_head.bias) is { } logits) return logits.MoveToOuterDisposeScope();
         var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
@@ -103,6 +105,16 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
+        /// <summary>Logits of a one-token step of one sequence, computed whole by the runtime's fused kernel (embedding, every
+        /// block, norm and head in one call), or null where <see cref="global::LlmEff.Kernels.SingleTokenDecoder.TryStep"/> does not apply; the cache
+        /// advances only when it ran.</summary>
+        internal global::TorchSharp.torch.Tensor? DecodeOneToken(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache, global::TorchSharp.torch.Tensor headWeight, global::TorchSharp.torch.Tensor? headBias)
+        {
+            var blocks = new global::LlmEff.Kernels.DecoderBlockWeights[61];
+            for (var i = 0; i < 61; i++) blocks[i] = layers[i].KernelWeights();
+            return global::LlmEff.Kernels.SingleTokenDecoder.TryStep(tokens, cache, Context, embed_tokens.weight!, rotary: null, blocks, norm, headWeight, headBias);
+        }
+
         private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
@@ -145,6 +157,14 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
             var h = x + self_attn.forward(normed, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
         }
+
+        /// <summary>This block's weights for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.DecoderBlockWeights KernelWeights()
+        {
+            global::LlmEff.Kernels.BlockMixer mixer = new global::LlmEff.Kernels.LatentMixer(self_attn);
+            global::LlmEff.Kernels.BlockFeedForward feedForward = mlp is MixtureOfExperts experts ? experts.KernelFeedForward() : ((FeedForward)mlp).KernelFeedForward();
+            return new(input_layernorm, mixer, post_attention_layernorm, feedForward);
+        }
     }
 
     /// <summary>SwiGLU feed-forward 18432 wide in dense layers, 2048 per expert, 2048 for the shared experts: down(silu(gate(x)) ⊙ up(x)).</summary>
@@ -171,6 +191,9 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
             using var scope = global::TorchSharp.torch.NewDisposeScope();
             return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
+
+        /// <summary>The three projections, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.SwiGluWeights KernelFeedForward() => new(gate_proj, up_proj, down_proj);
     }
 
     /// <summary>Mixture of experts: a sigmoid router sends each token to 8 of 256 experts, with auxiliary-loss-free balancing (a selection bias nudged after each step); 1 shared expert sees every token. Only chosen experts run.</summary>
@@ -198,6 +221,14 @@ partial class DeepSeekV3Like : global::TorchSharp.torch.nn.Module<global::TorchS
             var tokens = x.reshape(-1, 7168);
             var routed = global::LlmEff.Layers.ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
             return (routed + shared_experts.forward(tokens)).view_as(x).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The router and the experts, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.MixtureWeights KernelFeedForward()
+        {
+            var routed = new global::LlmEff.Kernels.SwiGluWeights[Experts];
+            for (var i = 0; i < Experts; i++) routed[i] = experts[i].KernelFeedForward();
+            return new(gate, routed, shared_experts.KernelFeedForward());
         }
     }
 }

@@ -59,6 +59,8 @@ partial class Lfm25_8B_A1B : global::TorchSharp.torch.nn.Module<global::TorchSha
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         using var threads = global::LlmEff.Kernels.SingleTokenStep.HandOverThreads(tokens, model.embed_tokens.weight!); // one token: every product is matrix × vector
+        // One token of one sequence: the whole step in one call of the runtime's fused kernel, where it applies.
+        if (model.DecodeOneToken(tokens, cache, model.embed_tokens.weight!, null) is { } logits) return logits.MoveToOuterDisposeScope();
         var hidden = model.Decode(tokens, cache);
         return global::LlmEff.Layers.Linear.Apply(hidden, model.embed_tokens.weight!).MoveToOuterDisposeScope();
     }
@@ -126,6 +128,16 @@ partial class Lfm25_8B_A1B : global::TorchSharp.torch.nn.Module<global::TorchSha
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
+        /// <summary>Logits of a one-token step of one sequence, computed whole by the runtime's fused kernel (embedding, every
+        /// block, norm and head in one call), or null where <see cref="global::LlmEff.Kernels.SingleTokenDecoder.TryStep"/> does not apply; the cache
+        /// advances only when it ran.</summary>
+        internal global::TorchSharp.torch.Tensor? DecodeOneToken(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache, global::TorchSharp.torch.Tensor headWeight, global::TorchSharp.torch.Tensor? headBias)
+        {
+            var blocks = new global::LlmEff.Kernels.DecoderBlockWeights[24];
+            for (var i = 0; i < 24; i++) blocks[i] = layers[i].KernelWeights();
+            return global::LlmEff.Kernels.SingleTokenDecoder.TryStep(tokens, cache, Context, embed_tokens.weight!, rotary_emb, blocks, norm, headWeight, headBias);
+        }
+
         private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
@@ -170,6 +182,14 @@ partial class Lfm25_8B_A1B : global::TorchSharp.torch.nn.Module<global::TorchSha
             var normed = input_layernorm.forward(x);
             var h = x + (self_attn is not null ? self_attn.Decode(normed, cos, sin, state, offset) : conv!.forward(normed, state));
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>This block's weights for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.DecoderBlockWeights KernelWeights()
+        {
+            global::LlmEff.Kernels.BlockMixer mixer = self_attn is not null ? self_attn.KernelMixer : new global::LlmEff.Kernels.ConvolutionMixer(conv!);
+            global::LlmEff.Kernels.BlockFeedForward feedForward = mlp is MixtureOfExperts experts ? experts.KernelFeedForward() : ((FeedForward)mlp).KernelFeedForward();
+            return new(input_layernorm, mixer, post_attention_layernorm, feedForward);
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
@@ -231,6 +251,9 @@ partial class Lfm25_8B_A1B : global::TorchSharp.torch.nn.Module<global::TorchSha
             return global::LlmEff.Layers.Attention.Scores(q, k).MoveToOuterDisposeScope();
         }
 
+        /// <summary>The projections and heads, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.AttentionMixer KernelMixer => new(q_proj, k_proj, v_proj, o_proj, Heads, KvHeads, QueryNorm: q_layernorm, KeyNorm: k_layernorm);
+
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
         private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
@@ -270,6 +293,9 @@ partial class Lfm25_8B_A1B : global::TorchSharp.torch.nn.Module<global::TorchSha
             using var scope = global::TorchSharp.torch.NewDisposeScope();
             return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
+
+        /// <summary>The three projections, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.SwiGluWeights KernelFeedForward() => new(gate_proj, up_proj, down_proj);
     }
 
     /// <summary>Mixture of experts: a sigmoid router sends each token to 4 of 32 experts, with auxiliary-loss-free balancing (a selection bias nudged after each step). Only chosen experts run.</summary>
@@ -295,6 +321,14 @@ partial class Lfm25_8B_A1B : global::TorchSharp.torch.nn.Module<global::TorchSha
             var tokens = x.reshape(-1, 2048);
             var routed = global::LlmEff.Layers.ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
             return routed.view_as(x).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The router and the experts, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.MixtureWeights KernelFeedForward()
+        {
+            var routed = new global::LlmEff.Kernels.SwiGluWeights[Experts];
+            for (var i = 0; i < Experts; i++) routed[i] = experts[i].KernelFeedForward();
+            return new(gate, routed, Shared: null);
         }
     }
 }

@@ -59,6 +59,8 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
     {
         using var scope = global::TorchSharp.torch.NewDisposeScope();
         using var threads = global::LlmEff.Kernels.SingleTokenStep.HandOverThreads(tokens, model.embed_tokens.weight!); // one token: every product is matrix × vector
+        // One token of one sequence: the whole step in one call of the runtime's fused kernel, where it applies.
+        if (model.DecodeOneToken(tokens, cache, lm_head.weight!, lm_head.bias) is { } logits) return logits.MoveToOuterDisposeScope();
         var hidden = model.Decode(tokens, cache);
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
@@ -123,6 +125,16 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
             return norm.forward(x).MoveToOuterDisposeScope();
         }
 
+        /// <summary>Logits of a one-token step of one sequence, computed whole by the runtime's fused kernel (embedding, every
+        /// block, norm and head in one call), or null where <see cref="global::LlmEff.Kernels.SingleTokenDecoder.TryStep"/> does not apply; the cache
+        /// advances only when it ran.</summary>
+        internal global::TorchSharp.torch.Tensor? DecodeOneToken(global::TorchSharp.torch.Tensor tokens, global::LlmEff.Generation.DecodingCache cache, global::TorchSharp.torch.Tensor headWeight, global::TorchSharp.torch.Tensor? headBias)
+        {
+            var blocks = new global::LlmEff.Kernels.DecoderBlockWeights[32];
+            for (var i = 0; i < 32; i++) blocks[i] = layers[i].KernelWeights();
+            return global::LlmEff.Kernels.SingleTokenDecoder.TryStep(tokens, cache, Context, embed_tokens.weight!, rotary_emb, blocks, norm, headWeight, headBias);
+        }
+
         private global::TorchSharp.torch.Tensor Embed(global::TorchSharp.torch.Tensor tokens, long offset = 0)
         {
             var time = tokens.shape[1];
@@ -164,6 +176,14 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
             var normed = input_layernorm.forward(x);
             var h = x + self_attn.Decode(normed, cos, sin, state, offset);
             return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>This block's weights for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.DecoderBlockWeights KernelWeights()
+        {
+            global::LlmEff.Kernels.BlockMixer mixer = self_attn.KernelMixer;
+            global::LlmEff.Kernels.BlockFeedForward feedForward = mlp.KernelFeedForward();
+            return new(input_layernorm, mixer, post_attention_layernorm, feedForward);
         }
 
         /// <summary>This layer's pre-softmax attention scores for hidden states <paramref name="x"/> (inspection).</summary>
@@ -221,6 +241,9 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
             return global::LlmEff.Layers.Attention.Scores(q, k).MoveToOuterDisposeScope();
         }
 
+        /// <summary>The projections and heads, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.AttentionMixer KernelMixer => new(q_proj, k_proj, v_proj, o_proj, Heads, KvHeads);
+
         /// <summary>Queries, keys and values split into heads, rotated where positions are rotary.</summary>
         private (global::TorchSharp.torch.Tensor Q, global::TorchSharp.torch.Tensor K, global::TorchSharp.torch.Tensor V) Project(global::TorchSharp.torch.Tensor x, global::TorchSharp.torch.Tensor cos, global::TorchSharp.torch.Tensor sin)
         {
@@ -257,6 +280,9 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
             using var scope = global::TorchSharp.torch.NewDisposeScope();
             return down_proj.forward(global::TorchSharp.torch.nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
         }
+
+        /// <summary>The three projections, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.SwiGluWeights KernelFeedForward() => new(gate_proj, up_proj, down_proj);
     }
 
     /// <summary>Mixture of experts: a softmax router sends each token to 2 of 8 experts, with an auxiliary balancing loss. Only chosen experts run.</summary>
@@ -282,6 +308,14 @@ partial class Mixtral8x7B : global::TorchSharp.torch.nn.Module<global::TorchShar
             var tokens = x.reshape(-1, 4096);
             var routed = global::LlmEff.Layers.ExpertDispatch.Combine(tokens, gate.Route(tokens), experts);
             return routed.view_as(x).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>The router and the experts, for the fused single-token step.</summary>
+        internal global::LlmEff.Kernels.MixtureWeights KernelFeedForward()
+        {
+            var routed = new global::LlmEff.Kernels.SwiGluWeights[Experts];
+            for (var i = 0; i < Experts; i++) routed[i] = experts[i].KernelFeedForward();
+            return new(gate, routed, Shared: null);
         }
     }
 }

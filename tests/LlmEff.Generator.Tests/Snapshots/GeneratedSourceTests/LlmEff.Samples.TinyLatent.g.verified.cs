@@ -159,8 +159,8 @@ partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp
         internal global::LlmEff.Kernels.DecoderBlockWeights KernelWeights()
         {
             global::LlmEff.Kernels.BlockMixer mixer = new global::LlmEff.Kernels.LatentMixer(self_attn);
-            var (gate, up, down) = mlp.Projections;
-            return new(input_layernorm, mixer, post_attention_layernorm, gate, up, down);
+            global::LlmEff.Kernels.BlockFeedForward feedForward = mlp.KernelFeedForward();
+            return new(input_layernorm, mixer, post_attention_layernorm, feedForward);
         }
     }
 
@@ -190,6 +190,6 @@ partial class TinyLatent : global::TorchSharp.torch.nn.Module<global::TorchSharp
         }
 
         /// <summary>The three projections, for the fused single-token step.</summary>
-        internal (global::LlmEff.Layers.Linear Gate, global::LlmEff.Layers.Linear Up, global::LlmEff.Layers.Linear Down) Projections => (gate_proj, up_proj, down_proj);
+        internal global::LlmEff.Kernels.SwiGluWeights KernelFeedForward() => new(gate_proj, up_proj, down_proj);
     }
 }
