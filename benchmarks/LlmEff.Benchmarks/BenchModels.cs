@@ -75,6 +75,12 @@ public partial class DecodeLatent;
 [SparseAttention(IndexerHeads = 4, IndexerDim = 32, TopK = 64)]
 public partial class DecodeSparse;
 
+/// <summary>A mixture: 2 of 8 experts of half TinyDecoder's MLP width per token (TinyMoe's layout, 1,024-token context).</summary>
+[Model(Vocab = 256, Dim = 256, Layers = 4, Context = 1024)]
+[Attention(Heads = 4)]
+[MoE(Experts = 8, Active = 2, ExpertHidden = 352)]
+public partial class DecodeMoe;
+
 /// <summary>The llama.cpp decode comparison's ~100M-parameter Llama-style model (GPT-2 small's width and depth, a
 /// 32,000-token vocabulary, tied head): large enough that reading the weights bounds a decode step.</summary>
 [Model(Vocab = 32000, Dim = 768, Layers = 12, Context = 1024)]

@@ -15,7 +15,8 @@ namespace LlmEff.Benchmarks;
 /// Greedy argmax, batch 1, fp32 CPU; both paths pick the same tokens, which the run checks. Each of the --repeats rounds
 /// runs recomputing then cached decoding, so the speed-up is also taken round by round (geometric mean with a 95%
 /// t-interval of the log ratios) beside the ratio of the medians, after --warmup untimed rounds (default 1). The cached run's steps after its first token are also
-/// timed alone (without the prompt's forward), with whether they ran in the fused single-token kernel.
+/// timed alone (without the prompt's forward), with whether they ran in the fused single-token kernel, and again in the
+/// same round with that kernel turned off.
 /// </summary>
 internal static class DecodeComparison
 {
@@ -33,10 +34,11 @@ internal static class DecodeComparison
             ? "Paired speed-up: no interval from 1 round (use --repeats 2 or more)."
             : "Paired speed-up: cached over recomputing tokens/s in each round, geometric mean (95% t-interval of the log ratios); \"not resolved\" where the interval contains 1.00.");
         Console.WriteLine();
-        Console.WriteLine("\"cached steps alone\": the cached run's steps after its first token, without reading the prompt; \"fused\": whether those steps ran in the fused single-token kernel.");
+        Console.WriteLine("\"cached steps alone\": the cached run's steps after its first token, without reading the prompt; \"fused\": whether those steps ran in the fused single-token kernel; " +
+                          "\"op by op\": the same steps with it turned off (SingleTokenDecoder.Disable) in the same rounds, and fused over op by op paired by round.");
         Console.WriteLine();
-        Console.WriteLine("| model | cache bytes/token (bf16) | recompute tokens/s | cached tokens/s | speed-up (medians) | speed-up, paired by round | cached steps alone: tokens/s | fused |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---|---:|---|");
+        Console.WriteLine("| model | cache bytes/token (bf16) | recompute tokens/s | cached tokens/s | speed-up (medians) | speed-up, paired by round | cached steps alone: tokens/s | fused | op by op: tokens/s | fused / op by op, paired by round |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---|---:|---|---:|---|");
         foreach (var (name, create, facts) in new (string, Func<nn.Module<Tensor, Tensor>>, ModelFacts)[]
                  {
                      ("DecodeFull", () => new DecodeFull(), DecodeFull.Facts),
@@ -44,6 +46,7 @@ internal static class DecodeComparison
                      ("DecodeHybrid", () => new DecodeHybrid(), DecodeHybrid.Facts),
                      ("DecodeLatent", () => new DecodeLatent(), DecodeLatent.Facts),
                      ("DecodeSparse", () => new DecodeSparse(), DecodeSparse.Facts),
+                     ("DecodeMoe", () => new DecodeMoe(), DecodeMoe.Facts),
                  })
         {
             if (prompt + tokens > facts.Context) throw new ArgumentException($"--context {prompt} plus --tokens {tokens} exceed {name}'s context of {facts.Context}.");
@@ -55,6 +58,7 @@ internal static class DecodeComparison
             var recompute = new double[repeats];
             var cached = new double[repeats];
             var steps = new double[repeats];
+            var plainSteps = new double[repeats];
             long[] recomputed = Array.Empty<long>(), decoded = Array.Empty<long>();
             var fusedBefore = SingleTokenDecoder.StepsOnThisThread;
             // Untimed first (tiered compilation optimises the hot loops after their first calls).
@@ -67,14 +71,21 @@ internal static class DecodeComparison
             {
                 (recompute[r], recomputed) = Time(() => Recompute(model, promptTokens, tokens));
                 (cached[r], decoded) = Time(() => Cached((IDecoder)model, promptTokens, tokens, out steps[r]));
+                using (SingleTokenDecoder.Disable())
+                    if (!Cached((IDecoder)model, promptTokens, tokens, out plainSteps[r]).SequenceEqual(decoded))
+                        throw new InvalidOperationException($"{name}: the fused step chose different tokens than the operation-by-operation path.");
             }
             var fused = SingleTokenDecoder.StepsOnThisThread > fusedBefore;
             if (!recomputed.SequenceEqual(decoded)) throw new InvalidOperationException($"{name}: the cached path chose different tokens than recomputing.");
             var slow = tokens / BenchmarkArguments.Median(recompute);
             var fast = tokens / BenchmarkArguments.Median(cached);
             var paired = Statistics.Ratio(cached.Select(t => tokens / t).ToList(), recompute.Select(t => tokens / t).ToList());
-            var stepRate = tokens > 1 ? ((tokens - 1) / BenchmarkArguments.Median(steps)).ToString("F1", inv) : "—";
-            Console.WriteLine(string.Create(inv, $"| {name} | {facts.KvCacheBytesPerToken():N0} | {slow:F1} | {fast:F1} | {fast / slow:F1}x | {paired.Format(2)} | {stepRate} | {(fused ? "yes" : "no")} |"));
+            string Rate(double[] seconds) => tokens > 1 ? ((tokens - 1) / BenchmarkArguments.Median(seconds)).ToString("F1", inv) : "—";
+            var fusedOverPlain = fused && tokens > 1
+                ? Statistics.Ratio(steps.Select(t => (tokens - 1) / t).ToList(), plainSteps.Select(t => (tokens - 1) / t).ToList()).Format(2)
+                : "—";
+            Console.WriteLine(string.Create(inv,
+                $"| {name} | {facts.KvCacheBytesPerToken():N0} | {slow:F1} | {fast:F1} | {fast / slow:F1}x | {paired.Format(2)} | {Rate(steps)} | {(fused ? "yes" : "no")} | {(fused ? Rate(plainSteps) : "—")} | {fusedOverPlain} |"));
         }
         return 0;
     }
