@@ -451,11 +451,17 @@ public static class SingleTokenDecoder
                     for (var e = 0; e < Experts; e++) scores[e] /= sum;
                     break;
                 case RouterScoring.Sigmoid:
-                    for (var e = 0; e < Experts; e++) scores[e] = 1 / (1 + MathF.Exp(-logits[e]));
+                    // In double: a float eˣ overflows below x ≈ −88, where PyTorch's sigmoid is still e^x.
+                    for (var e = 0; e < Experts; e++) scores[e] = (float)(1 / (1 + Math.Exp(-logits[e])));
                     break;
                 default:
-                    // √softplus, softplus as PyTorch's: log(1 + eˣ) (in double: 1 + eˣ in float loses a small eˣ), x itself above 20 (its threshold).
-                    for (var e = 0; e < Experts; e++) scores[e] = MathF.Sqrt(logits[e] > 20 ? logits[e] : (float)Math.Log(1 + Math.Exp(logits[e])));
+                    // √softplus, softplus as PyTorch's log1p(eˣ), and x itself above 20 (its threshold). In double, and eˣ
+                    // itself far below zero, where 1 + eˣ rounds to 1 (log1p(y) = y to within y²/2 there).
+                    for (var e = 0; e < Experts; e++)
+                    {
+                        double x = logits[e];
+                        scores[e] = (float)Math.Sqrt(x > 20 ? x : x < -17 ? Math.Exp(x) : Math.Log(1 + Math.Exp(x)));
+                    }
                     break;
             }
         }

@@ -91,7 +91,9 @@ public sealed class SingleTokenDecoderFuzzTests
             {
                 var router = new ExpertRouter(new RouterOptions(c.Dim, m.Experts, m.Active, m.Scoring,
                     m.SelectionBias ? ExpertBalance.AuxLossFree : ExpertBalance.AuxLoss, m.Normalize, m.RoutedScale));
-                router.weight.add_(randn_like(router.weight));
+                // Logits of about ±2: sigmoid scores far from 1 stay distinct, so no two experts tie at the top-k cut,
+                // where libtorch's topk promises no order and the kernel takes the lower index.
+                router.weight.add_(randn_like(router.weight) * (2 / Math.Sqrt(c.Dim)));
                 router.e_score_correction_bias?.add_(randn_like(router.e_score_correction_bias) * 0.2);
                 router.eval();
                 layers.Add(router);

@@ -19,11 +19,11 @@ public sealed class SingleTokenDecoderTests
     /// <summary>The declared decoders whose every block the fused step knows (<c>LayoutPlan.DecodesInOneKernel</c>): standard
     /// attention with keys of its own or the values as keys (NoKey; with QK norm in the hybrids and QkNormNoKey), short
     /// convolutions, latent attention with and without a query rank; dense SwiGLU or mixtures of experts chosen by scores
-    /// (softmax, sigmoid with a selection bias and a shared expert, top-1).</summary>
+    /// (softmax; sigmoid with a selection bias and a shared expert; top-1; √softplus unnormalised and scaled, with biases).</summary>
     private static readonly string[] Fused =
     {
         "CheckpointedTwin", "FullGqa", "FullMha", "FullMqa", "HybridGqa", "HybridMoe", "HybridNoKey", "LatentDirectQuery", "LatentMla",
-        "MultiQueryNoPositions", "NoKeyGqa", "NoKeyMha", "NoKeyMqa", "OddShapedBiased", "PlainDense", "PlainTwin", "QkNormNoKey", "SwitchTop1",
+        "MixtureOddShapedBiased", "MultiQueryNoPositions", "NoKeyGqa", "NoKeyMha", "NoKeyMqa", "OddShapedBiased", "PlainDense", "PlainTwin", "QkNormNoKey", "SwitchTop1",
         "TinyDecoder", "TinyHybrid", "TinyLatent", "TinyMoe", "TinyMoeDeepSeek",
     };
 
@@ -215,7 +215,7 @@ public sealed class SingleTokenDecoderTests
     }
 
     [Fact]
-    public void Batches_autograd_other_dtypes_and_foreign_caches_take_the_operation_by_operation_path()
+    public void Batches_autograd_training_routers_other_dtypes_and_foreign_caches_take_the_operation_by_operation_path()
     {
         if (!SingleTokenStep.IsSupported) return;
         manual_seed(2);
@@ -246,6 +246,20 @@ public sealed class SingleTokenDecoderTests
             using var token = zeros(new long[] { 1, 1 }, ScalarType.Int64);
             Assert.ThrowsAny<Exception>(() => model.forward(token, cache).Dispose());
             Assert.Equal(3, cache.Position);
+        }
+        Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
+
+        // A router in training mode: it counts its load, which only its module does.
+        using (no_grad())
+        using (var moe = new LlmEff.Samples.TinyMoe())
+        using (var cache = moe.NewCache())
+        using (var token = zeros(new long[] { 1, 1 }, ScalarType.Int64))
+        {
+            moe.train();
+            var router = LlmEff.Layers.ExpertRouter.In(moe)[0];
+            var counted = router.Load.Total;
+            moe.forward(token, cache).Dispose();
+            Assert.Equal(counted + 2, router.Load.Total); // TinyMoe sends each token to 2 experts
         }
         Assert.Equal(steps, SingleTokenDecoder.StepsOnThisThread);
 

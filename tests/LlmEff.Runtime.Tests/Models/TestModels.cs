@@ -43,3 +43,11 @@ public partial class PlainTwin;
 [Attention(Heads = 4, KvHeads = 2, HeadDim = 14)]
 [Mlp(Hidden = 90)]
 public partial class OddShapedBiased;
+
+/// <summary>A mixture with what the fused step's routing must get right beyond the samples': √softplus scores without
+/// normalisation, a routed scale, two shared experts, biases on every expert (scaled by the routing weight), experts
+/// narrower than the dense first layer, and a dense first layer.</summary>
+[Model(Vocab = 97, Dim = 48, Layers = 3, Context = 40, Bias = true)]
+[Attention(Heads = 4, KvHeads = 2)]
+[MoE(Experts = 5, Active = 2, Shared = 2, ExpertHidden = 36, FirstLayer = 1, Router = RouterScoring.SqrtSoftplus, NormalizeWeights = false, RoutedScale = 1.5)]
+public partial class MixtureOddShapedBiased;
