@@ -374,6 +374,7 @@ public static class SingleTokenDecoder
     /// A mixture as <c>ExpertRouter.Route</c> and <c>ExpertDispatch.Combine</c> compute it for one token: router logits,
     /// scores (softmax, sigmoid or √softplus), the top Active by score plus the selection bias (which decides who is chosen,
     /// never how much they count), their scores as weights (normalised, scaled), and x += Σ weight · expert(x) + shared(x).
+    /// Exactly equal selection scores at the cut go to the lower expert index; libtorch's topk promises no order there.
     /// </summary>
     private sealed unsafe class MixtureStep : FeedForwardStep
     {
