@@ -195,7 +195,7 @@ public sealed class LayerState : IDisposable
     {
         if (disposed || fixedStates.ContainsKey(stream) || blocks.ContainsKey(stream) || length + 1 > capacity) return false;
         if (!growing.TryGetValue(stream, out var entry)) return length == 0;
-        return entry.Length == length && entry.Dim == shape.IndexOf(-1) && Matches(entry.Buffer, shape);
+        return entry.Length == length && entry.Dim == shape.IndexOf(-1) && Kernels.SingleTokenStep.Fits(entry.Buffer, shape);
     }
 
     /// <summary>After <see cref="TakesEntry"/> said yes: room for one more entry, made as <see cref="Append"/> makes it
@@ -232,7 +232,7 @@ public sealed class LayerState : IDisposable
     internal bool HoldsState(int stream, ReadOnlySpan<long> shape)
     {
         if (disposed || growing.ContainsKey(stream) || blocks.ContainsKey(stream)) return false;
-        return !fixedStates.TryGetValue(stream, out var value) || Matches(value, shape);
+        return !fixedStates.TryGetValue(stream, out var value) || Kernels.SingleTokenStep.Fits(value, shape);
     }
 
     /// <summary>After <see cref="HoldsState"/> said yes: the state's first element, to update in place; zeros of
@@ -245,17 +245,6 @@ public sealed class LayerState : IDisposable
             fixedStates[stream] = value;
         }
         return Kernels.SingleTokenStep.Address(value);
-    }
-
-    // A contiguous fp32 CPU tensor of `shape`, any size where it says −1.
-    private static bool Matches(Tensor tensor, ReadOnlySpan<long> shape)
-    {
-        if (!Kernels.SingleTokenStep.Fp32OnCpu(tensor) || !tensor.is_contiguous()) return false;
-        var actual = tensor.shape;
-        if (actual.Length != shape.Length) return false;
-        for (var d = 0; d < shape.Length; d++)
-            if (shape[d] != -1 && actual[d] != shape[d]) return false;
-        return true;
     }
 
     private InvalidOperationException Overflow(int stream, long length, long count) =>

@@ -522,6 +522,7 @@ public static class SingleTokenDecoder
                 step.queryEps = (float)mixer.QueryNorm.Eps;
                 step.keyEps = (float)mixer.KeyNorm.Eps;
             }
+            step.cacheShape = new long[] { 1, step.kvHeads, -1, step.headDim };
             return step;
         }
 
@@ -532,16 +533,17 @@ public static class SingleTokenDecoder
         // q, k, v, attention output.
         public override int ScratchFloats => 2 * QueryWidth + 2 * KvWidth;
 
-        private long[] CacheShape => new long[] { 1, kvHeads, -1, headDim };
+        // The cache streams' shape, [1, kvHeads, time, headDim] (made once: these run every step).
+        private long[] cacheShape = Array.Empty<long>();
 
         // With keys that are the values only the values are cached, in the keys' stream (as the module caches them).
         public override bool Accepts(LayerState state, long position) => (!rotation.Present || position < rotation.Positions)
-            && state.TakesEntry(LayerState.Keys, CacheShape, position) && (keysAreValues || state.TakesEntry(LayerState.Values, CacheShape, position));
+            && state.TakesEntry(LayerState.Keys, cacheShape, position) && (keysAreValues || state.TakesEntry(LayerState.Values, cacheShape, position));
 
         public override void Reserve(LayerState state)
         {
-            state.ReserveEntry(LayerState.Keys, CacheShape, out _);
-            if (!keysAreValues) state.ReserveEntry(LayerState.Values, CacheShape, out _);
+            state.ReserveEntry(LayerState.Keys, cacheShape, out _);
+            if (!keysAreValues) state.ReserveEntry(LayerState.Values, cacheShape, out _);
         }
 
         public override void Count(LayerState state)
@@ -569,7 +571,7 @@ public static class SingleTokenDecoder
                 if (!keysAreValues)
                     for (var h = 0; h < kvHeads; h++) VectorMath.RotateHalves(k + h * headDim, cos, sin, headDim);
             }
-            var shape = CacheShape;
+            var shape = cacheShape;
             var bytes = (long)headDim * sizeof(float);
             float* keys, values;
             long keySlots, valueSlots;
@@ -615,9 +617,9 @@ public static class SingleTokenDecoder
         {
             if (block.Dim != dim) return null;
             var (inProjection, filterWeight, filterBias, outProjection) = block.Weights;
-            var step = new ConvolutionStep { dim = dim, kernel = block.Kernel };
+            var step = new ConvolutionStep { dim = dim, kernel = block.Kernel, stateShape = new long[] { 1, dim, block.Kernel - 1 } };
             if (!Linear(inProjection, 3 * dim, dim, out step.input) || !Linear(outProjection, dim, dim, out step.output)) return null;
-            if (!Fp32Contiguous(filterWeight) || filterWeight.NumberOfElements != (long)dim * step.kernel || !Vector(filterBias, dim)) return null;
+            if (!SingleTokenStep.Fits(filterWeight, stackalloc long[] { dim, 1, step.kernel }) || !Vector(filterBias, dim)) return null;
             step.filter = SingleTokenStep.Address(filterWeight);
             step.filterBias = filterBias is null ? null : SingleTokenStep.Address(filterBias);
             return step;
@@ -628,14 +630,15 @@ public static class SingleTokenDecoder
         // in_proj's output (B, C, h), then C ⊙ conv.
         public override int ScratchFloats => 4 * dim;
 
-        private long[] StateShape => new long[] { 1, dim, History };
+        // The window's shape, [1, dim, kernel − 1].
+        private long[] stateShape = Array.Empty<long>();
 
         // A one-tap filter keeps no window (ShortConv sets none).
-        public override bool Accepts(LayerState state, long position) => History == 0 || state.HoldsState(LayerState.ConvolutionWindow, StateShape);
+        public override bool Accepts(LayerState state, long position) => History == 0 || state.HoldsState(LayerState.ConvolutionWindow, stateShape);
 
         public override void Reserve(LayerState state)
         {
-            if (History > 0) state.StateInPlace(LayerState.ConvolutionWindow, StateShape);
+            if (History > 0) state.StateInPlace(LayerState.ConvolutionWindow, stateShape);
         }
 
         public override void AddTo(float* x, float* normed, float* scratch, LayerState state, long position, int threads)
@@ -644,7 +647,7 @@ public static class SingleTokenDecoder
             var inProduct = Product(input, normed, projected, 3 * dim, dim);
             MatrixVector.Multiply(&inProduct, threads);
             float* b = projected, c = projected + dim, h = projected + 2 * dim;
-            var window = History == 0 ? null : state.StateInPlace(LayerState.ConvolutionWindow, StateShape);
+            var window = History == 0 ? null : state.StateInPlace(LayerState.ConvolutionWindow, stateShape);
             for (var channel = 0; channel < dim; channel++)
             {
                 var newest = b[channel] * h[channel];
@@ -700,6 +703,8 @@ public static class SingleTokenDecoder
             step.latentEps = (float)w.LatentNorm.Eps;
             step.latentUp = latentUp.Matrix;
             if (!Tables(w.Rotary, o.RopeDim, out step.rotation)) return null;
+            step.latentShape = new long[] { 1, -1, o.KvRank };
+            step.ropeKeyShape = new long[] { 1, -1, o.RopeDim };
             return step;
         }
 
@@ -709,17 +714,18 @@ public static class SingleTokenDecoder
         // query and the attended latent, the heads' values.
         public override int ScratchFloats => 2 * queryRank + QueryWidth + kvRank + ropeDim + heads * kvRank * 2 + heads * headDim;
 
-        private long[] LatentShape => new long[] { 1, -1, kvRank };
+        // The streams' shapes, [1, time, KvRank] and [1, time, RopeDim].
+        private long[] latentShape = Array.Empty<long>();
 
-        private long[] RopeKeyShape => new long[] { 1, -1, ropeDim };
+        private long[] ropeKeyShape = Array.Empty<long>();
 
         public override bool Accepts(LayerState state, long position) => position < rotation.Positions
-            && state.TakesEntry(LayerState.Latents, LatentShape, position) && state.TakesEntry(LayerState.RopeKeys, RopeKeyShape, position);
+            && state.TakesEntry(LayerState.Latents, latentShape, position) && state.TakesEntry(LayerState.RopeKeys, ropeKeyShape, position);
 
         public override void Reserve(LayerState state)
         {
-            state.ReserveEntry(LayerState.Latents, LatentShape, out _);
-            state.ReserveEntry(LayerState.RopeKeys, RopeKeyShape, out _);
+            state.ReserveEntry(LayerState.Latents, latentShape, out _);
+            state.ReserveEntry(LayerState.RopeKeys, ropeKeyShape, out _);
         }
 
         public override void Count(LayerState state)
@@ -746,8 +752,8 @@ public static class SingleTokenDecoder
             MatrixVector.Multiply(&latentProduct, threads);
 
             // Cached: the normalised latent and the rotated shared rotary key.
-            var latents = state.ReserveEntry(LayerState.Latents, LatentShape, out _);
-            var ropeKeys = state.ReserveEntry(LayerState.RopeKeys, RopeKeyShape, out _);
+            var latents = state.ReserveEntry(LayerState.Latents, latentShape, out _);
+            var ropeKeys = state.ReserveEntry(LayerState.RopeKeys, ropeKeyShape, out _);
             VectorMath.RmsNormalize(compressed, latents + position * kvRank, latentNorm, kvRank, latentEps);
             float* cos = rotation.Cos(position), sin = rotation.Sin(position);
             var ropeKey = ropeKeys + position * ropeDim;
@@ -843,24 +849,11 @@ public static class SingleTokenDecoder
         return true;
     }
 
-    private static bool Fp32Contiguous(Tensor tensor) => SingleTokenStep.Fp32OnCpu(tensor) && tensor.is_contiguous();
-
     // A contiguous fp32 CPU matrix [rows, columns] (rows −1: any).
-    private static bool Matrix(Tensor tensor, long rows, long columns)
-    {
-        if (!Fp32Contiguous(tensor)) return false;
-        var shape = tensor.shape;
-        return shape.Length == 2 && (rows < 0 || shape[0] == rows) && shape[1] == columns;
-    }
+    private static bool Matrix(Tensor tensor, long rows, long columns) => SingleTokenStep.Fits(tensor, stackalloc long[] { rows, columns });
 
     // Absent, or a contiguous fp32 CPU vector of `length`.
-    private static bool Vector(Tensor? tensor, long length)
-    {
-        if (tensor is null) return true;
-        if (!Fp32Contiguous(tensor)) return false;
-        var shape = tensor.shape;
-        return shape.Length == 1 && shape[0] == length;
-    }
+    private static bool Vector(Tensor? tensor, long length) => tensor is null || SingleTokenStep.Fits(tensor, stackalloc long[] { length });
 
     private static unsafe MatrixVector.Product Product(in Weight weight, float* input, float* output, int rows, int columns, bool accumulate = false) =>
         new(weight.Matrix, input, output, weight.Bias, rows, columns, accumulate);

@@ -63,6 +63,18 @@ public static class SingleTokenStep
     /// <summary>The kernels' element type and device.</summary>
     internal static bool Fp32OnCpu(Tensor tensor) => tensor.dtype == ScalarType.Float32 && tensor.device_type == DeviceType.CPU;
 
+    /// <summary>Whether <paramref name="tensor"/> is a contiguous fp32 CPU tensor of <paramref name="shape"/>, any size
+    /// where the shape says −1: what the kernels read and write by address.</summary>
+    internal static bool Fits(Tensor tensor, ReadOnlySpan<long> shape)
+    {
+        if (!Fp32OnCpu(tensor) || !tensor.is_contiguous()) return false;
+        var actual = tensor.shape;
+        if (actual.Length != shape.Length) return false;
+        for (var d = 0; d < shape.Length; d++)
+            if (shape[d] != -1 && actual[d] != shape[d]) return false;
+        return true;
+    }
+
     /// <summary>The first element of a contiguous tensor or view: libtorch's memory, which does not move while the tensor lives.</summary>
     internal static unsafe float* Address(Tensor contiguous)
     {
