@@ -65,15 +65,20 @@ internal static class DecodeComparison
             for (var r = 0; r < warmup; r++)
             {
                 Recompute(model, promptTokens, tokens);
-                Cached((IDecoder)model, promptTokens, tokens, out var untimed);
+                CachedDecoding.Greedy((IDecoder)model, promptTokens, tokens);
             }
             for (var r = 0; r < repeats; r++)
             {
                 (recompute[r], recomputed) = Time(() => Recompute(model, promptTokens, tokens));
-                (cached[r], decoded) = Time(() => Cached((IDecoder)model, promptTokens, tokens, out steps[r]));
+                var (chosen, prefill, stepSeconds) = CachedDecoding.Greedy((IDecoder)model, promptTokens, tokens);
+                (decoded, cached[r], steps[r]) = (chosen, prefill + stepSeconds, stepSeconds);
                 using (SingleTokenDecoder.Disable())
-                    if (!Cached((IDecoder)model, promptTokens, tokens, out plainSteps[r]).SequenceEqual(decoded))
+                {
+                    var plain = CachedDecoding.Greedy((IDecoder)model, promptTokens, tokens);
+                    if (!plain.Tokens.SequenceEqual(decoded))
                         throw new InvalidOperationException($"{name}: the fused step chose different tokens than the operation-by-operation path.");
+                    plainSteps[r] = plain.Steps;
+                }
             }
             var fused = SingleTokenDecoder.StepsOnThisThread > fusedBefore;
             if (!recomputed.SequenceEqual(decoded)) throw new InvalidOperationException($"{name}: the cached path chose different tokens than recomputing.");
@@ -112,28 +117,6 @@ internal static class DecodeComparison
             sequence = longer;
         }
         sequence.Dispose();
-        return chosen;
-    }
-
-    /// <summary>The prompt once, then one token per step against the cache; <paramref name="steps"/>: the seconds of the
-    /// steps after the first token (which the prompt's forward gives).</summary>
-    private static long[] Cached(IDecoder model, Tensor prompt, int count, out double steps)
-    {
-        using var cache = model.NewCache();
-        var chosen = new long[count];
-        var input = prompt.alias();
-        var clock = new Stopwatch();
-        for (var i = 0; i < count; i++)
-        {
-            if (i == 1) clock.Start();
-            using var scope = NewDisposeScope();
-            var next = model.forward(input, cache)[0, -1].argmax().reshape(1, 1);
-            chosen[i] = next.item<long>();
-            input.Dispose();
-            input = next.DetachFromDisposeScope();
-        }
-        input.Dispose();
-        steps = clock.Elapsed.TotalSeconds;
         return chosen;
     }
 }

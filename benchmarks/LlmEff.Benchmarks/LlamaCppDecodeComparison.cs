@@ -116,24 +116,9 @@ internal static class LlamaCppDecodeComparison
     /// <summary>Our cached decoding: the prompt once (prefill), then one token per step.</summary>
     private static ((double Prefill, double Decode), long[]) Ours(IDecoder model, Tensor prompt, int count)
     {
-        using var cache = model.NewCache();
-        var chosen = new long[count];
-        var clock = Stopwatch.StartNew();
-        var input = prompt.alias();
-        double prefill = 0;
-        for (var i = 0; i < count; i++)
-        {
-            using var scope = NewDisposeScope();
-            var next = model.forward(input, cache)[0, -1].argmax().reshape(1, 1);
-            chosen[i] = next.item<long>();
-            if (i == 0) { prefill = clock.Elapsed.TotalSeconds; clock.Restart(); }
-            input.Dispose();
-            input = next.DetachFromDisposeScope();
-        }
-        input.Dispose();
+        var (chosen, prefill, steps) = CachedDecoding.Greedy(model, prompt, count);
         // The first token comes from the prefill; the decode rate counts the count − 1 steps after it, scaled to count.
-        var decode = clock.Elapsed.TotalSeconds * count / Math.Max(1, count - 1);
-        return ((prefill, decode), chosen);
+        return ((prefill, steps * count / Math.Max(1, count - 1)), chosen);
     }
 
     /// <summary>llama.cpp the same way: the prompt in one batch, then one token per decode call.</summary>
