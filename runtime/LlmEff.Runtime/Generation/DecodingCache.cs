@@ -171,8 +171,7 @@ public sealed class LayerState : IDisposable
                 throw new ArgumentException(
                     $"Stream {stream} holds {entry.Buffer.dtype} entries shaped [{string.Join(", ", entry.Buffer.shape.Select((s, i) => i == dim ? "*" : s.ToString()))}], " +
                     $"but {items.dtype} items [{string.Join(", ", items.shape)}] were appended.", nameof(items));
-            if (entry.Length + count > capacity) throw Overflow(stream, entry.Length, count);
-            if (entry.Length + count > entry.Buffer.shape[dim]) Grow(entry, entry.Length + count);
+            MakeRoom(stream, entry, count);
         }
 
         using (no_grad())
@@ -212,8 +211,7 @@ public sealed class LayerState : IDisposable
             entry = new Growing(torch.empty(first, dtype: ScalarType.Float32).DetachFromDisposeScope(), dim);
             growing[stream] = entry;
         }
-        if (entry.Length + 1 > capacity) throw Overflow(stream, entry.Length, 1);
-        if (entry.Length + 1 > entry.Buffer.shape[dim]) Grow(entry, entry.Length + 1);
+        MakeRoom(stream, entry, 1);
         slots = entry.Buffer.shape[dim];
         return Kernels.SingleTokenStep.Address(entry.Buffer);
     }
@@ -245,6 +243,13 @@ public sealed class LayerState : IDisposable
             fixedStates[stream] = value;
         }
         return Kernels.SingleTokenStep.Address(value);
+    }
+
+    // Room for `count` more entries after those held, under the capacity.
+    private void MakeRoom(int stream, Growing entry, long count)
+    {
+        if (entry.Length + count > capacity) throw Overflow(stream, entry.Length, count);
+        if (entry.Length + count > entry.Buffer.shape[entry.Dim]) Grow(entry, entry.Length + count);
     }
 
     private InvalidOperationException Overflow(int stream, long length, long count) =>
