@@ -65,8 +65,8 @@ internal static class VectorMath
     }
 
     /// <summary>A softmax's exponentials, eight at a time: scores[t] ← exp(scores[t] − max) for t &lt; count; returns their
-    /// sum. A decoding step of DecodeFull takes about ten thousand of them (every cached position of every head and
-    /// layer), which one at a time through <see cref="MathF.Exp(float)"/> cost about a sixth of the step.</summary>
+    /// sum. A decoding step of DecodeFull at 640 positions takes about ten thousand of them (every cached position of
+    /// every head and layer), which were the one scalar call per position left in the attention kernel.</summary>
     public static unsafe float ExponentiateAndSum(float* scores, int count, float max)
     {
         var shift = Vector256.Create(max);
